@@ -1,0 +1,1 @@
+//! edrlink C API (being built).

@@ -1,0 +1,1 @@
+//! edrlink uniffi bindings (being built).

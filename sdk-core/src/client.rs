@@ -1,0 +1,805 @@
+//! The partner role as a sans-IO state machine, in the style of quinn-proto
+//! and Glean's uploader: the host asks [`PartnerClient::poll_request`] what to
+//! send, performs it with whatever HTTP stack it has, and feeds the answer to
+//! [`PartnerClient::handle_response`] (or [`PartnerClient::handle_transport_error`]).
+//! [`PartnerClient::poll_timeout`] says when to ask again. Time is always passed in.
+//!
+//! One request is outstanding at a time; that keeps ordering per installation
+//! trivially correct and is plenty for an endpoint.
+
+use crate::credential::{Credential, CredentialAuth};
+use crate::downlevel::{self, OnboardingPackage, RegisterRequest, RegisterResponse};
+use crate::encoding::{rfc3339, UnixSeconds};
+use crate::error::{Error, ErrorCode, Result};
+use crate::handshake::{self, FlowState, Hello, SensorState};
+use crate::health::HealthReport;
+use crate::http::{error_from_response, HttpRequest, HttpResponse, JOSE, JSON};
+use crate::keys::{random_id, Keyset, RandomSource, SigningKey};
+use crate::redeem::{DeviceFacts, PendingRedeem};
+use crate::service::IngestAck;
+use crate::telemetry::{self, Batch, Category, Event, Heartbeat};
+use crate::{dsse, offboard, rotate};
+use std::collections::{BTreeMap, VecDeque};
+
+/// What to do with a new event when the queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WhenFull {
+    /// Refuse the new event with `queue_full` (telemetry is still dropped to make room for a detection).
+    #[default]
+    RefuseNew,
+    /// Drop the oldest telemetry first, then the oldest detection.
+    DropOldest,
+}
+
+/// Client configuration.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Facts about this device.
+    pub device: DeviceFacts,
+    /// Service keyset pinned out of band (optional; otherwise trust is bound to the token).
+    pub pinned_keys: Option<Keyset>,
+    /// Use this base URL instead of the one in the token/credential.
+    pub service_url_override: Option<String>,
+    /// Compress batches with gzip.
+    pub gzip: bool,
+    /// Queue bound in events.
+    pub max_queue_events: usize,
+    /// Queue bound in bytes.
+    pub max_queue_bytes: usize,
+    /// Full-queue policy.
+    pub when_full: WhenFull,
+    /// Send a partial batch once its oldest event waited this long (seconds).
+    pub max_batch_delay: i64,
+    /// Re-handshake period while the flow is blocked (seconds).
+    pub blocked_recheck: i64,
+    /// Cap of the exponential backoff (seconds).
+    pub max_backoff: i64,
+}
+
+impl ClientConfig {
+    /// Defaults for a device.
+    pub fn new(device: DeviceFacts) -> Self {
+        ClientConfig {
+            device,
+            pinned_keys: None,
+            service_url_override: None,
+            gzip: false,
+            max_queue_events: 100_000,
+            max_queue_bytes: 100 * 1024 * 1024,
+            when_full: WhenFull::RefuseNew,
+            max_batch_delay: 5,
+            blocked_recheck: 300,
+            max_backoff: 300,
+        }
+    }
+}
+
+/// Things the host should act on (persist the credential, show a state).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientEvent {
+    /// A credential was issued or changed (rotation, re-enrollment): persist it.
+    CredentialChanged,
+    /// The credential was wiped (offboarded): delete the stored copy.
+    CredentialRemoved,
+    /// The flow state changed.
+    FlowChanged(FlowState),
+    /// Events were acknowledged by the service.
+    Delivered(u64),
+    /// An operation failed for good (e.g. redemption refused).
+    Failed(ErrorCode),
+}
+
+#[derive(Debug)]
+enum Op {
+    Redeem,
+    Register,
+    Handshake { nonce: String },
+    Ingest,
+    Offboard { nonce: String },
+    Rotate { nonce: String, new_key: SigningKey },
+}
+
+struct Queued {
+    event: Event,
+    size: usize,
+    at: UnixSeconds,
+}
+
+struct Inflight {
+    batch: Batch,
+    split: bool,
+}
+
+/// The partner client.
+pub struct PartnerClient {
+    cfg: ClientConfig,
+    rng: Box<dyn RandomSource + Send>,
+    cred: Option<Credential>,
+    pending_redeem: Option<PendingRedeem>,
+    pending_register: Option<(OnboardingPackage, String)>,
+    flow: Option<FlowState>,
+    session: Option<(String, UnixSeconds)>,
+    queue: VecDeque<Queued>,
+    queued_bytes: usize,
+    inflight: Option<Inflight>,
+    next_seq: u64,
+    op: Option<(u64, Op)>,
+    next_id: u64,
+    want_offboard: Option<String>,
+    flush: bool,
+    next_attempt: Option<UnixSeconds>,
+    attempts: u32,
+    next_handshake: Option<UnixSeconds>,
+    last_heartbeat: Option<UnixSeconds>,
+    sensor: SensorState,
+    clock_offset: i64,
+    last_handshake: Option<UnixSeconds>,
+    last_send: Option<UnixSeconds>,
+    last_error: Option<Error>,
+    sent_events: u64,
+    drops: BTreeMap<String, u64>,
+    auth_failures: (u32, Option<UnixSeconds>),
+    needs_new_token: bool,
+    events: VecDeque<ClientEvent>,
+}
+
+/// Consecutive authentication failures before `needs_reenroll`…
+pub const REENROLL_AFTER_FAILURES: u32 = 5;
+/// …spread over at least this many seconds.
+pub const REENROLL_AFTER_SECONDS: i64 = 1800;
+
+impl PartnerClient {
+    /// A client with no credential yet.
+    pub fn new(cfg: ClientConfig, rng: Box<dyn RandomSource + Send>) -> Self {
+        PartnerClient {
+            cfg,
+            rng,
+            cred: None,
+            pending_redeem: None,
+            pending_register: None,
+            flow: None,
+            session: None,
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            inflight: None,
+            next_seq: 1,
+            op: None,
+            next_id: 1,
+            want_offboard: None,
+            flush: false,
+            next_attempt: None,
+            attempts: 0,
+            next_handshake: None,
+            last_heartbeat: None,
+            sensor: SensorState::Running,
+            clock_offset: 0,
+            last_handshake: None,
+            last_send: None,
+            last_error: None,
+            sent_events: 0,
+            drops: BTreeMap::new(),
+            auth_failures: (0, None),
+            needs_new_token: false,
+            events: VecDeque::new(),
+        }
+    }
+
+    /// Restores a stored credential.
+    pub fn set_credential(&mut self, cred: Credential) {
+        self.flow = if cred.is_downlevel() { Some(FlowState::Open) } else { None };
+        self.cred = Some(cred);
+        self.session = None;
+        self.needs_new_token = false;
+    }
+
+    /// The current credential (persist it on [`ClientEvent::CredentialChanged`]).
+    pub fn credential(&self) -> Option<&Credential> {
+        self.cred.as_ref()
+    }
+
+    /// Starts redeeming an access token. The token is held only until the
+    /// exchange ends and is never persisted.
+    ///
+    /// Re-redeeming with a credential present (a new token after the integration
+    /// was toggled back on) keeps the installation key and enrollment id, so the
+    /// service resumes the same installation and the queue is delivered.
+    pub fn redeem(&mut self, token: &str) -> Result<()> {
+        let (key, enrollment) = match &self.cred {
+            Some(c) => match &c.auth {
+                CredentialAuth::Key(k) => (Some(k.clone()), Some(c.enrollment_id.clone())),
+                CredentialAuth::SharedKey { .. } => (None, None),
+            },
+            None => (None, None),
+        };
+        self.pending_redeem = Some(PendingRedeem::new(token, self.cfg.device.clone(), key, enrollment, &*self.rng)?);
+        self.next_attempt = None;
+        self.attempts = 0;
+        Ok(())
+    }
+
+    /// Starts down-level onboarding with an onboarding package.
+    pub fn onboard_with_package(&mut self, package_json: &str) -> Result<()> {
+        let p = OnboardingPackage::from_json(package_json)?;
+        self.pending_register = Some((p, random_id(&*self.rng, 16)?));
+        self.next_attempt = None;
+        Ok(())
+    }
+
+    /// Reports the sensor service state (sent with the next hello/heartbeat).
+    pub fn set_sensor_state(&mut self, s: SensorState, now: UnixSeconds) {
+        if s != self.sensor {
+            self.sensor = s;
+            self.last_heartbeat = None;
+            let _ = now;
+        }
+    }
+
+    /// Queues an event. Errors: `invalid_argument`/`malformed` for bad events,
+    /// `queue_full` when full and the policy refuses.
+    pub fn submit(&mut self, event: Event, now: UnixSeconds) -> Result<()> {
+        event.validate()?;
+        let size = telemetry::event_size(&event);
+        while self.queue.len() >= self.cfg.max_queue_events || self.queued_bytes + size > self.cfg.max_queue_bytes {
+            let victim = self.queue.iter().position(|q| q.event.category() == Category::Telemetry);
+            let idx = match (victim, self.cfg.when_full, event.category()) {
+                (Some(i), _, Category::Detection) | (Some(i), WhenFull::DropOldest, _) => i,
+                (None, WhenFull::DropOldest, _) if !self.queue.is_empty() => 0,
+                _ => {
+                    self.count_drop("queue_full", event.category());
+                    return Err(Error::new(ErrorCode::QueueFull, "event queue is full"));
+                }
+            };
+            let q = self.queue.remove(idx).expect("index valid");
+            self.queued_bytes -= q.size;
+            self.count_drop("queue_full", q.event.category());
+        }
+        self.queued_bytes += size;
+        self.queue.push_back(Queued { event, size, at: now });
+        Ok(())
+    }
+
+    /// Sends whatever is queued without waiting for the batch delay.
+    pub fn flush(&mut self) {
+        self.flush = true;
+        if self.next_attempt.is_some() && self.attempts == 0 {
+            self.next_attempt = None;
+        }
+    }
+
+    /// Asks the service to offboard this installation (partner-initiated opt-out).
+    pub fn offboard(&mut self, reason: &str) -> Result<()> {
+        let c = self.cred.as_ref().ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
+        if c.is_downlevel() {
+            self.wipe();
+            return Ok(());
+        }
+        self.want_offboard = Some(reason.to_owned());
+        self.next_attempt = None;
+        Ok(())
+    }
+
+    /// Applies an admin-issued offboarding package: verifies it and wipes the
+    /// credential (also telling the service, best effort, if reachable).
+    pub fn apply_offboarding_package(&mut self, package: &str, now: UnixSeconds) -> Result<()> {
+        let c = self.cred.as_ref().ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
+        offboard::verify_package(c, package, now + self.clock_offset)?;
+        self.wipe();
+        Ok(())
+    }
+
+    fn wipe(&mut self) {
+        self.cred = None;
+        self.session = None;
+        self.flow = None;
+        self.want_offboard = None;
+        self.events.push_back(ClientEvent::CredentialRemoved);
+    }
+
+    /// Next event for the host.
+    pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        self.events.pop_front()
+    }
+
+    fn count_drop(&mut self, reason: &str, cat: Category) {
+        let cat = match cat {
+            Category::Telemetry => "telemetry",
+            Category::Detection => "detection",
+        };
+        *self.drops.entry(format!("{reason}/{cat}")).or_default() += 1;
+    }
+
+    fn base_url(&self, from_token: Option<&str>) -> String {
+        let base = self
+            .cfg
+            .service_url_override
+            .as_deref()
+            .or(from_token)
+            .or(self.cred.as_ref().map(|c| c.service_url.as_str()))
+            .unwrap_or("");
+        base.trim_end_matches('/').to_owned()
+    }
+
+    fn request(&mut self, op: Op, path: &str, content_type: &str, body: Vec<u8>, extra: Vec<(String, String)>, base: Option<&str>) -> HttpRequest {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.op = Some((id, op));
+        let mut headers = vec![("content-type".to_owned(), content_type.to_owned())];
+        headers.extend(extra);
+        HttpRequest { id, method: "POST".into(), url: format!("{}{path}", self.base_url(base)), headers, body }
+    }
+
+    /// The next request to perform, if one is due at `now`.
+    pub fn poll_request(&mut self, now: UnixSeconds) -> Option<HttpRequest> {
+        match self.build_request(now) {
+            Ok(r) => r,
+            Err(e) => {
+                self.fail(e, now);
+                None
+            }
+        }
+    }
+
+    fn build_request(&mut self, now: UnixSeconds) -> Result<Option<HttpRequest>> {
+        if self.op.is_some() || self.next_attempt.is_some_and(|t| now < t) {
+            return Ok(None);
+        }
+        if let Some(mut p) = self.pending_redeem.take() {
+            let url = p.service_url().to_owned();
+            let body = p.request(now, &*self.rng);
+            self.pending_redeem = Some(p);
+            return Ok(Some(self.request(Op::Redeem, "/v1/redeem", JOSE, body?.into_bytes(), vec![], Some(&url))));
+        }
+        if let Some((pkg, enrollment)) = &self.pending_register {
+            let body = serde_json::to_vec(&RegisterRequest { enrollment_id: enrollment.clone(), device: self.cfg.device.clone() }).expect("serializable");
+            let (ws, key, url) = (pkg.workspace_id.clone(), pkg.key_bytes()?, pkg.service_url.clone());
+            let headers = shared_key_headers(&ws, &key, "/v1/downlevel/register", &body, now);
+            return Ok(Some(self.request(Op::Register, "/v1/downlevel/register", JSON, body, headers, Some(&url))));
+        }
+        let Some(cred) = self.cred.as_ref() else { return Ok(None) };
+        if self.needs_new_token {
+            return Ok(None);
+        }
+        if let Some(reason) = self.want_offboard.clone() {
+            let (body, nonce) = offboard::request(cred, &reason, now + self.clock_offset, &*self.rng)?;
+            return Ok(Some(self.request(Op::Offboard { nonce }, "/v1/offboard", JOSE, body.into_bytes(), vec![], None)));
+        }
+        let downlevel = cred.is_downlevel();
+        if !downlevel {
+            let session_ok = self.session.as_ref().is_some_and(|(_, exp)| now + 30 < exp - self.clock_offset);
+            let due = match self.flow {
+                None => true,
+                Some(FlowState::Open) => !session_ok,
+                Some(FlowState::Blocked) => self.next_handshake.is_none_or(|t| now >= t),
+                Some(FlowState::Revoked) => false,
+            };
+            if due {
+                let h = Hello {
+                    installation_id: String::new(),
+                    nonce: String::new(),
+                    iat: 0,
+                    sensor: self.sensor,
+                    last_seq: self.next_seq - 1,
+                    policy_version: cred.policy.policy_version,
+                    clock_offset: self.clock_offset,
+                    queued_events: self.queue.len() as u64,
+                    drops: self.drops.clone(),
+                };
+                let (body, nonce) = handshake::hello(cred, h, now, &*self.rng)?;
+                return Ok(Some(self.request(Op::Handshake { nonce }, "/v1/handshake", JOSE, body.into_bytes(), vec![], None)));
+            }
+            if self.flow == Some(FlowState::Open) && now + self.clock_offset >= cred.rotate_after() {
+                let new_key = SigningKey::generate(&*self.rng)?;
+                let (body, nonce) = rotate::request(cred, &new_key, now, &*self.rng)?;
+                return Ok(Some(self.request(Op::Rotate { nonce, new_key }, "/v1/rotate", JOSE, body.into_bytes(), vec![], None)));
+            }
+        }
+        if self.flow != Some(FlowState::Open) {
+            return Ok(None);
+        }
+        let interval = cred.policy.heartbeat_interval as i64;
+        if self.last_heartbeat.is_none_or(|t| now >= t + interval) {
+            self.last_heartbeat = Some(now);
+            let hb = Event::Heartbeat(Heartbeat { time: rfc3339(now), sensor: self.sensor });
+            let _ = self.submit(hb, now);
+        }
+        if self.inflight.is_none() {
+            if !self.batch_due(now) {
+                return Ok(None);
+            }
+            self.form_batch(now)?;
+        }
+        self.ingest_request(now).map(Some)
+    }
+
+    fn batch_due(&self, now: UnixSeconds) -> bool {
+        let Some(first) = self.queue.front() else { return false };
+        let limit = self.cred.as_ref().map_or(1000, |c| c.policy.max_batch_events as usize);
+        self.flush || self.queue.len() >= limit || now >= first.at + self.cfg.max_batch_delay
+    }
+
+    fn form_batch(&mut self, now: UnixSeconds) -> Result<()> {
+        let cred = self.cred.as_ref().ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
+        let max_events = cred.policy.max_batch_events.max(1) as usize;
+        // Leave room for the header and base64 growth of the envelope.
+        let max_bytes = (cred.policy.max_batch_bytes as usize).saturating_sub(1024).max(1);
+        let mut events = Vec::new();
+        let mut bytes = 0;
+        while let Some(q) = self.queue.front() {
+            if !events.is_empty() && (events.len() >= max_events || bytes + q.size > max_bytes) {
+                break;
+            }
+            let q = self.queue.pop_front().expect("front exists");
+            self.queued_bytes -= q.size;
+            bytes += q.size;
+            events.push(q.event);
+        }
+        if self.queue.is_empty() {
+            self.flush = false;
+        }
+        let batch = Batch {
+            v: 1,
+            installation_id: cred.installation_id.clone(),
+            session_id: None,
+            batch_id: random_id(&*self.rng, 16)?,
+            seq: self.next_seq,
+            created: rfc3339(now),
+            sent: rfc3339(now),
+            policy_version: cred.policy.policy_version,
+            events,
+        };
+        self.inflight = Some(Inflight { batch, split: false });
+        Ok(())
+    }
+
+    fn ingest_request(&mut self, now: UnixSeconds) -> Result<HttpRequest> {
+        let cred = self.cred.as_ref().ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
+        let inflight = self.inflight.as_mut().expect("caller formed a batch");
+        inflight.batch.sent = rfc3339(now);
+        match &cred.auth {
+            CredentialAuth::Key(k) => {
+                inflight.batch.session_id = self.session.as_ref().map(|(s, _)| s.clone());
+                let body = telemetry::seal_batch(&inflight.batch, k, self.cfg.gzip)?;
+                Ok(self.request(Op::Ingest, "/v1/ingest", dsse::ENVELOPE_MEDIA_TYPE, body, vec![], None))
+            }
+            CredentialAuth::SharedKey { workspace_id, key } => {
+                inflight.batch.session_id = None;
+                let body = serde_json::to_vec(&inflight.batch).expect("serializable");
+                let headers = shared_key_headers(workspace_id, key, "/v1/downlevel/ingest", &body, now);
+                Ok(self.request(Op::Ingest, "/v1/downlevel/ingest", JSON, body, headers, None))
+            }
+        }
+    }
+
+    /// When [`poll_request`](Self::poll_request) may next have something to do.
+    pub fn poll_timeout(&self, now: UnixSeconds) -> Option<UnixSeconds> {
+        if self.op.is_some() {
+            return None;
+        }
+        if let Some(t) = self.next_attempt {
+            return Some(t.max(now));
+        }
+        if self.pending_redeem.is_some() || self.pending_register.is_some() {
+            return Some(now);
+        }
+        let cred = self.cred.as_ref()?;
+        if self.needs_new_token {
+            return None;
+        }
+        let mut t: Option<UnixSeconds> = None;
+        let mut at = |x: UnixSeconds| t = Some(t.map_or(x, |y| y.min(x)));
+        match self.flow {
+            None => at(now),
+            Some(FlowState::Blocked) => at(self.next_handshake.unwrap_or(now)),
+            Some(FlowState::Revoked) => return None,
+            Some(FlowState::Open) => {
+                if let Some((_, exp)) = &self.session {
+                    at(exp - self.clock_offset - 30);
+                } else if !cred.is_downlevel() {
+                    at(now);
+                }
+                at(self.last_heartbeat.map_or(now, |h| h + cred.policy.heartbeat_interval as i64));
+                if self.inflight.is_some() || (self.flush && !self.queue.is_empty()) {
+                    at(now);
+                } else if let Some(q) = self.queue.front() {
+                    at(q.at + self.cfg.max_batch_delay);
+                }
+            }
+        }
+        t.map(|x| x.max(now))
+    }
+
+    /// Feeds the answer to request `id`.
+    pub fn handle_response(&mut self, id: u64, resp: &HttpResponse, now: UnixSeconds) {
+        let Some((op_id, op)) = self.op.take() else { return };
+        if op_id != id {
+            self.op = Some((op_id, op));
+            return;
+        }
+        let r = if (200..300).contains(&resp.status) { self.on_success(op, resp, now) } else { self.on_error_status(op, resp, now) };
+        if let Err(e) = r {
+            self.fail(e, now);
+        }
+    }
+
+    /// Reports that request `id` failed below HTTP (connection, TLS, timeout).
+    pub fn handle_transport_error(&mut self, id: u64, message: &str, now: UnixSeconds) {
+        if self.op.as_ref().is_some_and(|(i, _)| *i == id) {
+            self.op = None;
+            self.backoff(Error::new(ErrorCode::Transport, message.to_owned()), now);
+        }
+    }
+
+    fn fail(&mut self, e: Error, _now: UnixSeconds) {
+        self.events.push_back(ClientEvent::Failed(e.code()));
+        self.last_error = Some(e);
+    }
+
+    fn backoff(&mut self, e: Error, now: UnixSeconds) {
+        self.attempts = self.attempts.saturating_add(1);
+        let delay = match e.retry_after() {
+            Some(s) => s as i64,
+            None => {
+                // Exponential backoff with full jitter, capped.
+                let ceiling = (1i64 << self.attempts.min(20)).min(self.cfg.max_backoff).max(1);
+                let mut b = [0u8; 4];
+                let _ = self.rng.fill(&mut b);
+                (u32::from_le_bytes(b) as i64 % (ceiling + 1)).max(1)
+            }
+        };
+        self.next_attempt = Some(now + delay);
+        self.last_error = Some(e);
+    }
+
+    fn succeeded(&mut self) {
+        self.attempts = 0;
+        self.next_attempt = None;
+        self.auth_failures = (0, None);
+    }
+
+    fn on_success(&mut self, op: Op, resp: &HttpResponse, now: UnixSeconds) -> Result<()> {
+        let text = core::str::from_utf8(&resp.body).map_err(|_| Error::malformed("response is not UTF-8"))?;
+        match op {
+            Op::Redeem => {
+                let p = self.pending_redeem.take().ok_or_else(|| Error::new(ErrorCode::Internal, "no redemption pending"))?;
+                let (cred, claims) = p.accept(text, self.cfg.pinned_keys.as_ref(), now)?;
+                self.clock_offset = claims.iat - now;
+                self.cred = Some(cred);
+                self.flow = None;
+                self.session = None;
+                self.needs_new_token = false;
+                self.succeeded();
+                self.events.push_back(ClientEvent::CredentialChanged);
+            }
+            Op::Register => {
+                let r: RegisterResponse = crate::encoding::parse_json(text.as_bytes(), 64 * 1024, "register response")?;
+                let (pkg, enrollment) = self.pending_register.take().ok_or_else(|| Error::new(ErrorCode::Internal, "no registration pending"))?;
+                self.clock_offset = r.server_time - now;
+                self.cred = Some(Credential {
+                    installation_id: r.installation_id,
+                    enrollment_id: enrollment,
+                    tenant_id: pkg.tenant_id.clone(),
+                    partner_id: pkg.partner_id.clone(),
+                    region: pkg.region.clone(),
+                    service_url: pkg.service_url.clone(),
+                    epoch: r.epoch,
+                    service_keys: pkg.service_keys.clone(),
+                    policy: r.policy,
+                    issued_at: r.server_time,
+                    expires_at: r.server_time + crate::credential::CREDENTIAL_LIFETIME,
+                    auth: CredentialAuth::SharedKey { workspace_id: pkg.workspace_id.clone(), key: pkg.key_bytes()? },
+                });
+                self.next_seq = self.next_seq.max(r.last_seq + 1);
+                self.flow = Some(FlowState::Open);
+                self.succeeded();
+                self.events.push_back(ClientEvent::CredentialChanged);
+                self.events.push_back(ClientEvent::FlowChanged(FlowState::Open));
+            }
+            Op::Handshake { nonce } => {
+                let cred = self.cred.as_mut().ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
+                let d = handshake::accept_decision(cred, text, &nonce)?;
+                self.clock_offset = d.iat - now;
+                self.last_handshake = Some(now);
+                if let Some(p) = &d.policy {
+                    if let Err(e) = cred.policy.accept_update(p) {
+                        self.last_error = Some(e);
+                    }
+                }
+                self.next_seq = self.next_seq.max(d.last_seq + 1);
+                self.session = d.session_id.clone().zip(d.session_exp);
+                if self.flow != Some(d.decision) {
+                    self.events.push_back(ClientEvent::FlowChanged(d.decision));
+                }
+                self.flow = Some(d.decision);
+                self.attempts = 0;
+                self.next_attempt = None;
+                self.auth_failures = (0, None);
+                match d.decision {
+                    FlowState::Open => self.next_handshake = None,
+                    FlowState::Blocked => {
+                        self.next_handshake = Some(now + self.cfg.blocked_recheck);
+                        self.last_error = Some(Error::new(ErrorCode::FlowBlocked, "inbound flow is blocked by the service (integration turned off)"));
+                    }
+                    FlowState::Revoked => {
+                        self.needs_new_token = true;
+                        let code = d.reason.unwrap_or(ErrorCode::Revoked);
+                        self.last_error = Some(Error::new(code, "credential revoked by the service: a new access token is required"));
+                    }
+                }
+            }
+            Op::Ingest => {
+                let ack: IngestAck = crate::encoding::parse_json(text.as_bytes(), 64 * 1024, "ingest ack")?;
+                let inflight = self.inflight.take().ok_or_else(|| Error::new(ErrorCode::Internal, "no batch in flight"))?;
+                if ack.batch_id != inflight.batch.batch_id {
+                    self.inflight = Some(inflight);
+                    return Err(Error::malformed("ack names another batch"));
+                }
+                let n = inflight.batch.events.len() as u64;
+                self.next_seq = inflight.batch.seq + 1;
+                self.sent_events += n;
+                self.last_send = Some(now);
+                self.succeeded();
+                self.last_error = None;
+                self.events.push_back(ClientEvent::Delivered(n));
+            }
+            Op::Offboard { nonce } => {
+                let cred = self.cred.as_ref().ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
+                offboard::accept_response(cred, text, &nonce)?;
+                self.succeeded();
+                self.wipe();
+            }
+            Op::Rotate { nonce, new_key } => {
+                let cred = self.cred.as_mut().ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
+                rotate::accept(cred, new_key, text, &nonce)?;
+                self.succeeded();
+                self.events.push_back(ClientEvent::CredentialChanged);
+            }
+        }
+        Ok(())
+    }
+
+    fn on_error_status(&mut self, op: Op, resp: &HttpResponse, now: UnixSeconds) -> Result<()> {
+        let (err, problem) = error_from_response(resp, now);
+        let retryable = matches!(resp.status, 408 | 429 | 500..=599);
+        match op {
+            Op::Redeem | Op::Register if !retryable => {
+                // Refused for good (expired, revoked, exhausted, disabled, region…).
+                self.pending_redeem = None;
+                self.pending_register = None;
+                self.events.push_back(ClientEvent::Failed(err.code()));
+                self.last_error = Some(err);
+            }
+            Op::Ingest if !retryable => self.on_ingest_refused(err, problem.and_then(|p| p.expected_seq), now),
+            _ if retryable => self.backoff(err, now),
+            _ if resp.status == 401 => self.auth_failure(err, now),
+            _ => {
+                self.events.push_back(ClientEvent::Failed(err.code()));
+                self.last_error = Some(err);
+                self.backoff(Error::new(ErrorCode::ServiceUnavailable, "request refused"), now);
+            }
+        }
+        Ok(())
+    }
+
+    fn set_flow(&mut self, f: FlowState) {
+        if self.flow != Some(f) {
+            self.events.push_back(ClientEvent::FlowChanged(f));
+        }
+        self.flow = Some(f);
+    }
+
+    fn on_ingest_refused(&mut self, err: Error, expected_seq: Option<u64>, now: UnixSeconds) {
+        match err.code() {
+            ErrorCode::FlowBlocked => {
+                self.set_flow(FlowState::Blocked);
+                self.next_handshake = Some(now + self.cfg.blocked_recheck);
+                self.last_error = Some(err);
+            }
+            ErrorCode::SessionExpired => {
+                self.session = None;
+                if self.cred.as_ref().is_some_and(|c| !c.is_downlevel()) {
+                    self.flow = None;
+                }
+            }
+            ErrorCode::Revoked | ErrorCode::Offboarded | ErrorCode::EpochMismatch => {
+                self.set_flow(FlowState::Revoked);
+                self.needs_new_token = true;
+                self.last_error = Some(err);
+            }
+            ErrorCode::SequenceRegression => {
+                if let (Some(exp), Some(inf)) = (expected_seq, self.inflight.as_mut()) {
+                    inf.batch.seq = exp;
+                    self.next_seq = exp;
+                }
+                self.last_error = Some(err);
+            }
+            ErrorCode::BatchTooLarge => {
+                let Some(mut inf) = self.inflight.take() else { return };
+                if !inf.split && inf.batch.events.len() > 1 {
+                    // Split once: the first half goes again under the same sequence
+                    // number (the refused batch was never stored), the rest is requeued.
+                    let rest = inf.batch.events.split_off(inf.batch.events.len() / 2);
+                    for e in rest.into_iter().rev() {
+                        let size = telemetry::event_size(&e);
+                        self.queued_bytes += size;
+                        self.queue.push_front(Queued { event: e, size, at: now });
+                    }
+                    inf.batch.batch_id = random_id(&*self.rng, 16).unwrap_or_else(|_| format!("{}-a", inf.batch.batch_id));
+                    inf.split = true;
+                    self.inflight = Some(inf);
+                } else {
+                    for e in &inf.batch.events {
+                        self.count_drop("too_large", e.category());
+                    }
+                }
+                self.last_error = Some(err);
+            }
+            ErrorCode::Unauthorized | ErrorCode::BadSignature | ErrorCode::UnknownKey | ErrorCode::UnknownInstallation => self.auth_failure(err, now),
+            _ => {
+                if let Some(inf) = self.inflight.take() {
+                    for e in &inf.batch.events {
+                        self.count_drop(&format!("rejected_{}", err.code()), e.category());
+                    }
+                }
+                self.last_error = Some(err);
+            }
+        }
+    }
+
+    /// A 401 never deletes the credential: back off, re-handshake (which
+    /// re-measures the clock offset), and only after a long run of failures
+    /// report `needs_reenroll`.
+    fn auth_failure(&mut self, err: Error, now: UnixSeconds) {
+        let (n, first) = self.auth_failures;
+        let first = first.unwrap_or(now);
+        self.auth_failures = (n + 1, Some(first));
+        self.session = None;
+        if self.flow == Some(FlowState::Open) {
+            self.flow = None;
+        }
+        if n + 1 >= REENROLL_AFTER_FAILURES && now - first >= REENROLL_AFTER_SECONDS {
+            self.needs_new_token = true;
+            self.last_error = Some(Error::new(ErrorCode::NeedsReenroll, format!("authentication failed {} times over {}s: a new access token is required", n + 1, now - first)));
+        } else {
+            self.backoff(err, now);
+        }
+    }
+
+    /// The health report.
+    pub fn health(&self, now: UnixSeconds) -> HealthReport {
+        let onboarded = self.cred.is_some();
+        let inflight = self.inflight.as_ref().map_or(0, |i| i.batch.events.len());
+        HealthReport {
+            healthy: onboarded && self.flow == Some(FlowState::Open) && !self.needs_new_token && self.attempts == 0,
+            onboarded,
+            installation_id: self.cred.as_ref().map(|c| c.installation_id.clone()),
+            flow: self.flow,
+            needs_new_token: self.needs_new_token,
+            last_handshake: self.last_handshake,
+            last_send: self.last_send,
+            queued_events: (self.queue.len() + inflight) as u64,
+            queued_bytes: self.queued_bytes as u64,
+            oldest_queued_age: self.queue.front().map(|q| now - q.at),
+            sent_events: self.sent_events,
+            drops: self.drops.clone(),
+            clock_offset: self.clock_offset,
+            last_error: self.last_error.as_ref().map(|e| e.to_string()),
+            next_attempt: self.next_attempt,
+        }
+    }
+
+    /// The current flow state.
+    pub fn flow(&self) -> Option<FlowState> {
+        self.flow
+    }
+
+    /// Whether nothing is queued or in flight.
+    pub fn is_idle(&self) -> bool {
+        self.queue.is_empty() && self.inflight.is_none() && self.op.is_none()
+    }
+}
+
+fn shared_key_headers(workspace_id: &str, key: &[u8], path: &str, body: &[u8], now: UnixSeconds) -> Vec<(String, String)> {
+    let date = rfc3339(now);
+    let auth = downlevel::authorization(workspace_id, key, "POST", path, JSON, &date, body);
+    vec![("authorization".into(), auth), (downlevel::DATE_HEADER.into(), date)]
+}

@@ -1,0 +1,290 @@
+//! Ed25519 keys (ring), key ids, JWKs (RFC 8037 OKP) and service keysets, plus
+//! the randomness source trait.
+//!
+//! Private key material is held so that it is zeroized on drop and never shown
+//! by `Debug`.
+
+use crate::encoding::{b64url, b64url_decode, sha256, UnixSeconds};
+use crate::error::{Error, ErrorCode, Result};
+use core::mem::ManuallyDrop;
+use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
+use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, Zeroizing};
+
+/// Randomness comes in through this trait so the core stays sans-IO and tests
+/// can be deterministic.
+pub trait RandomSource {
+    /// Fills `dest` with cryptographically secure random bytes.
+    fn fill(&self, dest: &mut [u8]) -> Result<()>;
+}
+
+/// The operating system's CSPRNG (via ring; `crypto.getRandomValues` in wasm).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemRandom;
+
+impl RandomSource for SystemRandom {
+    fn fill(&self, dest: &mut [u8]) -> Result<()> {
+        use ring::rand::SecureRandom;
+        ring::rand::SystemRandom::new()
+            .fill(dest)
+            .map_err(|_| Error::new(ErrorCode::Internal, "system randomness unavailable"))
+    }
+}
+
+/// `n` random bytes as base64url: used for nonces, ids and `jti`s.
+pub fn random_id(rng: &dyn RandomSource, n: usize) -> Result<String> {
+    let mut buf = vec![0u8; n];
+    rng.fill(&mut buf)?;
+    Ok(b64url(&buf))
+}
+
+/// Key id: base64url of the first 16 bytes of SHA-256 over the raw 32-byte
+/// public key. Derived, so both sides agree without a registry.
+pub fn key_id(public_key: &[u8; 32]) -> String {
+    b64url(&sha256(public_key)[..16])
+}
+
+/// An Ed25519 private key. Zeroized on drop, redacted in `Debug`.
+pub struct SigningKey {
+    seed: Zeroizing<[u8; 32]>,
+    // ring's key pair holds the expanded private scalar but does not zeroize it;
+    // we keep it (re-deriving it on every signature would double the cost) and
+    // wipe its bytes ourselves in `Drop`.
+    pair: ManuallyDrop<Ed25519KeyPair>,
+    public: VerifyingKey,
+}
+
+impl SigningKey {
+    /// Builds a key from a 32-byte seed (RFC 8032 private key).
+    pub fn from_seed(seed: &[u8; 32]) -> Result<Self> {
+        let pair = Ed25519KeyPair::from_seed_unchecked(seed)
+            .map_err(|_| Error::new(ErrorCode::InvalidArgument, "invalid Ed25519 seed"))?;
+        let mut pk = [0u8; 32];
+        pk.copy_from_slice(pair.public_key().as_ref());
+        Ok(SigningKey {
+            seed: Zeroizing::new(*seed),
+            pair: ManuallyDrop::new(pair),
+            public: VerifyingKey(pk),
+        })
+    }
+
+    /// Generates a fresh key from `rng`.
+    pub fn generate(rng: &dyn RandomSource) -> Result<Self> {
+        let mut seed = Zeroizing::new([0u8; 32]);
+        rng.fill(&mut seed[..])?;
+        SigningKey::from_seed(&seed)
+    }
+
+    /// The seed, for serializing a credential. Handle with care.
+    pub fn seed(&self) -> &[u8; 32] {
+        &self.seed
+    }
+
+    /// The public half.
+    pub fn verifying_key(&self) -> VerifyingKey {
+        self.public
+    }
+
+    /// The derived key id.
+    pub fn key_id(&self) -> String {
+        self.public.key_id()
+    }
+
+    /// Signs `msg` (pure Ed25519, RFC 8032).
+    pub fn sign(&self, msg: &[u8]) -> [u8; 64] {
+        let sig = self.pair.sign(msg);
+        let mut out = [0u8; 64];
+        out.copy_from_slice(sig.as_ref());
+        out
+    }
+}
+
+impl Clone for SigningKey {
+    fn clone(&self) -> Self {
+        SigningKey::from_seed(&self.seed).expect("seed was valid when first parsed")
+    }
+}
+
+impl Drop for SigningKey {
+    fn drop(&mut self) {
+        // SAFETY: `Ed25519KeyPair` is plain inline data (byte arrays and limbs,
+        // no pointers, no Drop impl); it sits in a ManuallyDrop and is never
+        // used again after this, so overwriting its bytes is sound.
+        unsafe {
+            let p = &mut *self.pair as *mut Ed25519KeyPair as *mut u8;
+            core::slice::from_raw_parts_mut(p, core::mem::size_of::<Ed25519KeyPair>()).zeroize();
+        }
+    }
+}
+
+impl core::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("kid", &self.key_id())
+            .field("seed", &"<redacted>")
+            .finish()
+    }
+}
+
+/// An Ed25519 public key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct VerifyingKey(pub [u8; 32]);
+
+impl VerifyingKey {
+    /// From raw bytes (length checked).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let arr: [u8; 32] = bytes
+            .try_into()
+            .map_err(|_| Error::malformed("Ed25519 public key must be 32 bytes"))?;
+        Ok(VerifyingKey(arr))
+    }
+
+    /// The derived key id.
+    pub fn key_id(&self) -> String {
+        key_id(&self.0)
+    }
+
+    /// Verifies a signature.
+    pub fn verify(&self, msg: &[u8], sig: &[u8]) -> Result<()> {
+        UnparsedPublicKey::new(&ED25519, &self.0)
+            .verify(msg, sig)
+            .map_err(|_| Error::new(ErrorCode::BadSignature, "signature does not verify"))
+    }
+
+    /// As an RFC 8037 OKP JWK.
+    pub fn to_jwk(&self) -> Jwk {
+        Jwk {
+            kty: "OKP".into(),
+            crv: "Ed25519".into(),
+            x: b64url(&self.0),
+            kid: Some(self.key_id()),
+            alg: Some("EdDSA".into()),
+            not_after: None,
+        }
+    }
+}
+
+impl core::fmt::Debug for VerifyingKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "VerifyingKey({})", self.key_id())
+    }
+}
+
+/// A public key as a JWK (RFC 7517 / RFC 8037 `OKP`, `Ed25519`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Jwk {
+    /// Always `OKP`.
+    pub kty: String,
+    /// Always `Ed25519`.
+    pub crv: String,
+    /// base64url public key.
+    pub x: String,
+    /// Key id (derived; checked on parse when present).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+    /// `EdDSA` when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alg: Option<String>,
+    /// For service keysets: the key is not trusted after this time (rotation overlap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<UnixSeconds>,
+}
+
+impl Jwk {
+    /// Validates and converts to a [`VerifyingKey`].
+    pub fn to_key(&self) -> Result<VerifyingKey> {
+        if self.kty != "OKP" || self.crv != "Ed25519" {
+            return Err(Error::new(ErrorCode::UnsupportedAlgorithm, "only OKP/Ed25519 keys are accepted"));
+        }
+        if let Some(alg) = &self.alg {
+            if alg != "EdDSA" {
+                return Err(Error::new(ErrorCode::UnsupportedAlgorithm, "JWK alg must be EdDSA"));
+            }
+        }
+        let key = VerifyingKey::from_bytes(&b64url_decode(&self.x)?)?;
+        if let Some(kid) = &self.kid {
+            if *kid != key.key_id() {
+                return Err(Error::malformed("JWK kid does not match its key"));
+            }
+        }
+        Ok(key)
+    }
+}
+
+/// The service's signing keys (a JWKS), so service keys can rotate with overlap
+/// without re-enrolling the fleet.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Keyset {
+    /// Keys, current first.
+    pub keys: Vec<Jwk>,
+}
+
+impl Keyset {
+    /// A keyset from public keys (current first).
+    pub fn from_keys(keys: &[VerifyingKey]) -> Self {
+        Keyset {
+            keys: keys.iter().map(|k| k.to_jwk()).collect(),
+        }
+    }
+
+    /// Finds the key for `kid` that is valid at `now`.
+    pub fn find(&self, kid: &str, now: UnixSeconds) -> Result<VerifyingKey> {
+        for jwk in &self.keys {
+            let key = jwk.to_key()?;
+            if key.key_id() == kid {
+                if jwk.not_after.is_some_and(|t| now > t) {
+                    return Err(Error::new(ErrorCode::UnknownKey, "service key is past its not_after"));
+                }
+                return Ok(key);
+            }
+        }
+        Err(Error::new(ErrorCode::UnknownKey, "no pinned key with this kid"))
+    }
+
+    /// Parses a keyset from JSON.
+    pub fn from_json(json: &str) -> Result<Self> {
+        let set: Keyset = crate::encoding::parse_json(json.as_bytes(), 64 * 1024, "keyset")?;
+        for k in &set.keys {
+            k.to_key()?;
+        }
+        Ok(set)
+    }
+
+    /// Serializes to JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("keyset serializes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_verify_and_kid() {
+        let k = SigningKey::from_seed(&[7u8; 32]).unwrap();
+        let sig = k.sign(b"hello");
+        k.verifying_key().verify(b"hello", &sig).unwrap();
+        assert_eq!(
+            k.verifying_key().verify(b"hellp", &sig).unwrap_err().code(),
+            ErrorCode::BadSignature
+        );
+        assert_eq!(k.key_id().len(), 22);
+        assert!(!format!("{k:?}").contains(&b64url(k.seed())));
+        let jwk = k.verifying_key().to_jwk();
+        assert_eq!(jwk.to_key().unwrap(), k.verifying_key());
+        let mut bad = jwk.clone();
+        bad.kid = Some("AAAAAAAAAAAAAAAAAAAAAA".into());
+        assert!(bad.to_key().is_err());
+    }
+
+    #[test]
+    fn keyset_respects_not_after() {
+        let k = SigningKey::from_seed(&[1u8; 32]).unwrap();
+        let mut set = Keyset::from_keys(&[k.verifying_key()]);
+        set.keys[0].not_after = Some(100);
+        assert!(set.find(&k.key_id(), 100).is_ok());
+        assert_eq!(set.find(&k.key_id(), 101).unwrap_err().code(), ErrorCode::UnknownKey);
+        assert_eq!(set.find("other", 0).unwrap_err().code(), ErrorCode::UnknownKey);
+    }
+}

@@ -1,0 +1,106 @@
+//! An in-memory [`ServiceStore`], for tests and for embedding the service role
+//! where durability is not wanted (the reference service uses SQLite).
+
+use crate::encoding::UnixSeconds;
+use crate::error::Result;
+use crate::service::{Alert, Installation, Integration, ServiceStore, Session, TokenRecord, Workspace};
+use crate::telemetry::Batch;
+use std::collections::HashMap;
+
+/// In-memory state. Fields are public so tests can arrange and inspect.
+#[derive(Default)]
+pub struct MemoryStore {
+    /// Tenant regions.
+    pub tenants: HashMap<String, String>,
+    /// Integrations by (tenant, partner).
+    pub integrations: HashMap<(String, String), Integration>,
+    /// Tokens by jti.
+    pub tokens: HashMap<String, TokenRecord>,
+    /// Nonces and their expiry.
+    pub nonces: HashMap<String, UnixSeconds>,
+    /// Installations by id.
+    pub installations: HashMap<String, Installation>,
+    /// Sessions by id.
+    pub sessions: HashMap<String, Session>,
+    /// Stored batches by (installation, batch id).
+    pub batches: HashMap<(String, String), Batch>,
+    /// Alerts in arrival order.
+    pub alerts: Vec<(String, Alert)>,
+    /// Workspaces by id.
+    pub workspaces: HashMap<String, Workspace>,
+}
+
+impl MemoryStore {
+    /// Events stored for an installation, in sequence order.
+    pub fn events_of(&self, installation_id: &str) -> Vec<crate::telemetry::Event> {
+        let mut bs: Vec<&Batch> = self.batches.values().filter(|b| b.installation_id == installation_id).collect();
+        bs.sort_by_key(|b| b.seq);
+        bs.into_iter().flat_map(|b| b.events.clone()).collect()
+    }
+}
+
+impl ServiceStore for MemoryStore {
+    fn tenant_region(&mut self, tenant_id: &str) -> Result<Option<String>> {
+        Ok(self.tenants.get(tenant_id).cloned())
+    }
+    fn integration(&mut self, tenant_id: &str, partner_id: &str) -> Result<Option<Integration>> {
+        Ok(self.integrations.get(&(tenant_id.to_owned(), partner_id.to_owned())).cloned())
+    }
+    fn token(&mut self, jti: &str) -> Result<Option<TokenRecord>> {
+        Ok(self.tokens.get(jti).cloned())
+    }
+    fn add_token_use(&mut self, jti: &str) -> Result<()> {
+        if let Some(t) = self.tokens.get_mut(jti) {
+            t.uses += 1;
+        }
+        Ok(())
+    }
+    fn nonce_fresh(&mut self, nonce: &str, expires_at: UnixSeconds, now: UnixSeconds) -> Result<bool> {
+        self.nonces.retain(|_, exp| *exp >= now);
+        Ok(self.nonces.insert(nonce.to_owned(), expires_at).is_none())
+    }
+    fn installation(&mut self, id: &str) -> Result<Option<Installation>> {
+        Ok(self.installations.get(id).cloned())
+    }
+    fn installation_by_key(&mut self, key_id: &str) -> Result<Option<Installation>> {
+        Ok(self.installations.values().find(|i| i.public_key.is_some_and(|k| k.key_id() == key_id)).cloned())
+    }
+    fn installation_by_enrollment(&mut self, tenant_id: &str, partner_id: &str, enrollment_id: &str) -> Result<Option<Installation>> {
+        Ok(self
+            .installations
+            .values()
+            .find(|i| i.tenant_id == tenant_id && i.partner_id == partner_id && i.enrollment_id == enrollment_id)
+            .cloned())
+    }
+    fn installations_by_device(&mut self, tenant_id: &str, partner_id: &str, device_id: &str) -> Result<Vec<Installation>> {
+        Ok(self
+            .installations
+            .values()
+            .filter(|i| i.tenant_id == tenant_id && i.partner_id == partner_id && i.device.device_id == device_id)
+            .cloned()
+            .collect())
+    }
+    fn put_installation(&mut self, inst: &Installation) -> Result<()> {
+        self.installations.insert(inst.id.clone(), inst.clone());
+        Ok(())
+    }
+    fn session(&mut self, id: &str) -> Result<Option<Session>> {
+        Ok(self.sessions.get(id).cloned())
+    }
+    fn put_session(&mut self, s: &Session) -> Result<()> {
+        self.sessions.insert(s.id.clone(), s.clone());
+        Ok(())
+    }
+    fn batch_seq(&mut self, installation_id: &str, batch_id: &str) -> Result<Option<u64>> {
+        Ok(self.batches.get(&(installation_id.to_owned(), batch_id.to_owned())).map(|b| b.seq))
+    }
+    fn store_batch(&mut self, inst: &Installation, batch: &Batch, alerts: &[Alert], _now: UnixSeconds) -> Result<()> {
+        self.installations.insert(inst.id.clone(), inst.clone());
+        self.batches.insert((inst.id.clone(), batch.batch_id.clone()), batch.clone());
+        self.alerts.extend(alerts.iter().map(|a| (inst.id.clone(), a.clone())));
+        Ok(())
+    }
+    fn workspace(&mut self, id: &str) -> Result<Option<Workspace>> {
+        Ok(self.workspaces.get(id).cloned())
+    }
+}

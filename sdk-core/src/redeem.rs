@@ -1,0 +1,236 @@
+//! Redemption: an endpoint trades the pasted access token for its own
+//! credential, proving possession of a key it generated itself.
+//!
+//! Request: JWS `edrlink-redeem+jwt` signed by the new endpoint key, with the
+//! public key embedded as `jwk` (the ACME pattern). Response: JWS
+//! `edrlink-redeem-resp+jwt` signed by the service, echoing the nonce.
+
+use crate::credential::{Credential, CredentialAuth};
+use crate::encoding::UnixSeconds;
+use crate::error::{Error, ErrorCode, Result};
+use crate::fresh::{check_fresh, check_nonce};
+use crate::jws;
+use crate::keys::{random_id, Keyset, RandomSource, SigningKey, VerifyingKey};
+use crate::policy::Policy;
+use crate::token;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+/// JOSE `typ` of the request.
+pub const REQUEST_TYP: &str = "edrlink-redeem+jwt";
+/// JOSE `typ` of the response.
+pub const RESPONSE_TYP: &str = "edrlink-redeem-resp+jwt";
+
+/// Facts about the device, reported at redemption.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceFacts {
+    /// Stable device id (e.g. machine-id, hardware UUID).
+    pub device_id: String,
+    /// Host name.
+    pub hostname: String,
+    /// OS family: `windows`, `macos`, `linux`, `android`, `ios`, `chromeos`, `browser`.
+    pub os: String,
+    /// OS version.
+    pub os_version: String,
+    /// Partner product name.
+    pub product: String,
+    /// Partner product version.
+    pub product_version: String,
+}
+
+impl DeviceFacts {
+    /// Checks that every field is present and reasonably sized.
+    pub fn validate(&self) -> Result<()> {
+        for (name, v) in [
+            ("device_id", &self.device_id),
+            ("hostname", &self.hostname),
+            ("os", &self.os),
+            ("os_version", &self.os_version),
+            ("product", &self.product),
+            ("product_version", &self.product_version),
+        ] {
+            if v.is_empty() || v.len() > 256 || v.chars().any(char::is_control) {
+                return Err(Error::new(ErrorCode::InvalidArgument, format!("device {name} must be 1..256 printable characters")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Claims of the redemption request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequestClaims {
+    /// The access token (never persisted by either side after this exchange).
+    pub token: String,
+    /// Client-generated, persisted before the first attempt: retries are idempotent.
+    pub enrollment_id: String,
+    /// Request nonce.
+    pub nonce: String,
+    /// Creation time (endpoint clock).
+    pub iat: UnixSeconds,
+    /// Device facts.
+    pub device: DeviceFacts,
+}
+
+/// Claims of the signed response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResponseClaims {
+    /// Installation id.
+    pub installation_id: String,
+    /// Echo of the request's enrollment id.
+    pub enrollment_id: String,
+    /// Echo of the request nonce (binds response to request).
+    pub nonce: String,
+    /// Service time.
+    pub iat: UnixSeconds,
+    /// Tenant.
+    pub tenant_id: String,
+    /// Partner.
+    pub partner_id: String,
+    /// Region.
+    pub region: String,
+    /// Partner API base URL.
+    pub service_url: String,
+    /// Integration epoch.
+    pub epoch: u64,
+    /// Service keys to pin.
+    pub keyset: Keyset,
+    /// Initial policy.
+    pub policy: Policy,
+    /// When the credential expires (rotate at two thirds).
+    pub credential_exp: UnixSeconds,
+    /// Set when another installation with the same device id and another key exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub possible_clone_of: Option<String>,
+}
+
+/// A redemption in progress: everything needed to retry it idempotently and to
+/// accept its answer. The host may persist `enrollment_id` and the key seed.
+pub struct PendingRedeem {
+    token: Zeroizing<String>,
+    /// Enrollment id (persist before the first attempt for idempotent retries).
+    pub enrollment_id: String,
+    key: SigningKey,
+    device: DeviceFacts,
+    nonce: String,
+    service_url: String,
+}
+
+impl core::fmt::Debug for PendingRedeem {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PendingRedeem")
+            .field("enrollment_id", &self.enrollment_id)
+            .field("kid", &self.key.key_id())
+            .field("token", &"<redacted>")
+            .finish()
+    }
+}
+
+impl PendingRedeem {
+    /// Starts a redemption. `key` and `enrollment_id` come from a previous
+    /// attempt when retrying; otherwise pass `None` to generate them.
+    pub fn new(
+        token_text: &str,
+        device: DeviceFacts,
+        key: Option<SigningKey>,
+        enrollment_id: Option<String>,
+        rng: &dyn RandomSource,
+    ) -> Result<Self> {
+        device.validate()?;
+        // Fail early on something that is not a token at all (advisory; the service decides).
+        let info = token::inspect(token_text)?;
+        let key = match key {
+            Some(k) => k,
+            None => SigningKey::generate(rng)?,
+        };
+        let enrollment_id = match enrollment_id {
+            Some(e) => e,
+            None => random_id(rng, 16)?,
+        };
+        Ok(PendingRedeem {
+            token: Zeroizing::new(token_text.trim().to_owned()),
+            enrollment_id,
+            key,
+            device,
+            nonce: String::new(),
+            service_url: info.claims.service_url,
+        })
+    }
+
+    /// The service URL named by the token (untrusted until the answer verifies).
+    pub fn service_url(&self) -> &str {
+        &self.service_url
+    }
+
+    /// The endpoint key being enrolled.
+    pub fn key(&self) -> &SigningKey {
+        &self.key
+    }
+
+    /// Builds a (fresh-nonce) signed request body.
+    pub fn request(&mut self, now: UnixSeconds, rng: &dyn RandomSource) -> Result<String> {
+        self.nonce = random_id(rng, 16)?;
+        let claims = RequestClaims {
+            token: self.token.to_string(),
+            enrollment_id: self.enrollment_id.clone(),
+            nonce: self.nonce.clone(),
+            iat: now,
+            device: self.device.clone(),
+        };
+        jws::sign(REQUEST_TYP, &claims, &self.key, true)
+    }
+
+    /// Verifies the service's answer and builds the credential.
+    ///
+    /// Trust: with `pinned` the response must verify against it; otherwise the
+    /// response must verify against the keyset it carries *and* that keyset must
+    /// verify the token we sent (so whoever answers also issued our token).
+    pub fn accept(self, response: &str, pinned: Option<&Keyset>, now: UnixSeconds) -> Result<(Credential, ResponseClaims)> {
+        let u = jws::parse(response, RESPONSE_TYP)?;
+        let claims: ResponseClaims = u.claims()?;
+        let keys = pinned.unwrap_or(&claims.keyset);
+        // Key validity is judged at the service's time: our clock may be off.
+        u.verify_with_keyset(keys, claims.iat)?;
+        if pinned.is_none() {
+            let tok = jws::parse(&self.token, token::TYP)?;
+            tok.verify_with_keyset(&claims.keyset, claims.iat)?;
+        }
+        if claims.nonce != self.nonce || claims.enrollment_id != self.enrollment_id {
+            return Err(Error::new(ErrorCode::BadSignature, "redemption response does not answer our request"));
+        }
+        let _ = now;
+        let cred = Credential {
+            installation_id: claims.installation_id.clone(),
+            enrollment_id: claims.enrollment_id.clone(),
+            tenant_id: claims.tenant_id.clone(),
+            partner_id: claims.partner_id.clone(),
+            region: claims.region.clone(),
+            service_url: claims.service_url.clone(),
+            epoch: claims.epoch,
+            service_keys: claims.keyset.clone(),
+            policy: claims.policy.clone(),
+            issued_at: claims.iat,
+            expires_at: claims.credential_exp,
+            auth: CredentialAuth::Key(self.key),
+        };
+        Ok((cred, claims))
+    }
+}
+
+/// Service role: parses and authenticates a redemption request (signature by
+/// the embedded key, freshness, shape). Token and state checks follow in
+/// [`crate::service`].
+pub fn verify_request(body: &str, now: UnixSeconds) -> Result<(RequestClaims, VerifyingKey)> {
+    let u = jws::parse(body, REQUEST_TYP)?;
+    let jwk = u.header.jwk.as_ref().ok_or_else(|| Error::malformed("redeem request must embed its jwk"))?;
+    let key = jwk.to_key()?;
+    u.verify_with(&key)?;
+    let claims: RequestClaims = u.claims()?;
+    check_nonce(&claims.nonce)?;
+    if claims.enrollment_id.is_empty() || claims.enrollment_id.len() > 128 {
+        return Err(Error::malformed("enrollment_id must be 1..128 characters"));
+    }
+    claims.device.validate().map_err(|e| Error::malformed(e.message().to_owned()))?;
+    check_fresh(claims.iat, now)?;
+    Ok((claims, key))
+}

@@ -1,0 +1,1 @@
+//! edrlink reference service (being built).

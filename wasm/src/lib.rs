@@ -1,0 +1,1 @@
+//! edrlink wasm bindings (being built).
