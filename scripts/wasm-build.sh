@@ -100,11 +100,14 @@ if [ -n "${WASM_BINDGEN_TARGET:-}" ]; then
   done
   if [ -n "${WASM_OPT:-}" ]; then
     WASM_OPT_BIN="$ROOT/tools/node_modules/.bin/wasm-opt"
+    # Rust's default wasm32 features; NOT --all-features (emits e.g. stringref, which Node rejects).
+    WASM_OPT_FEATURES=(--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext
+                       --enable-mutable-globals --enable-multivalue --enable-reference-types)
     [ -x "$WASM_OPT_BIN" ] || { echo "wasm-build: $WASM_OPT_BIN missing (scripts/install-deps.sh)" >&2; exit 1; }
     for f in "$OUT_DIR"/*_bg.wasm; do
       # shellcheck disable=SC2086
-      echo "+ wasm-opt $WASM_OPT --all-features $f -o $f" >&2
-      "$WASM_OPT_BIN" $WASM_OPT --all-features "$f" -o "$f"
+      echo "+ wasm-opt $WASM_OPT ${WASM_OPT_FEATURES[*]} $f -o $f" >&2
+      "$WASM_OPT_BIN" $WASM_OPT "${WASM_OPT_FEATURES[@]}" "$f" -o "$f"
     done
   fi
   ls -1 "$OUT_DIR"/*

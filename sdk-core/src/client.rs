@@ -266,6 +266,21 @@ impl PartnerClient {
         }
     }
 
+    /// Forgets the last flow decision and asks again at the next poll (a host's
+    /// "check now", e.g. after the admin turned the integration back on while
+    /// the client waits for its blocked re-check). The flow reads `None` until
+    /// the answer arrives. No effect for down-level credentials (no handshake)
+    /// or when a new token is needed.
+    pub fn handshake_now(&mut self) {
+        if self.needs_new_token || self.cred.as_ref().is_none_or(|c| c.is_downlevel()) {
+            return;
+        }
+        self.flow = None;
+        self.session = None;
+        self.next_handshake = None;
+        self.next_attempt = None;
+    }
+
     /// Asks the service to offboard this installation (partner-initiated opt-out).
     pub fn offboard(&mut self, reason: &str) -> Result<()> {
         let c = self.cred.as_ref().ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
@@ -787,6 +802,11 @@ impl PartnerClient {
         }
     }
 
+    /// The last error (what [`HealthReport::last_error`] shows), typed.
+    pub fn last_error(&self) -> Option<&Error> {
+        self.last_error.as_ref()
+    }
+
     /// The current flow state.
     pub fn flow(&self) -> Option<FlowState> {
         self.flow
@@ -802,4 +822,137 @@ fn shared_key_headers(workspace_id: &str, key: &[u8], path: &str, body: &[u8], n
     let date = rfc3339(now);
     let auth = downlevel::authorization(workspace_id, key, "POST", path, JSON, &date, body);
     vec![("authorization".into(), auth), (downlevel::DATE_HEADER.into(), date)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory_store::MemoryStore;
+    use crate::service::{Integration, ServiceConfig, ServiceRole, TokenRecord};
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// Deterministic randomness for tests.
+    struct Counter(AtomicU64);
+    impl RandomSource for Counter {
+        fn fill(&self, dest: &mut [u8]) -> Result<()> {
+            for chunk in dest.chunks_mut(8) {
+                let n = self.0.fetch_add(1, Ordering::Relaxed).to_le_bytes();
+                chunk.copy_from_slice(&n[..chunk.len()]);
+            }
+            Ok(())
+        }
+    }
+
+    fn device(id: &str) -> DeviceFacts {
+        DeviceFacts { device_id: id.into(), hostname: format!("host-{id}"), os: "linux".into(), os_version: "6.1".into(), product: "AV".into(), product_version: "1.0".into() }
+    }
+
+    fn setup() -> (ServiceRole, MemoryStore) {
+        let cfg = ServiceConfig {
+            issuer: "test".into(),
+            region: "eu".into(),
+            service_url: "http://svc.test".into(),
+            keys: vec![SigningKey::from_seed(&[42; 32]).unwrap()],
+            policy: crate::policy::Policy::default(),
+            rate_limit: crate::service::RateLimit::default(),
+            session_lifetime: 3600,
+        };
+        let role = ServiceRole::new(cfg, Box::new(Counter(AtomicU64::new(1 << 40)))).unwrap();
+        let mut store = MemoryStore::default();
+        store.tenants.insert("t1".into(), "eu".into());
+        store.integrations.insert(("t1".into(), "bd".into()), Integration { tenant_id: "t1".into(), partner_id: "bd".into(), enabled: true, epoch: 1 });
+        (role, store)
+    }
+
+    fn token(role: &ServiceRole, store: &mut MemoryStore, now: i64) -> String {
+        let (tok, c) = role.issue_token(store, "t1", "bd", 3600, 10, now).unwrap();
+        store.tokens.insert(c.jti.clone(), TokenRecord { jti: c.jti, tenant_id: "t1".into(), partner_id: "bd".into(), epoch: c.epoch, exp: c.exp, max_uses: 10, uses: 0, revoked: false });
+        tok
+    }
+
+    /// Drives the client against the in-process service until nothing is due.
+    fn pump(c: &mut PartnerClient, role: &ServiceRole, store: &mut MemoryStore, now: i64) {
+        for _ in 0..100 {
+            let Some(req) = c.poll_request(now) else { return };
+            let path = req.url.strip_prefix("http://svc.test").unwrap().to_owned();
+            let resp = role.handle(store, &HttpRequest { url: path, ..req.clone() }, now);
+            c.handle_response(req.id, &resp, now);
+        }
+        panic!("client did not settle");
+    }
+
+    #[test]
+    fn story_redeem_send_block_resume() {
+        let (role, mut store) = setup();
+        let now = 1_800_000_000;
+        let tok = token(&role, &mut store, now);
+        let mut c = PartnerClient::new(ClientConfig::new(device("d1")), Box::new(Counter(AtomicU64::new(1))));
+        c.redeem(&tok).unwrap();
+        pump(&mut c, &role, &mut store, now);
+        assert_eq!(c.flow(), Some(FlowState::Open));
+        let inst = c.credential().unwrap().installation_id.clone();
+        c.submit(crate::eicar::test_detection(now, "/tmp/eicar.com"), now).unwrap();
+        c.flush();
+        pump(&mut c, &role, &mut store, now);
+        assert!(c.is_idle());
+        assert_eq!(store.alerts.len(), 1);
+        assert_eq!(store.alerts[0].1.title, "EICAR test file");
+
+        // Toggle off: blocks and bumps the epoch. Events stay queued.
+        let integ = store.integrations.get_mut(&("t1".into(), "bd".into())).unwrap();
+        integ.enabled = false;
+        integ.epoch += 1;
+        for i in 0..3 {
+            c.submit(Event::Generic(telemetry::GenericEvent { time: rfc3339(now), name: format!("e{i}"), data: serde_json::Value::Null }), now).unwrap();
+        }
+        c.flush();
+        pump(&mut c, &role, &mut store, now + 10);
+        assert_eq!(c.flow(), Some(FlowState::Blocked));
+        assert_eq!(c.health(now + 10).queued_events, 3);
+
+        // Toggle on: the old credential is revoked; a new token resumes delivery.
+        store.integrations.get_mut(&("t1".into(), "bd".into())).unwrap().enabled = true;
+        pump(&mut c, &role, &mut store, now + 400);
+        assert_eq!(c.flow(), Some(FlowState::Revoked));
+        assert!(c.health(now + 400).needs_new_token);
+        let tok2 = token(&role, &mut store, now + 400);
+        c.redeem(&tok2).unwrap();
+        c.flush();
+        pump(&mut c, &role, &mut store, now + 401);
+        assert_eq!(c.credential().unwrap().installation_id, inst, "same installation resumes");
+        assert!(c.is_idle());
+        let names: Vec<String> = store
+            .events_of(&inst)
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Generic(g) => Some(g.name),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(names, ["e0", "e1", "e2"], "delivered once, in order");
+    }
+
+    #[test]
+    fn lost_ack_is_retried_without_double_store() {
+        let (role, mut store) = setup();
+        let now = 1_800_000_000;
+        let tok = token(&role, &mut store, now);
+        let mut c = PartnerClient::new(ClientConfig::new(device("d2")), Box::new(Counter(AtomicU64::new(7))));
+        c.redeem(&tok).unwrap();
+        pump(&mut c, &role, &mut store, now);
+        c.submit(crate::eicar::test_detection(now, "/x"), now).unwrap();
+        c.flush();
+        // Deliver the envelope but lose the answer.
+        let req = c.poll_request(now).unwrap();
+        let _ = role.handle(&mut store, &HttpRequest { url: "/v1/ingest".into(), ..req.clone() }, now);
+        c.handle_transport_error(req.id, "connection reset", now);
+        assert_eq!(c.health(now).queued_events, 2, "heartbeat + detection still held");
+        c.flush();
+        pump(&mut c, &role, &mut store, now + 400);
+        assert!(c.is_idle(), "{:?}", c.health(now + 400));
+        assert_eq!(store.alerts.len(), 1, "stored once");
+        let inst = c.credential().unwrap().installation_id.clone();
+        let detections = store.events_of(&inst).into_iter().filter(|e| matches!(e, Event::Detection(_))).count();
+        assert_eq!(detections, 1);
+    }
 }

@@ -152,9 +152,10 @@ pub fn parse_http_date(v: &str) -> Option<UnixSeconds> {
     let rest = v.get(5..)?; // skip "Sun, "
     let mut it = rest.split(' ');
     let day: i64 = it.next()?.parse().ok()?;
+    let mon_name = it.next()?;
     let mon = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
         .iter()
-        .position(|m| Some(*m) == it.next())? as i64
+        .position(|m| *m == mon_name)? as i64
         + 1;
     let year: i64 = it.next()?.parse().ok()?;
     let hms = it.next()?;

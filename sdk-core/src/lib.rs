@@ -24,6 +24,8 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
+#[cfg(feature = "blocking")]
+pub mod agent;
 pub mod client;
 pub mod credential;
 pub mod downlevel;
@@ -45,6 +47,8 @@ pub mod rotate;
 pub mod service;
 pub mod telemetry;
 pub mod token;
+#[cfg(feature = "http")]
+pub mod transport;
 
 pub use error::{Error, ErrorCode, Result};
 

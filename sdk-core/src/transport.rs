@@ -1,0 +1,240 @@
+//! [`HttpTransport`] (feature `http`): the agent's [`Transport`] over ureq
+//! with rustls (ring provider). Trust: the OS root store (falling back to the
+//! Mozilla/webpki roots when the OS has none) plus any extra CA certificates
+//! given in PEM, e.g. a corporate TLS-inspection CA. There is no switch to
+//! turn verification off. Plain `http://` is allowed to loopback hosts only.
+//!
+//! Failures below HTTP (DNS, connection, proxy, TLS, timeouts) become
+//! [`ErrorCode::Transport`] errors with a diagnostic message; any HTTP status,
+//! including 4xx/5xx, is returned as an [`HttpResponse`].
+
+use crate::agent::Transport;
+use crate::error::{Error, ErrorCode, Result};
+use crate::http::{HttpRequest, HttpResponse};
+use std::time::Duration;
+use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, TlsProvider};
+
+/// Largest response body read (the partner API answers are small).
+pub const MAX_RESPONSE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Options of [`HttpTransport`].
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// TCP (and proxy) connect timeout.
+    pub connect_timeout: Duration,
+    /// Timeout for sending the request and receiving the whole response.
+    pub read_timeout: Duration,
+    /// Extra trusted CA certificates, PEM (each string may hold several).
+    pub extra_ca_pem: Vec<String>,
+    /// Proxy URL (`http://host:port`, `socks5://…`); `None` uses `HTTPS_PROXY`/`ALL_PROXY`/`NO_PROXY`.
+    pub proxy: Option<String>,
+    /// `User-Agent` header.
+    pub user_agent: String,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(30),
+            extra_ca_pem: Vec::new(),
+            proxy: None,
+            user_agent: format!("edrlink/{}", crate::VERSION),
+        }
+    }
+}
+
+/// Blocking HTTPS transport (ureq + rustls/ring).
+pub struct HttpTransport {
+    agent: ureq::Agent,
+}
+
+impl core::fmt::Debug for HttpTransport {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("HttpTransport").finish_non_exhaustive()
+    }
+}
+
+fn transport_err(msg: impl Into<String>) -> Error {
+    Error::new(ErrorCode::Transport, msg)
+}
+
+fn roots(extra_pem: &[String]) -> Result<RootCerts> {
+    let mut extra = Vec::new();
+    for (i, pem) in extra_pem.iter().enumerate() {
+        let before = extra.len();
+        for item in ureq::tls::parse_pem(pem.as_bytes()) {
+            match item {
+                Ok(PemItem::Certificate(c)) => extra.push(c),
+                Ok(_) => {}
+                Err(e) => return Err(Error::new(ErrorCode::InvalidArgument, format!("extra CA #{}: not valid PEM: {e}", i + 1))),
+            }
+        }
+        if extra.len() == before {
+            return Err(Error::new(ErrorCode::InvalidArgument, format!("extra CA #{}: no CERTIFICATE block found", i + 1)));
+        }
+    }
+    let native: Vec<Certificate<'static>> = rustls_native_certs::load_native_certs()
+        .certs
+        .into_iter()
+        .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+        .collect();
+    if native.is_empty() && extra.is_empty() {
+        return Ok(RootCerts::WebPki);
+    }
+    let mut all = if native.is_empty() {
+        webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().map(|c| Certificate::from_der(c.as_ref()).to_owned()).collect()
+    } else {
+        native
+    };
+    all.extend(extra);
+    Ok(RootCerts::from(all))
+}
+
+fn is_loopback_host(url: &str) -> bool {
+    let rest = &url["http://".len()..];
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(h) = host.strip_prefix('[') {
+        h.split(']').next().unwrap_or("")
+    } else {
+        host.split(':').next().unwrap_or("")
+    };
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Checks the URL scheme: `https://` anywhere, `http://` to loopback only.
+pub fn check_url(url: &str) -> Result<()> {
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    if lower.starts_with("https://") {
+        return Ok(());
+    }
+    if lower.starts_with("http://") {
+        if is_loopback_host(url) {
+            return Ok(());
+        }
+        return Err(transport_err(format!("refusing plain http:// to a non-loopback host ({url}): the partner API must be reached over https")));
+    }
+    Err(transport_err(format!("unsupported URL scheme in {url:?}")))
+}
+
+fn tls_diagnostic(e: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    let hint = match e {
+        rustls::Error::InvalidCertificate(C::Expired | C::NotValidYet | C::ExpiredContext { .. } | C::NotValidYetContext { .. }) => {
+            "the certificate is outside its validity period: check this machine's clock (clock skew) and the server's certificate"
+        }
+        rustls::Error::InvalidCertificate(C::UnknownIssuer) => {
+            "the certificate is not issued by a trusted CA: a TLS-inspecting proxy or firewall may be intercepting the connection; add its CA as an extra CA PEM rather than disabling verification"
+        }
+        rustls::Error::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
+            "the certificate does not name this host: check the service URL, or a proxy may be intercepting the connection"
+        }
+        rustls::Error::InvalidCertificate(_) => "the server certificate was rejected: check the clock, the service URL and any TLS-inspecting proxy",
+        _ => "the TLS handshake failed: a proxy or middlebox may be interfering with the connection",
+    };
+    format!("TLS failure ({e}): {hint}")
+}
+
+fn describe(e: ureq::Error, url: &str) -> Error {
+    let msg = match e {
+        ureq::Error::Timeout(t) => format!("timed out ({t}) talking to {url}"),
+        ureq::Error::HostNotFound => format!("host not found (DNS) for {url}"),
+        ureq::Error::ConnectionFailed => format!("could not connect to {url} (refused or unreachable)"),
+        ureq::Error::ConnectProxyFailed(m) => format!("proxy CONNECT failed for {url}: {m}"),
+        ureq::Error::InvalidProxyUrl => "the proxy URL is invalid".to_owned(),
+        ureq::Error::Rustls(r) => tls_diagnostic(&r),
+        ureq::Error::Tls(m) => format!("TLS failure: {m}"),
+        ureq::Error::BodyExceedsLimit(n) => format!("response from {url} exceeds {n} bytes"),
+        ureq::Error::Io(io) => {
+            if let Some(r) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                tls_diagnostic(r)
+            } else {
+                match io.kind() {
+                    std::io::ErrorKind::ConnectionRefused => format!("connection refused by {url}: is the service running?"),
+                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => format!("timed out talking to {url}"),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::UnexpectedEof => {
+                        format!("connection to {url} was closed unexpectedly ({io}): a proxy or firewall may be interfering")
+                    }
+                    _ => format!("I/O error talking to {url}: {io}"),
+                }
+            }
+        }
+        other => format!("HTTP exchange with {url} failed: {other}"),
+    };
+    transport_err(msg)
+}
+
+impl HttpTransport {
+    /// Builds the transport. Errors: `invalid_argument` for a bad extra CA or proxy URL.
+    pub fn new(opts: HttpOptions) -> Result<Self> {
+        let tls = TlsConfig::builder().provider(TlsProvider::Rustls).root_certs(roots(&opts.extra_ca_pem)?).build();
+        let mut b = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_connect(Some(opts.connect_timeout))
+            .timeout_send_request(Some(opts.read_timeout))
+            .timeout_send_body(Some(opts.read_timeout))
+            .timeout_recv_response(Some(opts.read_timeout))
+            .timeout_recv_body(Some(opts.read_timeout))
+            .user_agent(opts.user_agent.as_str())
+            .tls_config(tls);
+        if let Some(p) = &opts.proxy {
+            let proxy = ureq::Proxy::new(p).map_err(|e| Error::new(ErrorCode::InvalidArgument, format!("proxy {p:?}: {e}")))?;
+            b = b.proxy(Some(proxy));
+        }
+        Ok(HttpTransport { agent: b.build().into() })
+    }
+}
+
+impl Transport for HttpTransport {
+    fn send(&self, req: &HttpRequest) -> Result<HttpResponse> {
+        check_url(&req.url)?;
+        let mut builder = ureq::http::Request::builder().method(req.method.as_str()).uri(req.url.as_str());
+        for (k, v) in &req.headers {
+            builder = builder.header(k.as_str(), v.as_str());
+        }
+        let request = builder.body(req.body.clone()).map_err(|e| Error::new(ErrorCode::InvalidArgument, format!("bad request for {}: {e}", req.url)))?;
+        let mut resp = self.agent.run(request).map_err(|e| describe(e, &req.url))?;
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_ascii_lowercase(), v.to_str().ok()?.to_owned())))
+            .collect();
+        let body = resp.body_mut().with_config().limit(MAX_RESPONSE_BYTES).read_to_vec().map_err(|e| describe(e, &req.url))?;
+        Ok(HttpResponse { status, headers, body })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        for ok in ["https://edr.example/v1", "http://127.0.0.1:8080/v1/redeem", "http://localhost/x", "http://[::1]:9/x", "HTTP://127.0.0.2/"] {
+            assert!(check_url(ok).is_ok(), "{ok}");
+        }
+        for bad in ["http://edr.example/v1", "http://127.0.0.1.evil.example/", "http://user@10.0.0.1/", "ftp://x/", "file:///etc/passwd"] {
+            assert_eq!(check_url(bad).unwrap_err().code(), ErrorCode::Transport, "{bad}");
+        }
+    }
+
+    #[test]
+    fn bad_extra_ca_is_invalid_argument() {
+        let o = HttpOptions { extra_ca_pem: vec!["not a pem".into()], ..HttpOptions::default() };
+        assert_eq!(HttpTransport::new(o).unwrap_err().code(), ErrorCode::InvalidArgument);
+    }
+
+    #[test]
+    fn connection_refused_is_transport() {
+        // Bind then drop to get a port nobody listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let t = HttpTransport::new(HttpOptions::default()).unwrap();
+        let req = HttpRequest { id: 1, method: "POST".into(), url: format!("http://127.0.0.1:{port}/v1/handshake"), headers: vec![], body: vec![] };
+        let e = t.send(&req).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Transport);
+        assert!(e.message().contains("127.0.0.1"), "{e}");
+    }
+}

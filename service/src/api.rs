@@ -1,0 +1,629 @@
+//! HTTP layer: the route table, the partner-API bridge to `ServiceRole`, the
+//! admin API, the portal page, `/openapi.json` and `/healthz`.
+
+use crate::db::{self, SqliteStore};
+use crate::App;
+use axum::body::{to_bytes, Body};
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{on, MethodFilter, MethodRouter};
+use axum::Router;
+use edrlink_core::downlevel::OnboardingPackage;
+use edrlink_core::encoding::rfc3339;
+use edrlink_core::error::{Error, ErrorCode};
+use edrlink_core::health::{classify, Activity, Coverage, INACTIVE_AFTER};
+use edrlink_core::http::{problem, HttpRequest, HttpResponse};
+use edrlink_core::service::{TokenRecord, Workspace};
+use edrlink_core::{offboard, token};
+use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Instant;
+use zeroize::Zeroizing;
+
+/// The OpenAPI 3.1 document served at `/openapi.json`.
+pub const OPENAPI_JSON: &str = include_str!("openapi.json");
+/// The portal page served at `/`.
+pub const PORTAL_HTML: &str = include_str!("portal.html");
+
+/// Largest `/v1/ingest` and `/v1/downlevel/ingest` body: a 5 MiB envelope plus slack.
+pub const INGEST_BODY_LIMIT: usize = edrlink_core::dsse::MAX_ENVELOPE_BYTES + 64 * 1024;
+/// Largest body of every other partner request (a JWS is at most 64 KiB).
+pub const PARTNER_BODY_LIMIT: usize = edrlink_core::jws::MAX_JWS_LEN + 1024;
+/// Largest admin request body.
+pub const ADMIN_BODY_LIMIT: usize = 64 * 1024;
+
+type AppState = Arc<App>;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Public,
+    Admin,
+}
+
+fn method_filter(m: &str) -> MethodFilter {
+    match m {
+        "GET" => MethodFilter::GET,
+        "POST" => MethodFilter::POST,
+        "PUT" => MethodFilter::PUT,
+        "DELETE" => MethodFilter::DELETE,
+        other => panic!("unsupported method {other} in route table"),
+    }
+}
+
+/// Partner API routes (all served by `ServiceRole::handle`).
+const PARTNER_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/v1/keys"),
+    ("POST", "/v1/redeem"),
+    ("POST", "/v1/handshake"),
+    ("POST", "/v1/ingest"),
+    ("POST", "/v1/offboard"),
+    ("POST", "/v1/rotate"),
+    ("POST", "/v1/downlevel/register"),
+    ("POST", "/v1/downlevel/ingest"),
+];
+
+fn routes() -> Vec<(&'static str, &'static str, Access, MethodRouter<AppState>)> {
+    let f = |m: &'static str, h: MethodRouter<AppState>| (m, h);
+    let mut v: Vec<(&'static str, &'static str, Access, MethodRouter<AppState>)> = Vec::new();
+    let mut add = |path: &'static str, access: Access, (m, h): (&'static str, MethodRouter<AppState>)| v.push((m, path, access, h));
+    add("/", Access::Public, f("GET", on(MethodFilter::GET, portal)));
+    add("/healthz", Access::Public, f("GET", on(MethodFilter::GET, healthz)));
+    add("/openapi.json", Access::Public, f("GET", on(MethodFilter::GET, openapi)));
+    for (m, p) in PARTNER_ROUTES {
+        add(p, Access::Public, f(m, on(method_filter(m), partner)));
+    }
+    add("/admin/tenants", Access::Admin, f("POST", on(MethodFilter::POST, create_tenant)));
+    add("/admin/tenants", Access::Admin, f("GET", on(MethodFilter::GET, list_tenants)));
+    add("/admin/tenants/{tenant}/integrations", Access::Admin, f("GET", on(MethodFilter::GET, list_integrations)));
+    add("/admin/tenants/{tenant}/integrations/{partner}", Access::Admin, f("PUT", on(MethodFilter::PUT, set_integration)));
+    add("/admin/tenants/{tenant}/integrations/{partner}/tokens", Access::Admin, f("POST", on(MethodFilter::POST, generate_token)));
+    add("/admin/tokens/{jti}", Access::Admin, f("DELETE", on(MethodFilter::DELETE, revoke_token)));
+    add("/admin/tenants/{tenant}/integrations/{partner}/onboarding-package", Access::Admin, f("POST", on(MethodFilter::POST, onboarding_package)));
+    add("/admin/tenants/{tenant}/integrations/{partner}/offboarding-package", Access::Admin, f("POST", on(MethodFilter::POST, offboarding_package)));
+    add("/admin/tenants/{tenant}/installations", Access::Admin, f("GET", on(MethodFilter::GET, installations)));
+    add("/admin/tenants/{tenant}/alerts", Access::Admin, f("GET", on(MethodFilter::GET, alerts)));
+    add("/admin/tenants/{tenant}/stats", Access::Admin, f("GET", on(MethodFilter::GET, stats)));
+    v
+}
+
+/// Every `(method, path)` the router serves, path templates in OpenAPI form.
+pub fn route_table() -> Vec<(&'static str, &'static str)> {
+    routes().into_iter().map(|(m, p, _, _)| (m, p)).collect()
+}
+
+pub(crate) fn router(app: AppState) -> Router {
+    let mut public: Router<AppState> = Router::new();
+    let mut admin: Router<AppState> = Router::new();
+    for (_, path, access, h) in routes() {
+        match access {
+            Access::Public => public = public.route(path, h),
+            Access::Admin => admin = admin.route(path, h),
+        }
+    }
+    let admin = admin.route_layer(middleware::from_fn_with_state(app.clone(), require_admin));
+    let timeout = app.timeout;
+    public
+        .merge(admin)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn(access_log))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .with_state(app)
+}
+
+// ---- responses -------------------------------------------------------------
+
+fn to_axum(r: HttpResponse) -> Response {
+    let mut resp = Response::new(Body::from(r.body));
+    *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    for (k, v) in r.headers {
+        if let (Ok(name), Ok(val)) = (header::HeaderName::try_from(k), HeaderValue::try_from(v)) {
+            resp.headers_mut().append(name, val);
+        }
+    }
+    resp
+}
+
+/// An admin-API failure: a typed error, optionally with another status than the code's.
+struct ApiError(Error, Option<u16>);
+
+impl ApiError {
+    fn new(code: ErrorCode, msg: impl Into<String>) -> Self {
+        ApiError(Error::new(code, msg), None)
+    }
+    fn not_found(msg: impl Into<String>) -> Self {
+        ApiError(Error::new(ErrorCode::InvalidArgument, msg), Some(404))
+    }
+    fn conflict(msg: impl Into<String>) -> Self {
+        ApiError(Error::new(ErrorCode::InvalidState, msg), Some(409))
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError(e, None)
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(e: rusqlite::Error) -> Self {
+        ApiError(db::storage(e), None)
+    }
+}
+
+fn problem_response(e: &Error, status: Option<u16>) -> Response {
+    let mut r = problem(e, None);
+    if let Some(s) = status {
+        r.status = s;
+        if let Ok(mut p) = serde_json::from_slice::<Value>(&r.body) {
+            p["status"] = json!(s);
+            r.body = serde_json::to_vec(&p).unwrap_or_default();
+        }
+    }
+    to_axum(r)
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        problem_response(&self.0, self.1)
+    }
+}
+
+fn json_response(status: u16, v: &Value) -> Response {
+    let mut r = to_axum(HttpResponse::json(status, v));
+    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+async fn not_found() -> Response {
+    problem_response(&Error::new(ErrorCode::InvalidArgument, "no such endpoint"), Some(404))
+}
+
+async fn method_not_allowed() -> Response {
+    problem_response(&Error::new(ErrorCode::InvalidArgument, "method not allowed"), Some(405))
+}
+
+// ---- middleware --------------------------------------------------------------
+
+/// Logs method, path, status, error code and latency. Never headers, query
+/// strings or bodies (they may carry tokens, keys or signatures).
+async fn access_log(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    let code = resp.extensions().get::<ErrorLabel>().map(|l| l.0).unwrap_or("");
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    if status >= 500 {
+        tracing::warn!(%method, %path, status, code, ms, "request");
+    } else {
+        tracing::info!(%method, %path, status, code, ms, "request");
+    }
+    resp
+}
+
+/// The error code of a problem response, for the access log.
+#[derive(Clone, Copy)]
+struct ErrorLabel(&'static str);
+
+async fn require_admin(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim);
+    match presented {
+        Some(k) if !k.is_empty() && app.admin_ok(k.as_bytes()) => next.run(req).await,
+        _ => {
+            let mut r = problem_response(&Error::new(ErrorCode::Unauthorized, "admin API key missing or wrong"), None);
+            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"edrlink-admin\""));
+            r.extensions_mut().insert(ErrorLabel("unauthorized"));
+            r
+        }
+    }
+}
+
+// ---- DB helpers ----------------------------------------------------------------
+
+/// Runs `f` in one immediate transaction on the blocking pool; commits on Ok.
+async fn with_tx<T: Send + 'static>(app: &AppState, f: impl FnOnce(&App, &Transaction, i64) -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+    let app = app.clone();
+    tokio::task::spawn_blocking(move || {
+        let now = app.clock.now();
+        let mut conn = app.db.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&app, &tx, now)?;
+        tx.commit()?;
+        Ok(out)
+    })
+    .await
+    .map_err(|_| ApiError::new(ErrorCode::Internal, "request task failed"))?
+}
+
+async fn read_body(req: Request, limit: usize) -> Result<axum::body::Bytes, Error> {
+    to_bytes(req.into_body(), limit).await.map_err(|_| Error::new(ErrorCode::TooLarge, format!("request body exceeds {limit} bytes")))
+}
+
+async fn json_body<T: serde::de::DeserializeOwned + Default>(req: Request) -> Result<T, ApiError> {
+    let b = read_body(req, ADMIN_BODY_LIMIT).await?;
+    if b.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&b).map_err(|e| ApiError::new(ErrorCode::Malformed, format!("request body: {e}")))
+}
+
+fn valid_id(what: &str, v: &str) -> Result<(), ApiError> {
+    if v.is_empty() || v.len() > 64 || !v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
+        return Err(ApiError::new(ErrorCode::InvalidArgument, format!("{what} must be 1..64 characters of [A-Za-z0-9._-]")));
+    }
+    Ok(())
+}
+
+fn tenant_region(tx: &Transaction, t: &str) -> Result<String, ApiError> {
+    tx.query_row("SELECT region FROM tenants WHERE tenant_id = ?1", [t], |r| r.get(0)).optional()?.ok_or_else(|| ApiError::not_found("unknown tenant"))
+}
+
+fn integration_row(tx: &Transaction, t: &str, p: &str) -> Result<Option<(bool, i64)>, ApiError> {
+    Ok(tx.query_row("SELECT enabled, epoch FROM integrations WHERE tenant_id = ?1 AND partner_id = ?2", [t, p], |r| Ok((r.get(0)?, r.get(1)?))).optional()?)
+}
+
+fn enabled_integration(tx: &Transaction, t: &str, p: &str) -> Result<i64, ApiError> {
+    tenant_region(tx, t)?;
+    match integration_row(tx, t, p)? {
+        Some((true, epoch)) => Ok(epoch),
+        _ => Err(ApiError::new(ErrorCode::IntegrationDisabled, "turn the partner integration on first")),
+    }
+}
+
+// ---- public handlers -------------------------------------------------------------
+
+async fn portal() -> Response {
+    let mut r = Response::new(Body::from(PORTAL_HTML));
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
+    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    r
+}
+
+async fn healthz(State(app): State<AppState>) -> Response {
+    let ok = with_tx(&app, |_, tx, _| Ok(tx.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?)).await;
+    match ok {
+        Ok(_) => json_response(200, &json!({"status": "ok", "region": app.region, "schema_version": db::SCHEMA_VERSION})),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn openapi() -> Response {
+    let mut r = Response::new(Body::from(OPENAPI_JSON));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
+/// The partner API: the request goes to `ServiceRole::handle` inside one
+/// immediate SQLite transaction; committed unless the answer is a 5xx, and
+/// committed before the answer is sent.
+async fn partner(State(app): State<AppState>, req: Request) -> Response {
+    let path = req.uri().path().to_owned();
+    let url = req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| path.clone());
+    let method = req.method().as_str().to_owned();
+    let headers: Vec<(String, String)> =
+        req.headers().iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_ascii_lowercase(), v.to_owned()))).collect();
+    let ingest = path == "/v1/ingest" || path == "/v1/downlevel/ingest";
+    let limit = if ingest { INGEST_BODY_LIMIT } else { PARTNER_BODY_LIMIT };
+    let body = match read_body(req, limit).await {
+        Ok(b) => b.to_vec(),
+        Err(e) => {
+            let e = if ingest { Error::new(ErrorCode::BatchTooLarge, e.message().to_owned()) } else { e };
+            return label(problem_response(&e, None), e.code());
+        }
+    };
+    let hreq = HttpRequest { id: 0, method, url, headers, body };
+    let app2 = app.clone();
+    let out = tokio::task::spawn_blocking(move || -> Result<HttpResponse, Error> {
+        let now = app2.clock.now();
+        let mut conn = app2.db.lock().unwrap_or_else(|e| e.into_inner());
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db::storage)?;
+        let resp = app2.role.handle(&mut SqliteStore { tx: &tx }, &hreq, now);
+        if resp.status < 500 {
+            tx.commit().map_err(db::storage)?;
+        } else {
+            tx.rollback().map_err(db::storage)?;
+        }
+        Ok(resp)
+    })
+    .await;
+    let resp = match out {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => problem(&e, None),
+        Err(_) => problem(&Error::new(ErrorCode::Internal, "request task failed"), None),
+    };
+    let code = if resp.status >= 400 {
+        serde_json::from_slice::<edrlink_core::http::Problem>(&resp.body).ok().and_then(|p| ErrorCode::from_name(&p.code))
+    } else {
+        None
+    };
+    let r = to_axum(resp);
+    match code {
+        Some(c) => label(r, c),
+        None => r,
+    }
+}
+
+fn label(mut r: Response, code: ErrorCode) -> Response {
+    r.extensions_mut().insert(ErrorLabel(code.as_str()));
+    r
+}
+
+// ---- admin handlers ----------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CreateTenant {
+    tenant_id: String,
+    #[serde(default)]
+    region: Option<String>,
+}
+
+async fn create_tenant(State(app): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let b: CreateTenant = json_body(req).await?;
+    valid_id("tenant_id", &b.tenant_id)?;
+    let region = b.region.unwrap_or_else(|| app.region.clone());
+    valid_id("region", &region)?;
+    with_tx(&app, move |_, tx, now| {
+        let existing: Option<String> = tx.query_row("SELECT region FROM tenants WHERE tenant_id = ?1", [&b.tenant_id], |r| r.get(0)).optional()?;
+        match existing {
+            Some(r) if r == region => Ok(json_response(200, &json!({"tenant_id": b.tenant_id, "region": r, "created": false}))),
+            Some(_) => Err(ApiError::conflict("tenant exists with another region (a tenant's region is fixed)")),
+            None => {
+                tx.execute("INSERT INTO tenants (tenant_id, region, created_at) VALUES (?1, ?2, ?3)", params![b.tenant_id, region, now])?;
+                tracing::info!(tenant = %b.tenant_id, %region, "tenant created");
+                Ok(json_response(201, &json!({"tenant_id": b.tenant_id, "region": region, "created": true})))
+            }
+        }
+    })
+    .await
+}
+
+async fn list_tenants(State(app): State<AppState>) -> Result<Response, ApiError> {
+    with_tx(&app, |_, tx, _| {
+        let mut st = tx.prepare("SELECT tenant_id, region FROM tenants ORDER BY tenant_id")?;
+        let rows = st.query_map([], |r| Ok(json!({"tenant_id": r.get::<_, String>(0)?, "region": r.get::<_, String>(1)?})))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(json_response(200, &json!({"tenants": rows})))
+    })
+    .await
+}
+
+async fn list_integrations(State(app): State<AppState>, Path(t): Path<String>) -> Result<Response, ApiError> {
+    with_tx(&app, move |_, tx, _| {
+        tenant_region(tx, &t)?;
+        let mut st = tx.prepare("SELECT partner_id, enabled, epoch FROM integrations WHERE tenant_id = ?1 ORDER BY partner_id")?;
+        let rows = st
+            .query_map([&t], |r| Ok(json!({"tenant_id": t, "partner_id": r.get::<_, String>(0)?, "enabled": r.get::<_, bool>(1)?, "epoch": r.get::<_, i64>(2)?})))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(json_response(200, &json!({"integrations": rows})))
+    })
+    .await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SetIntegration {
+    enabled: Option<bool>,
+}
+
+async fn set_integration(State(app): State<AppState>, Path((t, p)): Path<(String, String)>, req: Request) -> Result<Response, ApiError> {
+    let b: SetIntegration = json_body(req).await?;
+    let enabled = b.enabled.ok_or_else(|| ApiError::new(ErrorCode::Malformed, "body must be {\"enabled\": bool}"))?;
+    valid_id("partner_id", &p)?;
+    with_tx(&app, move |_, tx, now| {
+        tenant_region(tx, &t)?;
+        let epoch = match integration_row(tx, &t, &p)? {
+            None => {
+                tx.execute("INSERT INTO integrations (tenant_id, partner_id, enabled, epoch, updated_at) VALUES (?1, ?2, ?3, 1, ?4)", params![t, p, enabled, now])?;
+                1
+            }
+            // Turning off bumps the epoch: every credential and token of the old
+            // epoch stops working, and turning on again does not restore them.
+            Some((true, e)) if !enabled => {
+                tx.execute("UPDATE integrations SET enabled = 0, epoch = ?3, updated_at = ?4 WHERE tenant_id = ?1 AND partner_id = ?2", params![t, p, e + 1, now])?;
+                e + 1
+            }
+            Some((_, e)) => {
+                tx.execute("UPDATE integrations SET enabled = ?3, updated_at = ?4 WHERE tenant_id = ?1 AND partner_id = ?2", params![t, p, enabled, now])?;
+                e
+            }
+        };
+        tracing::info!(tenant = %t, partner = %p, enabled, epoch, "integration set");
+        Ok(json_response(200, &json!({"tenant_id": t, "partner_id": p, "enabled": enabled, "epoch": epoch})))
+    })
+    .await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct GenerateToken {
+    lifetime_secs: Option<i64>,
+    max_uses: Option<u32>,
+}
+
+async fn generate_token(State(app): State<AppState>, Path((t, p)): Path<(String, String)>, req: Request) -> Result<Response, ApiError> {
+    let b: GenerateToken = json_body(req).await?;
+    let lifetime = b.lifetime_secs.unwrap_or(token::DEFAULT_LIFETIME);
+    if lifetime <= 0 || lifetime > token::MAX_LIFETIME {
+        return Err(ApiError::new(ErrorCode::InvalidArgument, format!("lifetime_secs must be 1..={}", token::MAX_LIFETIME)));
+    }
+    let max_uses = b.max_uses.unwrap_or(token::DEFAULT_MAX_USES);
+    with_tx(&app, move |app, tx, now| {
+        enabled_integration(tx, &t, &p)?;
+        let (text, claims) = app.role.issue_token(&mut SqliteStore { tx }, &t, &p, lifetime, max_uses, now)?;
+        let text = Zeroizing::new(text);
+        let rec = TokenRecord {
+            jti: claims.jti.clone(),
+            tenant_id: t.clone(),
+            partner_id: p.clone(),
+            epoch: claims.epoch,
+            exp: claims.exp,
+            max_uses: claims.max_uses,
+            uses: 0,
+            revoked: false,
+        };
+        db::insert_token(tx, &rec, now)?;
+        tracing::info!(tenant = %t, partner = %p, jti = %claims.jti, exp = claims.exp, "access token generated");
+        Ok(json_response(
+            201,
+            &json!({"token": &*text, "jti": claims.jti, "exp": claims.exp, "expires_at": rfc3339(claims.exp), "max_uses": claims.max_uses, "epoch": claims.epoch}),
+        ))
+    })
+    .await
+}
+
+async fn revoke_token(State(app): State<AppState>, Path(jti): Path<String>) -> Result<Response, ApiError> {
+    with_tx(&app, move |_, tx, _| {
+        let n = tx.execute("UPDATE tokens SET revoked = 1 WHERE jti = ?1", [&jti])?;
+        if n == 0 {
+            return Err(ApiError::not_found("unknown token id"));
+        }
+        tracing::info!(%jti, "access token revoked");
+        Ok(json_response(200, &json!({"jti": jti, "revoked": true})))
+    })
+    .await
+}
+
+async fn onboarding_package(State(app): State<AppState>, Path((t, p)): Path<(String, String)>) -> Result<Response, ApiError> {
+    with_tx(&app, move |app, tx, now| {
+        let region = tenant_region(tx, &t)?;
+        let epoch = enabled_integration(tx, &t, &p)?;
+        let role = &app.role;
+        let pkg = OnboardingPackage::issue(&t, &p, &region, &role.config().service_url, role.keyset(), epoch as u64, now, role.rng())?;
+        let ws = Workspace { id: pkg.workspace_id.clone(), tenant_id: t.clone(), partner_id: p.clone(), key: pkg.key_bytes()?, epoch: epoch as u64 };
+        db::insert_workspace(tx, &ws, now)?;
+        tracing::info!(tenant = %t, partner = %p, workspace = %ws.id, "onboarding package issued");
+        let body = pkg.to_json();
+        let mut r = Response::new(Body::from(body.as_bytes().to_vec()));
+        *r.status_mut() = StatusCode::CREATED;
+        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        Ok(r)
+    })
+    .await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct OffboardingRequest {
+    installation_ids: Option<Vec<String>>,
+}
+
+async fn offboarding_package(State(app): State<AppState>, Path((t, p)): Path<(String, String)>, req: Request) -> Result<Response, ApiError> {
+    let b: OffboardingRequest = json_body(req).await?;
+    with_tx(&app, move |app, tx, now| {
+        tenant_region(tx, &t)?;
+        if integration_row(tx, &t, &p)?.is_none() {
+            return Err(ApiError::not_found("unknown partner integration"));
+        }
+        if let Some(ids) = &b.installation_ids {
+            if ids.is_empty() || ids.len() > 10_000 {
+                return Err(ApiError::new(ErrorCode::InvalidArgument, "installation_ids must name 1..10000 installations"));
+            }
+            for id in ids {
+                let known: Option<i64> =
+                    tx.query_row("SELECT 1 FROM installations WHERE id = ?1 AND tenant_id = ?2 AND partner_id = ?3", [id, &t, &p], |r| r.get(0)).optional()?;
+                if known.is_none() {
+                    return Err(ApiError::not_found(format!("installation {id} is not an installation of this integration")));
+                }
+            }
+        }
+        let key = &app.role.config().keys[0];
+        let (package, claims) = offboard::issue_package(&t, &p, b.installation_ids.clone(), key, now, app.role.rng())?;
+        tx.execute(
+            "INSERT INTO offboarding_packages (jti, tenant_id, partner_id, installation_ids, exp, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![claims.jti, t, p, b.installation_ids.as_ref().map(|v| serde_json::to_string(v).unwrap_or_default()), claims.exp, now],
+        )?;
+        tracing::info!(tenant = %t, partner = %p, jti = %claims.jti, "offboarding package issued");
+        Ok(json_response(201, &json!({"package": package, "jti": claims.jti, "exp": claims.exp, "expires_at": rfc3339(claims.exp)})))
+    })
+    .await
+}
+
+async fn installations(State(app): State<AppState>, Path(t): Path<String>) -> Result<Response, ApiError> {
+    with_tx(&app, move |_, tx, now| {
+        tenant_region(tx, &t)?;
+        let list = db::installations_of(tx, &t)?;
+        let onboarded = list.iter().filter(|i| !i.offboarded).count() as u64;
+        let rows: Vec<Value> = list
+            .iter()
+            .map(|i| {
+                let health = classify(Activity { onboarded: !i.offboarded, last_seen: i.last_seen, sensor_running: i.sensor_running }, now, INACTIVE_AFTER);
+                json!({
+                    "id": i.id,
+                    "partner_id": i.partner_id,
+                    "hostname": i.device.hostname,
+                    "device_id": i.device.device_id,
+                    "os": i.device.os,
+                    "os_version": i.device.os_version,
+                    "product": i.device.product,
+                    "product_version": i.device.product_version,
+                    "health": health.as_str(),
+                    "last_seen": i.last_seen.map(rfc3339),
+                    "last_seq": i.last_seq,
+                    "missing_seq": i.missing_seq,
+                    "reported_drops": i.reported_drops,
+                    "offboarded": i.offboarded,
+                    "possible_clone_of": i.possible_clone_of,
+                    "sensor_running": i.sensor_running,
+                    "downlevel": i.workspace_id.is_some(),
+                    "epoch": i.epoch,
+                })
+            })
+            .collect();
+        Ok(json_response(200, &json!({"installations": rows, "coverage": Coverage::new(onboarded, list.len() as u64)})))
+    })
+    .await
+}
+
+async fn alerts(State(app): State<AppState>, Path(t): Path<String>) -> Result<Response, ApiError> {
+    with_tx(&app, move |_, tx, _| {
+        tenant_region(tx, &t)?;
+        let rows: Vec<Value> = db::alerts_of(tx, &t)?
+            .into_iter()
+            .map(|a| {
+                json!({
+                    "id": a.id,
+                    "installation_id": a.installation_id,
+                    "title": a.alert.title,
+                    "severity": a.alert.severity,
+                    "threat_name": a.alert.threat_name,
+                    "file_path": a.alert.file_path,
+                    "sha256": a.alert.sha256,
+                    "url": a.alert.url,
+                    "test": a.alert.test,
+                    "time": a.alert.time,
+                })
+            })
+            .collect();
+        Ok(json_response(200, &json!({"alerts": rows})))
+    })
+    .await
+}
+
+async fn stats(State(app): State<AppState>, Path(t): Path<String>) -> Result<Response, ApiError> {
+    with_tx(&app, move |_, tx, _| {
+        tenant_region(tx, &t)?;
+        let (events, batches): (i64, i64) = tx.query_row("SELECT COALESCE(SUM(event_count), 0), COUNT(*) FROM batches WHERE tenant_id = ?1", [&t], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let alerts: i64 = tx.query_row("SELECT COUNT(*) FROM alerts WHERE tenant_id = ?1", [&t], |r| r.get(0))?;
+        let installations: i64 = tx.query_row("SELECT COUNT(*) FROM installations WHERE tenant_id = ?1", [&t], |r| r.get(0))?;
+        Ok(json_response(200, &json!({"events": events, "batches": batches, "alerts": alerts, "installations": installations})))
+    })
+    .await
+}
