@@ -115,7 +115,17 @@ impl Agent {
     /// Creates the agent, loading `data_dir/credential.json` when present
     /// (the directory is created, mode 0700, if missing).
     pub fn new<T: Transport + 'static>(cfg: AgentConfig, transport: T) -> Result<Agent> {
-        let mut client = PartnerClient::new(cfg.client, Box::new(SystemRandom));
+        let mut client = match &cfg.data_dir {
+            // Events wait in the durable spool (data_dir/spool): nothing handed to
+            // the agent is lost across restarts or crashes.
+            Some(dir) => {
+                create_private_dir(dir)?;
+                let limits = PartnerClient::limits(&cfg.client);
+                let spool = crate::spool_file::FileSpool::open(dir.join("spool"), crate::spool_file::Fsync::Batch)?;
+                PartnerClient::with_outbox(cfg.client, Box::new(SystemRandom), crate::spool::Outbox::open(Box::new(spool), limits)?)
+            }
+            None => PartnerClient::new(cfg.client, Box::new(SystemRandom)),
+        };
         if let Some(dir) = &cfg.data_dir {
             create_private_dir(dir)?;
             let path = dir.join(CREDENTIAL_FILE);

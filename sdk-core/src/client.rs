@@ -17,19 +17,12 @@ use crate::http::{error_from_response, HttpRequest, HttpResponse, JOSE, JSON};
 use crate::keys::{random_id, Keyset, RandomSource, SigningKey};
 use crate::redeem::{DeviceFacts, PendingRedeem};
 use crate::service::IngestAck;
-use crate::telemetry::{self, Batch, Category, Event, Heartbeat};
+use crate::telemetry::{self, Batch, Event, Heartbeat};
 use crate::{dsse, offboard, rotate};
 use std::collections::{BTreeMap, VecDeque};
 
-/// What to do with a new event when the queue is full.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum WhenFull {
-    /// Refuse the new event with `queue_full` (telemetry is still dropped to make room for a detection).
-    #[default]
-    RefuseNew,
-    /// Drop the oldest telemetry first, then the oldest detection.
-    DropOldest,
-}
+pub use crate::spool::WhenFull;
+use crate::spool::{Limits, Outbox};
 
 /// Client configuration.
 #[derive(Debug, Clone)]
@@ -48,6 +41,8 @@ pub struct ClientConfig {
     pub max_queue_bytes: usize,
     /// Full-queue policy.
     pub when_full: WhenFull,
+    /// Oldest event kept (seconds); older ones are dropped as `expired`.
+    pub max_queue_age: i64,
     /// Send a partial batch once its oldest event waited this long (seconds).
     pub max_batch_delay: i64,
     /// Re-handshake period while the flow is blocked (seconds).
@@ -67,6 +62,7 @@ impl ClientConfig {
             max_queue_events: 100_000,
             max_queue_bytes: 100 * 1024 * 1024,
             when_full: WhenFull::RefuseNew,
+            max_queue_age: 7 * 86_400,
             max_batch_delay: 5,
             blocked_recheck: 300,
             max_backoff: 300,
@@ -99,16 +95,6 @@ enum Op {
     Rotate { nonce: String, new_key: SigningKey },
 }
 
-struct Queued {
-    event: Event,
-    size: usize,
-    at: UnixSeconds,
-}
-
-struct Inflight {
-    batch: Batch,
-    split: bool,
-}
 
 /// The partner client.
 pub struct PartnerClient {
@@ -119,10 +105,9 @@ pub struct PartnerClient {
     pending_register: Option<(OnboardingPackage, String)>,
     flow: Option<FlowState>,
     session: Option<(String, UnixSeconds)>,
-    queue: VecDeque<Queued>,
-    queued_bytes: usize,
-    inflight: Option<Inflight>,
-    next_seq: u64,
+    outbox: Outbox,
+    /// The in-flight batch as last built (rebuilt from the outbox after a restart).
+    inflight: Option<Batch>,
     op: Option<(u64, Op)>,
     next_id: u64,
     want_offboard: Option<String>,
@@ -137,7 +122,7 @@ pub struct PartnerClient {
     last_send: Option<UnixSeconds>,
     last_error: Option<Error>,
     sent_events: u64,
-    drops: BTreeMap<String, u64>,
+    reported_drops: BTreeMap<String, u64>,
     auth_failures: (u32, Option<UnixSeconds>),
     needs_new_token: bool,
     events: VecDeque<ClientEvent>,
@@ -149,8 +134,20 @@ pub const REENROLL_AFTER_FAILURES: u32 = 5;
 pub const REENROLL_AFTER_SECONDS: i64 = 1800;
 
 impl PartnerClient {
-    /// A client with no credential yet.
+    /// A client with no credential yet and an in-memory outbox.
     pub fn new(cfg: ClientConfig, rng: Box<dyn RandomSource + Send>) -> Self {
+        let outbox = Outbox::in_memory(Self::limits(&cfg));
+        Self::with_outbox(cfg, rng, outbox)
+    }
+
+    /// The outbox bounds this configuration asks for.
+    pub fn limits(cfg: &ClientConfig) -> Limits {
+        Limits { max_bytes: cfg.max_queue_bytes as u64, max_events: cfg.max_queue_events as u64, max_age: cfg.max_queue_age, when_full: cfg.when_full }
+    }
+
+    /// A client over a given outbox (e.g. the durable spool of `spool_file`):
+    /// events, the in-flight batch and sequence numbers survive restarts.
+    pub fn with_outbox(cfg: ClientConfig, rng: Box<dyn RandomSource + Send>, outbox: Outbox) -> Self {
         PartnerClient {
             cfg,
             rng,
@@ -159,10 +156,8 @@ impl PartnerClient {
             pending_register: None,
             flow: None,
             session: None,
-            queue: VecDeque::new(),
-            queued_bytes: 0,
+            outbox,
             inflight: None,
-            next_seq: 1,
             op: None,
             next_id: 1,
             want_offboard: None,
@@ -177,7 +172,7 @@ impl PartnerClient {
             last_send: None,
             last_error: None,
             sent_events: 0,
-            drops: BTreeMap::new(),
+            reported_drops: BTreeMap::new(),
             auth_failures: (0, None),
             needs_new_token: false,
             events: VecDeque::new(),
@@ -238,24 +233,7 @@ impl PartnerClient {
     /// `queue_full` when full and the policy refuses.
     pub fn submit(&mut self, event: Event, now: UnixSeconds) -> Result<()> {
         event.validate()?;
-        let size = telemetry::event_size(&event);
-        while self.queue.len() >= self.cfg.max_queue_events || self.queued_bytes + size > self.cfg.max_queue_bytes {
-            let victim = self.queue.iter().position(|q| q.event.category() == Category::Telemetry);
-            let idx = match (victim, self.cfg.when_full, event.category()) {
-                (Some(i), _, Category::Detection) | (Some(i), WhenFull::DropOldest, _) => i,
-                (None, WhenFull::DropOldest, _) if !self.queue.is_empty() => 0,
-                _ => {
-                    self.count_drop("queue_full", event.category());
-                    return Err(Error::new(ErrorCode::QueueFull, "event queue is full"));
-                }
-            };
-            let q = self.queue.remove(idx).expect("index valid");
-            self.queued_bytes -= q.size;
-            self.count_drop("queue_full", q.event.category());
-        }
-        self.queued_bytes += size;
-        self.queue.push_back(Queued { event, size, at: now });
-        Ok(())
+        self.outbox.push(&event, now)
     }
 
     /// Sends whatever is queued without waiting for the batch delay.
@@ -313,14 +291,6 @@ impl PartnerClient {
     /// Next event for the host.
     pub fn poll_event(&mut self) -> Option<ClientEvent> {
         self.events.pop_front()
-    }
-
-    fn count_drop(&mut self, reason: &str, cat: Category) {
-        let cat = match cat {
-            Category::Telemetry => "telemetry",
-            Category::Detection => "detection",
-        };
-        *self.drops.entry(format!("{reason}/{cat}")).or_default() += 1;
     }
 
     fn base_url(&self, from_token: Option<&str>) -> String {
@@ -393,12 +363,13 @@ impl PartnerClient {
                     nonce: String::new(),
                     iat: 0,
                     sensor: self.sensor,
-                    last_seq: self.next_seq - 1,
+                    last_seq: self.outbox.next_seq() - 1,
                     policy_version: cred.policy.policy_version,
                     clock_offset: self.clock_offset,
-                    queued_events: self.queue.len() as u64,
-                    drops: self.drops.clone(),
+                    queued_events: self.outbox.len() as u64,
+                    drops: self.outbox.drops().clone(),
                 };
+                self.reported_drops = h.drops.clone();
                 let (body, nonce) = handshake::hello(cred, h, now, &*self.rng)?;
                 return Ok(Some(self.request(Op::Handshake { nonce }, "/v1/handshake", JOSE, body.into_bytes(), vec![], None)));
             }
@@ -417,68 +388,76 @@ impl PartnerClient {
             let hb = Event::Heartbeat(Heartbeat { time: rfc3339(now), sensor: self.sensor });
             let _ = self.submit(hb, now);
         }
+        self.outbox.expire(now)?;
         if self.inflight.is_none() {
-            if !self.batch_due(now) {
+            if self.outbox.inflight().is_some() {
+                self.rebuild_inflight()?;
+            } else if !self.batch_due(now) {
                 return Ok(None);
+            } else {
+                self.form_batch(now)?;
             }
-            self.form_batch(now)?;
+        }
+        if self.inflight.is_none() {
+            return Ok(None);
         }
         self.ingest_request(now).map(Some)
     }
 
     fn batch_due(&self, now: UnixSeconds) -> bool {
-        let Some(first) = self.queue.front() else { return false };
+        let Some(first) = self.outbox.oldest_waiting() else { return false };
         let limit = self.cred.as_ref().map_or(1000, |c| c.policy.max_batch_events as usize);
-        self.flush || self.queue.len() >= limit || now >= first.at + self.cfg.max_batch_delay
+        self.flush || self.outbox.waiting() >= limit || now >= first + self.cfg.max_batch_delay
     }
 
     fn form_batch(&mut self, now: UnixSeconds) -> Result<()> {
         let cred = self.cred.as_ref().ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
         let max_events = cred.policy.max_batch_events.max(1) as usize;
-        // Leave room for the header and base64 growth of the envelope.
-        let max_bytes = (cred.policy.max_batch_bytes as usize).saturating_sub(1024).max(1);
-        let mut events = Vec::new();
-        let mut bytes = 0;
-        while let Some(q) = self.queue.front() {
-            if !events.is_empty() && (events.len() >= max_events || bytes + q.size > max_bytes) {
-                break;
-            }
-            let q = self.queue.pop_front().expect("front exists");
-            self.queued_bytes -= q.size;
-            bytes += q.size;
-            events.push(q.event);
+        // Leave room for the batch header and base64 growth of the envelope.
+        let max_bytes = (cred.policy.max_batch_bytes.saturating_sub(1024) * 3 / 4).max(1);
+        let batch_id = random_id(&*self.rng, 16)?;
+        if self.outbox.begin_batch(max_events, max_bytes, batch_id, rfc3339(now))?.is_some() {
+            self.rebuild_inflight()?;
         }
-        if self.queue.is_empty() {
+        if self.outbox.waiting() == 0 {
             self.flush = false;
         }
-        let batch = Batch {
+        Ok(())
+    }
+
+    /// Builds the in-flight batch from what the outbox recorded (same batch id,
+    /// sequence and events as before a restart, so the service deduplicates).
+    fn rebuild_inflight(&mut self) -> Result<()> {
+        let cred = self.cred.as_ref().ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
+        let Some(rec) = self.outbox.inflight().cloned() else { return Ok(()) };
+        let events = self.outbox.inflight_events()?;
+        self.inflight = Some(Batch {
             v: 1,
             installation_id: cred.installation_id.clone(),
             session_id: None,
-            batch_id: random_id(&*self.rng, 16)?,
-            seq: self.next_seq,
-            created: rfc3339(now),
-            sent: rfc3339(now),
+            batch_id: rec.batch_id,
+            seq: rec.seq,
+            created: rec.created.clone(),
+            sent: rec.created,
             policy_version: cred.policy.policy_version,
             events,
-        };
-        self.inflight = Some(Inflight { batch, split: false });
+        });
         Ok(())
     }
 
     fn ingest_request(&mut self, now: UnixSeconds) -> Result<HttpRequest> {
         let cred = self.cred.as_ref().ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
         let inflight = self.inflight.as_mut().expect("caller formed a batch");
-        inflight.batch.sent = rfc3339(now);
+        inflight.sent = rfc3339(now);
         match &cred.auth {
             CredentialAuth::Key(k) => {
-                inflight.batch.session_id = self.session.as_ref().map(|(s, _)| s.clone());
-                let body = telemetry::seal_batch(&inflight.batch, k, self.cfg.gzip)?;
+                inflight.session_id = self.session.as_ref().map(|(s, _)| s.clone());
+                let body = telemetry::seal_batch(inflight, k, self.cfg.gzip)?;
                 Ok(self.request(Op::Ingest, "/v1/ingest", dsse::ENVELOPE_MEDIA_TYPE, body, vec![], None))
             }
             CredentialAuth::SharedKey { workspace_id, key } => {
-                inflight.batch.session_id = None;
-                let body = serde_json::to_vec(&inflight.batch).expect("serializable");
+                inflight.session_id = None;
+                let body = serde_json::to_vec(&*inflight).expect("serializable");
                 let headers = shared_key_headers(workspace_id, key, "/v1/downlevel/ingest", &body, now);
                 Ok(self.request(Op::Ingest, "/v1/downlevel/ingest", JSON, body, headers, None))
             }
@@ -513,10 +492,10 @@ impl PartnerClient {
                     at(now);
                 }
                 at(self.last_heartbeat.map_or(now, |h| h + cred.policy.heartbeat_interval as i64));
-                if self.inflight.is_some() || (self.flush && !self.queue.is_empty()) {
+                if self.outbox.inflight().is_some() || (self.flush && self.outbox.waiting() > 0) {
                     at(now);
-                } else if let Some(q) = self.queue.front() {
-                    at(q.at + self.cfg.max_batch_delay);
+                } else if let Some(t) = self.outbox.oldest_waiting() {
+                    at(t + self.cfg.max_batch_delay);
                 }
             }
         }
@@ -603,7 +582,7 @@ impl PartnerClient {
                     expires_at: r.server_time + crate::credential::CREDENTIAL_LIFETIME,
                     auth: CredentialAuth::SharedKey { workspace_id: pkg.workspace_id.clone(), key: pkg.key_bytes()? },
                 });
-                self.next_seq = self.next_seq.max(r.last_seq + 1);
+                self.outbox.resync_seq(r.last_seq + 1)?;
                 self.flow = Some(FlowState::Open);
                 self.succeeded();
                 self.events.push_back(ClientEvent::CredentialChanged);
@@ -619,7 +598,14 @@ impl PartnerClient {
                         self.last_error = Some(e);
                     }
                 }
-                self.next_seq = self.next_seq.max(d.last_seq + 1);
+                // The service is ahead (e.g. our state was restored from an old
+                // backup): continue after its sequence. An in-flight batch keeps
+                // its number: it may be the one the service stored.
+                if self.outbox.inflight().is_none() {
+                    self.outbox.resync_seq(d.last_seq + 1)?;
+                }
+                let reported = self.reported_drops.clone();
+                self.outbox.clear_reported_drops(&reported)?;
                 self.session = d.session_id.clone().zip(d.session_exp);
                 if self.flow != Some(d.decision) {
                     self.events.push_back(ClientEvent::FlowChanged(d.decision));
@@ -643,13 +629,12 @@ impl PartnerClient {
             }
             Op::Ingest => {
                 let ack: IngestAck = crate::encoding::parse_json(text.as_bytes(), 64 * 1024, "ingest ack")?;
-                let inflight = self.inflight.take().ok_or_else(|| Error::new(ErrorCode::Internal, "no batch in flight"))?;
-                if ack.batch_id != inflight.batch.batch_id {
-                    self.inflight = Some(inflight);
+                let inflight = self.inflight.as_ref().ok_or_else(|| Error::new(ErrorCode::Internal, "no batch in flight"))?;
+                if ack.batch_id != inflight.batch_id {
                     return Err(Error::malformed("ack names another batch"));
                 }
-                let n = inflight.batch.events.len() as u64;
-                self.next_seq = inflight.batch.seq + 1;
+                self.inflight = None;
+                let n = self.outbox.ack_inflight(ack.seq)?;
                 self.sent_events += n;
                 self.last_send = Some(now);
                 self.succeeded();
@@ -721,41 +706,27 @@ impl PartnerClient {
                 self.last_error = Some(err);
             }
             ErrorCode::SequenceRegression => {
-                if let (Some(exp), Some(inf)) = (expected_seq, self.inflight.as_mut()) {
-                    inf.batch.seq = exp;
-                    self.next_seq = exp;
+                if let Some(exp) = expected_seq {
+                    if let Err(e) = self.outbox.resync_seq(exp) {
+                        self.last_error = Some(e);
+                        return;
+                    }
+                    self.inflight = None;
                 }
                 self.last_error = Some(err);
             }
             ErrorCode::BatchTooLarge => {
-                let Some(mut inf) = self.inflight.take() else { return };
-                if !inf.split && inf.batch.events.len() > 1 {
-                    // Split once: the first half goes again under the same sequence
-                    // number (the refused batch was never stored), the rest is requeued.
-                    let rest = inf.batch.events.split_off(inf.batch.events.len() / 2);
-                    for e in rest.into_iter().rev() {
-                        let size = telemetry::event_size(&e);
-                        self.queued_bytes += size;
-                        self.queue.push_front(Queued { event: e, size, at: now });
-                    }
-                    inf.batch.batch_id = random_id(&*self.rng, 16).unwrap_or_else(|_| format!("{}-a", inf.batch.batch_id));
-                    inf.split = true;
-                    self.inflight = Some(inf);
-                } else {
-                    for e in &inf.batch.events {
-                        self.count_drop("too_large", e.category());
-                    }
-                }
-                self.last_error = Some(err);
+                // Split once: the first half goes again under the same sequence
+                // number (the refused batch was never stored), the rest waits.
+                self.inflight = None;
+                let r = random_id(&*self.rng, 16).and_then(|id| self.outbox.split_inflight(id)).and_then(|split| if split { Ok(0) } else { self.outbox.drop_inflight("too_large") });
+                self.last_error = Some(r.err().unwrap_or(err));
             }
             ErrorCode::Unauthorized | ErrorCode::BadSignature | ErrorCode::UnknownKey | ErrorCode::UnknownInstallation => self.auth_failure(err, now),
             _ => {
-                if let Some(inf) = self.inflight.take() {
-                    for e in &inf.batch.events {
-                        self.count_drop(&format!("rejected_{}", err.code()), e.category());
-                    }
-                }
-                self.last_error = Some(err);
+                self.inflight = None;
+                let r = self.outbox.drop_inflight(&format!("rejected_{}", err.code()));
+                self.last_error = Some(r.err().unwrap_or(err));
             }
         }
     }
@@ -782,7 +753,6 @@ impl PartnerClient {
     /// The health report.
     pub fn health(&self, now: UnixSeconds) -> HealthReport {
         let onboarded = self.cred.is_some();
-        let inflight = self.inflight.as_ref().map_or(0, |i| i.batch.events.len());
         HealthReport {
             healthy: onboarded && self.flow == Some(FlowState::Open) && !self.needs_new_token && self.attempts == 0,
             onboarded,
@@ -791,11 +761,11 @@ impl PartnerClient {
             needs_new_token: self.needs_new_token,
             last_handshake: self.last_handshake,
             last_send: self.last_send,
-            queued_events: (self.queue.len() + inflight) as u64,
-            queued_bytes: self.queued_bytes as u64,
-            oldest_queued_age: self.queue.front().map(|q| now - q.at),
+            queued_events: self.outbox.len() as u64,
+            queued_bytes: self.outbox.bytes(),
+            oldest_queued_age: self.outbox.oldest().map(|t| now - t),
             sent_events: self.sent_events,
-            drops: self.drops.clone(),
+            drops: self.outbox.drops_total().clone(),
             clock_offset: self.clock_offset,
             last_error: self.last_error.as_ref().map(|e| e.to_string()),
             next_attempt: self.next_attempt,
@@ -814,7 +784,7 @@ impl PartnerClient {
 
     /// Whether nothing is queued or in flight.
     pub fn is_idle(&self) -> bool {
-        self.queue.is_empty() && self.inflight.is_none() && self.op.is_none()
+        self.outbox.is_empty() && self.op.is_none()
     }
 }
 

@@ -94,7 +94,12 @@ pub struct Problem {
 
 /// Renders an error as a problem response (status from the code).
 pub fn problem(err: &Error, expected_seq: Option<u64>) -> HttpResponse {
-    let status = err.code().http_status();
+    problem_with_status(err, err.code().http_status(), expected_seq)
+}
+
+/// Renders an error as a problem response with an explicit HTTP status (404,
+/// 405), keeping the body's `status` member equal to it (RFC 9457 §3.1.2).
+pub fn problem_with_status(err: &Error, status: u16, expected_seq: Option<u64>) -> HttpResponse {
     let p = Problem {
         kind: format!("urn:edrlink:error:{}", err.code()),
         title: err.code().as_str().into(),

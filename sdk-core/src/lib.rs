@@ -45,6 +45,9 @@ pub mod policy;
 pub mod redeem;
 pub mod rotate;
 pub mod service;
+pub mod spool;
+#[cfg(feature = "spool")]
+pub mod spool_file;
 pub mod telemetry;
 pub mod token;
 #[cfg(feature = "http")]

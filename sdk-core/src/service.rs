@@ -11,7 +11,7 @@ use crate::dsse;
 use crate::encoding::{parse_json, UnixSeconds};
 use crate::error::{Error, ErrorCode, Result};
 use crate::handshake::{self, FlowDecision, FlowState, SensorState};
-use crate::http::{problem, HttpRequest, HttpResponse, JOSE, JSON};
+use crate::http::{problem, problem_with_status, HttpRequest, HttpResponse, JOSE, JSON};
 use crate::jws;
 use crate::keys::{random_id, Keyset, RandomSource, SigningKey, VerifyingKey};
 use crate::policy::Policy;
@@ -304,14 +304,10 @@ impl ServiceRole {
             ("POST", "/v1/downlevel/register") => self.downlevel_register(store, req, now),
             ("POST", "/v1/downlevel/ingest") => self.downlevel_ingest(store, req, now),
             (_, "/v1/keys" | "/v1/redeem" | "/v1/handshake" | "/v1/ingest" | "/v1/offboard" | "/v1/rotate" | "/v1/downlevel/register" | "/v1/downlevel/ingest") => {
-                let mut r = problem(&Error::new(ErrorCode::InvalidArgument, "method not allowed"), None);
-                r.status = 405;
-                return r;
+                return problem_with_status(&Error::new(ErrorCode::InvalidArgument, "method not allowed"), 405, None);
             }
             _ => {
-                let mut r = problem(&Error::new(ErrorCode::InvalidArgument, "no such endpoint"), None);
-                r.status = 404;
-                return r;
+                return problem_with_status(&Error::new(ErrorCode::InvalidArgument, "no such endpoint"), 404, None);
             }
         };
         match result {

@@ -234,11 +234,11 @@ async fn run(p: Prepared, shutdown: impl std::future::Future<Output = ()> + Send
 }
 
 /// Runs the service until `shutdown` resolves (the binary uses Ctrl-C/SIGTERM).
-/// `on_ready` is called once listening, with the base URL and the admin key.
+/// `on_ready` is called once listening, with `http://<bound addr>` and the admin key.
 pub async fn serve(settings: Settings, on_ready: impl FnOnce(&str, &str), shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     let p = prepare(settings).await?;
     tracing::info!(addr = %p.addr, "listening");
-    on_ready(&p.url, &p.admin_key);
+    on_ready(&format!("http://{}", p.addr), &p.admin_key);
     run(p, shutdown).await
 }
 

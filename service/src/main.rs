@@ -36,32 +36,38 @@ fn main() -> anyhow::Result<()> {
     s.admin_key = std::env::var("EDRLINK_ADMIN_KEY").unwrap_or_default();
     let generated = s.admin_key.is_empty();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    rt.block_on(edrlink_service::serve(
-        s,
-        |url, admin_key| {
-            if generated {
-                eprintln!("generated admin key (set EDRLINK_ADMIN_KEY to choose one): {admin_key}");
-            }
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "listening on {url}");
-            let _ = out.flush();
-        },
-        shutdown_signal(),
-    ))
+    rt.block_on(async move {
+        // Register the signal handlers before announcing readiness, so a
+        // SIGTERM right after the "listening" line is a graceful stop.
+        let shutdown = shutdown_signal()?;
+        edrlink_service::serve(
+            s,
+            |url, admin_key| {
+                if generated {
+                    eprintln!("generated admin key (set EDRLINK_ADMIN_KEY to choose one): {admin_key}");
+                }
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "listening on {url}");
+                let _ = out.flush();
+            },
+            shutdown,
+        )
+        .await
+    })
 }
 
-async fn shutdown_signal() {
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let ctrl_c = tokio::signal::ctrl_c();
+    Ok(async move {
+        #[cfg(unix)]
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            _ = ctrl_c => {}
             _ = term.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-    tracing::info!("shutdown requested");
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutdown requested");
+    })
 }

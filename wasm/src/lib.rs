@@ -1,1 +1,339 @@
-//! edrlink wasm bindings (being built).
+//! # edrlink-wasm
+//!
+//! edrlink for browsers, Node 20+ and MV3 extension service workers, built
+//! with wasm-bindgen. A thin layer over `edrlink-core`: no protocol logic
+//! lives here, only conversions between JS values and the core's types and
+//! an async driver that runs the sans-IO [`PartnerClient`] over `fetch`.
+//!
+//! JS conventions (see wasm/README.md):
+//! - data objects (token claims, health reports, events) are plain objects
+//!   whose fields keep the protocol's snake_case JSON names; option bags and
+//!   method names are camelCase;
+//! - bytes are `Uint8Array`; async work returns a `Promise`;
+//! - errors are thrown as `EdrlinkError` (a subclass of `Error` defined by the
+//!   package's ESM wrapper) with `.code` = the stable snake_case code,
+//!   `.codeNumber` and `.retryAfter`;
+//! - nothing assumes `window`: `fetch`, `setTimeout` and the clock come from
+//!   `globalThis`, and the glue uses no `eval`/`new Function`.
+//!
+//! Times are Unix seconds (`number`); functions that need "now" take an
+//! optional `now` and default to `Date.now()`.
+
+#![warn(missing_docs)]
+
+mod client;
+mod types;
+
+pub use client::Client;
+
+use edrlink_core::dsse;
+use edrlink_core::error::{Error as CoreError, ErrorCode};
+use edrlink_core::keys::{self, Keyset, RandomSource, SystemRandom};
+use edrlink_core::token;
+use js_sys::{Array, Object, Reflect, Uint8Array};
+use serde::Serialize;
+use std::cell::RefCell;
+use wasm_bindgen::prelude::*;
+
+#[wasm_bindgen]
+extern "C" {
+    /// `globalThis` (window, worker, service worker or Node global alike).
+    /// Imported directly rather than through `js_sys::global()`, whose fallback
+    /// path would put `new Function(...)` into the glue (MV3 CSP forbids it).
+    #[wasm_bindgen(thread_local_v2, js_name = globalThis)]
+    static GLOBAL: JsValue;
+}
+
+pub(crate) fn global() -> JsValue {
+    GLOBAL.with(JsValue::clone)
+}
+
+thread_local! {
+    static ERROR_CLASS: RefCell<Option<js_sys::Function>> = const { RefCell::new(None) };
+}
+
+/// Registers the `EdrlinkError` class errors are constructed with. Called once
+/// by the package's ESM wrapper; without it errors are plain `Error`s named
+/// `EdrlinkError` carrying the same properties.
+#[wasm_bindgen(js_name = __registerErrorClass, skip_typescript)]
+pub fn register_error_class(ctor: js_sys::Function) {
+    ERROR_CLASS.with(|c| *c.borrow_mut() = Some(ctor));
+}
+
+fn set(obj: &JsValue, key: &str, value: &JsValue) {
+    // Reflect.set only fails on non-objects / frozen objects, which we never pass.
+    let _ = Reflect::set(obj, &JsValue::from_str(key), value);
+}
+
+/// Converts a core error into a thrown JS value (`EdrlinkError`).
+pub(crate) fn js_error(e: &CoreError) -> JsValue {
+    let msg = JsValue::from_str(&e.to_string());
+    let err = ERROR_CLASS
+        .with(|c| c.borrow().as_ref().and_then(|ctor| Reflect::construct(ctor, &Array::of1(&msg)).ok()))
+        .unwrap_or_else(|| {
+            let err = js_sys::Error::new(&e.to_string());
+            err.set_name("EdrlinkError");
+            err.into()
+        });
+    set(&err, "code", &JsValue::from_str(e.code().as_str()));
+    set(&err, "codeNumber", &JsValue::from(e.code().as_u32()));
+    let retry = e.retry_after().map_or(JsValue::UNDEFINED, |s| JsValue::from(s as f64));
+    set(&err, "retryAfter", &retry);
+    err
+}
+
+pub(crate) fn err(code: ErrorCode, msg: impl Into<String>) -> JsValue {
+    js_error(&CoreError::new(code, msg))
+}
+
+pub(crate) trait IntoJs<T> {
+    fn js(self) -> Result<T, JsValue>;
+}
+
+impl<T> IntoJs<T> for edrlink_core::Result<T> {
+    fn js(self) -> Result<T, JsValue> {
+        self.map_err(|e| js_error(&e))
+    }
+}
+
+/// Serializes to a plain JSON-compatible object (maps as objects, `None` as `null`).
+pub(crate) fn to_js<T: Serialize + ?Sized>(v: &T) -> Result<JsValue, JsValue> {
+    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
+        .map_err(|e| err(ErrorCode::Internal, e.to_string()))
+}
+
+/// The current time in Unix seconds (`Date.now()`).
+pub(crate) fn now_secs() -> i64 {
+    (js_sys::Date::now() / 1000.0).floor() as i64
+}
+
+pub(crate) fn now_or(now: Option<f64>) -> Result<i64, JsValue> {
+    match now {
+        None => Ok(now_secs()),
+        Some(t) if t.is_finite() && t.abs() < 1e15 => Ok(t.floor() as i64),
+        Some(_) => Err(err(ErrorCode::InvalidArgument, "now must be a finite number of Unix seconds")),
+    }
+}
+
+/// A JSON string as is, or any other value through `JSON.stringify`.
+pub(crate) fn json_text(v: &JsValue, what: &str) -> Result<String, JsValue> {
+    if let Some(s) = v.as_string() {
+        return Ok(s);
+    }
+    if v.is_undefined() || v.is_null() {
+        return Err(err(ErrorCode::InvalidArgument, format!("{what} is required")));
+    }
+    js_sys::JSON::stringify(v)
+        .ok()
+        .and_then(|s| s.as_string())
+        .ok_or_else(|| err(ErrorCode::InvalidArgument, format!("{what} must be a JSON string or a plain object")))
+}
+
+pub(crate) fn parse_keyset(v: &JsValue) -> Result<Keyset, JsValue> {
+    Keyset::from_json(&json_text(v, "keyset")?).js()
+}
+
+/// The SDK version (the `edrlink-core` crate version).
+#[wasm_bindgen]
+pub fn version() -> String {
+    edrlink_core::VERSION.to_owned()
+}
+
+/// Every stable error code with its number and the HTTP status the service uses.
+#[wasm_bindgen(js_name = errorCodes, unchecked_return_type = "ErrorCodeInfo[]")]
+pub fn error_codes() -> Result<JsValue, JsValue> {
+    #[derive(Serialize)]
+    struct Info {
+        name: &'static str,
+        number: u32,
+        status: u16,
+    }
+    let all: Vec<Info> = ErrorCode::ALL
+        .iter()
+        .map(|c| Info { name: c.as_str(), number: c.as_u32(), status: c.http_status() })
+        .collect();
+    to_js(&all)
+}
+
+// ---------------------------------------------------------------- tokens
+
+#[derive(Serialize)]
+struct TokenInspection<'a> {
+    kid: &'a str,
+    claims: &'a token::AccessTokenClaims,
+    status: token::TokenStatus,
+    seconds_left: i64,
+    checked_at: i64,
+}
+
+/// Decodes an access token for display **without** checking its signature:
+/// claims, key id, validity status and seconds left at `now` (default: now).
+/// `status` is `"expires_soon"` when fewer than an hour is left.
+/// Throws `malformed` / `wrong_type` for anything that is not an access token.
+#[wasm_bindgen(js_name = inspectToken, unchecked_return_type = "TokenInspection")]
+pub fn inspect_token(token: &str, now: Option<f64>) -> Result<JsValue, JsValue> {
+    let now = now_or(now)?;
+    let info = token::inspect(token.trim()).js()?;
+    to_js(&TokenInspection {
+        kid: &info.kid,
+        claims: &info.claims,
+        status: info.status(now),
+        seconds_left: info.seconds_left(now),
+        checked_at: now,
+    })
+}
+
+/// Verifies an access token against a pinned service keyset (JWKS object or
+/// JSON string): signature, type, audience and validity window with a clock
+/// skew allowance (`skewSecs`, default 60, clamped to 300). Returns the claims.
+/// Throws `bad_signature`, `unknown_key`, `token_expired`, `token_not_yet_valid`, …
+#[wasm_bindgen(js_name = verifyToken, unchecked_return_type = "AccessTokenClaims")]
+pub fn verify_token(
+    token: &str,
+    #[wasm_bindgen(unchecked_param_type = "Keyset | string")] keyset: JsValue,
+    now: Option<f64>,
+    skew_secs: Option<f64>,
+) -> Result<JsValue, JsValue> {
+    let keys = parse_keyset(&keyset)?;
+    let now = now_or(now)?;
+    let skew = skew_secs.map_or(token::DEFAULT_SKEW, |s| if s.is_finite() { s as i64 } else { 0 });
+    let claims = token::verify(token.trim(), &keys, now, skew).js()?;
+    to_js(&claims)
+}
+
+// ---------------------------------------------------------------- keys and envelopes
+
+/// An Ed25519 private key (RFC 8032), held inside the module. Its seed never
+/// leaves wasm memory except through `EdrlinkClient.exportCredential()`.
+/// Call `free()` when done to zeroize it early (otherwise the finalizer does).
+#[wasm_bindgen]
+pub struct SigningKey {
+    inner: keys::SigningKey,
+}
+
+#[wasm_bindgen]
+impl SigningKey {
+    /// A fresh key from the platform CSPRNG (`crypto.getRandomValues`).
+    pub fn generate() -> Result<SigningKey, JsValue> {
+        Ok(SigningKey { inner: keys::SigningKey::generate(&SystemRandom).js()? })
+    }
+
+    /// A key from a 32-byte seed. Throws `malformed` for any other length.
+    #[wasm_bindgen(js_name = fromSeed)]
+    pub fn from_seed(seed: &[u8]) -> Result<SigningKey, JsValue> {
+        let seed: &[u8; 32] = seed
+            .try_into()
+            .map_err(|_| err(ErrorCode::Malformed, "Ed25519 seed must be 32 bytes"))?;
+        Ok(SigningKey { inner: keys::SigningKey::from_seed(seed).js()? })
+    }
+
+    /// The raw 32-byte public key.
+    #[wasm_bindgen(getter, js_name = publicKey)]
+    pub fn public_key(&self) -> Vec<u8> {
+        self.inner.verifying_key().0.to_vec()
+    }
+
+    /// The derived key id (base64url of the first 16 bytes of SHA-256(public key)).
+    #[wasm_bindgen(getter, js_name = keyId)]
+    pub fn key_id(&self) -> String {
+        self.inner.key_id()
+    }
+
+    /// A raw Ed25519 signature (64 bytes) over `message`.
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        self.inner.sign(message).to_vec()
+    }
+
+    /// Seals `payload` into a DSSE envelope (JSON bytes); same as `sealEnvelope`.
+    pub fn seal(&self, payload_type: &str, payload: &[u8]) -> Result<Vec<u8>, JsValue> {
+        dsse::seal(payload_type, payload, &self.inner).js()
+    }
+}
+
+fn verifying_key(public_key: &[u8]) -> Result<keys::VerifyingKey, JsValue> {
+    keys::VerifyingKey::from_bytes(public_key).js()
+}
+
+/// The key id of a raw 32-byte Ed25519 public key.
+#[wasm_bindgen(js_name = keyIdOf)]
+pub fn key_id_of(public_key: &[u8]) -> Result<String, JsValue> {
+    Ok(verifying_key(public_key)?.key_id())
+}
+
+/// Checks a raw Ed25519 signature. Returns `false` when it does not verify;
+/// throws `malformed` when the public key is not 32 bytes.
+#[wasm_bindgen(js_name = verifySignature)]
+pub fn verify_signature(public_key: &[u8], message: &[u8], signature: &[u8]) -> Result<bool, JsValue> {
+    Ok(verifying_key(public_key)?.verify(message, signature).is_ok())
+}
+
+/// Seals `payload` with `key` into a DSSE envelope (edrlink profile: one
+/// Ed25519 signature with `keyid`) and returns the envelope's JSON bytes.
+/// Throws `malformed` when `payloadType` is not 1..128 printable ASCII characters.
+#[wasm_bindgen(js_name = sealEnvelope)]
+pub fn seal_envelope(payload_type: &str, payload: &[u8], key: &SigningKey) -> Result<Vec<u8>, JsValue> {
+    dsse::seal(payload_type, payload, &key.inner).js()
+}
+
+/// Verifies an envelope with a raw 32-byte public key, checks its payload
+/// type equals `expectedType`, and returns the payload bytes.
+/// Throws `malformed`, `wrong_type`, `unknown_key` (keyid names another key) or `bad_signature`.
+#[wasm_bindgen(js_name = openEnvelope)]
+pub fn open_envelope(envelope: &[u8], expected_type: &str, public_key: &[u8]) -> Result<Vec<u8>, JsValue> {
+    dsse::open(envelope, expected_type, &verifying_key(public_key)?).js()
+}
+
+/// Verifies an envelope with a raw 32-byte public key whatever its payload
+/// type, and returns `{ payload_type, keyid, payload }` (payload as `Uint8Array`).
+/// Throws like `openEnvelope` except for `wrong_type`.
+#[wasm_bindgen(js_name = verifyEnvelope, unchecked_return_type = "EnvelopeContents")]
+pub fn verify_envelope(envelope: &[u8], public_key: &[u8]) -> Result<JsValue, JsValue> {
+    let key = verifying_key(public_key)?;
+    let parsed = dsse::parse(envelope).js()?;
+    parsed.verify(&key).js()?;
+    let out: JsValue = Object::new().into();
+    set(&out, "payload_type", &JsValue::from_str(&parsed.payload_type));
+    set(&out, "keyid", &JsValue::from_str(&parsed.keyid));
+    set(&out, "payload", &Uint8Array::from(parsed.payload.as_slice()).into());
+    Ok(out)
+}
+
+// ---------------------------------------------------------------- events
+
+/// The EICAR test detection event (`test: true`, SHA-256 of the EICAR file,
+/// Informational), as the portal's detection test expects it. Submit it with
+/// `client.submit(...)` or use `client.sendTestDetection()`.
+#[wasm_bindgen(js_name = eicarTestEvent, unchecked_return_type = "DetectionEvent")]
+pub fn eicar_test_event(file_path: Option<String>, now: Option<f64>) -> Result<JsValue, JsValue> {
+    let now = now_or(now)?;
+    to_js(&edrlink_core::eicar::test_detection(now, file_path.as_deref().unwrap_or(client::EICAR_PATH)))
+}
+
+/// Parses and validates one telemetry event (object or JSON string) the way
+/// `client.submit` does, and returns it normalized. Throws `malformed`.
+#[wasm_bindgen(js_name = validateEvent, unchecked_return_type = "EdrlinkEvent")]
+pub fn validate_event(#[wasm_bindgen(unchecked_param_type = "EdrlinkEvent | string")] event: JsValue) -> Result<JsValue, JsValue> {
+    let e = edrlink_core::telemetry::Event::from_json(&json_text(&event, "event")?).js()?;
+    to_js(&e)
+}
+
+/// Random bytes from the platform CSPRNG, as base64url (ids, nonces).
+#[wasm_bindgen(js_name = randomId)]
+pub fn random_id(bytes: Option<u32>) -> Result<String, JsValue> {
+    let n = bytes.unwrap_or(16) as usize;
+    if n == 0 || n > 1024 {
+        return Err(err(ErrorCode::InvalidArgument, "randomId takes 1..1024 bytes"));
+    }
+    let rng: &dyn RandomSource = &SystemRandom;
+    keys::random_id(rng, n).js()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn typescript_lists_every_error_code() {
+        for c in edrlink_core::ErrorCode::ALL {
+            assert!(crate::types::TS_TYPES.contains(&format!("\"{}\"", c.as_str())), "ErrorCode union lacks {c}");
+        }
+    }
+}

@@ -1,1 +1,549 @@
-//! edrlink C API (being built).
+//! # edrlink C API
+//!
+//! A thin C layer over `edrlink-core` (the protocol lives there, nowhere else),
+//! following the conventions of rustls-ffi:
+//!
+//! - Every fallible function returns an [`edrlink_result`] (`EDRLINK_OK` = 0;
+//!   other values are exactly `edrlink_core::ErrorCode::as_u32()` numbers, plus
+//!   a few FFI-only codes in the 900 range) and fills an optional
+//!   `edrlink_error **` with a detailed message. `*err` is written only on
+//!   failure; the caller frees it with `edrlink_error_free`.
+//! - Out-parameters are written only on success.
+//! - Handles are opaque, created by `*_new` and released by `*_free`;
+//!   `*_free(NULL)` is a no-op.
+//! - Strings returned by the library are freed with `edrlink_string_free`,
+//!   byte buffers with `edrlink_bytes_free`.
+//! - NULL pointers and invalid UTF-8 are reported (`EDRLINK_NULL_POINTER`,
+//!   `EDRLINK_INVALID_UTF8`), never dereferenced blindly.
+//! - No panic crosses the boundary: every exported body runs inside
+//!   [`ffi_boundary!`], which turns a panic into `EDRLINK_INTERNAL`.
+#![allow(non_camel_case_types)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+use edrlink_core::{Error as CoreError, ErrorCode};
+use std::ffi::{c_char, CStr, CString};
+
+/// The one panic boundary around every exported body.
+///
+/// - `ffi_boundary!(err; { ... })`: the body returns `FfiResult<()>`; the call
+///   returns `edrlink_result`, storing failures (and caught panics, as
+///   `EDRLINK_INTERNAL`) into the optional `edrlink_error **err`.
+/// - `ffi_boundary!(default = value; { ... })`: for functions that cannot fail
+///   (getters, `*_free`): the body's value, or `value` after a caught panic.
+macro_rules! ffi_boundary {
+    (default = $default:expr; $body:block) => {{
+        match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| $body)) {
+            Ok(v) => v,
+            Err(_) => $default,
+        }
+    }};
+    ($err:expr; $body:block) => {{
+        let err: *mut *mut $crate::edrlink_error = $err;
+        match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| -> $crate::FfiResult<()> { $body })) {
+            Ok(Ok(())) => $crate::edrlink_result::EDRLINK_OK,
+            // SAFETY: `err` is NULL or valid per every function's contract.
+            Ok(Err(e)) => unsafe { $crate::set_error(err, e) },
+            Err(_) => unsafe {
+                $crate::set_error(err, $crate::FfiError::new($crate::edrlink_result::EDRLINK_INTERNAL, "internal error: a panic was caught at the C API boundary"))
+            },
+        }
+    }};
+}
+
+
+mod client;
+mod tools;
+mod transport;
+
+pub use client::*;
+pub use tools::*;
+pub use transport::*;
+
+/// Result codes. `EDRLINK_OK` is 0; codes 100..799 are exactly the numbers of
+/// `edrlink_core::ErrorCode` (stable, only ever added); 900..999 are C-API-only.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum edrlink_result {
+    /// Success.
+    EDRLINK_OK = 0,
+    /// Input is not well-formed (bad JSON, bad base64, missing field, too large).
+    EDRLINK_MALFORMED = 100,
+    /// An argument handed to the SDK is invalid (empty id, bad config, wrong key length).
+    EDRLINK_INVALID_ARGUMENT = 101,
+    /// The message is of another type than expected (JWT `typ`, DSSE `payloadType`).
+    EDRLINK_WRONG_TYPE = 102,
+    /// Input exceeds a documented size cap.
+    EDRLINK_TOO_LARGE = 103,
+    /// A signature or MAC does not verify.
+    EDRLINK_BAD_SIGNATURE = 200,
+    /// The signing key is not known / not pinned.
+    EDRLINK_UNKNOWN_KEY = 201,
+    /// An algorithm other than the pinned one was named.
+    EDRLINK_UNSUPPORTED_ALGORITHM = 202,
+    /// The access token's `exp` has passed.
+    EDRLINK_TOKEN_EXPIRED = 300,
+    /// The access token's `nbf` is in the future.
+    EDRLINK_TOKEN_NOT_YET_VALID = 301,
+    /// The admin revoked the token.
+    EDRLINK_TOKEN_REVOKED = 302,
+    /// The token was redeemed `max_uses` times already.
+    EDRLINK_TOKEN_EXHAUSTED = 303,
+    /// The partner integration is turned off for this tenant.
+    EDRLINK_INTEGRATION_DISABLED = 304,
+    /// The token (or request) belongs to another data region.
+    EDRLINK_WRONG_REGION = 305,
+    /// The integration epoch moved on (toggled off since): a new token is required.
+    EDRLINK_EPOCH_MISMATCH = 306,
+    /// The endpoint presented the same device with another key (re-imaged or cloned).
+    EDRLINK_POSSIBLE_CLONE = 307,
+    /// `iat`/`created` is outside the accepted window (±300 s).
+    EDRLINK_STALE_MESSAGE = 400,
+    /// The nonce was seen before.
+    EDRLINK_REPLAY = 401,
+    /// The flow session is unknown or expired: handshake again.
+    EDRLINK_SESSION_EXPIRED = 402,
+    /// The installation is unknown to the service.
+    EDRLINK_UNKNOWN_INSTALLATION = 403,
+    /// Generic authentication failure (down-level shared key, admin key).
+    EDRLINK_UNAUTHORIZED = 404,
+    /// Inbound flow is blocked (integration toggled off): keep data, retry later.
+    EDRLINK_FLOW_BLOCKED = 500,
+    /// The credential is no longer valid (epoch changed or offboarded): new token needed.
+    EDRLINK_REVOKED = 501,
+    /// The installation was offboarded.
+    EDRLINK_OFFBOARDED = 502,
+    /// Long run of authentication failures: the endpoint needs a new token.
+    EDRLINK_NEEDS_REENROLL = 503,
+    /// The batch exceeds the policy's size or event limit.
+    EDRLINK_BATCH_TOO_LARGE = 600,
+    /// Per-installation rate limit hit; honour the retry delay (`edrlink_error_retry_after`).
+    EDRLINK_RATE_LIMITED = 601,
+    /// The batch sequence number went backwards with a new batch id.
+    EDRLINK_SEQUENCE_REGRESSION = 602,
+    /// A policy with a lower version than the current one was offered.
+    EDRLINK_POLICY_ROLLBACK = 603,
+    /// An offboarding package is expired or for another tenant.
+    EDRLINK_PACKAGE_INVALID = 604,
+    /// The local queue is full and the host chose to refuse new events.
+    EDRLINK_QUEUE_FULL = 605,
+    /// The network or the HTTP exchange failed (connection, TLS, proxy, timeout, host transport).
+    EDRLINK_TRANSPORT = 700,
+    /// The service answered 5xx or something unexpected.
+    EDRLINK_SERVICE_UNAVAILABLE = 701,
+    /// Local storage (data directory, credential file) failed.
+    EDRLINK_STORAGE = 702,
+    /// The call is not valid in the current state (e.g. handshake before enroll).
+    EDRLINK_INVALID_STATE = 703,
+    /// A bug: a panic was caught at the C boundary, or an invariant broke.
+    EDRLINK_INTERNAL = 799,
+    /// C API only: a required pointer argument was NULL.
+    EDRLINK_NULL_POINTER = 900,
+    /// C API only: a string argument is not valid UTF-8.
+    EDRLINK_INVALID_UTF8 = 901,
+    /// C API only: a caller-owned buffer is too small (the needed size is reported).
+    EDRLINK_BUFFER_TOO_SMALL = 902,
+}
+
+use edrlink_result::*;
+
+/// Every result code, in numeric order (Rust-side tests and lookups).
+const ALL_RESULTS: &[edrlink_result] = &[
+    EDRLINK_OK,
+    EDRLINK_MALFORMED,
+    EDRLINK_INVALID_ARGUMENT,
+    EDRLINK_WRONG_TYPE,
+    EDRLINK_TOO_LARGE,
+    EDRLINK_BAD_SIGNATURE,
+    EDRLINK_UNKNOWN_KEY,
+    EDRLINK_UNSUPPORTED_ALGORITHM,
+    EDRLINK_TOKEN_EXPIRED,
+    EDRLINK_TOKEN_NOT_YET_VALID,
+    EDRLINK_TOKEN_REVOKED,
+    EDRLINK_TOKEN_EXHAUSTED,
+    EDRLINK_INTEGRATION_DISABLED,
+    EDRLINK_WRONG_REGION,
+    EDRLINK_EPOCH_MISMATCH,
+    EDRLINK_POSSIBLE_CLONE,
+    EDRLINK_STALE_MESSAGE,
+    EDRLINK_REPLAY,
+    EDRLINK_SESSION_EXPIRED,
+    EDRLINK_UNKNOWN_INSTALLATION,
+    EDRLINK_UNAUTHORIZED,
+    EDRLINK_FLOW_BLOCKED,
+    EDRLINK_REVOKED,
+    EDRLINK_OFFBOARDED,
+    EDRLINK_NEEDS_REENROLL,
+    EDRLINK_BATCH_TOO_LARGE,
+    EDRLINK_RATE_LIMITED,
+    EDRLINK_SEQUENCE_REGRESSION,
+    EDRLINK_POLICY_ROLLBACK,
+    EDRLINK_PACKAGE_INVALID,
+    EDRLINK_QUEUE_FULL,
+    EDRLINK_TRANSPORT,
+    EDRLINK_SERVICE_UNAVAILABLE,
+    EDRLINK_STORAGE,
+    EDRLINK_INVALID_STATE,
+    EDRLINK_INTERNAL,
+    EDRLINK_NULL_POINTER,
+    EDRLINK_INVALID_UTF8,
+    EDRLINK_BUFFER_TOO_SMALL,
+];
+
+impl edrlink_result {
+    fn from_u32(n: u32) -> Option<edrlink_result> {
+        ALL_RESULTS.iter().copied().find(|r| *r as u32 == n)
+    }
+
+    fn from_core(code: ErrorCode) -> edrlink_result {
+        // Same numbers by contract; a core code this layer does not know yet
+        // (ErrorCode is non_exhaustive) surfaces as INTERNAL, and the unit
+        // test `every_core_code_has_a_result` fails first.
+        match edrlink_result::from_u32(code.as_u32()) {
+            Some(r) if r != EDRLINK_OK => r,
+            _ => EDRLINK_INTERNAL,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            EDRLINK_OK => "ok",
+            EDRLINK_NULL_POINTER => "null_pointer",
+            EDRLINK_INVALID_UTF8 => "invalid_utf8",
+            EDRLINK_BUFFER_TOO_SMALL => "buffer_too_small",
+            other => ErrorCode::from_u32(other as u32).map_or("internal", ErrorCode::as_str),
+        }
+    }
+
+    fn description(self) -> &'static str {
+        match self {
+            EDRLINK_OK => "success",
+            EDRLINK_MALFORMED => "input is not well-formed",
+            EDRLINK_INVALID_ARGUMENT => "an argument is invalid",
+            EDRLINK_WRONG_TYPE => "the message is of another type than expected",
+            EDRLINK_TOO_LARGE => "input exceeds a size limit",
+            EDRLINK_BAD_SIGNATURE => "a signature or MAC does not verify",
+            EDRLINK_UNKNOWN_KEY => "the signing key is not known",
+            EDRLINK_UNSUPPORTED_ALGORITHM => "unsupported algorithm",
+            EDRLINK_TOKEN_EXPIRED => "the access token has expired",
+            EDRLINK_TOKEN_NOT_YET_VALID => "the access token is not valid yet",
+            EDRLINK_TOKEN_REVOKED => "the access token was revoked",
+            EDRLINK_TOKEN_EXHAUSTED => "the access token was used up",
+            EDRLINK_INTEGRATION_DISABLED => "the partner integration is turned off",
+            EDRLINK_WRONG_REGION => "the token belongs to another data region",
+            EDRLINK_EPOCH_MISMATCH => "the integration was toggled since the token was issued: a new token is required",
+            EDRLINK_POSSIBLE_CLONE => "the same device was presented with another key",
+            EDRLINK_STALE_MESSAGE => "the message time is outside the accepted window",
+            EDRLINK_REPLAY => "the nonce was seen before",
+            EDRLINK_SESSION_EXPIRED => "the flow session expired",
+            EDRLINK_UNKNOWN_INSTALLATION => "the installation is unknown to the service",
+            EDRLINK_UNAUTHORIZED => "authentication failed",
+            EDRLINK_FLOW_BLOCKED => "inbound flow is blocked: data is kept and retried later",
+            EDRLINK_REVOKED => "the credential is no longer valid: a new token is required",
+            EDRLINK_OFFBOARDED => "the installation was offboarded",
+            EDRLINK_NEEDS_REENROLL => "repeated authentication failures: a new token is required",
+            EDRLINK_BATCH_TOO_LARGE => "the batch exceeds the policy limits",
+            EDRLINK_RATE_LIMITED => "rate limited: retry later",
+            EDRLINK_SEQUENCE_REGRESSION => "the batch sequence number went backwards",
+            EDRLINK_POLICY_ROLLBACK => "a policy older than the current one was offered",
+            EDRLINK_PACKAGE_INVALID => "the offboarding package is expired or for another tenant",
+            EDRLINK_QUEUE_FULL => "the local event queue is full",
+            EDRLINK_TRANSPORT => "the network or HTTP exchange failed",
+            EDRLINK_SERVICE_UNAVAILABLE => "the service is unavailable",
+            EDRLINK_STORAGE => "local storage failed",
+            EDRLINK_INVALID_STATE => "the call is not valid in the current state",
+            EDRLINK_INTERNAL => "internal error",
+            EDRLINK_NULL_POINTER => "a required pointer argument was NULL",
+            EDRLINK_INVALID_UTF8 => "a string argument is not valid UTF-8",
+            EDRLINK_BUFFER_TOO_SMALL => "the output buffer is too small",
+        }
+    }
+}
+
+/// A detailed error: a result code plus a message (never containing secrets).
+/// Created by the library on failure, freed by the caller with
+/// `edrlink_error_free`. Immutable, so it may be read from any thread.
+pub struct edrlink_error {
+    code: edrlink_result,
+    message: CString,
+    retry_after: u64,
+}
+
+/// The error type used inside this crate before it crosses the boundary.
+#[derive(Debug)]
+pub(crate) struct FfiError {
+    pub(crate) code: edrlink_result,
+    pub(crate) message: String,
+    pub(crate) retry_after: u64,
+}
+
+impl FfiError {
+    pub(crate) fn new(code: edrlink_result, message: impl Into<String>) -> Self {
+        FfiError { code, message: message.into(), retry_after: 0 }
+    }
+
+    pub(crate) fn null(what: &str) -> Self {
+        FfiError::new(EDRLINK_NULL_POINTER, format!("{what} must not be NULL"))
+    }
+}
+
+impl From<CoreError> for FfiError {
+    fn from(e: CoreError) -> Self {
+        FfiError {
+            code: edrlink_result::from_core(e.code()),
+            message: e.message().to_owned(),
+            retry_after: e.retry_after().unwrap_or(0),
+        }
+    }
+}
+
+pub(crate) type FfiResult<T = ()> = Result<T, FfiError>;
+
+/// Stores `e` into the caller's optional error out-parameter.
+///
+/// # Safety
+/// `err` is NULL or valid for writing one pointer.
+pub(crate) unsafe fn set_error(err: *mut *mut edrlink_error, e: FfiError) -> edrlink_result {
+    let code = e.code;
+    if !err.is_null() {
+        let message = CString::new(e.message.replace('\0', " ")).unwrap_or_default();
+        let boxed = Box::new(edrlink_error { code, message, retry_after: e.retry_after });
+        // SAFETY: caller contract; checked non-NULL above.
+        unsafe { *err = Box::into_raw(boxed) };
+    }
+    code
+}
+
+// ---------------------------------------------------------------- helpers
+
+/// Borrows a NUL-terminated UTF-8 string argument.
+///
+/// # Safety
+/// `p` is NULL or a valid NUL-terminated string that outlives the borrow.
+pub(crate) unsafe fn arg_str<'a>(p: *const c_char, what: &str) -> FfiResult<&'a str> {
+    if p.is_null() {
+        return Err(FfiError::null(what));
+    }
+    // SAFETY: caller contract.
+    unsafe { CStr::from_ptr(p) }
+        .to_str()
+        .map_err(|_| FfiError::new(EDRLINK_INVALID_UTF8, format!("{what} is not valid UTF-8")))
+}
+
+/// Like [`arg_str`], but NULL means "absent".
+///
+/// # Safety
+/// As [`arg_str`].
+pub(crate) unsafe fn arg_opt_str<'a>(p: *const c_char, what: &str) -> FfiResult<Option<&'a str>> {
+    if p.is_null() {
+        Ok(None)
+    } else {
+        // SAFETY: forwarded.
+        unsafe { arg_str(p, what) }.map(Some)
+    }
+}
+
+/// Borrows a byte-buffer argument; `(NULL, 0)` is the empty buffer.
+///
+/// # Safety
+/// `p` is NULL or valid for reading `len` bytes.
+pub(crate) unsafe fn arg_bytes<'a>(p: *const u8, len: usize, what: &str) -> FfiResult<&'a [u8]> {
+    if p.is_null() {
+        return if len == 0 { Ok(&[]) } else { Err(FfiError::null(what)) };
+    }
+    // SAFETY: caller contract.
+    Ok(unsafe { std::slice::from_raw_parts(p, len) })
+}
+
+/// Checks a required out-pointer before any work is done.
+pub(crate) fn check_out<T>(p: *mut T, what: &str) -> FfiResult<()> {
+    if p.is_null() {
+        Err(FfiError::null(what))
+    } else {
+        Ok(())
+    }
+}
+
+/// Copies a Rust string into a library-allocated C string (interior NULs are
+/// an internal error: JSON output never contains them).
+pub(crate) fn to_c_string(s: impl Into<Vec<u8>>) -> FfiResult<*mut c_char> {
+    CString::new(s)
+        .map(CString::into_raw)
+        .map_err(|_| FfiError::new(EDRLINK_INTERNAL, "output contains a NUL byte"))
+}
+
+// ---------------------------------------------------------------- exported: version, codes, errors, memory
+
+/// The library version (`"MAJOR.MINOR.PATCH"`, same as `EDRLINK_VERSION`).
+/// Static storage: do not free. Thread-safe.
+#[no_mangle]
+pub extern "C" fn edrlink_version() -> *const c_char {
+    ffi_boundary!(default = std::ptr::null(); {
+        static V: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+            Ok(v) => v,
+            Err(_) => panic!("version has no NUL"),
+        };
+        V.as_ptr()
+    })
+}
+
+/// The protocol version this library speaks (1 = `/v1`). Thread-safe.
+#[no_mangle]
+pub extern "C" fn edrlink_protocol_version() -> u32 {
+    ffi_boundary!(default = 0; { edrlink_core::PROTOCOL_VERSION })
+}
+
+fn static_cstr(s: &'static str) -> *const c_char {
+    // Names and descriptions are interned once as C strings.
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<&'static str, &'static CStr>>> = OnceLock::new();
+    let mut map = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    map.entry(s)
+        .or_insert_with(|| Box::leak(CString::new(s).unwrap_or_default().into_boxed_c_str()))
+        .as_ptr()
+}
+
+/// The stable snake_case name of a result code (`"ok"`, `"token_expired"`,
+/// `"null_pointer"`, …; the same names travel on the wire). Unknown numbers
+/// give `"unknown"`. Static storage: do not free. Thread-safe.
+#[no_mangle]
+pub extern "C" fn edrlink_result_name(code: u32) -> *const c_char {
+    ffi_boundary!(default = std::ptr::null(); {
+        static_cstr(edrlink_result::from_u32(code).map_or("unknown", edrlink_result::name))
+    })
+}
+
+/// A short English description of a result code. Unknown numbers give
+/// `"unknown result code"`. Static storage: do not free. Thread-safe.
+#[no_mangle]
+pub extern "C" fn edrlink_result_message(code: u32) -> *const c_char {
+    ffi_boundary!(default = std::ptr::null(); {
+        static_cstr(edrlink_result::from_u32(code).map_or("unknown result code", edrlink_result::description))
+    })
+}
+
+/// The result code of an error (`EDRLINK_NULL_POINTER` when `err` is NULL).
+#[no_mangle]
+pub extern "C" fn edrlink_error_code(err: *const edrlink_error) -> edrlink_result {
+    ffi_boundary!(default = EDRLINK_INTERNAL; {
+        // SAFETY: NULL or a live error from this library.
+        unsafe { err.as_ref() }.map_or(EDRLINK_NULL_POINTER, |e| e.code)
+    })
+}
+
+/// The error's message (UTF-8, never contains secrets). Valid until
+/// `edrlink_error_free(err)`; do not free it separately. `""` when `err` is NULL.
+#[no_mangle]
+pub extern "C" fn edrlink_error_message(err: *const edrlink_error) -> *const c_char {
+    ffi_boundary!(default = std::ptr::null(); {
+        // SAFETY: NULL or a live error from this library.
+        match unsafe { err.as_ref() } {
+            Some(e) => e.message.as_ptr(),
+            None => c"".as_ptr(),
+        }
+    })
+}
+
+/// Seconds the service asked to wait before retrying (`EDRLINK_RATE_LIMITED`,
+/// `EDRLINK_SERVICE_UNAVAILABLE`), 0 when none or when `err` is NULL.
+#[no_mangle]
+pub extern "C" fn edrlink_error_retry_after(err: *const edrlink_error) -> u64 {
+    ffi_boundary!(default = 0; {
+        // SAFETY: NULL or a live error from this library.
+        unsafe { err.as_ref() }.map_or(0, |e| e.retry_after)
+    })
+}
+
+/// Frees an error. NULL is a no-op. Freeing the same error twice is undefined
+/// behaviour: set your pointer to NULL after freeing.
+#[no_mangle]
+pub extern "C" fn edrlink_error_free(err: *mut edrlink_error) {
+    ffi_boundary!(default = (); {
+        if !err.is_null() {
+            // SAFETY: created by Box::into_raw in set_error, freed once.
+            drop(unsafe { Box::from_raw(err) });
+        }
+    })
+}
+
+/// Frees a string the library returned through a `char **` out-parameter.
+/// The bytes are overwritten before release (they may hold claims or
+/// envelopes). NULL is a no-op.
+#[no_mangle]
+pub extern "C" fn edrlink_string_free(s: *mut c_char) {
+    ffi_boundary!(default = (); {
+        if !s.is_null() {
+            // SAFETY: created by CString::into_raw in this library, freed once.
+            let c = unsafe { CString::from_raw(s) };
+            let mut bytes = c.into_bytes();
+            zeroize::Zeroize::zeroize(&mut bytes);
+        }
+    })
+}
+
+/// Frees a byte buffer the library returned as `(uint8_t **out, size_t *out_len)`;
+/// pass the same length back. The bytes are overwritten before release.
+/// NULL is a no-op.
+#[no_mangle]
+pub extern "C" fn edrlink_bytes_free(ptr: *mut u8, len: usize) {
+    ffi_boundary!(default = (); {
+        if !ptr.is_null() {
+            // SAFETY: created by Box<[u8]>::into_raw with this length, freed once.
+            let mut b = unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, len)) };
+            zeroize::Zeroize::zeroize(&mut b[..]);
+        }
+    })
+}
+
+/// Hands a byte vector to C as `(ptr, len)`.
+pub(crate) fn to_c_bytes(v: Vec<u8>) -> (*mut u8, usize) {
+    let b = v.into_boxed_slice();
+    let len = b.len();
+    (Box::into_raw(b) as *mut u8, len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_core_code_has_a_result_with_the_same_number_and_name() {
+        for &c in ErrorCode::ALL {
+            let r = edrlink_result::from_core(c);
+            assert_eq!(r as u32, c.as_u32(), "{c}");
+            assert_eq!(r.name(), c.as_str());
+        }
+        // and the FFI-only ones are outside the core's ranges
+        for r in [EDRLINK_NULL_POINTER, EDRLINK_INVALID_UTF8, EDRLINK_BUFFER_TOO_SMALL] {
+            assert!(ErrorCode::from_u32(r as u32).is_none());
+        }
+        assert_eq!(ALL_RESULTS.len(), ErrorCode::ALL.len() + 4);
+    }
+
+    #[test]
+    fn panic_boundary_turns_panics_into_internal() {
+        let mut err: *mut edrlink_error = std::ptr::null_mut();
+        let r = ffi_boundary!(&mut err; {
+            if edrlink_protocol_version() == 1 {
+                panic!("boom");
+            }
+            Ok(())
+        });
+        assert_eq!(r, EDRLINK_INTERNAL);
+        assert_eq!(edrlink_error_code(err), EDRLINK_INTERNAL);
+        edrlink_error_free(err);
+        let v: u32 = ffi_boundary!(default = 7; {
+            if edrlink_protocol_version() == 1 {
+                panic!("boom");
+            }
+            1
+        });
+        assert_eq!(v, 7);
+    }
+
+    #[test]
+    fn version_matches_cargo() {
+        let v = unsafe { CStr::from_ptr(edrlink_version()) };
+        assert_eq!(v.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
+    }
+}

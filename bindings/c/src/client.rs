@@ -1,0 +1,574 @@
+//! The client handle: `edrlink_core::agent::Agent` behind a C pointer.
+
+use crate::edrlink_result::*;
+use crate::transport::{edrlink_transport, HostTransport};
+use crate::{arg_opt_str, arg_str, check_out, edrlink_error, edrlink_result, to_c_string, FfiError, FfiResult};
+use edrlink_core::agent::{Agent, AgentConfig, Transport};
+use edrlink_core::client::ClientConfig;
+use edrlink_core::encoding::rfc3339;
+use edrlink_core::handshake::FlowState;
+use edrlink_core::health::HealthReport;
+use edrlink_core::redeem::DeviceFacts;
+use edrlink_core::telemetry::{Action, Detection, Event, Severity};
+use edrlink_core::ErrorCode;
+use std::ffi::c_char;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use zeroize::Zeroizing;
+
+/// A partner agent: enrollment, handshake, event queue, delivery, health,
+/// offboarding. Wraps `edrlink_core::agent::Agent`.
+///
+/// Thread-safety: **fully thread-safe** (the agent is `Send + Sync`). Any
+/// function may be called on one client from several threads at once:
+/// `submit*` and `health*` never wait for the network; calls that talk to the
+/// service (enroll, handshake, flush, offboard) take turns. Free it once, when
+/// no other thread uses it any more.
+pub struct edrlink_client {
+    agent: Agent,
+}
+
+/// Client settings for `edrlink_client_new`. Zero-initialise it
+/// (`edrlink_client_options o = {0};`) and set what you need: NULL/0 fields
+/// take the documented defaults. The library copies everything it keeps.
+#[repr(C)]
+pub struct edrlink_client_options {
+    /// Base URL of the partner API, overriding the one in the token or
+    /// credential (e.g. a proxy or a test service). NULL: use the token's.
+    pub service_url: *const c_char,
+    /// Directory for the credential file (created with mode 0700 if missing;
+    /// the credential is written 0600, atomically). NULL: memory only (the
+    /// endpoint must enroll again after a restart). Any bytes (not only UTF-8).
+    pub data_dir: *const c_char,
+    /// Stable device id (machine-id, hardware UUID). Required.
+    pub device_id: *const c_char,
+    /// Host name. Required.
+    pub hostname: *const c_char,
+    /// OS family: `windows`, `macos`, `linux`, `android`, `ios`, `chromeos`. Required.
+    pub os: *const c_char,
+    /// OS version. Required.
+    pub os_version: *const c_char,
+    /// Partner product name. Required.
+    pub product: *const c_char,
+    /// Partner product version. Required.
+    pub product_version: *const c_char,
+    /// How long enroll, handshake and offboard keep retrying, seconds. 0: 30.
+    pub op_timeout_secs: u32,
+    /// Queue bound in events (further telemetry is refused with
+    /// `EDRLINK_QUEUE_FULL`; detections evict telemetry). 0: 100000.
+    pub max_queue_events: u32,
+    /// Compress batches with gzip.
+    pub gzip: bool,
+}
+
+/// The service's decision about inbound flow.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum edrlink_flow_state {
+    /// No decision yet (never handshaken).
+    EDRLINK_FLOW_STATE_NONE = 0,
+    /// Send.
+    EDRLINK_FLOW_STATE_OPEN = 1,
+    /// Integration toggled off: data is kept and re-checked slowly.
+    EDRLINK_FLOW_STATE_BLOCKED = 2,
+    /// Epoch changed or offboarded: a new token is required.
+    EDRLINK_FLOW_STATE_REVOKED = 3,
+}
+
+impl From<Option<FlowState>> for edrlink_flow_state {
+    fn from(f: Option<FlowState>) -> Self {
+        match f {
+            None => edrlink_flow_state::EDRLINK_FLOW_STATE_NONE,
+            Some(FlowState::Open) => edrlink_flow_state::EDRLINK_FLOW_STATE_OPEN,
+            Some(FlowState::Blocked) => edrlink_flow_state::EDRLINK_FLOW_STATE_BLOCKED,
+            Some(FlowState::Revoked) => edrlink_flow_state::EDRLINK_FLOW_STATE_REVOKED,
+        }
+    }
+}
+
+/// Detection severity (values for `edrlink_detection.severity`).
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum edrlink_severity {
+    /// Informational (the EICAR test).
+    EDRLINK_SEVERITY_INFORMATIONAL = 0,
+    /// Low.
+    EDRLINK_SEVERITY_LOW = 1,
+    /// Medium.
+    EDRLINK_SEVERITY_MEDIUM = 2,
+    /// High.
+    EDRLINK_SEVERITY_HIGH = 3,
+    /// Critical.
+    EDRLINK_SEVERITY_CRITICAL = 4,
+}
+
+/// What the product did (values for `edrlink_detection.action`).
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum edrlink_action {
+    /// Only detected.
+    EDRLINK_ACTION_DETECTED = 0,
+    /// Blocked (a download, a URL).
+    EDRLINK_ACTION_BLOCKED = 1,
+    /// Quarantined.
+    EDRLINK_ACTION_QUARANTINED = 2,
+    /// Removed.
+    EDRLINK_ACTION_REMOVED = 3,
+    /// Allowed by policy.
+    EDRLINK_ACTION_ALLOWED = 4,
+}
+
+/// A malware detection for `edrlink_client_submit_detection`. Borrowed for the
+/// duration of the call only.
+#[repr(C)]
+pub struct edrlink_detection {
+    /// When it was detected, RFC 3339 (`2026-01-02T03:04:05Z`). NULL: now.
+    pub time: *const c_char,
+    /// Threat name (1..512 characters). Required.
+    pub threat_name: *const c_char,
+    /// File path. NULL: none (URL detections).
+    pub file_path: *const c_char,
+    /// SHA-256 of the file, 64 hex characters. NULL: none.
+    pub sha256: *const c_char,
+    /// An `edrlink_severity` value (other values: `EDRLINK_INVALID_ARGUMENT`).
+    pub severity: u32,
+    /// An `edrlink_action` value (other values: `EDRLINK_INVALID_ARGUMENT`).
+    pub action: u32,
+    /// A test detection.
+    pub test: bool,
+    /// URL, for web-protection detections. NULL: none.
+    pub url: *const c_char,
+}
+
+/// Health snapshot (the scalar part of `edrlink_client_health_json`).
+/// Times are Unix seconds, 0 when they never happened.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct edrlink_health {
+    /// Onboarded, flow open, no recent error.
+    pub healthy: bool,
+    /// Holds a credential.
+    pub onboarded: bool,
+    /// A new access token is needed (revoked, offboarded, repeated 401s).
+    pub needs_new_token: bool,
+    /// Last flow decision.
+    pub flow: edrlink_flow_state,
+    /// Events waiting to be sent (including a batch in flight).
+    pub queued_events: u64,
+    /// Bytes waiting to be sent.
+    pub queued_bytes: u64,
+    /// Events acknowledged by the service since the client was created.
+    pub sent_events: u64,
+    /// Events dropped (all reasons; the JSON form breaks them down).
+    pub dropped_events: u64,
+    /// Last successful handshake.
+    pub last_handshake: i64,
+    /// Last acknowledged send.
+    pub last_send: i64,
+    /// Next retry when backing off.
+    pub next_attempt: i64,
+    /// Age of the oldest queued event in seconds (-1 when the queue is empty).
+    pub oldest_queued_age: i64,
+    /// Service clock minus local clock, seconds.
+    pub clock_offset: i64,
+    /// Code of the last error (`EDRLINK_OK` when none).
+    pub last_error: edrlink_result,
+}
+
+impl From<&HealthReport> for edrlink_health {
+    fn from(h: &HealthReport) -> Self {
+        let last_error = h.last_error.as_deref().map_or(EDRLINK_OK, |s| {
+            let name = s.split(':').next().unwrap_or("");
+            ErrorCode::from_name(name).map_or(EDRLINK_INTERNAL, edrlink_result::from_core)
+        });
+        edrlink_health {
+            healthy: h.healthy,
+            onboarded: h.onboarded,
+            needs_new_token: h.needs_new_token,
+            flow: h.flow.into(),
+            queued_events: h.queued_events,
+            queued_bytes: h.queued_bytes,
+            sent_events: h.sent_events,
+            dropped_events: h.drops.values().sum(),
+            last_handshake: h.last_handshake.unwrap_or(0),
+            last_send: h.last_send.unwrap_or(0),
+            next_attempt: h.next_attempt.unwrap_or(0),
+            oldest_queued_age: h.oldest_queued_age.unwrap_or(-1),
+            clock_offset: h.clock_offset,
+            last_error,
+        }
+    }
+}
+
+/// What `edrlink_client_flush` achieved.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+pub struct edrlink_flush_outcome {
+    /// Events acknowledged by the service during this call.
+    pub delivered: u64,
+    /// Events still queued (kept for later; a timeout drops nothing).
+    pub queued: u64,
+}
+
+#[cfg(feature = "http")]
+pub(crate) fn builtin_transport() -> FfiResult<Arc<dyn Transport>> {
+    use edrlink_core::transport::{HttpOptions, HttpTransport};
+    use std::sync::OnceLock;
+    static T: OnceLock<Arc<HttpTransport>> = OnceLock::new();
+    if let Some(t) = T.get() {
+        return Ok(t.clone());
+    }
+    let t = Arc::new(HttpTransport::new(HttpOptions::default())?);
+    Ok(T.get_or_init(|| t).clone())
+}
+
+#[cfg(not(feature = "http"))]
+pub(crate) fn builtin_transport() -> FfiResult<Arc<dyn Transport>> {
+    Err(FfiError::new(EDRLINK_INVALID_STATE, "built without the built-in HTTP transport: pass a host transport"))
+}
+
+fn client_ref<'a>(c: *const edrlink_client) -> FfiResult<&'a edrlink_client> {
+    // SAFETY: NULL or a live client from edrlink_client_new.
+    unsafe { c.as_ref() }.ok_or_else(|| FfiError::null("client"))
+}
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Creates a client. `transport` NULL selects the built-in HTTPS transport
+/// (rustls, OS + webpki roots); otherwise the struct is copied and the client
+/// owns its userdata from then on (see `edrlink_transport`), also when this
+/// call fails. If `data_dir` holds a credential, the client starts enrolled.
+/// On success `*out_client` receives the client; free it with
+/// `edrlink_client_free`.
+///
+/// Errors: `EDRLINK_NULL_POINTER` (options, required fields, out_client),
+/// `EDRLINK_INVALID_UTF8`, `EDRLINK_INVALID_ARGUMENT` (empty or oversized
+/// device facts, `transport->send` NULL), `EDRLINK_STORAGE` (data directory
+/// or stored credential unusable).
+///
+/// # Safety
+/// `options` NULL or valid with NULL or NUL-terminated strings; `transport`
+/// NULL or valid; out-pointers NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn edrlink_client_new(
+    options: *const edrlink_client_options,
+    transport: *const edrlink_transport,
+    out_client: *mut *mut edrlink_client,
+    err: *mut *mut edrlink_error,
+) -> edrlink_result {
+    ffi_boundary!(err; {
+        // Take the host transport first so its userdata is released on every failure path.
+        // SAFETY: caller contract.
+        let host = match unsafe { transport.as_ref() } {
+            Some(t) => Some(HostTransport::new(t)?),
+            None => None,
+        };
+        check_out(out_client, "out_client")?;
+        // SAFETY: caller contract.
+        let o = unsafe { options.as_ref() }.ok_or_else(|| FfiError::null("options"))?;
+        // SAFETY (below): caller contract on the option strings.
+        let device = DeviceFacts {
+            device_id: unsafe { arg_str(o.device_id, "options.device_id") }?.to_owned(),
+            hostname: unsafe { arg_str(o.hostname, "options.hostname") }?.to_owned(),
+            os: unsafe { arg_str(o.os, "options.os") }?.to_owned(),
+            os_version: unsafe { arg_str(o.os_version, "options.os_version") }?.to_owned(),
+            product: unsafe { arg_str(o.product, "options.product") }?.to_owned(),
+            product_version: unsafe { arg_str(o.product_version, "options.product_version") }?.to_owned(),
+        };
+        device.validate()?;
+        let mut cfg = ClientConfig::new(device);
+        cfg.service_url_override = unsafe { arg_opt_str(o.service_url, "options.service_url") }?.map(str::to_owned);
+        cfg.gzip = o.gzip;
+        if o.max_queue_events > 0 {
+            cfg.max_queue_events = o.max_queue_events as usize;
+        }
+        let data_dir = if o.data_dir.is_null() {
+            None
+        } else {
+            // SAFETY: caller contract; paths are bytes on Unix.
+            let bytes = unsafe { std::ffi::CStr::from_ptr(o.data_dir) }.to_bytes();
+            if bytes.is_empty() {
+                return Err(FfiError::new(EDRLINK_INVALID_ARGUMENT, "options.data_dir must not be empty"));
+            }
+            #[cfg(unix)]
+            let p = std::path::PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(bytes));
+            #[cfg(not(unix))]
+            let p = std::path::PathBuf::from(
+                std::str::from_utf8(bytes).map_err(|_| FfiError::new(EDRLINK_INVALID_UTF8, "options.data_dir is not valid UTF-8"))?,
+            );
+            Some(p)
+        };
+        let acfg = AgentConfig { client: cfg, data_dir };
+        let mut agent = match host {
+            Some(h) => Agent::new(acfg, h)?,
+            None => Agent::new(acfg, builtin_transport()?)?,
+        };
+        if o.op_timeout_secs > 0 {
+            agent.set_op_timeout(Duration::from_secs(o.op_timeout_secs.into()));
+        }
+        let c = Box::into_raw(Box::new(edrlink_client { agent }));
+        // SAFETY: checked non-NULL.
+        unsafe { *out_client = c };
+        Ok(())
+    })
+}
+
+/// Frees a client (and, through `free_userdata`, its host transport's
+/// userdata). Queued events that were not flushed are lost. NULL is a no-op.
+/// No other thread may be using the client.
+#[no_mangle]
+pub extern "C" fn edrlink_client_free(client: *mut edrlink_client) {
+    ffi_boundary!(default = (); {
+        if !client.is_null() {
+            // SAFETY: created by Box::into_raw in edrlink_client_new, freed once.
+            drop(unsafe { Box::from_raw(client) });
+        }
+    })
+}
+
+fn write_health(h: &HealthReport, out: *mut edrlink_health) {
+    if !out.is_null() {
+        // SAFETY: checked non-NULL; caller contract says writable.
+        unsafe { *out = edrlink_health::from(h) };
+    }
+}
+
+/// Enrolls with an access token: redeems it for this endpoint's own
+/// credential (stored in `data_dir`) and performs the first handshake,
+/// retrying transient failures for up to `op_timeout_secs`. The token is
+/// copied into a buffer wiped after use and never stored. `out_health`
+/// (optional) receives the health afterwards.
+///
+/// Errors: the service's refusal (`EDRLINK_TOKEN_EXPIRED`,
+/// `EDRLINK_TOKEN_REVOKED`, `EDRLINK_TOKEN_EXHAUSTED`,
+/// `EDRLINK_INTEGRATION_DISABLED`, `EDRLINK_EPOCH_MISMATCH`,
+/// `EDRLINK_BAD_SIGNATURE`, …), `EDRLINK_MALFORMED` for a token that does not
+/// parse, `EDRLINK_TRANSPORT` when the service was unreachable until the timeout.
+///
+/// # Safety
+/// `client` NULL or live; `token` NULL or NUL-terminated; out-pointers NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn edrlink_client_enroll(client: *mut edrlink_client, token: *const c_char, out_health: *mut edrlink_health, err: *mut *mut edrlink_error) -> edrlink_result {
+    ffi_boundary!(err; {
+        let c = client_ref(client)?;
+        // SAFETY: caller contract.
+        let t = Zeroizing::new(unsafe { arg_str(token, "token") }?.to_owned());
+        let h = c.agent.enroll(&t)?;
+        write_health(&h, out_health);
+        Ok(())
+    })
+}
+
+/// Down-level enrollment with an onboarding package (JSON with workspace id
+/// and key; sensitive: it is copied into a buffer wiped after use). Requests
+/// are then signed with HMAC `SharedKey`; there is no handshake.
+///
+/// Errors: `EDRLINK_WRONG_TYPE`/`EDRLINK_MALFORMED` (not a package),
+/// `EDRLINK_UNAUTHORIZED`/`EDRLINK_BAD_SIGNATURE` (key refused), `EDRLINK_TRANSPORT`.
+///
+/// # Safety
+/// As `edrlink_client_enroll`.
+#[no_mangle]
+pub unsafe extern "C" fn edrlink_client_enroll_package(
+    client: *mut edrlink_client,
+    package_json: *const c_char,
+    out_health: *mut edrlink_health,
+    err: *mut *mut edrlink_error,
+) -> edrlink_result {
+    ffi_boundary!(err; {
+        let c = client_ref(client)?;
+        // SAFETY: caller contract.
+        let p = Zeroizing::new(unsafe { arg_str(package_json, "package_json") }?.to_owned());
+        let h = c.agent.enroll_with_package(&p)?;
+        write_health(&h, out_health);
+        Ok(())
+    })
+}
+
+/// Asks the service for a flow decision now; `*out_flow` (optional) receives
+/// it. A blocked flow is a successful answer (`EDRLINK_FLOW_STATE_BLOCKED` state,
+/// `EDRLINK_OK` result). Down-level clients report `EDRLINK_FLOW_STATE_OPEN`.
+///
+/// Errors: `EDRLINK_INVALID_STATE` (not enrolled), `EDRLINK_REVOKED`,
+/// `EDRLINK_EPOCH_MISMATCH`, `EDRLINK_OFFBOARDED`, `EDRLINK_TRANSPORT`.
+///
+/// # Safety
+/// `client` NULL or live; out-pointers NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn edrlink_client_handshake(client: *mut edrlink_client, out_flow: *mut edrlink_flow_state, err: *mut *mut edrlink_error) -> edrlink_result {
+    ffi_boundary!(err; {
+        let c = client_ref(client)?;
+        let f = c.agent.handshake()?;
+        if !out_flow.is_null() {
+            // SAFETY: checked non-NULL.
+            unsafe { *out_flow = Some(f).into() };
+        }
+        Ok(())
+    })
+}
+
+/// Queues one event given as JSON: `{"type": "detection" | "heartbeat" |
+/// "generic", "time": RFC 3339, ...}` (see docs/PROTOCOL.md). Never waits
+/// for the network; deliver with `edrlink_client_flush`.
+///
+/// Errors: `EDRLINK_MALFORMED` (bad JSON or fields), `EDRLINK_QUEUE_FULL`,
+/// `EDRLINK_NULL_POINTER`, `EDRLINK_INVALID_UTF8`.
+///
+/// # Safety
+/// `client` NULL or live; `event_json` NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn edrlink_client_submit_json(client: *mut edrlink_client, event_json: *const c_char, err: *mut *mut edrlink_error) -> edrlink_result {
+    ffi_boundary!(err; {
+        let c = client_ref(client)?;
+        // SAFETY: caller contract.
+        c.agent.submit_json(unsafe { arg_str(event_json, "event_json") }?)?;
+        Ok(())
+    })
+}
+
+fn severity(n: u32) -> FfiResult<Severity> {
+    Ok(match n {
+        0 => Severity::Informational,
+        1 => Severity::Low,
+        2 => Severity::Medium,
+        3 => Severity::High,
+        4 => Severity::Critical,
+        _ => return Err(FfiError::new(EDRLINK_INVALID_ARGUMENT, "detection.severity is not an edrlink_severity value")),
+    })
+}
+
+fn action(n: u32) -> FfiResult<Action> {
+    Ok(match n {
+        0 => Action::Detected,
+        1 => Action::Blocked,
+        2 => Action::Quarantined,
+        3 => Action::Removed,
+        4 => Action::Allowed,
+        _ => return Err(FfiError::new(EDRLINK_INVALID_ARGUMENT, "detection.action is not an edrlink_action value")),
+    })
+}
+
+/// Queues a detection given as a struct (see `edrlink_detection`).
+///
+/// Errors: as `edrlink_client_submit_json`, plus `EDRLINK_INVALID_ARGUMENT`
+/// for an unknown severity or action.
+///
+/// # Safety
+/// `client` NULL or live; `detection` NULL or valid with NULL or
+/// NUL-terminated strings.
+#[no_mangle]
+pub unsafe extern "C" fn edrlink_client_submit_detection(client: *mut edrlink_client, detection: *const edrlink_detection, err: *mut *mut edrlink_error) -> edrlink_result {
+    ffi_boundary!(err; {
+        let c = client_ref(client)?;
+        // SAFETY: caller contract.
+        let d = unsafe { detection.as_ref() }.ok_or_else(|| FfiError::null("detection"))?;
+        // SAFETY (below): caller contract on the struct's strings.
+        let ev = Event::Detection(Detection {
+            time: unsafe { arg_opt_str(d.time, "detection.time") }?.map_or_else(|| rfc3339(now()), str::to_owned),
+            threat_name: unsafe { arg_str(d.threat_name, "detection.threat_name") }?.to_owned(),
+            file_path: unsafe { arg_opt_str(d.file_path, "detection.file_path") }?.unwrap_or("").to_owned(),
+            sha256: unsafe { arg_opt_str(d.sha256, "detection.sha256") }?.unwrap_or("").to_ascii_lowercase(),
+            severity: severity(d.severity)?,
+            action: action(d.action)?,
+            test: d.test,
+            url: unsafe { arg_opt_str(d.url, "detection.url") }?.map(str::to_owned),
+        });
+        c.agent.submit(ev)?;
+        Ok(())
+    })
+}
+
+/// Queues the EICAR test detection (the portal's detection test: the service
+/// raises an Informational alert "EICAR test file"). Deliver with
+/// `edrlink_client_flush`.
+///
+/// # Safety
+/// `client` NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn edrlink_client_send_test_detection(client: *mut edrlink_client, err: *mut *mut edrlink_error) -> edrlink_result {
+    ffi_boundary!(err; {
+        client_ref(client)?.agent.send_test_detection()?;
+        Ok(())
+    })
+}
+
+/// Delivers what is queued, waiting at most `timeout_secs`. Returns
+/// `EDRLINK_OK` when the queue emptied or the deadline passed (then
+/// `queued > 0`; nothing is dropped); `*out_outcome` (optional) says how many
+/// events were delivered and remain.
+///
+/// Errors: `EDRLINK_FLOW_BLOCKED` (integration off: events stay queued),
+/// `EDRLINK_REVOKED`/`EDRLINK_EPOCH_MISMATCH`/`EDRLINK_NEEDS_REENROLL` (a new
+/// token is needed), `EDRLINK_INVALID_STATE` (not enrolled). On error
+/// `*out_outcome` is not written.
+///
+/// # Safety
+/// `client` NULL or live; out-pointers NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn edrlink_client_flush(client: *mut edrlink_client, timeout_secs: u32, out_outcome: *mut edrlink_flush_outcome, err: *mut *mut edrlink_error) -> edrlink_result {
+    ffi_boundary!(err; {
+        let o = client_ref(client)?.agent.flush(timeout_secs.into())?;
+        if !out_outcome.is_null() {
+            // SAFETY: checked non-NULL.
+            unsafe { *out_outcome = edrlink_flush_outcome { delivered: o.delivered, queued: o.queued } };
+        }
+        Ok(())
+    })
+}
+
+/// Health snapshot into `*out_health`. Never waits for the network.
+///
+/// # Safety
+/// `client` NULL or live; `out_health` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn edrlink_client_health(client: *const edrlink_client, out_health: *mut edrlink_health, err: *mut *mut edrlink_error) -> edrlink_result {
+    ffi_boundary!(err; {
+        check_out(out_health, "out_health")?;
+        let h = client_ref(client)?.agent.health();
+        write_health(&h, out_health);
+        Ok(())
+    })
+}
+
+/// Full health report as JSON (`healthy`, `onboarded`, `installation_id`,
+/// `flow`, `needs_new_token`, `last_handshake`, `last_send`, `queued_events`,
+/// `queued_bytes`, `oldest_queued_age`, `sent_events`, `drops`,
+/// `clock_offset`, `last_error`, `next_attempt`; absent values are `null`).
+/// Free with `edrlink_string_free`. Never waits for the network.
+///
+/// # Safety
+/// `client` NULL or live; out-pointers NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn edrlink_client_health_json(client: *const edrlink_client, out_json: *mut *mut c_char, err: *mut *mut edrlink_error) -> edrlink_result {
+    ffi_boundary!(err; {
+        check_out(out_json, "out_json")?;
+        let h = client_ref(client)?.agent.health();
+        let s = to_c_string(serde_json::to_string(&h).map_err(|e| FfiError::new(EDRLINK_INTERNAL, e.to_string()))?)?;
+        // SAFETY: checked non-NULL.
+        unsafe { *out_json = s };
+        Ok(())
+    })
+}
+
+/// Offboards. `offboarding_package` NULL: partner opt-out (asks the service and
+/// waits for its answer). Otherwise applies an admin-issued offboarding
+/// package (verified against the pinned service keys). Either way the stored
+/// credential is deleted; the client stays usable for a new enrollment.
+///
+/// Errors: `EDRLINK_INVALID_STATE` (not enrolled), `EDRLINK_PACKAGE_INVALID`,
+/// `EDRLINK_BAD_SIGNATURE`, `EDRLINK_MALFORMED`, `EDRLINK_TRANSPORT`.
+///
+/// # Safety
+/// `client` NULL or live; `offboarding_package` NULL or NUL-terminated.
+#[no_mangle]
+pub unsafe extern "C" fn edrlink_client_offboard(client: *mut edrlink_client, offboarding_package: *const c_char, err: *mut *mut edrlink_error) -> edrlink_result {
+    ffi_boundary!(err; {
+        let c = client_ref(client)?;
+        // SAFETY: caller contract.
+        let p = unsafe { arg_opt_str(offboarding_package, "offboarding_package") }?.map(|s| Zeroizing::new(s.to_owned()));
+        c.agent.offboard(p.as_deref().map(String::as_str))?;
+        Ok(())
+    })
+}

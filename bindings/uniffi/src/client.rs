@@ -1,0 +1,483 @@
+//! The partner client (wrapping `edrlink_core::agent::Agent`) and the
+//! transport interface a host can implement with its own HTTP stack.
+
+use crate::error::{invalid, EdrlinkError, TransportError};
+use crate::{unix_now, Result};
+use edrlink_core::agent::{Agent, AgentConfig, Transport as CoreTransport};
+use edrlink_core::client::ClientConfig;
+use edrlink_core::handshake::FlowState as CoreFlow;
+use edrlink_core::http::{HttpRequest, HttpResponse};
+use edrlink_core::keys::Keyset;
+use edrlink_core::redeem::DeviceFacts;
+use edrlink_core::telemetry::{self, Event};
+use edrlink_core::transport::{HttpOptions, HttpTransport};
+use edrlink_core::{Error, ErrorCode};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+// ---------------------------------------------------------------------------
+// Transport
+
+/// One HTTP header (names are lower case in requests the SDK makes).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct TransportHeader {
+    /// Header name.
+    pub name: String,
+    /// Header value.
+    pub value: String,
+}
+
+/// A request the SDK wants sent. Always `POST` today.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct TransportRequest {
+    /// HTTP method.
+    pub method: String,
+    /// Absolute URL.
+    pub url: String,
+    /// Headers (content-type and, for down-level, authorization + date).
+    pub headers: Vec<TransportHeader>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+/// The response the host's HTTP stack received. Any status, including 4xx
+/// and 5xx, is a response: the SDK reads its problem details.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct TransportResponse {
+    /// Status code.
+    pub status: u16,
+    /// Headers (any case; `retry-after` and `content-type` are read).
+    pub headers: Vec<TransportHeader>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+}
+
+/// Performs one HTTP exchange for the SDK. Implement it to route the SDK's
+/// traffic through the app's own HTTP stack (OkHttp, URLSession, requests, a
+/// corporate proxy library); the default is the built-in native transport
+/// (rustls, OS trust store). Called on the thread that called the client
+/// method, one request at a time per client. Raise `TransportError.Failed`
+/// (or any exception) when no response was received.
+#[uniffi::export(with_foreign)]
+pub trait Transport: Send + Sync {
+    /// Sends `request` and returns the response.
+    fn send(&self, request: TransportRequest) -> core::result::Result<TransportResponse, TransportError>;
+}
+
+fn headers_out(h: &[(String, String)]) -> Vec<TransportHeader> {
+    h.iter().map(|(n, v)| TransportHeader { name: n.clone(), value: v.clone() }).collect()
+}
+
+fn headers_in(h: Vec<TransportHeader>) -> Vec<(String, String)> {
+    h.into_iter().map(|h| (h.name.to_ascii_lowercase(), h.value)).collect()
+}
+
+/// Adapts a host (or native) [`Transport`] to the core's transport trait.
+struct Adapter(Arc<dyn Transport>);
+
+impl CoreTransport for Adapter {
+    fn send(&self, req: &HttpRequest) -> edrlink_core::Result<HttpResponse> {
+        let r = TransportRequest { method: req.method.clone(), url: req.url.clone(), headers: headers_out(&req.headers), body: req.body.clone() };
+        match self.0.send(r) {
+            Ok(resp) => Ok(HttpResponse { status: resp.status, headers: headers_in(resp.headers), body: resp.body }),
+            Err(TransportError::Failed { reason }) => Err(Error::new(ErrorCode::Transport, reason)),
+        }
+    }
+}
+
+/// Options of the built-in native transport.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct NativeTransportOptions {
+    /// Connect timeout, seconds.
+    #[uniffi(default = 10)]
+    pub connect_timeout_secs: u64,
+    /// Timeout for the whole exchange, seconds.
+    #[uniffi(default = 30)]
+    pub read_timeout_secs: u64,
+    /// Extra trusted CA certificates (PEM), e.g. a TLS-inspecting proxy's CA.
+    #[uniffi(default = [])]
+    pub extra_ca_pem: Vec<String>,
+    /// Proxy URL; `None` uses `HTTPS_PROXY` / `ALL_PROXY` / `NO_PROXY`.
+    #[uniffi(default = None)]
+    pub proxy: Option<String>,
+    /// `User-Agent`; `None` = `edrlink/<version>`.
+    #[uniffi(default = None)]
+    pub user_agent: Option<String>,
+}
+
+impl Default for NativeTransportOptions {
+    fn default() -> Self {
+        NativeTransportOptions { connect_timeout_secs: 10, read_timeout_secs: 30, extra_ca_pem: vec![], proxy: None, user_agent: None }
+    }
+}
+
+fn native(opts: NativeTransportOptions) -> Result<HttpTransport> {
+    let mut o = HttpOptions {
+        connect_timeout: Duration::from_secs(opts.connect_timeout_secs),
+        read_timeout: Duration::from_secs(opts.read_timeout_secs),
+        extra_ca_pem: opts.extra_ca_pem,
+        proxy: opts.proxy,
+        ..HttpOptions::default()
+    };
+    if let Some(ua) = opts.user_agent {
+        o.user_agent = ua;
+    }
+    Ok(HttpTransport::new(o)?)
+}
+
+struct NativeTransport(HttpTransport);
+
+impl Transport for NativeTransport {
+    fn send(&self, request: TransportRequest) -> core::result::Result<TransportResponse, TransportError> {
+        let req = HttpRequest { id: 0, method: request.method, url: request.url, headers: headers_in(request.headers), body: request.body };
+        match self.0.send(&req) {
+            Ok(r) => Ok(TransportResponse { status: r.status, headers: headers_out(&r.headers), body: r.body }),
+            Err(e) => Err(TransportError::Failed { reason: e.message().to_owned() }),
+        }
+    }
+}
+
+/// The built-in transport as a `Transport` object, so a host transport can
+/// wrap (decorate) it, e.g. to log or meter requests.
+#[uniffi::export(default(options = None))]
+pub fn native_transport(options: Option<NativeTransportOptions>) -> Result<Arc<dyn Transport>> {
+    Ok(Arc::new(NativeTransport(native(options.unwrap_or_default())?)))
+}
+
+// ---------------------------------------------------------------------------
+// Records
+
+/// Facts about the device, sent at enrollment.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct DeviceInfo {
+    /// Stable device id (machine-id, hardware UUID).
+    pub device_id: String,
+    /// Host name.
+    pub hostname: String,
+    /// `windows`, `macos`, `linux`, `android`, `ios`, `chromeos`, `browser`.
+    pub os: String,
+    /// OS version.
+    pub os_version: String,
+    /// Partner product name.
+    pub product: String,
+    /// Partner product version.
+    pub product_version: String,
+}
+
+/// How the client is set up.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ClientOptions {
+    /// Device facts.
+    pub device: DeviceInfo,
+    /// Directory for the credential (created 0700); `None` keeps it in memory only.
+    #[uniffi(default = None)]
+    pub data_dir: Option<String>,
+    /// Overrides the service URL from the token / package.
+    #[uniffi(default = None)]
+    pub service_url_override: Option<String>,
+    /// Pinned service keyset (JWKS JSON) that tokens must verify against.
+    #[uniffi(default = None)]
+    pub pinned_keys_json: Option<String>,
+    /// gzip-compress batches.
+    #[uniffi(default = false)]
+    pub gzip: bool,
+    /// How long enroll / handshake / offboard retry, seconds (default 30).
+    #[uniffi(default = None)]
+    pub op_timeout_secs: Option<u64>,
+    /// Queue bound in events (default 100 000).
+    #[uniffi(default = None)]
+    pub max_queue_events: Option<u64>,
+}
+
+/// The service's flow decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum FlowState {
+    /// Send.
+    Open,
+    /// Integration turned off: data is kept, not sent.
+    Blocked,
+    /// A new access token is required.
+    Revoked,
+}
+
+impl From<CoreFlow> for FlowState {
+    fn from(f: CoreFlow) -> Self {
+        match f {
+            CoreFlow::Open => FlowState::Open,
+            CoreFlow::Blocked => FlowState::Blocked,
+            CoreFlow::Revoked => FlowState::Revoked,
+        }
+    }
+}
+
+/// The partner-side health report.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Health {
+    /// Onboarded, flow open, no recent error.
+    pub healthy: bool,
+    /// Holds a valid credential.
+    pub onboarded: bool,
+    /// Installation id, when onboarded.
+    pub installation_id: Option<String>,
+    /// Last flow decision.
+    pub flow: Option<FlowState>,
+    /// A new access token is needed.
+    pub needs_new_token: bool,
+    /// Last successful handshake (Unix seconds).
+    pub last_handshake: Option<i64>,
+    /// Last acknowledged send (Unix seconds).
+    pub last_send: Option<i64>,
+    /// Events waiting.
+    pub queued_events: u64,
+    /// Bytes waiting.
+    pub queued_bytes: u64,
+    /// Age of the oldest queued event, seconds.
+    pub oldest_queued_age: Option<i64>,
+    /// Events acknowledged since start.
+    pub sent_events: u64,
+    /// Events dropped, by `reason/category`.
+    pub drops: HashMap<String, u64>,
+    /// Service clock minus local clock, seconds.
+    pub clock_offset: i64,
+    /// Last error (`code: message`).
+    pub last_error: Option<String>,
+    /// Next retry (Unix seconds), when backing off.
+    pub next_attempt: Option<i64>,
+}
+
+impl From<edrlink_core::health::HealthReport> for Health {
+    fn from(h: edrlink_core::health::HealthReport) -> Self {
+        Health {
+            healthy: h.healthy,
+            onboarded: h.onboarded,
+            installation_id: h.installation_id,
+            flow: h.flow.map(Into::into),
+            needs_new_token: h.needs_new_token,
+            last_handshake: h.last_handshake,
+            last_send: h.last_send,
+            queued_events: h.queued_events,
+            queued_bytes: h.queued_bytes,
+            oldest_queued_age: h.oldest_queued_age,
+            sent_events: h.sent_events,
+            drops: h.drops.into_iter().collect(),
+            clock_offset: h.clock_offset,
+            last_error: h.last_error,
+            next_attempt: h.next_attempt,
+        }
+    }
+}
+
+/// What a flush achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Record)]
+pub struct FlushOutcome {
+    /// Events acknowledged during the call.
+    pub delivered: u64,
+    /// Events still queued (kept for later).
+    pub queued: u64,
+}
+
+/// Detection severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum Severity {
+    /// Informational.
+    Informational,
+    /// Low.
+    Low,
+    /// Medium.
+    Medium,
+    /// High.
+    High,
+    /// Critical.
+    Critical,
+}
+
+/// What the product did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum DetectionAction {
+    /// Only detected.
+    Detected,
+    /// Blocked.
+    Blocked,
+    /// Quarantined.
+    Quarantined,
+    /// Removed.
+    Removed,
+    /// Allowed by policy.
+    Allowed,
+}
+
+/// A malware detection (typed alternative to `submit_json`).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct Detection {
+    /// Threat name.
+    pub threat_name: String,
+    /// File path ("" for URL detections).
+    pub file_path: String,
+    /// SHA-256 of the file, hex ("" when there is no file).
+    pub sha256: String,
+    /// Severity.
+    pub severity: Severity,
+    /// Action taken.
+    pub action: DetectionAction,
+    /// Time (RFC 3339); `None` = now.
+    #[uniffi(default = None)]
+    pub time: Option<String>,
+    /// Test detection.
+    #[uniffi(default = false)]
+    pub test: bool,
+    /// URL, for web-protection detections.
+    #[uniffi(default = None)]
+    pub url: Option<String>,
+}
+
+impl From<Detection> for Event {
+    fn from(d: Detection) -> Event {
+        use telemetry::{Action as A, Severity as S};
+        Event::Detection(telemetry::Detection {
+            time: d.time.unwrap_or_else(|| edrlink_core::encoding::rfc3339(unix_now())),
+            threat_name: d.threat_name,
+            file_path: d.file_path,
+            sha256: d.sha256.to_ascii_lowercase(),
+            severity: match d.severity {
+                Severity::Informational => S::Informational,
+                Severity::Low => S::Low,
+                Severity::Medium => S::Medium,
+                Severity::High => S::High,
+                Severity::Critical => S::Critical,
+            },
+            action: match d.action {
+                DetectionAction::Detected => A::Detected,
+                DetectionAction::Blocked => A::Blocked,
+                DetectionAction::Quarantined => A::Quarantined,
+                DetectionAction::Removed => A::Removed,
+                DetectionAction::Allowed => A::Allowed,
+            },
+            test: d.test,
+            url: d.url,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The client
+
+/// The partner client: enrolls the endpoint, keeps the credential, queues and
+/// delivers telemetry. Thread-safe; every method blocks (call it off the UI
+/// thread). Holds native resources: `close()` it (Kotlin `use {}`, Python
+/// `with`, Swift `defer { client.close() }`); calls after `close()` raise
+/// `invalid_state`. Queued events that were not flushed are lost on close.
+#[derive(uniffi::Object)]
+pub struct EdrlinkClient {
+    agent: RwLock<Option<Arc<Agent>>>,
+}
+
+impl core::fmt::Debug for EdrlinkClient {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("EdrlinkClient").finish_non_exhaustive()
+    }
+}
+
+impl EdrlinkClient {
+    fn agent(&self) -> Result<Arc<Agent>> {
+        let g = self.agent.read().unwrap_or_else(|p| p.into_inner());
+        g.clone().ok_or_else(|| EdrlinkError::InvalidState("the client is closed".into()))
+    }
+}
+
+#[uniffi::export]
+impl EdrlinkClient {
+    /// Creates a client, loading a stored credential from `data_dir` if present.
+    /// `transport`: the host's HTTP stack; `None` = the built-in native one.
+    #[uniffi::constructor(default(transport = None))]
+    pub fn new(options: ClientOptions, transport: Option<Arc<dyn Transport>>) -> Result<Arc<Self>> {
+        let d = options.device;
+        let device = DeviceFacts { device_id: d.device_id, hostname: d.hostname, os: d.os, os_version: d.os_version, product: d.product, product_version: d.product_version };
+        device.validate()?;
+        let mut cfg = ClientConfig::new(device);
+        cfg.service_url_override = options.service_url_override;
+        cfg.gzip = options.gzip;
+        if let Some(n) = options.max_queue_events {
+            cfg.max_queue_events = usize::try_from(n).map_err(|_| invalid("max_queue_events is too large"))?.max(1);
+        }
+        if let Some(json) = options.pinned_keys_json {
+            cfg.pinned_keys = Some(Keyset::from_json(&json)?);
+        }
+        let agent_cfg = AgentConfig { client: cfg, data_dir: options.data_dir.map(Into::into) };
+        let mut agent = match transport {
+            Some(t) => Agent::new(agent_cfg, Adapter(t))?,
+            None => Agent::new(agent_cfg, native(NativeTransportOptions::default())?)?,
+        };
+        if let Some(s) = options.op_timeout_secs {
+            agent.set_op_timeout(Duration::from_secs(s.max(1)));
+        }
+        Ok(Arc::new(EdrlinkClient { agent: RwLock::new(Some(Arc::new(agent))) }))
+    }
+
+    /// Redeems an access token and performs the first handshake. Errors carry
+    /// the service's code: `token_expired`, `token_revoked`,
+    /// `integration_disabled`, `epoch_mismatch`, `wrong_region`, `transport`…
+    pub fn enroll(&self, token: String) -> Result<Health> {
+        let token = Zeroizing::new(token);
+        Ok(self.agent()?.enroll(&token)?.into())
+    }
+
+    /// Down-level enrollment with an onboarding package (workspace id + key).
+    pub fn enroll_with_package(&self, package_json: String) -> Result<Health> {
+        let package_json = Zeroizing::new(package_json);
+        Ok(self.agent()?.enroll_with_package(&package_json)?.into())
+    }
+
+    /// Asks the service for a flow decision now.
+    pub fn handshake(&self) -> Result<FlowState> {
+        Ok(self.agent()?.handshake()?.into())
+    }
+
+    /// Queues one event given as JSON (validated; `malformed` when invalid).
+    pub fn submit_json(&self, json: String) -> Result<()> {
+        Ok(self.agent()?.submit_json(&json)?)
+    }
+
+    /// Queues a typed detection.
+    pub fn submit_detection(&self, detection: Detection) -> Result<()> {
+        Ok(self.agent()?.submit(detection.into())?)
+    }
+
+    /// Queues the EICAR test detection (the portal raises an "EICAR test file" alert).
+    pub fn send_test_detection(&self) -> Result<()> {
+        Ok(self.agent()?.send_test_detection()?)
+    }
+
+    /// Delivers what is queued for at most `timeout_secs`. Errors
+    /// (`flow_blocked`, `revoked`, `epoch_mismatch`, `needs_reenroll`, …)
+    /// leave the events queued.
+    #[uniffi::method(default(timeout_secs = 30))]
+    pub fn flush(&self, timeout_secs: u64) -> Result<FlushOutcome> {
+        let o = self.agent()?.flush(timeout_secs)?;
+        Ok(FlushOutcome { delivered: o.delivered, queued: o.queued })
+    }
+
+    /// The health report.
+    pub fn health(&self) -> Result<Health> {
+        Ok(self.agent()?.health().into())
+    }
+
+    /// Offboards: `None` = partner opt-out (asks the service); `Some(package)`
+    /// applies an admin-issued offboarding package. The credential is deleted.
+    #[uniffi::method(default(package = None))]
+    pub fn offboard(&self, package: Option<String>) -> Result<()> {
+        Ok(self.agent()?.offboard(package.as_deref())?)
+    }
+
+    /// Releases the native resources (idempotent). Calls in progress finish first.
+    pub fn close(&self) {
+        let mut g = self.agent.write().unwrap_or_else(|p| p.into_inner());
+        g.take();
+    }
+
+    /// Whether `close()` was called.
+    pub fn is_closed(&self) -> bool {
+        self.agent.read().unwrap_or_else(|p| p.into_inner()).is_none()
+    }
+}

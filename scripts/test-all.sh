@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The whole test suite: what `.ci/run` runs and what the README's second command runs.
+#
+# 1. installs what is missing (scripts/install-deps.sh, idempotent),
+# 2. Rust: fmt, clippy (-D warnings), cargo test for the workspace, the wasm32 build of sdk-core,
+# 3. every language suite: tests/<suite>/run.sh (C, Python, Kotlin, wasm, browser, …),
+# then prints one line per suite and exits non-zero if anything failed.
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export CARGO_TERM_COLOR=never
+mkdir -p artifacts/logs
+
+declare -a NAMES=() RESULTS=()
+record() { NAMES+=("$1"); RESULTS+=("$2"); }
+step() {
+  local name="$1"; shift
+  echo; echo "=== $name: $*"
+  local t0=$SECONDS
+  if "$@"; then record "$name" "ok ($((SECONDS - t0))s)"; return 0
+  else record "$name" "FAILED ($((SECONDS - t0))s)"; return 1; fi
+}
+
+step install-deps bash scripts/install-deps.sh || { echo "dependency installation failed"; exit 1; }
+# shellcheck disable=SC1091
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+
+step rust-fmt cargo fmt --all -- --check
+step rust-clippy cargo clippy --workspace --all-targets --locked -- -D warnings
+step rust-test cargo test --workspace --locked
+step wasm32-core bash scripts/wasm-build.sh edrlink-core
+
+for suite in service cli c python kotlin wasm browser extension; do
+  script="tests/$suite/run.sh"
+  [ -f "$script" ] || continue
+  step "suite-$suite" bash "$script"
+done
+
+echo
+echo "=== summary"
+failed=0
+for i in "${!NAMES[@]}"; do
+  printf '%-16s %s\n' "${NAMES[$i]}" "${RESULTS[$i]}"
+  case "${RESULTS[$i]}" in FAILED*) failed=$((failed + 1)) ;; esac
+done
+passed=$(( ${#NAMES[@]} - failed ))
+echo "steps: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

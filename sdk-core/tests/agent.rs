@@ -1,0 +1,352 @@
+//! The blocking agent against the in-process service role, through a fake
+//! transport that injects failures: nothing is lost, nothing is stored twice.
+#![cfg(feature = "blocking")]
+
+use edrlink_core::agent::{Agent, AgentConfig, FlushOutcome, Transport};
+use edrlink_core::client::ClientConfig;
+use edrlink_core::handshake::FlowState;
+use edrlink_core::http::{HttpRequest, HttpResponse};
+use edrlink_core::keys::{SigningKey, SystemRandom};
+use edrlink_core::memory_store::MemoryStore;
+use edrlink_core::redeem::DeviceFacts;
+use edrlink_core::service::{Integration, ServiceConfig, ServiceRole, TokenRecord};
+use edrlink_core::telemetry::Event;
+use edrlink_core::{Error, ErrorCode, Result};
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+const BASE: &str = "http://svc.test";
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Fault {
+    /// Connection refused: the service never sees the request.
+    Refuse,
+    /// The service handles (and stores) it, but the answer is lost.
+    LoseAnswer,
+    /// 503 with `Retry-After: n`, not forwarded.
+    Unavailable(u64),
+}
+
+struct FakeService {
+    svc: Mutex<(ServiceRole, MemoryStore)>,
+    faults: Mutex<VecDeque<(&'static str, Fault)>>,
+    down: std::sync::atomic::AtomicBool,
+    sent: Mutex<Vec<String>>,
+}
+
+impl FakeService {
+    fn new() -> Arc<Self> {
+        let cfg = ServiceConfig {
+            issuer: "test".into(),
+            region: "eu".into(),
+            service_url: BASE.into(),
+            keys: vec![SigningKey::from_seed(&[7; 32]).unwrap()],
+            policy: edrlink_core::policy::Policy::default(),
+            rate_limit: edrlink_core::service::RateLimit::default(),
+            session_lifetime: 3600,
+        };
+        let role = ServiceRole::new(cfg, Box::new(SystemRandom)).unwrap();
+        let mut store = MemoryStore::default();
+        store.tenants.insert("t1".into(), "eu".into());
+        store.integrations.insert(("t1".into(), "bd".into()), Integration { tenant_id: "t1".into(), partner_id: "bd".into(), enabled: true, epoch: 1 });
+        Arc::new(FakeService { svc: Mutex::new((role, store)), faults: Mutex::new(VecDeque::new()), down: false.into(), sent: Mutex::new(vec![]) })
+    }
+
+    fn token(&self) -> String {
+        let mut g = self.svc.lock().unwrap();
+        let (role, store) = &mut *g;
+        let (tok, c) = role.issue_token(store, "t1", "bd", 3600, 10, now()).unwrap();
+        store.tokens.insert(c.jti.clone(), TokenRecord { jti: c.jti, tenant_id: "t1".into(), partner_id: "bd".into(), epoch: c.epoch, exp: c.exp, max_uses: 10, uses: 0, revoked: false });
+        tok
+    }
+
+    fn toggle(&self, enabled: bool) {
+        let mut g = self.svc.lock().unwrap();
+        let i = g.1.integrations.get_mut(&("t1".to_owned(), "bd".to_owned())).unwrap();
+        if i.enabled && !enabled {
+            i.epoch += 1; // a toggle-off bumps the epoch
+        }
+        i.enabled = enabled;
+    }
+
+    fn fault(&self, path: &'static str, f: Fault) {
+        self.faults.lock().unwrap().push_back((path, f));
+    }
+
+    /// Stored events per installation, and the number of stored batches.
+    fn stored(&self, inst: &str) -> (Vec<Event>, usize) {
+        let g = self.svc.lock().unwrap();
+        (g.1.events_of(inst), g.1.batches.values().filter(|b| b.installation_id == inst).count())
+    }
+
+    fn sent_paths(&self, path: &str) -> usize {
+        self.sent.lock().unwrap().iter().filter(|p| *p == path).count()
+    }
+}
+
+impl Transport for FakeService {
+    fn send(&self, req: &HttpRequest) -> Result<HttpResponse> {
+        let path = req.url.strip_prefix(BASE).expect("request goes to the service URL").to_owned();
+        self.sent.lock().unwrap().push(path.clone());
+        if self.down.load(Ordering::SeqCst) {
+            return Err(Error::new(ErrorCode::Transport, "connection refused (service down)"));
+        }
+        let fault = {
+            let mut f = self.faults.lock().unwrap();
+            f.iter().position(|(p, _)| *p == path).and_then(|i| f.remove(i)).map(|(_, f)| f)
+        };
+        let forward = |svc: &Mutex<(ServiceRole, MemoryStore)>| {
+            let mut g = svc.lock().unwrap();
+            let (role, store) = &mut *g;
+            role.handle(store, &HttpRequest { url: path.clone(), ..req.clone() }, now())
+        };
+        match fault {
+            None => Ok(forward(&self.svc)),
+            Some(Fault::Refuse) => Err(Error::new(ErrorCode::Transport, "connection refused")),
+            Some(Fault::LoseAnswer) => {
+                let _ = forward(&self.svc);
+                Err(Error::new(ErrorCode::Transport, "connection reset after the request was sent"))
+            }
+            Some(Fault::Unavailable(s)) => {
+                let mut r = HttpResponse::new(503, "text/plain", b"maintenance".to_vec());
+                r.headers.push(("retry-after".into(), s.to_string()));
+                Ok(r)
+            }
+        }
+    }
+}
+
+fn device(id: &str) -> DeviceFacts {
+    DeviceFacts { device_id: id.into(), hostname: format!("host-{id}"), os: "linux".into(), os_version: "6.1".into(), product: "AV".into(), product_version: "1.0".into() }
+}
+
+static DIRS: AtomicUsize = AtomicUsize::new(0);
+
+fn data_dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("edrlink-agent-test-{}-{}", std::process::id(), DIRS.fetch_add(1, Ordering::SeqCst)));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn agent(svc: &Arc<FakeService>, id: &str, dir: Option<PathBuf>) -> Agent {
+    Agent::new(AgentConfig { client: ClientConfig::new(device(id)), data_dir: dir }, svc.clone()).unwrap()
+}
+
+fn generic(i: usize) -> String {
+    format!(r#"{{"type":"generic","time":"{}","name":"process_start","data":{{"n":{i}}}}}"#, edrlink_core::encoding::rfc3339(now()))
+}
+
+/// Every event submitted is stored exactly once, in order.
+fn assert_exactly_once(svc: &FakeService, a: &Agent, n: usize) {
+    let inst = a.health().installation_id.unwrap();
+    let (events, _) = svc.stored(&inst);
+    let ns: Vec<i64> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Generic(g) => g.data["n"].as_i64(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ns, (0..n as i64).collect::<Vec<_>>(), "each event stored once, in order");
+    assert_eq!(events.len() as u64, a.health().sent_events, "stored == sent");
+}
+
+#[test]
+fn enroll_persists_credential_privately_and_reloads() {
+    let svc = FakeService::new();
+    let dir = data_dir();
+    let a = agent(&svc, "d1", Some(dir.clone()));
+    let h = a.enroll(&svc.token()).unwrap();
+    assert!(h.onboarded && h.healthy, "{h:?}");
+    assert_eq!(h.flow, Some(FlowState::Open));
+    let file = dir.join("credential.json");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+    let inst = h.installation_id.unwrap();
+    drop(a);
+    // A new process: the credential is loaded, the handshake is repeated, data flows.
+    let b = agent(&svc, "d1", Some(dir.clone()));
+    assert_eq!(b.health().installation_id.as_deref(), Some(inst.as_str()));
+    assert_eq!(b.handshake().unwrap(), FlowState::Open);
+    b.submit_json(&generic(0)).unwrap();
+    let out = b.flush(10).unwrap();
+    assert_eq!(out.queued, 0);
+    assert!(out.delivered >= 1);
+    assert_exactly_once(&svc, &b, 1);
+    // Opt-out: the service records it and the stored credential is gone.
+    b.offboard(None).unwrap();
+    assert!(!file.exists());
+    assert!(svc.svc.lock().unwrap().1.installations[&inst].offboarded);
+    assert!(!agent(&svc, "d1", Some(dir.clone())).health().onboarded);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn connection_error_then_success_loses_nothing() {
+    let svc = FakeService::new();
+    let a = agent(&svc, "d2", None);
+    svc.fault("/v1/redeem", Fault::Refuse);
+    a.enroll(&svc.token()).unwrap();
+    for i in 0..20 {
+        a.submit_json(&generic(i)).unwrap();
+    }
+    svc.fault("/v1/ingest", Fault::Refuse);
+    let out = a.flush(30).unwrap();
+    assert_eq!(out, FlushOutcome { delivered: 21, queued: 0 }, "20 events + 1 heartbeat");
+    assert_exactly_once(&svc, &a, 20);
+    assert_eq!(svc.sent_paths("/v1/redeem"), 2);
+}
+
+#[test]
+fn lost_answer_is_retried_and_stored_once() {
+    let svc = FakeService::new();
+    let a = agent(&svc, "d3", None);
+    a.enroll(&svc.token()).unwrap();
+    for i in 0..5 {
+        a.submit_json(&generic(i)).unwrap();
+    }
+    // The service stores the batch but the acknowledgement never arrives.
+    svc.fault("/v1/ingest", Fault::LoseAnswer);
+    let out = a.flush(30).unwrap();
+    assert_eq!(out.queued, 0);
+    assert_eq!(svc.sent_paths("/v1/ingest"), 2, "the same batch was sent again");
+    let (_, batches) = svc.stored(&a.health().installation_id.unwrap());
+    assert_eq!(batches, 1, "the retry was recognised as a duplicate");
+    assert_exactly_once(&svc, &a, 5);
+}
+
+#[test]
+fn unavailable_with_retry_after_is_honoured() {
+    let svc = FakeService::new();
+    let a = agent(&svc, "d4", None);
+    a.enroll(&svc.token()).unwrap();
+    a.submit_json(&generic(0)).unwrap();
+    svc.fault("/v1/ingest", Fault::Unavailable(2));
+    let t = Instant::now();
+    let out = a.flush(30).unwrap();
+    assert!(t.elapsed().as_secs_f64() >= 1.0, "waited for Retry-After");
+    assert_eq!(out.queued, 0);
+    assert_exactly_once(&svc, &a, 1);
+}
+
+#[test]
+fn deadline_keeps_everything_queued() {
+    let svc = FakeService::new();
+    let a = agent(&svc, "d5", None);
+    a.enroll(&svc.token()).unwrap();
+    for i in 0..3 {
+        a.submit_json(&generic(i)).unwrap();
+    }
+    svc.down.store(true, Ordering::SeqCst);
+    let t = Instant::now();
+    let out = a.flush(2).unwrap();
+    assert!(t.elapsed().as_secs() < 5);
+    assert_eq!(out.delivered, 0);
+    assert_eq!(out.queued, 4, "3 events + heartbeat stay queued");
+    assert!(a.health().last_error.unwrap().starts_with("transport"));
+    svc.down.store(false, Ordering::SeqCst);
+    let out = a.flush(30).unwrap();
+    assert_eq!(out, FlushOutcome { delivered: 4, queued: 0 });
+    assert_exactly_once(&svc, &a, 3);
+}
+
+#[test]
+fn blocked_then_revoked_then_reenrolled_delivers_the_queue() {
+    let svc = FakeService::new();
+    let a = agent(&svc, "d6", None);
+    let old = svc.token();
+    a.enroll(&old).unwrap();
+    a.submit_json(&generic(0)).unwrap();
+    a.flush(10).unwrap();
+    svc.toggle(false);
+    for i in 1..4 {
+        a.submit_json(&generic(i)).unwrap();
+    }
+    let e = a.flush(10).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::FlowBlocked);
+    assert_eq!(a.health().queued_events, 3);
+    assert_eq!(a.handshake().unwrap(), FlowState::Blocked);
+    // Turned back on: the epoch moved, the old credential is refused and the old token too.
+    svc.toggle(true);
+    assert_eq!(a.handshake().unwrap(), FlowState::Revoked);
+    let e = a.flush(5).unwrap_err();
+    assert!(matches!(e.code(), ErrorCode::EpochMismatch | ErrorCode::Revoked), "{e}");
+    assert!(a.health().needs_new_token);
+    assert_eq!(a.enroll(&old).unwrap_err().code(), ErrorCode::EpochMismatch);
+    // A new token re-onboards the same installation; the queue is delivered.
+    let inst = a.health().installation_id.unwrap();
+    let h = a.enroll(&svc.token()).unwrap();
+    assert_eq!(h.installation_id.as_deref(), Some(inst.as_str()));
+    let out = a.flush(10).unwrap();
+    assert_eq!(out.queued, 0);
+    assert_exactly_once(&svc, &a, 4);
+}
+
+#[test]
+fn refused_tokens_keep_their_codes() {
+    let svc = FakeService::new();
+    let a = agent(&svc, "d7", None);
+    assert_eq!(a.enroll("garbage").unwrap_err().code(), ErrorCode::Malformed);
+    let tok = svc.token();
+    svc.toggle(false);
+    assert_eq!(a.enroll(&tok).unwrap_err().code(), ErrorCode::IntegrationDisabled);
+    assert!(!a.health().onboarded);
+    assert_eq!(a.flush(1).unwrap(), FlushOutcome::default(), "nothing to do");
+    a.submit_json(&generic(0)).unwrap();
+    assert_eq!(a.flush(1).unwrap_err().code(), ErrorCode::InvalidState, "queued but not enrolled");
+    assert_eq!(a.health().queued_events, 1);
+    assert_eq!(a.handshake().unwrap_err().code(), ErrorCode::InvalidState);
+}
+
+#[test]
+fn submit_from_threads_while_flushing() {
+    let svc = FakeService::new();
+    let a = Arc::new(agent(&svc, "d8", None));
+    a.enroll(&svc.token()).unwrap();
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let a = a.clone();
+            std::thread::spawn(move || {
+                for i in 0..25 {
+                    a.submit_json(&generic(t * 25 + i)).unwrap();
+                    if i % 10 == 0 {
+                        a.flush(10).unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(a.flush(10).unwrap().queued, 0);
+    let inst = a.health().installation_id.unwrap();
+    let (events, _) = svc.stored(&inst);
+    let mut ns: Vec<i64> = events.iter().filter_map(|e| if let Event::Generic(g) = e { g.data["n"].as_i64() } else { None }).collect();
+    ns.sort();
+    assert_eq!(ns, (0..100).collect::<Vec<_>>());
+    assert_eq!(events.len() as u64, a.health().sent_events);
+}
+
+#[test]
+fn eicar_test_detection_raises_an_alert() {
+    let svc = FakeService::new();
+    let a = agent(&svc, "d9", None);
+    a.enroll(&svc.token()).unwrap();
+    a.send_test_detection().unwrap();
+    a.flush(10).unwrap();
+    let g = svc.svc.lock().unwrap();
+    assert_eq!(g.1.alerts.len(), 1);
+    assert_eq!(g.1.alerts[0].1.title, edrlink_core::eicar::EICAR_ALERT_TITLE);
+    assert!(g.1.alerts[0].1.test);
+}

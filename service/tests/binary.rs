@@ -1,0 +1,60 @@
+//! The `edrlink-service` binary as test runners use it: one stdout line
+//! `listening on http://127.0.0.1:PORT`, admin key from EDRLINK_ADMIN_KEY
+//! (generated and shown on stderr otherwise), graceful stop on SIGTERM.
+
+mod common;
+use common::Http;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+
+fn spawn(db: &std::path::Path, admin_key: Option<&str>) -> (std::process::Child, String, BufReader<std::process::ChildStdout>) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_edrlink-service"));
+    cmd.args(["--db", db.to_str().unwrap(), "--listen", "127.0.0.1:0", "--region", "eu"]).env("RUST_LOG", "info").stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.env_remove("EDRLINK_ADMIN_KEY");
+    if let Some(k) = admin_key {
+        cmd.env("EDRLINK_ADMIN_KEY", k);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let url = line.trim_end().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_owned();
+    let port: u16 = url.strip_prefix("http://127.0.0.1:").expect("loopback URL").parse().unwrap();
+    assert!(port > 0);
+    (child, url, out)
+}
+
+fn stop(mut child: std::process::Child, mut out: BufReader<std::process::ChildStdout>) -> String {
+    let st = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(st.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "", "stdout must hold exactly one line");
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    err
+}
+
+#[test]
+fn binary_prints_one_line_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("svc.db");
+    let (child, url, out) = spawn(&db, Some("bin-admin-key"));
+    let http = Http::new(&url);
+    assert_eq!(http.send("GET", "/healthz", &[], None).status, 200);
+    let r = http.send("POST", "/admin/tenants", &[("authorization", "Bearer bin-admin-key"), ("content-type", "application/json")], Some(br#"{"tenant_id":"t1"}"#.to_vec()));
+    assert_eq!(r.status, 201, "{}", r.text());
+    let err = stop(child, out);
+    assert!(err.contains("listening") && err.contains("service stopped"), "stderr: {err}");
+    assert!(!err.contains("bin-admin-key"));
+
+    // Restart on the same file without a key: one is generated and shown on stderr only.
+    let (child, url, out) = spawn(&db, None);
+    let http = Http::new(&url);
+    let err = stop(child, out);
+    let key = err.lines().find_map(|l| l.split_once("generated admin key (set EDRLINK_ADMIN_KEY to choose one): ").map(|(_, k)| k.trim().to_owned())).expect("generated key printed");
+    assert!(key.len() >= 24);
+    drop(http);
+}
