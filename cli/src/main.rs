@@ -53,19 +53,19 @@ const EXIT_HELP: &str = "Exit codes: 0 ok, 1 error, 2 usage, 3 flow blocked, 4 n
 #[derive(clap::Args, Clone)]
 struct AgentArgs {
     /// Where the credential is kept.
-    #[arg(long, env = "EDRLINK_DATA_DIR", default_value = "./edrlink-data", global = true)]
+    #[arg(long, env = "EDRLINK_DATA_DIR", default_value = "./edrlink-data")]
     data_dir: PathBuf,
     /// Use this partner API base URL instead of the one in the token/credential.
-    #[arg(long, global = true)]
+    #[arg(long)]
     service_url: Option<String>,
     /// Extra trusted CA certificate (PEM file; repeatable), e.g. a TLS-inspection CA.
-    #[arg(long = "ca-file", global = true)]
+    #[arg(long = "ca-file")]
     ca_files: Vec<PathBuf>,
     /// HTTP(S)/SOCKS proxy URL (default: HTTPS_PROXY/ALL_PROXY/NO_PROXY).
-    #[arg(long, global = true)]
+    #[arg(long)]
     proxy: Option<String>,
     /// Seconds to keep trying before giving up (what is not delivered stays queued).
-    #[arg(long, default_value_t = 30, global = true)]
+    #[arg(long, default_value_t = 30)]
     timeout: u64,
 }
 
@@ -106,6 +106,11 @@ enum Cmd {
     Send {
         /// The file.
         file: PathBuf,
+        #[command(flatten)]
+        agent: AgentArgs,
+    },
+    /// Deliver what is waiting in the spool (events earlier runs could not deliver).
+    Flush {
         #[command(flatten)]
         agent: AgentArgs,
     },
@@ -212,6 +217,7 @@ fn main() -> ExitCode {
         Cmd::Enroll { token, onboarding_package, device, agent } => enroll(token, onboarding_package, &device, &agent, json),
         Cmd::Health { offline, agent } => health(offline, &agent, json),
         Cmd::Send { file, agent } => send(&file, &agent, json),
+        Cmd::Flush { agent } => flush(&agent, json),
         Cmd::TestAlert { agent } => test_alert(&agent, json),
         Cmd::Offboard { package, agent } => offboard(package, &agent, json),
         Cmd::Demo { keep } => demo::run(keep, json),
@@ -505,22 +511,42 @@ fn send(file: &Path, a: &AgentArgs, json: bool) -> Out {
             }
         }
     }
+    deliver(&agent, a, json, Some((accepted, bad)))
+}
+
+/// Flushes and reports; undelivered events stay in the spool for the next run.
+fn deliver(agent: &Agent, a: &AgentArgs, json: bool, submitted: Option<(u64, Vec<serde_json::Value>)>) -> Out {
     let r = agent.flush(a.timeout);
     let h = agent.health();
-    let (delivered, queued) = match &r {
-        Ok(o) => (o.delivered, o.queued),
-        Err(_) => (0, h.queued_events),
-    };
+    let delivered = r.as_ref().map_or(0, |o| o.delivered);
+    let queued = h.queued_events;
+    let bad = submitted.as_ref().map_or(0, |(_, b)| b.len());
     if json {
-        println!("{}", json!({"accepted": accepted, "bad_lines": bad, "delivered": delivered, "queued": queued, "error": r.as_ref().err().map(|e| e.to_string())}));
+        let mut v = json!({"delivered": delivered, "queued": queued, "error": r.as_ref().err().map(|e| json!({"code": e.code().as_str(), "message": e.message()}))});
+        if let Some((accepted, lines)) = &submitted {
+            v["accepted"] = json!(accepted);
+            v["bad_lines"] = json!(lines);
+        }
+        println!("{v}");
     } else {
-        println!("accepted {accepted} events, {} bad lines; delivered {delivered}, still queued {queued}", bad.len());
+        if let Some((accepted, _)) = &submitted {
+            print!("accepted {accepted} events, {bad} bad lines; ");
+        }
+        println!("delivered {delivered}, queued {queued}");
+        if queued > 0 {
+            println!("the {queued} queued events are kept in {} and sent by the next `edrlink flush`/`send`", a.data_dir.join("spool").display());
+        }
     }
     let _ = r?;
     if queued > 0 {
-        return Err(fail(ErrorCode::Transport, format!("{queued} events could not be delivered within {}s: {}", a.timeout, h.last_error.unwrap_or_default())));
+        return Err(fail(ErrorCode::Transport, format!("{queued} events not delivered within {}s: {}", a.timeout, h.last_error.unwrap_or_default())));
     }
-    Ok(if bad.is_empty() { exit::OK } else { exit::ERROR })
+    Ok(if bad == 0 { exit::OK } else { exit::ERROR })
+}
+
+fn flush(a: &AgentArgs, json: bool) -> Out {
+    let agent = onboarded_agent(a)?;
+    deliver(&agent, a, json, None)
 }
 
 fn test_alert(a: &AgentArgs, json: bool) -> Out {

@@ -5,7 +5,10 @@
 //! `poll_timeout`, and persists the credential when the client says so.
 //!
 //! The credential lives in `data_dir/credential.json` (mode 0600, replaced
-//! atomically: temporary file, fsync, rename, fsync of the directory).
+//! atomically: temporary file, fsync, rename, fsync of the directory); the
+//! event queue in the durable spool `data_dir/spool/` ([`crate::spool_file`]),
+//! so what one process could not deliver is sent by the next. Without a data
+//! directory both stay in memory.
 //!
 //! Threads: [`Agent`] is `Send + Sync` and every method takes `&self`. The
 //! client sits behind a mutex that is never held across I/O or sleeps; a
@@ -229,7 +232,8 @@ impl Agent {
         self.lock().flush();
         self.drive(Duration::from_secs(timeout_secs), |s| {
             let outcome = |c: &PartnerClient| FlushOutcome { delivered: s.seen.delivered, queued: c.health(unix_now()).queued_events };
-            if !s.nothing_due && !s.timed_out {
+            // Send whatever is due, even past the deadline (`flush(0)` is one pass).
+            if !s.nothing_due {
                 return None;
             }
             if s.client.is_idle() {

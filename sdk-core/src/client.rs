@@ -49,6 +49,12 @@ pub struct ClientConfig {
     pub blocked_recheck: i64,
     /// Cap of the exponential backoff (seconds).
     pub max_backoff: i64,
+    /// After an outage (3 or more failed attempts in a row) ends, wait a random
+    /// 0..=this many seconds before draining the backlog, so a fleet coming back
+    /// at once does not stampede the service.
+    pub recovery_jitter: i64,
+    /// Steady pacing while draining a large queue: at most this many batches a second.
+    pub max_batches_per_second: u32,
 }
 
 impl ClientConfig {
@@ -66,6 +72,8 @@ impl ClientConfig {
             max_batch_delay: 5,
             blocked_recheck: 300,
             max_backoff: 300,
+            recovery_jitter: 30,
+            max_batches_per_second: 20,
         }
     }
 }
@@ -114,6 +122,9 @@ pub struct PartnerClient {
     flush: bool,
     next_attempt: Option<UnixSeconds>,
     attempts: u32,
+    /// Telemetry waits until then (recovery jitter, pacing); other requests do not.
+    send_not_before: Option<UnixSeconds>,
+    pace: (UnixSeconds, u32),
     next_handshake: Option<UnixSeconds>,
     last_heartbeat: Option<UnixSeconds>,
     sensor: SensorState,
@@ -164,6 +175,8 @@ impl PartnerClient {
             flush: false,
             next_attempt: None,
             attempts: 0,
+            send_not_before: None,
+            pace: (0, 0),
             next_handshake: None,
             last_heartbeat: None,
             sensor: SensorState::Running,
@@ -330,14 +343,14 @@ impl PartnerClient {
         }
         if let Some(mut p) = self.pending_redeem.take() {
             let url = p.service_url().to_owned();
-            let body = p.request(now, &*self.rng);
+            let body = p.request(now + self.clock_offset, &*self.rng);
             self.pending_redeem = Some(p);
             return Ok(Some(self.request(Op::Redeem, "/v1/redeem", JOSE, body?.into_bytes(), vec![], Some(&url))));
         }
         if let Some((pkg, enrollment)) = &self.pending_register {
             let body = serde_json::to_vec(&RegisterRequest { enrollment_id: enrollment.clone(), device: self.cfg.device.clone() }).expect("serializable");
             let (ws, key, url) = (pkg.workspace_id.clone(), pkg.key_bytes()?, pkg.service_url.clone());
-            let headers = shared_key_headers(&ws, &key, "/v1/downlevel/register", &body, now);
+            let headers = shared_key_headers(&ws, &key, "/v1/downlevel/register", &body, now + self.clock_offset);
             return Ok(Some(self.request(Op::Register, "/v1/downlevel/register", JSON, body, headers, Some(&url))));
         }
         let Some(cred) = self.cred.as_ref() else { return Ok(None) };
@@ -370,12 +383,12 @@ impl PartnerClient {
                     drops: self.outbox.drops().clone(),
                 };
                 self.reported_drops = h.drops.clone();
-                let (body, nonce) = handshake::hello(cred, h, now, &*self.rng)?;
+                let (body, nonce) = handshake::hello(cred, h, now + self.clock_offset, &*self.rng)?;
                 return Ok(Some(self.request(Op::Handshake { nonce }, "/v1/handshake", JOSE, body.into_bytes(), vec![], None)));
             }
             if self.flow == Some(FlowState::Open) && now + self.clock_offset >= cred.rotate_after() {
                 let new_key = SigningKey::generate(&*self.rng)?;
-                let (body, nonce) = rotate::request(cred, &new_key, now, &*self.rng)?;
+                let (body, nonce) = rotate::request(cred, &new_key, now + self.clock_offset, &*self.rng)?;
                 return Ok(Some(self.request(Op::Rotate { nonce, new_key }, "/v1/rotate", JOSE, body.into_bytes(), vec![], None)));
             }
         }
@@ -389,6 +402,13 @@ impl PartnerClient {
             let _ = self.submit(hb, now);
         }
         self.outbox.expire(now)?;
+        if self.send_not_before.is_some_and(|t| now < t) {
+            return Ok(None);
+        }
+        if self.pace.0 == now && self.pace.1 >= self.cfg.max_batches_per_second.max(1) {
+            self.send_not_before = Some(now + 1);
+            return Ok(None);
+        }
         if self.inflight.is_none() {
             if self.outbox.inflight().is_some() {
                 self.rebuild_inflight()?;
@@ -401,6 +421,7 @@ impl PartnerClient {
         if self.inflight.is_none() {
             return Ok(None);
         }
+        self.pace = if self.pace.0 == now { (now, self.pace.1 + 1) } else { (now, 1) };
         self.ingest_request(now).map(Some)
     }
 
@@ -458,7 +479,7 @@ impl PartnerClient {
             CredentialAuth::SharedKey { workspace_id, key } => {
                 inflight.session_id = None;
                 let body = serde_json::to_vec(&*inflight).expect("serializable");
-                let headers = shared_key_headers(workspace_id, key, "/v1/downlevel/ingest", &body, now);
+                let headers = shared_key_headers(workspace_id, key, "/v1/downlevel/ingest", &body, now + self.clock_offset);
                 Ok(self.request(Op::Ingest, "/v1/downlevel/ingest", JSON, body, headers, None))
             }
         }
@@ -492,7 +513,9 @@ impl PartnerClient {
                     at(now);
                 }
                 at(self.last_heartbeat.map_or(now, |h| h + cred.policy.heartbeat_interval as i64));
-                if self.outbox.inflight().is_some() || (self.flush && self.outbox.waiting() > 0) {
+                if let Some(t) = self.send_not_before.filter(|t| *t > now) {
+                    at(t);
+                } else if self.outbox.inflight().is_some() || (self.flush && self.outbox.waiting() > 0) {
                     at(now);
                 } else if let Some(t) = self.outbox.oldest_waiting() {
                     at(t + self.cfg.max_batch_delay);
@@ -508,6 +531,12 @@ impl PartnerClient {
         if op_id != id {
             self.op = Some((op_id, op));
             return;
+        }
+        // Every answer carries the service's clock (`Date`, RFC 9110): keep the
+        // offset current so signed messages stay inside the ±300 s window even
+        // when the local clock is wrong.
+        if let Some(t) = resp.header("date").and_then(crate::http::parse_http_date) {
+            self.clock_offset = t - now;
         }
         let r = if (200..300).contains(&resp.status) { self.on_success(op, resp, now) } else { self.on_error_status(op, resp, now) };
         if let Err(e) = r {
@@ -545,6 +574,12 @@ impl PartnerClient {
     }
 
     fn succeeded(&mut self) {
+        if self.attempts >= 3 && self.cfg.recovery_jitter > 0 {
+            let mut b = [0u8; 4];
+            let _ = self.rng.fill(&mut b);
+            let delay = u32::from_le_bytes(b) as i64 % (self.cfg.recovery_jitter + 1);
+            self.send_not_before = Some(self.next_attempt.unwrap_or(0).max(self.pace.0) + delay);
+        }
         self.attempts = 0;
         self.next_attempt = None;
         self.auth_failures = (0, None);
@@ -659,7 +694,9 @@ impl PartnerClient {
 
     fn on_error_status(&mut self, op: Op, resp: &HttpResponse, now: UnixSeconds) -> Result<()> {
         let (err, problem) = error_from_response(resp, now);
-        let retryable = matches!(resp.status, 408 | 429 | 500..=599);
+        // A stale-message refusal is retried at once: the offset was just
+        // re-measured from the answer's `Date` header.
+        let retryable = matches!(resp.status, 408 | 429 | 500..=599) || (err.code() == ErrorCode::StaleMessage && self.attempts < 3);
         match op {
             Op::Redeem | Op::Register if !retryable => {
                 // Refused for good (expired, revoked, exhausted, disabled, region…).

@@ -152,6 +152,16 @@ pub fn parse_retry_after(v: &str, now: UnixSeconds) -> Option<u64> {
     Some((t - now).clamp(0, 86_400) as u64)
 }
 
+/// Formats an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110 §5.6.7).
+pub fn format_http_date(t: UnixSeconds) -> String {
+    let iso = crate::encoding::rfc3339(t); // YYYY-MM-DDTHH:MM:SSZ
+    let (y, m, d) = (&iso[0..4], iso[5..7].parse::<usize>().unwrap_or(1), &iso[8..10]);
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]; // 1970-01-01 was a Thursday
+    let wd = DAYS[t.div_euclid(86_400).rem_euclid(7) as usize];
+    format!("{wd}, {d} {} {y} {} GMT", MONTHS[m - 1], &iso[11..19])
+}
+
 /// Parses an IMF-fixdate such as `Sun, 06 Nov 1994 08:49:37 GMT`.
 pub fn parse_http_date(v: &str) -> Option<UnixSeconds> {
     let rest = v.get(5..)?; // skip "Sun, "
@@ -190,6 +200,8 @@ mod tests {
         assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 784_111_777 + 10), Some(0));
         assert_eq!(parse_retry_after("soon", 0), None);
         assert_eq!(parse_retry_after("999999999", 0), Some(86_400));
+        assert_eq!(format_http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(parse_http_date(&format_http_date(1_795_435_200)), Some(1_795_435_200));
     }
 
     #[test]

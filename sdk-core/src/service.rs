@@ -291,8 +291,15 @@ impl ServiceRole {
         token::issue(&spec, self.key(), now, &*self.rng)
     }
 
-    /// Handles one partner-API request.
+    /// Handles one partner-API request. Every answer carries the service's
+    /// clock in `Date`, from which partners keep their clock offset.
     pub fn handle<S: ServiceStore>(&self, store: &mut S, req: &HttpRequest, now: UnixSeconds) -> HttpResponse {
+        let mut resp = self.route(store, req, now);
+        resp.headers.push(("date".into(), crate::http::format_http_date(now)));
+        resp
+    }
+
+    fn route<S: ServiceStore>(&self, store: &mut S, req: &HttpRequest, now: UnixSeconds) -> HttpResponse {
         let path = req.url.split('?').next().unwrap_or("");
         let result = match (req.method.as_str(), path) {
             ("GET", "/v1/keys") => Ok(HttpResponse::json(200, &self.keyset())),

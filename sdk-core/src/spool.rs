@@ -384,6 +384,17 @@ impl Outbox {
             .collect()
     }
 
+    /// Every queued event, oldest first (in flight included): for tools and
+    /// tests that show what is held.
+    pub fn read_all(&mut self) -> Result<Vec<Event>> {
+        let idx: Vec<u64> = self.live.iter().map(|e| e.index).collect();
+        self.storage
+            .read(&idx)?
+            .into_iter()
+            .map(|r| parse_json::<Event>(&r.json, 16 * 1024 * 1024, "spooled event").map_err(|e| Error::new(ErrorCode::Storage, e.message().to_owned())))
+            .collect()
+    }
+
     /// The service acknowledged the in-flight batch (accepted or duplicate)
     /// under `acked_seq`; returns how many events left the outbox.
     pub fn ack_inflight(&mut self, acked_seq: u64) -> Result<u64> {

@@ -30,6 +30,8 @@ enum Fault {
     Refuse,
     /// The service handles (and stores) it, but the answer is lost.
     LoseAnswer,
+    /// Like `LoseAnswer`, and the service goes down right after.
+    LoseAnswerThenDown,
     /// 503 with `Retry-After: n`, not forwarded.
     Unavailable(u64),
 }
@@ -114,6 +116,11 @@ impl Transport for FakeService {
                 let _ = forward(&self.svc);
                 Err(Error::new(ErrorCode::Transport, "connection reset after the request was sent"))
             }
+            Some(Fault::LoseAnswerThenDown) => {
+                let _ = forward(&self.svc);
+                self.down.store(true, Ordering::SeqCst);
+                Err(Error::new(ErrorCode::Transport, "connection reset after the request was sent"))
+            }
             Some(Fault::Unavailable(s)) => {
                 let mut r = HttpResponse::new(503, "text/plain", b"maintenance".to_vec());
                 r.headers.push(("retry-after".into(), s.to_string()));
@@ -187,6 +194,10 @@ fn enroll_persists_credential_privately_and_reloads() {
     b.offboard(None).unwrap();
     assert!(!file.exists());
     assert!(svc.svc.lock().unwrap().1.installations[&inst].offboarded);
+    // One process per data directory: the spool is locked while an agent holds it.
+    let e = Agent::new(AgentConfig { client: ClientConfig::new(device("d1")), data_dir: Some(dir.clone()) }, svc.clone()).err().unwrap();
+    assert_eq!(e.code(), ErrorCode::Storage);
+    drop(b);
     assert!(!agent(&svc, "d1", Some(dir.clone())).health().onboarded);
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -349,4 +360,32 @@ fn eicar_test_detection_raises_an_alert() {
     assert_eq!(g.1.alerts.len(), 1);
     assert_eq!(g.1.alerts[0].1.title, edrlink_core::eicar::EICAR_ALERT_TITLE);
     assert!(g.1.alerts[0].1.test);
+}
+
+#[test]
+fn undelivered_events_survive_a_restart() {
+    let svc = FakeService::new();
+    let dir = data_dir();
+    let a = agent(&svc, "d10", Some(dir.clone()));
+    a.enroll(&svc.token()).unwrap();
+    for i in 0..5 {
+        a.submit_json(&generic(i)).unwrap();
+    }
+    // The batch is stored by the service but its acknowledgement is lost, the
+    // service stays unreachable, and the process ends before it could retry.
+    svc.fault("/v1/ingest", Fault::LoseAnswerThenDown);
+    let out = a.flush(1).unwrap();
+    assert_eq!(out, FlushOutcome { delivered: 0, queued: 6 }, "5 events + heartbeat kept");
+    svc.down.store(false, Ordering::SeqCst);
+    let inst = a.health().installation_id.unwrap();
+    drop(a);
+    let b = agent(&svc, "d10", Some(dir.clone()));
+    assert_eq!(b.health().queued_events, 6);
+    let out = b.flush(30).unwrap();
+    assert_eq!(out.queued, 0);
+    // The re-sent batch was recognised as a duplicate: every event once.
+    assert_eq!(svc.stored(&inst).0.len(), 7, "5 events + 2 heartbeats (one per process)");
+    assert_exactly_once(&svc, &b, 5);
+    drop(b);
+    std::fs::remove_dir_all(dir).unwrap();
 }

@@ -69,24 +69,79 @@ const PARTNER_ROUTES: &[(&str, &str)] = &[
 fn routes() -> Vec<(&'static str, &'static str, Access, MethodRouter<AppState>)> {
     let f = |m: &'static str, h: MethodRouter<AppState>| (m, h);
     let mut v: Vec<(&'static str, &'static str, Access, MethodRouter<AppState>)> = Vec::new();
-    let mut add = |path: &'static str, access: Access, (m, h): (&'static str, MethodRouter<AppState>)| v.push((m, path, access, h));
+    let mut add =
+        |path: &'static str, access: Access, (m, h): (&'static str, MethodRouter<AppState>)| {
+            v.push((m, path, access, h))
+        };
     add("/", Access::Public, f("GET", on(MethodFilter::GET, portal)));
-    add("/healthz", Access::Public, f("GET", on(MethodFilter::GET, healthz)));
-    add("/openapi.json", Access::Public, f("GET", on(MethodFilter::GET, openapi)));
+    add(
+        "/healthz",
+        Access::Public,
+        f("GET", on(MethodFilter::GET, healthz)),
+    );
+    add(
+        "/openapi.json",
+        Access::Public,
+        f("GET", on(MethodFilter::GET, openapi)),
+    );
     for (m, p) in PARTNER_ROUTES {
         add(p, Access::Public, f(m, on(method_filter(m), partner)));
     }
-    add("/admin/tenants", Access::Admin, f("POST", on(MethodFilter::POST, create_tenant)));
-    add("/admin/tenants", Access::Admin, f("GET", on(MethodFilter::GET, list_tenants)));
-    add("/admin/tenants/{tenant}/integrations", Access::Admin, f("GET", on(MethodFilter::GET, list_integrations)));
-    add("/admin/tenants/{tenant}/integrations/{partner}", Access::Admin, f("PUT", on(MethodFilter::PUT, set_integration)));
-    add("/admin/tenants/{tenant}/integrations/{partner}/tokens", Access::Admin, f("POST", on(MethodFilter::POST, generate_token)));
-    add("/admin/tokens/{jti}", Access::Admin, f("DELETE", on(MethodFilter::DELETE, revoke_token)));
-    add("/admin/tenants/{tenant}/integrations/{partner}/onboarding-package", Access::Admin, f("POST", on(MethodFilter::POST, onboarding_package)));
-    add("/admin/tenants/{tenant}/integrations/{partner}/offboarding-package", Access::Admin, f("POST", on(MethodFilter::POST, offboarding_package)));
-    add("/admin/tenants/{tenant}/installations", Access::Admin, f("GET", on(MethodFilter::GET, installations)));
-    add("/admin/tenants/{tenant}/alerts", Access::Admin, f("GET", on(MethodFilter::GET, alerts)));
-    add("/admin/tenants/{tenant}/stats", Access::Admin, f("GET", on(MethodFilter::GET, stats)));
+    add(
+        "/admin/tenants",
+        Access::Admin,
+        f("POST", on(MethodFilter::POST, create_tenant)),
+    );
+    add(
+        "/admin/tenants",
+        Access::Admin,
+        f("GET", on(MethodFilter::GET, list_tenants)),
+    );
+    add(
+        "/admin/tenants/{tenant}/integrations",
+        Access::Admin,
+        f("GET", on(MethodFilter::GET, list_integrations)),
+    );
+    add(
+        "/admin/tenants/{tenant}/integrations/{partner}",
+        Access::Admin,
+        f("PUT", on(MethodFilter::PUT, set_integration)),
+    );
+    add(
+        "/admin/tenants/{tenant}/integrations/{partner}/tokens",
+        Access::Admin,
+        f("POST", on(MethodFilter::POST, generate_token)),
+    );
+    add(
+        "/admin/tokens/{jti}",
+        Access::Admin,
+        f("DELETE", on(MethodFilter::DELETE, revoke_token)),
+    );
+    add(
+        "/admin/tenants/{tenant}/integrations/{partner}/onboarding-package",
+        Access::Admin,
+        f("POST", on(MethodFilter::POST, onboarding_package)),
+    );
+    add(
+        "/admin/tenants/{tenant}/integrations/{partner}/offboarding-package",
+        Access::Admin,
+        f("POST", on(MethodFilter::POST, offboarding_package)),
+    );
+    add(
+        "/admin/tenants/{tenant}/installations",
+        Access::Admin,
+        f("GET", on(MethodFilter::GET, installations)),
+    );
+    add(
+        "/admin/tenants/{tenant}/alerts",
+        Access::Admin,
+        f("GET", on(MethodFilter::GET, alerts)),
+    );
+    add(
+        "/admin/tenants/{tenant}/stats",
+        Access::Admin,
+        f("GET", on(MethodFilter::GET, stats)),
+    );
     v
 }
 
@@ -111,7 +166,10 @@ pub(crate) fn router(app: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(access_log))
-        .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            timeout,
+        ))
         .with_state(app)
 }
 
@@ -119,7 +177,8 @@ pub(crate) fn router(app: AppState) -> Router {
 
 fn to_axum(r: HttpResponse) -> Response {
     let mut resp = Response::new(Body::from(r.body));
-    *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *resp.status_mut() =
+        StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     for (k, v) in r.headers {
         if let (Ok(name), Ok(val)) = (header::HeaderName::try_from(k), HeaderValue::try_from(v)) {
             resp.headers_mut().append(name, val);
@@ -175,16 +234,23 @@ impl IntoResponse for ApiError {
 
 fn json_response(status: u16, v: &Value) -> Response {
     let mut r = to_axum(HttpResponse::json(status, v));
-    r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     r
 }
 
 async fn not_found() -> Response {
-    problem_response(&Error::new(ErrorCode::InvalidArgument, "no such endpoint"), Some(404))
+    problem_response(
+        &Error::new(ErrorCode::InvalidArgument, "no such endpoint"),
+        Some(404),
+    )
 }
 
 async fn method_not_allowed() -> Response {
-    problem_response(&Error::new(ErrorCode::InvalidArgument, "method not allowed"), Some(405))
+    problem_response(
+        &Error::new(ErrorCode::InvalidArgument, "method not allowed"),
+        Some(405),
+    )
 }
 
 // ---- middleware --------------------------------------------------------------
@@ -197,7 +263,11 @@ async fn access_log(req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     let resp = next.run(req).await;
     let status = resp.status().as_u16();
-    let code = resp.extensions().get::<ErrorLabel>().map(|l| l.0).unwrap_or("");
+    let code = resp
+        .extensions()
+        .get::<ErrorLabel>()
+        .map(|l| l.0)
+        .unwrap_or("");
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     if status >= 500 {
         tracing::warn!(%method, %path, status, code, ms, "request");
@@ -216,13 +286,22 @@ async fn require_admin(State(app): State<AppState>, req: Request, next: Next) ->
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim);
     match presented {
         Some(k) if !k.is_empty() && app.admin_ok(k.as_bytes()) => next.run(req).await,
         _ => {
-            let mut r = problem_response(&Error::new(ErrorCode::Unauthorized, "admin API key missing or wrong"), None);
-            r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"edrlink-admin\""));
+            let mut r = problem_response(
+                &Error::new(ErrorCode::Unauthorized, "admin API key missing or wrong"),
+                None,
+            );
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"edrlink-admin\""),
+            );
             r.extensions_mut().insert(ErrorLabel("unauthorized"));
             r
         }
@@ -232,7 +311,10 @@ async fn require_admin(State(app): State<AppState>, req: Request, next: Next) ->
 // ---- DB helpers ----------------------------------------------------------------
 
 /// Runs `f` in one immediate transaction on the blocking pool; commits on Ok.
-async fn with_tx<T: Send + 'static>(app: &AppState, f: impl FnOnce(&App, &Transaction, i64) -> Result<T, ApiError> + Send + 'static) -> Result<T, ApiError> {
+async fn with_tx<T: Send + 'static>(
+    app: &AppState,
+    f: impl FnOnce(&App, &Transaction, i64) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
     let app = app.clone();
     tokio::task::spawn_blocking(move || {
         let now = app.clock.now();
@@ -247,7 +329,12 @@ async fn with_tx<T: Send + 'static>(app: &AppState, f: impl FnOnce(&App, &Transa
 }
 
 async fn read_body(req: Request, limit: usize) -> Result<axum::body::Bytes, Error> {
-    to_bytes(req.into_body(), limit).await.map_err(|_| Error::new(ErrorCode::TooLarge, format!("request body exceeds {limit} bytes")))
+    to_bytes(req.into_body(), limit).await.map_err(|_| {
+        Error::new(
+            ErrorCode::TooLarge,
+            format!("request body exceeds {limit} bytes"),
+        )
+    })
 }
 
 async fn json_body<T: serde::de::DeserializeOwned + Default>(req: Request) -> Result<T, ApiError> {
@@ -255,29 +342,53 @@ async fn json_body<T: serde::de::DeserializeOwned + Default>(req: Request) -> Re
     if b.iter().all(u8::is_ascii_whitespace) {
         return Ok(T::default());
     }
-    serde_json::from_slice(&b).map_err(|e| ApiError::new(ErrorCode::Malformed, format!("request body: {e}")))
+    serde_json::from_slice(&b)
+        .map_err(|e| ApiError::new(ErrorCode::Malformed, format!("request body: {e}")))
 }
 
 fn valid_id(what: &str, v: &str) -> Result<(), ApiError> {
-    if v.is_empty() || v.len() > 64 || !v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.')) {
-        return Err(ApiError::new(ErrorCode::InvalidArgument, format!("{what} must be 1..64 characters of [A-Za-z0-9._-]")));
+    if v.is_empty()
+        || v.len() > 64
+        || !v
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidArgument,
+            format!("{what} must be 1..64 characters of [A-Za-z0-9._-]"),
+        ));
     }
     Ok(())
 }
 
 fn tenant_region(tx: &Transaction, t: &str) -> Result<String, ApiError> {
-    tx.query_row("SELECT region FROM tenants WHERE tenant_id = ?1", [t], |r| r.get(0)).optional()?.ok_or_else(|| ApiError::not_found("unknown tenant"))
+    tx.query_row(
+        "SELECT region FROM tenants WHERE tenant_id = ?1",
+        [t],
+        |r| r.get(0),
+    )
+    .optional()?
+    .ok_or_else(|| ApiError::not_found("unknown tenant"))
 }
 
 fn integration_row(tx: &Transaction, t: &str, p: &str) -> Result<Option<(bool, i64)>, ApiError> {
-    Ok(tx.query_row("SELECT enabled, epoch FROM integrations WHERE tenant_id = ?1 AND partner_id = ?2", [t, p], |r| Ok((r.get(0)?, r.get(1)?))).optional()?)
+    Ok(tx
+        .query_row(
+            "SELECT enabled, epoch FROM integrations WHERE tenant_id = ?1 AND partner_id = ?2",
+            [t, p],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?)
 }
 
 fn enabled_integration(tx: &Transaction, t: &str, p: &str) -> Result<i64, ApiError> {
     tenant_region(tx, t)?;
     match integration_row(tx, t, p)? {
         Some((true, epoch)) => Ok(epoch),
-        _ => Err(ApiError::new(ErrorCode::IntegrationDisabled, "turn the partner integration on first")),
+        _ => Err(ApiError::new(
+            ErrorCode::IntegrationDisabled,
+            "turn the partner integration on first",
+        )),
     }
 }
 
@@ -286,27 +397,45 @@ fn enabled_integration(tx: &Transaction, t: &str, p: &str) -> Result<i64, ApiErr
 async fn portal() -> Response {
     let mut r = Response::new(Body::from(PORTAL_HTML));
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
     );
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     r
 }
 
 async fn healthz(State(app): State<AppState>) -> Response {
-    let ok = with_tx(&app, |_, tx, _| Ok(tx.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?)).await;
+    let ok = with_tx(&app, |_, tx, _| {
+        Ok(tx.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))?)
+    })
+    .await;
     match ok {
-        Ok(_) => json_response(200, &json!({"status": "ok", "region": app.region, "schema_version": db::SCHEMA_VERSION})),
+        Ok(_) => json_response(
+            200,
+            &json!({"status": "ok", "region": app.region, "schema_version": db::SCHEMA_VERSION}),
+        ),
         Err(e) => e.into_response(),
     }
 }
 
 async fn openapi() -> Response {
     let mut r = Response::new(Body::from(OPENAPI_JSON));
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }
 
@@ -315,25 +444,52 @@ async fn openapi() -> Response {
 /// committed before the answer is sent.
 async fn partner(State(app): State<AppState>, req: Request) -> Response {
     let path = req.uri().path().to_owned();
-    let url = req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_else(|| path.clone());
+    let url = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| path.clone());
     let method = req.method().as_str().to_owned();
-    let headers: Vec<(String, String)> =
-        req.headers().iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_ascii_lowercase(), v.to_owned()))).collect();
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .iter()
+        .filter_map(|(k, v)| {
+            v.to_str()
+                .ok()
+                .map(|v| (k.as_str().to_ascii_lowercase(), v.to_owned()))
+        })
+        .collect();
     let ingest = path == "/v1/ingest" || path == "/v1/downlevel/ingest";
-    let limit = if ingest { INGEST_BODY_LIMIT } else { PARTNER_BODY_LIMIT };
+    let limit = if ingest {
+        INGEST_BODY_LIMIT
+    } else {
+        PARTNER_BODY_LIMIT
+    };
     let body = match read_body(req, limit).await {
         Ok(b) => b.to_vec(),
         Err(e) => {
-            let e = if ingest { Error::new(ErrorCode::BatchTooLarge, e.message().to_owned()) } else { e };
+            let e = if ingest {
+                Error::new(ErrorCode::BatchTooLarge, e.message().to_owned())
+            } else {
+                e
+            };
             return label(problem_response(&e, None), e.code());
         }
     };
-    let hreq = HttpRequest { id: 0, method, url, headers, body };
+    let hreq = HttpRequest {
+        id: 0,
+        method,
+        url,
+        headers,
+        body,
+    };
     let app2 = app.clone();
     let out = tokio::task::spawn_blocking(move || -> Result<HttpResponse, Error> {
         let now = app2.clock.now();
         let mut conn = app2.db.lock().unwrap_or_else(|e| e.into_inner());
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db::storage)?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db::storage)?;
         let resp = app2.role.handle(&mut SqliteStore { tx: &tx }, &hreq, now);
         if resp.status < 500 {
             tx.commit().map_err(db::storage)?;
@@ -346,10 +502,15 @@ async fn partner(State(app): State<AppState>, req: Request) -> Response {
     let resp = match out {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => problem(&e, None),
-        Err(_) => problem(&Error::new(ErrorCode::Internal, "request task failed"), None),
+        Err(_) => problem(
+            &Error::new(ErrorCode::Internal, "request task failed"),
+            None,
+        ),
     };
     let code = if resp.status >= 400 {
-        serde_json::from_slice::<edrlink_core::http::Problem>(&resp.body).ok().and_then(|p| ErrorCode::from_name(&p.code))
+        serde_json::from_slice::<edrlink_core::http::Problem>(&resp.body)
+            .ok()
+            .and_then(|p| ErrorCode::from_name(&p.code))
     } else {
         None
     };
@@ -381,14 +542,31 @@ async fn create_tenant(State(app): State<AppState>, req: Request) -> Result<Resp
     let region = b.region.unwrap_or_else(|| app.region.clone());
     valid_id("region", &region)?;
     with_tx(&app, move |_, tx, now| {
-        let existing: Option<String> = tx.query_row("SELECT region FROM tenants WHERE tenant_id = ?1", [&b.tenant_id], |r| r.get(0)).optional()?;
+        let existing: Option<String> = tx
+            .query_row(
+                "SELECT region FROM tenants WHERE tenant_id = ?1",
+                [&b.tenant_id],
+                |r| r.get(0),
+            )
+            .optional()?;
         match existing {
-            Some(r) if r == region => Ok(json_response(200, &json!({"tenant_id": b.tenant_id, "region": r, "created": false}))),
-            Some(_) => Err(ApiError::conflict("tenant exists with another region (a tenant's region is fixed)")),
+            Some(r) if r == region => Ok(json_response(
+                200,
+                &json!({"tenant_id": b.tenant_id, "region": r, "created": false}),
+            )),
+            Some(_) => Err(ApiError::conflict(
+                "tenant exists with another region (a tenant's region is fixed)",
+            )),
             None => {
-                tx.execute("INSERT INTO tenants (tenant_id, region, created_at) VALUES (?1, ?2, ?3)", params![b.tenant_id, region, now])?;
+                tx.execute(
+                    "INSERT INTO tenants (tenant_id, region, created_at) VALUES (?1, ?2, ?3)",
+                    params![b.tenant_id, region, now],
+                )?;
                 tracing::info!(tenant = %b.tenant_id, %region, "tenant created");
-                Ok(json_response(201, &json!({"tenant_id": b.tenant_id, "region": region, "created": true})))
+                Ok(json_response(
+                    201,
+                    &json!({"tenant_id": b.tenant_id, "region": region, "created": true}),
+                ))
             }
         }
     })
@@ -398,13 +576,20 @@ async fn create_tenant(State(app): State<AppState>, req: Request) -> Result<Resp
 async fn list_tenants(State(app): State<AppState>) -> Result<Response, ApiError> {
     with_tx(&app, |_, tx, _| {
         let mut st = tx.prepare("SELECT tenant_id, region FROM tenants ORDER BY tenant_id")?;
-        let rows = st.query_map([], |r| Ok(json!({"tenant_id": r.get::<_, String>(0)?, "region": r.get::<_, String>(1)?})))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(json!({"tenant_id": r.get::<_, String>(0)?, "region": r.get::<_, String>(1)?}))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(json_response(200, &json!({"tenants": rows})))
     })
     .await
 }
 
-async fn list_integrations(State(app): State<AppState>, Path(t): Path<String>) -> Result<Response, ApiError> {
+async fn list_integrations(
+    State(app): State<AppState>,
+    Path(t): Path<String>,
+) -> Result<Response, ApiError> {
     with_tx(&app, move |_, tx, _| {
         tenant_region(tx, &t)?;
         let mut st = tx.prepare("SELECT partner_id, enabled, epoch FROM integrations WHERE tenant_id = ?1 ORDER BY partner_id")?;
@@ -422,9 +607,15 @@ struct SetIntegration {
     enabled: Option<bool>,
 }
 
-async fn set_integration(State(app): State<AppState>, Path((t, p)): Path<(String, String)>, req: Request) -> Result<Response, ApiError> {
+async fn set_integration(
+    State(app): State<AppState>,
+    Path((t, p)): Path<(String, String)>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let b: SetIntegration = json_body(req).await?;
-    let enabled = b.enabled.ok_or_else(|| ApiError::new(ErrorCode::Malformed, "body must be {\"enabled\": bool}"))?;
+    let enabled = b
+        .enabled
+        .ok_or_else(|| ApiError::new(ErrorCode::Malformed, "body must be {\"enabled\": bool}"))?;
     valid_id("partner_id", &p)?;
     with_tx(&app, move |_, tx, now| {
         tenant_region(tx, &t)?;
@@ -457,11 +648,18 @@ struct GenerateToken {
     max_uses: Option<u32>,
 }
 
-async fn generate_token(State(app): State<AppState>, Path((t, p)): Path<(String, String)>, req: Request) -> Result<Response, ApiError> {
+async fn generate_token(
+    State(app): State<AppState>,
+    Path((t, p)): Path<(String, String)>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let b: GenerateToken = json_body(req).await?;
     let lifetime = b.lifetime_secs.unwrap_or(token::DEFAULT_LIFETIME);
     if lifetime <= 0 || lifetime > token::MAX_LIFETIME {
-        return Err(ApiError::new(ErrorCode::InvalidArgument, format!("lifetime_secs must be 1..={}", token::MAX_LIFETIME)));
+        return Err(ApiError::new(
+            ErrorCode::InvalidArgument,
+            format!("lifetime_secs must be 1..={}", token::MAX_LIFETIME),
+        ));
     }
     let max_uses = b.max_uses.unwrap_or(token::DEFAULT_MAX_USES);
     with_tx(&app, move |app, tx, now| {
@@ -488,7 +686,10 @@ async fn generate_token(State(app): State<AppState>, Path((t, p)): Path<(String,
     .await
 }
 
-async fn revoke_token(State(app): State<AppState>, Path(jti): Path<String>) -> Result<Response, ApiError> {
+async fn revoke_token(
+    State(app): State<AppState>,
+    Path(jti): Path<String>,
+) -> Result<Response, ApiError> {
     with_tx(&app, move |_, tx, _| {
         let n = tx.execute("UPDATE tokens SET revoked = 1 WHERE jti = ?1", [&jti])?;
         if n == 0 {
@@ -500,20 +701,42 @@ async fn revoke_token(State(app): State<AppState>, Path(jti): Path<String>) -> R
     .await
 }
 
-async fn onboarding_package(State(app): State<AppState>, Path((t, p)): Path<(String, String)>) -> Result<Response, ApiError> {
+async fn onboarding_package(
+    State(app): State<AppState>,
+    Path((t, p)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
     with_tx(&app, move |app, tx, now| {
         let region = tenant_region(tx, &t)?;
         let epoch = enabled_integration(tx, &t, &p)?;
         let role = &app.role;
-        let pkg = OnboardingPackage::issue(&t, &p, &region, &role.config().service_url, role.keyset(), epoch as u64, now, role.rng())?;
-        let ws = Workspace { id: pkg.workspace_id.clone(), tenant_id: t.clone(), partner_id: p.clone(), key: pkg.key_bytes()?, epoch: epoch as u64 };
+        let pkg = OnboardingPackage::issue(
+            &t,
+            &p,
+            &region,
+            &role.config().service_url,
+            role.keyset(),
+            epoch as u64,
+            now,
+            role.rng(),
+        )?;
+        let ws = Workspace {
+            id: pkg.workspace_id.clone(),
+            tenant_id: t.clone(),
+            partner_id: p.clone(),
+            key: pkg.key_bytes()?,
+            epoch: epoch as u64,
+        };
         db::insert_workspace(tx, &ws, now)?;
         tracing::info!(tenant = %t, partner = %p, workspace = %ws.id, "onboarding package issued");
         let body = pkg.to_json();
         let mut r = Response::new(Body::from(body.as_bytes().to_vec()));
         *r.status_mut() = StatusCode::CREATED;
-        r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        r.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        r.headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         Ok(r)
     })
     .await
@@ -525,7 +748,11 @@ struct OffboardingRequest {
     installation_ids: Option<Vec<String>>,
 }
 
-async fn offboarding_package(State(app): State<AppState>, Path((t, p)): Path<(String, String)>, req: Request) -> Result<Response, ApiError> {
+async fn offboarding_package(
+    State(app): State<AppState>,
+    Path((t, p)): Path<(String, String)>,
+    req: Request,
+) -> Result<Response, ApiError> {
     let b: OffboardingRequest = json_body(req).await?;
     with_tx(&app, move |app, tx, now| {
         tenant_region(tx, &t)?;
@@ -556,7 +783,10 @@ async fn offboarding_package(State(app): State<AppState>, Path((t, p)): Path<(St
     .await
 }
 
-async fn installations(State(app): State<AppState>, Path(t): Path<String>) -> Result<Response, ApiError> {
+async fn installations(
+    State(app): State<AppState>,
+    Path(t): Path<String>,
+) -> Result<Response, ApiError> {
     with_tx(&app, move |_, tx, now| {
         tenant_region(tx, &t)?;
         let list = db::installations_of(tx, &t)?;

@@ -9,7 +9,9 @@ use edrlink_core::encoding::UnixSeconds;
 use edrlink_core::error::{Error, ErrorCode, Result};
 use edrlink_core::keys::VerifyingKey;
 use edrlink_core::redeem::DeviceFacts;
-use edrlink_core::service::{Alert, Installation, Integration, ServiceStore, Session, TokenRecord, Workspace};
+use edrlink_core::service::{
+    Alert, Installation, Integration, ServiceStore, Session, TokenRecord, Workspace,
+};
 use edrlink_core::telemetry::{Batch, Severity};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use std::path::Path;
@@ -153,13 +155,22 @@ pub fn open(path: Option<&Path>) -> anyhow::Result<Connection> {
 fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
     conn.execute_batch("CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")?;
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let current: i64 = tx.query_row("SELECT COALESCE(MAX(version), 0) FROM migrations", [], |r| r.get(0))?;
+    let current: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM migrations",
+        [],
+        |r| r.get(0),
+    )?;
     if current > SCHEMA_VERSION {
-        anyhow::bail!("database schema version {current} is newer than this build ({SCHEMA_VERSION})");
+        anyhow::bail!(
+            "database schema version {current} is newer than this build ({SCHEMA_VERSION})"
+        );
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         tx.execute_batch(sql)?;
-        tx.execute("INSERT INTO migrations (version, applied_at) VALUES (?1, ?2)", params![i as i64 + 1, crate::unix_now()])?;
+        tx.execute(
+            "INSERT INTO migrations (version, applied_at) VALUES (?1, ?2)",
+            params![i as i64 + 1, crate::unix_now()],
+        )?;
         tracing::info!(version = i + 1, "applied schema migration");
     }
     tx.commit()?;
@@ -169,7 +180,12 @@ fn migrate(conn: &mut Connection) -> anyhow::Result<()> {
 /// Signing key seeds, current first (at most `keep`). With `wanted`, that seed
 /// becomes current (inserted if it differs from the stored current one); with
 /// none stored, `generate` supplies the first.
-pub fn signing_seeds(conn: &mut Connection, wanted: Option<[u8; 32]>, generate: impl FnOnce() -> anyhow::Result<Zeroizing<[u8; 32]>>, keep: usize) -> anyhow::Result<Vec<Zeroizing<[u8; 32]>>> {
+pub fn signing_seeds(
+    conn: &mut Connection,
+    wanted: Option<[u8; 32]>,
+    generate: impl FnOnce() -> anyhow::Result<Zeroizing<[u8; 32]>>,
+    keep: usize,
+) -> anyhow::Result<Vec<Zeroizing<[u8; 32]>>> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let load = |tx: &Transaction| -> anyhow::Result<Vec<Zeroizing<[u8; 32]>>> {
         let mut st = tx.prepare("SELECT seed FROM signing_keys ORDER BY seq DESC")?;
@@ -177,7 +193,10 @@ pub fn signing_seeds(conn: &mut Connection, wanted: Option<[u8; 32]>, generate: 
         let mut out = Vec::new();
         for r in rows {
             let v = Zeroizing::new(r?);
-            let arr: [u8; 32] = v.as_slice().try_into().map_err(|_| anyhow::anyhow!("stored signing key has a bad length"))?;
+            let arr: [u8; 32] = v
+                .as_slice()
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("stored signing key has a bad length"))?;
             out.push(Zeroizing::new(arr));
         }
         Ok(out)
@@ -190,7 +209,10 @@ pub fn signing_seeds(conn: &mut Connection, wanted: Option<[u8; 32]>, generate: 
         (None, Some(_)) => None,
     };
     if let Some(seed) = insert {
-        tx.execute("INSERT INTO signing_keys (seed, created_at) VALUES (?1, ?2)", params![&seed[..], crate::unix_now()])?;
+        tx.execute(
+            "INSERT INTO signing_keys (seed, created_at) VALUES (?1, ?2)",
+            params![&seed[..], crate::unix_now()],
+        )?;
         seeds = load(&tx)?;
     }
     tx.commit()?;
@@ -208,10 +230,14 @@ const INSTALLATION_COLS: &str = "id, tenant_id, partner_id, enrollment_id, devic
 
 fn installation_from_row(r: &Row) -> rusqlite::Result<Installation> {
     let device_json: String = r.get(4)?;
-    let device: DeviceFacts = serde_json::from_str(&device_json).map_err(|e| rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e)))?;
+    let device: DeviceFacts = serde_json::from_str(&device_json).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(4, rusqlite::types::Type::Text, Box::new(e))
+    })?;
     let pk: Option<Vec<u8>> = r.get(5)?;
     let public_key = match pk {
-        Some(b) => Some(VerifyingKey::from_bytes(&b).map_err(|e| rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Blob, Box::new(e)))?),
+        Some(b) => Some(VerifyingKey::from_bytes(&b).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Blob, Box::new(e))
+        })?),
         None => None,
     };
     Ok(Installation {
@@ -259,14 +285,24 @@ fn severity_name(s: Severity) -> &'static str {
 }
 
 impl SqliteStore<'_> {
-    fn installations_where(&self, clause: &str, p: &[&dyn rusqlite::ToSql]) -> Result<Vec<Installation>> {
-        let mut st = self.tx.prepare_cached(&format!("SELECT {INSTALLATION_COLS} FROM installations WHERE {clause}")).map_err(storage)?;
+    fn installations_where(
+        &self,
+        clause: &str,
+        p: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<Installation>> {
+        let mut st = self
+            .tx
+            .prepare_cached(&format!(
+                "SELECT {INSTALLATION_COLS} FROM installations WHERE {clause}"
+            ))
+            .map_err(storage)?;
         let rows = st.query_map(p, installation_from_row).map_err(storage)?;
         rows.collect::<rusqlite::Result<Vec<_>>>().map_err(storage)
     }
 
     fn put_installation_inner(&self, i: &Installation) -> Result<()> {
-        let device_json = serde_json::to_string(&i.device).map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))?;
+        let device_json = serde_json::to_string(&i.device)
+            .map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))?;
         let mut st = self
             .tx
             .prepare_cached(
@@ -315,10 +351,17 @@ impl ServiceStore for SqliteStore<'_> {
 
     fn integration(&mut self, tenant_id: &str, partner_id: &str) -> Result<Option<Integration>> {
         self.tx
-            .prepare_cached("SELECT enabled, epoch FROM integrations WHERE tenant_id = ?1 AND partner_id = ?2")
+            .prepare_cached(
+                "SELECT enabled, epoch FROM integrations WHERE tenant_id = ?1 AND partner_id = ?2",
+            )
             .and_then(|mut s| {
                 s.query_row([tenant_id, partner_id], |r| {
-                    Ok(Integration { tenant_id: tenant_id.into(), partner_id: partner_id.into(), enabled: r.get(0)?, epoch: r.get::<_, i64>(1)? as u64 })
+                    Ok(Integration {
+                        tenant_id: tenant_id.into(),
+                        partner_id: partner_id.into(),
+                        enabled: r.get(0)?,
+                        epoch: r.get::<_, i64>(1)? as u64,
+                    })
                 })
                 .optional()
             })
@@ -333,12 +376,23 @@ impl ServiceStore for SqliteStore<'_> {
     }
 
     fn add_token_use(&mut self, jti: &str) -> Result<()> {
-        self.tx.prepare_cached("UPDATE tokens SET uses = uses + 1 WHERE jti = ?1").and_then(|mut s| s.execute([jti])).map_err(storage)?;
+        self.tx
+            .prepare_cached("UPDATE tokens SET uses = uses + 1 WHERE jti = ?1")
+            .and_then(|mut s| s.execute([jti]))
+            .map_err(storage)?;
         Ok(())
     }
 
-    fn nonce_fresh(&mut self, nonce: &str, expires_at: UnixSeconds, now: UnixSeconds) -> Result<bool> {
-        self.tx.prepare_cached("DELETE FROM nonces WHERE expires_at < ?1").and_then(|mut s| s.execute([now])).map_err(storage)?;
+    fn nonce_fresh(
+        &mut self,
+        nonce: &str,
+        expires_at: UnixSeconds,
+        now: UnixSeconds,
+    ) -> Result<bool> {
+        self.tx
+            .prepare_cached("DELETE FROM nonces WHERE expires_at < ?1")
+            .and_then(|mut s| s.execute([now]))
+            .map_err(storage)?;
         let n = self
             .tx
             .prepare_cached("INSERT OR IGNORE INTO nonces (nonce, expires_at) VALUES (?1, ?2)")
@@ -352,15 +406,35 @@ impl ServiceStore for SqliteStore<'_> {
     }
 
     fn installation_by_key(&mut self, key_id: &str) -> Result<Option<Installation>> {
-        Ok(self.installations_where("key_id = ?1 ORDER BY created_at DESC LIMIT 1", &[&key_id])?.pop())
+        Ok(self
+            .installations_where("key_id = ?1 ORDER BY created_at DESC LIMIT 1", &[&key_id])?
+            .pop())
     }
 
-    fn installation_by_enrollment(&mut self, tenant_id: &str, partner_id: &str, enrollment_id: &str) -> Result<Option<Installation>> {
-        Ok(self.installations_where("tenant_id = ?1 AND partner_id = ?2 AND enrollment_id = ?3 LIMIT 1", &[&tenant_id, &partner_id, &enrollment_id])?.pop())
+    fn installation_by_enrollment(
+        &mut self,
+        tenant_id: &str,
+        partner_id: &str,
+        enrollment_id: &str,
+    ) -> Result<Option<Installation>> {
+        Ok(self
+            .installations_where(
+                "tenant_id = ?1 AND partner_id = ?2 AND enrollment_id = ?3 LIMIT 1",
+                &[&tenant_id, &partner_id, &enrollment_id],
+            )?
+            .pop())
     }
 
-    fn installations_by_device(&mut self, tenant_id: &str, partner_id: &str, device_id: &str) -> Result<Vec<Installation>> {
-        self.installations_where("tenant_id = ?1 AND partner_id = ?2 AND device_id = ?3 ORDER BY created_at, id", &[&tenant_id, &partner_id, &device_id])
+    fn installations_by_device(
+        &mut self,
+        tenant_id: &str,
+        partner_id: &str,
+        device_id: &str,
+    ) -> Result<Vec<Installation>> {
+        self.installations_where(
+            "tenant_id = ?1 AND partner_id = ?2 AND device_id = ?3 ORDER BY created_at, id",
+            &[&tenant_id, &partner_id, &device_id],
+        )
     }
 
     fn put_installation(&mut self, inst: &Installation) -> Result<()> {
@@ -370,7 +444,16 @@ impl ServiceStore for SqliteStore<'_> {
     fn session(&mut self, id: &str) -> Result<Option<Session>> {
         self.tx
             .prepare_cached("SELECT id, installation_id, expires_at FROM sessions WHERE id = ?1")
-            .and_then(|mut s| s.query_row([id], |r| Ok(Session { id: r.get(0)?, installation_id: r.get(1)?, expires_at: r.get(2)? })).optional())
+            .and_then(|mut s| {
+                s.query_row([id], |r| {
+                    Ok(Session {
+                        id: r.get(0)?,
+                        installation_id: r.get(1)?,
+                        expires_at: r.get(2)?,
+                    })
+                })
+                .optional()
+            })
             .map_err(storage)
     }
 
@@ -385,14 +468,24 @@ impl ServiceStore for SqliteStore<'_> {
     fn batch_seq(&mut self, installation_id: &str, batch_id: &str) -> Result<Option<u64>> {
         self.tx
             .prepare_cached("SELECT seq FROM batches WHERE installation_id = ?1 AND batch_id = ?2")
-            .and_then(|mut s| s.query_row([installation_id, batch_id], |r| r.get::<_, i64>(0)).optional())
+            .and_then(|mut s| {
+                s.query_row([installation_id, batch_id], |r| r.get::<_, i64>(0))
+                    .optional()
+            })
             .map(|o| o.map(|v| v as u64))
             .map_err(storage)
     }
 
-    fn store_batch(&mut self, inst: &Installation, batch: &Batch, alerts: &[Alert], now: UnixSeconds) -> Result<()> {
+    fn store_batch(
+        &mut self,
+        inst: &Installation,
+        batch: &Batch,
+        alerts: &[Alert],
+        now: UnixSeconds,
+    ) -> Result<()> {
         self.put_installation_inner(inst)?;
-        let events = serde_json::to_vec(&batch.events).map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))?;
+        let events = serde_json::to_vec(&batch.events)
+            .map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))?;
         self.tx
             .prepare_cached("INSERT INTO batches (installation_id, batch_id, tenant_id, seq, event_count, received_at, events_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
             .and_then(|mut s| s.execute(params![inst.id, batch.batch_id, inst.tenant_id, batch.seq as i64, batch.events.len() as i64, now, events]))
@@ -411,10 +504,18 @@ impl ServiceStore for SqliteStore<'_> {
 
     fn workspace(&mut self, id: &str) -> Result<Option<Workspace>> {
         self.tx
-            .prepare_cached("SELECT id, tenant_id, partner_id, key, epoch FROM workspaces WHERE id = ?1")
+            .prepare_cached(
+                "SELECT id, tenant_id, partner_id, key, epoch FROM workspaces WHERE id = ?1",
+            )
             .and_then(|mut s| {
                 s.query_row([id], |r| {
-                    Ok(Workspace { id: r.get(0)?, tenant_id: r.get(1)?, partner_id: r.get(2)?, key: Zeroizing::new(r.get(3)?), epoch: r.get::<_, i64>(4)? as u64 })
+                    Ok(Workspace {
+                        id: r.get(0)?,
+                        tenant_id: r.get(1)?,
+                        partner_id: r.get(2)?,
+                        key: Zeroizing::new(r.get(3)?),
+                        epoch: r.get::<_, i64>(4)? as u64,
+                    })
                 })
                 .optional()
             })
@@ -462,7 +563,8 @@ pub fn alerts_of(tx: &Transaction, tenant_id: &str) -> rusqlite::Result<Vec<Aler
     let mut st = tx.prepare_cached("SELECT id, installation_id, title, severity, threat_name, file_path, sha256, url, test, time FROM alerts WHERE tenant_id = ?1 ORDER BY id")?;
     let rows = st.query_map([tenant_id], |r| {
         let sev: String = r.get(3)?;
-        let severity = serde_json::from_value(serde_json::Value::String(sev)).unwrap_or(Severity::Informational);
+        let severity = serde_json::from_value(serde_json::Value::String(sev))
+            .unwrap_or(Severity::Informational);
         Ok(AlertRow {
             id: r.get(0)?,
             installation_id: r.get(1)?,
@@ -483,5 +585,8 @@ pub fn alerts_of(tx: &Transaction, tenant_id: &str) -> rusqlite::Result<Vec<Aler
 
 /// Deletes expired nonces and sessions; returns rows removed.
 pub fn cleanup(conn: &Connection, now: UnixSeconds) -> rusqlite::Result<usize> {
-    Ok(conn.execute("DELETE FROM nonces WHERE expires_at < ?1", [now])? + conn.execute("DELETE FROM sessions WHERE expires_at < ?1", [now])?)
+    Ok(
+        conn.execute("DELETE FROM nonces WHERE expires_at < ?1", [now])?
+            + conn.execute("DELETE FROM sessions WHERE expires_at < ?1", [now])?,
+    )
 }

@@ -40,7 +40,10 @@ pub use api::{route_table, OPENAPI_JSON, PORTAL_HTML};
 
 /// Current Unix time in seconds (wall clock).
 pub fn unix_now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 /// The service's clock: wall time plus an adjustable offset. Tests share a
@@ -94,7 +97,7 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            db_path: Some(PathBuf::from("edrlink-service.db")),
+            db_path: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             admin_key: String::new(),
             region: "eu".into(),
@@ -119,7 +122,10 @@ impl std::fmt::Debug for Settings {
             .field("region", &self.region)
             .field("issuer", &self.issuer)
             .field("public_url", &self.public_url)
-            .field("signing_key_seed", &self.signing_key_seed.map(|_| "<redacted>"))
+            .field(
+                "signing_key_seed",
+                &self.signing_key_seed.map(|_| "<redacted>"),
+            )
             .field("rate_limit", &self.rate_limit)
             .field("policy", &self.policy)
             .field("session_lifetime", &self.session_lifetime)
@@ -155,9 +161,15 @@ struct Prepared {
 }
 
 async fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
-    let listener = tokio::net::TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.listen))?;
     let addr = listener.local_addr()?;
-    let url = settings.public_url.clone().map(|u| u.trim_end_matches('/').to_owned()).unwrap_or_else(|| format!("http://{addr}"));
+    let url = settings
+        .public_url
+        .clone()
+        .map(|u| u.trim_end_matches('/').to_owned())
+        .unwrap_or_else(|| format!("http://{addr}"));
     let rng = SystemRandom;
     let mut conn = db::open(settings.db_path.as_deref()).context("opening the database")?;
     let seeds = db::signing_seeds(
@@ -170,7 +182,11 @@ async fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
         },
         2,
     )?;
-    let keys = seeds.iter().map(|s| SigningKey::from_seed(s)).collect::<Result<Vec<_>, _>>().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let keys = seeds
+        .iter()
+        .map(|s| SigningKey::from_seed(s))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let admin_key = if settings.admin_key.is_empty() {
         let mut b = Zeroizing::new([0u8; 24]);
         rng.fill(&mut b[..]).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -179,7 +195,8 @@ async fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
         Zeroizing::new(settings.admin_key.clone())
     };
     let mut mac_key = Zeroizing::new([0u8; 32]);
-    rng.fill(&mut mac_key[..]).map_err(|e| anyhow::anyhow!("{e}"))?;
+    rng.fill(&mut mac_key[..])
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let admin_mac = hmac::Key::new(hmac::HMAC_SHA256, &mac_key[..]);
     let admin_tag = hmac::sign(&admin_mac, admin_key.as_bytes());
     let role = ServiceRole::new(
@@ -205,10 +222,19 @@ async fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
         clock: settings.clock.clone(),
         timeout: settings.request_timeout,
     });
-    Ok(Prepared { app, listener, addr, url, admin_key })
+    Ok(Prepared {
+        app,
+        listener,
+        addr,
+        url,
+        admin_key,
+    })
 }
 
-async fn run(p: Prepared, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+async fn run(
+    p: Prepared,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let cleanup_app = p.app.clone();
     let cleaner = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -218,7 +244,9 @@ async fn run(p: Prepared, shutdown: impl std::future::Future<Output = ()> + Send
             let _ = tokio::task::spawn_blocking(move || {
                 let conn = app.db.lock().unwrap_or_else(|e| e.into_inner());
                 match db::cleanup(&conn, app.clock.now()) {
-                    Ok(n) if n > 0 => tracing::debug!(removed = n, "expired nonces/sessions removed"),
+                    Ok(n) if n > 0 => {
+                        tracing::debug!(removed = n, "expired nonces/sessions removed")
+                    }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "cleanup failed"),
                 }
@@ -227,7 +255,9 @@ async fn run(p: Prepared, shutdown: impl std::future::Future<Output = ()> + Send
         }
     });
     let router = api::router(p.app.clone());
-    let r = axum::serve(p.listener, router).with_graceful_shutdown(shutdown).await;
+    let r = axum::serve(p.listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await;
     cleaner.abort();
     tracing::info!("service stopped");
     r.context("serving")
@@ -235,7 +265,11 @@ async fn run(p: Prepared, shutdown: impl std::future::Future<Output = ()> + Send
 
 /// Runs the service until `shutdown` resolves (the binary uses Ctrl-C/SIGTERM).
 /// `on_ready` is called once listening, with `http://<bound addr>` and the admin key.
-pub async fn serve(settings: Settings, on_ready: impl FnOnce(&str, &str), shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn serve(
+    settings: Settings,
+    on_ready: impl FnOnce(&str, &str),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let p = prepare(settings).await?;
     tracing::info!(addr = %p.addr, "listening");
     on_ready(&format!("http://{}", p.addr), &p.admin_key);
@@ -254,35 +288,51 @@ pub struct RunningService {
 impl RunningService {
     /// Starts the service; returns once it is listening.
     pub fn start(settings: Settings) -> anyhow::Result<RunningService> {
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<anyhow::Result<(String, SocketAddr, Zeroizing<String>)>>();
+        let (ready_tx, ready_rx) =
+            std::sync::mpsc::channel::<anyhow::Result<(String, SocketAddr, Zeroizing<String>)>>();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::Builder::new().name("edrlink-service".into()).spawn(move || -> anyhow::Result<()> {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("edrlink-service-rt").enable_all().build()?;
-            rt.block_on(async move {
-                let p = match prepare(settings).await {
-                    Ok(p) => p,
-                    Err(e) => {
-                        let msg = format!("{e:#}");
-                        let _ = ready_tx.send(Err(e));
-                        anyhow::bail!(msg);
-                    }
-                };
-                let _ = ready_tx.send(Ok((p.url.clone(), p.addr, p.admin_key.clone())));
-                run(p, async {
-                    let _ = stop_rx.await;
+        let thread = std::thread::Builder::new()
+            .name("edrlink-service".into())
+            .spawn(move || -> anyhow::Result<()> {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .thread_name("edrlink-service-rt")
+                    .enable_all()
+                    .build()?;
+                rt.block_on(async move {
+                    let p = match prepare(settings).await {
+                        Ok(p) => p,
+                        Err(e) => {
+                            let msg = format!("{e:#}");
+                            let _ = ready_tx.send(Err(e));
+                            anyhow::bail!(msg);
+                        }
+                    };
+                    let _ = ready_tx.send(Ok((p.url.clone(), p.addr, p.admin_key.clone())));
+                    run(p, async {
+                        let _ = stop_rx.await;
+                    })
+                    .await
                 })
-                .await
-            })
-        })?;
+            })?;
         match ready_rx.recv() {
-            Ok(Ok((url, addr, admin_key))) => Ok(RunningService { url, addr, admin_key, stop: Some(stop_tx), thread: Some(thread) }),
+            Ok(Ok((url, addr, admin_key))) => Ok(RunningService {
+                url,
+                addr,
+                admin_key,
+                stop: Some(stop_tx),
+                thread: Some(thread),
+            }),
             Ok(Err(e)) => {
                 let _ = thread.join();
                 Err(e)
             }
             Err(_) => {
                 let r = thread.join();
-                Err(anyhow::anyhow!("service thread ended before listening: {:?}", r.map(|r| r.err().map(|e| e.to_string()))))
+                Err(anyhow::anyhow!(
+                    "service thread ended before listening: {:?}",
+                    r.map(|r| r.err().map(|e| e.to_string()))
+                ))
             }
         }
     }

@@ -8,17 +8,23 @@ use std::io::Write as _;
 use std::path::PathBuf;
 
 fn usage() -> ! {
-    eprintln!("usage: edrlink-service [--db PATH] [--listen ADDR] [--region REGION] [--public-url URL] [--issuer ID]\n  env: EDRLINK_ADMIN_KEY (admin API key), RUST_LOG (log filter)");
+    eprintln!("usage: edrlink-service [--db PATH | --memory] [--listen ADDR] [--region REGION] [--public-url URL] [--issuer ID]\n  env: EDRLINK_ADMIN_KEY (admin API key), RUST_LOG (log filter)");
     std::process::exit(2);
 }
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .with_ansi(false)
         .init();
-    let mut s = edrlink_service::Settings::default();
+    let mut s = edrlink_service::Settings {
+        db_path: Some(PathBuf::from("edrlink-service.db")),
+        ..Default::default()
+    };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         let mut val = || args.next().unwrap_or_else(|| usage());
@@ -35,7 +41,9 @@ fn main() -> anyhow::Result<()> {
     }
     s.admin_key = std::env::var("EDRLINK_ADMIN_KEY").unwrap_or_default();
     let generated = s.admin_key.is_empty();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         // Register the signal handlers before announcing readiness, so a
         // SIGTERM right after the "listening" line is a graceful stop.
@@ -44,7 +52,9 @@ fn main() -> anyhow::Result<()> {
             s,
             |url, admin_key| {
                 if generated {
-                    eprintln!("generated admin key (set EDRLINK_ADMIN_KEY to choose one): {admin_key}");
+                    eprintln!(
+                        "generated admin key (set EDRLINK_ADMIN_KEY to choose one): {admin_key}"
+                    );
                 }
                 let mut out = std::io::stdout().lock();
                 let _ = writeln!(out, "listening on {url}");

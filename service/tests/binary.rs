@@ -7,9 +7,26 @@ use common::Http;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 
-fn spawn(db: &std::path::Path, admin_key: Option<&str>) -> (std::process::Child, String, BufReader<std::process::ChildStdout>) {
+fn spawn(
+    db: &std::path::Path,
+    admin_key: Option<&str>,
+) -> (
+    std::process::Child,
+    String,
+    BufReader<std::process::ChildStdout>,
+) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_edrlink-service"));
-    cmd.args(["--db", db.to_str().unwrap(), "--listen", "127.0.0.1:0", "--region", "eu"]).env("RUST_LOG", "info").stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args([
+        "--db",
+        db.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--region",
+        "eu",
+    ])
+    .env("RUST_LOG", "info")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     cmd.env_remove("EDRLINK_ADMIN_KEY");
     if let Some(k) = admin_key {
         cmd.env("EDRLINK_ADMIN_KEY", k);
@@ -18,14 +35,25 @@ fn spawn(db: &std::path::Path, admin_key: Option<&str>) -> (std::process::Child,
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
-    let url = line.trim_end().strip_prefix("listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}")).to_owned();
-    let port: u16 = url.strip_prefix("http://127.0.0.1:").expect("loopback URL").parse().unwrap();
+    let url = line
+        .trim_end()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    let port: u16 = url
+        .strip_prefix("http://127.0.0.1:")
+        .expect("loopback URL")
+        .parse()
+        .unwrap();
     assert!(port > 0);
     (child, url, out)
 }
 
 fn stop(mut child: std::process::Child, mut out: BufReader<std::process::ChildStdout>) -> String {
-    let st = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let st = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(st.success());
     let status = child.wait().unwrap();
     assert!(status.success(), "exit status {status:?}");
@@ -33,7 +61,12 @@ fn stop(mut child: std::process::Child, mut out: BufReader<std::process::ChildSt
     out.read_to_string(&mut rest).unwrap();
     assert_eq!(rest, "", "stdout must hold exactly one line");
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     err
 }
 
@@ -44,17 +77,34 @@ fn binary_prints_one_line_and_stops_on_sigterm() {
     let (child, url, out) = spawn(&db, Some("bin-admin-key"));
     let http = Http::new(&url);
     assert_eq!(http.send("GET", "/healthz", &[], None).status, 200);
-    let r = http.send("POST", "/admin/tenants", &[("authorization", "Bearer bin-admin-key"), ("content-type", "application/json")], Some(br#"{"tenant_id":"t1"}"#.to_vec()));
+    let r = http.send(
+        "POST",
+        "/admin/tenants",
+        &[
+            ("authorization", "Bearer bin-admin-key"),
+            ("content-type", "application/json"),
+        ],
+        Some(br#"{"tenant_id":"t1"}"#.to_vec()),
+    );
     assert_eq!(r.status, 201, "{}", r.text());
     let err = stop(child, out);
-    assert!(err.contains("listening") && err.contains("service stopped"), "stderr: {err}");
+    assert!(
+        err.contains("listening") && err.contains("service stopped"),
+        "stderr: {err}"
+    );
     assert!(!err.contains("bin-admin-key"));
 
     // Restart on the same file without a key: one is generated and shown on stderr only.
     let (child, url, out) = spawn(&db, None);
     let http = Http::new(&url);
     let err = stop(child, out);
-    let key = err.lines().find_map(|l| l.split_once("generated admin key (set EDRLINK_ADMIN_KEY to choose one): ").map(|(_, k)| k.trim().to_owned())).expect("generated key printed");
+    let key = err
+        .lines()
+        .find_map(|l| {
+            l.split_once("generated admin key (set EDRLINK_ADMIN_KEY to choose one): ")
+                .map(|(_, k)| k.trim().to_owned())
+        })
+        .expect("generated key printed");
     assert!(key.len() >= 24);
     drop(http);
 }

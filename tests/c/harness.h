@@ -27,6 +27,7 @@ extern const char *t_section;
           edrlink_result_name(rc_), (unsigned)(expected), edrlink_result_name(expected)); \
   } while (0)
 
-#define STREQ(a, b) ((a) && (b) && strcmp((a), (b)) == 0)
+static inline int streq_(const char *a, const char *b) { return a && b && strcmp(a, b) == 0; }
+#define STREQ(a, b) streq_((a), (b))
 #define SECTION(name) (t_section = (name), fprintf(stderr, "-- %s\n", t_section))
 #endif

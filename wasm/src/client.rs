@@ -5,7 +5,9 @@
 //! `await`, so `health()` and friends can be called while an operation runs,
 //! and several operations may overlap (the core keeps one request in flight).
 
-use crate::{err, global, js_error, json_text, now_secs, parse_keyset, set, to_js, IntoJs};
+use crate::{
+    err, from_js, global, js_error, json_text, now_secs, parse_keyset, set, to_js, IntoJs,
+};
 use edrlink_core::client::{ClientConfig, ClientEvent, PartnerClient, WhenFull};
 use edrlink_core::credential::Credential;
 use edrlink_core::error::{Error as CoreError, ErrorCode};
@@ -43,7 +45,9 @@ pub struct Client {
 }
 
 fn opt(obj: &JsValue, key: &str) -> Option<JsValue> {
-    Reflect::get(obj, &JsValue::from_str(key)).ok().filter(|v| !v.is_undefined() && !v.is_null())
+    Reflect::get(obj, &JsValue::from_str(key))
+        .ok()
+        .filter(|v| !v.is_undefined() && !v.is_null())
 }
 
 fn opt_num(obj: &JsValue, key: &str) -> Result<Option<f64>, JsValue> {
@@ -51,7 +55,10 @@ fn opt_num(obj: &JsValue, key: &str) -> Result<Option<f64>, JsValue> {
         None => Ok(None),
         Some(v) => match v.as_f64() {
             Some(n) if n.is_finite() && n >= 0.0 => Ok(Some(n)),
-            _ => Err(err(ErrorCode::InvalidArgument, format!("option {key} must be a non-negative number"))),
+            _ => Err(err(
+                ErrorCode::InvalidArgument,
+                format!("option {key} must be a non-negative number"),
+            )),
         },
     }
 }
@@ -59,20 +66,24 @@ fn opt_num(obj: &JsValue, key: &str) -> Result<Option<f64>, JsValue> {
 fn opt_fn(obj: &JsValue, key: &str) -> Result<Option<Function>, JsValue> {
     match opt(obj, key) {
         None => Ok(None),
-        Some(v) => v
-            .dyn_into::<Function>()
-            .map(Some)
-            .map_err(|_| err(ErrorCode::InvalidArgument, format!("option {key} must be a function"))),
+        Some(v) => v.dyn_into::<Function>().map(Some).map_err(|_| {
+            err(
+                ErrorCode::InvalidArgument,
+                format!("option {key} must be a function"),
+            )
+        }),
     }
 }
 
 fn opt_str(obj: &JsValue, key: &str) -> Result<Option<String>, JsValue> {
     match opt(obj, key) {
         None => Ok(None),
-        Some(v) => v
-            .as_string()
-            .map(Some)
-            .ok_or_else(|| err(ErrorCode::InvalidArgument, format!("option {key} must be a string"))),
+        Some(v) => v.as_string().map(Some).ok_or_else(|| {
+            err(
+                ErrorCode::InvalidArgument,
+                format!("option {key} must be a string"),
+            )
+        }),
     }
 }
 
@@ -86,15 +97,22 @@ fn flow_js(f: Option<FlowState>) -> JsValue {
 }
 
 /// The client's last error as a typed error (the health report carries it as
-/// "code: message").
+/// "code: message"), with `retry_after` = seconds until the client's next attempt
+/// when it is backing off (the service's `Retry-After` when it sent one).
 fn last_error(pc: &PartnerClient, fallback: ErrorCode, msg: &str) -> CoreError {
-    pc.health(now_secs())
+    let now = now_secs();
+    let h = pc.health(now);
+    let e = h
         .last_error
         .and_then(|s| {
             let (code, m) = s.split_once(": ")?;
             Some(CoreError::new(ErrorCode::from_name(code)?, m.to_owned()))
         })
-        .unwrap_or_else(|| CoreError::new(fallback, msg.to_owned()))
+        .unwrap_or_else(|| CoreError::new(fallback, msg.to_owned()));
+    match h.next_attempt {
+        Some(t) if t > now => e.with_retry_after((t - now) as u64),
+        _ => e,
+    }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -122,13 +140,19 @@ impl Client {
     /// Throws `invalid_argument` for bad options and `malformed` for a bad
     /// `credential` / `pinnedKeys`.
     #[wasm_bindgen(constructor)]
-    pub fn new(#[wasm_bindgen(unchecked_param_type = "ClientOptions")] options: JsValue) -> Result<Client, JsValue> {
+    pub fn new(
+        #[wasm_bindgen(unchecked_param_type = "ClientOptions")] options: JsValue,
+    ) -> Result<Client, JsValue> {
         if !options.is_object() {
-            return Err(err(ErrorCode::InvalidArgument, "options must be an object with at least { device }"));
+            return Err(err(
+                ErrorCode::InvalidArgument,
+                "options must be an object with at least { device }",
+            ));
         }
-        let device_v = opt(&options, "device").ok_or_else(|| err(ErrorCode::InvalidArgument, "options.device is required"))?;
-        let device: DeviceFacts = serde_wasm_bindgen::from_value(device_v)
-            .map_err(|e| err(ErrorCode::InvalidArgument, format!("options.device: {e}")))?;
+        let device_v = opt(&options, "device")
+            .ok_or_else(|| err(ErrorCode::InvalidArgument, "options.device is required"))?;
+        let device: DeviceFacts = from_js(&device_v, "options.device")
+            .map_err(|_| err(ErrorCode::InvalidArgument, "options.device must be { device_id, hostname, os, os_version, product, product_version } (strings)"))?;
         device.validate().js()?;
         let mut cfg = ClientConfig::new(device);
         if let Some(k) = opt(&options, "pinnedKeys") {
@@ -136,9 +160,14 @@ impl Client {
         }
         cfg.service_url_override = opt_str(&options, "serviceUrl")?;
         if let Some(g) = opt(&options, "gzip") {
-            cfg.gzip = g.as_bool().ok_or_else(|| err(ErrorCode::InvalidArgument, "option gzip must be a boolean"))?;
+            cfg.gzip = g
+                .as_bool()
+                .ok_or_else(|| err(ErrorCode::InvalidArgument, "option gzip must be a boolean"))?;
             if cfg.gzip && !cfg!(feature = "gzip") {
-                return Err(err(ErrorCode::InvalidArgument, "this build of edrlink-wasm has no gzip support"));
+                return Err(err(
+                    ErrorCode::InvalidArgument,
+                    "this build of edrlink-wasm has no gzip support",
+                ));
             }
         }
         if let Some(n) = opt_num(&options, "maxQueueEvents")? {
@@ -153,7 +182,12 @@ impl Client {
         match opt_str(&options, "whenFull")?.as_deref() {
             None | Some("refuse_new") => cfg.when_full = WhenFull::RefuseNew,
             Some("drop_oldest") => cfg.when_full = WhenFull::DropOldest,
-            Some(_) => return Err(err(ErrorCode::InvalidArgument, "option whenFull must be \"refuse_new\" or \"drop_oldest\"")),
+            Some(_) => {
+                return Err(err(
+                    ErrorCode::InvalidArgument,
+                    "option whenFull must be \"refuse_new\" or \"drop_oldest\"",
+                ))
+            }
         }
         let timeout_secs = opt_num(&options, "timeoutSecs")?.unwrap_or(DEFAULT_TIMEOUT_SECS);
         let mut pc = PartnerClient::new(cfg, Box::new(SystemRandom));
@@ -197,7 +231,10 @@ impl Client {
             {
                 let mut pc = inner.pc.borrow_mut();
                 if pc.credential().is_none() {
-                    return Err(err(ErrorCode::InvalidState, "not enrolled: redeem a token first"));
+                    return Err(err(
+                        ErrorCode::InvalidState,
+                        "not enrolled: redeem a token first",
+                    ));
                 }
                 pc.handshake_now();
             }
@@ -211,7 +248,10 @@ impl Client {
     /// `malformed` for an invalid event and `queue_full` when the queue is full.
     /// Call `flush()` to deliver now; otherwise events wait for the batch delay
     /// and the next operation that drives the client.
-    pub fn submit(&self, #[wasm_bindgen(unchecked_param_type = "EdrlinkEvent | string")] event: JsValue) -> Result<(), JsValue> {
+    pub fn submit(
+        &self,
+        #[wasm_bindgen(unchecked_param_type = "EdrlinkEvent | string")] event: JsValue,
+    ) -> Result<(), JsValue> {
         let e = Event::from_json(&json_text(&event, "event")?).js()?;
         self.inner.pc.borrow_mut().submit(e, now_secs()).js()
     }
@@ -220,7 +260,8 @@ impl Client {
     #[wasm_bindgen(js_name = sendTestDetection)]
     pub fn send_test_detection(&self, file_path: Option<String>) -> Result<(), JsValue> {
         let now = now_secs();
-        let e = edrlink_core::eicar::test_detection(now, file_path.as_deref().unwrap_or(EICAR_PATH));
+        let e =
+            edrlink_core::eicar::test_detection(now, file_path.as_deref().unwrap_or(EICAR_PATH));
         self.inner.pc.borrow_mut().submit(e, now).js()
     }
 
@@ -235,7 +276,10 @@ impl Client {
             {
                 let mut pc = inner.pc.borrow_mut();
                 if pc.credential().is_none() {
-                    return Err(err(ErrorCode::InvalidState, "not enrolled: redeem a token first"));
+                    return Err(err(
+                        ErrorCode::InvalidState,
+                        "not enrolled: redeem a token first",
+                    ));
                 }
                 pc.flush();
             }
@@ -253,7 +297,10 @@ impl Client {
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn offboard(&self, reason: Option<String>) -> Promise {
         let inner = self.inner.clone();
-        let started = inner.pc.borrow_mut().offboard(reason.as_deref().unwrap_or("partner opt-out"));
+        let started = inner
+            .pc
+            .borrow_mut()
+            .offboard(reason.as_deref().unwrap_or("partner opt-out"));
         future_to_promise(async move {
             started.js()?;
             drive(&inner, Goal::Offboarded, None).await?;
@@ -296,7 +343,11 @@ impl Client {
     /// product can read it (extension storage, IndexedDB, a 0600 file).
     #[wasm_bindgen(js_name = exportCredential)]
     pub fn export_credential(&self) -> Option<String> {
-        self.inner.pc.borrow().credential().map(|c| c.to_json().as_str().to_owned())
+        self.inner
+            .pc
+            .borrow()
+            .credential()
+            .map(|c| c.to_json().as_str().to_owned())
     }
 
     /// Restores a credential exported earlier. Throws `malformed` when it does
@@ -311,7 +362,11 @@ impl Client {
     /// Installation id assigned by the service, once enrolled.
     #[wasm_bindgen(getter, js_name = installationId)]
     pub fn installation_id(&self) -> Option<String> {
-        self.inner.pc.borrow().credential().map(|c| c.installation_id.clone())
+        self.inner
+            .pc
+            .borrow()
+            .credential()
+            .map(|c| c.installation_id.clone())
     }
 }
 
@@ -385,7 +440,10 @@ fn check(inner: &Inner, goal: Goal, progress: &Progress) -> Check {
             if h.needs_new_token || h.flow == Some(FlowState::Revoked) {
                 failed(ErrorCode::Revoked, "a new access token is required")
             } else if h.flow == Some(FlowState::Blocked) {
-                failed(ErrorCode::FlowBlocked, "inbound flow is blocked by the service")
+                failed(
+                    ErrorCode::FlowBlocked,
+                    "inbound flow is blocked by the service",
+                )
             } else if pc.is_idle() {
                 Check::Done
             } else {
@@ -405,8 +463,14 @@ fn check(inner: &Inner, goal: Goal, progress: &Progress) -> Check {
 }
 
 /// Runs the client until `goal` is reached, it fails, or the timeout passes.
-async fn drive(inner: &Rc<Inner>, goal: Goal, timeout_secs: Option<f64>) -> Result<Progress, JsValue> {
-    let timeout = timeout_secs.filter(|t| t.is_finite() && *t >= 0.0).unwrap_or(inner.timeout_secs);
+async fn drive(
+    inner: &Rc<Inner>,
+    goal: Goal,
+    timeout_secs: Option<f64>,
+) -> Result<Progress, JsValue> {
+    let timeout = timeout_secs
+        .filter(|t| t.is_finite() && *t >= 0.0)
+        .unwrap_or(inner.timeout_secs);
     let deadline = js_sys::Date::now() + timeout * 1000.0;
     let mut progress = Progress::default();
     loop {
@@ -443,7 +507,11 @@ async fn drive(inner: &Rc<Inner>, goal: Goal, timeout_secs: Option<f64>) -> Resu
         };
         if now_ms + wait_ms > deadline {
             let pc = inner.pc.borrow();
-            let e = last_error(&pc, ErrorCode::Transport, &format!("no answer from the service within {timeout} s"));
+            let e = last_error(
+                &pc,
+                ErrorCode::Transport,
+                &format!("no answer from the service within {} s", timeout as u64),
+            );
             return Err(js_error(&e));
         }
         sleep(wait_ms).await?;
@@ -464,7 +532,10 @@ fn describe(e: &JsValue) -> String {
     if let Some(e) = e.dyn_ref::<js_sys::Error>() {
         let msg: String = e.message().into();
         // fetch's TypeError("fetch failed") hides the reason in `cause`.
-        if let Some(cause) = Reflect::get(e, &"cause".into()).ok().filter(|c| !c.is_undefined()) {
+        if let Some(cause) = Reflect::get(e, &"cause".into())
+            .ok()
+            .filter(|c| !c.is_undefined())
+        {
             return format!("{msg} ({})", describe(&cause));
         }
         return msg;
@@ -491,21 +562,41 @@ async fn perform(inner: &Inner, req: &HttpRequest) -> Result<HttpResponse, Strin
     set(&init, "method", &JsValue::from_str(&req.method));
     set(&init, "headers", &headers);
     set(&init, "body", &Uint8Array::from(req.body.as_slice()).into());
-    let this = if inner.fetch.is_some() { JsValue::UNDEFINED } else { g };
-    let p = fetch.call2(&this, &JsValue::from_str(&req.url), &init).map_err(|e| describe(&e))?;
-    let resp = JsFuture::from(Promise::resolve(&p)).await.map_err(|e| format!("{}: {}", req.url, describe(&e)))?;
-    let status = Reflect::get(&resp, &"status".into()).ok().and_then(|s| s.as_f64()).ok_or("fetch returned no Response")? as u16;
+    let this = if inner.fetch.is_some() {
+        JsValue::UNDEFINED
+    } else {
+        g
+    };
+    let p = fetch
+        .call2(&this, &JsValue::from_str(&req.url), &init)
+        .map_err(|e| describe(&e))?;
+    let resp = JsFuture::from(Promise::resolve(&p))
+        .await
+        .map_err(|e| format!("{}: {}", req.url, describe(&e)))?;
+    let status = Reflect::get(&resp, &"status".into())
+        .ok()
+        .and_then(|s| s.as_f64())
+        .ok_or("fetch returned no Response")? as u16;
     let mut out_headers = Vec::new();
     if let Ok(h) = Reflect::get(&resp, &"headers".into()) {
         for name in ["content-type", "retry-after"] {
-            if let Some(v) = call_method(&h, "get", &[name.into()]).ok().and_then(|v| v.as_string()) {
+            if let Some(v) = call_method(&h, "get", &[name.into()])
+                .ok()
+                .and_then(|v| v.as_string())
+            {
                 out_headers.push((name.to_owned(), v));
             }
         }
     }
     let body = call_method(&resp, "arrayBuffer", &[]).map_err(|e| describe(&e))?;
-    let body = JsFuture::from(Promise::resolve(&body)).await.map_err(|e| describe(&e))?;
-    Ok(HttpResponse { status, headers: out_headers, body: Uint8Array::new(&body).to_vec() })
+    let body = JsFuture::from(Promise::resolve(&body))
+        .await
+        .map_err(|e| describe(&e))?;
+    Ok(HttpResponse {
+        status,
+        headers: out_headers,
+        body: Uint8Array::new(&body).to_vec(),
+    })
 }
 
 async fn sleep(ms: f64) -> Result<(), JsValue> {

@@ -69,7 +69,11 @@ fn set(obj: &JsValue, key: &str, value: &JsValue) {
 pub(crate) fn js_error(e: &CoreError) -> JsValue {
     let msg = JsValue::from_str(&e.to_string());
     let err = ERROR_CLASS
-        .with(|c| c.borrow().as_ref().and_then(|ctor| Reflect::construct(ctor, &Array::of1(&msg)).ok()))
+        .with(|c| {
+            c.borrow()
+                .as_ref()
+                .and_then(|ctor| Reflect::construct(ctor, &Array::of1(&msg)).ok())
+        })
         .unwrap_or_else(|| {
             let err = js_sys::Error::new(&e.to_string());
             err.set_name("EdrlinkError");
@@ -77,7 +81,9 @@ pub(crate) fn js_error(e: &CoreError) -> JsValue {
         });
     set(&err, "code", &JsValue::from_str(e.code().as_str()));
     set(&err, "codeNumber", &JsValue::from(e.code().as_u32()));
-    let retry = e.retry_after().map_or(JsValue::UNDEFINED, |s| JsValue::from(s as f64));
+    let retry = e
+        .retry_after()
+        .map_or(JsValue::UNDEFINED, |s| JsValue::from(s as f64));
     set(&err, "retryAfter", &retry);
     err
 }
@@ -96,10 +102,20 @@ impl<T> IntoJs<T> for edrlink_core::Result<T> {
     }
 }
 
-/// Serializes to a plain JSON-compatible object (maps as objects, `None` as `null`).
+/// Serializes to a plain object through JSON (maps as objects, `None` as `null`);
+/// smaller than a serde-to-JsValue serializer and the shapes are the wire JSON.
 pub(crate) fn to_js<T: Serialize + ?Sized>(v: &T) -> Result<JsValue, JsValue> {
-    v.serialize(&serde_wasm_bindgen::Serializer::json_compatible())
-        .map_err(|e| err(ErrorCode::Internal, e.to_string()))
+    let text = serde_json::to_string(v).map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+    js_sys::JSON::parse(&text)
+}
+
+/// A plain object (or JSON string) into a Rust value, through JSON.
+pub(crate) fn from_js<T: serde::de::DeserializeOwned>(
+    v: &JsValue,
+    what: &str,
+) -> Result<T, JsValue> {
+    let text = json_text(v, what)?;
+    edrlink_core::encoding::parse_json(text.as_bytes(), 1024 * 1024, what).js()
 }
 
 /// The current time in Unix seconds (`Date.now()`).
@@ -111,7 +127,10 @@ pub(crate) fn now_or(now: Option<f64>) -> Result<i64, JsValue> {
     match now {
         None => Ok(now_secs()),
         Some(t) if t.is_finite() && t.abs() < 1e15 => Ok(t.floor() as i64),
-        Some(_) => Err(err(ErrorCode::InvalidArgument, "now must be a finite number of Unix seconds")),
+        Some(_) => Err(err(
+            ErrorCode::InvalidArgument,
+            "now must be a finite number of Unix seconds",
+        )),
     }
 }
 
@@ -121,12 +140,20 @@ pub(crate) fn json_text(v: &JsValue, what: &str) -> Result<String, JsValue> {
         return Ok(s);
     }
     if v.is_undefined() || v.is_null() {
-        return Err(err(ErrorCode::InvalidArgument, format!("{what} is required")));
+        return Err(err(
+            ErrorCode::InvalidArgument,
+            format!("{what} is required"),
+        ));
     }
     js_sys::JSON::stringify(v)
         .ok()
         .and_then(|s| s.as_string())
-        .ok_or_else(|| err(ErrorCode::InvalidArgument, format!("{what} must be a JSON string or a plain object")))
+        .ok_or_else(|| {
+            err(
+                ErrorCode::InvalidArgument,
+                format!("{what} must be a JSON string or a plain object"),
+            )
+        })
 }
 
 pub(crate) fn parse_keyset(v: &JsValue) -> Result<Keyset, JsValue> {
@@ -150,7 +177,11 @@ pub fn error_codes() -> Result<JsValue, JsValue> {
     }
     let all: Vec<Info> = ErrorCode::ALL
         .iter()
-        .map(|c| Info { name: c.as_str(), number: c.as_u32(), status: c.http_status() })
+        .map(|c| Info {
+            name: c.as_str(),
+            number: c.as_u32(),
+            status: c.http_status(),
+        })
         .collect();
     to_js(&all)
 }
@@ -196,7 +227,13 @@ pub fn verify_token(
 ) -> Result<JsValue, JsValue> {
     let keys = parse_keyset(&keyset)?;
     let now = now_or(now)?;
-    let skew = skew_secs.map_or(token::DEFAULT_SKEW, |s| if s.is_finite() { s as i64 } else { 0 });
+    let skew = skew_secs.map_or(token::DEFAULT_SKEW, |s| {
+        if s.is_finite() {
+            s as i64
+        } else {
+            0
+        }
+    });
     let claims = token::verify(token.trim(), &keys, now, skew).js()?;
     to_js(&claims)
 }
@@ -215,7 +252,9 @@ pub struct SigningKey {
 impl SigningKey {
     /// A fresh key from the platform CSPRNG (`crypto.getRandomValues`).
     pub fn generate() -> Result<SigningKey, JsValue> {
-        Ok(SigningKey { inner: keys::SigningKey::generate(&SystemRandom).js()? })
+        Ok(SigningKey {
+            inner: keys::SigningKey::generate(&SystemRandom).js()?,
+        })
     }
 
     /// A key from a 32-byte seed. Throws `malformed` for any other length.
@@ -224,7 +263,9 @@ impl SigningKey {
         let seed: &[u8; 32] = seed
             .try_into()
             .map_err(|_| err(ErrorCode::Malformed, "Ed25519 seed must be 32 bytes"))?;
-        Ok(SigningKey { inner: keys::SigningKey::from_seed(seed).js()? })
+        Ok(SigningKey {
+            inner: keys::SigningKey::from_seed(seed).js()?,
+        })
     }
 
     /// The raw 32-byte public key.
@@ -263,15 +304,32 @@ pub fn key_id_of(public_key: &[u8]) -> Result<String, JsValue> {
 /// Checks a raw Ed25519 signature. Returns `false` when it does not verify;
 /// throws `malformed` when the public key is not 32 bytes.
 #[wasm_bindgen(js_name = verifySignature)]
-pub fn verify_signature(public_key: &[u8], message: &[u8], signature: &[u8]) -> Result<bool, JsValue> {
-    Ok(verifying_key(public_key)?.verify(message, signature).is_ok())
+pub fn verify_signature(
+    public_key: &[u8],
+    message: &[u8],
+    signature: &[u8],
+) -> Result<bool, JsValue> {
+    Ok(verifying_key(public_key)?
+        .verify(message, signature)
+        .is_ok())
+}
+
+/// The DSSE pre-authentication encoding (the bytes an envelope signature covers):
+/// `"DSSEv1" SP len(type) SP type SP len(payload) SP payload`.
+#[wasm_bindgen]
+pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    dsse::pae(payload_type, payload)
 }
 
 /// Seals `payload` with `key` into a DSSE envelope (edrlink profile: one
 /// Ed25519 signature with `keyid`) and returns the envelope's JSON bytes.
 /// Throws `malformed` when `payloadType` is not 1..128 printable ASCII characters.
 #[wasm_bindgen(js_name = sealEnvelope)]
-pub fn seal_envelope(payload_type: &str, payload: &[u8], key: &SigningKey) -> Result<Vec<u8>, JsValue> {
+pub fn seal_envelope(
+    payload_type: &str,
+    payload: &[u8],
+    key: &SigningKey,
+) -> Result<Vec<u8>, JsValue> {
     dsse::seal(payload_type, payload, &key.inner).js()
 }
 
@@ -279,7 +337,11 @@ pub fn seal_envelope(payload_type: &str, payload: &[u8], key: &SigningKey) -> Re
 /// type equals `expectedType`, and returns the payload bytes.
 /// Throws `malformed`, `wrong_type`, `unknown_key` (keyid names another key) or `bad_signature`.
 #[wasm_bindgen(js_name = openEnvelope)]
-pub fn open_envelope(envelope: &[u8], expected_type: &str, public_key: &[u8]) -> Result<Vec<u8>, JsValue> {
+pub fn open_envelope(
+    envelope: &[u8],
+    expected_type: &str,
+    public_key: &[u8],
+) -> Result<Vec<u8>, JsValue> {
     dsse::open(envelope, expected_type, &verifying_key(public_key)?).js()
 }
 
@@ -292,9 +354,17 @@ pub fn verify_envelope(envelope: &[u8], public_key: &[u8]) -> Result<JsValue, Js
     let parsed = dsse::parse(envelope).js()?;
     parsed.verify(&key).js()?;
     let out: JsValue = Object::new().into();
-    set(&out, "payload_type", &JsValue::from_str(&parsed.payload_type));
+    set(
+        &out,
+        "payload_type",
+        &JsValue::from_str(&parsed.payload_type),
+    );
     set(&out, "keyid", &JsValue::from_str(&parsed.keyid));
-    set(&out, "payload", &Uint8Array::from(parsed.payload.as_slice()).into());
+    set(
+        &out,
+        "payload",
+        &Uint8Array::from(parsed.payload.as_slice()).into(),
+    );
     Ok(out)
 }
 
@@ -306,13 +376,18 @@ pub fn verify_envelope(envelope: &[u8], public_key: &[u8]) -> Result<JsValue, Js
 #[wasm_bindgen(js_name = eicarTestEvent, unchecked_return_type = "DetectionEvent")]
 pub fn eicar_test_event(file_path: Option<String>, now: Option<f64>) -> Result<JsValue, JsValue> {
     let now = now_or(now)?;
-    to_js(&edrlink_core::eicar::test_detection(now, file_path.as_deref().unwrap_or(client::EICAR_PATH)))
+    to_js(&edrlink_core::eicar::test_detection(
+        now,
+        file_path.as_deref().unwrap_or(client::EICAR_PATH),
+    ))
 }
 
 /// Parses and validates one telemetry event (object or JSON string) the way
 /// `client.submit` does, and returns it normalized. Throws `malformed`.
 #[wasm_bindgen(js_name = validateEvent, unchecked_return_type = "EdrlinkEvent")]
-pub fn validate_event(#[wasm_bindgen(unchecked_param_type = "EdrlinkEvent | string")] event: JsValue) -> Result<JsValue, JsValue> {
+pub fn validate_event(
+    #[wasm_bindgen(unchecked_param_type = "EdrlinkEvent | string")] event: JsValue,
+) -> Result<JsValue, JsValue> {
     let e = edrlink_core::telemetry::Event::from_json(&json_text(&event, "event")?).js()?;
     to_js(&e)
 }
@@ -322,7 +397,10 @@ pub fn validate_event(#[wasm_bindgen(unchecked_param_type = "EdrlinkEvent | stri
 pub fn random_id(bytes: Option<u32>) -> Result<String, JsValue> {
     let n = bytes.unwrap_or(16) as usize;
     if n == 0 || n > 1024 {
-        return Err(err(ErrorCode::InvalidArgument, "randomId takes 1..1024 bytes"));
+        return Err(err(
+            ErrorCode::InvalidArgument,
+            "randomId takes 1..1024 bytes",
+        ));
     }
     let rng: &dyn RandomSource = &SystemRandom;
     keys::random_id(rng, n).js()
@@ -333,7 +411,10 @@ mod tests {
     #[test]
     fn typescript_lists_every_error_code() {
         for c in edrlink_core::ErrorCode::ALL {
-            assert!(crate::types::TS_TYPES.contains(&format!("\"{}\"", c.as_str())), "ErrorCode union lacks {c}");
+            assert!(
+                crate::types::TS_TYPES.contains(&format!("\"{}\"", c.as_str())),
+                "ErrorCode union lacks {c}"
+            );
         }
     }
 }

@@ -7,6 +7,7 @@ use wasm_bindgen::prelude::*;
 #[wasm_bindgen(typescript_custom_section)]
 const TS_SECTION: &'static str = TS_TYPES;
 
+#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) const TS_TYPES: &str = r#"
 /** Stable error codes (`EdrlinkError.code`). Only ever added to, never renamed. */
 export type ErrorCode =

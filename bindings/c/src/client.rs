@@ -2,7 +2,10 @@
 
 use crate::edrlink_result::*;
 use crate::transport::{edrlink_transport, HostTransport};
-use crate::{arg_opt_str, arg_str, check_out, edrlink_error, edrlink_result, to_c_string, FfiError, FfiResult};
+use crate::{
+    arg_opt_str, arg_str, check_out, edrlink_error, edrlink_result, to_c_string, FfiError,
+    FfiResult,
+};
 use edrlink_core::agent::{Agent, AgentConfig, Transport};
 use edrlink_core::client::ClientConfig;
 use edrlink_core::encoding::rfc3339;
@@ -224,7 +227,10 @@ pub(crate) fn builtin_transport() -> FfiResult<Arc<dyn Transport>> {
 
 #[cfg(not(feature = "http"))]
 pub(crate) fn builtin_transport() -> FfiResult<Arc<dyn Transport>> {
-    Err(FfiError::new(EDRLINK_INVALID_STATE, "built without the built-in HTTP transport: pass a host transport"))
+    Err(FfiError::new(
+        EDRLINK_INVALID_STATE,
+        "built without the built-in HTTP transport: pass a host transport",
+    ))
 }
 
 fn client_ref<'a>(c: *const edrlink_client) -> FfiResult<&'a edrlink_client> {
@@ -233,7 +239,9 @@ fn client_ref<'a>(c: *const edrlink_client) -> FfiResult<&'a edrlink_client> {
 }
 
 fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Creates a client. `transport` NULL selects the built-in HTTPS transport
@@ -350,7 +358,12 @@ fn write_health(h: &HealthReport, out: *mut edrlink_health) {
 /// # Safety
 /// `client` NULL or live; `token` NULL or NUL-terminated; out-pointers NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn edrlink_client_enroll(client: *mut edrlink_client, token: *const c_char, out_health: *mut edrlink_health, err: *mut *mut edrlink_error) -> edrlink_result {
+pub unsafe extern "C" fn edrlink_client_enroll(
+    client: *mut edrlink_client,
+    token: *const c_char,
+    out_health: *mut edrlink_health,
+    err: *mut *mut edrlink_error,
+) -> edrlink_result {
     ffi_boundary!(err; {
         let c = client_ref(client)?;
         // SAFETY: caller contract.
@@ -397,7 +410,11 @@ pub unsafe extern "C" fn edrlink_client_enroll_package(
 /// # Safety
 /// `client` NULL or live; out-pointers NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn edrlink_client_handshake(client: *mut edrlink_client, out_flow: *mut edrlink_flow_state, err: *mut *mut edrlink_error) -> edrlink_result {
+pub unsafe extern "C" fn edrlink_client_handshake(
+    client: *mut edrlink_client,
+    out_flow: *mut edrlink_flow_state,
+    err: *mut *mut edrlink_error,
+) -> edrlink_result {
     ffi_boundary!(err; {
         let c = client_ref(client)?;
         let f = c.agent.handshake()?;
@@ -419,7 +436,11 @@ pub unsafe extern "C" fn edrlink_client_handshake(client: *mut edrlink_client, o
 /// # Safety
 /// `client` NULL or live; `event_json` NULL or NUL-terminated.
 #[no_mangle]
-pub unsafe extern "C" fn edrlink_client_submit_json(client: *mut edrlink_client, event_json: *const c_char, err: *mut *mut edrlink_error) -> edrlink_result {
+pub unsafe extern "C" fn edrlink_client_submit_json(
+    client: *mut edrlink_client,
+    event_json: *const c_char,
+    err: *mut *mut edrlink_error,
+) -> edrlink_result {
     ffi_boundary!(err; {
         let c = client_ref(client)?;
         // SAFETY: caller contract.
@@ -435,7 +456,12 @@ fn severity(n: u32) -> FfiResult<Severity> {
         2 => Severity::Medium,
         3 => Severity::High,
         4 => Severity::Critical,
-        _ => return Err(FfiError::new(EDRLINK_INVALID_ARGUMENT, "detection.severity is not an edrlink_severity value")),
+        _ => {
+            return Err(FfiError::new(
+                EDRLINK_INVALID_ARGUMENT,
+                "detection.severity is not an edrlink_severity value",
+            ))
+        }
     })
 }
 
@@ -446,7 +472,12 @@ fn action(n: u32) -> FfiResult<Action> {
         2 => Action::Quarantined,
         3 => Action::Removed,
         4 => Action::Allowed,
-        _ => return Err(FfiError::new(EDRLINK_INVALID_ARGUMENT, "detection.action is not an edrlink_action value")),
+        _ => {
+            return Err(FfiError::new(
+                EDRLINK_INVALID_ARGUMENT,
+                "detection.action is not an edrlink_action value",
+            ))
+        }
     })
 }
 
@@ -459,7 +490,11 @@ fn action(n: u32) -> FfiResult<Action> {
 /// `client` NULL or live; `detection` NULL or valid with NULL or
 /// NUL-terminated strings.
 #[no_mangle]
-pub unsafe extern "C" fn edrlink_client_submit_detection(client: *mut edrlink_client, detection: *const edrlink_detection, err: *mut *mut edrlink_error) -> edrlink_result {
+pub unsafe extern "C" fn edrlink_client_submit_detection(
+    client: *mut edrlink_client,
+    detection: *const edrlink_detection,
+    err: *mut *mut edrlink_error,
+) -> edrlink_result {
     ffi_boundary!(err; {
         let c = client_ref(client)?;
         // SAFETY: caller contract.
@@ -487,7 +522,10 @@ pub unsafe extern "C" fn edrlink_client_submit_detection(client: *mut edrlink_cl
 /// # Safety
 /// `client` NULL or live.
 #[no_mangle]
-pub unsafe extern "C" fn edrlink_client_send_test_detection(client: *mut edrlink_client, err: *mut *mut edrlink_error) -> edrlink_result {
+pub unsafe extern "C" fn edrlink_client_send_test_detection(
+    client: *mut edrlink_client,
+    err: *mut *mut edrlink_error,
+) -> edrlink_result {
     ffi_boundary!(err; {
         client_ref(client)?.agent.send_test_detection()?;
         Ok(())
@@ -507,7 +545,12 @@ pub unsafe extern "C" fn edrlink_client_send_test_detection(client: *mut edrlink
 /// # Safety
 /// `client` NULL or live; out-pointers NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn edrlink_client_flush(client: *mut edrlink_client, timeout_secs: u32, out_outcome: *mut edrlink_flush_outcome, err: *mut *mut edrlink_error) -> edrlink_result {
+pub unsafe extern "C" fn edrlink_client_flush(
+    client: *mut edrlink_client,
+    timeout_secs: u32,
+    out_outcome: *mut edrlink_flush_outcome,
+    err: *mut *mut edrlink_error,
+) -> edrlink_result {
     ffi_boundary!(err; {
         let o = client_ref(client)?.agent.flush(timeout_secs.into())?;
         if !out_outcome.is_null() {
@@ -523,7 +566,11 @@ pub unsafe extern "C" fn edrlink_client_flush(client: *mut edrlink_client, timeo
 /// # Safety
 /// `client` NULL or live; `out_health` NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn edrlink_client_health(client: *const edrlink_client, out_health: *mut edrlink_health, err: *mut *mut edrlink_error) -> edrlink_result {
+pub unsafe extern "C" fn edrlink_client_health(
+    client: *const edrlink_client,
+    out_health: *mut edrlink_health,
+    err: *mut *mut edrlink_error,
+) -> edrlink_result {
     ffi_boundary!(err; {
         check_out(out_health, "out_health")?;
         let h = client_ref(client)?.agent.health();
@@ -541,7 +588,11 @@ pub unsafe extern "C" fn edrlink_client_health(client: *const edrlink_client, ou
 /// # Safety
 /// `client` NULL or live; out-pointers NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn edrlink_client_health_json(client: *const edrlink_client, out_json: *mut *mut c_char, err: *mut *mut edrlink_error) -> edrlink_result {
+pub unsafe extern "C" fn edrlink_client_health_json(
+    client: *const edrlink_client,
+    out_json: *mut *mut c_char,
+    err: *mut *mut edrlink_error,
+) -> edrlink_result {
     ffi_boundary!(err; {
         check_out(out_json, "out_json")?;
         let h = client_ref(client)?.agent.health();
@@ -563,7 +614,11 @@ pub unsafe extern "C" fn edrlink_client_health_json(client: *const edrlink_clien
 /// # Safety
 /// `client` NULL or live; `offboarding_package` NULL or NUL-terminated.
 #[no_mangle]
-pub unsafe extern "C" fn edrlink_client_offboard(client: *mut edrlink_client, offboarding_package: *const c_char, err: *mut *mut edrlink_error) -> edrlink_result {
+pub unsafe extern "C" fn edrlink_client_offboard(
+    client: *mut edrlink_client,
+    offboarding_package: *const c_char,
+    err: *mut *mut edrlink_error,
+) -> edrlink_result {
     ffi_boundary!(err; {
         let c = client_ref(client)?;
         // SAFETY: caller contract.

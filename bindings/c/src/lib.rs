@@ -39,17 +39,24 @@ macro_rules! ffi_boundary {
     }};
     ($err:expr; $body:block) => {{
         let err: *mut *mut $crate::edrlink_error = $err;
-        match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(|| -> $crate::FfiResult<()> { $body })) {
+        match ::std::panic::catch_unwind(::std::panic::AssertUnwindSafe(
+            || -> $crate::FfiResult<()> { $body },
+        )) {
             Ok(Ok(())) => $crate::edrlink_result::EDRLINK_OK,
             // SAFETY: `err` is NULL or valid per every function's contract.
             Ok(Err(e)) => unsafe { $crate::set_error(err, e) },
             Err(_) => unsafe {
-                $crate::set_error(err, $crate::FfiError::new($crate::edrlink_result::EDRLINK_INTERNAL, "internal error: a panic was caught at the C API boundary"))
+                $crate::set_error(
+                    err,
+                    $crate::FfiError::new(
+                        $crate::edrlink_result::EDRLINK_INTERNAL,
+                        "internal error: a panic was caught at the C API boundary",
+                    ),
+                )
             },
         }
     }};
 }
-
 
 mod client;
 mod tools;
@@ -204,57 +211,98 @@ impl edrlink_result {
         }
     }
 
-    fn name(self) -> &'static str {
+    /// The stable snake_case name (the core's `ErrorCode::as_str`, checked by a unit test).
+    fn name_c(self) -> &'static CStr {
         match self {
-            EDRLINK_OK => "ok",
-            EDRLINK_NULL_POINTER => "null_pointer",
-            EDRLINK_INVALID_UTF8 => "invalid_utf8",
-            EDRLINK_BUFFER_TOO_SMALL => "buffer_too_small",
-            other => ErrorCode::from_u32(other as u32).map_or("internal", ErrorCode::as_str),
+            EDRLINK_OK => c"ok",
+            EDRLINK_MALFORMED => c"malformed",
+            EDRLINK_INVALID_ARGUMENT => c"invalid_argument",
+            EDRLINK_WRONG_TYPE => c"wrong_type",
+            EDRLINK_TOO_LARGE => c"too_large",
+            EDRLINK_BAD_SIGNATURE => c"bad_signature",
+            EDRLINK_UNKNOWN_KEY => c"unknown_key",
+            EDRLINK_UNSUPPORTED_ALGORITHM => c"unsupported_algorithm",
+            EDRLINK_TOKEN_EXPIRED => c"token_expired",
+            EDRLINK_TOKEN_NOT_YET_VALID => c"token_not_yet_valid",
+            EDRLINK_TOKEN_REVOKED => c"token_revoked",
+            EDRLINK_TOKEN_EXHAUSTED => c"token_exhausted",
+            EDRLINK_INTEGRATION_DISABLED => c"integration_disabled",
+            EDRLINK_WRONG_REGION => c"wrong_region",
+            EDRLINK_EPOCH_MISMATCH => c"epoch_mismatch",
+            EDRLINK_POSSIBLE_CLONE => c"possible_clone",
+            EDRLINK_STALE_MESSAGE => c"stale_message",
+            EDRLINK_REPLAY => c"replay",
+            EDRLINK_SESSION_EXPIRED => c"session_expired",
+            EDRLINK_UNKNOWN_INSTALLATION => c"unknown_installation",
+            EDRLINK_UNAUTHORIZED => c"unauthorized",
+            EDRLINK_FLOW_BLOCKED => c"flow_blocked",
+            EDRLINK_REVOKED => c"revoked",
+            EDRLINK_OFFBOARDED => c"offboarded",
+            EDRLINK_NEEDS_REENROLL => c"needs_reenroll",
+            EDRLINK_BATCH_TOO_LARGE => c"batch_too_large",
+            EDRLINK_RATE_LIMITED => c"rate_limited",
+            EDRLINK_SEQUENCE_REGRESSION => c"sequence_regression",
+            EDRLINK_POLICY_ROLLBACK => c"policy_rollback",
+            EDRLINK_PACKAGE_INVALID => c"package_invalid",
+            EDRLINK_QUEUE_FULL => c"queue_full",
+            EDRLINK_TRANSPORT => c"transport",
+            EDRLINK_SERVICE_UNAVAILABLE => c"service_unavailable",
+            EDRLINK_STORAGE => c"storage",
+            EDRLINK_INVALID_STATE => c"invalid_state",
+            EDRLINK_INTERNAL => c"internal",
+            EDRLINK_NULL_POINTER => c"null_pointer",
+            EDRLINK_INVALID_UTF8 => c"invalid_utf8",
+            EDRLINK_BUFFER_TOO_SMALL => c"buffer_too_small",
         }
     }
 
-    fn description(self) -> &'static str {
+    fn name(self) -> &'static str {
+        self.name_c().to_str().unwrap_or("internal")
+    }
+
+    fn description(self) -> &'static CStr {
         match self {
-            EDRLINK_OK => "success",
-            EDRLINK_MALFORMED => "input is not well-formed",
-            EDRLINK_INVALID_ARGUMENT => "an argument is invalid",
-            EDRLINK_WRONG_TYPE => "the message is of another type than expected",
-            EDRLINK_TOO_LARGE => "input exceeds a size limit",
-            EDRLINK_BAD_SIGNATURE => "a signature or MAC does not verify",
-            EDRLINK_UNKNOWN_KEY => "the signing key is not known",
-            EDRLINK_UNSUPPORTED_ALGORITHM => "unsupported algorithm",
-            EDRLINK_TOKEN_EXPIRED => "the access token has expired",
-            EDRLINK_TOKEN_NOT_YET_VALID => "the access token is not valid yet",
-            EDRLINK_TOKEN_REVOKED => "the access token was revoked",
-            EDRLINK_TOKEN_EXHAUSTED => "the access token was used up",
-            EDRLINK_INTEGRATION_DISABLED => "the partner integration is turned off",
-            EDRLINK_WRONG_REGION => "the token belongs to another data region",
-            EDRLINK_EPOCH_MISMATCH => "the integration was toggled since the token was issued: a new token is required",
-            EDRLINK_POSSIBLE_CLONE => "the same device was presented with another key",
-            EDRLINK_STALE_MESSAGE => "the message time is outside the accepted window",
-            EDRLINK_REPLAY => "the nonce was seen before",
-            EDRLINK_SESSION_EXPIRED => "the flow session expired",
-            EDRLINK_UNKNOWN_INSTALLATION => "the installation is unknown to the service",
-            EDRLINK_UNAUTHORIZED => "authentication failed",
-            EDRLINK_FLOW_BLOCKED => "inbound flow is blocked: data is kept and retried later",
-            EDRLINK_REVOKED => "the credential is no longer valid: a new token is required",
-            EDRLINK_OFFBOARDED => "the installation was offboarded",
-            EDRLINK_NEEDS_REENROLL => "repeated authentication failures: a new token is required",
-            EDRLINK_BATCH_TOO_LARGE => "the batch exceeds the policy limits",
-            EDRLINK_RATE_LIMITED => "rate limited: retry later",
-            EDRLINK_SEQUENCE_REGRESSION => "the batch sequence number went backwards",
-            EDRLINK_POLICY_ROLLBACK => "a policy older than the current one was offered",
-            EDRLINK_PACKAGE_INVALID => "the offboarding package is expired or for another tenant",
-            EDRLINK_QUEUE_FULL => "the local event queue is full",
-            EDRLINK_TRANSPORT => "the network or HTTP exchange failed",
-            EDRLINK_SERVICE_UNAVAILABLE => "the service is unavailable",
-            EDRLINK_STORAGE => "local storage failed",
-            EDRLINK_INVALID_STATE => "the call is not valid in the current state",
-            EDRLINK_INTERNAL => "internal error",
-            EDRLINK_NULL_POINTER => "a required pointer argument was NULL",
-            EDRLINK_INVALID_UTF8 => "a string argument is not valid UTF-8",
-            EDRLINK_BUFFER_TOO_SMALL => "the output buffer is too small",
+            EDRLINK_OK => c"success",
+            EDRLINK_MALFORMED => c"input is not well-formed",
+            EDRLINK_INVALID_ARGUMENT => c"an argument is invalid",
+            EDRLINK_WRONG_TYPE => c"the message is of another type than expected",
+            EDRLINK_TOO_LARGE => c"input exceeds a size limit",
+            EDRLINK_BAD_SIGNATURE => c"a signature or MAC does not verify",
+            EDRLINK_UNKNOWN_KEY => c"the signing key is not known",
+            EDRLINK_UNSUPPORTED_ALGORITHM => c"unsupported algorithm",
+            EDRLINK_TOKEN_EXPIRED => c"the access token has expired",
+            EDRLINK_TOKEN_NOT_YET_VALID => c"the access token is not valid yet",
+            EDRLINK_TOKEN_REVOKED => c"the access token was revoked",
+            EDRLINK_TOKEN_EXHAUSTED => c"the access token was used up",
+            EDRLINK_INTEGRATION_DISABLED => c"the partner integration is turned off",
+            EDRLINK_WRONG_REGION => c"the token belongs to another data region",
+            EDRLINK_EPOCH_MISMATCH => {
+                c"the integration was toggled since the token was issued: a new token is required"
+            }
+            EDRLINK_POSSIBLE_CLONE => c"the same device was presented with another key",
+            EDRLINK_STALE_MESSAGE => c"the message time is outside the accepted window",
+            EDRLINK_REPLAY => c"the nonce was seen before",
+            EDRLINK_SESSION_EXPIRED => c"the flow session expired",
+            EDRLINK_UNKNOWN_INSTALLATION => c"the installation is unknown to the service",
+            EDRLINK_UNAUTHORIZED => c"authentication failed",
+            EDRLINK_FLOW_BLOCKED => c"inbound flow is blocked: data is kept and retried later",
+            EDRLINK_REVOKED => c"the credential is no longer valid: a new token is required",
+            EDRLINK_OFFBOARDED => c"the installation was offboarded",
+            EDRLINK_NEEDS_REENROLL => c"repeated authentication failures: a new token is required",
+            EDRLINK_BATCH_TOO_LARGE => c"the batch exceeds the policy limits",
+            EDRLINK_RATE_LIMITED => c"rate limited: retry later",
+            EDRLINK_SEQUENCE_REGRESSION => c"the batch sequence number went backwards",
+            EDRLINK_POLICY_ROLLBACK => c"a policy older than the current one was offered",
+            EDRLINK_PACKAGE_INVALID => c"the offboarding package is expired or for another tenant",
+            EDRLINK_QUEUE_FULL => c"the local event queue is full",
+            EDRLINK_TRANSPORT => c"the network or HTTP exchange failed",
+            EDRLINK_SERVICE_UNAVAILABLE => c"the service is unavailable",
+            EDRLINK_STORAGE => c"local storage failed",
+            EDRLINK_INVALID_STATE => c"the call is not valid in the current state",
+            EDRLINK_INTERNAL => c"internal error",
+            EDRLINK_NULL_POINTER => c"a required pointer argument was NULL",
+            EDRLINK_INVALID_UTF8 => c"a string argument is not valid UTF-8",
+            EDRLINK_BUFFER_TOO_SMALL => c"the output buffer is too small",
         }
     }
 }
@@ -278,7 +326,11 @@ pub(crate) struct FfiError {
 
 impl FfiError {
     pub(crate) fn new(code: edrlink_result, message: impl Into<String>) -> Self {
-        FfiError { code, message: message.into(), retry_after: 0 }
+        FfiError {
+            code,
+            message: message.into(),
+            retry_after: 0,
+        }
     }
 
     pub(crate) fn null(what: &str) -> Self {
@@ -306,7 +358,11 @@ pub(crate) unsafe fn set_error(err: *mut *mut edrlink_error, e: FfiError) -> edr
     let code = e.code;
     if !err.is_null() {
         let message = CString::new(e.message.replace('\0', " ")).unwrap_or_default();
-        let boxed = Box::new(edrlink_error { code, message, retry_after: e.retry_after });
+        let boxed = Box::new(edrlink_error {
+            code,
+            message,
+            retry_after: e.retry_after,
+        });
         // SAFETY: caller contract; checked non-NULL above.
         unsafe { *err = Box::into_raw(boxed) };
     }
@@ -348,7 +404,11 @@ pub(crate) unsafe fn arg_opt_str<'a>(p: *const c_char, what: &str) -> FfiResult<
 /// `p` is NULL or valid for reading `len` bytes.
 pub(crate) unsafe fn arg_bytes<'a>(p: *const u8, len: usize, what: &str) -> FfiResult<&'a [u8]> {
     if p.is_null() {
-        return if len == 0 { Ok(&[]) } else { Err(FfiError::null(what)) };
+        return if len == 0 {
+            Ok(&[])
+        } else {
+            Err(FfiError::null(what))
+        };
     }
     // SAFETY: caller contract.
     Ok(unsafe { std::slice::from_raw_parts(p, len) })
@@ -392,24 +452,13 @@ pub extern "C" fn edrlink_protocol_version() -> u32 {
     ffi_boundary!(default = 0; { edrlink_core::PROTOCOL_VERSION })
 }
 
-fn static_cstr(s: &'static str) -> *const c_char {
-    // Names and descriptions are interned once as C strings.
-    use std::collections::HashMap;
-    use std::sync::{Mutex, OnceLock};
-    static CACHE: OnceLock<Mutex<HashMap<&'static str, &'static CStr>>> = OnceLock::new();
-    let mut map = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
-    map.entry(s)
-        .or_insert_with(|| Box::leak(CString::new(s).unwrap_or_default().into_boxed_c_str()))
-        .as_ptr()
-}
-
 /// The stable snake_case name of a result code (`"ok"`, `"token_expired"`,
 /// `"null_pointer"`, …; the same names travel on the wire). Unknown numbers
 /// give `"unknown"`. Static storage: do not free. Thread-safe.
 #[no_mangle]
 pub extern "C" fn edrlink_result_name(code: u32) -> *const c_char {
     ffi_boundary!(default = std::ptr::null(); {
-        static_cstr(edrlink_result::from_u32(code).map_or("unknown", edrlink_result::name))
+        edrlink_result::from_u32(code).map_or(c"unknown", edrlink_result::name_c).as_ptr()
     })
 }
 
@@ -418,7 +467,7 @@ pub extern "C" fn edrlink_result_name(code: u32) -> *const c_char {
 #[no_mangle]
 pub extern "C" fn edrlink_result_message(code: u32) -> *const c_char {
     ffi_boundary!(default = std::ptr::null(); {
-        static_cstr(edrlink_result::from_u32(code).map_or("unknown result code", edrlink_result::description))
+        edrlink_result::from_u32(code).map_or(c"unknown result code", edrlink_result::description).as_ptr()
     })
 }
 
@@ -514,7 +563,11 @@ mod tests {
             assert_eq!(r.name(), c.as_str());
         }
         // and the FFI-only ones are outside the core's ranges
-        for r in [EDRLINK_NULL_POINTER, EDRLINK_INVALID_UTF8, EDRLINK_BUFFER_TOO_SMALL] {
+        for r in [
+            EDRLINK_NULL_POINTER,
+            EDRLINK_INVALID_UTF8,
+            EDRLINK_BUFFER_TOO_SMALL,
+        ] {
             assert!(ErrorCode::from_u32(r as u32).is_none());
         }
         assert_eq!(ALL_RESULTS.len(), ErrorCode::ALL.len() + 4);

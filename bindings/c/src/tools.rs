@@ -2,7 +2,10 @@
 //! Every function here is thread-safe (no shared state).
 
 use crate::edrlink_result::*;
-use crate::{arg_bytes, arg_str, check_out, edrlink_error, edrlink_result, to_c_bytes, to_c_string, FfiError, FfiResult};
+use crate::{
+    arg_bytes, arg_str, check_out, edrlink_error, edrlink_result, to_c_bytes, to_c_string,
+    FfiError, FfiResult,
+};
 use edrlink_core::keys::{Keyset, SigningKey, VerifyingKey};
 use edrlink_core::{downlevel, dsse, eicar, token};
 use std::ffi::c_char;
@@ -16,7 +19,10 @@ fn seed_arg(seed: *const u8, seed_len: usize) -> FfiResult<Zeroizing<[u8; 32]>> 
         return Err(FfiError::null("seed"));
     }
     if seed_len != EDRLINK_KEY_LEN {
-        return Err(FfiError::new(EDRLINK_INVALID_ARGUMENT, "seed must be 32 bytes"));
+        return Err(FfiError::new(
+            EDRLINK_INVALID_ARGUMENT,
+            "seed must be 32 bytes",
+        ));
     }
     let mut out = Zeroizing::new([0u8; 32]);
     // SAFETY: non-NULL, caller guarantees 32 readable bytes (checked length).
@@ -29,10 +35,15 @@ fn public_key_arg(pk: *const u8, pk_len: usize) -> FfiResult<VerifyingKey> {
         return Err(FfiError::null("public_key"));
     }
     if pk_len != EDRLINK_KEY_LEN {
-        return Err(FfiError::new(EDRLINK_INVALID_ARGUMENT, "public key must be 32 bytes"));
+        return Err(FfiError::new(
+            EDRLINK_INVALID_ARGUMENT,
+            "public key must be 32 bytes",
+        ));
     }
     // SAFETY: non-NULL, length checked.
-    Ok(VerifyingKey::from_bytes(unsafe { std::slice::from_raw_parts(pk, 32) })?)
+    Ok(VerifyingKey::from_bytes(unsafe {
+        std::slice::from_raw_parts(pk, 32)
+    })?)
 }
 
 /// Decodes an access token for display, **without** checking its signature
@@ -49,7 +60,12 @@ fn public_key_arg(pk: *const u8, pk_len: usize) -> FfiResult<VerifyingKey> {
 /// `token` is NULL or a NUL-terminated string; `out_json` is NULL or writable;
 /// `err` is NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn edrlink_token_inspect(token: *const c_char, now: i64, out_json: *mut *mut c_char, err: *mut *mut edrlink_error) -> edrlink_result {
+pub unsafe extern "C" fn edrlink_token_inspect(
+    token: *const c_char,
+    now: i64,
+    out_json: *mut *mut c_char,
+    err: *mut *mut edrlink_error,
+) -> edrlink_result {
     ffi_boundary!(err; {
         check_out(out_json, "out_json")?;
         // SAFETY: caller contract.
@@ -111,7 +127,12 @@ pub unsafe extern "C" fn edrlink_token_verify(
 /// # Safety
 /// `seed` readable for `seed_len` bytes; `out_public_key` NULL or 32 writable bytes.
 #[no_mangle]
-pub unsafe extern "C" fn edrlink_public_key_from_seed(seed: *const u8, seed_len: usize, out_public_key: *mut u8, err: *mut *mut edrlink_error) -> edrlink_result {
+pub unsafe extern "C" fn edrlink_public_key_from_seed(
+    seed: *const u8,
+    seed_len: usize,
+    out_public_key: *mut u8,
+    err: *mut *mut edrlink_error,
+) -> edrlink_result {
     ffi_boundary!(err; {
         check_out(out_public_key, "out_public_key")?;
         let key = SigningKey::from_seed(&*seed_arg(seed, seed_len)?)?;
@@ -128,7 +149,12 @@ pub unsafe extern "C" fn edrlink_public_key_from_seed(seed: *const u8, seed_len:
 /// # Safety
 /// `public_key` readable for `public_key_len` bytes; out-pointers NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn edrlink_key_id(public_key: *const u8, public_key_len: usize, out_key_id: *mut *mut c_char, err: *mut *mut edrlink_error) -> edrlink_result {
+pub unsafe extern "C" fn edrlink_key_id(
+    public_key: *const u8,
+    public_key_len: usize,
+    out_key_id: *mut *mut c_char,
+    err: *mut *mut edrlink_error,
+) -> edrlink_result {
     ffi_boundary!(err; {
         check_out(out_key_id, "out_key_id")?;
         let pk = public_key_arg(public_key, public_key_len)?;
@@ -307,7 +333,12 @@ pub const EDRLINK_SHA256_HEX_SIZE: usize = 65;
 /// # Safety
 /// `buf` NULL or writable for `buf_len` bytes; `out_needed` NULL or writable.
 #[no_mangle]
-pub unsafe extern "C" fn edrlink_eicar_sha256(buf: *mut c_char, buf_len: usize, out_needed: *mut usize, err: *mut *mut edrlink_error) -> edrlink_result {
+pub unsafe extern "C" fn edrlink_eicar_sha256(
+    buf: *mut c_char,
+    buf_len: usize,
+    out_needed: *mut usize,
+    err: *mut *mut edrlink_error,
+) -> edrlink_result {
     ffi_boundary!(err; {
         let s = eicar::EICAR_SHA256.as_bytes();
         let needed = s.len() + 1;

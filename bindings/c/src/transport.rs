@@ -50,8 +50,13 @@ pub struct edrlink_http_response {
 /// status, 4xx and 5xx included) was received and stored into `resp`;
 /// non-zero when there is none (connection, TLS, timeout): the library then
 /// treats it as `EDRLINK_TRANSPORT` and retries with backoff.
-pub type edrlink_transport_send_fn =
-    Option<unsafe extern "C" fn(userdata: *mut c_void, req: *const edrlink_http_request, resp: *mut edrlink_http_response) -> c_int>;
+pub type edrlink_transport_send_fn = Option<
+    unsafe extern "C" fn(
+        userdata: *mut c_void,
+        req: *const edrlink_http_request,
+        resp: *mut edrlink_http_response,
+    ) -> c_int,
+>;
 
 /// Releases the transport's userdata.
 pub type edrlink_transport_free_fn = Option<unsafe extern "C" fn(userdata: *mut c_void)>;
@@ -83,7 +88,11 @@ pub struct edrlink_transport {
 /// Owns a copy of the host's transport struct.
 pub(crate) struct HostTransport {
     userdata: *mut c_void,
-    send: unsafe extern "C" fn(*mut c_void, *const edrlink_http_request, *mut edrlink_http_response) -> c_int,
+    send: unsafe extern "C" fn(
+        *mut c_void,
+        *const edrlink_http_request,
+        *mut edrlink_http_response,
+    ) -> c_int,
     free_userdata: edrlink_transport_free_fn,
     /// Serializes `send` per client, as documented.
     lock: Mutex<()>,
@@ -100,13 +109,21 @@ impl HostTransport {
     /// Takes ownership of userdata (from here on, `free_userdata` runs on drop).
     pub(crate) fn new(t: &edrlink_transport) -> Result<HostTransport, FfiError> {
         match t.send {
-            Some(send) => Ok(HostTransport { userdata: t.userdata, send, free_userdata: t.free_userdata, lock: Mutex::new(()) }),
+            Some(send) => Ok(HostTransport {
+                userdata: t.userdata,
+                send,
+                free_userdata: t.free_userdata,
+                lock: Mutex::new(()),
+            }),
             None => {
                 if let Some(f) = t.free_userdata {
                     // SAFETY: contract: called once when creation fails after taking the transport.
                     unsafe { f(t.userdata) };
                 }
-                Err(FfiError::new(EDRLINK_INVALID_ARGUMENT, "transport.send must not be NULL"))
+                Err(FfiError::new(
+                    EDRLINK_INVALID_ARGUMENT,
+                    "transport.send must not be NULL",
+                ))
             }
         }
     }
@@ -130,9 +147,18 @@ impl Transport for HostTransport {
         let c = |s: &str| CString::new(s).map_err(|_| transport_err("request contains a NUL byte"));
         let method = c(&req.method)?;
         let url = c(&req.url)?;
-        let names_values = req.headers.iter().map(|(k, v)| Ok((c(k)?, c(v)?))).collect::<edrlink_core::Result<Vec<_>>>()?;
-        let headers: Vec<edrlink_http_header> =
-            names_values.iter().map(|(k, v)| edrlink_http_header { name: k.as_ptr(), value: v.as_ptr() }).collect();
+        let names_values = req
+            .headers
+            .iter()
+            .map(|(k, v)| Ok((c(k)?, c(v)?)))
+            .collect::<edrlink_core::Result<Vec<_>>>()?;
+        let headers: Vec<edrlink_http_header> = names_values
+            .iter()
+            .map(|(k, v)| edrlink_http_header {
+                name: k.as_ptr(),
+                value: v.as_ptr(),
+            })
+            .collect();
         let creq = edrlink_http_request {
             method: method.as_ptr(),
             url: url.as_ptr(),
@@ -141,7 +167,11 @@ impl Transport for HostTransport {
             body: req.body.as_ptr(),
             body_len: req.body.len(),
         };
-        let mut resp = edrlink_http_response { status: 0, headers: Vec::new(), body: Vec::new() };
+        let mut resp = edrlink_http_response {
+            status: 0,
+            headers: Vec::new(),
+            body: Vec::new(),
+        };
         let rc = {
             let _one_at_a_time = self.lock.lock().unwrap_or_else(|p| p.into_inner());
             // SAFETY: documented contract of edrlink_transport; all pointers
@@ -152,13 +182,21 @@ impl Transport for HostTransport {
             return Err(transport_err(format!("host transport failed (rc {rc})")));
         }
         if !(100..=599).contains(&resp.status) {
-            return Err(transport_err("host transport returned 0 but set no valid status"));
+            return Err(transport_err(
+                "host transport returned 0 but set no valid status",
+            ));
         }
-        Ok(HttpResponse { status: resp.status, headers: resp.headers, body: resp.body })
+        Ok(HttpResponse {
+            status: resp.status,
+            headers: resp.headers,
+            body: resp.body,
+        })
     }
 }
 
-fn resp_mut<'a>(resp: *mut edrlink_http_response) -> Result<&'a mut edrlink_http_response, FfiError> {
+fn resp_mut<'a>(
+    resp: *mut edrlink_http_response,
+) -> Result<&'a mut edrlink_http_response, FfiError> {
     // SAFETY: NULL or the live response passed to the `send` callback.
     unsafe { resp.as_mut() }.ok_or_else(|| FfiError::null("resp"))
 }
@@ -168,7 +206,11 @@ fn resp_mut<'a>(resp: *mut edrlink_http_response) -> Result<&'a mut edrlink_http
 /// # Safety
 /// `resp` is NULL or the response passed to the running `send` callback.
 #[no_mangle]
-pub unsafe extern "C" fn edrlink_http_response_set_status(resp: *mut edrlink_http_response, status: u16, err: *mut *mut edrlink_error) -> edrlink_result {
+pub unsafe extern "C" fn edrlink_http_response_set_status(
+    resp: *mut edrlink_http_response,
+    status: u16,
+    err: *mut *mut edrlink_error,
+) -> edrlink_result {
     ffi_boundary!(err; {
         let r = resp_mut(resp)?;
         if !(100..=599).contains(&status) {
@@ -208,7 +250,12 @@ pub unsafe extern "C" fn edrlink_http_response_add_header(
 /// # Safety
 /// `resp` as above; `body` readable for `body_len` bytes (`NULL, 0` = empty).
 #[no_mangle]
-pub unsafe extern "C" fn edrlink_http_response_set_body(resp: *mut edrlink_http_response, body: *const u8, body_len: usize, err: *mut *mut edrlink_error) -> edrlink_result {
+pub unsafe extern "C" fn edrlink_http_response_set_body(
+    resp: *mut edrlink_http_response,
+    body: *const u8,
+    body_len: usize,
+    err: *mut *mut edrlink_error,
+) -> edrlink_result {
     ffi_boundary!(err; {
         let r = resp_mut(resp)?;
         // SAFETY: caller contract.
@@ -226,7 +273,11 @@ pub unsafe extern "C" fn edrlink_http_response_set_body(resp: *mut edrlink_http_
 /// # Safety
 /// `req` is NULL or a valid request (as passed to `send`); `resp` as above.
 #[no_mangle]
-pub unsafe extern "C" fn edrlink_builtin_transport_send(req: *const edrlink_http_request, resp: *mut edrlink_http_response, err: *mut *mut edrlink_error) -> edrlink_result {
+pub unsafe extern "C" fn edrlink_builtin_transport_send(
+    req: *const edrlink_http_request,
+    resp: *mut edrlink_http_response,
+    err: *mut *mut edrlink_error,
+) -> edrlink_result {
     ffi_boundary!(err; {
         let r = resp_mut(resp)?;
         // SAFETY: caller contract.

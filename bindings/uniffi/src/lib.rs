@@ -21,7 +21,7 @@ use edrlink_core::encoding::{hex, rfc3339, sha256};
 use edrlink_core::keys::{SigningKey, VerifyingKey};
 use edrlink_core::{downlevel, dsse, eicar, token, ErrorCode};
 use error::invalid;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 use zeroize::Zeroizing;
 
@@ -270,16 +270,23 @@ pub fn inspect_envelope(envelope: Vec<u8>) -> Result<EnvelopeContent> {
     Ok(content(dsse::parse(&envelope)?))
 }
 
-/// An Ed25519 signing key held natively (zeroized when closed / collected),
-/// sealing DSSE envelopes.
+/// An Ed25519 signing key held natively (wiped on `close()` or when
+/// collected), sealing DSSE envelopes.
 #[derive(uniffi::Object)]
 pub struct EnvelopeSigner {
-    key: SigningKey,
+    key: RwLock<Option<SigningKey>>,
 }
 
 impl core::fmt::Debug for EnvelopeSigner {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("EnvelopeSigner").field("kid", &self.key.key_id()).finish_non_exhaustive()
+        f.debug_struct("EnvelopeSigner").finish_non_exhaustive()
+    }
+}
+
+impl EnvelopeSigner {
+    fn with_key<T>(&self, f: impl FnOnce(&SigningKey) -> T) -> Result<T> {
+        let g = self.key.read().unwrap_or_else(|p| p.into_inner());
+        g.as_ref().map(f).ok_or_else(|| EdrlinkError::InvalidState("the signer is closed".into()))
     }
 }
 
@@ -288,28 +295,34 @@ impl EnvelopeSigner {
     /// A signer from a 32-byte seed (the caller's copy is not wiped: wipe it yourself).
     #[uniffi::constructor]
     pub fn new(seed: Vec<u8>) -> Result<Arc<Self>> {
-        Ok(Arc::new(EnvelopeSigner { key: signing_key(seed)? }))
+        Ok(Arc::new(EnvelopeSigner { key: RwLock::new(Some(signing_key(seed)?)) }))
     }
 
     /// A signer with a fresh random key.
     #[uniffi::constructor]
     pub fn generate() -> Result<Arc<Self>> {
-        Ok(Arc::new(EnvelopeSigner { key: SigningKey::generate(&edrlink_core::keys::SystemRandom)? }))
+        let key = SigningKey::generate(&edrlink_core::keys::SystemRandom)?;
+        Ok(Arc::new(EnvelopeSigner { key: RwLock::new(Some(key)) }))
     }
 
     /// Seals `payload` (see [`seal_envelope`]).
     pub fn seal(&self, payload_type: String, payload: Vec<u8>) -> Result<Vec<u8>> {
-        Ok(dsse::seal(&payload_type, &payload, &self.key)?)
+        Ok(self.with_key(|k| dsse::seal(&payload_type, &payload, k))??)
     }
 
     /// The raw 32-byte public key.
-    pub fn public_key(&self) -> Vec<u8> {
-        self.key.verifying_key().0.to_vec()
+    pub fn public_key(&self) -> Result<Vec<u8>> {
+        self.with_key(|k| k.verifying_key().0.to_vec())
     }
 
     /// The key id put into envelopes.
-    pub fn key_id(&self) -> String {
-        self.key.key_id()
+    pub fn key_id(&self) -> Result<String> {
+        self.with_key(|k| k.key_id())
+    }
+
+    /// Wipes the key (idempotent); later calls raise `invalid_state`.
+    pub fn close(&self) {
+        self.key.write().unwrap_or_else(|p| p.into_inner()).take();
     }
 }
 
@@ -435,7 +448,9 @@ mod tests {
         assert_eq!(open_envelope(env.clone(), pk.clone(), "application/x".into()).unwrap(), b"hello");
         let signer = EnvelopeSigner::new(seed).unwrap();
         assert_eq!(signer.seal("application/x".into(), b"hello".to_vec()).unwrap(), env);
-        assert_eq!(signer.public_key(), pk);
+        assert_eq!(signer.public_key().unwrap(), pk);
+        signer.close();
+        assert!(matches!(signer.seal("a".into(), vec![]), Err(EdrlinkError::InvalidState(_))));
         assert!(matches!(open_envelope(env.clone(), pk.clone(), "application/y".into()), Err(EdrlinkError::WrongType(_))));
         assert!(matches!(open_envelope(b"{".to_vec(), pk.clone(), "a".into()), Err(EdrlinkError::Malformed(_))));
         assert!(matches!(open_envelope(env, vec![1, 2], "a".into()), Err(EdrlinkError::InvalidArgument(_))));

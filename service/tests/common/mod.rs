@@ -50,7 +50,13 @@ impl Svc {
         f(&mut s);
         let svc = RunningService::start(s).unwrap();
         let http = Http::new(svc.url());
-        Svc { svc: Some(svc), http, clock, dir, db }
+        Svc {
+            svc: Some(svc),
+            http,
+            clock,
+            dir,
+            db,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -73,21 +79,42 @@ impl Svc {
 
     pub fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Resp {
         let auth = format!("Bearer {ADMIN}");
-        self.http.send(method, path, &[("authorization", &auth), ("content-type", "application/json")], body.map(|b| b.to_string().into_bytes()))
+        self.http.send(
+            method,
+            path,
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            body.map(|b| b.to_string().into_bytes()),
+        )
     }
 
     pub fn admin_ok(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         let r = self.admin(method, path, body);
-        assert!(r.status == 200 || r.status == 201, "{method} {path}: {} {}", r.status, r.text());
+        assert!(
+            r.status == 200 || r.status == 201,
+            "{method} {path}: {} {}",
+            r.status,
+            r.text()
+        );
         r.json()
     }
 
     pub fn tenant(&self, t: &str, region: &str) {
-        self.admin_ok("POST", "/admin/tenants", Some(json!({"tenant_id": t, "region": region})));
+        self.admin_ok(
+            "POST",
+            "/admin/tenants",
+            Some(json!({"tenant_id": t, "region": region})),
+        );
     }
 
     pub fn set_integration(&self, t: &str, enabled: bool) -> Value {
-        self.admin_ok("PUT", &format!("/admin/tenants/{t}/integrations/{PARTNER}"), Some(json!({"enabled": enabled})))
+        self.admin_ok(
+            "PUT",
+            &format!("/admin/tenants/{t}/integrations/{PARTNER}"),
+            Some(json!({"enabled": enabled})),
+        )
     }
 
     /// Tenant + enabled integration.
@@ -97,11 +124,18 @@ impl Svc {
     }
 
     pub fn token(&self, t: &str, body: Value) -> Value {
-        self.admin_ok("POST", &format!("/admin/tenants/{t}/integrations/{PARTNER}/tokens"), Some(body))
+        self.admin_ok(
+            "POST",
+            &format!("/admin/tenants/{t}/integrations/{PARTNER}/tokens"),
+            Some(body),
+        )
     }
 
     pub fn token_text(&self, t: &str) -> String {
-        self.token(t, json!({}))["token"].as_str().unwrap().to_owned()
+        self.token(t, json!({}))["token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     pub fn installations(&self, t: &str) -> Value {
@@ -109,16 +143,28 @@ impl Svc {
     }
 
     pub fn installation(&self, t: &str, id: &str) -> Value {
-        self.installations(t)["installations"].as_array().unwrap().iter().find(|i| i["id"] == id).cloned().unwrap_or_else(|| panic!("installation {id} not listed"))
+        self.installations(t)["installations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == id)
+            .cloned()
+            .unwrap_or_else(|| panic!("installation {id} not listed"))
     }
 
     pub fn alerts(&self, t: &str) -> Vec<Value> {
-        self.admin_ok("GET", &format!("/admin/tenants/{t}/alerts"), None)["alerts"].as_array().unwrap().clone()
+        self.admin_ok("GET", &format!("/admin/tenants/{t}/alerts"), None)["alerts"]
+            .as_array()
+            .unwrap()
+            .clone()
     }
 
     pub fn stats(&self, t: &str) -> (u64, u64) {
         let s = self.admin_ok("GET", &format!("/admin/tenants/{t}/stats"), None);
-        (s["events"].as_u64().unwrap(), s["batches"].as_u64().unwrap())
+        (
+            s["events"].as_u64().unwrap(),
+            s["batches"].as_u64().unwrap(),
+        )
     }
 }
 
@@ -141,25 +187,41 @@ pub struct Resp {
 
 impl Resp {
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
     /// The problem `code`, asserting an RFC 9457 body and the status.
     pub fn problem(&self, status: u16) -> String {
         assert_eq!(self.status, status, "body: {}", self.text());
-        assert_eq!(self.header("content-type"), Some("application/problem+json"), "body: {}", self.text());
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "body: {}",
+            self.text()
+        );
         let p = self.json();
         assert_eq!(p["status"], status);
-        assert_eq!(p["type"], format!("urn:edrlink:error:{}", p["code"].as_str().unwrap()));
+        assert_eq!(
+            p["type"],
+            format!("urn:edrlink:error:{}", p["code"].as_str().unwrap())
+        );
         p["code"].as_str().unwrap().to_owned()
     }
     pub fn into_core(self) -> HttpResponse {
-        HttpResponse { status: self.status, headers: self.headers, body: self.body }
+        HttpResponse {
+            status: self.status,
+            headers: self.headers,
+            body: self.body,
+        }
     }
 }
 
@@ -171,13 +233,30 @@ pub struct Http {
 
 impl Http {
     pub fn new(base: &str) -> Http {
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).max_idle_connections(0).build().into();
-        Http { base: base.trim_end_matches('/').to_owned(), agent }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_idle_connections(0)
+            .build()
+            .into();
+        Http {
+            base: base.trim_end_matches('/').to_owned(),
+            agent,
+        }
     }
 
     /// Sends to `path` (relative to the base) or an absolute URL.
-    pub fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Resp {
-        let url = if path.starts_with("http") { path.to_owned() } else { format!("{}{path}", self.base) };
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+    ) -> Resp {
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.base)
+        };
         let mut b = ureq::http::Request::builder().method(method).uri(&url);
         for (k, v) in headers {
             b = b.header(*k, *v);
@@ -188,9 +267,22 @@ impl Http {
         };
         let mut r = r.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
         let status = r.status().as_u16();
-        let headers = r.headers().iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())).collect();
-        let body = r.body_mut().with_config().limit(64 * 1024 * 1024).read_to_vec().unwrap();
-        Resp { status, headers, body }
+        let headers = r
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+            .collect();
+        let body = r
+            .body_mut()
+            .with_config()
+            .limit(64 * 1024 * 1024)
+            .read_to_vec()
+            .unwrap();
+        Resp {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub fn post(&self, path: &str, content_type: &str, body: Vec<u8>) -> Resp {
@@ -199,8 +291,13 @@ impl Http {
 
     /// Performs a core `HttpRequest` (absolute URL).
     pub fn perform(&self, req: &HttpRequest) -> HttpResponse {
-        let headers: Vec<(&str, &str)> = req.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        self.send(&req.method, &req.url, &headers, Some(req.body.clone())).into_core()
+        let headers: Vec<(&str, &str)> = req
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.send(&req.method, &req.url, &headers, Some(req.body.clone()))
+            .into_core()
     }
 }
 
@@ -239,7 +336,9 @@ impl Endpoint {
     pub fn pump(&mut self) {
         for _ in 0..100 {
             let now = self.clock.now();
-            let Some(req) = self.client.poll_request(now) else { break };
+            let Some(req) = self.client.poll_request(now) else {
+                break;
+            };
             let resp = self.http.perform(&req);
             self.client.handle_response(req.id, &resp, now);
         }
@@ -251,7 +350,11 @@ impl Endpoint {
     pub fn enroll(&mut self, token: &str) {
         self.client.redeem(token).unwrap();
         self.pump();
-        assert!(self.client.credential().is_some(), "enrollment failed: {:?}", self.client.health(self.clock.now()).last_error);
+        assert!(
+            self.client.credential().is_some(),
+            "enrollment failed: {:?}",
+            self.client.health(self.clock.now()).last_error
+        );
     }
 
     pub fn installation_id(&self) -> String {
@@ -269,7 +372,15 @@ impl Endpoint {
 }
 
 pub fn generic(now: i64, n: usize) -> Vec<Event> {
-    (0..n).map(|i| Event::Generic(GenericEvent { time: rfc3339(now), name: "process_start".into(), data: json!({"pid": i}) })).collect()
+    (0..n)
+        .map(|i| {
+            Event::Generic(GenericEvent {
+                time: rfc3339(now),
+                name: "process_start".into(),
+                data: json!({"pid": i}),
+            })
+        })
+        .collect()
 }
 
 /// A hand-driven endpoint: signs every message itself with sdk-core's modules.
@@ -287,18 +398,37 @@ pub fn nonce() -> String {
 
 impl Raw {
     pub fn new(id: &str) -> Raw {
-        Raw { key: SigningKey::generate(&SystemRandom).unwrap(), enrollment_id: nonce(), device: device(id), installation_id: String::new(), session_id: None }
+        Raw {
+            key: SigningKey::generate(&SystemRandom).unwrap(),
+            enrollment_id: nonce(),
+            device: device(id),
+            installation_id: String::new(),
+            session_id: None,
+        }
     }
 
     pub fn redeem_body(&self, token: &str, iat: i64) -> Vec<u8> {
-        let c = RequestClaims { token: token.into(), enrollment_id: self.enrollment_id.clone(), nonce: nonce(), iat, device: self.device.clone() };
-        jws::sign(redeem::REQUEST_TYP, &c, &self.key, true).unwrap().into_bytes()
+        let c = RequestClaims {
+            token: token.into(),
+            enrollment_id: self.enrollment_id.clone(),
+            nonce: nonce(),
+            iat,
+            device: self.device.clone(),
+        };
+        jws::sign(redeem::REQUEST_TYP, &c, &self.key, true)
+            .unwrap()
+            .into_bytes()
     }
 
     pub fn redeem(&mut self, http: &Http, token: &str, now: i64) -> Resp {
-        let r = http.post("/v1/redeem", "application/jose", self.redeem_body(token, now));
+        let r = http.post(
+            "/v1/redeem",
+            "application/jose",
+            self.redeem_body(token, now),
+        );
         if r.status == 200 {
-            let u = jws::parse(std::str::from_utf8(&r.body).unwrap(), redeem::RESPONSE_TYP).unwrap();
+            let u =
+                jws::parse(std::str::from_utf8(&r.body).unwrap(), redeem::RESPONSE_TYP).unwrap();
             let c: redeem::ResponseClaims = u.claims().unwrap();
             self.installation_id = c.installation_id;
         }
@@ -317,7 +447,9 @@ impl Raw {
             queued_events: 0,
             drops: Default::default(),
         };
-        jws::sign(handshake::HELLO_TYP, &h, &self.key, false).unwrap().into_bytes()
+        jws::sign(handshake::HELLO_TYP, &h, &self.key, false)
+            .unwrap()
+            .into_bytes()
     }
 
     /// Handshakes; returns the decision claims.
@@ -347,7 +479,11 @@ impl Raw {
     }
 
     pub fn ingest(&self, http: &Http, b: &Batch) -> Resp {
-        http.post("/v1/ingest", dsse::ENVELOPE_MEDIA_TYPE, telemetry::seal_batch(b, &self.key, false).unwrap())
+        http.post(
+            "/v1/ingest",
+            dsse::ENVELOPE_MEDIA_TYPE,
+            telemetry::seal_batch(b, &self.key, false).unwrap(),
+        )
     }
 
     /// Redeems and opens a session.

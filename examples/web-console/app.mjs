@@ -1,0 +1,214 @@
+// edrlink partner console: paste a token → inspect (live countdown) → redeem + handshake
+// → send the EICAR test detection → flow state and health. Uses the wasm package only.
+//
+// Credential storage: by default the credential (it holds this endpoint's private key)
+// lives only in memory and is gone when the tab closes. With "remember" checked it is
+// kept in IndexedDB (database "edrlink-console", store "credentials", key "default"),
+// readable by any script of this origin: fine for a demo console, not for production.
+import { init, EdrlinkClient, EdrlinkError, inspectToken, randomId, version } from '../../wasm/js/web.mjs';
+
+const $ = (id) => document.getElementById(id);
+const EXPLAIN = {
+  malformed: 'This is not a valid access token (copy the whole token from the portal).',
+  wrong_type: 'This text is not an edrlink access token.',
+  token_expired: 'The token has expired: generate a new one in the portal.',
+  token_not_yet_valid: 'The token is not valid yet: check this computer\'s clock.',
+  token_revoked: 'The administrator revoked this token: generate a new one.',
+  token_exhausted: 'The token was used by as many endpoints as it allows: generate a new one.',
+  integration_disabled: 'The integration is turned off in the portal: turn it on, then generate a token.',
+  epoch_mismatch: 'The integration was turned off since this token was issued: generate a new token.',
+  wrong_region: 'The token belongs to another data region.',
+  possible_clone: 'The service saw this device with another key (re-imaged or cloned).',
+  flow_blocked: 'The integration is turned off in the portal: the data flow is blocked. Events are kept and sent once it is turned back on.',
+  revoked: 'This endpoint\'s credential was revoked (the integration was turned off and on): redeem a new token.',
+  offboarded: 'This endpoint was offboarded: redeem a new token to onboard again.',
+  needs_reenroll: 'Authentication keeps failing: redeem a new token.',
+  transport: 'The service cannot be reached (network, CORS or the service is down).',
+  service_unavailable: 'The service is temporarily unavailable; try again later.',
+  rate_limited: 'Too many requests; the service asked to wait.',
+  invalid_state: 'Redeem a token first.',
+  queue_full: 'The local event queue is full.',
+};
+
+let client = null;
+let claims = null;
+let timer = null;
+let config = { proxy: false };
+
+function showError(e) {
+  const box = $('error');
+  if (!e) { box.hidden = true; box.textContent = ''; return; }
+  box.hidden = false;
+  box.replaceChildren();
+  const code = e instanceof EdrlinkError ? e.code : 'internal';
+  const head = document.createElement('div');
+  head.textContent = EXPLAIN[code] || 'The operation failed.';
+  const detail = document.createElement('div');
+  const c = document.createElement('code');
+  c.textContent = code;
+  const msg = e && e.message ? e.message : String(e);
+  detail.append(c, ' — ' + (msg.startsWith(code + ': ') ? msg.slice(code.length + 2) : msg));
+  if (e && e.retryAfter) detail.append(` (retry after ${e.retryAfter} s)`);
+  box.append(head, detail);
+  box.dataset.code = code;
+}
+
+function fmtLeft(s) {
+  const neg = s < 0; s = Math.abs(s);
+  const d = Math.floor(s / 86400), h = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60), sec = s % 60;
+  const t = (d ? `${d}d ` : '') + `${String(h).padStart(2, '0')}h ${String(m).padStart(2, '0')}m ${String(sec).padStart(2, '0')}s`;
+  return neg ? `${t} ago` : t;
+}
+
+function tick() {
+  if (!claims) return;
+  const now = Math.floor(Date.now() / 1000);
+  const left = claims.exp - now;
+  let status = 'valid', text;
+  if (now < claims.nbf) { status = 'not_yet_valid'; text = `Not valid yet (starts in ${fmtLeft(claims.nbf - now)})`; }
+  else if (left <= 0) { status = 'expired'; text = `EXPIRED ${fmtLeft(left)} — generate a new token in the portal`; }
+  else if (left < 3600) { status = 'expires_soon'; text = `Expires soon: ${fmtLeft(left)} left — redeem it now`; }
+  else text = `Valid: ${fmtLeft(left)} left`;
+  const el = $('countdown');
+  el.textContent = text;
+  el.dataset.status = status;
+  el.dataset.secondsLeft = String(left);
+}
+
+function inspect() {
+  showError(null);
+  clearInterval(timer);
+  claims = null;
+  $('claims').replaceChildren();
+  $('countdown').textContent = '';
+  $('countdown').dataset.status = 'none';
+  try {
+    const info = inspectToken($('token').value);
+    claims = info.claims;
+    const rows = [['tenant', claims.tenant_id], ['partner', claims.partner_id], ['region', claims.region],
+      ['service', claims.service_url], ['expires', new Date(claims.exp * 1000).toISOString()],
+      ['uses', String(claims.max_uses)], ['token id', claims.jti], ['signing key', info.kid]];
+    for (const [k, v] of rows) {
+      const dt = document.createElement('dt'); dt.textContent = k;
+      const dd = document.createElement('dd'); dd.textContent = v;
+      $('claims').append(dt, dd);
+    }
+    tick();
+    timer = setInterval(tick, 1000);
+    return info;
+  } catch (e) { showError(e); return null; }
+}
+
+// ---- credential storage (IndexedDB, only when "remember" is checked)
+function db() {
+  return new Promise((resolve, reject) => {
+    const r = indexedDB.open('edrlink-console', 1);
+    r.onupgradeneeded = () => r.result.createObjectStore('credentials');
+    r.onsuccess = () => resolve(r.result);
+    r.onerror = () => reject(r.error);
+  });
+}
+async function store(op, value) {
+  const d = await db();
+  return new Promise((resolve, reject) => {
+    const tx = d.transaction('credentials', op === 'get' ? 'readonly' : 'readwrite');
+    const s = tx.objectStore('credentials');
+    const r = op === 'get' ? s.get('default') : op === 'put' ? s.put(value, 'default') : s.delete('default');
+    r.onsuccess = () => resolve(r.result);
+    r.onerror = () => reject(r.error);
+  });
+}
+async function persist() {
+  if (!$('remember').checked || !client) return;
+  const cred = client.exportCredential();
+  await (cred ? store('put', cred) : store('delete'));
+}
+
+function device() {
+  return {
+    device_id: sessionStorage.getItem('edrlink-device') || (() => { const id = 'web-' + randomId(12); sessionStorage.setItem('edrlink-device', id); return id; })(),
+    hostname: location.hostname || 'browser',
+    os: 'browser',
+    os_version: (navigator.userAgent.match(/(Chrome|Firefox|Safari)\/[\d.]+/) || ['unknown'])[0],
+    product: 'edrlink web console',
+    product_version: version(),
+  };
+}
+
+function newClient(credential) {
+  client?.free();
+  client = new EdrlinkClient({
+    device: device(),
+    credential,
+    serviceUrl: $('use-proxy').checked ? location.origin : undefined,
+    timeoutSecs: 10,
+    onEvent: (ev) => {
+      if (ev.type === 'credential_changed' || ev.type === 'credential_removed') persist().catch(showError);
+      render();
+    },
+  });
+}
+
+function render() {
+  const h = client ? client.health() : null;
+  const flow = h && h.onboarded ? (h.flow || 'unknown') : 'none';
+  $('flow').dataset.flow = flow;
+  $('flow').textContent = { none: 'not enrolled', unknown: 'enrolled, no flow decision yet', open: 'open — data flows',
+    blocked: 'BLOCKED — the integration is turned off; events are kept', revoked: 'REVOKED — a new token is needed' }[flow];
+  $('installation').textContent = h && h.installation_id ? `installation ${h.installation_id}` : '';
+  $('health').textContent = JSON.stringify(h || {}, null, 2);
+}
+
+async function run(button, fn) {
+  showError(null);
+  button.disabled = true;
+  try { await fn(); } catch (e) { showError(e); } finally { button.disabled = false; render(); }
+}
+
+$('inspect').addEventListener('click', inspect);
+$('token').addEventListener('change', inspect);
+$('enroll').addEventListener('click', () => run($('enroll'), async () => {
+  const info = inspect();
+  if (!info) return;
+  if (info.status === 'expired') throw Object.assign(new EdrlinkError('token_expired: token has expired'), { code: 'token_expired' });
+  if (!client) newClient();
+  await client.enroll($('token').value);
+  await persist();
+}));
+$('handshake').addEventListener('click', () => run($('handshake'), async () => {
+  if (!client) newClient();
+  await client.handshake();
+}));
+$('send-eicar').addEventListener('click', () => run($('send-eicar'), async () => {
+  if (!client) newClient();
+  client.sendTestDetection('C:\\Users\\Public\\eicar.com');
+  $('sent').textContent = 'sending…';
+  try {
+    const out = await client.flush();
+    $('sent').textContent = `delivered (${out.delivered} events acknowledged) at ${new Date().toLocaleTimeString()}`;
+    $('sent').dataset.delivered = String(out.delivered);
+  } catch (e) { $('sent').textContent = 'not delivered (kept in the queue)'; throw e; }
+}));
+$('forget').addEventListener('click', () => run($('forget'), async () => {
+  client?.free(); client = null;
+  await store('delete').catch(() => {});
+}));
+$('use-proxy').addEventListener('change', () => { if (client) newClient(client.exportCredential()); render(); });
+$('remember').addEventListener('change', () => { localStorage.setItem('edrlink-remember', $('remember').checked ? '1' : ''); persist().catch(showError); });
+
+(async () => {
+  try {
+    await init();
+    $('version').textContent = version();
+    config = await fetch('config.json').then((r) => (r.ok ? r.json() : {})).catch(() => ({}));
+    $('use-proxy').checked = !!config.proxy;
+    $('remember').checked = localStorage.getItem('edrlink-remember') === '1';
+    if ($('remember').checked) {
+      const cred = await store('get').catch(() => undefined);
+      if (cred) newClient(cred);
+    }
+    render();
+    setInterval(() => { if (client) render(); }, 2000);
+    document.body.dataset.ready = '1';
+  } catch (e) { showError(e); }
+})();

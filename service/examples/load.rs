@@ -1,0 +1,373 @@
+//! Load benchmark (not a test): N simulated endpoints (one thread each) enroll
+//! over loopback HTTP, then each sends E DSSE-signed envelopes of K events to
+//! the reference service backed by SQLite (WAL, synchronous=FULL). Reports
+//! envelopes/s, events/s, latency percentiles, and checks stored == sent.
+//!
+//! ```text
+//! cargo run --release -p edrlink-service --example load -- --endpoints 200 --envelopes 50 --events 100
+//! ```
+//! Options: `--endpoints N --envelopes E --events K --gzip --db PATH`
+//! (default: a temporary file, deleted afterwards).
+
+use edrlink_core::dsse;
+use edrlink_core::encoding::rfc3339;
+use edrlink_core::handshake::{self, FlowState, Hello, SensorState};
+use edrlink_core::jws;
+use edrlink_core::keys::{random_id, SigningKey, SystemRandom};
+use edrlink_core::redeem::{self, DeviceFacts, RequestClaims};
+use edrlink_core::service::RateLimit;
+use edrlink_core::telemetry::{self, Batch, Event, GenericEvent};
+use edrlink_service::{RunningService, Settings};
+use serde_json::{json, Value};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+struct Args {
+    endpoints: usize,
+    envelopes: usize,
+    events: usize,
+    gzip: bool,
+    db: Option<std::path::PathBuf>,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        endpoints: 200,
+        envelopes: 50,
+        events: 100,
+        gzip: false,
+        db: None,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let mut v = || it.next().expect("option needs a value");
+        match k.as_str() {
+            "--endpoints" => a.endpoints = v().parse().expect("number"),
+            "--envelopes" => a.envelopes = v().parse().expect("number"),
+            "--events" => a.events = v().parse().expect("number"),
+            "--gzip" => a.gzip = true,
+            "--db" => a.db = Some(v().into()),
+            "--bench" => {} // passed by `cargo bench`-style runners; ignored
+            other => panic!("unknown option {other}"),
+        }
+    }
+    a
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(120)))
+        .build()
+        .into()
+}
+
+fn post(agent: &ureq::Agent, url: &str, ct: &str, body: Vec<u8>) -> (u16, Vec<u8>, Option<u64>) {
+    let mut r = agent
+        .post(url)
+        .header("content-type", ct)
+        .send(&body[..])
+        .expect("HTTP");
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    (
+        r.status().as_u16(),
+        r.body_mut().read_to_vec().expect("body"),
+        retry,
+    )
+}
+
+fn admin(
+    agent: &ureq::Agent,
+    base: &str,
+    key: &str,
+    method: &str,
+    path: &str,
+    body: Value,
+) -> Value {
+    let req = ureq::http::Request::builder()
+        .method(method)
+        .uri(format!("{base}{path}"))
+        .header("authorization", format!("Bearer {key}"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .unwrap();
+    let mut r = agent.run(req).expect("HTTP");
+    let text = r.body_mut().read_to_string().unwrap();
+    assert!(
+        r.status().is_success(),
+        "{method} {path}: {} {text}",
+        r.status()
+    );
+    serde_json::from_str(&text).unwrap()
+}
+
+struct Result1 {
+    latencies_us: Vec<u64>,
+    sent_events: u64,
+    retries: u64,
+}
+
+fn endpoint(i: usize, base: &str, token: &str, a: &Args, start: &Barrier) -> Result1 {
+    let http = agent();
+    let rng = SystemRandom;
+    let key = SigningKey::generate(&rng).unwrap();
+    let now = || edrlink_service::unix_now();
+    let device = DeviceFacts {
+        device_id: format!("load-dev-{i}"),
+        hostname: format!("load-{i}"),
+        os: "linux".into(),
+        os_version: "6.1".into(),
+        product: "Load AV".into(),
+        product_version: "1.0".into(),
+    };
+    let c = RequestClaims {
+        token: token.into(),
+        enrollment_id: random_id(&rng, 16).unwrap(),
+        nonce: random_id(&rng, 16).unwrap(),
+        iat: now(),
+        device,
+    };
+    let (st, body, _) = post(
+        &http,
+        &format!("{base}/v1/redeem"),
+        "application/jose",
+        jws::sign(redeem::REQUEST_TYP, &c, &key, true)
+            .unwrap()
+            .into_bytes(),
+    );
+    assert_eq!(st, 200, "redeem: {}", String::from_utf8_lossy(&body));
+    let rc: redeem::ResponseClaims =
+        jws::parse(std::str::from_utf8(&body).unwrap(), redeem::RESPONSE_TYP)
+            .unwrap()
+            .claims()
+            .unwrap();
+    let inst = rc.installation_id;
+    let handshake = || -> String {
+        let h = Hello {
+            installation_id: inst.clone(),
+            nonce: random_id(&rng, 16).unwrap(),
+            iat: now(),
+            sensor: SensorState::Running,
+            last_seq: 0,
+            policy_version: 1,
+            clock_offset: 0,
+            queued_events: 0,
+            drops: Default::default(),
+        };
+        let (st, body, _) = post(
+            &http,
+            &format!("{base}/v1/handshake"),
+            "application/jose",
+            jws::sign(handshake::HELLO_TYP, &h, &key, false)
+                .unwrap()
+                .into_bytes(),
+        );
+        assert_eq!(st, 200);
+        let d: handshake::FlowDecision =
+            jws::parse(std::str::from_utf8(&body).unwrap(), handshake::FLOW_TYP)
+                .unwrap()
+                .claims()
+                .unwrap();
+        assert_eq!(d.decision, FlowState::Open);
+        d.session_id.unwrap()
+    };
+    let mut session = handshake();
+    start.wait();
+    let mut out = Result1 {
+        latencies_us: Vec::with_capacity(a.envelopes),
+        sent_events: 0,
+        retries: 0,
+    };
+    for seq in 1..=a.envelopes as u64 {
+        let t = rfc3339(now());
+        let events: Vec<Event> = (0..a.events)
+            .map(|k| {
+                Event::Generic(GenericEvent {
+                    time: t.clone(),
+                    name: "process_start".into(),
+                    data: json!({"pid": k, "image": "/usr/bin/true", "seq": seq}),
+                })
+            })
+            .collect();
+        let mut batch = Batch {
+            v: 1,
+            installation_id: inst.clone(),
+            session_id: Some(session.clone()),
+            batch_id: random_id(&rng, 16).unwrap(),
+            seq,
+            created: t.clone(),
+            sent: t,
+            policy_version: 1,
+            events,
+        };
+        loop {
+            let env = telemetry::seal_batch(&batch, &key, a.gzip).unwrap();
+            let t0 = Instant::now();
+            let (st, body, retry) = post(
+                &http,
+                &format!("{base}/v1/ingest"),
+                dsse::ENVELOPE_MEDIA_TYPE,
+                env,
+            );
+            let us = t0.elapsed().as_micros() as u64;
+            match st {
+                200 => {
+                    out.latencies_us.push(us);
+                    out.sent_events += a.events as u64;
+                    break;
+                }
+                429 => {
+                    out.retries += 1;
+                    std::thread::sleep(Duration::from_secs(retry.unwrap_or(1)));
+                }
+                401 if String::from_utf8_lossy(&body).contains("session_expired") => {
+                    session = handshake();
+                    batch.session_id = Some(session.clone());
+                }
+                _ => panic!("ingest: {st} {}", String::from_utf8_lossy(&body)),
+            }
+        }
+    }
+    out
+}
+
+fn pct(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
+}
+
+fn main() {
+    let a = args();
+    let dir = tempfile::tempdir().unwrap();
+    let db = a.db.clone().unwrap_or_else(|| dir.path().join("load.db"));
+    let svc = RunningService::start(Settings {
+        db_path: Some(db.clone()),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin_key: "load-admin".into(),
+        // The benchmark measures throughput, not the per-installation limiter.
+        rate_limit: RateLimit {
+            burst: 1e9,
+            per_second: 1e9,
+        },
+        ..Settings::default()
+    })
+    .unwrap();
+    let base = svc.url().to_owned();
+    let http = agent();
+    admin(
+        &http,
+        &base,
+        "load-admin",
+        "POST",
+        "/admin/tenants",
+        json!({"tenant_id": "load"}),
+    );
+    admin(
+        &http,
+        &base,
+        "load-admin",
+        "PUT",
+        "/admin/tenants/load/integrations/acme",
+        json!({"enabled": true}),
+    );
+    let tok = admin(
+        &http,
+        &base,
+        "load-admin",
+        "POST",
+        "/admin/tenants/load/integrations/acme/tokens",
+        json!({"max_uses": a.endpoints.max(1)}),
+    );
+    let token = tok["token"].as_str().unwrap().to_owned();
+
+    eprintln!("enrolling {} endpoints…", a.endpoints);
+    let a = Arc::new(a);
+    let barrier = Arc::new(Barrier::new(a.endpoints + 1));
+    let enroll_t0 = Instant::now();
+    let handles: Vec<_> = (0..a.endpoints)
+        .map(|i| {
+            let (a, base, token, barrier) =
+                (a.clone(), base.clone(), token.clone(), barrier.clone());
+            std::thread::Builder::new()
+                .stack_size(256 * 1024)
+                .spawn(move || endpoint(i, &base, &token, &a, &barrier))
+                .unwrap()
+        })
+        .collect();
+    barrier.wait();
+    let enroll_s = enroll_t0.elapsed().as_secs_f64();
+    eprintln!("enrolled in {enroll_s:.1}s; sending…");
+    let t0 = Instant::now();
+    let results: Vec<Result1> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    let secs = t0.elapsed().as_secs_f64();
+
+    let mut lat: Vec<u64> = results
+        .iter()
+        .flat_map(|r| r.latencies_us.iter().copied())
+        .collect();
+    lat.sort_unstable();
+    let envelopes = lat.len() as f64;
+    let sent: u64 = results.iter().map(|r| r.sent_events).sum();
+    let retries: u64 = results.iter().map(|r| r.retries).sum();
+    let stats = admin(
+        &http,
+        &base,
+        "load-admin",
+        "GET",
+        "/admin/tenants/load/stats",
+        json!({}),
+    );
+    let stored = stats["events"].as_u64().unwrap();
+    let db_size = std::fs::metadata(&db).map(|m| m.len()).unwrap_or(0)
+        + std::fs::metadata(db.with_extension("db-wal"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+    svc.shutdown();
+
+    println!(
+        "endpoints={} envelopes/endpoint={} events/envelope={} gzip={}",
+        a.endpoints, a.envelopes, a.events, a.gzip
+    );
+    println!(
+        "enrollment (redeem + handshake, {} endpoints): {:.2}s",
+        a.endpoints, enroll_s
+    );
+    println!(
+        "ingest: {} envelopes, {} events in {:.2}s",
+        envelopes, sent, secs
+    );
+    println!(
+        "throughput: {:.0} envelopes/s, {:.0} events/s",
+        envelopes / secs,
+        sent as f64 / secs
+    );
+    println!(
+        "latency ms: p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
+        pct(&lat, 0.5),
+        pct(&lat, 0.9),
+        pct(&lat, 0.99),
+        pct(&lat, 1.0)
+    );
+    println!(
+        "429 retries: {retries}; database size: {:.1} MiB",
+        db_size as f64 / 1048576.0
+    );
+    println!(
+        "stored events = {stored}, sent = {sent}: {}",
+        if stored == sent {
+            "OK (stored == sent)"
+        } else {
+            "MISMATCH"
+        }
+    );
+    if stored != sent {
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,160 @@
+// End-to-end: the real reference service (edrlink-service on loopback) + its portal page
+// + the web console (examples/web-console) in headless Chromium via playwright-core.
+//   portal: create tenant, enable the integration, generate a token
+//   console: paste, inspect (countdown), redeem + handshake, send the EICAR test detection
+//   portal: the "EICAR test file" alert appears; toggle the integration off
+//   console: sending again reports the blocked flow
+// Screenshots: artifacts/screenshots/*.png.  Usage: node tests/browser/e2e.mjs <edrlink-service binary>
+import { spawn } from 'node:child_process';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const require = createRequire(path.join(ROOT, 'tools/package.json'));
+const { chromium } = require('playwright-core');
+const SHOTS = path.join(ROOT, 'artifacts/screenshots');
+const ADMIN_KEY = 'e2e-admin-key-' + process.pid;
+const TENANT = 'contoso', PARTNER = 'acme-av';
+
+const results = [];
+const children = [];
+let tmp;
+async function step(name, fn) {
+  const t0 = Date.now();
+  try { await fn(); results.push([name, true]); console.log(`ok   ${name} (${Date.now() - t0} ms)`); }
+  catch (e) { results.push([name, false]); console.log(`FAIL ${name}: ${e.stack || e}`); throw e; }
+}
+function start(cmd, args, env, pattern) {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(p);
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`${cmd} did not start: ${out}`)), 30000);
+    const on = (d) => {
+      out += d;
+      const m = out.match(pattern);
+      if (m) { clearTimeout(timer); resolve(m[1]); }
+    };
+    p.stdout.on('data', on); p.stderr.on('data', (d) => { out += d; });
+    p.on('exit', (c) => { clearTimeout(timer); reject(new Error(`${cmd} exited ${c}: ${out}`)); });
+  });
+}
+const until = async (what, fn, ms = 15000) => {
+  const end = Date.now() + ms;
+  let last;
+  while (Date.now() < end) { try { last = await fn(); if (last) return last; } catch (e) { last = e; } await new Promise((r) => setTimeout(r, 200)); }
+  throw new Error(`timed out waiting for ${what} (last: ${last})`);
+};
+
+async function main() {
+  const bin = process.argv[2];
+  if (!bin) throw new Error('usage: e2e.mjs <edrlink-service binary>');
+  tmp = mkdtempSync(path.join(os.tmpdir(), 'edrlink-e2e-'));
+  mkdirSync(SHOTS, { recursive: true });
+  const svc = await start(bin, ['--db', path.join(tmp, 'svc.db'), '--listen', '127.0.0.1:0'], { EDRLINK_ADMIN_KEY: ADMIN_KEY },
+    /listening on (http:\/\/127\.0\.0\.1:\d+)/);
+  // The console is served from another origin. Use the service directly when it answers
+  // CORS preflights for /v1/*, else forward /v1/* through the console's server.
+  const pre = await fetch(`${svc}/v1/redeem`, { method: 'OPTIONS', headers: {
+    origin: 'http://127.0.0.1:1', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' } });
+  const cors = !!pre.headers.get('access-control-allow-origin');
+  console.log(`service ${svc}; CORS for /v1/*: ${cors ? 'yes' : 'NO (console uses its proxy)'}`);
+  const consoleUrl = await start(process.execPath, [path.join(ROOT, 'examples/web-console/serve.mjs'), '--port', '0',
+    ...(cors ? [] : ['--proxy', svc])], {}, /console on (http:\S+)/);
+
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+      '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'] });
+  try {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const pageErrors = [];
+    const portal = await ctx.newPage();
+    const con = await ctx.newPage();
+    for (const p of [portal, con]) p.on('pageerror', (e) => pageErrors.push(String(e)));
+    let token;
+
+    await step('portal: create tenant, enable integration, generate token', async () => {
+      await portal.goto(svc + '/');
+      await portal.fill('#admin-key', ADMIN_KEY);
+      await portal.dispatchEvent('#admin-key', 'change');
+      await portal.fill('#new-tenant', TENANT);
+      await portal.click('#create-tenant');
+      await until('tenant selected', () => portal.$eval('#tenant', (s) => s.value === 'contoso'));
+      await portal.fill('#partner', PARTNER);
+      await portal.dispatchEvent('#partner', 'change');
+      if (!(await portal.isChecked('#toggle'))) await portal.click('#toggle');
+      await until('integration on', () => portal.$eval('#integrations', (t) => /acme-av\s*on/.test(t.textContent)));
+      await portal.click('#generate-token');
+      token = await until('token', () => portal.$eval('#token-output', (t) => t.value));
+      if (!token.startsWith('eyJ')) throw new Error('no token: ' + token);
+      await portal.screenshot({ path: path.join(SHOTS, '01-portal-token.png'), fullPage: true });
+    });
+
+    await step('console: paste and inspect with live countdown', async () => {
+      await con.goto(consoleUrl);
+      await con.waitForSelector('body[data-ready="1"]');
+      await con.fill('#token', token);
+      await con.click('#inspect');
+      const s1 = await con.$eval('#countdown', (e) => [e.dataset.status, Number(e.dataset.secondsLeft), e.textContent]);
+      if (s1[0] !== 'valid' || !(s1[1] > 3600)) throw new Error('countdown: ' + s1);
+      await until('countdown ticks', async () => Number(await con.$eval('#countdown', (e) => e.dataset.secondsLeft)) < s1[1], 5000);
+      // A broken token gets a readable error.
+      await con.fill('#token', token.slice(0, 40));
+      await con.click('#inspect');
+      const err = await con.$eval('#error', (e) => [e.hidden, e.dataset.code, e.textContent]);
+      if (err[0] || err[1] !== 'malformed' || !/not a valid access token/.test(err[2])) throw new Error('error box: ' + err);
+      await con.fill('#token', token);
+      await con.click('#inspect');
+      if (!(await con.$eval('#error', (e) => e.hidden))) throw new Error('error not cleared');
+    });
+
+    await step('console: redeem + handshake → flow open', async () => {
+      await con.click('#enroll');
+      await until('flow open', () => con.$eval('#flow', (e) => e.dataset.flow === 'open'));
+      const h = JSON.parse(await con.$eval('#health', (e) => e.textContent));
+      if (!h.onboarded || !h.installation_id) throw new Error('health: ' + JSON.stringify(h));
+      await con.screenshot({ path: path.join(SHOTS, '02-console-enrolled.png'), fullPage: true });
+    });
+
+    await step('console: send EICAR → portal shows the alert and the installation', async () => {
+      await con.click('#send-eicar');
+      await until('delivered', () => con.$eval('#sent', (e) => Number(e.dataset.delivered || 0) >= 1));
+      await until('EICAR alert in portal', () => portal.$eval('#alerts', (e) => e.textContent.includes('EICAR test file')), 20000);
+      await until('installation listed', () => portal.$eval('#installations', (e) => e.children.length >= 1));
+      await portal.screenshot({ path: path.join(SHOTS, '03-portal-eicar-alert.png'), fullPage: true });
+    });
+
+    await step('portal: toggle off → console reports the blocked flow', async () => {
+      await portal.click('#toggle');
+      await until('integration off', () => portal.$eval('#integrations', (t) => /acme-av\s*off/.test(t.textContent)));
+      await con.click('#send-eicar');
+      await until('blocked error', () => con.$eval('#error', (e) => !e.hidden && e.dataset.code));
+      const code = await con.$eval('#error', (e) => e.dataset.code);
+      const flow = await con.$eval('#flow', (e) => e.dataset.flow);
+      if (code !== 'flow_blocked' || flow !== 'blocked') throw new Error(`code=${code} flow=${flow}`);
+      const text = await con.$eval('#error', (e) => e.textContent);
+      if (!/turned off in the portal/.test(text)) throw new Error('unreadable error: ' + text);
+      const h = JSON.parse(await con.$eval('#health', (e) => e.textContent));
+      if (!(h.queued_events >= 1)) throw new Error('events not kept: ' + JSON.stringify(h));
+      await con.screenshot({ path: path.join(SHOTS, '04-console-blocked.png'), fullPage: true });
+      await portal.screenshot({ path: path.join(SHOTS, '05-portal-disabled.png'), fullPage: true });
+    });
+
+    await step('no uncaught page errors', async () => {
+      if (pageErrors.length) throw new Error(pageErrors.join('\n'));
+    });
+  } finally {
+    await browser.close();
+  }
+}
+
+let code = 0;
+try { await main(); } catch (e) { code = 1; if (!results.some(([, ok]) => !ok)) { console.log(`FAIL setup: ${e.stack || e}`); results.push(['setup', false]); } }
+for (const c of children) c.kill('SIGTERM');
+if (tmp) rmSync(tmp, { recursive: true, force: true });
+const passed = results.filter(([, ok]) => ok).length;
+console.log(`${passed} passed, ${results.length - passed} failed`);
+process.exit(code);

@@ -1,0 +1,697 @@
+/* The client handle against the real reference service (edrlink-service on
+ * loopback), driven through the admin API from C. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "edrlink.h"
+#include "harness.h"
+#include "http_socket.h"
+#include "minijson.h"
+#include "suite.h"
+
+#define PARTNER "acme-av"
+static const char *URL, *ADMIN, *TMP;
+static const char BAD_UTF8[] = {'a', (char)0xff, 'b', 0};
+static int device_counter;
+int canon_eq_pub(const char *json, const mj *v);
+
+/* --- admin API ---------------------------------------------------------- */
+
+static mj *admin(const char *method, const char *path, const char *json, int *status, char **raw) {
+  char url[512], hdrs[512];
+  snprintf(url, sizeof url, "%s%s", URL, path);
+  snprintf(hdrs, sizeof hdrs, "authorization: Bearer %s\r\ncontent-type: application/json\r\n", ADMIN);
+  http_reply r;
+  if (http_do(method, url, hdrs, (const uint8_t *)(json ? json : ""), json ? strlen(json) : 0, &r)) {
+    if (status) *status = 0;
+    return NULL;
+  }
+  if (status) *status = r.status;
+  mj *v = mj_parse((const char *)r.body);
+  if (raw) *raw = strdup((const char *)r.body);
+  http_reply_free(&r);
+  return v;
+}
+
+static void set_integration(const char *tenant, int enabled) {
+  char path[256], body[64];
+  int st;
+  snprintf(path, sizeof path, "/admin/tenants/%s/integrations/%s", tenant, PARTNER);
+  snprintf(body, sizeof body, "{\"enabled\":%s}", enabled ? "true" : "false");
+  mj_free(admin("PUT", path, body, &st, NULL));
+  CHECK(st == 200, "PUT integration %s -> %d", tenant, st);
+}
+
+static void setup_tenant(const char *tenant) {
+  char body[256];
+  int st;
+  snprintf(body, sizeof body, "{\"tenant_id\":\"%s\",\"region\":\"eu\"}", tenant);
+  mj_free(admin("POST", "/admin/tenants", body, &st, NULL));
+  CHECK(st == 200 || st == 201, "create tenant %s -> %d", tenant, st);
+  set_integration(tenant, 1);
+}
+
+/* Returns a malloc'd token; *jti (optional) receives a malloc'd jti. */
+static char *new_token(const char *tenant, int lifetime, char **jti) {
+  char path[256], body[128];
+  int st;
+  snprintf(path, sizeof path, "/admin/tenants/%s/integrations/%s/tokens", tenant, PARTNER);
+  if (lifetime > 0) snprintf(body, sizeof body, "{\"lifetime_secs\":%d}", lifetime);
+  else snprintf(body, sizeof body, "{}");
+  mj *v = admin("POST", path, body, &st, NULL);
+  CHECK(st == 200 || st == 201, "new token -> %d", st);
+  char *tok = mj_str(v, "token") ? strdup(mj_str(v, "token")) : NULL;
+  if (jti) *jti = mj_str(v, "jti") ? strdup(mj_str(v, "jti")) : NULL;
+  mj_free(v);
+  return tok;
+}
+
+static long long stat_events(const char *tenant) {
+  char path[256];
+  int st;
+  snprintf(path, sizeof path, "/admin/tenants/%s/stats", tenant);
+  mj *v = admin("GET", path, NULL, &st, NULL);
+  long long n = mj_int(v, "events", -1);
+  mj_free(v);
+  return n;
+}
+
+static int eicar_alerts(const char *tenant) {
+  char path[256];
+  int st, n = 0;
+  snprintf(path, sizeof path, "/admin/tenants/%s/alerts", tenant);
+  mj *v = admin("GET", path, NULL, &st, NULL);
+  const mj *a = mj_get(v, "alerts");
+  for (size_t i = 0; a && i < a->n; i++) {
+    const mj *t = mj_get(a->items[i], "test");
+    if (STREQ(mj_str(a->items[i], "title"), "EICAR test file") && t && STREQ(t->text, "true")) n++;
+  }
+  mj_free(v);
+  return n;
+}
+
+/* --- client helpers ----------------------------------------------------- */
+
+typedef struct {
+  char device_id[64];
+  edrlink_client_options o;
+} opts_buf;
+
+static void init_opts(opts_buf *b) {
+  memset(b, 0, sizeof *b);
+  snprintf(b->device_id, sizeof b->device_id, "c-device-%d-%d", (int)getpid(), ++device_counter);
+  b->o.device_id = b->device_id;
+  b->o.hostname = "c-test-host";
+  b->o.os = "linux";
+  b->o.os_version = "6.1";
+  b->o.product = "Acme AV for C";
+  b->o.product_version = "1.2.3";
+  b->o.op_timeout_secs = 10;
+}
+
+static edrlink_client *new_client(const edrlink_transport *t, const char *data_dir) {
+  opts_buf b;
+  init_opts(&b);
+  b.o.data_dir = data_dir;
+  edrlink_client *c = NULL;
+  edrlink_error *err = NULL;
+  CHECK_RC(edrlink_client_new(&b.o, t, &c, &err), EDRLINK_OK);
+  if (err) { fprintf(stderr, "   %s\n", edrlink_error_message(err)); edrlink_error_free(err); }
+  return c;
+}
+
+static edrlink_result enroll(edrlink_client *c, const char *token, edrlink_health *h) {
+  edrlink_error *err = NULL;
+  edrlink_result rc = edrlink_client_enroll(c, token, h, &err);
+  if (err) edrlink_error_free(err);
+  return rc;
+}
+
+static const char *GENERIC = "{\"type\":\"generic\",\"time\":\"2026-11-23T12:00:00Z\",\"name\":\"process_start\",\"data\":{\"pid\":42}}";
+
+/* --- tests -------------------------------------------------------------- */
+
+static void test_client_args(void) {
+  SECTION("client: argument errors");
+  edrlink_error *err = NULL;
+  edrlink_client *c = (edrlink_client *)0x1;
+  opts_buf b;
+  init_opts(&b);
+  CHECK_RC(edrlink_client_new(NULL, NULL, &c, &err), EDRLINK_NULL_POINTER);
+  expect_err(&err, EDRLINK_NULL_POINTER, __LINE__);
+  CHECK_RC(edrlink_client_new(&b.o, NULL, NULL, &err), EDRLINK_NULL_POINTER);
+  expect_err(&err, EDRLINK_NULL_POINTER, __LINE__);
+  b.o.device_id = NULL;
+  CHECK_RC(edrlink_client_new(&b.o, NULL, &c, &err), EDRLINK_NULL_POINTER);
+  expect_err(&err, EDRLINK_NULL_POINTER, __LINE__);
+  init_opts(&b);
+  b.o.hostname = BAD_UTF8;
+  CHECK_RC(edrlink_client_new(&b.o, NULL, &c, &err), EDRLINK_INVALID_UTF8);
+  expect_err(&err, EDRLINK_INVALID_UTF8, __LINE__);
+  init_opts(&b);
+  b.o.product = "";
+  CHECK_RC(edrlink_client_new(&b.o, NULL, &c, &err), EDRLINK_INVALID_ARGUMENT);
+  expect_err(&err, EDRLINK_INVALID_ARGUMENT, __LINE__);
+  init_opts(&b);
+  b.o.service_url = BAD_UTF8;
+  CHECK_RC(edrlink_client_new(&b.o, NULL, &c, &err), EDRLINK_INVALID_UTF8);
+  expect_err(&err, EDRLINK_INVALID_UTF8, __LINE__);
+  init_opts(&b);
+  b.o.data_dir = "";
+  CHECK_RC(edrlink_client_new(&b.o, NULL, &c, &err), EDRLINK_INVALID_ARGUMENT);
+  expect_err(&err, EDRLINK_INVALID_ARGUMENT, __LINE__);
+  init_opts(&b);
+  b.o.data_dir = "/proc/edrlink-cannot-create";
+  CHECK_RC(edrlink_client_new(&b.o, NULL, &c, &err), EDRLINK_STORAGE);
+  expect_err(&err, EDRLINK_STORAGE, __LINE__);
+  CHECK(c == (edrlink_client *)0x1, "out_client untouched on failures");
+  /* data_dir is a path: any bytes, not only UTF-8 */
+  char odd_dir[600];
+  snprintf(odd_dir, sizeof odd_dir, "%s/dir-\xff\xfe", TMP);
+  init_opts(&b);
+  b.o.data_dir = odd_dir;
+  CHECK_RC(edrlink_client_new(&b.o, NULL, &c, &err), EDRLINK_OK);
+  struct stat dst;
+  CHECK(stat(odd_dir, &dst) == 0 && (dst.st_mode & 0777) == 0700, "non-UTF-8 data_dir created 0700");
+  edrlink_client_free(c);
+  c = (edrlink_client *)0x1;
+
+  /* a transport without send: refused, and its userdata released exactly once */
+  counting_transport ct = {0};
+  edrlink_transport t = {&ct, NULL, counting_free};
+  init_opts(&b);
+  CHECK_RC(edrlink_client_new(&b.o, &t, &c, &err), EDRLINK_INVALID_ARGUMENT);
+  expect_err(&err, EDRLINK_INVALID_ARGUMENT, __LINE__);
+  CHECK(ct.freed == 1, "free_userdata called once on failure (%d)", ct.freed);
+  /* a valid transport but a failing option: userdata still released once */
+  counting_transport ct2 = {0};
+  edrlink_transport t2 = {&ct2, counting_send, counting_free};
+  b.o.os = NULL;
+  CHECK_RC(edrlink_client_new(&b.o, &t2, &c, &err), EDRLINK_NULL_POINTER);
+  expect_err(&err, EDRLINK_NULL_POINTER, __LINE__);
+  CHECK(ct2.freed == 1, "free_userdata called once on failure (%d)", ct2.freed);
+
+  /* NULL client for every client function */
+  edrlink_health h;
+  edrlink_flow_state f;
+  edrlink_flush_outcome fo;
+  char *js = NULL;
+  edrlink_detection d = {0};
+  CHECK_RC(edrlink_client_enroll(NULL, "t", &h, &err), EDRLINK_NULL_POINTER); expect_err(&err, EDRLINK_NULL_POINTER, __LINE__);
+  CHECK_RC(edrlink_client_enroll_package(NULL, "{}", &h, &err), EDRLINK_NULL_POINTER); expect_err(&err, EDRLINK_NULL_POINTER, __LINE__);
+  CHECK_RC(edrlink_client_handshake(NULL, &f, &err), EDRLINK_NULL_POINTER); expect_err(&err, EDRLINK_NULL_POINTER, __LINE__);
+  CHECK_RC(edrlink_client_submit_json(NULL, GENERIC, &err), EDRLINK_NULL_POINTER); expect_err(&err, EDRLINK_NULL_POINTER, __LINE__);
+  CHECK_RC(edrlink_client_submit_detection(NULL, &d, &err), EDRLINK_NULL_POINTER); expect_err(&err, EDRLINK_NULL_POINTER, __LINE__);
+  CHECK_RC(edrlink_client_send_test_detection(NULL, &err), EDRLINK_NULL_POINTER); expect_err(&err, EDRLINK_NULL_POINTER, __LINE__);
+  CHECK_RC(edrlink_client_flush(NULL, 1, &fo, &err), EDRLINK_NULL_POINTER); expect_err(&err, EDRLINK_NULL_POINTER, __LINE__);
+  CHECK_RC(edrlink_client_health(NULL, &h, &err), EDRLINK_NULL_POINTER); expect_err(&err, EDRLINK_NULL_POINTER, __LINE__);
+  CHECK_RC(edrlink_client_health_json(NULL, &js, &err), EDRLINK_NULL_POINTER); expect_err(&err, EDRLINK_NULL_POINTER, __LINE__);
+  CHECK_RC(edrlink_client_offboard(NULL, NULL, &err), EDRLINK_NULL_POINTER); expect_err(&err, EDRLINK_NULL_POINTER, __LINE__);
+
+  /* a fresh client: state errors, string errors */
+  c = new_client(NULL, NULL);
+  CHECK_RC(edrlink_client_handshake(c, &f, &err), EDRLINK_INVALID_STATE); expect_err(&err, EDRLINK_INVALID_STATE, __LINE__);
+  CHECK_RC(edrlink_client_offboard(c, NULL, &err), EDRLINK_INVALID_STATE); expect_err(&err, EDRLINK_INVALID_STATE, __LINE__);
+  CHECK_RC(edrlink_client_health(c, NULL, &err), EDRLINK_NULL_POINTER); expect_err(&err, EDRLINK_NULL_POINTER, __LINE__);
+  CHECK_RC(edrlink_client_health_json(c, NULL, &err), EDRLINK_NULL_POINTER); expect_err(&err, EDRLINK_NULL_POINTER, __LINE__);
+  CHECK_RC(edrlink_client_enroll(c, NULL, &h, &err), EDRLINK_NULL_POINTER); expect_err(&err, EDRLINK_NULL_POINTER, __LINE__);
+  CHECK_RC(edrlink_client_enroll(c, BAD_UTF8, &h, &err), EDRLINK_INVALID_UTF8); expect_err(&err, EDRLINK_INVALID_UTF8, __LINE__);
+  CHECK_RC(edrlink_client_enroll(c, "garbage", &h, &err), EDRLINK_MALFORMED); expect_err(&err, EDRLINK_MALFORMED, __LINE__);
+  CHECK_RC(edrlink_client_enroll_package(c, NULL, &h, &err), EDRLINK_NULL_POINTER); expect_err(&err, EDRLINK_NULL_POINTER, __LINE__);
+  CHECK_RC(edrlink_client_enroll_package(c, BAD_UTF8, &h, &err), EDRLINK_INVALID_UTF8); expect_err(&err, EDRLINK_INVALID_UTF8, __LINE__);
+  CHECK_RC(edrlink_client_enroll_package(c, "{}", &h, &err), EDRLINK_MALFORMED); expect_err(&err, EDRLINK_MALFORMED, __LINE__);
+  CHECK_RC(edrlink_client_submit_json(c, NULL, &err), EDRLINK_NULL_POINTER); expect_err(&err, EDRLINK_NULL_POINTER, __LINE__);
+  CHECK_RC(edrlink_client_submit_json(c, BAD_UTF8, &err), EDRLINK_INVALID_UTF8); expect_err(&err, EDRLINK_INVALID_UTF8, __LINE__);
+  CHECK_RC(edrlink_client_submit_json(c, "{\"type\":\"nope\"}", &err), EDRLINK_MALFORMED); expect_err(&err, EDRLINK_MALFORMED, __LINE__);
+  CHECK_RC(edrlink_client_submit_json(c, "{\"type\":\"generic\",\"time\":\"yesterday\",\"name\":\"x\"}", &err), EDRLINK_MALFORMED);
+  expect_err(&err, EDRLINK_MALFORMED, __LINE__);
+  CHECK_RC(edrlink_client_submit_detection(c, NULL, &err), EDRLINK_NULL_POINTER); expect_err(&err, EDRLINK_NULL_POINTER, __LINE__);
+  d.threat_name = NULL;
+  CHECK_RC(edrlink_client_submit_detection(c, &d, &err), EDRLINK_NULL_POINTER); expect_err(&err, EDRLINK_NULL_POINTER, __LINE__);
+  d.threat_name = "Trojan.Test";
+  d.severity = 99;
+  CHECK_RC(edrlink_client_submit_detection(c, &d, &err), EDRLINK_INVALID_ARGUMENT); expect_err(&err, EDRLINK_INVALID_ARGUMENT, __LINE__);
+  d.severity = EDRLINK_SEVERITY_HIGH;
+  d.action = 42;
+  CHECK_RC(edrlink_client_submit_detection(c, &d, &err), EDRLINK_INVALID_ARGUMENT); expect_err(&err, EDRLINK_INVALID_ARGUMENT, __LINE__);
+  d.action = EDRLINK_ACTION_QUARANTINED;
+  d.sha256 = "not-hex";
+  CHECK_RC(edrlink_client_submit_detection(c, &d, &err), EDRLINK_MALFORMED); expect_err(&err, EDRLINK_MALFORMED, __LINE__);
+  d.sha256 = NULL;
+  d.time = "not a time";
+  CHECK_RC(edrlink_client_submit_detection(c, &d, &err), EDRLINK_MALFORMED); expect_err(&err, EDRLINK_MALFORMED, __LINE__);
+  d.time = BAD_UTF8;
+  CHECK_RC(edrlink_client_submit_detection(c, &d, &err), EDRLINK_INVALID_UTF8); expect_err(&err, EDRLINK_INVALID_UTF8, __LINE__);
+  CHECK_RC(edrlink_client_offboard(c, BAD_UTF8, &err), EDRLINK_INVALID_UTF8); expect_err(&err, EDRLINK_INVALID_UTF8, __LINE__);
+  /* events queue before enrollment; flushing them says "not enrolled" and keeps them */
+  CHECK_RC(edrlink_client_submit_json(c, GENERIC, &err), EDRLINK_OK);
+  fo.delivered = 1234;
+  CHECK_RC(edrlink_client_flush(c, 1, &fo, &err), EDRLINK_INVALID_STATE); expect_err(&err, EDRLINK_INVALID_STATE, __LINE__);
+  CHECK(fo.delivered == 1234, "outcome untouched on failure");
+  CHECK_RC(edrlink_client_health(c, &h, &err), EDRLINK_OK);
+  CHECK(!h.onboarded && !h.healthy && h.queued_events == 1 && h.flow == EDRLINK_FLOW_STATE_NONE, "fresh health");
+  edrlink_client_free(c);
+
+  /* queue bound */
+  init_opts(&b);
+  b.o.max_queue_events = 2;
+  CHECK_RC(edrlink_client_new(&b.o, NULL, &c, &err), EDRLINK_OK);
+  CHECK_RC(edrlink_client_submit_json(c, GENERIC, &err), EDRLINK_OK);
+  CHECK_RC(edrlink_client_submit_json(c, GENERIC, &err), EDRLINK_OK);
+  CHECK_RC(edrlink_client_submit_json(c, GENERIC, &err), EDRLINK_QUEUE_FULL); expect_err(&err, EDRLINK_QUEUE_FULL, __LINE__);
+  CHECK_RC(edrlink_client_send_test_detection(c, &err), EDRLINK_OK); /* detections evict telemetry */
+  CHECK_RC(edrlink_client_health(c, &h, &err), EDRLINK_OK);
+  CHECK(h.queued_events == 2 && h.dropped_events == 2, "queued %llu dropped %llu", (unsigned long long)h.queued_events,
+        (unsigned long long)h.dropped_events);
+  edrlink_client_free(c);
+}
+
+static void test_enroll_send(void) {
+  SECTION("client: enroll, send, EICAR, health (built-in transport)");
+  char tenant[64];
+  snprintf(tenant, sizeof tenant, "c%d-main", (int)getpid());
+  setup_tenant(tenant);
+  char *tok = new_token(tenant, 0, NULL);
+  edrlink_error *err = NULL;
+  char dir[512];
+  snprintf(dir, sizeof dir, "%s/agent-main", TMP);
+  edrlink_client *c = new_client(NULL, dir);
+  edrlink_health h;
+  memset(&h, 0xAB, sizeof h);
+  CHECK_RC(edrlink_client_enroll(c, tok, &h, &err), EDRLINK_OK);
+  if (err) { fprintf(stderr, "   enroll: %s\n", edrlink_error_message(err)); edrlink_error_free(err); err = NULL; }
+  CHECK(h.onboarded && h.healthy && h.flow == EDRLINK_FLOW_STATE_OPEN && h.last_handshake > 0 && h.last_error == EDRLINK_OK,
+        "health after enroll: onboarded %d healthy %d flow %u", h.onboarded, h.healthy, h.flow);
+  struct stat st;
+  char cred[600];
+  snprintf(cred, sizeof cred, "%s/credential.json", dir);
+  CHECK(stat(cred, &st) == 0 && (st.st_mode & 0777) == 0600, "credential stored 0600");
+
+  edrlink_flow_state f = 99;
+  CHECK_RC(edrlink_client_handshake(c, &f, &err), EDRLINK_OK);
+  CHECK(f == EDRLINK_FLOW_STATE_OPEN, "flow open");
+  CHECK_RC(edrlink_client_handshake(c, NULL, &err), EDRLINK_OK);
+
+  for (int i = 0; i < 10; i++) CHECK_RC(edrlink_client_submit_json(c, GENERIC, &err), EDRLINK_OK);
+  edrlink_detection d = {0};
+  d.threat_name = "Trojan.Win32.Test";
+  d.file_path = "C:\\Users\\x\\bad.exe";
+  d.sha256 = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+  d.severity = EDRLINK_SEVERITY_HIGH;
+  d.action = EDRLINK_ACTION_QUARANTINED;
+  CHECK_RC(edrlink_client_submit_detection(c, &d, &err), EDRLINK_OK);
+  d.time = "2026-11-23T12:00:00Z";
+  d.file_path = NULL;
+  d.sha256 = NULL;
+  d.url = "http://bad.example/x";
+  d.action = EDRLINK_ACTION_BLOCKED;
+  CHECK_RC(edrlink_client_submit_detection(c, &d, &err), EDRLINK_OK);
+  CHECK_RC(edrlink_client_send_test_detection(c, &err), EDRLINK_OK);
+  CHECK_RC(edrlink_client_health(c, &h, &err), EDRLINK_OK);
+  CHECK(h.queued_events == 13, "queued %llu", (unsigned long long)h.queued_events);
+  edrlink_flush_outcome fo = {0};
+  CHECK_RC(edrlink_client_flush(c, 20, &fo, &err), EDRLINK_OK);
+  if (err) { fprintf(stderr, "   flush: %s\n", edrlink_error_message(err)); edrlink_error_free(err); err = NULL; }
+  /* the client adds its own heartbeat event to the first batch */
+  CHECK(fo.delivered >= 13 && fo.delivered <= 14 && fo.queued == 0, "delivered %llu queued %llu", (unsigned long long)fo.delivered,
+        (unsigned long long)fo.queued);
+  CHECK(stat_events(tenant) == (long long)fo.delivered, "service stored %lld events", stat_events(tenant));
+  CHECK(eicar_alerts(tenant) == 1, "one EICAR test alert (%d)", eicar_alerts(tenant));
+  CHECK_RC(edrlink_client_flush(c, 1, NULL, &err), EDRLINK_OK);
+
+  CHECK_RC(edrlink_client_health(c, &h, &err), EDRLINK_OK);
+  CHECK(h.sent_events == fo.delivered && h.queued_events == 0 && h.last_send > 0 && h.oldest_queued_age == -1, "health after flush");
+  char *js = NULL;
+  CHECK_RC(edrlink_client_health_json(c, &js, &err), EDRLINK_OK);
+  mj *v = mj_parse(js);
+  CHECK(v && mj_str(v, "installation_id") && STREQ(mj_str(v, "flow"), "open") && mj_int(v, "sent_events", -1) == (long long)fo.delivered,
+        "health json %s", js);
+  mj_free(v);
+  edrlink_string_free(js);
+  edrlink_client_free(c);
+
+  /* a new client on the same data dir starts enrolled and can send */
+  c = new_client(NULL, dir);
+  CHECK_RC(edrlink_client_health(c, &h, &err), EDRLINK_OK);
+  CHECK(h.onboarded, "credential reloaded from data_dir");
+  CHECK_RC(edrlink_client_submit_json(c, GENERIC, &err), EDRLINK_OK);
+  CHECK_RC(edrlink_client_flush(c, 20, &fo, &err), EDRLINK_OK);
+  CHECK(fo.delivered >= 1 && fo.queued == 0, "delivered after restart %llu", (unsigned long long)fo.delivered);
+
+  /* partner opt-out */
+  CHECK_RC(edrlink_client_offboard(c, NULL, &err), EDRLINK_OK);
+  if (err) { fprintf(stderr, "   offboard: %s\n", edrlink_error_message(err)); edrlink_error_free(err); err = NULL; }
+  CHECK_RC(edrlink_client_health(c, &h, &err), EDRLINK_OK);
+  CHECK(!h.onboarded, "offboarded");
+  CHECK(stat(cred, &st) != 0, "credential deleted");
+  edrlink_client_free(c);
+
+  /* the token with a service URL override, and a verified keyset from the service */
+  opts_buf b;
+  init_opts(&b);
+  b.o.service_url = URL;
+  b.o.gzip = true;
+  CHECK_RC(edrlink_client_new(&b.o, NULL, &c, &err), EDRLINK_OK);
+  CHECK_RC(enroll(c, tok, NULL), EDRLINK_OK);
+  CHECK_RC(edrlink_client_submit_json(c, GENERIC, &err), EDRLINK_OK);
+  CHECK_RC(edrlink_client_flush(c, 20, &fo, &err), EDRLINK_OK);
+  CHECK(fo.delivered >= 1 && fo.queued == 0, "gzip batch delivered");
+  edrlink_client_free(c);
+
+  SECTION("tokens against the live keyset");
+  char keys_url[512];
+  snprintf(keys_url, sizeof keys_url, "%s/v1/keys", URL);
+  http_reply r;
+  CHECK(http_do("GET", keys_url, NULL, NULL, 0, &r) == 0 && r.status == 200, "GET /v1/keys");
+  const char *keyset = (const char *)r.body;
+  char *info = NULL;
+  CHECK_RC(edrlink_token_inspect(tok, (int64_t)time(NULL), &info, &err), EDRLINK_OK);
+  mj *iv = mj_parse(info);
+  const mj *claims = mj_get(iv, "claims");
+  long long exp = mj_int(claims, "exp", 0);
+  CHECK(STREQ(mj_str(claims, "tenant_id"), tenant) && STREQ(mj_str(iv, "status"), "valid") && mj_int(iv, "seconds_left", 0) > 0,
+        "inspect %s", info);
+  char *vclaims = NULL;
+  CHECK_RC(edrlink_token_verify(tok, keyset, (int64_t)time(NULL), 60, &vclaims, &err), EDRLINK_OK);
+  CHECK(vclaims && canon_eq_pub(vclaims, claims), "verified claims equal inspected ones");
+  edrlink_string_free(vclaims);
+  CHECK_RC(edrlink_token_verify(tok, keyset, (int64_t)time(NULL), 60, NULL, &err), EDRLINK_OK);
+  CHECK_RC(edrlink_token_verify(tok, keyset, exp + 1000, 60, NULL, &err), EDRLINK_TOKEN_EXPIRED);
+  expect_err(&err, EDRLINK_TOKEN_EXPIRED, __LINE__);
+  CHECK_RC(edrlink_token_verify(tok, keyset, 1000, 60, NULL, &err), EDRLINK_TOKEN_NOT_YET_VALID);
+  expect_err(&err, EDRLINK_TOKEN_NOT_YET_VALID, __LINE__);
+  CHECK_RC(edrlink_token_verify(tok, "{\"keys\":[]}", (int64_t)time(NULL), 60, NULL, &err), EDRLINK_UNKNOWN_KEY);
+  expect_err(&err, EDRLINK_UNKNOWN_KEY, __LINE__);
+  char *expired_info = NULL;
+  CHECK_RC(edrlink_token_inspect(tok, exp + 10, &expired_info, &err), EDRLINK_OK);
+  mj *ev = mj_parse(expired_info);
+  CHECK(STREQ(mj_str(ev, "status"), "expired") && mj_int(ev, "seconds_left", 0) == -10, "inspect at exp+10: %s", expired_info);
+  mj_free(ev);
+  edrlink_string_free(expired_info);
+  /* tamper: flip one character of the signature */
+  char *bad = strdup(tok);
+  size_t n = strlen(bad);
+  bad[n - 3] = bad[n - 3] == 'A' ? 'B' : 'A';
+  CHECK_RC(edrlink_token_verify(bad, keyset, (int64_t)time(NULL), 60, NULL, &err), EDRLINK_BAD_SIGNATURE);
+  expect_err(&err, EDRLINK_BAD_SIGNATURE, __LINE__);
+  /* a tampered token is refused by the service too */
+  c = new_client(NULL, NULL);
+  CHECK_RC(edrlink_client_enroll(c, bad, NULL, &err), EDRLINK_BAD_SIGNATURE);
+  expect_err(&err, EDRLINK_BAD_SIGNATURE, __LINE__);
+  edrlink_client_free(c);
+  free(bad);
+  mj_free(iv);
+  edrlink_string_free(info);
+  http_reply_free(&r);
+  free(tok);
+}
+
+static void test_refusals(void) {
+  SECTION("client: refused tokens, blocked flow, wrong epoch");
+  char tenant[64];
+  snprintf(tenant, sizeof tenant, "c%d-refusals", (int)getpid());
+  setup_tenant(tenant);
+  edrlink_error *err = NULL;
+  edrlink_health h;
+
+  /* revoked token */
+  char *jti = NULL;
+  char *tok = new_token(tenant, 0, &jti);
+  char path[256];
+  int st;
+  snprintf(path, sizeof path, "/admin/tokens/%s", jti);
+  mj_free(admin("DELETE", path, NULL, &st, NULL));
+  CHECK(st == 200 || st == 204, "revoke -> %d", st);
+  edrlink_client *c = new_client(NULL, NULL);
+  CHECK_RC(edrlink_client_enroll(c, tok, &h, &err), EDRLINK_TOKEN_REVOKED);
+  expect_err(&err, EDRLINK_TOKEN_REVOKED, __LINE__);
+  edrlink_client_free(c);
+  free(tok); free(jti);
+
+  /* expired token (1 s lifetime; the service allows no skew) */
+  tok = new_token(tenant, 1, NULL);
+  sleep(2);
+  c = new_client(NULL, NULL);
+  CHECK_RC(edrlink_client_enroll(c, tok, &h, &err), EDRLINK_TOKEN_EXPIRED);
+  expect_err(&err, EDRLINK_TOKEN_EXPIRED, __LINE__);
+  edrlink_client_free(c);
+  free(tok);
+
+  /* blocked flow: enrolled, then the admin turns the integration off */
+  char *old_tok = new_token(tenant, 0, NULL);
+  c = new_client(NULL, NULL);
+  CHECK_RC(enroll(c, old_tok, &h), EDRLINK_OK);
+  set_integration(tenant, 0);
+  CHECK_RC(edrlink_client_submit_json(c, GENERIC, &err), EDRLINK_OK);
+  edrlink_flow_state f = 99;
+  edrlink_result rc = edrlink_client_handshake(c, &f, &err);
+  if (err) { fprintf(stderr, "   handshake while off: %s\n", edrlink_error_message(err)); edrlink_error_free(err); err = NULL; }
+  CHECK(rc == EDRLINK_OK && (f == EDRLINK_FLOW_STATE_BLOCKED || f == EDRLINK_FLOW_STATE_REVOKED),
+        "handshake while off: %s, flow %u", edrlink_result_name(rc), f);
+  edrlink_flush_outcome fo = {77, 77};
+  rc = edrlink_client_flush(c, 3, &fo, &err);
+  CHECK(rc == EDRLINK_FLOW_BLOCKED || rc == EDRLINK_REVOKED || rc == EDRLINK_EPOCH_MISMATCH, "flush while off: %s",
+        edrlink_result_name(rc));
+  CHECK(err && edrlink_error_code(err) == rc, "error object matches");
+  edrlink_error_free(err); err = NULL;
+  CHECK(fo.delivered == 77, "outcome untouched on failure");
+  CHECK_RC(edrlink_client_health(c, &h, &err), EDRLINK_OK);
+  CHECK(!h.healthy && h.queued_events == 1 && h.last_error == rc, "events kept while blocked (queued %llu, last %s)",
+        (unsigned long long)h.queued_events, edrlink_result_name(h.last_error));
+  /* enrolling while the integration is off */
+  edrlink_client *c2 = new_client(NULL, NULL);
+  CHECK_RC(edrlink_client_enroll(c2, old_tok, &h, &err), EDRLINK_INTEGRATION_DISABLED);
+  expect_err(&err, EDRLINK_INTEGRATION_DISABLED, __LINE__);
+  /* back on: the old token belongs to the previous epoch */
+  set_integration(tenant, 1);
+  CHECK_RC(edrlink_client_enroll(c2, old_tok, &h, &err), EDRLINK_EPOCH_MISMATCH);
+  expect_err(&err, EDRLINK_EPOCH_MISMATCH, __LINE__);
+  edrlink_client_free(c2);
+  /* a new token re-onboards the first client and its kept event is delivered */
+  tok = new_token(tenant, 0, NULL);
+  CHECK_RC(enroll(c, tok, &h), EDRLINK_OK);
+  CHECK_RC(edrlink_client_flush(c, 20, &fo, &err), EDRLINK_OK);
+  CHECK(fo.delivered >= 1 && fo.queued == 0, "kept event delivered after re-enroll (%llu)", (unsigned long long)fo.delivered);
+  if (err) { edrlink_error_free(err); err = NULL; }
+
+  /* admin-issued offboarding package */
+  snprintf(path, sizeof path, "/admin/tenants/%s/integrations/%s/offboarding-package", tenant, PARTNER);
+  mj *pv = admin("POST", path, "{}", &st, NULL);
+  CHECK(st == 200 || st == 201, "offboarding package -> %d", st);
+  const mj *pkg = mj_get(pv, "package");
+  char *pkg_text = pkg ? (pkg->type == MJ_STR ? strdup(pkg->text) : mj_canonical(pkg)) : NULL;
+  CHECK_RC(edrlink_client_offboard(c, "{\"garbage\":1}", &err), err ? edrlink_error_code(err) : EDRLINK_OK);
+  if (err) { CHECK(edrlink_error_code(err) != EDRLINK_OK, "bad package refused"); edrlink_error_free(err); err = NULL; }
+  else CHECK(0, "a garbage offboarding package was accepted");
+  CHECK_RC(edrlink_client_offboard(c, pkg_text, &err), EDRLINK_OK);
+  if (err) { fprintf(stderr, "   offboard package: %s\n", edrlink_error_message(err)); edrlink_error_free(err); err = NULL; }
+  CHECK_RC(edrlink_client_health(c, &h, &err), EDRLINK_OK);
+  CHECK(!h.onboarded, "offboarded by package");
+  free(pkg_text);
+  mj_free(pv);
+  edrlink_client_free(c);
+  free(tok);
+  free(old_tok);
+}
+
+static void test_downlevel_client(void) {
+  SECTION("client: down-level onboarding package");
+  char tenant[64];
+  snprintf(tenant, sizeof tenant, "c%d-downlevel", (int)getpid());
+  setup_tenant(tenant);
+  char path[256], *pkg = NULL;
+  int st;
+  snprintf(path, sizeof path, "/admin/tenants/%s/integrations/%s/onboarding-package", tenant, PARTNER);
+  mj_free(admin("POST", path, "{}", &st, &pkg));
+  CHECK(st == 200 || st == 201, "onboarding package -> %d", st);
+  edrlink_error *err = NULL;
+  edrlink_client *c = new_client(NULL, NULL);
+  edrlink_health h;
+  CHECK_RC(edrlink_client_enroll_package(c, pkg, &h, &err), EDRLINK_OK);
+  if (err) { fprintf(stderr, "   %s\n", edrlink_error_message(err)); edrlink_error_free(err); err = NULL; }
+  CHECK(h.onboarded, "down-level onboarded");
+  edrlink_flow_state f = 99;
+  CHECK_RC(edrlink_client_handshake(c, &f, &err), EDRLINK_OK);
+  CHECK(f == EDRLINK_FLOW_STATE_OPEN, "down-level flow open");
+  CHECK_RC(edrlink_client_submit_json(c, GENERIC, &err), EDRLINK_OK);
+  CHECK_RC(edrlink_client_send_test_detection(c, &err), EDRLINK_OK);
+  edrlink_flush_outcome fo = {0};
+  CHECK_RC(edrlink_client_flush(c, 20, &fo, &err), EDRLINK_OK);
+  if (err) { fprintf(stderr, "   %s\n", edrlink_error_message(err)); edrlink_error_free(err); err = NULL; }
+  CHECK(fo.delivered >= 2 && fo.queued == 0, "down-level delivered %llu", (unsigned long long)fo.delivered);
+  CHECK(stat_events(tenant) == (long long)fo.delivered, "stored %lld", stat_events(tenant));
+  CHECK(eicar_alerts(tenant) == 1, "down-level EICAR alert");
+  edrlink_client_free(c);
+  free(pkg);
+}
+
+static void test_host_transport(void) {
+  SECTION("client: host transport (socket, and forwarding to the built-in one)");
+  char tenant[64];
+  snprintf(tenant, sizeof tenant, "c%d-transport", (int)getpid());
+  setup_tenant(tenant);
+  edrlink_error *err = NULL;
+  for (int mode = 0; mode < 2; mode++) {
+    counting_transport ct = {0};
+    ct.use_builtin = mode;
+    edrlink_transport t = {&ct, counting_send, counting_free};
+    edrlink_client *c = new_client(&t, NULL);
+    char *tok = new_token(tenant, 0, NULL);
+    CHECK_RC(enroll(c, tok, NULL), EDRLINK_OK);
+    long after_enroll = ct.calls;
+    CHECK(after_enroll >= 2, "mode %d: redeem + handshake went through the host transport (%ld)", mode, after_enroll);
+    for (int i = 0; i < 5; i++) CHECK_RC(edrlink_client_submit_json(c, GENERIC, &err), EDRLINK_OK);
+    edrlink_flush_outcome fo = {0};
+    CHECK_RC(edrlink_client_flush(c, 20, &fo, &err), EDRLINK_OK);
+    CHECK(fo.delivered >= 5 && fo.queued == 0 && ct.calls > after_enroll && ct.failures == 0, "mode %d: delivered %llu via %ld calls", mode,
+          (unsigned long long)fo.delivered, ct.calls);
+    CHECK(ct.freed == 0, "userdata alive while the client lives");
+    edrlink_client_free(c);
+    CHECK(ct.freed == 1, "free_userdata called exactly once by edrlink_client_free");
+    free(tok);
+  }
+  /* a dead network: enroll gives up with EDRLINK_TRANSPORT after op_timeout */
+  counting_transport dead = {0};
+  dead.fail_all = 1;
+  edrlink_transport t = {&dead, counting_send, NULL};
+  opts_buf b;
+  init_opts(&b);
+  b.o.op_timeout_secs = 2;
+  edrlink_client *c = NULL;
+  CHECK_RC(edrlink_client_new(&b.o, &t, &c, &err), EDRLINK_OK);
+  char *tok = new_token(tenant, 0, NULL);
+  CHECK_RC(edrlink_client_enroll(c, tok, NULL, &err), EDRLINK_TRANSPORT);
+  expect_err(&err, EDRLINK_TRANSPORT, __LINE__);
+  CHECK(dead.calls >= 1, "transport was tried (%ld)", dead.calls);
+  edrlink_client_free(c);
+  free(tok);
+
+  /* response helpers reject NULL / bad input */
+  CHECK_RC(edrlink_http_response_set_status(NULL, 200, &err), EDRLINK_NULL_POINTER); expect_err(&err, EDRLINK_NULL_POINTER, __LINE__);
+  CHECK_RC(edrlink_http_response_add_header(NULL, "a", "b", &err), EDRLINK_NULL_POINTER); expect_err(&err, EDRLINK_NULL_POINTER, __LINE__);
+  CHECK_RC(edrlink_http_response_set_body(NULL, NULL, 0, &err), EDRLINK_NULL_POINTER); expect_err(&err, EDRLINK_NULL_POINTER, __LINE__);
+  CHECK_RC(edrlink_builtin_transport_send(NULL, NULL, &err), EDRLINK_NULL_POINTER); expect_err(&err, EDRLINK_NULL_POINTER, __LINE__);
+}
+
+/* A transport whose callback checks the response helpers' error paths once. */
+static int probing_send(void *userdata, const edrlink_http_request *req, edrlink_http_response *resp) {
+  int *probed = userdata;
+  if (!*probed) {
+    *probed = 1;
+    edrlink_error *err = NULL;
+    CHECK_RC(edrlink_http_response_set_status(resp, 42, &err), EDRLINK_INVALID_ARGUMENT);
+    expect_err(&err, EDRLINK_INVALID_ARGUMENT, __LINE__);
+    CHECK_RC(edrlink_http_response_add_header(resp, NULL, "v", &err), EDRLINK_NULL_POINTER);
+    expect_err(&err, EDRLINK_NULL_POINTER, __LINE__);
+    CHECK_RC(edrlink_http_response_add_header(resp, "n", BAD_UTF8, &err), EDRLINK_INVALID_UTF8);
+    expect_err(&err, EDRLINK_INVALID_UTF8, __LINE__);
+    CHECK_RC(edrlink_http_response_set_body(resp, NULL, 4, &err), EDRLINK_NULL_POINTER);
+    expect_err(&err, EDRLINK_NULL_POINTER, __LINE__);
+    edrlink_http_request bad = *req;
+    bad.url = NULL;
+    CHECK_RC(edrlink_builtin_transport_send(&bad, resp, &err), EDRLINK_NULL_POINTER);
+    expect_err(&err, EDRLINK_NULL_POINTER, __LINE__);
+    /* returning 0 without a status is a transport failure */
+    return 0;
+  }
+  return edrlink_builtin_transport_send(req, resp, NULL) == EDRLINK_OK ? 0 : 1;
+}
+
+static void test_probe_transport(void) {
+  SECTION("client: response helper errors inside send");
+  char tenant[64];
+  snprintf(tenant, sizeof tenant, "c%d-transport", (int)getpid());
+  int probed = 0;
+  edrlink_transport t = {&probed, probing_send, NULL};
+  edrlink_client *c = new_client(&t, NULL);
+  char *tok = new_token(tenant, 0, NULL);
+  CHECK_RC(enroll(c, tok, NULL), EDRLINK_OK); /* the first (status-less) exchange is retried */
+  CHECK(probed == 1, "probe ran");
+  edrlink_client_free(c);
+  free(tok);
+}
+
+/* --- threads ------------------------------------------------------------ */
+
+#define THREADS 4
+#define PER_THREAD 50
+
+typedef struct { edrlink_client *c; int failures; int flusher; } thread_arg;
+
+static void *worker(void *p) {
+  thread_arg *a = p;
+  for (int i = 0; i < PER_THREAD; i++) {
+    edrlink_error *err = NULL;
+    if (edrlink_client_submit_json(a->c, GENERIC, &err) != EDRLINK_OK) a->failures++;
+    edrlink_error_free(err);
+    edrlink_health h;
+    if (edrlink_client_health(a->c, &h, NULL) != EDRLINK_OK || !h.onboarded) a->failures++;
+    if (i % 10 == 0) {
+      char *js = NULL;
+      if (edrlink_client_health_json(a->c, &js, NULL) != EDRLINK_OK) a->failures++;
+      edrlink_string_free(js);
+    }
+    if (a->flusher && i % 10 == 9) {
+      if (edrlink_client_flush(a->c, 5, NULL, NULL) != EDRLINK_OK) a->failures++;
+    }
+  }
+  return NULL;
+}
+
+static void test_threads(void) {
+  SECTION("client: several threads on one client");
+  char tenant[64];
+  snprintf(tenant, sizeof tenant, "c%d-threads", (int)getpid());
+  setup_tenant(tenant);
+  char *tok = new_token(tenant, 0, NULL);
+  counting_transport ct = {0};
+  edrlink_transport t = {&ct, counting_send, counting_free};
+  edrlink_client *c = new_client(&t, NULL);
+  CHECK_RC(enroll(c, tok, NULL), EDRLINK_OK);
+  pthread_t th[THREADS];
+  thread_arg args[THREADS];
+  for (int i = 0; i < THREADS; i++) {
+    args[i] = (thread_arg){c, 0, i < 2};
+    pthread_create(&th[i], NULL, worker, &args[i]);
+  }
+  int failures = 0;
+  for (int i = 0; i < THREADS; i++) { pthread_join(th[i], NULL); failures += args[i].failures; }
+  CHECK(failures == 0, "%d failed calls across threads", failures);
+  edrlink_flush_outcome fo = {0};
+  edrlink_error *err = NULL;
+  CHECK_RC(edrlink_client_flush(c, 30, &fo, &err), EDRLINK_OK);
+  edrlink_health h;
+  CHECK_RC(edrlink_client_health(c, &h, &err), EDRLINK_OK);
+  /* every submitted event arrived (plus the client's own heartbeats), and stored == sent */
+  CHECK(h.sent_events >= THREADS * PER_THREAD && h.queued_events == 0 && h.dropped_events == 0, "sent %llu",
+        (unsigned long long)h.sent_events);
+  CHECK(stat_events(tenant) == (long long)h.sent_events, "stored == sent (%lld)", stat_events(tenant));
+  edrlink_client_free(c);
+  CHECK(ct.freed == 1, "userdata freed once");
+  free(tok);
+}
+
+int canon_eq_pub(const char *json, const mj *v) {
+  char *a = mj_canonical_text(json), *b = mj_canonical(v);
+  int eq = a && b && !strcmp(a, b);
+  free(a); free(b);
+  return eq;
+}
+
+void run_client_tests(const char *url, const char *admin_key, const char *tmpdir) {
+  URL = url; ADMIN = admin_key; TMP = tmpdir;
+  test_client_args();
+  test_enroll_send();
+  test_refusals();
+  test_downlevel_client();
+  test_host_transport();
+  test_probe_transport();
+  test_threads();
+}

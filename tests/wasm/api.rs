@@ -1,0 +1,293 @@
+//! The JS-facing API of edrlink-wasm: tokens, envelopes, the async client
+//! driver against the core's service role (through a `fetch` function).
+#![cfg(target_arch = "wasm32")]
+
+#[path = "common/mod.rs"]
+mod common;
+
+use common::*;
+use edrlink_wasm::*;
+use js_sys::{Function, Object, Uint8Array};
+use std::cell::RefCell;
+use std::rc::Rc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_test::*;
+
+#[wasm_bindgen_test]
+fn inspect_reports_status_and_seconds_left() {
+    let svc = fake_service();
+    let tok = issue_token(&svc, 7200);
+    let t = now();
+    let info = inspect_token(&format!("  {tok}\n"), Some(t as f64)).unwrap();
+    assert_eq!(get(&info, "status").as_string().as_deref(), Some("valid"));
+    assert_eq!(get(&info, "seconds_left").as_f64(), Some(7200.0));
+    assert_eq!(
+        get(&get(&info, "claims"), "tenant_id")
+            .as_string()
+            .as_deref(),
+        Some(TENANT)
+    );
+    assert_eq!(
+        get(&get(&info, "claims"), "service_url")
+            .as_string()
+            .as_deref(),
+        Some(SERVICE_URL)
+    );
+    let soon = inspect_token(&tok, Some((t + 7200 - 600) as f64)).unwrap();
+    assert_eq!(
+        get(&soon, "status").as_string().as_deref(),
+        Some("expires_soon")
+    );
+    assert_eq!(get(&soon, "seconds_left").as_f64(), Some(600.0));
+    let gone = inspect_token(&tok, Some((t + 7300) as f64)).unwrap();
+    assert_eq!(get(&gone, "status").as_string().as_deref(), Some("expired"));
+    assert_eq!(get(&gone, "seconds_left").as_f64(), Some(-100.0));
+    let early = inspect_token(&tok, Some((t - 10) as f64)).unwrap();
+    assert_eq!(
+        get(&early, "status").as_string().as_deref(),
+        Some("not_yet_valid")
+    );
+    // Default "now" is Date.now().
+    let live = inspect_token(&tok, None).unwrap();
+    let left = get(&live, "seconds_left").as_f64().unwrap();
+    assert!((7190.0..=7200.0).contains(&left), "{left}");
+}
+
+#[wasm_bindgen_test]
+fn verify_token_with_keyset_object_or_string() {
+    let svc = fake_service();
+    let tok = issue_token(&svc, 3600);
+    let keyset = svc.borrow().role.keyset().to_json();
+    let claims = verify_token(&tok, keyset.clone().into(), None, None).unwrap();
+    assert_eq!(
+        get(&claims, "partner_id").as_string().as_deref(),
+        Some(PARTNER)
+    );
+    let obj = js_sys::JSON::parse(&keyset).unwrap();
+    verify_token(&tok, obj, None, None).unwrap();
+    let e = verify_token(
+        &tok,
+        keyset.clone().into(),
+        Some((now() + 3600 + 61) as f64),
+        Some(60.0),
+    )
+    .unwrap_err();
+    assert_eq!(code_of(&e), "token_expired");
+    let other =
+        edrlink_core::keys::Keyset::from_keys(&[edrlink_core::keys::SigningKey::from_seed(
+            &[1; 32],
+        )
+        .unwrap()
+        .verifying_key()]);
+    assert_eq!(
+        code_of(&verify_token(&tok, other.to_json().into(), None, None).unwrap_err()),
+        "unknown_key"
+    );
+    assert_eq!(
+        code_of(&verify_token(&tok, JsValue::UNDEFINED, None, None).unwrap_err()),
+        "invalid_argument"
+    );
+    assert_eq!(
+        code_of(&verify_token(&tok, "{".into(), None, None).unwrap_err()),
+        "malformed"
+    );
+}
+
+#[wasm_bindgen_test]
+fn envelopes_round_trip_as_uint8array() {
+    let key = SigningKey::from_seed(&[9u8; 32]).unwrap();
+    let payload: Vec<u8> = (0..=255u8).collect();
+    let env = seal_envelope("application/x-test", &payload, &key).unwrap();
+    assert_eq!(
+        env,
+        key.seal("application/x-test", &payload).unwrap(),
+        "deterministic signatures"
+    );
+    let pk = key.public_key();
+    assert_eq!(pk.len(), 32);
+    assert_eq!(key_id_of(&pk).unwrap(), key.key_id());
+    assert_eq!(
+        open_envelope(&env, "application/x-test", &pk).unwrap(),
+        payload
+    );
+    let v = verify_envelope(&env, &pk).unwrap();
+    assert_eq!(
+        get(&v, "payload_type").as_string().as_deref(),
+        Some("application/x-test")
+    );
+    assert_eq!(get(&v, "keyid").as_string(), Some(key.key_id()));
+    assert!(get(&v, "payload").is_instance_of::<Uint8Array>());
+    assert_eq!(Uint8Array::new(&get(&v, "payload")).to_vec(), payload);
+    let sig = key.sign(b"msg");
+    assert!(verify_signature(&pk, b"msg", &sig).unwrap());
+    assert!(!verify_signature(&pk, b"msh", &sig).unwrap());
+    let fresh = SigningKey::generate().unwrap();
+    assert_ne!(fresh.public_key(), pk);
+    assert_eq!(pae("t", b"ab"), b"DSSEv1 1 t 2 ab".to_vec());
+}
+
+#[wasm_bindgen_test]
+fn eicar_event_and_validation() {
+    let e = eicar_test_event(Some("C:\\eicar.com".into()), Some(1_795_435_200.0)).unwrap();
+    let j = json_of(&e);
+    assert_eq!(j["type"], "detection");
+    assert_eq!(j["test"], true);
+    assert_eq!(j["sha256"], edrlink_core::eicar::EICAR_SHA256);
+    assert_eq!(j["time"], "2026-11-23T12:00:00Z");
+    assert_eq!(j["file_path"], "C:\\eicar.com");
+    let back = validate_event(e).unwrap();
+    assert_eq!(json_of(&back), j);
+    assert_eq!(
+        code_of(&validate_event(r#"{"type":"generic","time":"x","name":"n"}"#.into()).unwrap_err()),
+        "malformed"
+    );
+    assert_eq!(random_id(Some(16)).unwrap().len(), 22);
+    assert_eq!(version(), edrlink_core::VERSION);
+}
+
+#[wasm_bindgen_test]
+async fn enroll_send_eicar_block_and_resume() {
+    let svc = fake_service();
+    let tok = issue_token(&svc, 3600);
+    let events = Rc::new(RefCell::new(Vec::<String>::new()));
+    let ev2 = events.clone();
+    let on_event = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
+        let mut s = get(&e, "type").as_string().unwrap();
+        if let Some(f) = get(&e, "flow").as_string() {
+            s = format!("{s}:{f}");
+        }
+        ev2.borrow_mut().push(s);
+    });
+    let opts = client_options("d1", &service_fetch(&svc));
+    set(&opts, "onEvent", on_event.as_ref());
+    let c = Client::new(opts).unwrap();
+    assert!(c.export_credential().is_none());
+    assert_eq!(
+        code_of(&await_promise(c.flush(None)).await.unwrap_err()),
+        "invalid_state"
+    );
+
+    let h = await_promise(c.enroll(&tok)).await.unwrap();
+    assert_eq!(get(&h, "flow").as_string().as_deref(), Some("open"));
+    assert_eq!(get(&h, "onboarded").as_bool(), Some(true));
+    assert_eq!(c.flow().as_string().as_deref(), Some("open"));
+    let inst = c.installation_id().unwrap();
+    assert!(
+        events.borrow().contains(&"credential_changed".to_string()),
+        "{:?}",
+        events.borrow()
+    );
+    assert!(events.borrow().contains(&"flow_changed:open".to_string()));
+
+    c.send_test_detection(None).unwrap();
+    let out = await_promise(c.flush(None)).await.unwrap();
+    assert!(get(&out, "delivered").as_f64().unwrap() >= 1.0);
+    assert_eq!(get(&out, "queued").as_f64(), Some(0.0));
+    assert!(c.is_idle());
+    {
+        let s = svc.borrow();
+        assert_eq!(s.store.alerts.len(), 1);
+        assert_eq!(
+            s.store.alerts[0].1.title,
+            edrlink_core::eicar::EICAR_ALERT_TITLE
+        );
+        assert_eq!(s.store.alerts[0].0, inst);
+    }
+    let h = c.health().unwrap();
+    assert_eq!(get(&h, "healthy").as_bool(), Some(true));
+    assert!(get(&h, "drops").is_object());
+
+    // The admin turns the integration off: the flush is refused, events stay queued.
+    set_enabled(&svc, false);
+    c.submit(
+        r#"{"type":"generic","time":"2026-11-23T12:00:00Z","name":"e1","data":{"k":1}}"#.into(),
+    )
+    .unwrap();
+    let e = await_promise(c.flush(None)).await.unwrap_err();
+    assert_eq!(code_of(&e), "flow_blocked");
+    assert_eq!(c.flow().as_string().as_deref(), Some("blocked"));
+    let h = c.health().unwrap();
+    assert!(get(&h, "queued_events").as_f64().unwrap() >= 1.0);
+    assert!(get(&h, "last_error")
+        .as_string()
+        .unwrap()
+        .starts_with("flow_blocked"));
+
+    // The credential survives an export/import into a new client; on again, a new
+    // token resumes the same installation and delivers what was queued.
+    let cred = c.export_credential().unwrap();
+    assert!(cred.contains("key_seed"));
+    set_enabled(&svc, true);
+    let tok2 = issue_token(&svc, 3600);
+    let c2 = Client::new(client_options("d1", &service_fetch(&svc))).unwrap();
+    c2.import_credential(&cred).unwrap();
+    assert_eq!(c2.installation_id().as_deref(), Some(inst.as_str()));
+    let flow = await_promise(c2.handshake()).await.unwrap();
+    assert_eq!(
+        flow.as_string().as_deref(),
+        Some("revoked"),
+        "epoch moved on"
+    );
+    let h = await_promise(c.enroll(&tok2)).await.unwrap();
+    assert_eq!(get(&h, "flow").as_string().as_deref(), Some("open"));
+    assert_eq!(c.installation_id().as_deref(), Some(inst.as_str()));
+    await_promise(c.flush(None)).await.unwrap();
+    let names: Vec<String> = svc
+        .borrow()
+        .store
+        .events_of(&inst)
+        .into_iter()
+        .filter_map(|e| match e {
+            edrlink_core::telemetry::Event::Generic(g) => Some(g.name),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(names, ["e1"]);
+
+    // Opt-out wipes the credential.
+    await_promise(c.offboard(None)).await.unwrap();
+    assert!(c.export_credential().is_none());
+    assert!(events.borrow().contains(&"credential_removed".to_string()));
+}
+
+#[wasm_bindgen_test]
+async fn health_can_be_read_while_an_operation_runs() {
+    let svc = fake_service();
+    let tok = issue_token(&svc, 3600);
+    let c = Client::new(client_options("d2", &service_fetch(&svc))).unwrap();
+    let p = c.enroll(&tok);
+    // The drive is suspended at its first await: the client is not borrowed.
+    let h = c.health().unwrap();
+    assert_eq!(get(&h, "onboarded").as_bool(), Some(false));
+    await_promise(p).await.unwrap();
+    // Two overlapping operations share the single in-flight slot.
+    c.send_test_detection(Some("/tmp/eicar".into())).unwrap();
+    let (a, b) = (c.flush(None), c.handshake());
+    await_promise(a).await.unwrap();
+    await_promise(b).await.unwrap();
+    assert!(c.is_idle());
+}
+
+#[wasm_bindgen_test]
+async fn options_are_checked() {
+    let f: Function = failing_fetch();
+    assert_eq!(
+        code_of(&Client::new(JsValue::UNDEFINED).err().unwrap()),
+        "invalid_argument"
+    );
+    assert_eq!(
+        code_of(&Client::new(Object::new().into()).err().unwrap()),
+        "invalid_argument"
+    );
+    let o = client_options("d", &f);
+    set(&o, "whenFull", &"sometimes".into());
+    assert_eq!(code_of(&Client::new(o).err().unwrap()), "invalid_argument");
+    let o = client_options("d", &f);
+    set(&o, "fetch", &"not a function".into());
+    assert_eq!(code_of(&Client::new(o).err().unwrap()), "invalid_argument");
+    let o = client_options("d", &f);
+    set(&o, "credential", &"{}".into());
+    assert_eq!(code_of(&Client::new(o).err().unwrap()), "malformed");
+    let o = client_options("", &f);
+    assert_eq!(code_of(&Client::new(o).err().unwrap()), "invalid_argument");
+}

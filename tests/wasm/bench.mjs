@@ -1,0 +1,103 @@
+// Size budget and speed of the edrlink wasm package (a benchmark, not a test: it
+// reports figures and ratios and never fails on them).
+//   node tests/wasm/bench.mjs [--json]      (after wasm/build.sh; see bench.sh)
+// Compares, in one run on the same 1 KiB payload: edrlink (wasm, ring Ed25519),
+// @noble/ed25519 (pure JS, sync, sha512 from node:crypto — its fastest setup) and
+// Node's built-in crypto.sign/verify('ed25519') (OpenSSL).
+import { readFileSync } from 'node:fs';
+import { gzipSync, constants } from 'node:zlib';
+import { createHash, createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify } from 'node:crypto';
+import { createRequire } from 'node:module';
+import * as edr from '../../wasm/js/node.mjs';
+
+const ROOT = new URL('../../', import.meta.url);
+const require = createRequire(new URL('tools/package.json', ROOT));
+const ed = await import(require.resolve('@noble/ed25519'));
+ed.hashes.sha512 = (m) => new Uint8Array(createHash('sha512').update(m).digest());
+
+const size = (rel) => {
+  const b = readFileSync(new URL(rel, ROOT));
+  return { raw: b.length, gzip9: gzipSync(b, { level: constants.Z_BEST_COMPRESSION }).length };
+};
+const sizes = {
+  'web .wasm': size('wasm/pkg/web/edrlink_wasm_bg.wasm'),
+  'web glue .js': size('wasm/pkg/web/edrlink_wasm.js'),
+  'node glue .js': size('wasm/pkg/node/edrlink_wasm.js'),
+  'wrapper js/*.mjs': ['wasm/js/web.mjs', 'wasm/js/errors.mjs'].map(size).reduce((a, b) => ({ raw: a.raw + b.raw, gzip9: a.gzip9 + b.gzip9 })),
+};
+const browserTotal = ['web .wasm', 'web glue .js', 'wrapper js/*.mjs'].reduce((a, k) => ({ raw: a.raw + sizes[k].raw, gzip9: a.gzip9 + sizes[k].gzip9 }), { raw: 0, gzip9: 0 });
+
+// ---- speed
+const seed = new Uint8Array(32).fill(7);
+const payload = new Uint8Array(1024).map((_, i) => (i * 31) & 0xff);
+const TYPE = 'application/vnd.edrlink.batch.v1+json';
+const key = edr.SigningKey.fromSeed(seed);
+const pub = key.publicKey;
+const pae = edr.pae(TYPE, payload);
+const nodePriv = createPrivateKey({ key: Buffer.concat([Buffer.from('302e020100300506032b657004220420', 'hex'), Buffer.from(seed)]), format: 'der', type: 'pkcs8' });
+const nodePub = createPublicKey({ key: Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), Buffer.from(pub)]), format: 'der', type: 'spki' });
+const noblePub = ed.getPublicKey(seed);
+if (Buffer.compare(Buffer.from(noblePub), Buffer.from(pub)) !== 0) throw new Error('public keys differ');
+
+const sig = key.sign(pae);
+const env = edr.sealEnvelope(TYPE, payload, key);
+const kid = key.keyId;
+const b64 = (u8) => Buffer.from(u8).toString('base64');
+// The same envelope built in JS around each signer (PAE, base64, JSON) for a like-for-like seal/open.
+const sealWith = (signFn) => new TextEncoder().encode(JSON.stringify({ payload: b64(payload), payloadType: TYPE,
+  signatures: [{ keyid: kid, sig: b64(signFn(edr.pae(TYPE, payload))) }] }));
+const openWith = (bytes, verifyFn) => {
+  const e = JSON.parse(new TextDecoder().decode(bytes));
+  const p = Buffer.from(e.payload, 'base64');
+  if (e.payloadType !== TYPE || e.signatures[0].keyid !== kid) throw new Error('type/keyid');
+  if (!verifyFn(edr.pae(TYPE, p), Buffer.from(e.signatures[0].sig, 'base64'))) throw new Error('bad sig');
+  return p;
+};
+// Sanity: all three agree (Ed25519 is deterministic).
+if (b64(ed.sign(pae, seed)) !== b64(sig) || b64(nodeSign(null, pae, nodePriv)) !== b64(sig)) throw new Error('signatures differ');
+if (Buffer.compare(Buffer.from(sealWith((m) => ed.sign(m, seed))), Buffer.from(env)) !== 0) throw new Error('envelopes differ');
+
+function bench(fn, minMs = 400) {
+  for (let i = 0; i < 20; i++) fn();
+  let n = 0; const t0 = process.hrtime.bigint(); let el = 0;
+  do { for (let i = 0; i < 50; i++) fn(); n += 50; el = Number(process.hrtime.bigint() - t0) / 1e6; } while (el < minMs);
+  return n / (el / 1000);
+}
+const rows = {
+  'sign 1 KiB': {
+    edrlink: bench(() => key.sign(pae)),
+    noble: bench(() => ed.sign(pae, seed)),
+    node: bench(() => nodeSign(null, pae, nodePriv)),
+  },
+  'verify 1 KiB': {
+    edrlink: bench(() => edr.verifySignature(pub, pae, sig)),
+    noble: bench(() => ed.verify(sig, pae, noblePub)),
+    node: bench(() => nodeVerify(null, pae, nodePub, sig)),
+  },
+  'envelope seal 1 KiB': {
+    edrlink: bench(() => edr.sealEnvelope(TYPE, payload, key)),
+    noble: bench(() => sealWith((m) => ed.sign(m, seed))),
+    node: bench(() => sealWith((m) => nodeSign(null, m, nodePriv))),
+  },
+  'envelope open 1 KiB': {
+    edrlink: bench(() => edr.openEnvelope(env, TYPE, pub)),
+    noble: bench(() => openWith(env, (m, s) => ed.verify(s, m, noblePub))),
+    node: bench(() => openWith(env, (m, s) => nodeVerify(null, m, nodePub, s))),
+  },
+};
+
+const fmt = (n) => n >= 1000 ? `${(n / 1000).toFixed(1)}k` : n.toFixed(0);
+if (process.argv.includes('--json')) {
+  console.log(JSON.stringify({ node: process.version, sizes, browserTotal, opsPerSec: rows }, null, 2));
+} else {
+  console.log(`edrlink-wasm ${edr.version()}  node ${process.version}  ${new Date().toISOString()}`);
+  console.log('\nsize            raw bytes   gzip -9');
+  for (const [k, v] of Object.entries(sizes)) console.log(`${k.padEnd(18)}${String(v.raw).padStart(9)} ${String(v.gzip9).padStart(9)}`);
+  console.log(`${'browser total'.padEnd(18)}${String(browserTotal.raw).padStart(9)} ${String(browserTotal.gzip9).padStart(9)}   (goal < 100 KB gzip: ${browserTotal.gzip9 < 100 * 1024 ? 'met' : 'NOT met'})`);
+  console.log('\nops/s                 edrlink     noble      node   edrlink/noble  edrlink/node');
+  for (const [k, r] of Object.entries(rows)) {
+    console.log(`${k.padEnd(20)}${fmt(r.edrlink).padStart(9)} ${fmt(r.noble).padStart(9)} ${fmt(r.node).padStart(9)}   ${(r.edrlink / r.noble).toFixed(2).padStart(8)}x   ${(r.edrlink / r.node).toFixed(2).padStart(8)}x`);
+  }
+  console.log('\ngoals: sign >= 3.5x noble, verify >= 10x noble, >= 0.5x node built-in');
+}
+key.free();

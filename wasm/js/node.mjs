@@ -1,0 +1,12 @@
+// Node 20+ entry: ESM over the `--target nodejs` build (loaded synchronously).
+// `init()` exists for symmetry with the browser entry and resolves at once.
+import { createRequire } from 'node:module';
+import { EdrlinkError } from './errors.mjs';
+
+const require = createRequire(import.meta.url);
+const wasm = require('../pkg/node/edrlink_wasm.js');
+wasm.__registerErrorClass(EdrlinkError);
+
+export * from '../pkg/node/edrlink_wasm.js';
+export { EdrlinkError };
+export function init() { return Promise.resolve(); }
