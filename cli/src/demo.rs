@@ -42,7 +42,9 @@ fn check(ok: bool, what: impl Into<String>) -> StepResult {
 }
 
 fn generic(name: &str, i: u64) -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
     json!({"type": "generic", "time": edrlink_core::encoding::rfc3339(now), "name": name, "data": {"n": i}}).to_string()
 }
 
@@ -65,7 +67,14 @@ impl Demo {
             product_version: edrlink_core::VERSION.into(),
         };
         let t = HttpTransport::new(HttpOptions::default()).map_err(|e| e.to_string())?;
-        Agent::new(AgentConfig { client: ClientConfig::new(device), data_dir: Some(self.endpoint_dir(n)) }, t).map_err(|e| e.to_string())
+        Agent::new(
+            AgentConfig {
+                client: ClientConfig::new(device),
+                data_dir: Some(self.endpoint_dir(n)),
+            },
+            t,
+        )
+        .map_err(|e| e.to_string())
     }
 
     fn endpoint_dir(&self, n: usize) -> PathBuf {
@@ -73,21 +82,39 @@ impl Demo {
     }
 
     fn integration(&self, enabled: bool) -> Result<Value, String> {
-        self.admin.ok("PUT", &format!("/admin/tenants/{TENANT}/integrations/{PARTNER}"), Some(json!({"enabled": enabled})))
+        self.admin.ok(
+            "PUT",
+            &format!("/admin/tenants/{TENANT}/integrations/{PARTNER}"),
+            Some(json!({"enabled": enabled})),
+        )
     }
 
     fn new_token(&self) -> Result<String, String> {
-        let v = self.admin.ok("POST", &format!("/admin/tenants/{TENANT}/integrations/{PARTNER}/tokens"), Some(json!({"lifetime_secs": 3600, "max_uses": 10})))?;
-        v["token"].as_str().map(str::to_owned).ok_or_else(|| format!("no token in {v}"))
+        let v = self.admin.ok(
+            "POST",
+            &format!("/admin/tenants/{TENANT}/integrations/{PARTNER}/tokens"),
+            Some(json!({"lifetime_secs": 3600, "max_uses": 10})),
+        )?;
+        v["token"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| format!("no token in {v}"))
     }
 
     fn installations(&self) -> Result<Value, String> {
-        self.admin.ok("GET", &format!("/admin/tenants/{TENANT}/installations"), None)
+        self.admin.ok(
+            "GET",
+            &format!("/admin/tenants/{TENANT}/installations"),
+            None,
+        )
     }
 
     fn installation(&self, id: &str) -> Result<Value, String> {
         let v = self.installations()?;
-        v["installations"].as_array().and_then(|a| a.iter().find(|i| i["id"] == id).cloned()).ok_or_else(|| format!("installation {id} not listed"))
+        v["installations"]
+            .as_array()
+            .and_then(|a| a.iter().find(|i| i["id"] == id).cloned())
+            .ok_or_else(|| format!("installation {id} not listed"))
     }
 
     fn sent_total(&self) -> u64 {
@@ -95,15 +122,25 @@ impl Demo {
     }
 
     fn inst(&self, n: usize) -> String {
-        self.endpoints[n].health().installation_id.unwrap_or_default()
+        self.endpoints[n]
+            .health()
+            .installation_id
+            .unwrap_or_default()
     }
 }
 
 /// Runs the demo; exit 0 only if every step behaved as the story says.
 pub fn run(keep: bool, json: bool) -> Result<u8, Failure> {
-    let unique = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let unique = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
     let dir = std::env::temp_dir().join(format!("edrlink-demo-{}-{unique}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| fail(ErrorCode::Storage, format!("creating {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        fail(
+            ErrorCode::Storage,
+            format!("creating {}: {e}", dir.display()),
+        )
+    })?;
     let admin_key = edrlink_core::keys::random_id(&edrlink_core::keys::SystemRandom, 24)?;
     let db = dir.join("edrlink.db");
     let settings = edrlink_service::Settings {
@@ -116,8 +153,19 @@ pub fn run(keep: bool, json: bool) -> Result<u8, Failure> {
     if !json {
         println!("edrlink demo: a partner AV product onboards to the EDR service, end to end\n");
     }
-    let svc = edrlink_service::RunningService::start(settings).map_err(|e| fail(ErrorCode::Internal, format!("starting the service: {e:#}")))?;
-    let mut d = Demo { admin: Admin::new(svc.url(), &admin_key), admin_url: svc.url().to_owned(), dir: dir.clone(), token: String::new(), endpoints: vec![], submitted: 0, json, log: vec![], details: vec![] };
+    let svc = edrlink_service::RunningService::start(settings)
+        .map_err(|e| fail(ErrorCode::Internal, format!("starting the service: {e:#}")))?;
+    let mut d = Demo {
+        admin: Admin::new(svc.url(), &admin_key),
+        admin_url: svc.url().to_owned(),
+        dir: dir.clone(),
+        token: String::new(),
+        endpoints: vec![],
+        submitted: 0,
+        json,
+        log: vec![],
+        details: vec![],
+    };
     let url = svc.url().to_owned();
     let steps: Vec<(String, Box<dyn Fn(&mut Demo) -> StepResult>)> = vec![
         (
@@ -327,13 +375,22 @@ pub fn run(keep: bool, json: bool) -> Result<u8, Failure> {
     drop(d.endpoints.drain(..));
     svc.shutdown();
     if json {
-        println!("{}", serde_json::to_string_pretty(&json!({"passed": passed, "total": total, "ok": passed == total, "steps": d.log})).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &json!({"passed": passed, "total": total, "ok": passed == total, "steps": d.log})
+            )
+            .unwrap_or_default()
+        );
     } else {
         println!();
         if passed == total {
             println!("✔ all {total} steps behaved as the story says");
         } else {
-            println!("✘ {passed}/{total} steps passed; step {} did not behave as the story says", passed + 1);
+            println!(
+                "✘ {passed}/{total} steps passed; step {} did not behave as the story says",
+                passed + 1
+            );
         }
     }
     if keep {
@@ -343,7 +400,11 @@ pub fn run(keep: bool, json: bool) -> Result<u8, Failure> {
     } else {
         let _ = std::fs::remove_dir_all(&dir);
     }
-    Ok(if passed == total { exit::OK } else { exit::ERROR })
+    Ok(if passed == total {
+        exit::OK
+    } else {
+        exit::ERROR
+    })
 }
 
 impl Demo {
@@ -352,14 +413,20 @@ impl Demo {
     }
 
     fn stats(&self) -> Result<Value, String> {
-        self.admin.ok("GET", &format!("/admin/tenants/{TENANT}/stats"), None)
+        self.admin
+            .ok("GET", &format!("/admin/tenants/{TENANT}/stats"), None)
     }
 }
 
 fn rel(p: &Path, base: &Path) -> String {
-    p.strip_prefix(base).map_or_else(|_| p.display().to_string(), |r| format!("<tmp>/{}", r.display()))
+    p.strip_prefix(base).map_or_else(
+        |_| p.display().to_string(),
+        |r| format!("<tmp>/{}", r.display()),
+    )
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }

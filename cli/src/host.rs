@@ -27,7 +27,10 @@ pub struct DeviceArgs {
 }
 
 fn read_trim(path: &str) -> Option<String> {
-    std::fs::read_to_string(path).ok().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty())
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
 }
 
 /// This host's name.
@@ -54,7 +57,11 @@ pub fn os_family() -> String {
 /// The OS version, best effort.
 pub fn os_version() -> String {
     if let Some(text) = read_trim("/etc/os-release") {
-        let field = |k: &str| text.lines().find_map(|l| l.strip_prefix(k)).map(|v| v.trim_matches('"').to_owned());
+        let field = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(k))
+                .map(|v| v.trim_matches('"').to_owned())
+        };
         if let Some(v) = field("PRETTY_NAME=").or_else(|| field("VERSION_ID=")) {
             return v;
         }
@@ -64,14 +71,16 @@ pub fn os_version() -> String {
 
 /// The machine id, or one generated once and kept in `data_dir/device-id`.
 pub fn device_id(data_dir: &Path) -> String {
-    if let Some(id) = read_trim("/etc/machine-id").or_else(|| read_trim("/var/lib/dbus/machine-id")) {
+    if let Some(id) = read_trim("/etc/machine-id").or_else(|| read_trim("/var/lib/dbus/machine-id"))
+    {
         return id;
     }
     let path = data_dir.join("device-id");
     if let Some(id) = read_trim(&path.to_string_lossy()) {
         return id;
     }
-    let id = edrlink_core::keys::random_id(&edrlink_core::keys::SystemRandom, 16).unwrap_or_else(|_| hostname());
+    let id = edrlink_core::keys::random_id(&edrlink_core::keys::SystemRandom, 16)
+        .unwrap_or_else(|_| hostname());
     let _ = std::fs::create_dir_all(data_dir);
     let _ = std::fs::write(&path, &id);
     id
@@ -81,7 +90,10 @@ impl DeviceArgs {
     /// The device facts: overrides first, then the host.
     pub fn facts(&self, data_dir: &Path) -> DeviceFacts {
         DeviceFacts {
-            device_id: self.device_id.clone().unwrap_or_else(|| device_id(data_dir)),
+            device_id: self
+                .device_id
+                .clone()
+                .unwrap_or_else(|| device_id(data_dir)),
             hostname: self.hostname.clone().unwrap_or_else(hostname),
             os: self.os.clone().unwrap_or_else(os_family),
             os_version: self.os_version.clone().unwrap_or_else(os_version),

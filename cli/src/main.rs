@@ -84,7 +84,11 @@ enum Cmd {
     /// Onboard this host: redeem an access token (or apply a down-level onboarding package).
     Enroll {
         /// The access token generated in the portal.
-        #[arg(long, conflicts_with = "onboarding_package", required_unless_present = "onboarding_package")]
+        #[arg(
+            long,
+            conflicts_with = "onboarding_package",
+            required_unless_present = "onboarding_package"
+        )]
         token: Option<String>,
         /// A down-level onboarding package (JSON file).
         #[arg(long)]
@@ -171,7 +175,10 @@ struct Failure {
 
 impl From<Error> for Failure {
     fn from(err: Error) -> Self {
-        Failure { exit: exit_code(err.code()), err }
+        Failure {
+            exit: exit_code(err.code()),
+            err,
+        }
     }
 }
 
@@ -184,7 +191,12 @@ fn exit_code(code: ErrorCode) -> u8 {
     use ErrorCode as C;
     match code {
         C::FlowBlocked | C::IntegrationDisabled => exit::BLOCKED,
-        C::Revoked | C::Offboarded | C::NeedsReenroll | C::EpochMismatch | C::TokenRevoked | C::TokenExhausted => exit::NEW_TOKEN,
+        C::Revoked
+        | C::Offboarded
+        | C::NeedsReenroll
+        | C::EpochMismatch
+        | C::TokenRevoked
+        | C::TokenExhausted => exit::NEW_TOKEN,
         C::TokenExpired | C::TokenNotYetValid | C::WrongRegion => exit::TOKEN,
         _ => exit::ERROR,
     }
@@ -193,7 +205,11 @@ fn exit_code(code: ErrorCode) -> u8 {
 /// Errors about the token text itself are "token invalid" (5).
 fn token_failure(err: Error) -> Failure {
     let exit = match err.code() {
-        ErrorCode::Malformed | ErrorCode::WrongType | ErrorCode::UnsupportedAlgorithm | ErrorCode::BadSignature | ErrorCode::UnknownKey => exit::TOKEN,
+        ErrorCode::Malformed
+        | ErrorCode::WrongType
+        | ErrorCode::UnsupportedAlgorithm
+        | ErrorCode::BadSignature
+        | ErrorCode::UnknownKey => exit::TOKEN,
         c => exit_code(c),
     };
     Failure { err, exit }
@@ -205,16 +221,35 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            };
             let _ = e.print();
             return ExitCode::from(code);
         }
     };
     let json = cli.json;
     let r = match cli.cmd {
-        Cmd::Service { cmd: ServiceCmd::Run { db, listen, region, public_url } } => service_run(db, listen, region, public_url),
-        Cmd::Token { cmd: TokenCmd::Inspect { token } } => token_inspect(&token, json),
-        Cmd::Enroll { token, onboarding_package, device, agent } => enroll(token, onboarding_package, &device, &agent, json),
+        Cmd::Service {
+            cmd:
+                ServiceCmd::Run {
+                    db,
+                    listen,
+                    region,
+                    public_url,
+                },
+        } => service_run(db, listen, region, public_url),
+        Cmd::Token {
+            cmd: TokenCmd::Inspect { token },
+        } => token_inspect(&token, json),
+        Cmd::Enroll {
+            token,
+            onboarding_package,
+            device,
+            agent,
+        } => enroll(token, onboarding_package, &device, &agent, json),
         Cmd::Health { offline, agent } => health(offline, &agent, json),
         Cmd::Send { file, agent } => send(&file, &agent, json),
         Cmd::Flush { agent } => flush(&agent, json),
@@ -227,7 +262,10 @@ fn main() -> ExitCode {
         Err(f) => {
             eprintln!("error[{}]: {}", f.err.code(), f.err.message());
             if json {
-                println!("{}", json!({"error": {"code": f.err.code().as_str(), "number": f.err.code().as_u32(), "message": f.err.message()}}));
+                println!(
+                    "{}",
+                    json!({"error": {"code": f.err.code().as_str(), "number": f.err.code().as_u32(), "message": f.err.message()}})
+                );
             }
             ExitCode::from(f.exit)
         }
@@ -235,7 +273,9 @@ fn main() -> ExitCode {
 }
 
 fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// "2h 5m", "3d 4h", "45s".
@@ -262,11 +302,26 @@ fn print_facts(rows: &[(&str, String)]) {
 
 // ---- service run -------------------------------------------------------------
 
-fn service_run(db: PathBuf, listen: std::net::SocketAddr, region: String, public_url: Option<String>) -> Out {
+fn service_run(
+    db: PathBuf,
+    listen: std::net::SocketAddr,
+    region: String,
+    public_url: Option<String>,
+) -> Out {
     let admin_key = std::env::var("EDRLINK_ADMIN_KEY").unwrap_or_default();
     let generated = admin_key.is_empty();
-    let settings = edrlink_service::Settings { db_path: Some(db), listen, admin_key, region, public_url, ..edrlink_service::Settings::default() };
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| fail(ErrorCode::Internal, format!("starting the runtime: {e}")))?;
+    let settings = edrlink_service::Settings {
+        db_path: Some(db),
+        listen,
+        admin_key,
+        region,
+        public_url,
+        ..edrlink_service::Settings::default()
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| fail(ErrorCode::Internal, format!("starting the runtime: {e}")))?;
     let r = rt.block_on(async move {
         let shutdown = async {
             #[cfg(unix)]
@@ -302,7 +357,8 @@ fn service_run(db: PathBuf, listen: std::net::SocketAddr, region: String, public
         )
         .await
     });
-    r.map(|_| exit::OK).map_err(|e| fail(ErrorCode::Internal, format!("{e:#}")))
+    r.map(|_| exit::OK)
+        .map_err(|e| fail(ErrorCode::Internal, format!("{e:#}")))
 }
 
 // ---- token inspect -------------------------------------------------------------
@@ -310,7 +366,8 @@ fn service_run(db: PathBuf, listen: std::net::SocketAddr, region: String, public
 fn read_arg_or_stdin(v: &str) -> Result<String, Failure> {
     if v == "-" {
         let mut s = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|e| fail(ErrorCode::InvalidArgument, format!("reading stdin: {e}")))?;
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .map_err(|e| fail(ErrorCode::InvalidArgument, format!("reading stdin: {e}")))?;
         Ok(s.trim().to_owned())
     } else {
         Ok(v.trim().to_owned())
@@ -353,7 +410,11 @@ fn token_inspect(text: &str, json: bool) -> Out {
         });
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
-        let expiry = if left > 0 { format!("{} (in {})", rfc3339(c.exp), human_duration(left)) } else { format!("{} ({} ago)", rfc3339(c.exp), human_duration(left)) };
+        let expiry = if left > 0 {
+            format!("{} (in {})", rfc3339(c.exp), human_duration(left))
+        } else {
+            format!("{} ({} ago)", rfc3339(c.exp), human_duration(left))
+        };
         print_facts(&[
             ("issuer", c.iss.clone()),
             ("partner", c.partner_id.clone()),
@@ -380,16 +441,31 @@ fn token_inspect(text: &str, json: bool) -> Out {
 fn transport(a: &AgentArgs) -> Result<HttpTransport, Failure> {
     let mut extra = Vec::new();
     for f in &a.ca_files {
-        extra.push(std::fs::read_to_string(f).map_err(|e| fail(ErrorCode::InvalidArgument, format!("reading {}: {e}", f.display())))?);
+        extra.push(std::fs::read_to_string(f).map_err(|e| {
+            fail(
+                ErrorCode::InvalidArgument,
+                format!("reading {}: {e}", f.display()),
+            )
+        })?);
     }
-    let opts = HttpOptions { extra_ca_pem: extra, proxy: a.proxy.clone(), ..HttpOptions::default() };
+    let opts = HttpOptions {
+        extra_ca_pem: extra,
+        proxy: a.proxy.clone(),
+        ..HttpOptions::default()
+    };
     Ok(HttpTransport::new(opts)?)
 }
 
 fn open_agent(a: &AgentArgs, device: &host::DeviceArgs) -> Result<Agent, Failure> {
     let mut client = ClientConfig::new(device.facts(&a.data_dir));
     client.service_url_override = a.service_url.clone();
-    let mut agent = Agent::new(AgentConfig { client, data_dir: Some(a.data_dir.clone()) }, transport(a)?)?;
+    let mut agent = Agent::new(
+        AgentConfig {
+            client,
+            data_dir: Some(a.data_dir.clone()),
+        },
+        transport(a)?,
+    )?;
     agent.set_op_timeout(Duration::from_secs(a.timeout.max(1)));
     Ok(agent)
 }
@@ -398,7 +474,13 @@ fn onboarded_agent(a: &AgentArgs) -> Result<Agent, Failure> {
     let agent = open_agent(a, &host::DeviceArgs::default())?;
     if agent.credential().is_none() {
         return Err(Failure {
-            err: Error::new(ErrorCode::InvalidState, format!("not enrolled (no credential in {}): run `edrlink enroll --token <TOKEN>`", a.data_dir.display())),
+            err: Error::new(
+                ErrorCode::InvalidState,
+                format!(
+                    "not enrolled (no credential in {}): run `edrlink enroll --token <TOKEN>`",
+                    a.data_dir.display()
+                ),
+            ),
             exit: exit::NEW_TOKEN,
         });
     }
@@ -434,15 +516,24 @@ fn print_health(h: &HealthReport, data_dir: &Path, json: bool) {
         ("healthy", h.healthy.to_string()),
         ("licensed", h.onboarded.to_string()),
         ("flow", flow_name(h.flow).into()),
-        ("installation", h.installation_id.clone().unwrap_or_else(|| "none".into())),
+        (
+            "installation",
+            h.installation_id.clone().unwrap_or_else(|| "none".into()),
+        ),
         ("new token needed", h.needs_new_token.to_string()),
         ("last handshake", when(h.last_handshake)),
         ("last send", when(h.last_send)),
-        ("queued", format!("{} events ({} bytes)", h.queued_events, h.queued_bytes)),
+        (
+            "queued",
+            format!("{} events ({} bytes)", h.queued_events, h.queued_bytes),
+        ),
         ("sent", format!("{} events", h.sent_events)),
         ("dropped", drops.to_string()),
         ("clock offset", format!("{}s", h.clock_offset)),
-        ("last error", h.last_error.clone().unwrap_or_else(|| "none".into())),
+        (
+            "last error",
+            h.last_error.clone().unwrap_or_else(|| "none".into()),
+        ),
         ("data dir", data_dir.display().to_string()),
     ]);
 }
@@ -451,13 +542,21 @@ fn print_health(h: &HealthReport, data_dir: &Path, json: bool) {
 fn health_exit(h: &HealthReport) -> u8 {
     match h.flow {
         _ if h.healthy => exit::OK,
-        _ if !h.onboarded || h.needs_new_token || h.flow == Some(FlowState::Revoked) => exit::NEW_TOKEN,
+        _ if !h.onboarded || h.needs_new_token || h.flow == Some(FlowState::Revoked) => {
+            exit::NEW_TOKEN
+        }
         Some(FlowState::Blocked) => exit::BLOCKED,
         _ => exit::ERROR,
     }
 }
 
-fn enroll(token: Option<String>, package: Option<PathBuf>, device: &host::DeviceArgs, a: &AgentArgs, json: bool) -> Out {
+fn enroll(
+    token: Option<String>,
+    package: Option<PathBuf>,
+    device: &host::DeviceArgs,
+    a: &AgentArgs,
+    json: bool,
+) -> Out {
     let agent = open_agent(a, device)?;
     let h = match (token, package) {
         (Some(t), _) => {
@@ -466,13 +565,27 @@ fn enroll(token: Option<String>, package: Option<PathBuf>, device: &host::Device
             agent.enroll(&t)?
         }
         (None, Some(p)) => {
-            let text = std::fs::read_to_string(&p).map_err(|e| fail(ErrorCode::InvalidArgument, format!("reading {}: {e}", p.display())))?;
+            let text = std::fs::read_to_string(&p).map_err(|e| {
+                fail(
+                    ErrorCode::InvalidArgument,
+                    format!("reading {}: {e}", p.display()),
+                )
+            })?;
             agent.enroll_with_package(&text)?
         }
-        (None, None) => return Err(fail(ErrorCode::InvalidArgument, "give --token or --onboarding-package")),
+        (None, None) => {
+            return Err(fail(
+                ErrorCode::InvalidArgument,
+                "give --token or --onboarding-package",
+            ))
+        }
     };
     if !json {
-        println!("enrolled: installation {} (flow {})", h.installation_id.as_deref().unwrap_or("?"), flow_name(h.flow));
+        println!(
+            "enrolled: installation {} (flow {})",
+            h.installation_id.as_deref().unwrap_or("?"),
+            flow_name(h.flow)
+        );
     }
     print_health(&h, &a.data_dir, json);
     Ok(health_exit(&h))
@@ -496,7 +609,12 @@ fn send(file: &Path, a: &AgentArgs, json: bool) -> Out {
     } else {
         std::fs::read_to_string(file)
     }
-    .map_err(|e| fail(ErrorCode::InvalidArgument, format!("reading {}: {e}", file.display())))?;
+    .map_err(|e| {
+        fail(
+            ErrorCode::InvalidArgument,
+            format!("reading {}: {e}", file.display()),
+        )
+    })?;
     let agent = onboarded_agent(a)?;
     let (mut accepted, mut bad) = (0u64, Vec::new());
     for (i, line) in text.lines().enumerate() {
@@ -515,7 +633,12 @@ fn send(file: &Path, a: &AgentArgs, json: bool) -> Out {
 }
 
 /// Flushes and reports; undelivered events stay in the spool for the next run.
-fn deliver(agent: &Agent, a: &AgentArgs, json: bool, submitted: Option<(u64, Vec<serde_json::Value>)>) -> Out {
+fn deliver(
+    agent: &Agent,
+    a: &AgentArgs,
+    json: bool,
+    submitted: Option<(u64, Vec<serde_json::Value>)>,
+) -> Out {
     let r = agent.flush(a.timeout);
     let h = agent.health();
     let delivered = r.as_ref().map_or(0, |o| o.delivered);
@@ -539,7 +662,14 @@ fn deliver(agent: &Agent, a: &AgentArgs, json: bool, submitted: Option<(u64, Vec
     }
     let _ = r?;
     if queued > 0 {
-        return Err(fail(ErrorCode::Transport, format!("{queued} events not delivered within {}s: {}", a.timeout, h.last_error.unwrap_or_default())));
+        return Err(fail(
+            ErrorCode::Transport,
+            format!(
+                "{queued} events not delivered within {}s: {}",
+                a.timeout,
+                h.last_error.unwrap_or_default()
+            ),
+        ));
     }
     Ok(if bad == 0 { exit::OK } else { exit::ERROR })
 }
@@ -554,12 +684,25 @@ fn test_alert(a: &AgentArgs, json: bool) -> Out {
     agent.send_test_detection()?;
     let o = agent.flush(a.timeout)?;
     if json {
-        println!("{}", json!({"delivered": o.delivered, "queued": o.queued, "threat_name": edrlink_core::eicar::EICAR_THREAT_NAME, "alert_title": edrlink_core::eicar::EICAR_ALERT_TITLE}));
+        println!(
+            "{}",
+            json!({"delivered": o.delivered, "queued": o.queued, "threat_name": edrlink_core::eicar::EICAR_THREAT_NAME, "alert_title": edrlink_core::eicar::EICAR_ALERT_TITLE})
+        );
     } else if o.queued == 0 {
-        println!("EICAR test detection delivered: the portal shows an \"{}\" alert (Informational)", edrlink_core::eicar::EICAR_ALERT_TITLE);
+        println!(
+            "EICAR test detection delivered: the portal shows an \"{}\" alert (Informational)",
+            edrlink_core::eicar::EICAR_ALERT_TITLE
+        );
     }
     if o.queued > 0 {
-        return Err(fail(ErrorCode::Transport, format!("the test detection is still queued after {}s: {}", a.timeout, agent.health().last_error.unwrap_or_default())));
+        return Err(fail(
+            ErrorCode::Transport,
+            format!(
+                "the test detection is still queued after {}s: {}",
+                a.timeout,
+                agent.health().last_error.unwrap_or_default()
+            ),
+        ));
     }
     Ok(exit::OK)
 }
@@ -569,7 +712,12 @@ fn offboard(package: Option<PathBuf>, a: &AgentArgs, json: bool) -> Out {
     let inst = agent.health().installation_id.unwrap_or_default();
     match &package {
         Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| fail(ErrorCode::InvalidArgument, format!("reading {}: {e}", p.display())))?;
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                fail(
+                    ErrorCode::InvalidArgument,
+                    format!("reading {}: {e}", p.display()),
+                )
+            })?;
             let text = serde_json::from_str::<serde_json::Value>(&text)
                 .ok()
                 .and_then(|v| v.get("package").and_then(|p| p.as_str()).map(str::to_owned))
@@ -579,9 +727,15 @@ fn offboard(package: Option<PathBuf>, a: &AgentArgs, json: bool) -> Out {
         None => agent.offboard(None)?,
     }
     if json {
-        println!("{}", json!({"offboarded": inst, "via": if package.is_some() { "package" } else { "opt-out" }}));
+        println!(
+            "{}",
+            json!({"offboarded": inst, "via": if package.is_some() { "package" } else { "opt-out" }})
+        );
     } else {
-        println!("offboarded installation {inst}; the credential in {} was deleted", a.data_dir.display());
+        println!(
+            "offboarded installation {inst}; the credential in {} was deleted",
+            a.data_dir.display()
+        );
     }
     Ok(exit::OK)
 }

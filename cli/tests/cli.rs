@@ -11,7 +11,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 const ADMIN_KEY: &str = "test-admin-key";
 
 fn edrlink(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_edrlink")).args(args).env_remove("EDRLINK_DATA_DIR").env("NO_PROXY", "127.0.0.1,localhost").output().expect("runs")
+    Command::new(env!("CARGO_BIN_EXE_edrlink"))
+        .args(args)
+        .env_remove("EDRLINK_DATA_DIR")
+        .env("NO_PROXY", "127.0.0.1,localhost")
+        .output()
+        .expect("runs")
 }
 
 fn code(o: &Output) -> i32 {
@@ -27,13 +32,20 @@ fn stderr(o: &Output) -> String {
 }
 
 fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 static DIRS: AtomicUsize = AtomicUsize::new(0);
 
 fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("edrlink-cli-test-{tag}-{}-{}", std::process::id(), DIRS.fetch_add(1, Ordering::SeqCst)));
+    let d = std::env::temp_dir().join(format!(
+        "edrlink-cli-test-{tag}-{}-{}",
+        std::process::id(),
+        DIRS.fetch_add(1, Ordering::SeqCst)
+    ));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -51,7 +63,14 @@ fn token_with(iat: i64, lifetime: i64) -> String {
         lifetime,
         max_uses: 5,
     };
-    token::issue(&spec, &SigningKey::from_seed(&[9; 32]).unwrap(), iat, &SystemRandom).unwrap().0
+    token::issue(
+        &spec,
+        &SigningKey::from_seed(&[9; 32]).unwrap(),
+        iat,
+        &SystemRandom,
+    )
+    .unwrap()
+    .0
 }
 
 #[test]
@@ -59,9 +78,18 @@ fn demo_walks_the_story_and_exits_0() {
     let o = edrlink(&["demo"]);
     let out = stdout(&o);
     assert_eq!(code(&o), 0, "{out}\n{}", stderr(&o));
-    assert!(out.contains("✔ all 13 steps behaved as the story says"), "{out}");
+    assert!(
+        out.contains("✔ all 13 steps behaved as the story says"),
+        "{out}"
+    );
     assert!(!out.contains('✘'), "{out}");
-    for needle in ["EICAR test file", "error[flow_blocked]", "error[epoch_mismatch]", "flow revoked", "same as before: true"] {
+    for needle in [
+        "EICAR test file",
+        "error[flow_blocked]",
+        "error[epoch_mismatch]",
+        "flow revoked",
+        "same as before: true",
+    ] {
         assert!(out.contains(needle), "demo output lacks {needle:?}:\n{out}");
     }
 }
@@ -73,7 +101,11 @@ fn demo_json_reports_every_step() {
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["ok"], true);
     assert_eq!(v["passed"], v["total"]);
-    assert!(v["steps"].as_array().unwrap().iter().all(|s| s["ok"] == true));
+    assert!(v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|s| s["ok"] == true));
 }
 
 #[test]
@@ -82,7 +114,21 @@ fn token_inspect_valid_text_and_json() {
     let o = edrlink(&["token", "inspect", &t]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let out = stdout(&o);
-    for needle in ["issuer", "edrlink-test", "partner", "acme-av", "tenant", "contoso", "region", "service URL", "https://edr.example", "epoch", "expires", "status      : valid", "not verified"] {
+    for needle in [
+        "issuer",
+        "edrlink-test",
+        "partner",
+        "acme-av",
+        "tenant",
+        "contoso",
+        "region",
+        "service URL",
+        "https://edr.example",
+        "epoch",
+        "expires",
+        "status      : valid",
+        "not verified",
+    ] {
         assert!(out.contains(needle), "lacks {needle:?}:\n{out}");
     }
     let o = edrlink(&["token", "inspect", &t, "--json"]);
@@ -95,14 +141,27 @@ fn token_inspect_valid_text_and_json() {
     assert_eq!(v["epoch"], 3);
     assert_eq!(v["status"], "valid");
     assert!(v["seconds_left"].as_i64().unwrap() > 7000);
-    for k in ["issuer", "service_url", "jti", "exp", "expires_at", "kid", "max_uses"] {
+    for k in [
+        "issuer",
+        "service_url",
+        "jti",
+        "exp",
+        "expires_at",
+        "kid",
+        "max_uses",
+    ] {
         assert!(!v[k].is_null(), "json lacks {k}");
     }
 }
 
 #[test]
 fn token_inspect_expired_and_garbage_exit_5() {
-    let o = edrlink(&["token", "inspect", &token_with(now() - 7200, 3600), "--json"]);
+    let o = edrlink(&[
+        "token",
+        "inspect",
+        &token_with(now() - 7200, 3600),
+        "--json",
+    ]);
     assert_eq!(code(&o), 5);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["status"], "expired");
@@ -110,7 +169,11 @@ fn token_inspect_expired_and_garbage_exit_5() {
 
     let o = edrlink(&["token", "inspect", "not-a-token"]);
     assert_eq!(code(&o), 5);
-    assert!(stderr(&o).starts_with("error[malformed]: "), "{}", stderr(&o));
+    assert!(
+        stderr(&o).starts_with("error[malformed]: "),
+        "{}",
+        stderr(&o)
+    );
     let o = edrlink(&["token", "inspect", "not-a-token", "--json"]);
     assert_eq!(code(&o), 5);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -120,7 +183,11 @@ fn token_inspect_expired_and_garbage_exit_5() {
 #[test]
 fn usage_errors_exit_2() {
     assert_eq!(code(&edrlink(&["frobnicate"])), 2);
-    assert_eq!(code(&edrlink(&["enroll"])), 2, "enroll needs --token or --onboarding-package");
+    assert_eq!(
+        code(&edrlink(&["enroll"])),
+        2,
+        "enroll needs --token or --onboarding-package"
+    );
     assert_eq!(code(&edrlink(&["--help"])), 0);
 }
 
@@ -139,9 +206,17 @@ impl Svc {
             ..edrlink_service::Settings::default()
         })
         .unwrap();
-        let admin = ureq::Agent::config_builder().http_status_as_error(false).proxy(None).build().into();
+        let admin = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .proxy(None)
+            .build()
+            .into();
         let s = Svc { svc, admin };
-        s.call("POST", "/admin/tenants", json!({"tenant_id": "contoso", "region": "eu"}));
+        s.call(
+            "POST",
+            "/admin/tenants",
+            json!({"tenant_id": "contoso", "region": "eu"}),
+        );
         s.toggle(true);
         s
     }
@@ -151,8 +226,16 @@ impl Svc {
         let auth = format!("Bearer {ADMIN_KEY}");
         let mut r = match method {
             "GET" => self.admin.get(&url).header("authorization", &auth).call(),
-            "PUT" => self.admin.put(&url).header("authorization", &auth).send_json(body),
-            _ => self.admin.post(&url).header("authorization", &auth).send_json(body),
+            "PUT" => self
+                .admin
+                .put(&url)
+                .header("authorization", &auth)
+                .send_json(body),
+            _ => self
+                .admin
+                .post(&url)
+                .header("authorization", &auth)
+                .send_json(body),
         }
         .unwrap();
         assert!(r.status().is_success(), "{method} {path}: {}", r.status());
@@ -160,11 +243,24 @@ impl Svc {
     }
 
     fn toggle(&self, enabled: bool) {
-        self.call("PUT", "/admin/tenants/contoso/integrations/acme-av", json!({"enabled": enabled}));
+        self.call(
+            "PUT",
+            "/admin/tenants/contoso/integrations/acme-av",
+            json!({"enabled": enabled}),
+        );
     }
 
     fn token(&self) -> String {
-        self.call("POST", "/admin/tenants/contoso/integrations/acme-av/tokens", json!({})).get("token").unwrap().as_str().unwrap().to_owned()
+        self.call(
+            "POST",
+            "/admin/tenants/contoso/integrations/acme-av/tokens",
+            json!({}),
+        )
+        .get("token")
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned()
     }
 
     fn stats(&self) -> Value {
@@ -174,7 +270,10 @@ impl Svc {
 
 fn health_json(dd: &str) -> (i32, Value) {
     let o = edrlink(&["health", "--json", "--data-dir", dd]);
-    (code(&o), serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(&o))))
+    (
+        code(&o),
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(&o))),
+    )
 }
 
 #[test]
@@ -185,20 +284,38 @@ fn enroll_send_health_offboard_against_the_service() {
     let dd = data.to_str().unwrap();
     let first = svc.token();
 
-    let o = edrlink(&["enroll", "--token", &first, "--data-dir", dd, "--device-id", "dev-1", "--hostname", "laptop-1"]);
+    let o = edrlink(&[
+        "enroll",
+        "--token",
+        &first,
+        "--data-dir",
+        dd,
+        "--device-id",
+        "dev-1",
+        "--hostname",
+        "laptop-1",
+    ]);
     assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
     assert!(stdout(&o).contains("healthy"), "{}", stdout(&o));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(data.join("credential.json")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(data.join("credential.json"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 
     let o = edrlink(&["health", "--data-dir", dd]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let out = stdout(&o);
-    for line in ["healthy          : true", "licensed         : true", "flow             : open", "queued           : 0 events"] {
+    for line in [
+        "healthy          : true",
+        "licensed         : true",
+        "flow             : open",
+        "queued           : 0 events",
+    ] {
         assert!(out.contains(line), "lacks {line:?}:\n{out}");
     }
     let (c, v) = health_json(dd);
@@ -222,8 +339,18 @@ fn enroll_send_health_offboard_against_the_service() {
     )
     .unwrap();
     let o = edrlink(&["send", events.to_str().unwrap(), "--data-dir", dd, "--json"]);
-    assert_eq!(code(&o), 1, "a bad line makes the run fail…\n{}{}", stdout(&o), stderr(&o));
-    assert!(stderr(&o).contains("line 2: error[malformed]"), "{}", stderr(&o));
+    assert_eq!(
+        code(&o),
+        1,
+        "a bad line makes the run fail…\n{}{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert!(
+        stderr(&o).contains("line 2: error[malformed]"),
+        "{}",
+        stderr(&o)
+    );
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["accepted"], 3);
     assert_eq!(v["queued"], 0, "…but the good ones are delivered");
@@ -234,7 +361,12 @@ fn enroll_send_health_offboard_against_the_service() {
     let o = edrlink(&["test-alert", "--data-dir", dd]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let alerts = svc.call("GET", "/admin/tenants/contoso/alerts", Value::Null);
-    let titles: Vec<&str> = alerts["alerts"].as_array().unwrap().iter().map(|a| a["title"].as_str().unwrap()).collect();
+    let titles: Vec<&str> = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["title"].as_str().unwrap())
+        .collect();
     assert!(titles.contains(&"EICAR test file"), "{titles:?}");
 
     // Integration off: sends are blocked (exit 3) and kept in the spool.
@@ -245,7 +377,10 @@ fn enroll_send_health_offboard_against_the_service() {
     let (c, v) = health_json(dd);
     assert_eq!(c, 3);
     assert_eq!(v["flow"], "blocked");
-    assert!(v["queued_events"].as_u64().unwrap() >= 3, "kept across processes: {v}");
+    assert!(
+        v["queued_events"].as_u64().unwrap() >= 3,
+        "kept across processes: {v}"
+    );
 
     // Back on: the credential of the old epoch is revoked (exit 4), the old token too.
     svc.toggle(true);
@@ -255,10 +390,21 @@ fn enroll_send_health_offboard_against_the_service() {
     assert_eq!(v["needs_new_token"], true);
     let o = edrlink(&["enroll", "--token", &first, "--data-dir", dd]);
     assert_eq!(code(&o), 4);
-    assert!(stderr(&o).contains("error[epoch_mismatch]"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("error[epoch_mismatch]"),
+        "{}",
+        stderr(&o)
+    );
 
     // A new token: same installation, the spooled events are delivered.
-    let o = edrlink(&["enroll", "--token", &svc.token(), "--data-dir", dd, "--json"]);
+    let o = edrlink(&[
+        "enroll",
+        "--token",
+        &svc.token(),
+        "--data-dir",
+        dd,
+        "--json",
+    ]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["installation_id"], inst.as_str());
@@ -277,11 +423,21 @@ fn enroll_send_health_offboard_against_the_service() {
     assert_eq!(c, 4);
     assert_eq!(v["licensed"], false);
     let inst_row = svc.call("GET", "/admin/tenants/contoso/installations", Value::Null);
-    let row = inst_row["installations"].as_array().unwrap().iter().find(|i| i["id"] == inst.as_str()).unwrap().clone();
+    let row = inst_row["installations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == inst.as_str())
+        .unwrap()
+        .clone();
     assert_eq!(row["offboarded"], true);
     let o = edrlink(&["send", events.to_str().unwrap(), "--data-dir", dd]);
     assert_eq!(code(&o), 4, "not enrolled");
-    assert!(stderr(&o).contains("error[invalid_state]"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("error[invalid_state]"),
+        "{}",
+        stderr(&o)
+    );
 
     svc.svc.shutdown();
     std::fs::remove_dir_all(dir).unwrap();
@@ -293,11 +449,23 @@ fn offboarding_package_and_unreachable_service() {
     let svc = Svc::start(&dir);
     let dd = dir.join("agent");
     let dd = dd.to_str().unwrap();
-    let o = edrlink(&["enroll", "--token", &svc.token(), "--data-dir", dd, "--device-id", "dev-2"]);
+    let o = edrlink(&[
+        "enroll",
+        "--token",
+        &svc.token(),
+        "--data-dir",
+        dd,
+        "--device-id",
+        "dev-2",
+    ]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     let (_, v) = health_json(dd);
     let inst = v["installation_id"].as_str().unwrap().to_owned();
-    let pkg = svc.call("POST", "/admin/tenants/contoso/integrations/acme-av/offboarding-package", json!({"installation_ids": [inst]}));
+    let pkg = svc.call(
+        "POST",
+        "/admin/tenants/contoso/integrations/acme-av/offboarding-package",
+        json!({"installation_ids": [inst]}),
+    );
     let file = dir.join("offboard.json");
     std::fs::write(&file, pkg.to_string()).unwrap();
     let url = svc.svc.url().to_owned();
@@ -306,11 +474,21 @@ fn offboarding_package_and_unreachable_service() {
     // The service is gone: health reports a transport error (exit 1), nothing crashes.
     let o = edrlink(&["health", "--data-dir", dd, "--timeout", "2"]);
     assert_eq!(code(&o), 1, "{}", stdout(&o));
-    assert!(stdout(&o).contains("last error       : transport"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("last error       : transport"),
+        "{}",
+        stdout(&o)
+    );
     let _ = url;
 
     // The offboarding package works offline.
-    let o = edrlink(&["offboard", "--package", file.to_str().unwrap(), "--data-dir", dd]);
+    let o = edrlink(&[
+        "offboard",
+        "--package",
+        file.to_str().unwrap(),
+        "--data-dir",
+        dd,
+    ]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(!Path::new(dd).join("credential.json").exists());
     std::fs::remove_dir_all(dir).unwrap();

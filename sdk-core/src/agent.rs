@@ -103,7 +103,9 @@ struct Step<'a> {
 }
 
 fn unix_now() -> UnixSeconds {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 fn storage(what: &str, e: std::io::Error) -> Error {
@@ -111,7 +113,9 @@ fn storage(what: &str, e: std::io::Error) -> Error {
 }
 
 fn last_error(c: &PartnerClient, fallback: ErrorCode, msg: &str) -> Error {
-    c.last_error().cloned().unwrap_or_else(|| Error::new(fallback, msg.to_owned()))
+    c.last_error()
+        .cloned()
+        .unwrap_or_else(|| Error::new(fallback, msg.to_owned()))
 }
 
 impl Agent {
@@ -124,8 +128,15 @@ impl Agent {
             Some(dir) => {
                 create_private_dir(dir)?;
                 let limits = PartnerClient::limits(&cfg.client);
-                let spool = crate::spool_file::FileSpool::open(dir.join("spool"), crate::spool_file::Fsync::Batch)?;
-                PartnerClient::with_outbox(cfg.client, Box::new(SystemRandom), crate::spool::Outbox::open(Box::new(spool), limits)?)
+                let spool = crate::spool_file::FileSpool::open(
+                    dir.join("spool"),
+                    crate::spool_file::Fsync::Batch,
+                )?;
+                PartnerClient::with_outbox(
+                    cfg.client,
+                    Box::new(SystemRandom),
+                    crate::spool::Outbox::open(Box::new(spool), limits)?,
+                )
             }
             None => PartnerClient::new(cfg.client, Box::new(SystemRandom)),
         };
@@ -135,8 +146,12 @@ impl Agent {
             match fs::read_to_string(&path) {
                 Ok(text) => {
                     let text = zeroize::Zeroizing::new(text);
-                    let cred = Credential::from_json(&text)
-                        .map_err(|e| Error::new(ErrorCode::Storage, format!("{} is unreadable: {}", path.display(), e.message())))?;
+                    let cred = Credential::from_json(&text).map_err(|e| {
+                        Error::new(
+                            ErrorCode::Storage,
+                            format!("{} is unreadable: {}", path.display(), e.message()),
+                        )
+                    })?;
                     client.set_credential(cred);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -185,7 +200,13 @@ impl Agent {
             if s.seen.credential_changed && s.client.flow().is_some() {
                 return Some(Ok(s.client.health(unix_now())));
             }
-            s.timed_out.then(|| Err(last_error(s.client, ErrorCode::Transport, "enrollment timed out")))
+            s.timed_out.then(|| {
+                Err(last_error(
+                    s.client,
+                    ErrorCode::Transport,
+                    "enrollment timed out",
+                ))
+            })
         })
     }
 
@@ -203,7 +224,13 @@ impl Agent {
             if let Some(f) = s.client.flow() {
                 return Some(Ok(f));
             }
-            s.timed_out.then(|| Err(last_error(s.client, ErrorCode::Transport, "handshake timed out")))
+            s.timed_out.then(|| {
+                Err(last_error(
+                    s.client,
+                    ErrorCode::Transport,
+                    "handshake timed out",
+                ))
+            })
         })
     }
 
@@ -231,7 +258,10 @@ impl Agent {
     pub fn flush(&self, timeout_secs: u64) -> Result<FlushOutcome> {
         self.lock().flush();
         self.drive(Duration::from_secs(timeout_secs), |s| {
-            let outcome = |c: &PartnerClient| FlushOutcome { delivered: s.seen.delivered, queued: c.health(unix_now()).queued_events };
+            let outcome = |c: &PartnerClient| FlushOutcome {
+                delivered: s.seen.delivered,
+                queued: c.health(unix_now()).queued_events,
+            };
             // Send whatever is due, even past the deadline (`flush(0)` is one pass).
             if !s.nothing_due {
                 return None;
@@ -240,11 +270,19 @@ impl Agent {
                 return Some(Ok(outcome(s.client)));
             }
             let h = s.client.health(unix_now());
-            if matches!(h.flow, Some(FlowState::Blocked | FlowState::Revoked)) || h.needs_new_token {
-                return Some(Err(last_error(s.client, ErrorCode::FlowBlocked, "inbound flow is not open")));
+            if matches!(h.flow, Some(FlowState::Blocked | FlowState::Revoked)) || h.needs_new_token
+            {
+                return Some(Err(last_error(
+                    s.client,
+                    ErrorCode::FlowBlocked,
+                    "inbound flow is not open",
+                )));
             }
             if !h.onboarded {
-                return Some(Err(Error::new(ErrorCode::InvalidState, "not enrolled: events stay queued")));
+                return Some(Err(Error::new(
+                    ErrorCode::InvalidState,
+                    "not enrolled: events stay queued",
+                )));
             }
             s.timed_out.then(|| Ok(outcome(s.client)))
         })
@@ -275,13 +313,23 @@ impl Agent {
             if s.seen.credential_removed {
                 return Some(Ok(()));
             }
-            s.timed_out.then(|| Err(last_error(s.client, ErrorCode::Transport, "offboarding timed out")))
+            s.timed_out.then(|| {
+                Err(last_error(
+                    s.client,
+                    ErrorCode::Transport,
+                    "offboarding timed out",
+                ))
+            })
         })
     }
 
     /// The loop: pump client events, ask `stop`, send what is due, sleep until
     /// `poll_timeout` (bounded by the deadline). A `Failed` event ends any drive.
-    fn drive<T>(&self, timeout: Duration, mut stop: impl FnMut(Step<'_>) -> Option<Result<T>>) -> Result<T> {
+    fn drive<T>(
+        &self,
+        timeout: Duration,
+        mut stop: impl FnMut(Step<'_>) -> Option<Result<T>>,
+    ) -> Result<T> {
         let _driver = self.driver.lock().unwrap_or_else(|p| p.into_inner());
         let deadline = Instant::now() + timeout;
         let mut seen = Seen::default();
@@ -290,10 +338,19 @@ impl Agent {
                 let mut c = self.lock();
                 self.pump(&mut c, &mut seen)?;
                 if seen.failed.is_some() {
-                    return Err(last_error(&c, seen.failed.unwrap_or(ErrorCode::Internal), "operation failed"));
+                    return Err(last_error(
+                        &c,
+                        seen.failed.unwrap_or(ErrorCode::Internal),
+                        "operation failed",
+                    ));
                 }
                 let timed_out = Instant::now() >= deadline;
-                if let Some(r) = stop(Step { client: &mut c, seen: &seen, nothing_due: false, timed_out }) {
+                if let Some(r) = stop(Step {
+                    client: &mut c,
+                    seen: &seen,
+                    nothing_due: false,
+                    timed_out,
+                }) {
                     return r;
                 }
                 let now = unix_now();
@@ -304,7 +361,12 @@ impl Agent {
                         if seen.failed.is_some() {
                             continue;
                         }
-                        if let Some(r) = stop(Step { client: &mut c, seen: &seen, nothing_due: true, timed_out }) {
+                        if let Some(r) = stop(Step {
+                            client: &mut c,
+                            seen: &seen,
+                            nothing_due: true,
+                            timed_out,
+                        }) {
                             return r;
                         }
                         (None, c.poll_timeout(now))
@@ -323,8 +385,17 @@ impl Agent {
             // Nothing due: sleep until the client's next time (seconds), at least
             // to the next second when it says "now" but had nothing, at most 1 s
             // at a time (other threads may submit), never past the deadline.
-            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
-            let wake = wake.map_or(now + 1.0, |t| if (t as f64) <= now { now.floor() + 1.0 } else { t as f64 });
+            let now = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_secs_f64();
+            let wake = wake.map_or(now + 1.0, |t| {
+                if (t as f64) <= now {
+                    now.floor() + 1.0
+                } else {
+                    t as f64
+                }
+            });
             let left = deadline.saturating_duration_since(Instant::now());
             let nap = Duration::from_secs_f64((wake - now).clamp(0.01, 1.0)).min(left);
             std::thread::sleep(nap.max(Duration::from_millis(1)));
@@ -364,12 +435,15 @@ fn create_private_dir(dir: &Path) -> Result<()> {
     b.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-    b.create(dir).map_err(|e| storage(&format!("creating {}", dir.display()), e))
+    b.create(dir)
+        .map_err(|e| storage(&format!("creating {}", dir.display()), e))
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
     #[cfg(unix)]
-    fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| storage(&format!("syncing {}", dir.display()), e))?;
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| storage(&format!("syncing {}", dir.display()), e))?;
     let _ = dir;
     Ok(())
 }
@@ -395,7 +469,10 @@ fn remove_durably(dir: &Path, name: &str) -> Result<()> {
     match fs::remove_file(dir.join(name)) {
         Ok(()) => sync_dir(dir),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(storage(&format!("deleting {}", dir.join(name).display()), e)),
+        Err(e) => Err(storage(
+            &format!("deleting {}", dir.join(name).display()),
+            e,
+        )),
     }
 }
 
@@ -419,7 +496,14 @@ mod tests {
         write_atomic(&dir, "f.json", b"one").unwrap();
         write_atomic(&dir, "f.json", b"two").unwrap();
         assert_eq!(fs::read(dir.join("f.json")).unwrap(), b"two");
-        assert_eq!(fs::metadata(dir.join("f.json")).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(dir.join("f.json"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
         assert!(!dir.join(".f.json.tmp").exists());
         remove_durably(&dir, "f.json").unwrap();
         remove_durably(&dir, "f.json").unwrap();

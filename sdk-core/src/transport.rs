@@ -67,11 +67,19 @@ fn roots(extra_pem: &[String]) -> Result<RootCerts> {
             match item {
                 Ok(PemItem::Certificate(c)) => extra.push(c),
                 Ok(_) => {}
-                Err(e) => return Err(Error::new(ErrorCode::InvalidArgument, format!("extra CA #{}: not valid PEM: {e}", i + 1))),
+                Err(e) => {
+                    return Err(Error::new(
+                        ErrorCode::InvalidArgument,
+                        format!("extra CA #{}: not valid PEM: {e}", i + 1),
+                    ))
+                }
             }
         }
         if extra.len() == before {
-            return Err(Error::new(ErrorCode::InvalidArgument, format!("extra CA #{}: no CERTIFICATE block found", i + 1)));
+            return Err(Error::new(
+                ErrorCode::InvalidArgument,
+                format!("extra CA #{}: no CERTIFICATE block found", i + 1),
+            ));
         }
     }
     let native: Vec<Certificate<'static>> = rustls_native_certs::load_native_certs()
@@ -83,7 +91,10 @@ fn roots(extra_pem: &[String]) -> Result<RootCerts> {
         return Ok(RootCerts::WebPki);
     }
     let mut all = if native.is_empty() {
-        webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().map(|c| Certificate::from_der(c.as_ref()).to_owned()).collect()
+        webpki_root_certs::TLS_SERVER_ROOT_CERTS
+            .iter()
+            .map(|c| Certificate::from_der(c.as_ref()).to_owned())
+            .collect()
     } else {
         native
     };
@@ -100,7 +111,10 @@ fn is_loopback_host(url: &str) -> bool {
     } else {
         host.split(':').next().unwrap_or("")
     };
-    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Checks the URL scheme: `https://` anywhere, `http://` to loopback only.
@@ -140,7 +154,9 @@ fn describe(e: ureq::Error, url: &str) -> Error {
     let msg = match e {
         ureq::Error::Timeout(t) => format!("timed out ({t}) talking to {url}"),
         ureq::Error::HostNotFound => format!("host not found (DNS) for {url}"),
-        ureq::Error::ConnectionFailed => format!("could not connect to {url} (refused or unreachable)"),
+        ureq::Error::ConnectionFailed => {
+            format!("could not connect to {url} (refused or unreachable)")
+        }
         ureq::Error::ConnectProxyFailed(m) => format!("proxy CONNECT failed for {url}: {m}"),
         ureq::Error::InvalidProxyUrl => "the proxy URL is invalid".to_owned(),
         ureq::Error::Rustls(r) => tls_diagnostic(&r),
@@ -151,9 +167,15 @@ fn describe(e: ureq::Error, url: &str) -> Error {
                 tls_diagnostic(r)
             } else {
                 match io.kind() {
-                    std::io::ErrorKind::ConnectionRefused => format!("connection refused by {url}: is the service running?"),
-                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => format!("timed out talking to {url}"),
-                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::UnexpectedEof => {
+                    std::io::ErrorKind::ConnectionRefused => {
+                        format!("connection refused by {url}: is the service running?")
+                    }
+                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
+                        format!("timed out talking to {url}")
+                    }
+                    std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::UnexpectedEof => {
                         format!("connection to {url} was closed unexpectedly ({io}): a proxy or firewall may be interfering")
                     }
                     _ => format!("I/O error talking to {url}: {io}"),
@@ -168,7 +190,10 @@ fn describe(e: ureq::Error, url: &str) -> Error {
 impl HttpTransport {
     /// Builds the transport. Errors: `invalid_argument` for a bad extra CA or proxy URL.
     pub fn new(opts: HttpOptions) -> Result<Self> {
-        let tls = TlsConfig::builder().provider(TlsProvider::Rustls).root_certs(roots(&opts.extra_ca_pem)?).build();
+        let tls = TlsConfig::builder()
+            .provider(TlsProvider::Rustls)
+            .root_certs(roots(&opts.extra_ca_pem)?)
+            .build();
         let mut b = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
@@ -180,30 +205,51 @@ impl HttpTransport {
             .user_agent(opts.user_agent.as_str())
             .tls_config(tls);
         if let Some(p) = &opts.proxy {
-            let proxy = ureq::Proxy::new(p).map_err(|e| Error::new(ErrorCode::InvalidArgument, format!("proxy {p:?}: {e}")))?;
+            let proxy = ureq::Proxy::new(p)
+                .map_err(|e| Error::new(ErrorCode::InvalidArgument, format!("proxy {p:?}: {e}")))?;
             b = b.proxy(Some(proxy));
         }
-        Ok(HttpTransport { agent: b.build().into() })
+        Ok(HttpTransport {
+            agent: b.build().into(),
+        })
     }
 }
 
 impl Transport for HttpTransport {
     fn send(&self, req: &HttpRequest) -> Result<HttpResponse> {
         check_url(&req.url)?;
-        let mut builder = ureq::http::Request::builder().method(req.method.as_str()).uri(req.url.as_str());
+        let mut builder = ureq::http::Request::builder()
+            .method(req.method.as_str())
+            .uri(req.url.as_str());
         for (k, v) in &req.headers {
             builder = builder.header(k.as_str(), v.as_str());
         }
-        let request = builder.body(req.body.clone()).map_err(|e| Error::new(ErrorCode::InvalidArgument, format!("bad request for {}: {e}", req.url)))?;
+        let request = builder.body(req.body.clone()).map_err(|e| {
+            Error::new(
+                ErrorCode::InvalidArgument,
+                format!("bad request for {}: {e}", req.url),
+            )
+        })?;
         let mut resp = self.agent.run(request).map_err(|e| describe(e, &req.url))?;
         let status = resp.status().as_u16();
         let headers = resp
             .headers()
             .iter()
-            .filter_map(|(k, v)| Some((k.as_str().to_ascii_lowercase(), v.to_str().ok()?.to_owned())))
+            .filter_map(|(k, v)| {
+                Some((k.as_str().to_ascii_lowercase(), v.to_str().ok()?.to_owned()))
+            })
             .collect();
-        let body = resp.body_mut().with_config().limit(MAX_RESPONSE_BYTES).read_to_vec().map_err(|e| describe(e, &req.url))?;
-        Ok(HttpResponse { status, headers, body })
+        let body = resp
+            .body_mut()
+            .with_config()
+            .limit(MAX_RESPONSE_BYTES)
+            .read_to_vec()
+            .map_err(|e| describe(e, &req.url))?;
+        Ok(HttpResponse {
+            status,
+            headers,
+            body,
+        })
     }
 }
 
@@ -213,26 +259,58 @@ mod tests {
 
     #[test]
     fn plain_http_only_to_loopback() {
-        for ok in ["https://edr.example/v1", "http://127.0.0.1:8080/v1/redeem", "http://localhost/x", "http://[::1]:9/x", "HTTP://127.0.0.2/"] {
+        for ok in [
+            "https://edr.example/v1",
+            "http://127.0.0.1:8080/v1/redeem",
+            "http://localhost/x",
+            "http://[::1]:9/x",
+            "HTTP://127.0.0.2/",
+        ] {
             assert!(check_url(ok).is_ok(), "{ok}");
         }
-        for bad in ["http://edr.example/v1", "http://127.0.0.1.evil.example/", "http://user@10.0.0.1/", "ftp://x/", "file:///etc/passwd"] {
-            assert_eq!(check_url(bad).unwrap_err().code(), ErrorCode::Transport, "{bad}");
+        for bad in [
+            "http://edr.example/v1",
+            "http://127.0.0.1.evil.example/",
+            "http://user@10.0.0.1/",
+            "ftp://x/",
+            "file:///etc/passwd",
+        ] {
+            assert_eq!(
+                check_url(bad).unwrap_err().code(),
+                ErrorCode::Transport,
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn bad_extra_ca_is_invalid_argument() {
-        let o = HttpOptions { extra_ca_pem: vec!["not a pem".into()], ..HttpOptions::default() };
-        assert_eq!(HttpTransport::new(o).unwrap_err().code(), ErrorCode::InvalidArgument);
+        let o = HttpOptions {
+            extra_ca_pem: vec!["not a pem".into()],
+            ..HttpOptions::default()
+        };
+        assert_eq!(
+            HttpTransport::new(o).unwrap_err().code(),
+            ErrorCode::InvalidArgument
+        );
     }
 
     #[test]
     fn connection_refused_is_transport() {
         // Bind then drop to get a port nobody listens on.
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let t = HttpTransport::new(HttpOptions::default()).unwrap();
-        let req = HttpRequest { id: 1, method: "POST".into(), url: format!("http://127.0.0.1:{port}/v1/handshake"), headers: vec![], body: vec![] };
+        let req = HttpRequest {
+            id: 1,
+            method: "POST".into(),
+            url: format!("http://127.0.0.1:{port}/v1/handshake"),
+            headers: vec![],
+            body: vec![],
+        };
         let e = t.send(&req).unwrap_err();
         assert_eq!(e.code(), ErrorCode::Transport);
         assert!(e.message().contains("127.0.0.1"), "{e}");

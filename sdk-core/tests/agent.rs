@@ -21,7 +21,10 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 const BASE: &str = "http://svc.test";
 
 fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -57,21 +60,51 @@ impl FakeService {
         let role = ServiceRole::new(cfg, Box::new(SystemRandom)).unwrap();
         let mut store = MemoryStore::default();
         store.tenants.insert("t1".into(), "eu".into());
-        store.integrations.insert(("t1".into(), "bd".into()), Integration { tenant_id: "t1".into(), partner_id: "bd".into(), enabled: true, epoch: 1 });
-        Arc::new(FakeService { svc: Mutex::new((role, store)), faults: Mutex::new(VecDeque::new()), down: false.into(), sent: Mutex::new(vec![]) })
+        store.integrations.insert(
+            ("t1".into(), "bd".into()),
+            Integration {
+                tenant_id: "t1".into(),
+                partner_id: "bd".into(),
+                enabled: true,
+                epoch: 1,
+            },
+        );
+        Arc::new(FakeService {
+            svc: Mutex::new((role, store)),
+            faults: Mutex::new(VecDeque::new()),
+            down: false.into(),
+            sent: Mutex::new(vec![]),
+        })
     }
 
     fn token(&self) -> String {
         let mut g = self.svc.lock().unwrap();
         let (role, store) = &mut *g;
-        let (tok, c) = role.issue_token(store, "t1", "bd", 3600, 10, now()).unwrap();
-        store.tokens.insert(c.jti.clone(), TokenRecord { jti: c.jti, tenant_id: "t1".into(), partner_id: "bd".into(), epoch: c.epoch, exp: c.exp, max_uses: 10, uses: 0, revoked: false });
+        let (tok, c) = role
+            .issue_token(store, "t1", "bd", 3600, 10, now())
+            .unwrap();
+        store.tokens.insert(
+            c.jti.clone(),
+            TokenRecord {
+                jti: c.jti,
+                tenant_id: "t1".into(),
+                partner_id: "bd".into(),
+                epoch: c.epoch,
+                exp: c.exp,
+                max_uses: 10,
+                uses: 0,
+                revoked: false,
+            },
+        );
         tok
     }
 
     fn toggle(&self, enabled: bool) {
         let mut g = self.svc.lock().unwrap();
-        let i = g.1.integrations.get_mut(&("t1".to_owned(), "bd".to_owned())).unwrap();
+        let i =
+            g.1.integrations
+                .get_mut(&("t1".to_owned(), "bd".to_owned()))
+                .unwrap();
         if i.enabled && !enabled {
             i.epoch += 1; // a toggle-off bumps the epoch
         }
@@ -85,41 +118,75 @@ impl FakeService {
     /// Stored events per installation, and the number of stored batches.
     fn stored(&self, inst: &str) -> (Vec<Event>, usize) {
         let g = self.svc.lock().unwrap();
-        (g.1.events_of(inst), g.1.batches.values().filter(|b| b.installation_id == inst).count())
+        (
+            g.1.events_of(inst),
+            g.1.batches
+                .values()
+                .filter(|b| b.installation_id == inst)
+                .count(),
+        )
     }
 
     fn sent_paths(&self, path: &str) -> usize {
-        self.sent.lock().unwrap().iter().filter(|p| *p == path).count()
+        self.sent
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| *p == path)
+            .count()
     }
 }
 
 impl Transport for FakeService {
     fn send(&self, req: &HttpRequest) -> Result<HttpResponse> {
-        let path = req.url.strip_prefix(BASE).expect("request goes to the service URL").to_owned();
+        let path = req
+            .url
+            .strip_prefix(BASE)
+            .expect("request goes to the service URL")
+            .to_owned();
         self.sent.lock().unwrap().push(path.clone());
         if self.down.load(Ordering::SeqCst) {
-            return Err(Error::new(ErrorCode::Transport, "connection refused (service down)"));
+            return Err(Error::new(
+                ErrorCode::Transport,
+                "connection refused (service down)",
+            ));
         }
         let fault = {
             let mut f = self.faults.lock().unwrap();
-            f.iter().position(|(p, _)| *p == path).and_then(|i| f.remove(i)).map(|(_, f)| f)
+            f.iter()
+                .position(|(p, _)| *p == path)
+                .and_then(|i| f.remove(i))
+                .map(|(_, f)| f)
         };
         let forward = |svc: &Mutex<(ServiceRole, MemoryStore)>| {
             let mut g = svc.lock().unwrap();
             let (role, store) = &mut *g;
-            role.handle(store, &HttpRequest { url: path.clone(), ..req.clone() }, now())
+            role.handle(
+                store,
+                &HttpRequest {
+                    url: path.clone(),
+                    ..req.clone()
+                },
+                now(),
+            )
         };
         match fault {
             None => Ok(forward(&self.svc)),
             Some(Fault::Refuse) => Err(Error::new(ErrorCode::Transport, "connection refused")),
             Some(Fault::LoseAnswer) => {
                 let _ = forward(&self.svc);
-                Err(Error::new(ErrorCode::Transport, "connection reset after the request was sent"))
+                Err(Error::new(
+                    ErrorCode::Transport,
+                    "connection reset after the request was sent",
+                ))
             }
             Some(Fault::LoseAnswerThenDown) => {
                 let _ = forward(&self.svc);
                 self.down.store(true, Ordering::SeqCst);
-                Err(Error::new(ErrorCode::Transport, "connection reset after the request was sent"))
+                Err(Error::new(
+                    ErrorCode::Transport,
+                    "connection reset after the request was sent",
+                ))
             }
             Some(Fault::Unavailable(s)) => {
                 let mut r = HttpResponse::new(503, "text/plain", b"maintenance".to_vec());
@@ -131,23 +198,44 @@ impl Transport for FakeService {
 }
 
 fn device(id: &str) -> DeviceFacts {
-    DeviceFacts { device_id: id.into(), hostname: format!("host-{id}"), os: "linux".into(), os_version: "6.1".into(), product: "AV".into(), product_version: "1.0".into() }
+    DeviceFacts {
+        device_id: id.into(),
+        hostname: format!("host-{id}"),
+        os: "linux".into(),
+        os_version: "6.1".into(),
+        product: "AV".into(),
+        product_version: "1.0".into(),
+    }
 }
 
 static DIRS: AtomicUsize = AtomicUsize::new(0);
 
 fn data_dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("edrlink-agent-test-{}-{}", std::process::id(), DIRS.fetch_add(1, Ordering::SeqCst)));
+    let d = std::env::temp_dir().join(format!(
+        "edrlink-agent-test-{}-{}",
+        std::process::id(),
+        DIRS.fetch_add(1, Ordering::SeqCst)
+    ));
     let _ = std::fs::remove_dir_all(&d);
     d
 }
 
 fn agent(svc: &Arc<FakeService>, id: &str, dir: Option<PathBuf>) -> Agent {
-    Agent::new(AgentConfig { client: ClientConfig::new(device(id)), data_dir: dir }, svc.clone()).unwrap()
+    Agent::new(
+        AgentConfig {
+            client: ClientConfig::new(device(id)),
+            data_dir: dir,
+        },
+        svc.clone(),
+    )
+    .unwrap()
 }
 
 fn generic(i: usize) -> String {
-    format!(r#"{{"type":"generic","time":"{}","name":"process_start","data":{{"n":{i}}}}}"#, edrlink_core::encoding::rfc3339(now()))
+    format!(
+        r#"{{"type":"generic","time":"{}","name":"process_start","data":{{"n":{i}}}}}"#,
+        edrlink_core::encoding::rfc3339(now())
+    )
 }
 
 /// Every event submitted is stored exactly once, in order.
@@ -161,8 +249,16 @@ fn assert_exactly_once(svc: &FakeService, a: &Agent, n: usize) {
             _ => None,
         })
         .collect();
-    assert_eq!(ns, (0..n as i64).collect::<Vec<_>>(), "each event stored once, in order");
-    assert_eq!(events.len() as u64, a.health().sent_events, "stored == sent");
+    assert_eq!(
+        ns,
+        (0..n as i64).collect::<Vec<_>>(),
+        "each event stored once, in order"
+    );
+    assert_eq!(
+        events.len() as u64,
+        a.health().sent_events,
+        "stored == sent"
+    );
 }
 
 #[test]
@@ -177,7 +273,10 @@ fn enroll_persists_credential_privately_and_reloads() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
     let inst = h.installation_id.unwrap();
     drop(a);
@@ -195,7 +294,15 @@ fn enroll_persists_credential_privately_and_reloads() {
     assert!(!file.exists());
     assert!(svc.svc.lock().unwrap().1.installations[&inst].offboarded);
     // One process per data directory: the spool is locked while an agent holds it.
-    let e = Agent::new(AgentConfig { client: ClientConfig::new(device("d1")), data_dir: Some(dir.clone()) }, svc.clone()).err().unwrap();
+    let e = Agent::new(
+        AgentConfig {
+            client: ClientConfig::new(device("d1")),
+            data_dir: Some(dir.clone()),
+        },
+        svc.clone(),
+    )
+    .err()
+    .unwrap();
     assert_eq!(e.code(), ErrorCode::Storage);
     drop(b);
     assert!(!agent(&svc, "d1", Some(dir.clone())).health().onboarded);
@@ -213,7 +320,14 @@ fn connection_error_then_success_loses_nothing() {
     }
     svc.fault("/v1/ingest", Fault::Refuse);
     let out = a.flush(30).unwrap();
-    assert_eq!(out, FlushOutcome { delivered: 21, queued: 0 }, "20 events + 1 heartbeat");
+    assert_eq!(
+        out,
+        FlushOutcome {
+            delivered: 21,
+            queued: 0
+        },
+        "20 events + 1 heartbeat"
+    );
     assert_exactly_once(&svc, &a, 20);
     assert_eq!(svc.sent_paths("/v1/redeem"), 2);
 }
@@ -230,7 +344,11 @@ fn lost_answer_is_retried_and_stored_once() {
     svc.fault("/v1/ingest", Fault::LoseAnswer);
     let out = a.flush(30).unwrap();
     assert_eq!(out.queued, 0);
-    assert_eq!(svc.sent_paths("/v1/ingest"), 2, "the same batch was sent again");
+    assert_eq!(
+        svc.sent_paths("/v1/ingest"),
+        2,
+        "the same batch was sent again"
+    );
     let (_, batches) = svc.stored(&a.health().installation_id.unwrap());
     assert_eq!(batches, 1, "the retry was recognised as a duplicate");
     assert_exactly_once(&svc, &a, 5);
@@ -267,7 +385,13 @@ fn deadline_keeps_everything_queued() {
     assert!(a.health().last_error.unwrap().starts_with("transport"));
     svc.down.store(false, Ordering::SeqCst);
     let out = a.flush(30).unwrap();
-    assert_eq!(out, FlushOutcome { delivered: 4, queued: 0 });
+    assert_eq!(
+        out,
+        FlushOutcome {
+            delivered: 4,
+            queued: 0
+        }
+    );
     assert_exactly_once(&svc, &a, 3);
 }
 
@@ -291,7 +415,10 @@ fn blocked_then_revoked_then_reenrolled_delivers_the_queue() {
     svc.toggle(true);
     assert_eq!(a.handshake().unwrap(), FlowState::Revoked);
     let e = a.flush(5).unwrap_err();
-    assert!(matches!(e.code(), ErrorCode::EpochMismatch | ErrorCode::Revoked), "{e}");
+    assert!(
+        matches!(e.code(), ErrorCode::EpochMismatch | ErrorCode::Revoked),
+        "{e}"
+    );
     assert!(a.health().needs_new_token);
     assert_eq!(a.enroll(&old).unwrap_err().code(), ErrorCode::EpochMismatch);
     // A new token re-onboards the same installation; the queue is delivered.
@@ -307,14 +434,28 @@ fn blocked_then_revoked_then_reenrolled_delivers_the_queue() {
 fn refused_tokens_keep_their_codes() {
     let svc = FakeService::new();
     let a = agent(&svc, "d7", None);
-    assert_eq!(a.enroll("garbage").unwrap_err().code(), ErrorCode::Malformed);
+    assert_eq!(
+        a.enroll("garbage").unwrap_err().code(),
+        ErrorCode::Malformed
+    );
     let tok = svc.token();
     svc.toggle(false);
-    assert_eq!(a.enroll(&tok).unwrap_err().code(), ErrorCode::IntegrationDisabled);
+    assert_eq!(
+        a.enroll(&tok).unwrap_err().code(),
+        ErrorCode::IntegrationDisabled
+    );
     assert!(!a.health().onboarded);
-    assert_eq!(a.flush(1).unwrap(), FlushOutcome::default(), "nothing to do");
+    assert_eq!(
+        a.flush(1).unwrap(),
+        FlushOutcome::default(),
+        "nothing to do"
+    );
     a.submit_json(&generic(0)).unwrap();
-    assert_eq!(a.flush(1).unwrap_err().code(), ErrorCode::InvalidState, "queued but not enrolled");
+    assert_eq!(
+        a.flush(1).unwrap_err().code(),
+        ErrorCode::InvalidState,
+        "queued but not enrolled"
+    );
     assert_eq!(a.health().queued_events, 1);
     assert_eq!(a.handshake().unwrap_err().code(), ErrorCode::InvalidState);
 }
@@ -343,7 +484,16 @@ fn submit_from_threads_while_flushing() {
     assert_eq!(a.flush(10).unwrap().queued, 0);
     let inst = a.health().installation_id.unwrap();
     let (events, _) = svc.stored(&inst);
-    let mut ns: Vec<i64> = events.iter().filter_map(|e| if let Event::Generic(g) = e { g.data["n"].as_i64() } else { None }).collect();
+    let mut ns: Vec<i64> = events
+        .iter()
+        .filter_map(|e| {
+            if let Event::Generic(g) = e {
+                g.data["n"].as_i64()
+            } else {
+                None
+            }
+        })
+        .collect();
     ns.sort();
     assert_eq!(ns, (0..100).collect::<Vec<_>>());
     assert_eq!(events.len() as u64, a.health().sent_events);
@@ -358,7 +508,10 @@ fn eicar_test_detection_raises_an_alert() {
     a.flush(10).unwrap();
     let g = svc.svc.lock().unwrap();
     assert_eq!(g.1.alerts.len(), 1);
-    assert_eq!(g.1.alerts[0].1.title, edrlink_core::eicar::EICAR_ALERT_TITLE);
+    assert_eq!(
+        g.1.alerts[0].1.title,
+        edrlink_core::eicar::EICAR_ALERT_TITLE
+    );
     assert!(g.1.alerts[0].1.test);
 }
 
@@ -375,7 +528,14 @@ fn undelivered_events_survive_a_restart() {
     // service stays unreachable, and the process ends before it could retry.
     svc.fault("/v1/ingest", Fault::LoseAnswerThenDown);
     let out = a.flush(1).unwrap();
-    assert_eq!(out, FlushOutcome { delivered: 0, queued: 6 }, "5 events + heartbeat kept");
+    assert_eq!(
+        out,
+        FlushOutcome {
+            delivered: 0,
+            queued: 6
+        },
+        "5 events + heartbeat kept"
+    );
     svc.down.store(false, Ordering::SeqCst);
     let inst = a.health().installation_id.unwrap();
     drop(a);
@@ -384,7 +544,11 @@ fn undelivered_events_survive_a_restart() {
     let out = b.flush(30).unwrap();
     assert_eq!(out.queued, 0);
     // The re-sent batch was recognised as a duplicate: every event once.
-    assert_eq!(svc.stored(&inst).0.len(), 7, "5 events + 2 heartbeats (one per process)");
+    assert_eq!(
+        svc.stored(&inst).0.len(),
+        7,
+        "5 events + 2 heartbeats (one per process)"
+    );
     assert_exactly_once(&svc, &b, 5);
     drop(b);
     std::fs::remove_dir_all(dir).unwrap();

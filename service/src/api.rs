@@ -228,7 +228,7 @@ fn problem_response(e: &Error, status: Option<u16>) -> Response {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        problem_response(&self.0, self.1)
+        label(problem_response(&self.0, self.1), self.0.code())
     }
 }
 

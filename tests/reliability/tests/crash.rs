@@ -12,7 +12,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const ITERATIONS: u64 = 25;
+const ITERATIONS: u64 = 30;
 const PER_RUN: u64 = 40;
 
 fn spooled_names(dir: &std::path::Path) -> Vec<String> {
@@ -65,7 +65,7 @@ fn sigkill_at_random_points_loses_and_duplicates_nothing() {
             }
             last
         });
-        let deadline = Instant::now() + Duration::from_millis(20 + rnd(400));
+        let deadline = Instant::now() + Duration::from_millis(150 + rnd(900));
         while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
             std::thread::sleep(Duration::from_millis(5));
         }
