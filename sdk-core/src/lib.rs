@@ -50,6 +50,9 @@ pub mod spool;
 pub mod spool_file;
 pub mod telemetry;
 pub mod token;
+
+#[cfg(test)]
+mod hostile_tests;
 #[cfg(feature = "http")]
 pub mod transport;
 
