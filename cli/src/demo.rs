@@ -19,6 +19,7 @@ const REGION: &str = "eu";
 const FLUSH_SECS: u64 = 15;
 
 type StepResult = Result<(), String>;
+type Step = (String, Box<dyn Fn(&mut Demo) -> StepResult>);
 
 struct Demo {
     admin: Admin,
@@ -167,7 +168,7 @@ pub fn run(keep: bool, json: bool) -> Result<u8, Failure> {
         details: vec![],
     };
     let url = svc.url().to_owned();
-    let steps: Vec<(String, Box<dyn Fn(&mut Demo) -> StepResult>)> = vec![
+    let steps: Vec<Step> = vec![
         (
             "Start the reference service".into(),
             Box::new(move |d: &mut Demo| {
@@ -179,7 +180,7 @@ pub fn run(keep: bool, json: bool) -> Result<u8, Failure> {
         (
             format!("Admin creates tenant \"{TENANT}\" in region {REGION}"),
             Box::new(|d: &mut Demo| {
-                let (s, _) = d.admin.call("GET", "/admin/tenants", None).map(|(s, v)| (s, v))?;
+                let (s, _) = d.admin.call("GET", "/admin/tenants", None)?;
                 check(s == 200, "admin API reachable")?;
                 let (unauth, _) = Admin::new(&d.admin_base(), "wrong-key").call("GET", "/admin/tenants", None)?;
                 d.say(format!("admin API without the right key: HTTP {unauth}"));

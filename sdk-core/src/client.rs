@@ -125,6 +125,7 @@ pub struct PartnerClient {
     /// Telemetry waits until then (recovery jitter, pacing); other requests do not.
     send_not_before: Option<UnixSeconds>,
     pace: (UnixSeconds, u32),
+    samples_counted: Option<String>,
     next_handshake: Option<UnixSeconds>,
     last_heartbeat: Option<UnixSeconds>,
     sensor: SensorState,
@@ -177,6 +178,7 @@ impl PartnerClient {
             attempts: 0,
             send_not_before: None,
             pace: (0, 0),
+            samples_counted: None,
             next_handshake: None,
             last_heartbeat: None,
             sensor: SensorState::Running,
@@ -451,7 +453,18 @@ impl PartnerClient {
     fn rebuild_inflight(&mut self) -> Result<()> {
         let cred = self.cred.as_ref().ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
         let Some(rec) = self.outbox.inflight().cloned() else { return Ok(()) };
-        let events = self.outbox.inflight_events()?;
+        let mut events = self.outbox.inflight_events()?;
+        if cred.policy.file_samples != crate::policy::FileSampleSharing::All {
+            // Samples leave the endpoint only when the admin's policy says `all`.
+            let before = events.len();
+            events.retain(|e| !matches!(e, Event::FileSample(_)));
+            if self.samples_counted.as_deref() != Some(rec.batch_id.as_str()) {
+                for _ in events.len()..before {
+                    self.outbox.record_drop("samples_not_allowed", crate::telemetry::Category::Telemetry)?;
+                }
+                self.samples_counted = Some(rec.batch_id.clone());
+            }
+        }
         self.inflight = Some(Batch {
             v: 1,
             installation_id: cred.installation_id.clone(),
@@ -937,6 +950,29 @@ mod tests {
             })
             .collect();
         assert_eq!(names, ["e0", "e1", "e2"], "delivered once, in order");
+    }
+
+    #[test]
+    fn file_samples_leave_only_when_the_policy_allows() {
+        let (role, mut store) = setup();
+        let now = 1_800_000_000;
+        let tok = token(&role, &mut store, now);
+        let mut c = PartnerClient::new(ClientConfig::new(device("d3")), Box::new(Counter(AtomicU64::new(99))));
+        c.redeem(&tok).unwrap();
+        pump(&mut c, &role, &mut store, now);
+        let content = crate::encoding::b64std(crate::eicar::EICAR);
+        let sample = Event::FileSample(telemetry::FileSample { time: rfc3339(now), sha256: crate::eicar::EICAR_SHA256.into(), file_name: "eicar.com".into(), content });
+        c.submit(sample.clone(), now).unwrap();
+        c.submit(crate::eicar::test_detection(now, "/x"), now).unwrap();
+        c.flush();
+        pump(&mut c, &role, &mut store, now);
+        let inst = c.credential().unwrap().installation_id.clone();
+        let stored = store.events_of(&inst);
+        assert!(stored.iter().all(|e| !matches!(e, Event::FileSample(_))), "policy `none` keeps samples home");
+        assert!(stored.iter().any(|e| matches!(e, Event::Detection(_))));
+        assert_eq!(c.health(now).drops.get("samples_not_allowed/telemetry"), Some(&1));
+        let bad = telemetry::FileSample { time: rfc3339(now), sha256: "00".repeat(32), file_name: "x".into(), content: crate::encoding::b64std(b"abc") };
+        assert_eq!(c.submit(Event::FileSample(bad), now).unwrap_err().code(), ErrorCode::Malformed);
     }
 
     #[test]

@@ -530,7 +530,7 @@ mod tests {
             .map(|e| match e {
                 Event::Generic(g) => g.name.clone(),
                 Event::Detection(d) => d.threat_name.clone(),
-                Event::Heartbeat(_) => "hb".into(),
+                _ => "other".into(),
             })
             .collect()
     }

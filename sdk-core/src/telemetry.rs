@@ -92,6 +92,23 @@ pub struct GenericEvent {
     pub data: serde_json::Value,
 }
 
+/// A copy of a detected file, uploaded only when the policy's
+/// `file_samples` is `all` (the client removes samples otherwise).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileSample {
+    /// When it was taken (RFC 3339).
+    pub time: String,
+    /// SHA-256 of the file, lower-case hex.
+    pub sha256: String,
+    /// File name (no directories).
+    pub file_name: String,
+    /// The file, standard base64 (at most [`MAX_SAMPLE_BYTES`] decoded).
+    pub content: String,
+}
+
+/// Largest file sample, decoded (4 MiB, inside the 5 MiB envelope cap).
+pub const MAX_SAMPLE_BYTES: usize = 3 * 1024 * 1024;
+
 /// One telemetry event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -102,6 +119,8 @@ pub enum Event {
     Heartbeat(Heartbeat),
     /// Anything else.
     Generic(GenericEvent),
+    /// A file sample (policy-gated).
+    FileSample(FileSample),
 }
 
 /// How important an event is when the queue is full: telemetry is dropped
@@ -122,6 +141,7 @@ impl Event {
             Event::Detection(d) => &d.time,
             Event::Heartbeat(h) => &h.time,
             Event::Generic(g) => &g.time,
+            Event::FileSample(f) => &f.time,
         }
     }
 
@@ -151,6 +171,18 @@ impl Event {
             Event::Generic(g) => {
                 if g.name.is_empty() || g.name.len() > 128 {
                     return Err(Error::malformed("event name must be 1..128 characters"));
+                }
+            }
+            Event::FileSample(f) => {
+                if f.sha256.len() != 64 || !f.sha256.bytes().all(|b| b.is_ascii_hexdigit()) || f.file_name.is_empty() || f.file_name.len() > 255 {
+                    return Err(Error::malformed("file sample needs a 64-hex sha256 and a file name ≤ 255"));
+                }
+                if f.content.len() > MAX_SAMPLE_BYTES / 3 * 4 + 4 {
+                    return Err(Error::new(ErrorCode::TooLarge, "file sample exceeds 3 MiB"));
+                }
+                let bytes = crate::encoding::b64_dsse_decode(&f.content)?;
+                if crate::encoding::hex(&crate::encoding::sha256(&bytes)) != f.sha256.to_ascii_lowercase() {
+                    return Err(Error::malformed("file sample content does not match its sha256"));
                 }
             }
             Event::Heartbeat(_) => {}

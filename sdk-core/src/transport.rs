@@ -295,6 +295,68 @@ mod tests {
         );
     }
 
+    /// A one-shot TCP server answering `reply` to the first connection.
+    fn one_shot(reply: &'static [u8]) -> u16 {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            if let Ok((mut s, _)) = l.accept() {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(reply);
+            }
+        });
+        port
+    }
+
+    #[test]
+    fn error_statuses_are_responses_with_lower_case_headers() {
+        let port = one_shot(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 7\r\nX-Edrlink-Test: A\r\nContent-Length: 2\r\nConnection: close\r\n\r\nno");
+        let t = HttpTransport::new(HttpOptions::default()).unwrap();
+        let req = HttpRequest {
+            id: 1,
+            method: "POST".into(),
+            url: format!("http://127.0.0.1:{port}/v1/ingest"),
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: b"{}".to_vec(),
+        };
+        let r = t.send(&req).unwrap();
+        assert_eq!(r.status, 503);
+        assert_eq!(r.body, b"no");
+        assert!(
+            r.headers
+                .iter()
+                .all(|(k, _)| k.chars().all(|c| !c.is_ascii_uppercase())),
+            "{:?}",
+            r.headers
+        );
+        assert_eq!(r.header("retry-after"), Some("7"));
+        assert_eq!(r.header("x-edrlink-test"), Some("A"));
+    }
+
+    #[test]
+    fn tls_failure_is_named() {
+        // A plain-HTTP server where TLS is expected: the handshake fails.
+        let port = one_shot(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        let t = HttpTransport::new(HttpOptions {
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(5),
+            ..HttpOptions::default()
+        })
+        .unwrap();
+        let req = HttpRequest {
+            id: 1,
+            method: "POST".into(),
+            url: format!("https://127.0.0.1:{port}/v1/handshake"),
+            headers: vec![],
+            body: vec![],
+        };
+        let e = t.send(&req).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Transport);
+        assert!(e.message().contains("TLS"), "{e}");
+    }
+
     #[test]
     fn connection_refused_is_transport() {
         // Bind then drop to get a port nobody listens on.

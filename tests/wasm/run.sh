@@ -41,7 +41,7 @@ echo "== building wasm32 test binaries"
 
 echo "== 1. wasm-bindgen-test in Node"
 set +e
-"${CARGO[@]}" -p edrlink-wasm --tests > "$LOG/node.log" 2>&1; rc=$?
+"${CARGO[@]}" -p edrlink-wasm --tests --no-fail-fast > "$LOG/node.log" 2>&1; rc=$?
 set -e
 grep -E "^test |test result|vectors:|panicked|FAIL" "$LOG/node.log" || true
 read -r p f < <(sum_results "$LOG/node.log")
@@ -53,7 +53,7 @@ if [ "${SKIP_BROWSER:-0}" != 1 ]; then
   set +e
   WASM_BINDGEN_USE_BROWSER=1 CHROMEDRIVER=/usr/bin/chromedriver \
     WASM_BINDGEN_TEST_WEBDRIVER_JSON="$HERE/webdriver.json" \
-    "${CARGO[@]}" -p edrlink-wasm --tests > "$LOG/browser.log" 2>&1; rc=$?
+    "${CARGO[@]}" -p edrlink-wasm --tests --no-fail-fast > "$LOG/browser.log" 2>&1; rc=$?
   set -e
   grep -E "^test |test result|vectors:|panicked|FAIL|rror" "$LOG/browser.log" | head -60 || true
   read -r p f < <(sum_results "$LOG/browser.log")

@@ -365,9 +365,10 @@ impl From<Detection> for Event {
 
 /// The partner client: enrolls the endpoint, keeps the credential, queues and
 /// delivers telemetry. Thread-safe; every method blocks (call it off the UI
-/// thread). Holds native resources: `close()` it (Kotlin `use {}`, Python
-/// `with`, Swift `defer { client.close() }`); calls after `close()` raise
-/// `invalid_state`. Queued events that were not flushed are lost on close.
+/// thread). Holds native resources: release them with Kotlin `use {}` /
+/// `close()`, Python `with` / `close()`, Swift `shutdown()` (or let ARC free
+/// it); calls after `shutdown()` raise `invalid_state`. Queued events that
+/// were not flushed are lost then (the credential stays in `data_dir`).
 #[derive(uniffi::Object)]
 pub struct EdrlinkClient {
     agent: RwLock<Option<Arc<Agent>>>,
@@ -382,7 +383,7 @@ impl core::fmt::Debug for EdrlinkClient {
 impl EdrlinkClient {
     fn agent(&self) -> Result<Arc<Agent>> {
         let g = self.agent.read().unwrap_or_else(|p| p.into_inner());
-        g.clone().ok_or_else(|| EdrlinkError::InvalidState("the client is closed".into()))
+        g.clone().ok_or_else(|| EdrlinkError::InvalidState("the client is shut down".into()))
     }
 }
 
@@ -470,14 +471,16 @@ impl EdrlinkClient {
         Ok(self.agent()?.offboard(package.as_deref())?)
     }
 
-    /// Releases the native resources (idempotent). Calls in progress finish first.
-    pub fn close(&self) {
+    /// Releases the native resources now (idempotent; calls in progress finish
+    /// first). Named `shutdown` because Kotlin's `close()` (AutoCloseable) and
+    /// Python's `close()` / `with` already exist and end in the same state.
+    pub fn shutdown(&self) {
         let mut g = self.agent.write().unwrap_or_else(|p| p.into_inner());
         g.take();
     }
 
-    /// Whether `close()` was called.
-    pub fn is_closed(&self) -> bool {
+    /// Whether `shutdown()` (or Python's `close()`) was called.
+    pub fn is_shut_down(&self) -> bool {
         self.agent.read().unwrap_or_else(|p| p.into_inner()).is_none()
     }
 }

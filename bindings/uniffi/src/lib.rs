@@ -270,8 +270,8 @@ pub fn inspect_envelope(envelope: Vec<u8>) -> Result<EnvelopeContent> {
     Ok(content(dsse::parse(&envelope)?))
 }
 
-/// An Ed25519 signing key held natively (wiped on `close()` or when
-/// collected), sealing DSSE envelopes.
+/// An Ed25519 signing key held natively (wiped by `wipe()`, Kotlin `close()`,
+/// Python `with`, or when collected), sealing DSSE envelopes.
 #[derive(uniffi::Object)]
 pub struct EnvelopeSigner {
     key: RwLock<Option<SigningKey>>,
@@ -286,7 +286,7 @@ impl core::fmt::Debug for EnvelopeSigner {
 impl EnvelopeSigner {
     fn with_key<T>(&self, f: impl FnOnce(&SigningKey) -> T) -> Result<T> {
         let g = self.key.read().unwrap_or_else(|p| p.into_inner());
-        g.as_ref().map(f).ok_or_else(|| EdrlinkError::InvalidState("the signer is closed".into()))
+        g.as_ref().map(f).ok_or_else(|| EdrlinkError::InvalidState("the signer's key was wiped".into()))
     }
 }
 
@@ -320,8 +320,9 @@ impl EnvelopeSigner {
         self.with_key(|k| k.key_id())
     }
 
-    /// Wipes the key (idempotent); later calls raise `invalid_state`.
-    pub fn close(&self) {
+    /// Wipes the key now (idempotent); later calls raise `invalid_state`.
+    /// (Kotlin's `close()` and Python's `close()` / `with` do this too.)
+    pub fn wipe(&self) {
         self.key.write().unwrap_or_else(|p| p.into_inner()).take();
     }
 }
@@ -449,7 +450,7 @@ mod tests {
         let signer = EnvelopeSigner::new(seed).unwrap();
         assert_eq!(signer.seal("application/x".into(), b"hello".to_vec()).unwrap(), env);
         assert_eq!(signer.public_key().unwrap(), pk);
-        signer.close();
+        signer.wipe();
         assert!(matches!(signer.seal("a".into(), vec![]), Err(EdrlinkError::InvalidState(_))));
         assert!(matches!(open_envelope(env.clone(), pk.clone(), "application/y".into()), Err(EdrlinkError::WrongType(_))));
         assert!(matches!(open_envelope(b"{".to_vec(), pk.clone(), "a".into()), Err(EdrlinkError::Malformed(_))));

@@ -74,10 +74,22 @@ def _enter(self):  # type: ignore[no-untyped-def]
     return self
 
 
+def _client_close(self: EdrlinkClient) -> None:
+    """Releases the native client now (same as ``shutdown()``; idempotent)."""
+    self.shutdown()
+
+
+def _signer_close(self: EnvelopeSigner) -> None:
+    """Wipes the native key now (same as ``wipe()``; idempotent)."""
+    self.wipe()
+
+
 def _exit(self, *exc_info: object) -> None:  # type: ignore[no-untyped-def]
     self.close()
 
 
+EdrlinkClient.close = _client_close  # type: ignore[attr-defined]
+EnvelopeSigner.close = _signer_close  # type: ignore[attr-defined]
 for _cls in (EdrlinkClient, EnvelopeSigner):
     _cls.__enter__ = _enter  # type: ignore[attr-defined]
     _cls.__exit__ = _exit  # type: ignore[attr-defined]

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Generates the committed Kotlin and Swift bindings from the compiled
+# edrlink-uniffi library with the workspace's pinned uniffi-bindgen, or with
+# --check verifies that the committed copies equal a fresh generation (drift
+# fails). Python bindings are generated at wheel build time by maturin.
+#
+#   bindings/uniffi/scripts/generate.sh [--check] [--lib PATH/libedrlink_uniffi.so]
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target/uniffi}"
+CHECK=0; LIB=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --check) CHECK=1 ;;
+    --lib) LIB="$2"; shift ;;
+    *) echo "usage: $0 [--check] [--lib PATH]" >&2; exit 2 ;;
+  esac
+  shift
+done
+cd "$ROOT"
+cargo build --quiet -p edrlink-uniffi-bindgen
+if [ -z "$LIB" ]; then
+  cargo build --quiet -p edrlink-uniffi
+  LIB="$CARGO_TARGET_DIR/debug/libedrlink_uniffi.so"
+fi
+BINDGEN="$CARGO_TARGET_DIR/debug/uniffi-bindgen"
+OUT="$CARGO_TARGET_DIR/generated"
+rm -rf "$OUT"; mkdir -p "$OUT/kotlin" "$OUT/swift"
+CFG=(--config bindings/uniffi/uniffi.toml)
+"$BINDGEN" generate --no-format "${CFG[@]}" --library "$LIB" --language kotlin --out-dir "$OUT/kotlin" >/dev/null
+"$BINDGEN" generate --no-format "${CFG[@]}" --library "$LIB" --language swift --out-dir "$OUT/swift" >/dev/null
+
+# generated path -> committed path
+PAIRS=(
+  "$OUT/kotlin/org/edrlink/edrlink.kt|bindings/kotlin/src/main/kotlin/org/edrlink/edrlink.kt"
+  "$OUT/swift/Edrlink.swift|bindings/swift/Sources/Edrlink/Edrlink.swift"
+  "$OUT/swift/EdrlinkFFI.h|bindings/swift/Headers/EdrlinkFFI.h"
+  "$OUT/swift/EdrlinkFFI.modulemap|bindings/swift/Headers/module.modulemap"
+)
+fail=0
+for p in "${PAIRS[@]}"; do
+  gen="${p%%|*}"; dst="${p##*|}"
+  if [ "$CHECK" = 1 ]; then
+    if ! cmp -s "$gen" "$dst"; then
+      echo "DRIFT: $dst differs from a fresh generation (run bindings/uniffi/scripts/generate.sh)" >&2
+      diff -u "$dst" "$gen" 2>&1 | head -20 >&2 || true
+      fail=1
+    fi
+  else
+    mkdir -p "$(dirname "$dst")"; cp "$gen" "$dst"; echo "wrote $dst"
+  fi
+done
+[ "$CHECK" = 1 ] && [ "$fail" = 0 ] && echo "generated bindings in sync (kotlin, swift)"
+exit "$fail"

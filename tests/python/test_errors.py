@@ -1,0 +1,164 @@
+"""Every error kind surfaces as the right exception class with its stable code,
+both from local checks and from the real service."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable, Type
+
+import pytest
+
+import edrlink
+from conftest import Tenant, device, options
+
+E = edrlink.EdrlinkError
+
+
+def raises(cls: Type[BaseException], code: str, fn: Callable[[], object]) -> BaseException:
+    with pytest.raises(cls) as info:
+        fn()
+    err = info.value
+    assert isinstance(err, edrlink.EdrlinkError)
+    assert err.code == code, (err.code, str(err))
+    assert str(err).startswith(code + ": ")
+    return err
+
+
+def tamper(token: str) -> str:
+    head, payload, sig = token.split(".")
+    # flip one character of the signature (keeps it valid base64url)
+    c = "A" if sig[5] != "A" else "B"
+    return ".".join([head, payload, sig[:5] + c + sig[6:]])
+
+
+def test_error_classes_and_table() -> None:
+    codes = edrlink.error_codes()
+    assert len(codes) >= 30
+    for info in codes:
+        cls = edrlink.error_class(info.name)
+        assert issubclass(cls, E) and issubclass(cls, Exception)
+        err = cls(f"{info.name}: x")
+        assert err.code == info.name
+        assert err.number == info.number
+        assert err.http_status == info.http_status
+        assert err.detail == "x"
+    assert edrlink.error_code_info("token_expired").number == 300
+    with pytest.raises(KeyError):
+        edrlink.error_class("no_such_code")
+
+
+def test_token_expired(tenant: Tenant) -> None:
+    tok = tenant.token(lifetime_secs=1)["token"]
+    time.sleep(2.2)
+    assert edrlink.inspect_token(tok).status == edrlink.TokenStatus.EXPIRED
+    with edrlink.EdrlinkClient(options()) as client:
+        err = raises(E.TokenExpired, "token_expired", lambda: client.enroll(tok))
+        assert err.number == 300 and err.http_status == 401
+        assert not client.health().onboarded
+
+
+def test_token_tampered_is_refused_by_service_and_by_verify(tenant: Tenant, admin) -> None:
+    tok = tenant.token()["token"]
+    bad = tamper(tok)
+    with edrlink.EdrlinkClient(options()) as client:
+        raises(E.BadSignature, "bad_signature", lambda: client.enroll(bad))
+    keyset = admin.call("GET", "/v1/keys", auth=False)
+    import json
+
+    keyset_json = json.dumps(keyset)
+    claims = edrlink.verify_token(tok, keyset_json)
+    assert claims.tenant_id == tenant.id
+    raises(E.BadSignature, "bad_signature", lambda: edrlink.verify_token(bad, keyset_json))
+    raises(E.Malformed, "malformed", lambda: edrlink.inspect_token("not-a-token"))
+
+
+def test_integration_disabled(tenant: Tenant) -> None:
+    tok = tenant.token()["token"]
+    tenant.set_enabled(False)
+    with edrlink.EdrlinkClient(options()) as client:
+        raises(E.IntegrationDisabled, "integration_disabled", lambda: client.enroll(tok))
+
+
+def test_epoch_mismatch_after_toggle_off_on(tenant: Tenant) -> None:
+    tok = tenant.token()["token"]
+    epoch = edrlink.inspect_token(tok).claims.epoch
+    tenant.set_enabled(False)
+    st = tenant.set_enabled(True)
+    assert st["epoch"] > epoch
+    with edrlink.EdrlinkClient(options()) as client:
+        raises(E.EpochMismatch, "epoch_mismatch", lambda: client.enroll(tok))
+        # a fresh token of the new epoch works
+        assert client.enroll(tenant.token()["token"]).onboarded
+
+
+def test_flow_blocked_then_revoked(tenant: Tenant) -> None:
+    with edrlink.EdrlinkClient(options()) as client:
+        client.enroll(tenant.token()["token"])
+        tenant.set_enabled(False)
+        assert client.handshake() == edrlink.FlowState.BLOCKED
+        client.send_test_detection()
+        raises(E.FlowBlocked, "flow_blocked", lambda: client.flush(5))
+        h = client.health()
+        assert h.queued_events >= 1, "blocked events are kept"
+        assert h.flow == edrlink.FlowState.BLOCKED
+        # turned back on: the epoch moved, the old credential is revoked
+        tenant.set_enabled(True)
+        assert client.handshake() == edrlink.FlowState.REVOKED
+        assert client.health().needs_new_token
+    assert not [a for a in tenant.alerts() if a["title"] == "EICAR test file"]
+
+
+def test_invalid_json_event() -> None:
+    with edrlink.EdrlinkClient(options()) as client:
+        raises(E.Malformed, "malformed", lambda: client.submit_json("{not json"))
+        raises(E.Malformed, "malformed", lambda: client.submit_json('{"type":"generic","time":"yesterday","name":"x"}'))
+        raises(E.Malformed, "malformed", lambda: client.submit_json('{"type":"nope"}'))
+        assert client.health().queued_events == 0
+    raises(E.Malformed, "malformed", lambda: edrlink.validate_event_json("[]"))
+
+
+def test_invalid_argument() -> None:
+    bad = device()
+    bad.device_id = ""
+    raises(E.InvalidArgument, "invalid_argument", lambda: edrlink.EdrlinkClient(options(device=bad)))
+    raises(E.InvalidArgument, "invalid_argument", lambda: edrlink.seal_envelope("a/b", b"x", b"\x00" * 31))
+    raises(E.InvalidArgument, "invalid_argument", lambda: edrlink.open_envelope(b"{}", b"\x00" * 5, "a/b"))
+    raises(E.InvalidArgument, "invalid_argument", lambda: edrlink.shared_key_authorization("", b"k", "POST", "/", "a", "d", b""))
+
+
+def test_invalid_state_before_enroll() -> None:
+    with edrlink.EdrlinkClient(options()) as client:
+        raises(E.InvalidState, "invalid_state", client.handshake)
+        raises(E.InvalidState, "invalid_state", lambda: client.offboard())
+
+
+def test_transport_error_unreachable_service(tenant: Tenant) -> None:
+    # a token naming a closed loopback port: the native transport fails below HTTP
+    tok = tenant.token()["token"]
+    opts = options(service_url_override="http://127.0.0.1:9", op_timeout_secs=2)
+    with edrlink.EdrlinkClient(opts) as client:
+        raises(E.Transport, "transport", lambda: client.enroll(tok))
+
+
+def test_envelope_errors() -> None:
+    seed = bytes(range(32))
+    pk = edrlink.public_key_from_seed(seed)
+    env = edrlink.seal_envelope("application/x", b"payload", seed)
+    raises(E.WrongType, "wrong_type", lambda: edrlink.open_envelope(env, pk, "application/y"))
+    other = edrlink.public_key_from_seed(bytes(32))
+    raises(E.UnknownKey, "unknown_key", lambda: edrlink.open_envelope(env, other, "application/x"))
+    tampered = env.replace(b'"payload":"', b'"payload":"A', 1)
+    with pytest.raises(E) as info:
+        edrlink.open_envelope(tampered, pk, "application/x")
+    assert info.value.code in ("bad_signature", "malformed")
+    raises(E.Malformed, "malformed", lambda: edrlink.open_envelope(b"{", pk, "application/x"))
+
+
+def test_shared_key_verify_errors() -> None:
+    key = b"k" * 32
+    date = edrlink.rfc3339_time(1_700_000_000)
+    auth = edrlink.shared_key_authorization("ws-1", key, "POST", "/v1/downlevel/ingest", "application/json", date, b"{}")
+    edrlink.shared_key_verify(auth, key, "POST", "/v1/downlevel/ingest", "application/json", date, b"{}", 1_700_000_000)
+    raises(E.BadSignature, "bad_signature", lambda: edrlink.shared_key_verify(auth, key, "POST", "/v1/downlevel/ingest", "application/json", date, b"{ }", 1_700_000_000))
+    raises(E.StaleMessage, "stale_message", lambda: edrlink.shared_key_verify(auth, key, "POST", "/v1/downlevel/ingest", "application/json", date, b"{}", 1_700_001_000))
+    raises(E.Unauthorized, "unauthorized", lambda: edrlink.shared_key_verify("Bearer x", key, "POST", "/", "a", date, b"", 1_700_000_000))
