@@ -97,8 +97,16 @@ impl DeviceArgs {
             hostname: self.hostname.clone().unwrap_or_else(hostname),
             os: self.os.clone().unwrap_or_else(os_family),
             os_version: self.os_version.clone().unwrap_or_else(os_version),
-            product: self.product.clone(),
-            product_version: self.product_version.clone(),
+            product: if self.product.is_empty() {
+                "edrlink-cli".into()
+            } else {
+                self.product.clone()
+            },
+            product_version: if self.product_version.is_empty() {
+                edrlink_core::VERSION.into()
+            } else {
+                self.product_version.clone()
+            },
         }
     }
 }

@@ -493,3 +493,70 @@ fn offboarding_package_and_unreachable_service() {
     assert!(!Path::new(dd).join("credential.json").exists());
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[cfg(unix)]
+#[test]
+fn service_run_announces_itself_and_stops_on_sigterm() {
+    use std::io::BufRead;
+    let dir = temp_dir("svc");
+    let db = dir.join("svc.db");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_edrlink"))
+        .args([
+            "service",
+            "run",
+            "--db",
+            db.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("EDRLINK_ADMIN_KEY", ADMIN_KEY)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("first line: {line:?}"))
+        .to_owned();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .proxy(None)
+        .build()
+        .into();
+    assert_eq!(
+        agent
+            .get(&format!("{url}/healthz"))
+            .call()
+            .unwrap()
+            .status(),
+        200
+    );
+    let unauth = agent
+        .get(&format!("{url}/admin/tenants"))
+        .call()
+        .unwrap()
+        .status();
+    assert_eq!(unauth, 401);
+    let ok = agent
+        .get(&format!("{url}/admin/tenants"))
+        .header("authorization", &format!("Bearer {ADMIN_KEY}"))
+        .call()
+        .unwrap()
+        .status();
+    assert_eq!(ok, 200);
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "graceful stop");
+    assert!(db.exists());
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -38,8 +38,16 @@ fn token_verify(c: &mut Criterion) {
     let sig = edrlink_core::encoding::b64url_decode(sig).unwrap();
     let pk = key.verifying_key().0;
     let mut g = c.benchmark_group("token");
-    g.bench_function("verify", |b| b.iter(|| token::verify(black_box(&tok), &keys, NOW, 60).unwrap()));
-    g.bench_function("raw_ring_verify", |b| b.iter(|| UnparsedPublicKey::new(&ED25519, &pk).verify(black_box(input.as_bytes()), &sig).unwrap()));
+    g.bench_function("verify", |b| {
+        b.iter(|| token::verify(black_box(&tok), &keys, NOW, 60).unwrap())
+    });
+    g.bench_function("raw_ring_verify", |b| {
+        b.iter(|| {
+            UnparsedPublicKey::new(&ED25519, &pk)
+                .verify(black_box(input.as_bytes()), &sig)
+                .unwrap()
+        })
+    });
     g.finish();
 }
 
@@ -54,12 +62,26 @@ fn envelopes(c: &mut Criterion) {
         let raw_sig = pair.sign(&payload);
         let mut g = c.benchmark_group(format!("envelope_{}k", size / 1024));
         g.throughput(Throughput::Bytes(size as u64));
-        g.bench_with_input(BenchmarkId::new("seal", size), &payload, |b, p| b.iter(|| dsse::seal(t, black_box(p), &key).unwrap()));
-        g.bench_with_input(BenchmarkId::new("raw_ring_sign", size), &payload, |b, p| b.iter(|| pair.sign(black_box(p))));
-        g.bench_with_input(BenchmarkId::new("open", size), &env, |b, e| b.iter(|| dsse::open(black_box(e), t, &vk).unwrap()));
-        g.bench_with_input(BenchmarkId::new("raw_ring_verify", size), &payload, |b, p| {
-            b.iter(|| UnparsedPublicKey::new(&ED25519, pair.public_key().as_ref()).verify(black_box(p), raw_sig.as_ref()).unwrap())
+        g.bench_with_input(BenchmarkId::new("seal", size), &payload, |b, p| {
+            b.iter(|| dsse::seal(t, black_box(p), &key).unwrap())
         });
+        g.bench_with_input(BenchmarkId::new("raw_ring_sign", size), &payload, |b, p| {
+            b.iter(|| pair.sign(black_box(p)))
+        });
+        g.bench_with_input(BenchmarkId::new("open", size), &env, |b, e| {
+            b.iter(|| dsse::open(black_box(e), t, &vk).unwrap())
+        });
+        g.bench_with_input(
+            BenchmarkId::new("raw_ring_verify", size),
+            &payload,
+            |b, p| {
+                b.iter(|| {
+                    UnparsedPublicKey::new(&ED25519, pair.public_key().as_ref())
+                        .verify(black_box(p), raw_sig.as_ref())
+                        .unwrap()
+                })
+            },
+        );
         g.finish();
     }
 }
@@ -115,18 +137,48 @@ fn interleaved_report() {
     let keys = Keyset::from_keys(&[vk]);
     let (input, sig) = tok.rsplit_once('.').unwrap();
     let sig = edrlink_core::encoding::b64url_decode(sig).unwrap();
-    interleaved("token verify", 40, 200, || { black_box(token::verify(black_box(&tok), &keys, NOW, 60).unwrap()); }, || {
-        UnparsedPublicKey::new(&ED25519, &pk).verify(black_box(input.as_bytes()), &sig).unwrap()
-    });
+    interleaved(
+        "token verify",
+        400,
+        10,
+        || {
+            black_box(token::verify(black_box(&tok), &keys, NOW, 60).unwrap());
+        },
+        || {
+            UnparsedPublicKey::new(&ED25519, &pk)
+                .verify(black_box(input.as_bytes()), &sig)
+                .unwrap()
+        },
+    );
     let t = edrlink_core::telemetry::BATCH_TYPE;
-    for (size, n) in [(1024usize, 200), (64 * 1024, 20)] {
+    for (size, rounds, n) in [(1024usize, 400, 10), (64 * 1024, 200, 2)] {
         let payload: Vec<u8> = (0..size).map(|i| (i * 31 % 251) as u8).collect();
         let env = dsse::seal(t, &payload, &key).unwrap();
         let raw_sig = pair.sign(&payload);
-        interleaved(&format!("envelope seal {}k", size / 1024), 40, n, || { black_box(dsse::seal(t, black_box(&payload), &key).unwrap()); }, || { black_box(pair.sign(black_box(&payload))); });
-        interleaved(&format!("envelope open {}k", size / 1024), 40, n, || { black_box(dsse::open(black_box(&env), t, &vk).unwrap()); }, || {
-            UnparsedPublicKey::new(&ED25519, &pk).verify(black_box(&payload), raw_sig.as_ref()).unwrap()
-        });
+        interleaved(
+            &format!("envelope seal {}k", size / 1024),
+            rounds,
+            n,
+            || {
+                black_box(dsse::seal(t, black_box(&payload), &key).unwrap());
+            },
+            || {
+                black_box(pair.sign(black_box(&payload)));
+            },
+        );
+        interleaved(
+            &format!("envelope open {}k", size / 1024),
+            rounds,
+            n,
+            || {
+                black_box(dsse::open(black_box(&env), t, &vk).unwrap());
+            },
+            || {
+                UnparsedPublicKey::new(&ED25519, &pk)
+                    .verify(black_box(&payload), raw_sig.as_ref())
+                    .unwrap()
+            },
+        );
     }
 }
 

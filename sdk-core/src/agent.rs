@@ -21,7 +21,7 @@ use crate::credential::Credential;
 use crate::eicar;
 use crate::encoding::UnixSeconds;
 use crate::error::{Error, ErrorCode, Result};
-use crate::handshake::FlowState;
+use crate::handshake::{FlowState, SensorState};
 use crate::health::HealthReport;
 pub use crate::http::{HttpRequest, HttpResponse};
 use crate::keys::SystemRandom;
@@ -83,9 +83,19 @@ pub struct Agent {
     op_timeout: Duration,
 }
 
+impl core::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Agent")
+            .field("data_dir", &self.data_dir)
+            .field("op_timeout", &self.op_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What happened while driving, for the stop conditions.
 #[derive(Default)]
 struct Seen {
+    requests: u64,
     delivered: u64,
     credential_changed: bool,
     credential_removed: bool,
@@ -262,8 +272,10 @@ impl Agent {
                 delivered: s.seen.delivered,
                 queued: c.health(unix_now()).queued_events,
             };
-            // Send whatever is due, even past the deadline (`flush(0)` is one pass).
-            if !s.nothing_due {
+            // Keep sending while something is due; past the deadline only until one
+            // request went out (so `flush(0)` still makes progress, and a service
+            // that keeps asking for more cannot hold the caller beyond it).
+            if !s.nothing_due && !(s.timed_out && s.seen.requests > 0) {
                 return None;
             }
             if s.client.is_idle() {
@@ -291,6 +303,12 @@ impl Agent {
     /// The health report.
     pub fn health(&self) -> HealthReport {
         self.lock().health(unix_now())
+    }
+
+    /// Reports the sensor service state (sent with the next hello/heartbeat;
+    /// the portal shows "Agent state" while it is stopped).
+    pub fn set_sensor_state(&self, state: SensorState) {
+        self.lock().set_sensor_state(state, unix_now());
     }
 
     /// A copy of the current credential (holds secrets: do not log it).
@@ -374,6 +392,7 @@ impl Agent {
                 }
             };
             if let Some(req) = req {
+                seen.requests += 1;
                 let result = self.transport.send(&req);
                 let mut c = self.lock();
                 match result {

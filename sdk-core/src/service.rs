@@ -492,6 +492,11 @@ impl ServiceRole {
     fn rate_check(&self, installation_id: &str, now: UnixSeconds) -> Result<()> {
         let rl = self.cfg.rate_limit;
         let mut b = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if b.len() > 10_000 {
+            // Idle buckets are full again; forgetting them changes nothing.
+            let refill = (rl.burst / rl.per_second).ceil() as i64 + 1;
+            b.retain(|_, (_, at)| now - *at <= refill);
+        }
         let (tokens, at) = b.entry(installation_id.to_owned()).or_insert((rl.burst, now));
         *tokens = (*tokens + (now - *at).max(0) as f64 * rl.per_second).min(rl.burst);
         *at = now;

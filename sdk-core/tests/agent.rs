@@ -43,6 +43,8 @@ struct FakeService {
     svc: Mutex<(ServiceRole, MemoryStore)>,
     faults: Mutex<VecDeque<(&'static str, Fault)>>,
     down: std::sync::atomic::AtomicBool,
+    /// Every ingest is answered `session_expired` (a service that never settles).
+    expire_sessions: std::sync::atomic::AtomicBool,
     sent: Mutex<Vec<String>>,
 }
 
@@ -73,6 +75,7 @@ impl FakeService {
             svc: Mutex::new((role, store)),
             faults: Mutex::new(VecDeque::new()),
             down: false.into(),
+            expire_sessions: false.into(),
             sent: Mutex::new(vec![]),
         })
     }
@@ -149,6 +152,12 @@ impl Transport for FakeService {
             return Err(Error::new(
                 ErrorCode::Transport,
                 "connection refused (service down)",
+            ));
+        }
+        if path == "/v1/ingest" && self.expire_sessions.load(Ordering::SeqCst) {
+            return Ok(edrlink_core::http::problem(
+                &Error::new(ErrorCode::SessionExpired, "session expired"),
+                None,
             ));
         }
         let fault = {
@@ -552,4 +561,21 @@ fn undelivered_events_survive_a_restart() {
     assert_exactly_once(&svc, &b, 5);
     drop(b);
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn flush_returns_at_the_deadline_even_if_the_service_never_settles() {
+    let svc = FakeService::new();
+    let a = agent(&svc, "d11", None);
+    a.enroll(&svc.token()).unwrap();
+    a.submit_json(&generic(0)).unwrap();
+    svc.expire_sessions.store(true, Ordering::SeqCst);
+    let t = Instant::now();
+    let out = a.flush(1).unwrap();
+    assert!(t.elapsed().as_secs_f64() < 3.0, "{:?}", t.elapsed());
+    assert_eq!(out.delivered, 0);
+    assert!(out.queued >= 1);
+    svc.expire_sessions.store(false, Ordering::SeqCst);
+    assert_eq!(a.flush(10).unwrap().queued, 0);
+    assert_exactly_once(&svc, &a, 1);
 }

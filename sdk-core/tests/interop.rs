@@ -11,7 +11,9 @@ use ed25519_dalek::{Signer, Verifier};
 use edrlink_core::keys::Keyset;
 use edrlink_core::token::{self, AccessTokenClaims, TokenSpec};
 use edrlink_core::{dsse, telemetry, ErrorCode};
-use jsonwebtoken::{decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{
+    decode, decode_header, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation,
+};
 use serde_json::Value;
 
 fn spec() -> TokenSpec {
@@ -44,7 +46,10 @@ fn pkcs8(seed: &[u8; 32]) -> Vec<u8> {
 }
 
 fn now_real() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
 }
 
 #[test]
@@ -52,7 +57,8 @@ fn our_tokens_verify_with_jsonwebtoken_raw_key_and_jwk() {
     // jsonwebtoken checks exp/nbf against the real clock, so issue at real time.
     let now = now_real();
     let svc = key("service");
-    let (tok, claims) = token::issue(&spec(), &svc, now, &CounterRandom::new("jwt-interop")).unwrap();
+    let (tok, claims) =
+        token::issue(&spec(), &svc, now, &CounterRandom::new("jwt-interop")).unwrap();
 
     let header = decode_header(&tok).unwrap();
     assert_eq!(header.alg, Algorithm::EdDSA);
@@ -60,34 +66,63 @@ fn our_tokens_verify_with_jsonwebtoken_raw_key_and_jwk() {
     assert_eq!(header.kid.as_deref(), Some(svc.key_id().as_str()));
 
     // From the raw 32-byte public key.
-    let by_raw = decode::<AccessTokenClaims>(&tok, &DecodingKey::from_ed_der(&svc.verifying_key().0), &validation()).unwrap();
+    let by_raw = decode::<AccessTokenClaims>(
+        &tok,
+        &DecodingKey::from_ed_der(&svc.verifying_key().0),
+        &validation(),
+    )
+    .unwrap();
     assert_eq!(by_raw.claims, claims);
 
     // From the JWK as published in our keyset.
-    let ks: Value = serde_json::from_str(&Keyset::from_keys(&[svc.verifying_key()]).to_json()).unwrap();
+    let ks: Value =
+        serde_json::from_str(&Keyset::from_keys(&[svc.verifying_key()]).to_json()).unwrap();
     let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(ks["keys"][0].clone()).unwrap();
-    let by_jwk = decode::<AccessTokenClaims>(&tok, &DecodingKey::from_jwk(&jwk).unwrap(), &validation()).unwrap();
+    let by_jwk =
+        decode::<AccessTokenClaims>(&tok, &DecodingKey::from_jwk(&jwk).unwrap(), &validation())
+            .unwrap();
     assert_eq!(by_jwk.claims, claims);
 
     // Another key does not verify it; a tampered payload does not either.
     let other = key("service-2");
-    assert!(decode::<AccessTokenClaims>(&tok, &DecodingKey::from_ed_der(&other.verifying_key().0), &validation()).is_err());
+    assert!(decode::<AccessTokenClaims>(
+        &tok,
+        &DecodingKey::from_ed_der(&other.verifying_key().0),
+        &validation()
+    )
+    .is_err());
     let parts: Vec<&str> = tok.split('.').collect();
     let mut c2 = claims.clone();
     c2.max_uses = 1000;
-    let forged = format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(serde_json::to_vec(&c2).unwrap()), parts[2]);
-    assert!(decode::<AccessTokenClaims>(&forged, &DecodingKey::from_ed_der(&svc.verifying_key().0), &validation()).is_err());
+    let forged = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(&c2).unwrap()),
+        parts[2]
+    );
+    assert!(decode::<AccessTokenClaims>(
+        &forged,
+        &DecodingKey::from_ed_der(&svc.verifying_key().0),
+        &validation()
+    )
+    .is_err());
 }
 
 #[test]
 fn tokens_signed_by_jsonwebtoken_verify_in_the_core() {
     let now = NOW;
     let svc = key("service");
-    let (_, claims) = token::issue(&spec(), &svc, now, &CounterRandom::new("jwt-interop-2")).unwrap();
+    let (_, claims) =
+        token::issue(&spec(), &svc, now, &CounterRandom::new("jwt-interop-2")).unwrap();
     let mut h = Header::new(Algorithm::EdDSA);
     h.typ = Some(token::TYP.into());
     h.kid = Some(svc.key_id());
-    let tok = encode(&h, &claims, &EncodingKey::from_ed_der(&pkcs8(&seed("service")))).unwrap();
+    let tok = encode(
+        &h,
+        &claims,
+        &EncodingKey::from_ed_der(&pkcs8(&seed("service"))),
+    )
+    .unwrap();
     let keys = Keyset::from_keys(&[svc.verifying_key()]);
     assert_eq!(token::verify(&tok, &keys, now, 0).unwrap(), claims);
     // Ed25519 is deterministic: same bytes as our own signer (modulo header field order).
@@ -98,8 +133,16 @@ fn tokens_signed_by_jsonwebtoken_verify_in_the_core() {
     let mut hs = Header::new(Algorithm::HS256);
     hs.typ = Some(token::TYP.into());
     hs.kid = Some(svc.key_id());
-    let confused = encode(&hs, &claims, &EncodingKey::from_secret(&svc.verifying_key().0)).unwrap();
-    assert_eq!(token::verify(&confused, &keys, now, 0).unwrap_err().code(), ErrorCode::UnsupportedAlgorithm);
+    let confused = encode(
+        &hs,
+        &claims,
+        &EncodingKey::from_secret(&svc.verifying_key().0),
+    )
+    .unwrap();
+    assert_eq!(
+        token::verify(&confused, &keys, now, 0).unwrap_err().code(),
+        ErrorCode::UnsupportedAlgorithm
+    );
 }
 
 /// PAE written from the DSSE protocol text, independently of `dsse::pae`.
@@ -112,12 +155,17 @@ fn my_pae(t: &str, body: &[u8]) -> Vec<u8> {
 fn dalek_verify_envelope(env: &[u8], pk: &[u8; 32]) -> Result<(String, Vec<u8>), String> {
     let v: Value = serde_json::from_slice(env).map_err(|e| e.to_string())?;
     let t = v["payloadType"].as_str().ok_or("no type")?;
-    let body = STANDARD.decode(v["payload"].as_str().ok_or("no payload")?).map_err(|e| e.to_string())?;
+    let body = STANDARD
+        .decode(v["payload"].as_str().ok_or("no payload")?)
+        .map_err(|e| e.to_string())?;
     let sigs = v["signatures"].as_array().ok_or("no signatures")?;
-    let sig = STANDARD.decode(sigs[0]["sig"].as_str().ok_or("no sig")?).map_err(|e| e.to_string())?;
+    let sig = STANDARD
+        .decode(sigs[0]["sig"].as_str().ok_or("no sig")?)
+        .map_err(|e| e.to_string())?;
     let sig = ed25519_dalek::Signature::from_slice(&sig).map_err(|e| e.to_string())?;
     let vk = ed25519_dalek::VerifyingKey::from_bytes(pk).map_err(|e| e.to_string())?;
-    vk.verify_strict(&my_pae(t, &body), &sig).map_err(|e| e.to_string())?;
+    vk.verify_strict(&my_pae(t, &body), &sig)
+        .map_err(|e| e.to_string())?;
     Ok((t.to_owned(), body))
 }
 
@@ -125,9 +173,16 @@ fn dalek_verify_envelope(env: &[u8], pk: &[u8; 32]) -> Result<(String, Vec<u8>),
 fn envelopes_verify_with_ed25519_dalek_and_back() {
     let k = key("endpoint");
     let pk = k.verifying_key().0;
-    for (t, body) in [("text/plain", b"hello".to_vec()), (telemetry::BATCH_TYPE, br#"{"v":1}"#.to_vec()), ("application/octet-stream", (0..=255u8).collect())] {
+    for (t, body) in [
+        ("text/plain", b"hello".to_vec()),
+        (telemetry::BATCH_TYPE, br#"{"v":1}"#.to_vec()),
+        ("application/octet-stream", (0..=255u8).collect()),
+    ] {
         let env = dsse::seal(t, &body, &k).unwrap();
-        assert_eq!(dalek_verify_envelope(&env, &pk).unwrap(), (t.to_owned(), body.clone()));
+        assert_eq!(
+            dalek_verify_envelope(&env, &pk).unwrap(),
+            (t.to_owned(), body.clone())
+        );
         // keyid is the derived kid.
         let v: Value = serde_json::from_slice(&env).unwrap();
         assert_eq!(v["signatures"][0]["keyid"], k.key_id());
@@ -143,7 +198,9 @@ fn envelopes_verify_with_ed25519_dalek_and_back() {
 }
 
 fn vectors(name: &str) -> Value {
-    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/vectors").join(name);
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/vectors")
+        .join(name);
     serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
 }
 
@@ -155,9 +212,15 @@ fn every_sealed_envelope_vector_verifies_with_dalek() {
         if c["kind"] != "envelope_seal" {
             continue;
         }
-        let seed: [u8; 32] = unhex(c["input"]["seed_hex"].as_str().unwrap()).try_into().unwrap();
-        let pk = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key().to_bytes();
-        let (t, body) = dalek_verify_envelope(c["expect"]["envelope"].as_str().unwrap().as_bytes(), &pk).unwrap();
+        let seed: [u8; 32] = unhex(c["input"]["seed_hex"].as_str().unwrap())
+            .try_into()
+            .unwrap();
+        let pk = ed25519_dalek::SigningKey::from_bytes(&seed)
+            .verifying_key()
+            .to_bytes();
+        let (t, body) =
+            dalek_verify_envelope(c["expect"]["envelope"].as_str().unwrap().as_bytes(), &pk)
+                .unwrap();
         assert_eq!(t, c["input"]["payload_type"].as_str().unwrap());
         assert_eq!(hex(&body), c["input"]["payload_hex"].as_str().unwrap());
         n += 1;
@@ -173,16 +236,25 @@ fn every_jws_vector_verifies_with_dalek() {
         if c["kind"] != "jws_sign" {
             continue;
         }
-        let seed: [u8; 32] = unhex(c["input"]["seed_hex"].as_str().unwrap()).try_into().unwrap();
+        let seed: [u8; 32] = unhex(c["input"]["seed_hex"].as_str().unwrap())
+            .try_into()
+            .unwrap();
         let sk = ed25519_dalek::SigningKey::from_bytes(&seed);
         let jws = c["expect"]["jws"].as_str().unwrap();
         let (input, sig) = jws.rsplit_once('.').unwrap();
-        let sig = ed25519_dalek::Signature::from_slice(&URL_SAFE_NO_PAD.decode(sig).unwrap()).unwrap();
+        let sig =
+            ed25519_dalek::Signature::from_slice(&URL_SAFE_NO_PAD.decode(sig).unwrap()).unwrap();
         sk.verifying_key().verify(input.as_bytes(), &sig).unwrap();
         // The header and payload are exactly the documented JSON texts.
         let (h, p) = input.split_once('.').unwrap();
-        assert_eq!(URL_SAFE_NO_PAD.decode(h).unwrap(), c["expect"]["header_json"].as_str().unwrap().as_bytes());
-        assert_eq!(URL_SAFE_NO_PAD.decode(p).unwrap(), c["input"]["payload_json"].as_str().unwrap().as_bytes());
+        assert_eq!(
+            URL_SAFE_NO_PAD.decode(h).unwrap(),
+            c["expect"]["header_json"].as_str().unwrap().as_bytes()
+        );
+        assert_eq!(
+            URL_SAFE_NO_PAD.decode(p).unwrap(),
+            c["input"]["payload_json"].as_str().unwrap().as_bytes()
+        );
         // And the same signature is what dalek produces (Ed25519 is deterministic).
         assert_eq!(sk.sign(input.as_bytes()), sig);
         n += 1;
@@ -197,13 +269,22 @@ fn issued_token_vectors_verify_with_jsonwebtoken() {
         if c["kind"] != "token_issue" || c["expect"].get("error").is_some() {
             continue;
         }
-        let seed: [u8; 32] = unhex(c["input"]["service_seed_hex"].as_str().unwrap()).try_into().unwrap();
-        let pk = ed25519_dalek::SigningKey::from_bytes(&seed).verifying_key().to_bytes();
+        let seed: [u8; 32] = unhex(c["input"]["service_seed_hex"].as_str().unwrap())
+            .try_into()
+            .unwrap();
+        let pk = ed25519_dalek::SigningKey::from_bytes(&seed)
+            .verifying_key()
+            .to_bytes();
         let mut val = validation();
         // The vectors are pinned in time: check the signature and claims, not the clock.
         val.validate_exp = false;
         val.validate_nbf = false;
-        let d = decode::<Value>(c["expect"]["token"].as_str().unwrap(), &DecodingKey::from_ed_der(&pk), &val).unwrap();
+        let d = decode::<Value>(
+            c["expect"]["token"].as_str().unwrap(),
+            &DecodingKey::from_ed_der(&pk),
+            &val,
+        )
+        .unwrap();
         assert_eq!(d.claims, c["expect"]["claims"]);
     }
 }

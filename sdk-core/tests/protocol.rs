@@ -18,11 +18,22 @@ use edrlink_core::token::{self, TokenStatus};
 use edrlink_core::{downlevel, dsse, eicar, fresh, offboard, rotate, ErrorCode};
 
 fn post(path: &str, content_type: &str, body: impl Into<Vec<u8>>) -> HttpRequest {
-    HttpRequest { id: 0, method: "POST".into(), url: path.into(), headers: vec![("content-type".into(), content_type.into())], body: body.into() }
+    HttpRequest {
+        id: 0,
+        method: "POST".into(),
+        url: path.into(),
+        headers: vec![("content-type".into(), content_type.into())],
+        body: body.into(),
+    }
 }
 
 fn code(r: &HttpResponse) -> ErrorCode {
-    assert!(r.status >= 400, "expected an error, got {} {}", r.status, String::from_utf8_lossy(&r.body));
+    assert!(
+        r.status >= 400,
+        "expected an error, got {} {}",
+        r.status,
+        String::from_utf8_lossy(&r.body)
+    );
     assert_eq!(r.header("content-type"), Some(http::PROBLEM_JSON));
     let p: Problem = serde_json::from_slice(&r.body).unwrap();
     let c = ErrorCode::from_name(&p.code).unwrap();
@@ -42,11 +53,25 @@ struct Enrolled {
     claims: ResponseClaims,
 }
 
-fn redeem_with(w: &mut World, tok: &str, key_label: &str, enrollment: &str, device_id: &str, now: UnixSeconds) -> Result<Enrolled, ErrorCode> {
+fn redeem_with(
+    w: &mut World,
+    tok: &str,
+    key_label: &str,
+    enrollment: &str,
+    device_id: &str,
+    now: UnixSeconds,
+) -> Result<Enrolled, ErrorCode> {
     static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let rng = CounterRandom::new(&format!("redeem-{key_label}-{enrollment}-{now}-{n}"));
-    let mut p = PendingRedeem::new(tok, device(device_id), Some(key(key_label)), Some(enrollment.into()), &rng).unwrap();
+    let mut p = PendingRedeem::new(
+        tok,
+        device(device_id),
+        Some(key(key_label)),
+        Some(enrollment.into()),
+        &rng,
+    )
+    .unwrap();
     let body = p.request(now, &rng).unwrap();
     let r = w.handle(&post("/v1/redeem", http::JOSE, body), now);
     if r.status != 200 {
@@ -76,7 +101,12 @@ fn hello_body(cred: &Credential, now: UnixSeconds, label: &str) -> (String, Stri
     handshake::hello(cred, h, now, &CounterRandom::new(label)).unwrap()
 }
 
-fn handshake_at(w: &mut World, cred: &Credential, now: UnixSeconds, label: &str) -> Result<FlowDecision, ErrorCode> {
+fn handshake_at(
+    w: &mut World,
+    cred: &Credential,
+    now: UnixSeconds,
+    label: &str,
+) -> Result<FlowDecision, ErrorCode> {
     let (body, nonce) = hello_body(cred, now, label);
     let r = w.handle(&post("/v1/handshake", http::JOSE, body), now);
     if r.status != 200 {
@@ -86,10 +116,21 @@ fn handshake_at(w: &mut World, cred: &Credential, now: UnixSeconds, label: &str)
 }
 
 fn generic(n: u32, now: UnixSeconds) -> Event {
-    Event::Generic(GenericEvent { time: rfc3339(now), name: "process_start".into(), data: serde_json::json!({"n": n}) })
+    Event::Generic(GenericEvent {
+        time: rfc3339(now),
+        name: "process_start".into(),
+        data: serde_json::json!({"n": n}),
+    })
 }
 
-fn batch(cred: &Credential, session: Option<&str>, seq: u64, id: &str, events: Vec<Event>, now: UnixSeconds) -> Batch {
+fn batch(
+    cred: &Credential,
+    session: Option<&str>,
+    seq: u64,
+    id: &str,
+    events: Vec<Event>,
+    now: UnixSeconds,
+) -> Batch {
     Batch {
         v: 1,
         installation_id: cred.installation_id.clone(),
@@ -103,7 +144,13 @@ fn batch(cred: &Credential, session: Option<&str>, seq: u64, id: &str, events: V
     }
 }
 
-fn ingest(w: &mut World, cred: &Credential, b: &Batch, gzip: bool, now: UnixSeconds) -> HttpResponse {
+fn ingest(
+    w: &mut World,
+    cred: &Credential,
+    b: &Batch,
+    gzip: bool,
+    now: UnixSeconds,
+) -> HttpResponse {
     let env = telemetry::seal_batch(b, cred.signing_key().unwrap(), gzip).unwrap();
     w.handle(&post("/v1/ingest", dsse::ENVELOPE_MEDIA_TYPE, env), now)
 }
@@ -137,10 +184,38 @@ fn token_defaults_are_the_documented_ones() {
 #[test]
 fn token_issue_limits_and_status() {
     let mut w = World::new();
-    assert_eq!(w.svc.issue_token(&mut w.store, TENANT, PARTNER, token::MAX_LIFETIME + 1, 1, NOW).unwrap_err().code(), ErrorCode::InvalidArgument);
-    assert_eq!(w.svc.issue_token(&mut w.store, TENANT, PARTNER, 0, 1, NOW).unwrap_err().code(), ErrorCode::InvalidArgument);
-    assert_eq!(w.svc.issue_token(&mut w.store, TENANT, PARTNER, 60, 0, NOW).unwrap_err().code(), ErrorCode::InvalidArgument);
-    let (tok, c) = w.svc.issue_token(&mut w.store, TENANT, PARTNER, token::MAX_LIFETIME, 1, NOW).unwrap();
+    assert_eq!(
+        w.svc
+            .issue_token(
+                &mut w.store,
+                TENANT,
+                PARTNER,
+                token::MAX_LIFETIME + 1,
+                1,
+                NOW
+            )
+            .unwrap_err()
+            .code(),
+        ErrorCode::InvalidArgument
+    );
+    assert_eq!(
+        w.svc
+            .issue_token(&mut w.store, TENANT, PARTNER, 0, 1, NOW)
+            .unwrap_err()
+            .code(),
+        ErrorCode::InvalidArgument
+    );
+    assert_eq!(
+        w.svc
+            .issue_token(&mut w.store, TENANT, PARTNER, 60, 0, NOW)
+            .unwrap_err()
+            .code(),
+        ErrorCode::InvalidArgument
+    );
+    let (tok, c) = w
+        .svc
+        .issue_token(&mut w.store, TENANT, PARTNER, token::MAX_LIFETIME, 1, NOW)
+        .unwrap();
     assert_eq!(c.exp - c.iat, token::MAX_LIFETIME);
     assert_eq!((c.iat, c.nbf), (NOW, NOW));
     assert_eq!(c.epoch, 1);
@@ -156,16 +231,29 @@ fn token_issue_limits_and_status() {
     assert_eq!(info.seconds_left(c.exp - 10), 10);
     // Tokens are only issued for an enabled integration.
     w.set_enabled(false);
-    assert_eq!(w.svc.issue_token(&mut w.store, TENANT, PARTNER, 60, 1, NOW).unwrap_err().code(), ErrorCode::IntegrationDisabled);
+    assert_eq!(
+        w.svc
+            .issue_token(&mut w.store, TENANT, PARTNER, 60, 1, NOW)
+            .unwrap_err()
+            .code(),
+        ErrorCode::IntegrationDisabled
+    );
 }
 
 #[test]
 fn token_verify_skew_is_clamped() {
     let svc = key("service");
     let mut w = World::new();
-    let (tok, c) = w.svc.issue_token(&mut w.store, TENANT, PARTNER, 3600, 1, NOW).unwrap();
+    let (tok, c) = w
+        .svc
+        .issue_token(&mut w.store, TENANT, PARTNER, 3600, 1, NOW)
+        .unwrap();
     let ks = Keyset::from_keys(&[svc.verifying_key()]);
-    let v = |now, skew| token::verify(&tok, &ks, now, skew).map(|_| ()).map_err(|e| e.code());
+    let v = |now, skew| {
+        token::verify(&tok, &ks, now, skew)
+            .map(|_| ())
+            .map_err(|e| e.code())
+    };
     assert_eq!(v(c.exp - 1, 0), Ok(()));
     assert_eq!(v(c.exp, 0), Err(ErrorCode::TokenExpired));
     assert_eq!(v(c.exp + 299, i64::MAX), Ok(()));
@@ -179,7 +267,10 @@ fn token_verify_skew_is_clamped() {
 fn service_redeem_allows_no_skew_on_token_expiry() {
     let mut w = World::new();
     let tok = w.token(600, 10, NOW);
-    assert_eq!(redeem_with(&mut w, &tok, "endpoint", "e1", "d1", NOW + 600).err(), Some(ErrorCode::TokenExpired));
+    assert_eq!(
+        redeem_with(&mut w, &tok, "endpoint", "e1", "d1", NOW + 600).err(),
+        Some(ErrorCode::TokenExpired)
+    );
     assert!(redeem_with(&mut w, &tok, "endpoint", "e1", "d1", NOW + 599).is_ok());
 }
 
@@ -194,7 +285,11 @@ fn redemption_is_idempotent_per_enrollment_id() {
     let b = redeem_with(&mut w, &tok, "endpoint", "enroll-1", "device-1", NOW + 30).unwrap();
     assert_eq!(a.cred.installation_id, b.cred.installation_id);
     assert_eq!(w.store.installations.len(), 1);
-    assert_eq!(w.store.tokens.values().next().unwrap().uses, 1, "a retry does not consume a use");
+    assert_eq!(
+        w.store.tokens.values().next().unwrap().uses,
+        1,
+        "a retry does not consume a use"
+    );
     assert_eq!(a.claims.possible_clone_of, None);
     assert_eq!(a.claims.credential_exp, NOW + CREDENTIAL_LIFETIME);
     assert_eq!(a.cred.epoch, 1);
@@ -209,10 +304,21 @@ fn same_device_with_another_key_is_flagged_as_possible_clone() {
     let a = redeem_with(&mut w, &tok, "endpoint", "enroll-1", "device-1", NOW).unwrap();
     let b = redeem_with(&mut w, &tok, "endpoint-2", "enroll-2", "device-1", NOW).unwrap();
     assert_ne!(a.cred.installation_id, b.cred.installation_id);
-    assert_eq!(b.claims.possible_clone_of.as_deref(), Some(a.cred.installation_id.as_str()));
-    assert_eq!(w.store.installations[&b.cred.installation_id].possible_clone_of.as_deref(), Some(a.cred.installation_id.as_str()));
+    assert_eq!(
+        b.claims.possible_clone_of.as_deref(),
+        Some(a.cred.installation_id.as_str())
+    );
+    assert_eq!(
+        w.store.installations[&b.cred.installation_id]
+            .possible_clone_of
+            .as_deref(),
+        Some(a.cred.installation_id.as_str())
+    );
     // Reusing an enrollment id with another key is refused outright.
-    assert_eq!(redeem_with(&mut w, &tok, "endpoint-3", "enroll-1", "device-1", NOW).err(), Some(ErrorCode::PossibleClone));
+    assert_eq!(
+        redeem_with(&mut w, &tok, "endpoint-3", "enroll-1", "device-1", NOW).err(),
+        Some(ErrorCode::PossibleClone)
+    );
     assert_eq!(ErrorCode::PossibleClone.http_status(), 409);
 }
 
@@ -221,25 +327,46 @@ fn token_use_limits_and_admin_state() {
     let mut w = World::new();
     let tok = w.token(3600, 1, NOW);
     redeem_with(&mut w, &tok, "endpoint", "e1", "d1", NOW).unwrap();
-    assert_eq!(redeem_with(&mut w, &tok, "endpoint-2", "e2", "d2", NOW).err(), Some(ErrorCode::TokenExhausted));
+    assert_eq!(
+        redeem_with(&mut w, &tok, "endpoint-2", "e2", "d2", NOW).err(),
+        Some(ErrorCode::TokenExhausted)
+    );
     // The already enrolled endpoint may still retry.
     redeem_with(&mut w, &tok, "endpoint", "e1", "d1", NOW + 1).unwrap();
 
     let tok2 = w.token(3600, 10, NOW);
     let jti = token::inspect(&tok2).unwrap().claims.jti;
     w.store.tokens.get_mut(&jti).unwrap().revoked = true;
-    assert_eq!(redeem_with(&mut w, &tok2, "endpoint-2", "e2", "d2", NOW).err(), Some(ErrorCode::TokenRevoked));
+    assert_eq!(
+        redeem_with(&mut w, &tok2, "endpoint-2", "e2", "d2", NOW).err(),
+        Some(ErrorCode::TokenRevoked)
+    );
     w.store.tokens.remove(&jti);
-    assert_eq!(redeem_with(&mut w, &tok2, "endpoint-2", "e2", "d2", NOW).err(), Some(ErrorCode::TokenRevoked));
+    assert_eq!(
+        redeem_with(&mut w, &tok2, "endpoint-2", "e2", "d2", NOW).err(),
+        Some(ErrorCode::TokenRevoked)
+    );
 
     let tok3 = w.token(3600, 10, NOW);
     w.set_enabled(false);
-    assert_eq!(redeem_with(&mut w, &tok3, "endpoint-2", "e2", "d2", NOW).err(), Some(ErrorCode::IntegrationDisabled));
+    assert_eq!(
+        redeem_with(&mut w, &tok3, "endpoint-2", "e2", "d2", NOW).err(),
+        Some(ErrorCode::IntegrationDisabled)
+    );
     w.set_enabled(true);
     assert_eq!(w.epoch(), 2);
-    assert_eq!(redeem_with(&mut w, &tok3, "endpoint-2", "e2", "d2", NOW).err(), Some(ErrorCode::EpochMismatch));
+    assert_eq!(
+        redeem_with(&mut w, &tok3, "endpoint-2", "e2", "d2", NOW).err(),
+        Some(ErrorCode::EpochMismatch)
+    );
     let tok4 = w.token(3600, 10, NOW);
-    assert_eq!(redeem_with(&mut w, &tok4, "endpoint-2", "e2", "d2", NOW).unwrap().cred.epoch, 2);
+    assert_eq!(
+        redeem_with(&mut w, &tok4, "endpoint-2", "e2", "d2", NOW)
+            .unwrap()
+            .cred
+            .epoch,
+        2
+    );
 }
 
 #[test]
@@ -250,7 +377,10 @@ fn wrong_region_is_refused_with_421() {
     cfg.region = "us".into();
     let mut us = World::with_config(cfg);
     us.store.tokens = eu.store.tokens.clone();
-    assert_eq!(redeem_with(&mut us, &tok, "endpoint", "e1", "d1", NOW).err(), Some(ErrorCode::WrongRegion));
+    assert_eq!(
+        redeem_with(&mut us, &tok, "endpoint", "e1", "d1", NOW).err(),
+        Some(ErrorCode::WrongRegion)
+    );
     assert_eq!(ErrorCode::WrongRegion.http_status(), 421);
 }
 
@@ -259,8 +389,20 @@ fn redemption_request_must_be_fresh_once_and_self_signed() {
     let mut w = World::new();
     let tok = w.token(3600, 10, NOW);
     let rng = CounterRandom::new("r");
-    let mut p = PendingRedeem::new(&tok, device("d1"), Some(key("endpoint")), Some("e1".into()), &rng).unwrap();
-    for (iat, ok) in [(NOW - 301, false), (NOW + 301, false), (NOW - 300, true), (NOW + 300, true)] {
+    let mut p = PendingRedeem::new(
+        &tok,
+        device("d1"),
+        Some(key("endpoint")),
+        Some("e1".into()),
+        &rng,
+    )
+    .unwrap();
+    for (iat, ok) in [
+        (NOW - 301, false),
+        (NOW + 301, false),
+        (NOW - 300, true),
+        (NOW + 300, true),
+    ] {
         let body = p.request(iat, &rng).unwrap();
         let r = w.handle(&post("/v1/redeem", http::JOSE, body.clone()), NOW);
         if ok {
@@ -280,20 +422,43 @@ fn client_binds_trust_to_the_token_issuer() {
     let mut w = World::new();
     let tok = w.token(3600, 10, NOW);
     let rng = CounterRandom::new("r");
-    let mut p = PendingRedeem::new(&tok, device("d1"), Some(key("endpoint")), Some("e1".into()), &rng).unwrap();
+    let mut p = PendingRedeem::new(
+        &tok,
+        device("d1"),
+        Some(key("endpoint")),
+        Some("e1".into()),
+        &rng,
+    )
+    .unwrap();
     let body = p.request(NOW, &rng).unwrap();
     let mut impostor = World::with_config(service_config("impostor"));
     impostor.store.tokens = w.store.tokens.clone();
     // The impostor cannot even verify the token…
-    assert_eq!(code(&impostor.handle(&post("/v1/redeem", http::JOSE, body.clone()), NOW)), ErrorCode::UnknownKey);
+    assert_eq!(
+        code(&impostor.handle(&post("/v1/redeem", http::JOSE, body.clone()), NOW)),
+        ErrorCode::UnknownKey
+    );
     // …and a forged answer signed with its key is refused by the client.
     let real = w.handle(&post("/v1/redeem", http::JOSE, body), NOW);
-    let claims: ResponseClaims = edrlink_core::jws::parse(text(&real), edrlink_core::redeem::RESPONSE_TYP).unwrap().claims().unwrap();
+    let claims: ResponseClaims =
+        edrlink_core::jws::parse(text(&real), edrlink_core::redeem::RESPONSE_TYP)
+            .unwrap()
+            .claims()
+            .unwrap();
     let mut forged = claims.clone();
     forged.keyset = Keyset::from_keys(&[key("impostor").verifying_key()]);
-    let forged = edrlink_core::jws::sign(edrlink_core::redeem::RESPONSE_TYP, &forged, &key("impostor"), false).unwrap();
+    let forged = edrlink_core::jws::sign(
+        edrlink_core::redeem::RESPONSE_TYP,
+        &forged,
+        &key("impostor"),
+        false,
+    )
+    .unwrap();
     let p2 = p;
-    assert_eq!(p2.accept(&forged, None, NOW).unwrap_err().code(), ErrorCode::UnknownKey);
+    assert_eq!(
+        p2.accept(&forged, None, NOW).unwrap_err().code(),
+        ErrorCode::UnknownKey
+    );
 }
 
 #[test]
@@ -301,11 +466,21 @@ fn redemption_answer_must_echo_the_nonce() {
     let mut w = World::new();
     let tok = w.token(3600, 10, NOW);
     let rng = CounterRandom::new("r");
-    let mut p = PendingRedeem::new(&tok, device("d1"), Some(key("endpoint")), Some("e1".into()), &rng).unwrap();
+    let mut p = PendingRedeem::new(
+        &tok,
+        device("d1"),
+        Some(key("endpoint")),
+        Some("e1".into()),
+        &rng,
+    )
+    .unwrap();
     let first = p.request(NOW, &rng).unwrap();
     let r = w.handle(&post("/v1/redeem", http::JOSE, first), NOW);
     let _second = p.request(NOW, &rng).unwrap(); // new nonce: the old answer no longer matches
-    assert_eq!(p.accept(text(&r), None, NOW).unwrap_err().code(), ErrorCode::BadSignature);
+    assert_eq!(
+        p.accept(text(&r), None, NOW).unwrap_err().code(),
+        ErrorCode::BadSignature
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -325,12 +500,18 @@ fn handshake_open_blocked_revoked() {
 
     w.set_enabled(false);
     let d = handshake_at(&mut w, &e.cred, NOW + 2, "h2").unwrap();
-    assert_eq!((d.decision, d.reason), (FlowState::Blocked, Some(ErrorCode::IntegrationDisabled)));
+    assert_eq!(
+        (d.decision, d.reason),
+        (FlowState::Blocked, Some(ErrorCode::IntegrationDisabled))
+    );
     assert_eq!((d.session_id, d.session_exp, d.policy), (None, None, None));
 
     w.set_enabled(true);
     let d = handshake_at(&mut w, &e.cred, NOW + 3, "h3").unwrap();
-    assert_eq!((d.decision, d.reason), (FlowState::Revoked, Some(ErrorCode::EpochMismatch)));
+    assert_eq!(
+        (d.decision, d.reason),
+        (FlowState::Revoked, Some(ErrorCode::EpochMismatch))
+    );
     assert!(d.session_id.is_none());
 }
 
@@ -339,11 +520,26 @@ fn handshake_replay_stale_and_foreign_key() {
     let mut w = World::new();
     let e = enroll(&mut w, NOW);
     let (body, _) = hello_body(&e.cred, NOW, "h");
-    assert_eq!(w.handle(&post("/v1/handshake", http::JOSE, body.clone()), NOW).status, 200);
-    assert_eq!(code(&w.handle(&post("/v1/handshake", http::JOSE, body.clone()), NOW + 1)), ErrorCode::Replay);
+    assert_eq!(
+        w.handle(&post("/v1/handshake", http::JOSE, body.clone()), NOW)
+            .status,
+        200
+    );
+    assert_eq!(
+        code(&w.handle(&post("/v1/handshake", http::JOSE, body.clone()), NOW + 1)),
+        ErrorCode::Replay
+    );
     // Nonces are remembered for 2 × 300 s; after that the iat check refuses it anyway.
-    assert_eq!(code(&w.handle(&post("/v1/handshake", http::JOSE, body), NOW + 301)), ErrorCode::StaleMessage);
-    for (iat, label, ok) in [(NOW - 301, "h2", false), (NOW + 301, "h3", false), (NOW - 300, "h4", true), (NOW + 300, "h5", true)] {
+    assert_eq!(
+        code(&w.handle(&post("/v1/handshake", http::JOSE, body), NOW + 301)),
+        ErrorCode::StaleMessage
+    );
+    for (iat, label, ok) in [
+        (NOW - 301, "h2", false),
+        (NOW + 301, "h3", false),
+        (NOW - 300, "h4", true),
+        (NOW + 300, "h5", true),
+    ] {
         let (body, _) = hello_body(&e.cred, iat, label);
         let r = w.handle(&post("/v1/handshake", http::JOSE, body), NOW);
         if ok {
@@ -354,9 +550,15 @@ fn handshake_replay_stale_and_foreign_key() {
     }
     let mut forged = Credential::from_json(&e.cred.to_json()).unwrap();
     forged.auth = CredentialAuth::Key(key("endpoint-2"));
-    assert_eq!(handshake_at(&mut w, &forged, NOW, "h4").err(), Some(ErrorCode::UnknownKey));
+    assert_eq!(
+        handshake_at(&mut w, &forged, NOW, "h4").err(),
+        Some(ErrorCode::UnknownKey)
+    );
     forged.installation_id = "inst-nope".into();
-    assert_eq!(handshake_at(&mut w, &forged, NOW, "h5").err(), Some(ErrorCode::UnknownInstallation));
+    assert_eq!(
+        handshake_at(&mut w, &forged, NOW, "h5").err(),
+        Some(ErrorCode::UnknownInstallation)
+    );
 }
 
 #[test]
@@ -365,7 +567,12 @@ fn flow_decision_must_answer_our_hello() {
     let e = enroll(&mut w, NOW);
     let (body, _nonce) = hello_body(&e.cred, NOW, "h");
     let r = w.handle(&post("/v1/handshake", http::JOSE, body), NOW);
-    assert_eq!(handshake::accept_decision(&e.cred, text(&r), "another-nonce-xxxxxx").unwrap_err().code(), ErrorCode::BadSignature);
+    assert_eq!(
+        handshake::accept_decision(&e.cred, text(&r), "another-nonce-xxxxxx")
+            .unwrap_err()
+            .code(),
+        ErrorCode::BadSignature
+    );
 }
 
 #[test]
@@ -381,10 +588,19 @@ fn hello_reports_sensor_state_and_drops() {
         policy_version: 1,
         clock_offset: 0,
         queued_events: 5,
-        drops: [("queue_full/telemetry".to_owned(), 3u64), ("expired/detection".to_owned(), 1)].into_iter().collect(),
+        drops: [
+            ("queue_full/telemetry".to_owned(), 3u64),
+            ("expired/detection".to_owned(), 1),
+        ]
+        .into_iter()
+        .collect(),
     };
     let (body, _) = handshake::hello(&e.cred, h, NOW, &CounterRandom::new("x")).unwrap();
-    assert_eq!(w.handle(&post("/v1/handshake", http::JOSE, body), NOW).status, 200);
+    assert_eq!(
+        w.handle(&post("/v1/handshake", http::JOSE, body), NOW)
+            .status,
+        200
+    );
     let inst = &w.store.installations[&e.cred.installation_id];
     assert!(!inst.sensor_running);
     assert_eq!(inst.reported_drops, 4);
@@ -400,9 +616,22 @@ fn ingest_dedup_gap_regression_and_alerts() {
     let e = enroll(&mut w, NOW);
     let d = handshake_at(&mut w, &e.cred, NOW, "h").unwrap();
     let sid = d.session_id.as_deref();
-    let b1 = batch(&e.cred, sid, 1, "b1", vec![generic(1, NOW), eicar::test_detection(NOW, "/tmp/eicar.com")], NOW);
+    let b1 = batch(
+        &e.cred,
+        sid,
+        1,
+        "b1",
+        vec![
+            generic(1, NOW),
+            eicar::test_detection(NOW, "/tmp/eicar.com"),
+        ],
+        NOW,
+    );
     let a = ack(&ingest(&mut w, &e.cred, &b1, false, NOW));
-    assert_eq!((a.status.as_str(), a.seq, a.events, a.gap), ("accepted", 1, 2, 0));
+    assert_eq!(
+        (a.status.as_str(), a.seq, a.events, a.gap),
+        ("accepted", 1, 2, 0)
+    );
     assert_eq!(w.store.alerts.len(), 1);
     let alert = &w.store.alerts[0].1;
     assert_eq!(alert.title, eicar::EICAR_ALERT_TITLE);
@@ -419,7 +648,10 @@ fn ingest_dedup_gap_regression_and_alerts() {
     let b4 = batch(&e.cred, sid, 4, "b4", vec![generic(4, NOW)], NOW);
     let a = ack(&ingest(&mut w, &e.cred, &b4, false, NOW + 6));
     assert_eq!((a.status.as_str(), a.gap), ("accepted", 2));
-    assert_eq!(w.store.installations[&e.cred.installation_id].missing_seq, 2);
+    assert_eq!(
+        w.store.installations[&e.cred.installation_id].missing_seq,
+        2
+    );
     assert_eq!(w.store.installations[&e.cred.installation_id].last_seq, 4);
 
     // Going backwards with a new batch id is refused with the expected sequence.
@@ -431,7 +663,12 @@ fn ingest_dedup_gap_regression_and_alerts() {
     assert_eq!(r.status, 409);
 
     // A later handshake reports the stored sequence.
-    assert_eq!(handshake_at(&mut w, &e.cred, NOW + 8, "h2").unwrap().last_seq, 4);
+    assert_eq!(
+        handshake_at(&mut w, &e.cred, NOW + 8, "h2")
+            .unwrap()
+            .last_seq,
+        4
+    );
 }
 
 #[test]
@@ -441,15 +678,41 @@ fn ingest_needs_a_live_session_of_this_installation() {
     let tok2 = w.token(3600, 10, NOW);
     let other = redeem_with(&mut w, &tok2, "endpoint-2", "e2", "d2", NOW).unwrap();
     let b = batch(&e.cred, None, 1, "b1", vec![generic(1, NOW)], NOW);
-    assert_eq!(code(&ingest(&mut w, &e.cred, &b, false, NOW)), ErrorCode::SessionExpired);
+    assert_eq!(
+        code(&ingest(&mut w, &e.cred, &b, false, NOW)),
+        ErrorCode::SessionExpired
+    );
     let d = handshake_at(&mut w, &e.cred, NOW, "h").unwrap();
     let d_other = handshake_at(&mut w, &other.cred, NOW, "h-other").unwrap();
-    let stolen = batch(&e.cred, d_other.session_id.as_deref(), 1, "b1", vec![generic(1, NOW)], NOW);
-    assert_eq!(code(&ingest(&mut w, &e.cred, &stolen, false, NOW)), ErrorCode::SessionExpired);
-    let b = batch(&e.cred, d.session_id.as_deref(), 1, "b1", vec![generic(1, NOW)], NOW);
+    let stolen = batch(
+        &e.cred,
+        d_other.session_id.as_deref(),
+        1,
+        "b1",
+        vec![generic(1, NOW)],
+        NOW,
+    );
+    assert_eq!(
+        code(&ingest(&mut w, &e.cred, &stolen, false, NOW)),
+        ErrorCode::SessionExpired
+    );
+    let b = batch(
+        &e.cred,
+        d.session_id.as_deref(),
+        1,
+        "b1",
+        vec![generic(1, NOW)],
+        NOW,
+    );
     let exp = d.session_exp.unwrap();
-    assert_eq!(code(&ingest(&mut w, &e.cred, &b, false, exp + 1)), ErrorCode::SessionExpired);
-    assert_eq!(ack(&ingest(&mut w, &e.cred, &b, false, exp)).status, "accepted");
+    assert_eq!(
+        code(&ingest(&mut w, &e.cred, &b, false, exp + 1)),
+        ErrorCode::SessionExpired
+    );
+    assert_eq!(
+        ack(&ingest(&mut w, &e.cred, &b, false, exp)).status,
+        "accepted"
+    );
     assert_eq!(ErrorCode::SessionExpired.http_status(), 401);
 }
 
@@ -458,9 +721,19 @@ fn ingest_refuses_batches_naming_another_installation() {
     let mut w = World::new();
     let e = enroll(&mut w, NOW);
     let d = handshake_at(&mut w, &e.cred, NOW, "h").unwrap();
-    let mut b = batch(&e.cred, d.session_id.as_deref(), 1, "b1", vec![generic(1, NOW)], NOW);
+    let mut b = batch(
+        &e.cred,
+        d.session_id.as_deref(),
+        1,
+        "b1",
+        vec![generic(1, NOW)],
+        NOW,
+    );
     b.installation_id = "inst-someone-else".into();
-    assert_eq!(code(&ingest(&mut w, &e.cred, &b, false, NOW)), ErrorCode::BadSignature);
+    assert_eq!(
+        code(&ingest(&mut w, &e.cred, &b, false, NOW)),
+        ErrorCode::BadSignature
+    );
 }
 
 #[test]
@@ -471,20 +744,40 @@ fn ingest_size_limits_and_gzip_bomb() {
     let e = enroll(&mut w, NOW);
     let d = handshake_at(&mut w, &e.cred, NOW, "h").unwrap();
     let sid = d.session_id.as_deref();
-    let b = batch(&e.cred, sid, 1, "b1", (0..4).map(|n| generic(n, NOW)).collect(), NOW);
+    let b = batch(
+        &e.cred,
+        sid,
+        1,
+        "b1",
+        (0..4).map(|n| generic(n, NOW)).collect(),
+        NOW,
+    );
     let r = ingest(&mut w, &e.cred, &b, false, NOW);
     assert_eq!((code(&r), r.status), (ErrorCode::BatchTooLarge, 413));
 
     // Over the policy's max_batch_bytes (1 MiB, as sent).
-    let big = Event::Generic(GenericEvent { time: rfc3339(NOW), name: "blob".into(), data: serde_json::json!("x".repeat(1_100_000)) });
+    let big = Event::Generic(GenericEvent {
+        time: rfc3339(NOW),
+        name: "blob".into(),
+        data: serde_json::json!("x".repeat(1_100_000)),
+    });
     let b = batch(&e.cred, sid, 1, "b2", vec![big.clone()], NOW);
-    assert_eq!(code(&ingest(&mut w, &e.cred, &b, false, NOW)), ErrorCode::BatchTooLarge);
+    assert_eq!(
+        code(&ingest(&mut w, &e.cred, &b, false, NOW)),
+        ErrorCode::BatchTooLarge
+    );
     // …but the same events compressed fit.
-    assert_eq!(ack(&ingest(&mut w, &e.cred, &b, true, NOW)).status, "accepted");
+    assert_eq!(
+        ack(&ingest(&mut w, &e.cred, &b, true, NOW)).status,
+        "accepted"
+    );
 
     // Envelope over 5 MiB: refused before parsing.
     let huge = vec![b' '; dsse::MAX_ENVELOPE_BYTES + 1];
-    assert_eq!(code(&w.handle(&post("/v1/ingest", dsse::ENVELOPE_MEDIA_TYPE, huge), NOW)), ErrorCode::BatchTooLarge);
+    assert_eq!(
+        code(&w.handle(&post("/v1/ingest", dsse::ENVELOPE_MEDIA_TYPE, huge), NOW)),
+        ErrorCode::BatchTooLarge
+    );
 
     // A gzip bomb: a small, validly signed payload that inflates past 20 MiB.
     let inner = {
@@ -498,28 +791,56 @@ fn ingest_size_limits_and_gzip_bomb() {
         enc.write_all(&inner).unwrap();
         enc.finish().unwrap()
     };
-    assert!(gz.len() < 1 << 20, "bomb is small on the wire: {}", gz.len());
-    let env = dsse::seal(telemetry::BATCH_TYPE_GZIP, &gz, e.cred.signing_key().unwrap()).unwrap();
+    assert!(
+        gz.len() < 1 << 20,
+        "bomb is small on the wire: {}",
+        gz.len()
+    );
+    let env = dsse::seal(
+        telemetry::BATCH_TYPE_GZIP,
+        &gz,
+        e.cred.signing_key().unwrap(),
+    )
+    .unwrap();
     let r = w.handle(&post("/v1/ingest", dsse::ENVELOPE_MEDIA_TYPE, env), NOW);
     assert_eq!((code(&r), r.status), (ErrorCode::TooLarge, 413));
     // The same bomb signed by someone else is refused before any decompression.
-    let mut forged: serde_json::Value = serde_json::from_slice(&dsse::seal(telemetry::BATCH_TYPE_GZIP, &gz, &key("endpoint-2")).unwrap()).unwrap();
+    let mut forged: serde_json::Value = serde_json::from_slice(
+        &dsse::seal(telemetry::BATCH_TYPE_GZIP, &gz, &key("endpoint-2")).unwrap(),
+    )
+    .unwrap();
     forged["signatures"][0]["keyid"] = serde_json::json!(e.cred.signing_key().unwrap().key_id());
-    let r = w.handle(&post("/v1/ingest", dsse::ENVELOPE_MEDIA_TYPE, forged.to_string()), NOW);
+    let r = w.handle(
+        &post("/v1/ingest", dsse::ENVELOPE_MEDIA_TYPE, forged.to_string()),
+        NOW,
+    );
     assert_eq!(code(&r), ErrorCode::BadSignature);
 }
 
 #[test]
 fn rate_limit_answers_429_with_retry_after() {
     let mut cfg = service_config("service");
-    cfg.rate_limit = edrlink_core::service::RateLimit { burst: 2.0, per_second: 0.5 };
+    cfg.rate_limit = edrlink_core::service::RateLimit {
+        burst: 2.0,
+        per_second: 0.5,
+    };
     let mut w = World::with_config(cfg);
     let e = enroll(&mut w, NOW);
     let d = handshake_at(&mut w, &e.cred, NOW, "h").unwrap();
     let sid = d.session_id.as_deref();
     for seq in 1..=2 {
-        let b = batch(&e.cred, sid, seq, &format!("b{seq}"), vec![generic(seq as u32, NOW)], NOW);
-        assert_eq!(ack(&ingest(&mut w, &e.cred, &b, false, NOW)).status, "accepted");
+        let b = batch(
+            &e.cred,
+            sid,
+            seq,
+            &format!("b{seq}"),
+            vec![generic(seq as u32, NOW)],
+            NOW,
+        );
+        assert_eq!(
+            ack(&ingest(&mut w, &e.cred, &b, false, NOW)).status,
+            "accepted"
+        );
     }
     let b3 = batch(&e.cred, sid, 3, "b3", vec![generic(3, NOW)], NOW);
     let r = ingest(&mut w, &e.cred, &b3, false, NOW);
@@ -528,10 +849,16 @@ fn rate_limit_answers_429_with_retry_after() {
     let p: Problem = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(p.retry_after, Some(2));
     let (err, _) = http::error_from_response(&r, NOW);
-    assert_eq!((err.code(), err.retry_after()), (ErrorCode::RateLimited, Some(2)));
+    assert_eq!(
+        (err.code(), err.retry_after()),
+        (ErrorCode::RateLimited, Some(2))
+    );
     // Nothing was stored; after waiting it goes through.
     assert_eq!(w.store.installations[&e.cred.installation_id].last_seq, 2);
-    assert_eq!(ack(&ingest(&mut w, &e.cred, &b3, false, NOW + 2)).status, "accepted");
+    assert_eq!(
+        ack(&ingest(&mut w, &e.cred, &b3, false, NOW + 2)).status,
+        "accepted"
+    );
 }
 
 #[test]
@@ -539,32 +866,67 @@ fn blocked_and_revoked_installations_cannot_ingest() {
     let mut w = World::new();
     let e = enroll(&mut w, NOW);
     let d = handshake_at(&mut w, &e.cred, NOW, "h").unwrap();
-    let b = batch(&e.cred, d.session_id.as_deref(), 1, "b1", vec![generic(1, NOW)], NOW);
+    let b = batch(
+        &e.cred,
+        d.session_id.as_deref(),
+        1,
+        "b1",
+        vec![generic(1, NOW)],
+        NOW,
+    );
     w.set_enabled(false);
     let r = ingest(&mut w, &e.cred, &b, false, NOW);
     assert_eq!((code(&r), r.status), (ErrorCode::FlowBlocked, 403));
     w.set_enabled(true);
     let r = ingest(&mut w, &e.cred, &b, false, NOW);
     assert_eq!((code(&r), r.status), (ErrorCode::Revoked, 401));
-    assert!(w.store.batches.is_empty(), "nothing stored while blocked or revoked");
+    assert!(
+        w.store.batches.is_empty(),
+        "nothing stored while blocked or revoked"
+    );
 }
 
 // ---------------------------------------------------------------------------
 // Down-level.
 
 fn workspace(w: &mut World, epoch: u64) -> downlevel::OnboardingPackage {
-    let pkg = downlevel::OnboardingPackage::issue(TENANT, PARTNER, REGION, SERVICE_URL, w.svc.keyset(), epoch, NOW, &CounterRandom::new("ws")).unwrap();
+    let pkg = downlevel::OnboardingPackage::issue(
+        TENANT,
+        PARTNER,
+        REGION,
+        SERVICE_URL,
+        w.svc.keyset(),
+        epoch,
+        NOW,
+        &CounterRandom::new("ws"),
+    )
+    .unwrap();
     w.store.workspaces.insert(
         pkg.workspace_id.clone(),
-        Workspace { id: pkg.workspace_id.clone(), tenant_id: TENANT.into(), partner_id: PARTNER.into(), key: pkg.key_bytes().unwrap(), epoch },
+        Workspace {
+            id: pkg.workspace_id.clone(),
+            tenant_id: TENANT.into(),
+            partner_id: PARTNER.into(),
+            key: pkg.key_bytes().unwrap(),
+            epoch,
+        },
     );
     pkg
 }
 
-fn shared_key_post(pkg: &downlevel::OnboardingPackage, key: &[u8], path: &str, body: &[u8], date: UnixSeconds) -> HttpRequest {
+fn shared_key_post(
+    pkg: &downlevel::OnboardingPackage,
+    key: &[u8],
+    path: &str,
+    body: &[u8],
+    date: UnixSeconds,
+) -> HttpRequest {
     let d = rfc3339(date);
     let mut r = post(path, http::JSON, body.to_vec());
-    r.headers.push(("authorization".into(), downlevel::authorization(&pkg.workspace_id, key, "POST", path, http::JSON, &d, body)));
+    r.headers.push((
+        "authorization".into(),
+        downlevel::authorization(&pkg.workspace_id, key, "POST", path, http::JSON, &d, body),
+    ));
     r.headers.push((downlevel::DATE_HEADER.into(), d));
     r
 }
@@ -576,17 +938,35 @@ fn downlevel_register_and_ingest() {
     let text = pkg.to_json();
     let parsed = downlevel::OnboardingPackage::from_json(&text).unwrap();
     assert_eq!(parsed.workspace_id, pkg.workspace_id);
-    assert!(!format!("{parsed:?}").contains(&pkg.workspace_key), "Debug redacts the workspace key");
+    assert!(
+        !format!("{parsed:?}").contains(&pkg.workspace_key),
+        "Debug redacts the workspace key"
+    );
     let key = pkg.key_bytes().unwrap();
     assert_eq!(key.len(), 32);
 
-    let reg = serde_json::to_vec(&downlevel::RegisterRequest { enrollment_id: "dl-1".into(), device: device("dl-dev") }).unwrap();
-    let r = w.handle(&shared_key_post(&pkg, &key, "/v1/downlevel/register", &reg, NOW), NOW);
+    let reg = serde_json::to_vec(&downlevel::RegisterRequest {
+        enrollment_id: "dl-1".into(),
+        device: device("dl-dev"),
+    })
+    .unwrap();
+    let r = w.handle(
+        &shared_key_post(&pkg, &key, "/v1/downlevel/register", &reg, NOW),
+        NOW,
+    );
     let rr: downlevel::RegisterResponse = serde_json::from_slice(&r.body).unwrap();
     assert_eq!((rr.epoch, rr.server_time, rr.last_seq), (1, NOW, 0));
     // Idempotent.
-    let r2 = w.handle(&shared_key_post(&pkg, &key, "/v1/downlevel/register", &reg, NOW + 1), NOW + 1);
-    assert_eq!(serde_json::from_slice::<downlevel::RegisterResponse>(&r2.body).unwrap().installation_id, rr.installation_id);
+    let r2 = w.handle(
+        &shared_key_post(&pkg, &key, "/v1/downlevel/register", &reg, NOW + 1),
+        NOW + 1,
+    );
+    assert_eq!(
+        serde_json::from_slice::<downlevel::RegisterResponse>(&r2.body)
+            .unwrap()
+            .installation_id,
+        rr.installation_id
+    );
 
     let b = Batch {
         v: 1,
@@ -600,15 +980,39 @@ fn downlevel_register_and_ingest() {
         events: vec![eicar::test_detection(NOW, "/tmp/e")],
     };
     let body = serde_json::to_vec(&b).unwrap();
-    let r = w.handle(&shared_key_post(&pkg, &key, "/v1/downlevel/ingest", &body, NOW), NOW);
-    assert_eq!(serde_json::from_slice::<IngestAck>(&r.body).unwrap().status, "accepted");
+    let r = w.handle(
+        &shared_key_post(&pkg, &key, "/v1/downlevel/ingest", &body, NOW),
+        NOW,
+    );
+    assert_eq!(
+        serde_json::from_slice::<IngestAck>(&r.body).unwrap().status,
+        "accepted"
+    );
     assert_eq!(w.store.alerts.len(), 1);
-    let r = w.handle(&shared_key_post(&pkg, &key, "/v1/downlevel/ingest", &body, NOW + 1), NOW + 1);
-    assert_eq!(serde_json::from_slice::<IngestAck>(&r.body).unwrap().status, "duplicate");
+    let r = w.handle(
+        &shared_key_post(&pkg, &key, "/v1/downlevel/ingest", &body, NOW + 1),
+        NOW + 1,
+    );
+    assert_eq!(
+        serde_json::from_slice::<IngestAck>(&r.body).unwrap().status,
+        "duplicate"
+    );
 
     // Wrong key, stale date, wrong path in the MAC, unknown workspace, missing header.
-    assert_eq!(code(&w.handle(&shared_key_post(&pkg, &[7u8; 32], "/v1/downlevel/ingest", &body, NOW), NOW)), ErrorCode::BadSignature);
-    assert_eq!(code(&w.handle(&shared_key_post(&pkg, &key, "/v1/downlevel/ingest", &body, NOW - 301), NOW)), ErrorCode::StaleMessage);
+    assert_eq!(
+        code(&w.handle(
+            &shared_key_post(&pkg, &[7u8; 32], "/v1/downlevel/ingest", &body, NOW),
+            NOW
+        )),
+        ErrorCode::BadSignature
+    );
+    assert_eq!(
+        code(&w.handle(
+            &shared_key_post(&pkg, &key, "/v1/downlevel/ingest", &body, NOW - 301),
+            NOW
+        )),
+        ErrorCode::StaleMessage
+    );
     let mut wrong_path = shared_key_post(&pkg, &key, "/v1/downlevel/register", &body, NOW);
     wrong_path.url = "/v1/downlevel/ingest".into();
     assert_eq!(code(&w.handle(&wrong_path, NOW)), ErrorCode::BadSignature);
@@ -617,22 +1021,58 @@ fn downlevel_register_and_ingest() {
     assert_eq!(code(&w.handle(&no_auth, NOW)), ErrorCode::Unauthorized);
     let mut other = pkg.clone();
     other.workspace_id = "ws-unknown".into();
-    assert_eq!(code(&w.handle(&shared_key_post(&other, &key, "/v1/downlevel/ingest", &body, NOW), NOW)), ErrorCode::Unauthorized);
+    assert_eq!(
+        code(&w.handle(
+            &shared_key_post(&other, &key, "/v1/downlevel/ingest", &body, NOW),
+            NOW
+        )),
+        ErrorCode::Unauthorized
+    );
 
     // Toggle off blocks; back on (new epoch) the old workspace key is revoked.
     w.set_enabled(false);
-    assert_eq!(code(&w.handle(&shared_key_post(&pkg, &key, "/v1/downlevel/ingest", &body, NOW), NOW)), ErrorCode::FlowBlocked);
+    assert_eq!(
+        code(&w.handle(
+            &shared_key_post(&pkg, &key, "/v1/downlevel/ingest", &body, NOW),
+            NOW
+        )),
+        ErrorCode::FlowBlocked
+    );
     w.set_enabled(true);
-    assert_eq!(code(&w.handle(&shared_key_post(&pkg, &key, "/v1/downlevel/ingest", &body, NOW), NOW)), ErrorCode::Revoked);
+    assert_eq!(
+        code(&w.handle(
+            &shared_key_post(&pkg, &key, "/v1/downlevel/ingest", &body, NOW),
+            NOW
+        )),
+        ErrorCode::Revoked
+    );
 }
 
 #[test]
 fn shared_key_string_to_sign_is_documented_form() {
-    let s = downlevel::string_to_sign("POST", "/v1/downlevel/ingest", "application/json", "2026-11-23T12:00:00Z", b"");
+    let s = downlevel::string_to_sign(
+        "POST",
+        "/v1/downlevel/ingest",
+        "application/json",
+        "2026-11-23T12:00:00Z",
+        b"",
+    );
     assert_eq!(s, "POST\n/v1/downlevel/ingest\napplication/json\n2026-11-23T12:00:00Z\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-    let auth = downlevel::authorization("ws-1", b"key", "POST", "/p", "application/json", "2026-11-23T12:00:00Z", b"x");
+    let auth = downlevel::authorization(
+        "ws-1",
+        b"key",
+        "POST",
+        "/p",
+        "application/json",
+        "2026-11-23T12:00:00Z",
+        b"x",
+    );
     assert!(auth.starts_with("SharedKey ws-1:"));
-    assert_eq!(auth.len(), "SharedKey ws-1:".len() + 44, "standard base64 of 32 bytes, padded");
+    assert_eq!(
+        auth.len(),
+        "SharedKey ws-1:".len() + 44,
+        "standard base64 of 32 bytes, padded"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -642,13 +1082,20 @@ fn shared_key_string_to_sign_is_documented_form() {
 fn partner_offboard_revokes_and_a_new_token_resumes() {
     let mut w = World::new();
     let e = enroll(&mut w, NOW);
-    let (body, nonce) = offboard::request(&e.cred, "uninstall", NOW, &CounterRandom::new("o")).unwrap();
+    let (body, nonce) =
+        offboard::request(&e.cred, "uninstall", NOW, &CounterRandom::new("o")).unwrap();
     let r = w.handle(&post("/v1/offboard", http::JOSE, body.clone()), NOW);
     offboard::accept_response(&e.cred, text(&r), &nonce).unwrap();
     assert!(w.store.installations[&e.cred.installation_id].offboarded);
-    assert_eq!(code(&w.handle(&post("/v1/offboard", http::JOSE, body), NOW)), ErrorCode::Replay);
+    assert_eq!(
+        code(&w.handle(&post("/v1/offboard", http::JOSE, body), NOW)),
+        ErrorCode::Replay
+    );
     let d = handshake_at(&mut w, &e.cred, NOW + 1, "h").unwrap();
-    assert_eq!((d.decision, d.reason), (FlowState::Revoked, Some(ErrorCode::Offboarded)));
+    assert_eq!(
+        (d.decision, d.reason),
+        (FlowState::Revoked, Some(ErrorCode::Offboarded))
+    );
     // Re-enrolling the same key + enrollment id resumes the same installation.
     let tok = w.token(3600, 10, NOW);
     let again = redeem_with(&mut w, &tok, "endpoint", "enroll-1", "device-1", NOW + 2).unwrap();
@@ -665,17 +1112,62 @@ fn offboarding_package_rules() {
     let (p, c) = offboard::issue_package(TENANT, PARTNER, None, &svc, NOW, &rng).unwrap();
     assert_eq!(c.exp, NOW + 30 * 86_400);
     assert!(offboard::verify_package(&e.cred, &p, NOW).is_ok());
-    assert!(offboard::verify_package(&e.cred, &p, c.exp + 59).is_ok(), "60 s skew");
-    assert_eq!(offboard::verify_package(&e.cred, &p, c.exp + 60).unwrap_err().code(), ErrorCode::PackageInvalid);
-    assert_eq!(offboard::verify_package(&e.cred, &p, NOW - 61).unwrap_err().code(), ErrorCode::PackageInvalid);
-    let (named, _) = offboard::issue_package(TENANT, PARTNER, Some(vec![e.cred.installation_id.clone()]), &svc, NOW, &rng).unwrap();
+    assert!(
+        offboard::verify_package(&e.cred, &p, c.exp + 59).is_ok(),
+        "60 s skew"
+    );
+    assert_eq!(
+        offboard::verify_package(&e.cred, &p, c.exp + 60)
+            .unwrap_err()
+            .code(),
+        ErrorCode::PackageInvalid
+    );
+    assert_eq!(
+        offboard::verify_package(&e.cred, &p, NOW - 61)
+            .unwrap_err()
+            .code(),
+        ErrorCode::PackageInvalid
+    );
+    let (named, _) = offboard::issue_package(
+        TENANT,
+        PARTNER,
+        Some(vec![e.cred.installation_id.clone()]),
+        &svc,
+        NOW,
+        &rng,
+    )
+    .unwrap();
     assert!(offboard::verify_package(&e.cred, &named, NOW).is_ok());
-    let (others, _) = offboard::issue_package(TENANT, PARTNER, Some(vec!["inst-other".into()]), &svc, NOW, &rng).unwrap();
-    assert_eq!(offboard::verify_package(&e.cred, &others, NOW).unwrap_err().code(), ErrorCode::PackageInvalid);
+    let (others, _) = offboard::issue_package(
+        TENANT,
+        PARTNER,
+        Some(vec!["inst-other".into()]),
+        &svc,
+        NOW,
+        &rng,
+    )
+    .unwrap();
+    assert_eq!(
+        offboard::verify_package(&e.cred, &others, NOW)
+            .unwrap_err()
+            .code(),
+        ErrorCode::PackageInvalid
+    );
     let (tenant2, _) = offboard::issue_package("tenant-2", PARTNER, None, &svc, NOW, &rng).unwrap();
-    assert_eq!(offboard::verify_package(&e.cred, &tenant2, NOW).unwrap_err().code(), ErrorCode::PackageInvalid);
-    let (forged, _) = offboard::issue_package(TENANT, PARTNER, None, &key("impostor"), NOW, &rng).unwrap();
-    assert_eq!(offboard::verify_package(&e.cred, &forged, NOW).unwrap_err().code(), ErrorCode::UnknownKey);
+    assert_eq!(
+        offboard::verify_package(&e.cred, &tenant2, NOW)
+            .unwrap_err()
+            .code(),
+        ErrorCode::PackageInvalid
+    );
+    let (forged, _) =
+        offboard::issue_package(TENANT, PARTNER, None, &key("impostor"), NOW, &rng).unwrap();
+    assert_eq!(
+        offboard::verify_package(&e.cred, &forged, NOW)
+            .unwrap_err()
+            .code(),
+        ErrorCode::UnknownKey
+    );
 }
 
 #[test]
@@ -688,24 +1180,43 @@ fn rotation_acquires_then_replaces() {
     let (body, nonce) = rotate::request(&e.cred, &new_key, t, &CounterRandom::new("rot")).unwrap();
     // A proof by a key other than the announced one is refused (and nothing changes).
     let (bad, _) = {
-        let mut c: rotate::RotateClaims = edrlink_core::jws::parse(&body, rotate::REQUEST_TYP).unwrap().claims().unwrap();
-        c.new_key_proof = b64url(&key("endpoint-2").sign(&rotate::proof_input(&c.installation_id, &c.nonce)));
+        let mut c: rotate::RotateClaims = edrlink_core::jws::parse(&body, rotate::REQUEST_TYP)
+            .unwrap()
+            .claims()
+            .unwrap();
+        c.new_key_proof =
+            b64url(&key("endpoint-2").sign(&rotate::proof_input(&c.installation_id, &c.nonce)));
         c.nonce = format!("{}x", c.nonce);
-        (edrlink_core::jws::sign(rotate::REQUEST_TYP, &c, &old, false).unwrap(), ())
+        (
+            edrlink_core::jws::sign(rotate::REQUEST_TYP, &c, &old, false).unwrap(),
+            (),
+        )
     };
-    assert_eq!(code(&w.handle(&post("/v1/rotate", http::JOSE, bad), t)), ErrorCode::BadSignature);
-    assert_eq!(w.store.installations[&e.cred.installation_id].public_key, Some(old.verifying_key()));
+    assert_eq!(
+        code(&w.handle(&post("/v1/rotate", http::JOSE, bad), t)),
+        ErrorCode::BadSignature
+    );
+    assert_eq!(
+        w.store.installations[&e.cred.installation_id].public_key,
+        Some(old.verifying_key())
+    );
 
     let r = w.handle(&post("/v1/rotate", http::JOSE, body), t);
     // Until the answer is accepted the endpoint still holds its old key.
     assert_eq!(e.cred.signing_key().unwrap().key_id(), old.key_id());
     rotate::accept(&mut e.cred, new_key.clone(), text(&r), &nonce).unwrap();
     assert_eq!(e.cred.signing_key().unwrap().key_id(), new_key.key_id());
-    assert_eq!((e.cred.issued_at, e.cred.expires_at), (t, t + CREDENTIAL_LIFETIME));
+    assert_eq!(
+        (e.cred.issued_at, e.cred.expires_at),
+        (t, t + CREDENTIAL_LIFETIME)
+    );
     assert!(handshake_at(&mut w, &e.cred, t + 1, "after").is_ok());
     let mut stale = Credential::from_json(&e.cred.to_json()).unwrap();
     stale.auth = CredentialAuth::Key(old);
-    assert_eq!(handshake_at(&mut w, &stale, t + 2, "old").err(), Some(ErrorCode::UnknownKey));
+    assert_eq!(
+        handshake_at(&mut w, &stale, t + 2, "old").err(),
+        Some(ErrorCode::UnknownKey)
+    );
 }
 
 #[test]
@@ -713,11 +1224,21 @@ fn rotation_answer_must_name_the_new_key() {
     let mut w = World::new();
     let mut e = enroll(&mut w, NOW);
     let new_key = key("endpoint-rotated");
-    let (body, nonce) = rotate::request(&e.cred, &new_key, NOW, &CounterRandom::new("rot")).unwrap();
+    let (body, nonce) =
+        rotate::request(&e.cred, &new_key, NOW, &CounterRandom::new("rot")).unwrap();
     let r = w.handle(&post("/v1/rotate", http::JOSE, body), NOW);
     let before = e.cred.signing_key().unwrap().key_id();
-    assert_eq!(rotate::accept(&mut e.cred, key("endpoint-2"), text(&r), &nonce).unwrap_err().code(), ErrorCode::BadSignature);
-    assert_eq!(e.cred.signing_key().unwrap().key_id(), before, "key unchanged on a bad answer");
+    assert_eq!(
+        rotate::accept(&mut e.cred, key("endpoint-2"), text(&r), &nonce)
+            .unwrap_err()
+            .code(),
+        ErrorCode::BadSignature
+    );
+    assert_eq!(
+        e.cred.signing_key().unwrap().key_id(),
+        before,
+        "key unchanged on a bad answer"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -725,12 +1246,29 @@ fn rotation_answer_must_name_the_new_key() {
 
 #[test]
 fn policy_rollback_is_refused() {
-    let mut p = Policy { policy_version: 3, ..Policy::default() };
-    let older = Policy { policy_version: 2, file_samples: FileSampleSharing::All, ..Policy::default() };
-    assert_eq!(p.accept_update(&older).unwrap_err().code(), ErrorCode::PolicyRollback);
+    let mut p = Policy {
+        policy_version: 3,
+        ..Policy::default()
+    };
+    let older = Policy {
+        policy_version: 2,
+        file_samples: FileSampleSharing::All,
+        ..Policy::default()
+    };
+    assert_eq!(
+        p.accept_update(&older).unwrap_err().code(),
+        ErrorCode::PolicyRollback
+    );
     assert_eq!(p.file_samples, FileSampleSharing::None);
-    let zero = Policy { policy_version: 4, max_batch_events: 0, ..Policy::default() };
-    assert_eq!(p.accept_update(&zero).unwrap_err().code(), ErrorCode::Malformed);
+    let zero = Policy {
+        policy_version: 4,
+        max_batch_events: 0,
+        ..Policy::default()
+    };
+    assert_eq!(
+        p.accept_update(&zero).unwrap_err().code(),
+        ErrorCode::Malformed
+    );
     assert_eq!(p.policy_version, 3);
 }
 
@@ -742,21 +1280,45 @@ fn credential_round_trips_and_redacts() {
     let back = Credential::from_json(&json).unwrap();
     assert_eq!(back.to_json().as_str(), json.as_str());
     assert_eq!(back.installation_id, e.cred.installation_id);
-    assert_eq!(back.signing_key().unwrap().key_id(), e.cred.signing_key().unwrap().key_id());
+    assert_eq!(
+        back.signing_key().unwrap().key_id(),
+        e.cred.signing_key().unwrap().key_id()
+    );
     let seed_b64 = b64url(&seed("endpoint"));
     assert!(json.contains(&seed_b64), "stored form holds the seed");
     let dbg = format!("{:?}", back);
-    assert!(!dbg.contains(&seed_b64) && dbg.contains("redacted"), "{dbg}");
+    assert!(
+        !dbg.contains(&seed_b64) && dbg.contains("redacted"),
+        "{dbg}"
+    );
 
-    let dl = Credential { auth: CredentialAuth::SharedKey { workspace_id: "ws-1".into(), key: zeroize::Zeroizing::new(vec![0xAB; 32]) }, ..back };
+    let dl = Credential {
+        auth: CredentialAuth::SharedKey {
+            workspace_id: "ws-1".into(),
+            key: zeroize::Zeroizing::new(vec![0xAB; 32]),
+        },
+        ..back
+    };
     let j = dl.to_json();
     let dl2 = Credential::from_json(&j).unwrap();
     assert!(dl2.is_downlevel());
-    assert_eq!(dl2.signing_key().unwrap_err().code(), ErrorCode::InvalidState);
+    assert_eq!(
+        dl2.signing_key().unwrap_err().code(),
+        ErrorCode::InvalidState
+    );
     assert!(!format!("{dl2:?}").contains(&b64url(&[0xAB; 32])));
 
-    for bad in ["{}", "not json", &json.replace("\"v\":1", "\"v\":2"), &json.replace("\"installation_id\"", "\"extra\":1,\"installation_id\"")] {
-        assert_eq!(Credential::from_json(bad).unwrap_err().code(), ErrorCode::Malformed, "{bad}");
+    for bad in [
+        "{}",
+        "not json",
+        &json.replace("\"v\":1", "\"v\":2"),
+        &json.replace("\"installation_id\"", "\"extra\":1,\"installation_id\""),
+    ] {
+        assert_eq!(
+            Credential::from_json(bad).unwrap_err().code(),
+            ErrorCode::Malformed,
+            "{bad}"
+        );
     }
     let debug_key = format!("{:?}", SigningKey::from_seed(&seed("endpoint")).unwrap());
     assert!(!debug_key.contains(&seed_b64));
@@ -764,17 +1326,47 @@ fn credential_round_trips_and_redacts() {
 
 #[test]
 fn health_classes() {
-    let a = |onboarded, last_seen, sensor_running| Activity { onboarded, last_seen, sensor_running };
+    let a = |onboarded, last_seen, sensor_running| Activity {
+        onboarded,
+        last_seen,
+        sensor_running,
+    };
     let p = edrlink_core::health::INACTIVE_AFTER;
     assert_eq!(p, 7 * 86_400);
-    assert_eq!(classify(a(true, Some(NOW), true), NOW, p), HealthClass::Healthy);
-    assert_eq!(classify(a(true, Some(NOW - p), true), NOW, p), HealthClass::Healthy);
-    assert_eq!(classify(a(true, Some(NOW - p - 1), true), NOW, p), HealthClass::Inactive);
-    assert_eq!(classify(a(true, Some(NOW - p - 1), false), NOW, p), HealthClass::Inactive);
-    assert_eq!(classify(a(true, Some(NOW), false), NOW, p), HealthClass::AgentState);
-    assert_eq!(classify(a(true, None, true), NOW, p), HealthClass::NotOnboarded);
-    assert_eq!(classify(a(false, Some(NOW), true), NOW, p), HealthClass::NotOnboarded);
-    for (c, s) in [(HealthClass::Healthy, "Healthy"), (HealthClass::Inactive, "Inactive"), (HealthClass::AgentState, "Agent state"), (HealthClass::NotOnboarded, "Not onboarded")] {
+    assert_eq!(
+        classify(a(true, Some(NOW), true), NOW, p),
+        HealthClass::Healthy
+    );
+    assert_eq!(
+        classify(a(true, Some(NOW - p), true), NOW, p),
+        HealthClass::Healthy
+    );
+    assert_eq!(
+        classify(a(true, Some(NOW - p - 1), true), NOW, p),
+        HealthClass::Inactive
+    );
+    assert_eq!(
+        classify(a(true, Some(NOW - p - 1), false), NOW, p),
+        HealthClass::Inactive
+    );
+    assert_eq!(
+        classify(a(true, Some(NOW), false), NOW, p),
+        HealthClass::AgentState
+    );
+    assert_eq!(
+        classify(a(true, None, true), NOW, p),
+        HealthClass::NotOnboarded
+    );
+    assert_eq!(
+        classify(a(false, Some(NOW), true), NOW, p),
+        HealthClass::NotOnboarded
+    );
+    for (c, s) in [
+        (HealthClass::Healthy, "Healthy"),
+        (HealthClass::Inactive, "Inactive"),
+        (HealthClass::AgentState, "Agent state"),
+        (HealthClass::NotOnboarded, "Not onboarded"),
+    ] {
         assert_eq!(c.as_str(), s);
         assert_eq!(serde_json::to_string(&c).unwrap(), format!("\"{s}\""));
     }
@@ -784,23 +1376,42 @@ fn health_classes() {
 #[test]
 fn http_surface() {
     let mut w = World::new();
-    let get = |path: &str| HttpRequest { id: 0, method: "GET".into(), url: path.into(), headers: vec![], body: vec![] };
+    let get = |path: &str| HttpRequest {
+        id: 0,
+        method: "GET".into(),
+        url: path.into(),
+        headers: vec![],
+        body: vec![],
+    };
     let r = w.handle(&get("/v1/keys"), NOW);
     assert_eq!(r.status, 200);
-    assert_eq!(Keyset::from_json(std::str::from_utf8(&r.body).unwrap()).unwrap(), w.svc.keyset());
+    assert_eq!(
+        Keyset::from_json(std::str::from_utf8(&r.body).unwrap()).unwrap(),
+        w.svc.keyset()
+    );
     let r = w.handle(&get("/v1/redeem"), NOW);
     assert_eq!((r.status, code(&r)), (405, ErrorCode::InvalidArgument));
     let r = w.handle(&get("/v2/anything"), NOW);
     assert_eq!((r.status, code(&r)), (404, ErrorCode::InvalidArgument));
     let r = w.handle(&get("/v1/keys?x=1"), NOW);
     assert_eq!(r.status, 200, "query strings are ignored");
-    let r = w.handle(&post("/v1/handshake", http::JOSE, vec![b'a'; edrlink_core::jws::MAX_JWS_LEN + 1]), NOW);
+    let r = w.handle(
+        &post(
+            "/v1/handshake",
+            http::JOSE,
+            vec![b'a'; edrlink_core::jws::MAX_JWS_LEN + 1],
+        ),
+        NOW,
+    );
     assert_eq!((code(&r), r.status), (ErrorCode::TooLarge, 413));
     let r = w.handle(&post("/v1/handshake", http::JOSE, vec![0xff, 0xfe]), NOW);
     assert_eq!(code(&r), ErrorCode::Malformed);
     // Retry-After in both forms.
     assert_eq!(http::parse_retry_after("7", NOW), Some(7));
-    assert_eq!(http::parse_retry_after("Mon, 23 Nov 2026 12:00:30 GMT", NOW), Some(30));
+    assert_eq!(
+        http::parse_retry_after("Mon, 23 Nov 2026 12:00:30 GMT", NOW),
+        Some(30)
+    );
 }
 
 #[test]
@@ -813,9 +1424,19 @@ fn error_code_table_is_stable() {
     }
     let names: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
     assert_eq!(names.len(), 35);
-    let mut sorted = ErrorCode::ALL.iter().map(|c| c.as_u32()).collect::<Vec<_>>();
+    let mut sorted = ErrorCode::ALL
+        .iter()
+        .map(|c| c.as_u32())
+        .collect::<Vec<_>>();
     sorted.sort();
-    assert_eq!(sorted, ErrorCode::ALL.iter().map(|c| c.as_u32()).collect::<Vec<_>>(), "ALL is in numeric order");
+    assert_eq!(
+        sorted,
+        ErrorCode::ALL
+            .iter()
+            .map(|c| c.as_u32())
+            .collect::<Vec<_>>(),
+        "ALL is in numeric order"
+    );
 }
 
 #[test]
@@ -823,7 +1444,10 @@ fn heartbeats_update_sensor_state() {
     let mut w = World::new();
     let e = enroll(&mut w, NOW);
     let d = handshake_at(&mut w, &e.cred, NOW, "h").unwrap();
-    let hb = Event::Heartbeat(Heartbeat { time: rfc3339(NOW), sensor: SensorState::Stopped });
+    let hb = Event::Heartbeat(Heartbeat {
+        time: rfc3339(NOW),
+        sensor: SensorState::Stopped,
+    });
     let b = batch(&e.cred, d.session_id.as_deref(), 1, "b1", vec![hb], NOW);
     ack(&ingest(&mut w, &e.cred, &b, false, NOW));
     assert!(!w.store.installations[&e.cred.installation_id].sensor_running);

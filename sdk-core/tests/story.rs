@@ -4,7 +4,9 @@
 mod common;
 
 use common::*;
-use edrlink_core::client::{ClientConfig, ClientEvent, PartnerClient, REENROLL_AFTER_FAILURES, REENROLL_AFTER_SECONDS};
+use edrlink_core::client::{
+    ClientConfig, ClientEvent, PartnerClient, REENROLL_AFTER_FAILURES, REENROLL_AFTER_SECONDS,
+};
 use edrlink_core::encoding::{rfc3339, UnixSeconds};
 use edrlink_core::handshake::FlowState;
 use edrlink_core::http::HttpResponse;
@@ -14,11 +16,18 @@ use edrlink_core::{eicar, offboard, ErrorCode};
 use std::collections::BTreeMap;
 
 fn client(label: &str) -> PartnerClient {
-    PartnerClient::new(ClientConfig::new(device("device-1")), CounterRandom::boxed(label))
+    PartnerClient::new(
+        ClientConfig::new(device("device-1")),
+        CounterRandom::boxed(label),
+    )
 }
 
 fn ev(n: u64, now: UnixSeconds) -> Event {
-    Event::Generic(GenericEvent { time: rfc3339(now), name: "file_write".into(), data: serde_json::json!({"n": n}) })
+    Event::Generic(GenericEvent {
+        time: rfc3339(now),
+        name: "file_write".into(),
+        data: serde_json::json!({"n": n}),
+    })
 }
 
 fn events(c: &mut PartnerClient) -> Vec<ClientEvent> {
@@ -58,14 +67,18 @@ fn full_story_toggle_off_and_back_loses_nothing() {
     let inst = c.credential().unwrap().installation_id.clone();
     let evs = events(&mut c);
     assert!(evs.contains(&ClientEvent::CredentialChanged), "{evs:?}");
-    assert!(evs.contains(&ClientEvent::FlowChanged(FlowState::Open)), "{evs:?}");
+    assert!(
+        evs.contains(&ClientEvent::FlowChanged(FlowState::Open)),
+        "{evs:?}"
+    );
     assert!(c.health(now).healthy);
 
     // 2. Telemetry and the EICAR test detection.
     for n in 0..5 {
         c.submit(ev(n, now), now).unwrap();
     }
-    c.submit(eicar::test_detection(now, "/tmp/eicar.com"), now).unwrap();
+    c.submit(eicar::test_detection(now, "/tmp/eicar.com"), now)
+        .unwrap();
     c.flush();
     w.drive(&mut c, now, 10);
     assert_eq!(stored_numbers(&w, &inst).len(), 5);
@@ -104,7 +117,10 @@ fn full_story_toggle_off_and_back_loses_nothing() {
     w.drive(&mut c, now, 10);
     assert_eq!(c.flow(), Some(FlowState::Revoked));
     assert!(c.health(now).needs_new_token);
-    assert!(c.poll_request(now + 10_000).is_none(), "a revoked client sends nothing");
+    assert!(
+        c.poll_request(now + 10_000).is_none(),
+        "a revoked client sends nothing"
+    );
 
     // 5. A new token: same installation resumes, the queue is delivered exactly once.
     now += 60;
@@ -115,7 +131,11 @@ fn full_story_toggle_off_and_back_loses_nothing() {
         w.drive(&mut c, now, 20);
         now += 6;
     }
-    assert_eq!(c.credential().unwrap().installation_id, inst, "same installation");
+    assert_eq!(
+        c.credential().unwrap().installation_id,
+        inst,
+        "same installation"
+    );
     assert_eq!(c.credential().unwrap().epoch, 2);
     assert_eq!(w.store.installations.len(), 1);
     assert_eq!(c.flow(), Some(FlowState::Open));
@@ -141,7 +161,11 @@ fn redemption_refused_reports_failure_and_keeps_nothing_pending() {
     assert!(c.credential().is_none());
     assert!(events(&mut c).contains(&ClientEvent::Failed(ErrorCode::IntegrationDisabled)));
     assert!(c.poll_request(NOW + 1000).is_none());
-    assert!(c.health(NOW).last_error.unwrap().starts_with("integration_disabled"));
+    assert!(c
+        .health(NOW)
+        .last_error
+        .unwrap()
+        .starts_with("integration_disabled"));
 }
 
 #[test]
@@ -150,7 +174,8 @@ fn repeated_401s_lead_to_needs_reenroll_without_deleting_the_credential() {
     let mut c = client("401");
     let inst = enrolled(&mut w, &mut c, NOW);
     // The service no longer knows the key (e.g. its state was restored from backup).
-    w.store.installations.get_mut(&inst).unwrap().public_key = Some(key("someone-else").verifying_key());
+    w.store.installations.get_mut(&inst).unwrap().public_key =
+        Some(key("someone-else").verifying_key());
     c.handshake_now();
     let mut now = NOW;
     let mut failures = 0;
@@ -173,9 +198,16 @@ fn repeated_401s_lead_to_needs_reenroll_without_deleting_the_credential() {
     let h = c.health(now);
     assert!(h.needs_new_token, "{h:?}");
     assert!(failures >= REENROLL_AFTER_FAILURES as usize);
-    assert!(now - NOW >= REENROLL_AFTER_SECONDS, "spread over at least 30 min: {}", now - NOW);
+    assert!(
+        now - NOW >= REENROLL_AFTER_SECONDS,
+        "spread over at least 30 min: {}",
+        now - NOW
+    );
     assert!(h.last_error.unwrap().starts_with("needs_reenroll"));
-    assert!(c.credential().is_some(), "a 401 never deletes the credential");
+    assert!(
+        c.credential().is_some(),
+        "a 401 never deletes the credential"
+    );
 }
 
 #[test]
@@ -191,7 +223,10 @@ fn transport_errors_and_retry_after_back_off() {
     let h = c.health(NOW);
     assert!(h.last_error.unwrap().starts_with("transport"));
     let next = h.next_attempt.unwrap();
-    assert!(next > NOW && next <= NOW + 2, "first backoff is short: {next}");
+    assert!(
+        next > NOW && next <= NOW + 2,
+        "first backoff is short: {next}"
+    );
     assert!(c.poll_request(next - 1).is_none());
     // A 503 with Retry-After is honoured exactly.
     let req = c.poll_request(next).unwrap();
@@ -204,7 +239,10 @@ fn transport_errors_and_retry_after_back_off() {
     let resp = w.handle(&req, next + 120);
     c.handle_response(req.id, &resp, next + 120);
     assert_eq!(stored_numbers(&w, &inst).get(&1), Some(&1));
-    assert!(c.health(next + 120).next_attempt.is_none(), "success resets the backoff");
+    assert!(
+        c.health(next + 120).next_attempt.is_none(),
+        "success resets the backoff"
+    );
 }
 
 #[test]
@@ -217,7 +255,11 @@ fn session_expiry_leads_to_a_new_handshake_before_sending() {
     c.submit(ev(1, later), later).unwrap();
     c.flush();
     let req = c.poll_request(later).unwrap();
-    assert!(req.url.ends_with("/v1/handshake"), "session about to expire: handshake first ({})", req.url);
+    assert!(
+        req.url.ends_with("/v1/handshake"),
+        "session about to expire: handshake first ({})",
+        req.url
+    );
     let resp = w.handle(&req, later);
     c.handle_response(req.id, &resp, later);
     w.drive(&mut c, later, 10);
@@ -230,15 +272,29 @@ fn policy_rollback_from_the_service_is_refused_and_last_good_kept() {
     let mut w = World::new();
     let mut c = client("policy");
     enrolled(&mut w, &mut c, NOW);
-    let mut cred = edrlink_core::credential::Credential::from_json(&c.credential().unwrap().to_json()).unwrap();
-    cred.policy = Policy { policy_version: 7, heartbeat_interval: 900, ..Policy::default() };
+    let mut cred =
+        edrlink_core::credential::Credential::from_json(&c.credential().unwrap().to_json())
+            .unwrap();
+    cred.policy = Policy {
+        policy_version: 7,
+        heartbeat_interval: 900,
+        ..Policy::default()
+    };
     c.set_credential(cred);
     w.drive(&mut c, NOW + 1, 5);
     let cred = c.credential().unwrap();
     assert_eq!(cred.policy.policy_version, 7);
     assert_eq!(cred.policy.heartbeat_interval, 900);
-    assert!(c.health(NOW + 1).last_error.unwrap().starts_with("policy_rollback"));
-    assert_eq!(c.flow(), Some(FlowState::Open), "a refused policy does not stop the flow");
+    assert!(c
+        .health(NOW + 1)
+        .last_error
+        .unwrap()
+        .starts_with("policy_rollback"));
+    assert_eq!(
+        c.flow(),
+        Some(FlowState::Open),
+        "a refused policy does not stop the flow"
+    );
 }
 
 #[test]
@@ -254,12 +310,36 @@ fn client_offboarding_both_ways() {
     assert!(w.store.installations[&inst].offboarded);
 
     // Admin package: verified against the pinned service keys, then wiped.
-    let mut c2 = PartnerClient::new(ClientConfig::new(device("device-2")), CounterRandom::boxed("offboard-2"));
+    let mut c2 = PartnerClient::new(
+        ClientConfig::new(device("device-2")),
+        CounterRandom::boxed("offboard-2"),
+    );
     let inst2 = enrolled(&mut w, &mut c2, NOW);
-    let (other, _) = offboard::issue_package(TENANT, PARTNER, Some(vec!["inst-other".into()]), &key("service"), NOW, &CounterRandom::new("p1")).unwrap();
-    assert_eq!(c2.apply_offboarding_package(&other, NOW).unwrap_err().code(), ErrorCode::PackageInvalid);
+    let (other, _) = offboard::issue_package(
+        TENANT,
+        PARTNER,
+        Some(vec!["inst-other".into()]),
+        &key("service"),
+        NOW,
+        &CounterRandom::new("p1"),
+    )
+    .unwrap();
+    assert_eq!(
+        c2.apply_offboarding_package(&other, NOW)
+            .unwrap_err()
+            .code(),
+        ErrorCode::PackageInvalid
+    );
     assert!(c2.credential().is_some());
-    let (pkg, _) = offboard::issue_package(TENANT, PARTNER, Some(vec![inst2]), &key("service"), NOW, &CounterRandom::new("p2")).unwrap();
+    let (pkg, _) = offboard::issue_package(
+        TENANT,
+        PARTNER,
+        Some(vec![inst2]),
+        &key("service"),
+        NOW,
+        &CounterRandom::new("p2"),
+    )
+    .unwrap();
     c2.apply_offboarding_package(&pkg, NOW).unwrap();
     assert!(c2.credential().is_none());
 }
@@ -271,15 +351,25 @@ fn client_rotates_at_two_thirds_of_the_lifetime() {
     let inst = enrolled(&mut w, &mut c, NOW);
     let old_kid = c.credential().unwrap().signing_key().unwrap().key_id();
     let at = c.credential().unwrap().rotate_after();
-    assert_eq!(at, NOW + edrlink_core::credential::CREDENTIAL_LIFETIME * 2 / 3);
+    assert_eq!(
+        at,
+        NOW + edrlink_core::credential::CREDENTIAL_LIFETIME * 2 / 3
+    );
     events(&mut c);
     w.drive(&mut c, at - 10, 10);
-    assert_eq!(c.credential().unwrap().signing_key().unwrap().key_id(), old_kid, "not before two thirds");
+    assert_eq!(
+        c.credential().unwrap().signing_key().unwrap().key_id(),
+        old_kid,
+        "not before two thirds"
+    );
     w.drive(&mut c, at, 10);
     let new_kid = c.credential().unwrap().signing_key().unwrap().key_id();
     assert_ne!(new_kid, old_kid);
     assert!(events(&mut c).contains(&ClientEvent::CredentialChanged));
-    assert_eq!(w.store.installations[&inst].public_key.unwrap().key_id(), new_kid);
+    assert_eq!(
+        w.store.installations[&inst].public_key.unwrap().key_id(),
+        new_kid
+    );
     // And it keeps sending with the new key.
     c.submit(ev(9, at), at).unwrap();
     c.flush();
@@ -290,10 +380,26 @@ fn client_rotates_at_two_thirds_of_the_lifetime() {
 #[test]
 fn downlevel_client_registers_and_sends() {
     let mut w = World::new();
-    let pkg = edrlink_core::downlevel::OnboardingPackage::issue(TENANT, PARTNER, REGION, SERVICE_URL, w.svc.keyset(), 1, NOW, &CounterRandom::new("ws")).unwrap();
+    let pkg = edrlink_core::downlevel::OnboardingPackage::issue(
+        TENANT,
+        PARTNER,
+        REGION,
+        SERVICE_URL,
+        w.svc.keyset(),
+        1,
+        NOW,
+        &CounterRandom::new("ws"),
+    )
+    .unwrap();
     w.store.workspaces.insert(
         pkg.workspace_id.clone(),
-        edrlink_core::service::Workspace { id: pkg.workspace_id.clone(), tenant_id: TENANT.into(), partner_id: PARTNER.into(), key: pkg.key_bytes().unwrap(), epoch: 1 },
+        edrlink_core::service::Workspace {
+            id: pkg.workspace_id.clone(),
+            tenant_id: TENANT.into(),
+            partner_id: PARTNER.into(),
+            key: pkg.key_bytes().unwrap(),
+            epoch: 1,
+        },
     );
     let mut c = client("downlevel");
     c.onboard_with_package(&pkg.to_json()).unwrap();
@@ -301,7 +407,8 @@ fn downlevel_client_registers_and_sends() {
     let cred = c.credential().unwrap();
     assert!(cred.is_downlevel());
     let inst = cred.installation_id.clone();
-    c.submit(eicar::test_detection(NOW, "C:\\eicar.com"), NOW).unwrap();
+    c.submit(eicar::test_detection(NOW, "C:\\eicar.com"), NOW)
+        .unwrap();
     c.submit(ev(1, NOW), NOW).unwrap();
     c.flush();
     w.drive(&mut c, NOW, 10);
@@ -314,7 +421,10 @@ fn downlevel_client_registers_and_sends() {
 #[test]
 fn gzip_client_and_rate_limit_are_transparent() {
     let mut cfg_s = service_config("service");
-    cfg_s.rate_limit = edrlink_core::service::RateLimit { burst: 1.0, per_second: 1.0 };
+    cfg_s.rate_limit = edrlink_core::service::RateLimit {
+        burst: 1.0,
+        per_second: 1.0,
+    };
     cfg_s.policy.max_batch_events = 2;
     let mut w = World::with_config(cfg_s);
     let mut cfg = ClientConfig::new(device("device-1"));

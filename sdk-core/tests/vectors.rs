@@ -16,7 +16,9 @@ use edrlink_core::keys::{Keyset, SigningKey, VerifyingKey};
 use edrlink_core::memory_store::MemoryStore;
 use edrlink_core::policy::Policy;
 use edrlink_core::redeem::{self, PendingRedeem};
-use edrlink_core::service::{Integration, RateLimit, ServiceConfig, ServiceRole, TokenRecord, Workspace};
+use edrlink_core::service::{
+    Integration, RateLimit, ServiceConfig, ServiceRole, TokenRecord, Workspace,
+};
 use edrlink_core::telemetry::{self, Batch, Event, GenericEvent};
 use edrlink_core::{downlevel, dsse, eicar, jws, offboard, rotate, token, ErrorCode};
 use serde::de::DeserializeOwned;
@@ -46,11 +48,15 @@ fn err(e: edrlink_core::Error) -> String {
 }
 
 fn s<'a>(v: &'a Value, k: &str) -> &'a str {
-    v.get(k).and_then(Value::as_str).unwrap_or_else(|| panic!("input field {k} missing or not a string"))
+    v.get(k)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("input field {k} missing or not a string"))
 }
 
 fn i(v: &Value, k: &str) -> i64 {
-    v.get(k).and_then(Value::as_i64).unwrap_or_else(|| panic!("input field {k} missing or not an integer"))
+    v.get(k)
+        .and_then(Value::as_i64)
+        .unwrap_or_else(|| panic!("input field {k} missing or not an integer"))
 }
 
 fn seed_of(v: &Value, k: &str) -> SigningKey {
@@ -64,11 +70,19 @@ fn to_val<T: Serialize>(t: &T) -> Value {
 
 /// Re-signs a JWS payload with its typed claims: the typed round trip must give
 /// back `payload_json` byte for byte (this pins the field order).
-fn resign<T: Serialize + DeserializeOwned>(typ: &str, payload_json: &str, key: &SigningKey, embed: bool) -> Result<String, String> {
-    let claims: T = serde_json::from_str(payload_json).map_err(|e| format!("payload does not parse as claims: {e}"))?;
+fn resign<T: Serialize + DeserializeOwned>(
+    typ: &str,
+    payload_json: &str,
+    key: &SigningKey,
+    embed: bool,
+) -> Result<String, String> {
+    let claims: T = serde_json::from_str(payload_json)
+        .map_err(|e| format!("payload does not parse as claims: {e}"))?;
     let again = serde_json::to_string(&claims).unwrap();
     if again != payload_json {
-        return Err(format!("claims do not re-serialize identically:\n{again}\n{payload_json}"));
+        return Err(format!(
+            "claims do not re-serialize identically:\n{again}\n{payload_json}"
+        ));
     }
     jws::sign(typ, &claims, key, embed).map_err(err)
 }
@@ -79,11 +93,15 @@ fn resign<T: Serialize + DeserializeOwned>(typ: &str, payload_json: &str, key: &
 
 fn run(kind: &str, inp: &Value) -> Outcome {
     match kind {
-        "pae" => Ok(json!({"pae_hex": hex(&dsse::pae(s(inp, "payload_type"), &unhex(s(inp, "payload_hex"))))})),
+        "pae" => Ok(
+            json!({"pae_hex": hex(&dsse::pae(s(inp, "payload_type"), &unhex(s(inp, "payload_hex"))))}),
+        ),
         "key_from_seed" => {
             let k = seed_of(inp, "seed_hex");
             let pk = k.verifying_key();
-            Ok(json!({"public_key_hex": hex(&pk.0), "public_key_b64url": b64url(&pk.0), "kid": pk.key_id(), "jwk": to_val(&pk.to_jwk())}))
+            Ok(
+                json!({"public_key_hex": hex(&pk.0), "public_key_b64url": b64url(&pk.0), "kid": pk.key_id(), "jwk": to_val(&pk.to_jwk())}),
+            )
         }
         "ed25519_sign" => {
             let k = seed_of(inp, "seed_hex");
@@ -107,7 +125,9 @@ fn run(kind: &str, inp: &Value) -> Outcome {
             let mut parts = tok.split('.');
             let h = String::from_utf8(b64url_decode(parts.next().unwrap()).unwrap()).unwrap();
             let p = String::from_utf8(b64url_decode(parts.next().unwrap()).unwrap()).unwrap();
-            Ok(json!({"token": tok, "header_json": h, "payload_json": p, "claims": to_val(&claims)}))
+            Ok(
+                json!({"token": tok, "header_json": h, "payload_json": p, "claims": to_val(&claims)}),
+            )
         }
         "token_inspect" => {
             let info = token::inspect(s(inp, "token")).map_err(err)?;
@@ -115,17 +135,20 @@ fn run(kind: &str, inp: &Value) -> Outcome {
         }
         "token_verify" => {
             let keys = Keyset::from_json(s(inp, "keyset_json")).map_err(err)?;
-            let c = token::verify(s(inp, "token"), &keys, i(inp, "now"), i(inp, "skew")).map_err(err)?;
+            let c = token::verify(s(inp, "token"), &keys, i(inp, "now"), i(inp, "skew"))
+                .map_err(err)?;
             Ok(json!({"claims": to_val(&c)}))
         }
         "envelope_seal" => {
             let k = seed_of(inp, "seed_hex");
-            let env = dsse::seal(s(inp, "payload_type"), &unhex(s(inp, "payload_hex")), &k).map_err(err)?;
+            let env = dsse::seal(s(inp, "payload_type"), &unhex(s(inp, "payload_hex")), &k)
+                .map_err(err)?;
             Ok(json!({"envelope": String::from_utf8(env).unwrap()}))
         }
         "envelope_open" => {
             let pk = VerifyingKey::from_bytes(&unhex(s(inp, "public_key_hex"))).map_err(err)?;
-            let p = dsse::open(s(inp, "envelope").as_bytes(), s(inp, "payload_type"), &pk).map_err(err)?;
+            let p = dsse::open(s(inp, "envelope").as_bytes(), s(inp, "payload_type"), &pk)
+                .map_err(err)?;
             Ok(json!({"payload_hex": hex(&p)}))
         }
         "jws_sign" => {
@@ -139,20 +162,31 @@ fn run(kind: &str, inp: &Value) -> Outcome {
                 redeem::RESPONSE_TYP => resign::<redeem::ResponseClaims>(typ, pj, &k, embed),
                 handshake::HELLO_TYP => resign::<Hello>(typ, pj, &k, embed),
                 handshake::FLOW_TYP => resign::<handshake::FlowDecision>(typ, pj, &k, embed),
-                offboard::REQUEST_TYP | offboard::RESPONSE_TYP => resign::<offboard::OffboardClaims>(typ, pj, &k, embed),
+                offboard::REQUEST_TYP | offboard::RESPONSE_TYP => {
+                    resign::<offboard::OffboardClaims>(typ, pj, &k, embed)
+                }
                 offboard::PACKAGE_TYP => resign::<offboard::PackageClaims>(typ, pj, &k, embed),
                 rotate::REQUEST_TYP => resign::<rotate::RotateClaims>(typ, pj, &k, embed),
                 rotate::RESPONSE_TYP => resign::<rotate::RotateResponse>(typ, pj, &k, embed),
                 other => panic!("unknown typ {other}"),
             }?;
-            let h = String::from_utf8(b64url_decode(jws.split('.').next().unwrap()).unwrap()).unwrap();
+            let h =
+                String::from_utf8(b64url_decode(jws.split('.').next().unwrap()).unwrap()).unwrap();
             Ok(json!({"jws": jws, "header_json": h}))
         }
-        "service_exchange" => Ok(run_exchange(&inp["world"], inp["steps"].as_array().expect("steps"))),
+        "service_exchange" => Ok(run_exchange(
+            &inp["world"],
+            inp["steps"].as_array().expect("steps"),
+        )),
         "shared_key_sign" => {
             let key = unhex(s(inp, "key_hex"));
             let body = unhex(s(inp, "body_hex"));
-            let (m, p, ct, d) = (s(inp, "method"), s(inp, "path"), s(inp, "content_type"), s(inp, "date"));
+            let (m, p, ct, d) = (
+                s(inp, "method"),
+                s(inp, "path"),
+                s(inp, "content_type"),
+                s(inp, "date"),
+            );
             Ok(json!({
                 "string_to_sign": downlevel::string_to_sign(m, p, ct, d, &body),
                 "authorization": downlevel::authorization(s(inp, "workspace_id"), &key, m, p, ct, d, &body),
@@ -161,14 +195,26 @@ fn run(kind: &str, inp: &Value) -> Outcome {
         "shared_key_verify" => {
             let key = unhex(s(inp, "key_hex"));
             let body = unhex(s(inp, "body_hex"));
-            downlevel::verify(s(inp, "authorization"), &key, s(inp, "method"), s(inp, "path"), s(inp, "content_type"), s(inp, "date"), &body, i(inp, "now")).map_err(err)?;
+            downlevel::verify(
+                s(inp, "authorization"),
+                &key,
+                s(inp, "method"),
+                s(inp, "path"),
+                s(inp, "content_type"),
+                s(inp, "date"),
+                &body,
+                i(inp, "now"),
+            )
+            .map_err(err)?;
             Ok(json!({"ok": true}))
         }
         "eicar" => {
             let t = s(inp, "eicar_text").as_bytes();
             Ok(json!({"length": t.len(), "sha256_hex": hex(&edrlink_core::encoding::sha256(t))}))
         }
-        "eicar_detection" => Ok(json!({"event_json": serde_json::to_string(&eicar::test_detection(i(inp, "now"), s(inp, "file_path"))).unwrap()})),
+        "eicar_detection" => Ok(
+            json!({"event_json": serde_json::to_string(&eicar::test_detection(i(inp, "now"), s(inp, "file_path"))).unwrap()}),
+        ),
         "error_code" => {
             let c = ErrorCode::from_name(s(inp, "name")).ok_or("unknown code name")?;
             Ok(json!({"number": c.as_u32(), "http_status": c.http_status()}))
@@ -197,17 +243,24 @@ fn build_world(w: &Value) -> (ServiceRole, MemoryStore) {
         service_url: s(w, "service_url").into(),
         keys: vec![seed_of(w, "service_seed_hex")],
         policy: serde_json::from_value(w["policy"].clone()).unwrap(),
-        rate_limit: RateLimit { burst: rl["burst"].as_f64().unwrap(), per_second: rl["per_second"].as_f64().unwrap() },
+        rate_limit: RateLimit {
+            burst: rl["burst"].as_f64().unwrap(),
+            per_second: rl["per_second"].as_f64().unwrap(),
+        },
         session_lifetime: i(w, "session_lifetime"),
     };
     let svc = ServiceRole::new(cfg, CounterRandom::boxed(s(w, "rng_label"))).unwrap();
     let mut store = MemoryStore::default();
     for t in w["tenants"].as_array().unwrap() {
-        store.tenants.insert(s(t, "tenant_id").into(), s(t, "region").into());
+        store
+            .tenants
+            .insert(s(t, "tenant_id").into(), s(t, "region").into());
     }
     for v in w["integrations"].as_array().unwrap() {
         let it: Integration = serde_json::from_value(v.clone()).unwrap();
-        store.integrations.insert((it.tenant_id.clone(), it.partner_id.clone()), it);
+        store
+            .integrations
+            .insert((it.tenant_id.clone(), it.partner_id.clone()), it);
     }
     for v in w["tokens"].as_array().unwrap() {
         let t: TokenRecord = serde_json::from_value(v.clone()).unwrap();
@@ -231,7 +284,12 @@ fn request_of(r: &Value) -> HttpRequest {
         id: 0,
         method: s(r, "method").into(),
         url: s(r, "path").into(),
-        headers: r["headers"].as_array().unwrap().iter().map(|h| (h[0].as_str().unwrap().into(), h[1].as_str().unwrap().into())).collect(),
+        headers: r["headers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| (h[0].as_str().unwrap().into(), h[1].as_str().unwrap().into()))
+            .collect(),
         body: s(r, "body").as_bytes().to_vec(),
     }
 }
@@ -254,7 +312,9 @@ fn response_value(resp: &HttpResponse) -> Value {
 
 fn apply_admin(store: &mut MemoryStore, step: &Value) {
     let it: Integration = serde_json::from_value(step["set_integration"].clone()).unwrap();
-    store.integrations.insert((it.tenant_id.clone(), it.partner_id.clone()), it);
+    store
+        .integrations
+        .insert((it.tenant_id.clone(), it.partner_id.clone()), it);
 }
 
 fn run_exchange(world: &Value, steps: &[Value]) -> Value {
@@ -286,7 +346,12 @@ impl Gen {
     /// A positive case.
     fn ok(&mut self, name: &str, kind: &str, input: Value) -> Value {
         let out = run(kind, &input).unwrap_or_else(|e| panic!("{name}: expected success, got {e}"));
-        self.cases.push(Case { name: name.into(), kind: kind.into(), input, expect: out.clone() });
+        self.cases.push(Case {
+            name: name.into(),
+            kind: kind.into(),
+            input,
+            expect: out.clone(),
+        });
         out
     }
     /// A negative case that must fail with `code`.
@@ -295,10 +360,19 @@ impl Gen {
             Err(e) if e == code.as_str() => {}
             other => panic!("{name}: expected {code}, got {other:?}"),
         }
-        self.cases.push(Case { name: name.into(), kind: kind.into(), input, expect: json!({"error": code.as_str()}) });
+        self.cases.push(Case {
+            name: name.into(),
+            kind: kind.into(),
+            input,
+            expect: json!({"error": code.as_str()}),
+        });
     }
     fn file(self, description: &str) -> VectorFile {
-        VectorFile { description: description.into(), version: 1, cases: self.cases }
+        VectorFile {
+            description: description.into(),
+            version: 1,
+            cases: self.cases,
+        }
     }
 }
 
@@ -318,8 +392,12 @@ fn splice(jws: &str, header: Option<&str>, payload: Option<&str>) -> String {
     let p: Vec<&str> = jws.split('.').collect();
     format!(
         "{}.{}.{}",
-        header.map(|h| b64url(h.as_bytes())).unwrap_or_else(|| p[0].into()),
-        payload.map(|x| b64url(x.as_bytes())).unwrap_or_else(|| p[1].into()),
+        header
+            .map(|h| b64url(h.as_bytes()))
+            .unwrap_or_else(|| p[0].into()),
+        payload
+            .map(|x| b64url(x.as_bytes()))
+            .unwrap_or_else(|| p[1].into()),
         p[2]
     )
 }
@@ -330,20 +408,43 @@ fn splice(jws: &str, header: Option<&str>, payload: Option<&str>) -> String {
 fn gen_pae() -> VectorFile {
     let mut g = Gen::new();
     let out = g.ok("dsse-spec-example", "pae", json!({"payload_type": "http://example.com/HelloWorld", "payload_hex": hex(b"hello world")}));
-    assert_eq!(unhex(out["pae_hex"].as_str().unwrap()), b"DSSEv1 29 http://example.com/HelloWorld 11 hello world");
-    g.ok("empty-payload", "pae", json!({"payload_type": "text/plain", "payload_hex": ""}));
+    assert_eq!(
+        unhex(out["pae_hex"].as_str().unwrap()),
+        b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
+    );
+    g.ok(
+        "empty-payload",
+        "pae",
+        json!({"payload_type": "text/plain", "payload_hex": ""}),
+    );
     g.ok("binary-payload", "pae", json!({"payload_type": "application/octet-stream", "payload_hex": hex(&[0u8, 1, 0x20, 0x0a, 0xff])}));
-    g.ok("batch-type", "pae", json!({"payload_type": telemetry::BATCH_TYPE, "payload_hex": hex(br#"{"v":1}"#)}));
-    g.ok("ten-byte-length", "pae", json!({"payload_type": "a", "payload_hex": hex(b"0123456789")}));
+    g.ok(
+        "batch-type",
+        "pae",
+        json!({"payload_type": telemetry::BATCH_TYPE, "payload_hex": hex(br#"{"v":1}"#)}),
+    );
+    g.ok(
+        "ten-byte-length",
+        "pae",
+        json!({"payload_type": "a", "payload_hex": hex(b"0123456789")}),
+    );
     g.file("DSSE v1 pre-authentication encoding: \"DSSEv1\" SP LEN(type) SP type SP LEN(body) SP body, lengths in ASCII decimal")
 }
 
 fn gen_keys() -> VectorFile {
     let mut g = Gen::new();
     for label in ["service", "service-2", "endpoint", "endpoint-2"] {
-        g.ok(&format!("seed-sha256({label})"), "key_from_seed", json!({"seed_hex": seed_hex(label)}));
+        g.ok(
+            &format!("seed-sha256({label})"),
+            "key_from_seed",
+            json!({"seed_hex": seed_hex(label)}),
+        );
     }
-    g.ok("seed-all-zero", "key_from_seed", json!({"seed_hex": hex(&[0u8; 32])}));
+    g.ok(
+        "seed-all-zero",
+        "key_from_seed",
+        json!({"seed_hex": hex(&[0u8; 32])}),
+    );
     // RFC 8032 section 7.1, tests 1-3.
     let rfc = [
         ("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60", "", "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a", "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"),
@@ -351,9 +452,17 @@ fn gen_keys() -> VectorFile {
         ("c5aa8df43f9f837bedb7442f31dcb7b166d38535076f094b85ce3a2e0b4458f7", "af82", "fc51cd8e6218a1a38da47ed00230f0580816ed13ba3303ac5deb911548908025", "6291d657deec24024827e69c3abe01a30ce548a284743a445e3680d7db5ac3ac18ff9b538d16f290ae67f760984dc6594a7c15e9716ed28dc027beceea1ec40a"),
     ];
     for (n, (sd, msg, pk, sig)) in rfc.iter().enumerate() {
-        let out = g.ok(&format!("rfc8032-test-{}-key", n + 1), "key_from_seed", json!({"seed_hex": sd}));
+        let out = g.ok(
+            &format!("rfc8032-test-{}-key", n + 1),
+            "key_from_seed",
+            json!({"seed_hex": sd}),
+        );
         assert_eq!(out["public_key_hex"], *pk);
-        let out = g.ok(&format!("rfc8032-test-{}", n + 1), "ed25519_sign", json!({"seed_hex": sd, "message_hex": msg}));
+        let out = g.ok(
+            &format!("rfc8032-test-{}", n + 1),
+            "ed25519_sign",
+            json!({"seed_hex": sd, "message_hex": msg}),
+        );
         assert_eq!(out["signature_hex"], *sig);
     }
     g.file("Ed25519 keys: seed -> public key, key id (b64url of the first 16 bytes of SHA-256 of the public key), JWK; RFC 8032 signatures")
@@ -364,7 +473,13 @@ fn spec(epoch: u64, lifetime: i64, max_uses: u32) -> Value {
 }
 
 fn keyset_json(keys: &[&str]) -> String {
-    Keyset::from_keys(&keys.iter().map(|l| key(l).verifying_key()).collect::<Vec<_>>()).to_json()
+    Keyset::from_keys(
+        &keys
+            .iter()
+            .map(|l| key(l).verifying_key())
+            .collect::<Vec<_>>(),
+    )
+    .to_json()
 }
 
 fn gen_tokens() -> VectorFile {
@@ -374,7 +489,12 @@ fn gen_tokens() -> VectorFile {
     g.ok("issue-short-single-use", "token_issue", json!({"service_seed_hex": svc_seed, "now": NOW, "rng_label": "token-2", "spec": spec(3, 600, 1)}));
     g.ok("issue-max-lifetime", "token_issue", json!({"service_seed_hex": svc_seed, "now": NOW, "rng_label": "token-3", "spec": spec(1, token::MAX_LIFETIME, 5)}));
     g.fail("issue-lifetime-too-long", "token_issue", json!({"service_seed_hex": svc_seed, "now": NOW, "rng_label": "x", "spec": spec(1, token::MAX_LIFETIME + 1, 5)}), ErrorCode::InvalidArgument);
-    g.fail("issue-lifetime-zero", "token_issue", json!({"service_seed_hex": svc_seed, "now": NOW, "rng_label": "x", "spec": spec(1, 0, 5)}), ErrorCode::InvalidArgument);
+    g.fail(
+        "issue-lifetime-zero",
+        "token_issue",
+        json!({"service_seed_hex": svc_seed, "now": NOW, "rng_label": "x", "spec": spec(1, 0, 5)}),
+        ErrorCode::InvalidArgument,
+    );
     g.fail("issue-max-uses-zero", "token_issue", json!({"service_seed_hex": svc_seed, "now": NOW, "rng_label": "x", "spec": spec(1, 3600, 0)}), ErrorCode::InvalidArgument);
 
     let tok = t1["token"].as_str().unwrap().to_owned();
@@ -385,21 +505,73 @@ fn gen_tokens() -> VectorFile {
     let nbf = claims.nbf;
 
     g.ok("inspect", "token_inspect", json!({"token": tok}));
-    g.ok("inspect-with-whitespace", "token_inspect", json!({"token": format!("  {tok}\n")}));
-    g.fail("inspect-garbage", "token_inspect", json!({"token": "not a token"}), ErrorCode::Malformed);
+    g.ok(
+        "inspect-with-whitespace",
+        "token_inspect",
+        json!({"token": format!("  {tok}\n")}),
+    );
+    g.fail(
+        "inspect-garbage",
+        "token_inspect",
+        json!({"token": "not a token"}),
+        ErrorCode::Malformed,
+    );
 
-    let v = |now: i64, skew: i64| json!({"token": tok, "keyset_json": ks, "now": now, "skew": skew});
+    let v =
+        |now: i64, skew: i64| json!({"token": tok, "keyset_json": ks, "now": now, "skew": skew});
     g.ok("verify-at-issue", "token_verify", v(NOW, 60));
     g.ok("verify-last-second", "token_verify", v(exp - 1, 0));
-    g.fail("verify-expired-at-exp", "token_verify", v(exp, 0), ErrorCode::TokenExpired);
-    g.ok("verify-expired-within-skew", "token_verify", v(exp + 59, 60));
-    g.fail("verify-expired-beyond-skew", "token_verify", v(exp + 60, 60), ErrorCode::TokenExpired);
-    g.ok("verify-skew-clamped-to-300-ok", "token_verify", v(exp + 299, 100_000));
-    g.fail("verify-skew-clamped-to-300-expired", "token_verify", v(exp + 300, 100_000), ErrorCode::TokenExpired);
-    g.fail("verify-negative-skew-clamped-to-0", "token_verify", v(exp, -50), ErrorCode::TokenExpired);
-    g.fail("verify-not-yet-valid", "token_verify", v(nbf - 1, 0), ErrorCode::TokenNotYetValid);
-    g.ok("verify-not-yet-valid-within-skew", "token_verify", v(nbf - 60, 60));
-    g.fail("verify-not-yet-valid-beyond-skew", "token_verify", v(nbf - 61, 60), ErrorCode::TokenNotYetValid);
+    g.fail(
+        "verify-expired-at-exp",
+        "token_verify",
+        v(exp, 0),
+        ErrorCode::TokenExpired,
+    );
+    g.ok(
+        "verify-expired-within-skew",
+        "token_verify",
+        v(exp + 59, 60),
+    );
+    g.fail(
+        "verify-expired-beyond-skew",
+        "token_verify",
+        v(exp + 60, 60),
+        ErrorCode::TokenExpired,
+    );
+    g.ok(
+        "verify-skew-clamped-to-300-ok",
+        "token_verify",
+        v(exp + 299, 100_000),
+    );
+    g.fail(
+        "verify-skew-clamped-to-300-expired",
+        "token_verify",
+        v(exp + 300, 100_000),
+        ErrorCode::TokenExpired,
+    );
+    g.fail(
+        "verify-negative-skew-clamped-to-0",
+        "token_verify",
+        v(exp, -50),
+        ErrorCode::TokenExpired,
+    );
+    g.fail(
+        "verify-not-yet-valid",
+        "token_verify",
+        v(nbf - 1, 0),
+        ErrorCode::TokenNotYetValid,
+    );
+    g.ok(
+        "verify-not-yet-valid-within-skew",
+        "token_verify",
+        v(nbf - 60, 60),
+    );
+    g.fail(
+        "verify-not-yet-valid-beyond-skew",
+        "token_verify",
+        v(nbf - 61, 60),
+        ErrorCode::TokenNotYetValid,
+    );
 
     // Tampering.
     let tampered = payload.replace("\"max_uses\":10000", "\"max_uses\":99999");
@@ -408,52 +580,157 @@ fn gen_tokens() -> VectorFile {
     let mut sig = b64url_decode(tok.rsplit('.').next().unwrap()).unwrap();
     sig[5] ^= 1;
     let bad_sig = format!("{}.{}", tok.rsplit_once('.').unwrap().0, b64url(&sig));
-    g.fail("verify-tampered-signature", "token_verify", json!({"token": bad_sig, "keyset_json": ks, "now": NOW, "skew": 60}), ErrorCode::BadSignature);
-    g.fail("verify-unknown-kid", "token_verify", json!({"token": tok, "keyset_json": keyset_json(&["service-2"]), "now": NOW, "skew": 60}), ErrorCode::UnknownKey);
+    g.fail(
+        "verify-tampered-signature",
+        "token_verify",
+        json!({"token": bad_sig, "keyset_json": ks, "now": NOW, "skew": 60}),
+        ErrorCode::BadSignature,
+    );
+    g.fail(
+        "verify-unknown-kid",
+        "token_verify",
+        json!({"token": tok, "keyset_json": keyset_json(&["service-2"]), "now": NOW, "skew": 60}),
+        ErrorCode::UnknownKey,
+    );
     let other_kid = key("service-2").key_id();
     let swapped = hdr.replace(&key("service").key_id(), &other_kid);
     g.fail("verify-kid-swapped-to-other-key", "token_verify", json!({"token": splice(&tok, Some(&swapped), None), "keyset_json": keyset_json(&["service", "service-2"]), "now": NOW, "skew": 60}), ErrorCode::BadSignature);
     g.ok("verify-second-key-of-keyset", "token_verify", json!({"token": tok, "keyset_json": keyset_json(&["service-2", "service"]), "now": NOW, "skew": 60}));
     let mut ks_old = Keyset::from_keys(&[key("service").verifying_key()]);
     ks_old.keys[0].not_after = Some(NOW - 1);
-    g.fail("verify-key-past-not-after", "token_verify", json!({"token": tok, "keyset_json": ks_old.to_json(), "now": NOW, "skew": 60}), ErrorCode::UnknownKey);
-    g.fail("verify-empty-keyset", "token_verify", json!({"token": tok, "keyset_json": "{\"keys\":[]}", "now": NOW, "skew": 60}), ErrorCode::UnknownKey);
-    g.fail("verify-keyset-not-json", "token_verify", json!({"token": tok, "keyset_json": "keys", "now": NOW, "skew": 60}), ErrorCode::Malformed);
+    g.fail(
+        "verify-key-past-not-after",
+        "token_verify",
+        json!({"token": tok, "keyset_json": ks_old.to_json(), "now": NOW, "skew": 60}),
+        ErrorCode::UnknownKey,
+    );
+    g.fail(
+        "verify-empty-keyset",
+        "token_verify",
+        json!({"token": tok, "keyset_json": "{\"keys\":[]}", "now": NOW, "skew": 60}),
+        ErrorCode::UnknownKey,
+    );
+    g.fail(
+        "verify-keyset-not-json",
+        "token_verify",
+        json!({"token": tok, "keyset_json": "keys", "now": NOW, "skew": 60}),
+        ErrorCode::Malformed,
+    );
 
     // Properly signed, but not an access token.
     let svc = key("service");
     let as_hello = jws::sign(handshake::HELLO_TYP, &claims, &svc, false).unwrap();
-    g.fail("verify-wrong-typ", "token_verify", json!({"token": as_hello, "keyset_json": ks, "now": NOW, "skew": 60}), ErrorCode::WrongType);
-    g.fail("inspect-wrong-typ", "token_inspect", json!({"token": as_hello}), ErrorCode::WrongType);
+    g.fail(
+        "verify-wrong-typ",
+        "token_verify",
+        json!({"token": as_hello, "keyset_json": ks, "now": NOW, "skew": 60}),
+        ErrorCode::WrongType,
+    );
+    g.fail(
+        "inspect-wrong-typ",
+        "token_inspect",
+        json!({"token": as_hello}),
+        ErrorCode::WrongType,
+    );
     let mut other_aud = claims.clone();
     other_aud.aud = "some-other-api".into();
     let aud_tok = jws::sign(token::TYP, &other_aud, &svc, false).unwrap();
-    g.fail("verify-wrong-audience", "token_verify", json!({"token": aud_tok, "keyset_json": ks, "now": NOW, "skew": 60}), ErrorCode::WrongType);
+    g.fail(
+        "verify-wrong-audience",
+        "token_verify",
+        json!({"token": aud_tok, "keyset_json": ks, "now": NOW, "skew": 60}),
+        ErrorCode::WrongType,
+    );
     let mut window = claims.clone();
     window.exp = window.nbf;
     let window_tok = jws::sign(token::TYP, &window, &svc, false).unwrap();
-    g.fail("verify-empty-validity-window", "token_verify", json!({"token": window_tok, "keyset_json": ks, "now": NOW, "skew": 60}), ErrorCode::Malformed);
+    g.fail(
+        "verify-empty-validity-window",
+        "token_verify",
+        json!({"token": window_tok, "keyset_json": ks, "now": NOW, "skew": 60}),
+        ErrorCode::Malformed,
+    );
 
     // Algorithms.
-    let none = format!("{}.{}.", b64url(br#"{"alg":"none","typ":"edrlink-access+jwt"}"#), tok.split('.').nth(1).unwrap());
-    g.fail("verify-alg-none", "token_verify", json!({"token": none, "keyset_json": ks, "now": NOW, "skew": 60}), ErrorCode::UnsupportedAlgorithm);
-    g.fail("inspect-alg-none", "token_inspect", json!({"token": none}), ErrorCode::UnsupportedAlgorithm);
-    let hs_input = format!("{}.{}", b64url(format!(r#"{{"alg":"HS256","typ":"edrlink-access+jwt","kid":"{}"}}"#, svc.key_id()).as_bytes()), tok.split('.').nth(1).unwrap());
+    let none = format!(
+        "{}.{}.",
+        b64url(br#"{"alg":"none","typ":"edrlink-access+jwt"}"#),
+        tok.split('.').nth(1).unwrap()
+    );
+    g.fail(
+        "verify-alg-none",
+        "token_verify",
+        json!({"token": none, "keyset_json": ks, "now": NOW, "skew": 60}),
+        ErrorCode::UnsupportedAlgorithm,
+    );
+    g.fail(
+        "inspect-alg-none",
+        "token_inspect",
+        json!({"token": none}),
+        ErrorCode::UnsupportedAlgorithm,
+    );
+    let hs_input = format!(
+        "{}.{}",
+        b64url(
+            format!(
+                r#"{{"alg":"HS256","typ":"edrlink-access+jwt","kid":"{}"}}"#,
+                svc.key_id()
+            )
+            .as_bytes()
+        ),
+        tok.split('.').nth(1).unwrap()
+    );
     let hs_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &svc.verifying_key().0);
-    let hs = format!("{hs_input}.{}", b64url(ring::hmac::sign(&hs_key, hs_input.as_bytes()).as_ref()));
-    g.fail("verify-alg-hs256-with-public-key-as-secret", "token_verify", json!({"token": hs, "keyset_json": ks, "now": NOW, "skew": 60}), ErrorCode::UnsupportedAlgorithm);
+    let hs = format!(
+        "{hs_input}.{}",
+        b64url(ring::hmac::sign(&hs_key, hs_input.as_bytes()).as_ref())
+    );
+    g.fail(
+        "verify-alg-hs256-with-public-key-as-secret",
+        "token_verify",
+        json!({"token": hs, "keyset_json": ks, "now": NOW, "skew": 60}),
+        ErrorCode::UnsupportedAlgorithm,
+    );
 
     // Malformed.
     for (name, t) in [
-        ("verify-malformed-two-parts", tok.rsplit_once('.').unwrap().0.to_owned()),
+        (
+            "verify-malformed-two-parts",
+            tok.rsplit_once('.').unwrap().0.to_owned(),
+        ),
         ("verify-malformed-four-parts", format!("{tok}.x")),
         ("verify-malformed-bad-base64", format!("{}!", tok)),
-        ("verify-malformed-short-signature", format!("{}.{}", tok.rsplit_once('.').unwrap().0, b64url(&[0u8; 63]))),
-        ("verify-malformed-header-crit", splice(&tok, Some(&format!(r#"{{"alg":"EdDSA","typ":"edrlink-access+jwt","kid":"{}","crit":["exp"]}}"#, svc.key_id())), None)),
-        ("verify-malformed-header-no-kid", splice(&tok, Some(r#"{"alg":"EdDSA","typ":"edrlink-access+jwt"}"#), None)),
+        (
+            "verify-malformed-short-signature",
+            format!("{}.{}", tok.rsplit_once('.').unwrap().0, b64url(&[0u8; 63])),
+        ),
+        (
+            "verify-malformed-header-crit",
+            splice(
+                &tok,
+                Some(&format!(
+                    r#"{{"alg":"EdDSA","typ":"edrlink-access+jwt","kid":"{}","crit":["exp"]}}"#,
+                    svc.key_id()
+                )),
+                None,
+            ),
+        ),
+        (
+            "verify-malformed-header-no-kid",
+            splice(
+                &tok,
+                Some(r#"{"alg":"EdDSA","typ":"edrlink-access+jwt"}"#),
+                None,
+            ),
+        ),
         ("verify-malformed-empty", String::new()),
     ] {
-        g.fail(name, "token_verify", json!({"token": t, "keyset_json": ks, "now": NOW, "skew": 60}), ErrorCode::Malformed);
+        g.fail(
+            name,
+            "token_verify",
+            json!({"token": t, "keyset_json": ks, "now": NOW, "skew": 60}),
+            ErrorCode::Malformed,
+        );
     }
     g.file("Access tokens (JWT, EdDSA, typ edrlink-access+jwt): issue, inspect (no trust), verify against a pinned keyset with clamped skew")
 }
@@ -469,7 +746,11 @@ fn sample_batch(seq: u64, session: Option<&str>) -> Batch {
         sent: rfc3339(NOW),
         policy_version: 1,
         events: vec![
-            Event::Generic(GenericEvent { time: rfc3339(NOW), name: "process_start".into(), data: json!({"pid": 42, "image": "/usr/bin/true"}) }),
+            Event::Generic(GenericEvent {
+                time: rfc3339(NOW),
+                name: "process_start".into(),
+                data: json!({"pid": 42, "image": "/usr/bin/true"}),
+            }),
             eicar::test_detection(NOW, "/tmp/eicar.com"),
         ],
     }
@@ -490,69 +771,170 @@ fn gen_envelopes() -> VectorFile {
     let payloads: Vec<(&str, &str, Vec<u8>)> = vec![
         ("text", "text/plain", b"hello world".to_vec()),
         ("empty", "text/plain", Vec::new()),
-        ("binary-all-bytes", "application/octet-stream", (0..=255u8).collect()),
+        (
+            "binary-all-bytes",
+            "application/octet-stream",
+            (0..=255u8).collect(),
+        ),
         ("batch", telemetry::BATCH_TYPE, batch_json.clone()),
         ("batch-gzip", telemetry::BATCH_TYPE_GZIP, gz),
     ];
     let mut envs = Vec::new();
     for (name, typ, p) in &payloads {
-        let out = g.ok(&format!("seal-{name}"), "envelope_seal", json!({"seed_hex": sd, "payload_type": typ, "payload_hex": hex(p)}));
-        envs.push((name.to_string(), typ.to_string(), out["envelope"].as_str().unwrap().to_owned()));
+        let out = g.ok(
+            &format!("seal-{name}"),
+            "envelope_seal",
+            json!({"seed_hex": sd, "payload_type": typ, "payload_hex": hex(p)}),
+        );
+        envs.push((
+            name.to_string(),
+            typ.to_string(),
+            out["envelope"].as_str().unwrap().to_owned(),
+        ));
     }
     for (name, typ, env) in &envs {
-        g.ok(&format!("open-{name}"), "envelope_open", json!({"envelope": env, "public_key_hex": pk, "payload_type": typ}));
+        g.ok(
+            &format!("open-{name}"),
+            "envelope_open",
+            json!({"envelope": env, "public_key_hex": pk, "payload_type": typ}),
+        );
     }
     let (_, _, text_env) = envs[0].clone();
     let (_, _, bin_env) = envs[2].clone();
-    let o = |e: &str, t: &str, k: &str| json!({"envelope": e, "public_key_hex": k, "payload_type": t});
+    let o =
+        |e: &str, t: &str, k: &str| json!({"envelope": e, "public_key_hex": k, "payload_type": t});
     let mut env: Value = serde_json::from_str(&text_env).unwrap();
     // Both base64 alphabets are accepted (DSSE): the URL-safe form of the binary envelope.
     let mut url = serde_json::from_str::<Value>(&bin_env).unwrap();
     let urlsafe = |v: &Value| v.as_str().unwrap().replace('+', "-").replace('/', "_");
     url["payload"] = json!(urlsafe(&url["payload"]));
     url["signatures"][0]["sig"] = json!(urlsafe(&url["signatures"][0]["sig"]));
-    assert!(url["payload"].as_str().unwrap().contains('-') || url["payload"].as_str().unwrap().contains('_'));
-    g.ok("open-url-safe-base64", "envelope_open", o(&url.to_string(), "application/octet-stream", &pk));
+    assert!(
+        url["payload"].as_str().unwrap().contains('-')
+            || url["payload"].as_str().unwrap().contains('_')
+    );
+    g.ok(
+        "open-url-safe-base64",
+        "envelope_open",
+        o(&url.to_string(), "application/octet-stream", &pk),
+    );
     g.ok("open-reordered-fields-and-whitespace", "envelope_open", o(&format!("{{ \"signatures\": [ {{\"sig\": {}, \"keyid\": {}}} ],\n \"payloadType\": \"text/plain\", \"payload\": {} }}", env["signatures"][0]["sig"], env["signatures"][0]["keyid"], env["payload"]), "text/plain", &pk));
-    g.fail("open-wrong-payload-type", "envelope_open", o(&text_env, "application/json", &pk), ErrorCode::WrongType);
-    g.fail("open-wrong-key", "envelope_open", o(&text_env, "text/plain", &pk2), ErrorCode::UnknownKey);
+    g.fail(
+        "open-wrong-payload-type",
+        "envelope_open",
+        o(&text_env, "application/json", &pk),
+        ErrorCode::WrongType,
+    );
+    g.fail(
+        "open-wrong-key",
+        "envelope_open",
+        o(&text_env, "text/plain", &pk2),
+        ErrorCode::UnknownKey,
+    );
     let mut t = env.clone();
     t["payload"] = json!(edrlink_core::encoding::b64std(b"hello world!"));
-    g.fail("open-tampered-payload", "envelope_open", o(&t.to_string(), "text/plain", &pk), ErrorCode::BadSignature);
+    g.fail(
+        "open-tampered-payload",
+        "envelope_open",
+        o(&t.to_string(), "text/plain", &pk),
+        ErrorCode::BadSignature,
+    );
     let mut t = env.clone();
     t["payloadType"] = json!("text/html");
-    g.fail("open-tampered-payload-type", "envelope_open", o(&t.to_string(), "text/html", &pk), ErrorCode::BadSignature);
+    g.fail(
+        "open-tampered-payload-type",
+        "envelope_open",
+        o(&t.to_string(), "text/html", &pk),
+        ErrorCode::BadSignature,
+    );
     let mut t = env.clone();
-    let mut sig = edrlink_core::encoding::b64_dsse_decode(env["signatures"][0]["sig"].as_str().unwrap()).unwrap();
+    let mut sig =
+        edrlink_core::encoding::b64_dsse_decode(env["signatures"][0]["sig"].as_str().unwrap())
+            .unwrap();
     sig[0] ^= 0x80;
     t["signatures"][0]["sig"] = json!(edrlink_core::encoding::b64std(&sig));
-    g.fail("open-tampered-signature", "envelope_open", o(&t.to_string(), "text/plain", &pk), ErrorCode::BadSignature);
+    g.fail(
+        "open-tampered-signature",
+        "envelope_open",
+        o(&t.to_string(), "text/plain", &pk),
+        ErrorCode::BadSignature,
+    );
     let mut t = env.clone();
     t["signatures"][0]["keyid"] = json!(key("endpoint-2").key_id());
-    g.fail("open-keyid-swapped-to-other-key", "envelope_open", o(&t.to_string(), "text/plain", &pk2), ErrorCode::BadSignature);
+    g.fail(
+        "open-keyid-swapped-to-other-key",
+        "envelope_open",
+        o(&t.to_string(), "text/plain", &pk2),
+        ErrorCode::BadSignature,
+    );
     let mut t = env.clone();
     t["signatures"][0]["sig"] = json!(edrlink_core::encoding::b64std(&[0u8; 63]));
-    g.fail("open-signature-wrong-length", "envelope_open", o(&t.to_string(), "text/plain", &pk), ErrorCode::BadSignature);
+    g.fail(
+        "open-signature-wrong-length",
+        "envelope_open",
+        o(&t.to_string(), "text/plain", &pk),
+        ErrorCode::BadSignature,
+    );
     let mut t = env.clone();
     let first = t["signatures"][0].clone();
     t["signatures"].as_array_mut().unwrap().push(first);
-    g.fail("open-two-signatures", "envelope_open", o(&t.to_string(), "text/plain", &pk), ErrorCode::Malformed);
+    g.fail(
+        "open-two-signatures",
+        "envelope_open",
+        o(&t.to_string(), "text/plain", &pk),
+        ErrorCode::Malformed,
+    );
     let mut t = env.clone();
     t["signatures"] = json!([]);
-    g.fail("open-no-signature", "envelope_open", o(&t.to_string(), "text/plain", &pk), ErrorCode::Malformed);
+    g.fail(
+        "open-no-signature",
+        "envelope_open",
+        o(&t.to_string(), "text/plain", &pk),
+        ErrorCode::Malformed,
+    );
     let mut t = env.clone();
     t["signatures"][0].as_object_mut().unwrap().remove("keyid");
-    g.fail("open-no-keyid", "envelope_open", o(&t.to_string(), "text/plain", &pk), ErrorCode::Malformed);
+    g.fail(
+        "open-no-keyid",
+        "envelope_open",
+        o(&t.to_string(), "text/plain", &pk),
+        ErrorCode::Malformed,
+    );
     let mut t = env.clone();
     t["payload"] = json!("aGVsbG8gd29ybGQ"); // unpadded: DSSE base64 needs padding
-    g.fail("open-payload-unpadded-base64", "envelope_open", o(&t.to_string(), "text/plain", &pk), ErrorCode::Malformed);
+    g.fail(
+        "open-payload-unpadded-base64",
+        "envelope_open",
+        o(&t.to_string(), "text/plain", &pk),
+        ErrorCode::Malformed,
+    );
     let mut t = env.clone();
     t["payloadType"] = json!("text/plain with spaces");
-    g.fail("open-payload-type-not-token", "envelope_open", o(&t.to_string(), "text/plain with spaces", &pk), ErrorCode::Malformed);
-    g.fail("open-not-json", "envelope_open", o("DSSEv1 hello", "text/plain", &pk), ErrorCode::Malformed);
-    g.fail("open-empty-object", "envelope_open", o("{}", "text/plain", &pk), ErrorCode::Malformed);
+    g.fail(
+        "open-payload-type-not-token",
+        "envelope_open",
+        o(&t.to_string(), "text/plain with spaces", &pk),
+        ErrorCode::Malformed,
+    );
+    g.fail(
+        "open-not-json",
+        "envelope_open",
+        o("DSSEv1 hello", "text/plain", &pk),
+        ErrorCode::Malformed,
+    );
+    g.fail(
+        "open-empty-object",
+        "envelope_open",
+        o("{}", "text/plain", &pk),
+        ErrorCode::Malformed,
+    );
     env["payload"] = json!(1);
-    g.fail("open-payload-not-string", "envelope_open", o(&env.to_string(), "text/plain", &pk), ErrorCode::Malformed);
+    g.fail(
+        "open-payload-not-string",
+        "envelope_open",
+        o(&env.to_string(), "text/plain", &pk),
+        ErrorCode::Malformed,
+    );
     g.file("DSSE envelopes (one Ed25519 signature, keyid = kid of the signer): seal and open")
 }
 
@@ -568,7 +950,13 @@ struct Scenario {
     expect: Vec<Value>,
 }
 
-fn base_world(integ_epoch: u64, enabled: bool, region: &str, tokens: &[TokenRecord], workspaces: Value) -> Value {
+fn base_world(
+    integ_epoch: u64,
+    enabled: bool,
+    region: &str,
+    tokens: &[TokenRecord],
+    workspaces: Value,
+) -> Value {
     json!({
         "service_seed_hex": seed_hex("service"),
         "issuer": ISSUER,
@@ -588,9 +976,22 @@ fn base_world(integ_epoch: u64, enabled: bool, region: &str, tokens: &[TokenReco
 impl Scenario {
     fn new(world: Value) -> Self {
         let (svc, store) = build_world(&world);
-        Scenario { world, svc, store, steps: Vec::new(), expect: Vec::new() }
+        Scenario {
+            world,
+            svc,
+            store,
+            steps: Vec::new(),
+            expect: Vec::new(),
+        }
     }
-    fn send(&mut self, now: UnixSeconds, path: &str, content_type: &str, body: &str, extra: &[(String, String)]) -> HttpResponse {
+    fn send(
+        &mut self,
+        now: UnixSeconds,
+        path: &str,
+        content_type: &str,
+        body: &str,
+        extra: &[(String, String)],
+    ) -> HttpResponse {
         let mut headers = vec![json!(["content-type", content_type])];
         headers.extend(extra.iter().map(|(k, v)| json!([k, v])));
         let req = json!({"method": "POST", "path": path, "headers": headers, "body": body});
@@ -617,11 +1018,21 @@ impl Scenario {
         }
         let input = json!({"world": self.world, "steps": self.steps});
         let out = g.ok(name, "service_exchange", input);
-        assert_eq!(out, json!({"steps": self.expect}), "{name}: replay differs from the live run");
+        assert_eq!(
+            out,
+            json!({"steps": self.expect}),
+            "{name}: replay differs from the live run"
+        );
     }
 }
 
-fn token_for(epoch: u64, region: &str, lifetime: i64, max_uses: u32, label: &str) -> (String, TokenRecord) {
+fn token_for(
+    epoch: u64,
+    region: &str,
+    lifetime: i64,
+    max_uses: u32,
+    label: &str,
+) -> (String, TokenRecord) {
     let sp = token::TokenSpec {
         issuer: ISSUER.into(),
         partner_id: PARTNER.into(),
@@ -633,13 +1044,36 @@ fn token_for(epoch: u64, region: &str, lifetime: i64, max_uses: u32, label: &str
         max_uses,
     };
     let (t, c) = token::issue(&sp, &key("service"), NOW - 60, &CounterRandom::new(label)).unwrap();
-    let rec = TokenRecord { jti: c.jti, tenant_id: c.tenant_id, partner_id: c.partner_id, epoch, exp: c.exp, max_uses, uses: 0, revoked: false };
+    let rec = TokenRecord {
+        jti: c.jti,
+        tenant_id: c.tenant_id,
+        partner_id: c.partner_id,
+        epoch,
+        exp: c.exp,
+        max_uses,
+        uses: 0,
+        revoked: false,
+    };
     (t, rec)
 }
 
-fn redeem_body(tok: &str, key_label: &str, enrollment: &str, device_id: &str, iat: UnixSeconds, rng: &str) -> (String, PendingRedeem) {
+fn redeem_body(
+    tok: &str,
+    key_label: &str,
+    enrollment: &str,
+    device_id: &str,
+    iat: UnixSeconds,
+    rng: &str,
+) -> (String, PendingRedeem) {
     let r = CounterRandom::new(rng);
-    let mut p = PendingRedeem::new(tok, device(device_id), Some(key(key_label)), Some(enrollment.into()), &r).unwrap();
+    let mut p = PendingRedeem::new(
+        tok,
+        device(device_id),
+        Some(key(key_label)),
+        Some(enrollment.into()),
+        &r,
+    )
+    .unwrap();
     let body = p.request(iat, &r).unwrap();
     (body, p)
 }
@@ -656,7 +1090,9 @@ fn hello_of(cred: &Credential, now: UnixSeconds, rng: &str) -> String {
         queued_events: 2,
         drops: Default::default(),
     };
-    handshake::hello(cred, h, now, &CounterRandom::new(rng)).unwrap().0
+    handshake::hello(cred, h, now, &CounterRandom::new(rng))
+        .unwrap()
+        .0
 }
 
 fn text(r: &HttpResponse) -> String {
@@ -665,7 +1101,14 @@ fn text(r: &HttpResponse) -> String {
 
 /// Redeems in a scenario and returns the credential.
 fn enrolled(sc: &mut Scenario, tok: &str) -> Credential {
-    let (body, p) = redeem_body(tok, "endpoint", "enroll-1", "device-1", NOW, "client-redeem");
+    let (body, p) = redeem_body(
+        tok,
+        "endpoint",
+        "enroll-1",
+        "device-1",
+        NOW,
+        "client-redeem",
+    );
     let r = sc.jose(NOW, "/v1/redeem", &body);
     p.accept(&text(&r), None, NOW).unwrap().0
 }
@@ -678,42 +1121,120 @@ fn gen_messages() -> VectorFile {
 
     // Redeem, replay.
     let mut sc = Scenario::new(world());
-    let (body, p) = redeem_body(&tok, "endpoint", "enroll-1", "device-1", NOW, "client-redeem");
+    let (body, p) = redeem_body(
+        &tok,
+        "endpoint",
+        "enroll-1",
+        "device-1",
+        NOW,
+        "client-redeem",
+    );
     let r = sc.jose(NOW, "/v1/redeem", &body);
-    signed.push(("redeem-request".into(), redeem::REQUEST_TYP.into(), body.clone(), true));
-    signed.push(("redeem-response".into(), redeem::RESPONSE_TYP.into(), text(&r), false));
+    signed.push((
+        "redeem-request".into(),
+        redeem::REQUEST_TYP.into(),
+        body.clone(),
+        true,
+    ));
+    signed.push((
+        "redeem-response".into(),
+        redeem::RESPONSE_TYP.into(),
+        text(&r),
+        false,
+    ));
     let cred = p.accept(&text(&r), None, NOW).unwrap().0;
     sc.jose(NOW + 1, "/v1/redeem", &body);
-    sc.finish(&mut g, "redeem-then-replayed-nonce", Some(ErrorCode::Replay));
+    sc.finish(
+        &mut g,
+        "redeem-then-replayed-nonce",
+        Some(ErrorCode::Replay),
+    );
 
     // Idempotent retry: same enrollment id and key, new nonce -> same installation.
     let mut sc = Scenario::new(world());
     enrolled(&mut sc, &tok);
-    let (body2, _) = redeem_body(&tok, "endpoint", "enroll-1", "device-1", NOW + 5, "client-redeem-retry");
+    let (body2, _) = redeem_body(
+        &tok,
+        "endpoint",
+        "enroll-1",
+        "device-1",
+        NOW + 5,
+        "client-redeem-retry",
+    );
     sc.jose(NOW + 5, "/v1/redeem", &body2);
     sc.finish(&mut g, "redeem-retry-same-enrollment-is-idempotent", None);
 
-    for (name, iat) in [("redeem-stale-iat-past", NOW - 301), ("redeem-stale-iat-future", NOW + 301)] {
+    for (name, iat) in [
+        ("redeem-stale-iat-past", NOW - 301),
+        ("redeem-stale-iat-future", NOW + 301),
+    ] {
         let mut sc = Scenario::new(world());
-        let (body, _) = redeem_body(&tok, "endpoint", "enroll-1", "device-1", iat, "client-redeem");
+        let (body, _) = redeem_body(
+            &tok,
+            "endpoint",
+            "enroll-1",
+            "device-1",
+            iat,
+            "client-redeem",
+        );
         sc.jose(NOW, "/v1/redeem", &body);
         sc.finish(&mut g, name, Some(ErrorCode::StaleMessage));
     }
     let mut sc = Scenario::new(world());
-    let (body, _) = redeem_body(&tok, "endpoint", "enroll-1", "device-1", NOW - 300, "client-redeem");
+    let (body, _) = redeem_body(
+        &tok,
+        "endpoint",
+        "enroll-1",
+        "device-1",
+        NOW - 300,
+        "client-redeem",
+    );
     sc.jose(NOW, "/v1/redeem", &body);
     sc.finish(&mut g, "redeem-iat-at-window-edge", None);
 
-    let mut sc = Scenario::new(base_world(2, true, REGION, std::slice::from_ref(&rec), json!([])));
-    let (body, _) = redeem_body(&tok, "endpoint", "enroll-1", "device-1", NOW, "client-redeem");
+    let mut sc = Scenario::new(base_world(
+        2,
+        true,
+        REGION,
+        std::slice::from_ref(&rec),
+        json!([]),
+    ));
+    let (body, _) = redeem_body(
+        &tok,
+        "endpoint",
+        "enroll-1",
+        "device-1",
+        NOW,
+        "client-redeem",
+    );
     sc.jose(NOW, "/v1/redeem", &body);
-    sc.finish(&mut g, "redeem-epoch-mismatch", Some(ErrorCode::EpochMismatch));
+    sc.finish(
+        &mut g,
+        "redeem-epoch-mismatch",
+        Some(ErrorCode::EpochMismatch),
+    );
 
-    let mut sc = Scenario::new(base_world(1, false, REGION, std::slice::from_ref(&rec), json!([])));
+    let mut sc = Scenario::new(base_world(
+        1,
+        false,
+        REGION,
+        std::slice::from_ref(&rec),
+        json!([]),
+    ));
     sc.jose(NOW, "/v1/redeem", &body);
-    sc.finish(&mut g, "redeem-integration-disabled", Some(ErrorCode::IntegrationDisabled));
+    sc.finish(
+        &mut g,
+        "redeem-integration-disabled",
+        Some(ErrorCode::IntegrationDisabled),
+    );
 
-    let mut sc = Scenario::new(base_world(1, true, "us", std::slice::from_ref(&rec), json!([])));
+    let mut sc = Scenario::new(base_world(
+        1,
+        true,
+        "us",
+        std::slice::from_ref(&rec),
+        json!([]),
+    ));
     sc.jose(NOW, "/v1/redeem", &body);
     sc.finish(&mut g, "redeem-wrong-region", Some(ErrorCode::WrongRegion));
 
@@ -721,49 +1242,106 @@ fn gen_messages() -> VectorFile {
     revoked.revoked = true;
     let mut sc = Scenario::new(base_world(1, true, REGION, &[revoked], json!([])));
     sc.jose(NOW, "/v1/redeem", &body);
-    sc.finish(&mut g, "redeem-token-revoked", Some(ErrorCode::TokenRevoked));
+    sc.finish(
+        &mut g,
+        "redeem-token-revoked",
+        Some(ErrorCode::TokenRevoked),
+    );
 
     let mut sc = Scenario::new(base_world(1, true, REGION, &[], json!([])));
     sc.jose(NOW, "/v1/redeem", &body);
-    sc.finish(&mut g, "redeem-token-unknown-to-service", Some(ErrorCode::TokenRevoked));
+    sc.finish(
+        &mut g,
+        "redeem-token-unknown-to-service",
+        Some(ErrorCode::TokenRevoked),
+    );
 
     let mut used = rec.clone();
     used.uses = used.max_uses;
     let mut sc = Scenario::new(base_world(1, true, REGION, &[used], json!([])));
     sc.jose(NOW, "/v1/redeem", &body);
-    sc.finish(&mut g, "redeem-token-exhausted", Some(ErrorCode::TokenExhausted));
+    sc.finish(
+        &mut g,
+        "redeem-token-exhausted",
+        Some(ErrorCode::TokenExhausted),
+    );
 
     let mut sc = Scenario::new(world());
     let late = NOW - 60 + 86_400;
-    let (body_late, _) = redeem_body(&tok, "endpoint", "enroll-1", "device-1", late, "client-redeem");
+    let (body_late, _) = redeem_body(
+        &tok,
+        "endpoint",
+        "enroll-1",
+        "device-1",
+        late,
+        "client-redeem",
+    );
     sc.jose(late, "/v1/redeem", &body_late);
-    sc.finish(&mut g, "redeem-token-expired", Some(ErrorCode::TokenExpired));
+    sc.finish(
+        &mut g,
+        "redeem-token-expired",
+        Some(ErrorCode::TokenExpired),
+    );
 
     // Signed by one key, embedding another.
     let mut sc = Scenario::new(world());
     let (h, pl) = jws_parts(&body);
     let other_jwk = serde_json::to_string(&key("endpoint-2").verifying_key().to_jwk()).unwrap();
-    let swapped = format!(r#"{{"alg":"EdDSA","typ":"{}","jwk":{other_jwk}}}"#, redeem::REQUEST_TYP);
+    let swapped = format!(
+        r#"{{"alg":"EdDSA","typ":"{}","jwk":{other_jwk}}}"#,
+        redeem::REQUEST_TYP
+    );
     assert_ne!(swapped, h);
     sc.jose(NOW, "/v1/redeem", &splice(&body, Some(&swapped), Some(&pl)));
-    sc.finish(&mut g, "redeem-embedded-key-is-not-the-signer", Some(ErrorCode::BadSignature));
+    sc.finish(
+        &mut g,
+        "redeem-embedded-key-is-not-the-signer",
+        Some(ErrorCode::BadSignature),
+    );
 
     // Same enrollment id, another key.
     let mut sc = Scenario::new(world());
     enrolled(&mut sc, &tok);
-    let (b2, _) = redeem_body(&tok, "endpoint-2", "enroll-1", "device-1", NOW, "client-redeem-2");
+    let (b2, _) = redeem_body(
+        &tok,
+        "endpoint-2",
+        "enroll-1",
+        "device-1",
+        NOW,
+        "client-redeem-2",
+    );
     sc.jose(NOW, "/v1/redeem", &b2);
-    sc.finish(&mut g, "redeem-enrollment-reused-with-other-key", Some(ErrorCode::PossibleClone));
+    sc.finish(
+        &mut g,
+        "redeem-enrollment-reused-with-other-key",
+        Some(ErrorCode::PossibleClone),
+    );
 
     // Same device, another key and enrollment: accepted, possible_clone_of set.
     let mut sc = Scenario::new(world());
     enrolled(&mut sc, &tok);
-    let (b2, _) = redeem_body(&tok, "endpoint-2", "enroll-2", "device-1", NOW, "client-redeem-2");
+    let (b2, _) = redeem_body(
+        &tok,
+        "endpoint-2",
+        "enroll-2",
+        "device-1",
+        NOW,
+        "client-redeem-2",
+    );
     let r = sc.jose(NOW, "/v1/redeem", &b2);
     let (_, rp) = jws_parts(&text(&r));
     assert!(rp.contains("\"possible_clone_of\":\"inst-"), "{rp}");
-    signed.push(("redeem-response-possible-clone".into(), redeem::RESPONSE_TYP.into(), text(&r), false));
-    sc.finish(&mut g, "redeem-same-device-other-key-flags-possible-clone", None);
+    signed.push((
+        "redeem-response-possible-clone".into(),
+        redeem::RESPONSE_TYP.into(),
+        text(&r),
+        false,
+    ));
+    sc.finish(
+        &mut g,
+        "redeem-same-device-other-key-flags-possible-clone",
+        None,
+    );
 
     // Handshake: open, replay, stale, wrong key.
     let mut sc = Scenario::new(world());
@@ -774,33 +1352,76 @@ fn gen_messages() -> VectorFile {
     };
     let hello = hello_of(&cred, NOW + 10, "client-hello");
     let r = sc.jose(NOW + 10, "/v1/handshake", &hello);
-    signed.push(("hello".into(), handshake::HELLO_TYP.into(), hello.clone(), false));
-    signed.push(("flow-decision-open".into(), handshake::FLOW_TYP.into(), text(&r), false));
+    signed.push((
+        "hello".into(),
+        handshake::HELLO_TYP.into(),
+        hello.clone(),
+        false,
+    ));
+    signed.push((
+        "flow-decision-open".into(),
+        handshake::FLOW_TYP.into(),
+        text(&r),
+        false,
+    ));
     sc.jose(NOW + 11, "/v1/handshake", &hello);
-    sc.finish(&mut g, "handshake-open-then-replayed-nonce", Some(ErrorCode::Replay));
+    sc.finish(
+        &mut g,
+        "handshake-open-then-replayed-nonce",
+        Some(ErrorCode::Replay),
+    );
 
     let mut sc = Scenario::new(world());
     enrolled(&mut sc, &tok);
-    sc.jose(NOW + 400, "/v1/handshake", &hello_of(&cred, NOW + 10, "client-hello"));
+    sc.jose(
+        NOW + 400,
+        "/v1/handshake",
+        &hello_of(&cred, NOW + 10, "client-hello"),
+    );
     sc.finish(&mut g, "handshake-stale-iat", Some(ErrorCode::StaleMessage));
 
     let mut sc = Scenario::new(world());
     enrolled(&mut sc, &tok);
     let mut forged = Credential::from_json(&cred.to_json()).unwrap();
     forged.auth = edrlink_core::credential::CredentialAuth::Key(key("endpoint-2"));
-    sc.jose(NOW + 10, "/v1/handshake", &hello_of(&forged, NOW + 10, "client-hello"));
-    sc.finish(&mut g, "handshake-signed-by-wrong-key", Some(ErrorCode::UnknownKey));
+    sc.jose(
+        NOW + 10,
+        "/v1/handshake",
+        &hello_of(&forged, NOW + 10, "client-hello"),
+    );
+    sc.finish(
+        &mut g,
+        "handshake-signed-by-wrong-key",
+        Some(ErrorCode::UnknownKey),
+    );
 
     let mut sc = Scenario::new(world());
-    sc.jose(NOW + 10, "/v1/handshake", &hello_of(&cred, NOW + 10, "client-hello"));
-    sc.finish(&mut g, "handshake-unknown-installation", Some(ErrorCode::UnknownInstallation));
+    sc.jose(
+        NOW + 10,
+        "/v1/handshake",
+        &hello_of(&cred, NOW + 10, "client-hello"),
+    );
+    sc.finish(
+        &mut g,
+        "handshake-unknown-installation",
+        Some(ErrorCode::UnknownInstallation),
+    );
 
     // Toggle off: blocked; back on: revoked (old epoch).
     let mut sc = Scenario::new(world());
     enrolled(&mut sc, &tok);
     sc.set_integration(false, 2);
-    let r = sc.jose(NOW + 20, "/v1/handshake", &hello_of(&cred, NOW + 20, "client-hello-2"));
-    signed.push(("flow-decision-blocked".into(), handshake::FLOW_TYP.into(), text(&r), false));
+    let r = sc.jose(
+        NOW + 20,
+        "/v1/handshake",
+        &hello_of(&cred, NOW + 20, "client-hello-2"),
+    );
+    signed.push((
+        "flow-decision-blocked".into(),
+        handshake::FLOW_TYP.into(),
+        text(&r),
+        false,
+    ));
     assert!(text(&r).len() > 10);
     sc.finish(&mut g, "handshake-blocked-after-toggle-off", None);
 
@@ -808,94 +1429,284 @@ fn gen_messages() -> VectorFile {
     enrolled(&mut sc, &tok);
     sc.set_integration(false, 2);
     sc.set_integration(true, 2);
-    let r = sc.jose(NOW + 30, "/v1/handshake", &hello_of(&cred, NOW + 30, "client-hello-3"));
-    signed.push(("flow-decision-revoked-epoch".into(), handshake::FLOW_TYP.into(), text(&r), false));
+    let r = sc.jose(
+        NOW + 30,
+        "/v1/handshake",
+        &hello_of(&cred, NOW + 30, "client-hello-3"),
+    );
+    signed.push((
+        "flow-decision-revoked-epoch".into(),
+        handshake::FLOW_TYP.into(),
+        text(&r),
+        false,
+    ));
     sc.finish(&mut g, "handshake-revoked-after-epoch-change", None);
 
     // Ingest: accepted, duplicate, sequence regression, session missing, wrong epoch.
     let mut sc = Scenario::new(world());
     enrolled(&mut sc, &tok);
-    let r = sc.jose(NOW + 10, "/v1/handshake", &hello_of(&cred, NOW + 10, "client-hello"));
+    let r = sc.jose(
+        NOW + 10,
+        "/v1/handshake",
+        &hello_of(&cred, NOW + 10, "client-hello"),
+    );
     let d = handshake::accept_decision(&cred, &text(&r), &handshake_nonce("client-hello")).unwrap();
     let mut b = sample_batch(1, d.session_id.as_deref());
     b.installation_id = cred.installation_id.clone();
-    let env1 = String::from_utf8(telemetry::seal_batch(&b, cred.signing_key().unwrap(), false).unwrap()).unwrap();
-    sc.send(NOW + 11, "/v1/ingest", dsse::ENVELOPE_MEDIA_TYPE, &env1, &[]);
-    sc.send(NOW + 12, "/v1/ingest", dsse::ENVELOPE_MEDIA_TYPE, &env1, &[]);
+    let env1 =
+        String::from_utf8(telemetry::seal_batch(&b, cred.signing_key().unwrap(), false).unwrap())
+            .unwrap();
+    sc.send(
+        NOW + 11,
+        "/v1/ingest",
+        dsse::ENVELOPE_MEDIA_TYPE,
+        &env1,
+        &[],
+    );
+    sc.send(
+        NOW + 12,
+        "/v1/ingest",
+        dsse::ENVELOPE_MEDIA_TYPE,
+        &env1,
+        &[],
+    );
     let mut b3 = b.clone();
     b3.seq = 3;
     b3.batch_id = "batch-3".into();
-    let env3 = String::from_utf8(telemetry::seal_batch(&b3, cred.signing_key().unwrap(), false).unwrap()).unwrap();
-    sc.send(NOW + 13, "/v1/ingest", dsse::ENVELOPE_MEDIA_TYPE, &env3, &[]);
+    let env3 =
+        String::from_utf8(telemetry::seal_batch(&b3, cred.signing_key().unwrap(), false).unwrap())
+            .unwrap();
+    sc.send(
+        NOW + 13,
+        "/v1/ingest",
+        dsse::ENVELOPE_MEDIA_TYPE,
+        &env3,
+        &[],
+    );
     let mut b2 = b.clone();
     b2.seq = 2;
     b2.batch_id = "batch-2-late".into();
-    let env2 = String::from_utf8(telemetry::seal_batch(&b2, cred.signing_key().unwrap(), true).unwrap()).unwrap();
-    sc.send(NOW + 14, "/v1/ingest", dsse::ENVELOPE_MEDIA_TYPE, &env2, &[]);
-    sc.finish(&mut g, "ingest-accepted-duplicate-gap-then-regression", Some(ErrorCode::SequenceRegression));
+    let env2 =
+        String::from_utf8(telemetry::seal_batch(&b2, cred.signing_key().unwrap(), true).unwrap())
+            .unwrap();
+    sc.send(
+        NOW + 14,
+        "/v1/ingest",
+        dsse::ENVELOPE_MEDIA_TYPE,
+        &env2,
+        &[],
+    );
+    sc.finish(
+        &mut g,
+        "ingest-accepted-duplicate-gap-then-regression",
+        Some(ErrorCode::SequenceRegression),
+    );
 
     let mut sc = Scenario::new(world());
     enrolled(&mut sc, &tok);
     let mut nb = b.clone();
     nb.session_id = None;
-    sc.send(NOW + 11, "/v1/ingest", dsse::ENVELOPE_MEDIA_TYPE, &String::from_utf8(telemetry::seal_batch(&nb, cred.signing_key().unwrap(), false).unwrap()).unwrap(), &[]);
-    sc.finish(&mut g, "ingest-without-session", Some(ErrorCode::SessionExpired));
+    sc.send(
+        NOW + 11,
+        "/v1/ingest",
+        dsse::ENVELOPE_MEDIA_TYPE,
+        &String::from_utf8(telemetry::seal_batch(&nb, cred.signing_key().unwrap(), false).unwrap())
+            .unwrap(),
+        &[],
+    );
+    sc.finish(
+        &mut g,
+        "ingest-without-session",
+        Some(ErrorCode::SessionExpired),
+    );
 
     let mut sc = Scenario::new(world());
     enrolled(&mut sc, &tok);
-    sc.jose(NOW + 10, "/v1/handshake", &hello_of(&cred, NOW + 10, "client-hello"));
-    sc.send(NOW + 10 + 3601, "/v1/ingest", dsse::ENVELOPE_MEDIA_TYPE, &env1, &[]);
-    sc.finish(&mut g, "ingest-after-session-expiry", Some(ErrorCode::SessionExpired));
+    sc.jose(
+        NOW + 10,
+        "/v1/handshake",
+        &hello_of(&cred, NOW + 10, "client-hello"),
+    );
+    sc.send(
+        NOW + 10 + 3601,
+        "/v1/ingest",
+        dsse::ENVELOPE_MEDIA_TYPE,
+        &env1,
+        &[],
+    );
+    sc.finish(
+        &mut g,
+        "ingest-after-session-expiry",
+        Some(ErrorCode::SessionExpired),
+    );
 
     let mut sc = Scenario::new(world());
     enrolled(&mut sc, &tok);
-    sc.jose(NOW + 10, "/v1/handshake", &hello_of(&cred, NOW + 10, "client-hello"));
+    sc.jose(
+        NOW + 10,
+        "/v1/handshake",
+        &hello_of(&cred, NOW + 10, "client-hello"),
+    );
     sc.set_integration(false, 2);
-    sc.send(NOW + 11, "/v1/ingest", dsse::ENVELOPE_MEDIA_TYPE, &env1, &[]);
-    sc.finish(&mut g, "ingest-while-integration-off", Some(ErrorCode::FlowBlocked));
+    sc.send(
+        NOW + 11,
+        "/v1/ingest",
+        dsse::ENVELOPE_MEDIA_TYPE,
+        &env1,
+        &[],
+    );
+    sc.finish(
+        &mut g,
+        "ingest-while-integration-off",
+        Some(ErrorCode::FlowBlocked),
+    );
 
     let mut sc = Scenario::new(world());
     enrolled(&mut sc, &tok);
-    sc.jose(NOW + 10, "/v1/handshake", &hello_of(&cred, NOW + 10, "client-hello"));
+    sc.jose(
+        NOW + 10,
+        "/v1/handshake",
+        &hello_of(&cred, NOW + 10, "client-hello"),
+    );
     sc.set_integration(false, 2);
     sc.set_integration(true, 2);
-    sc.send(NOW + 11, "/v1/ingest", dsse::ENVELOPE_MEDIA_TYPE, &env1, &[]);
-    sc.finish(&mut g, "ingest-with-old-epoch-credential", Some(ErrorCode::Revoked));
+    sc.send(
+        NOW + 11,
+        "/v1/ingest",
+        dsse::ENVELOPE_MEDIA_TYPE,
+        &env1,
+        &[],
+    );
+    sc.finish(
+        &mut g,
+        "ingest-with-old-epoch-credential",
+        Some(ErrorCode::Revoked),
+    );
 
     let mut sc = Scenario::new(world());
     enrolled(&mut sc, &tok);
-    sc.jose(NOW + 10, "/v1/handshake", &hello_of(&cred, NOW + 10, "client-hello"));
-    let other = String::from_utf8(telemetry::seal_batch(&b, &key("endpoint-2"), false).unwrap()).unwrap();
-    sc.send(NOW + 11, "/v1/ingest", dsse::ENVELOPE_MEDIA_TYPE, &other, &[]);
-    sc.finish(&mut g, "ingest-signed-by-unknown-key", Some(ErrorCode::UnknownKey));
+    sc.jose(
+        NOW + 10,
+        "/v1/handshake",
+        &hello_of(&cred, NOW + 10, "client-hello"),
+    );
+    let other =
+        String::from_utf8(telemetry::seal_batch(&b, &key("endpoint-2"), false).unwrap()).unwrap();
+    sc.send(
+        NOW + 11,
+        "/v1/ingest",
+        dsse::ENVELOPE_MEDIA_TYPE,
+        &other,
+        &[],
+    );
+    sc.finish(
+        &mut g,
+        "ingest-signed-by-unknown-key",
+        Some(ErrorCode::UnknownKey),
+    );
 
     // Offboard (partner opt-out), then the hello is answered "revoked".
     let mut sc = Scenario::new(world());
     enrolled(&mut sc, &tok);
-    let (ob, _) = offboard::request(&cred, "uninstalled", NOW + 10, &CounterRandom::new("client-offboard")).unwrap();
+    let (ob, _) = offboard::request(
+        &cred,
+        "uninstalled",
+        NOW + 10,
+        &CounterRandom::new("client-offboard"),
+    )
+    .unwrap();
     let r = sc.jose(NOW + 10, "/v1/offboard", &ob);
-    signed.push(("offboard-request".into(), offboard::REQUEST_TYP.into(), ob.clone(), false));
-    signed.push(("offboard-response".into(), offboard::RESPONSE_TYP.into(), text(&r), false));
-    let r = sc.jose(NOW + 20, "/v1/handshake", &hello_of(&cred, NOW + 20, "client-hello-2"));
-    signed.push(("flow-decision-revoked-offboarded".into(), handshake::FLOW_TYP.into(), text(&r), false));
+    signed.push((
+        "offboard-request".into(),
+        offboard::REQUEST_TYP.into(),
+        ob.clone(),
+        false,
+    ));
+    signed.push((
+        "offboard-response".into(),
+        offboard::RESPONSE_TYP.into(),
+        text(&r),
+        false,
+    ));
+    let r = sc.jose(
+        NOW + 20,
+        "/v1/handshake",
+        &hello_of(&cred, NOW + 20, "client-hello-2"),
+    );
+    signed.push((
+        "flow-decision-revoked-offboarded".into(),
+        handshake::FLOW_TYP.into(),
+        text(&r),
+        false,
+    ));
     sc.finish(&mut g, "offboard-then-handshake-revoked", None);
 
     // Rotation: acquire-then-replace; the old key no longer works afterwards.
     let mut sc = Scenario::new(world());
     enrolled(&mut sc, &tok);
     let new_key = key("endpoint-rotated");
-    let (rb, _) = rotate::request(&cred, &new_key, NOW + 10, &CounterRandom::new("client-rotate")).unwrap();
+    let (rb, _) = rotate::request(
+        &cred,
+        &new_key,
+        NOW + 10,
+        &CounterRandom::new("client-rotate"),
+    )
+    .unwrap();
     let r = sc.jose(NOW + 10, "/v1/rotate", &rb);
-    signed.push(("rotate-request".into(), rotate::REQUEST_TYP.into(), rb.clone(), false));
-    signed.push(("rotate-response".into(), rotate::RESPONSE_TYP.into(), text(&r), false));
-    sc.jose(NOW + 20, "/v1/handshake", &hello_of(&cred, NOW + 20, "client-hello-2"));
-    sc.finish(&mut g, "rotate-then-old-key-refused", Some(ErrorCode::UnknownKey));
+    signed.push((
+        "rotate-request".into(),
+        rotate::REQUEST_TYP.into(),
+        rb.clone(),
+        false,
+    ));
+    signed.push((
+        "rotate-response".into(),
+        rotate::RESPONSE_TYP.into(),
+        text(&r),
+        false,
+    ));
+    sc.jose(
+        NOW + 20,
+        "/v1/handshake",
+        &hello_of(&cred, NOW + 20, "client-hello-2"),
+    );
+    sc.finish(
+        &mut g,
+        "rotate-then-old-key-refused",
+        Some(ErrorCode::UnknownKey),
+    );
 
     // Offboarding package (admin-issued).
-    let (pkg, _) = offboard::issue_package(TENANT, PARTNER, Some(vec![cred.installation_id.clone()]), &key("service"), NOW, &CounterRandom::new("package")).unwrap();
-    signed.push(("offboarding-package".into(), offboard::PACKAGE_TYP.into(), pkg, false));
-    let (pkg_all, _) = offboard::issue_package(TENANT, PARTNER, None, &key("service"), NOW, &CounterRandom::new("package-2")).unwrap();
-    signed.push(("offboarding-package-whole-tenant".into(), offboard::PACKAGE_TYP.into(), pkg_all, false));
+    let (pkg, _) = offboard::issue_package(
+        TENANT,
+        PARTNER,
+        Some(vec![cred.installation_id.clone()]),
+        &key("service"),
+        NOW,
+        &CounterRandom::new("package"),
+    )
+    .unwrap();
+    signed.push((
+        "offboarding-package".into(),
+        offboard::PACKAGE_TYP.into(),
+        pkg,
+        false,
+    ));
+    let (pkg_all, _) = offboard::issue_package(
+        TENANT,
+        PARTNER,
+        None,
+        &key("service"),
+        NOW,
+        &CounterRandom::new("package-2"),
+    )
+    .unwrap();
+    signed.push((
+        "offboarding-package-whole-tenant".into(),
+        offboard::PACKAGE_TYP.into(),
+        pkg_all,
+        false,
+    ));
     signed.push(("access-token".into(), token::TYP.into(), tok.clone(), false));
 
     // Rate limit (a world with burst 1, 1 request/s) and batch limits.
@@ -903,26 +1714,74 @@ fn gen_messages() -> VectorFile {
     w["rate_limit"] = json!({"burst": 1, "per_second": 1});
     let mut sc = Scenario::new(w);
     enrolled(&mut sc, &tok);
-    sc.jose(NOW + 10, "/v1/handshake", &hello_of(&cred, NOW + 10, "client-hello"));
-    sc.send(NOW + 11, "/v1/ingest", dsse::ENVELOPE_MEDIA_TYPE, &env1, &[]);
-    sc.send(NOW + 11, "/v1/ingest", dsse::ENVELOPE_MEDIA_TYPE, &env3, &[]);
-    sc.finish(&mut g, "ingest-rate-limited-with-retry-after", Some(ErrorCode::RateLimited));
+    sc.jose(
+        NOW + 10,
+        "/v1/handshake",
+        &hello_of(&cred, NOW + 10, "client-hello"),
+    );
+    sc.send(
+        NOW + 11,
+        "/v1/ingest",
+        dsse::ENVELOPE_MEDIA_TYPE,
+        &env1,
+        &[],
+    );
+    sc.send(
+        NOW + 11,
+        "/v1/ingest",
+        dsse::ENVELOPE_MEDIA_TYPE,
+        &env3,
+        &[],
+    );
+    sc.finish(
+        &mut g,
+        "ingest-rate-limited-with-retry-after",
+        Some(ErrorCode::RateLimited),
+    );
 
     let mut w = world();
     w["policy"]["max_batch_events"] = json!(1);
     let mut sc = Scenario::new(w);
     enrolled(&mut sc, &tok);
-    sc.jose(NOW + 10, "/v1/handshake", &hello_of(&cred, NOW + 10, "client-hello"));
-    sc.send(NOW + 11, "/v1/ingest", dsse::ENVELOPE_MEDIA_TYPE, &env1, &[]);
-    sc.finish(&mut g, "ingest-too-many-events", Some(ErrorCode::BatchTooLarge));
+    sc.jose(
+        NOW + 10,
+        "/v1/handshake",
+        &hello_of(&cred, NOW + 10, "client-hello"),
+    );
+    sc.send(
+        NOW + 11,
+        "/v1/ingest",
+        dsse::ENVELOPE_MEDIA_TYPE,
+        &env1,
+        &[],
+    );
+    sc.finish(
+        &mut g,
+        "ingest-too-many-events",
+        Some(ErrorCode::BatchTooLarge),
+    );
 
     let mut w = world();
     w["policy"]["max_batch_bytes"] = json!(100);
     let mut sc = Scenario::new(w);
     enrolled(&mut sc, &tok);
-    sc.jose(NOW + 10, "/v1/handshake", &hello_of(&cred, NOW + 10, "client-hello"));
-    sc.send(NOW + 11, "/v1/ingest", dsse::ENVELOPE_MEDIA_TYPE, &env1, &[]);
-    sc.finish(&mut g, "ingest-payload-over-policy-bytes", Some(ErrorCode::BatchTooLarge));
+    sc.jose(
+        NOW + 10,
+        "/v1/handshake",
+        &hello_of(&cred, NOW + 10, "client-hello"),
+    );
+    sc.send(
+        NOW + 11,
+        "/v1/ingest",
+        dsse::ENVELOPE_MEDIA_TYPE,
+        &env1,
+        &[],
+    );
+    sc.finish(
+        &mut g,
+        "ingest-payload-over-policy-bytes",
+        Some(ErrorCode::BatchTooLarge),
+    );
 
     // Down-level: register + ingest with SharedKey, then a bad MAC and a stale date.
     let ws_key = seed("workspace-key");
@@ -930,31 +1789,106 @@ fn gen_messages() -> VectorFile {
     let dl = |path: &str, body: &str, date_t: UnixSeconds, k: &[u8]| -> Vec<(String, String)> {
         let date = rfc3339(date_t);
         vec![
-            ("authorization".into(), downlevel::authorization("ws-example", k, "POST", path, "application/json", &date, body.as_bytes())),
+            (
+                "authorization".into(),
+                downlevel::authorization(
+                    "ws-example",
+                    k,
+                    "POST",
+                    path,
+                    "application/json",
+                    &date,
+                    body.as_bytes(),
+                ),
+            ),
             (downlevel::DATE_HEADER.into(), date),
         ]
     };
-    let reg = serde_json::to_string(&downlevel::RegisterRequest { enrollment_id: "dl-enroll-1".into(), device: device("dl-device-1") }).unwrap();
+    let reg = serde_json::to_string(&downlevel::RegisterRequest {
+        enrollment_id: "dl-enroll-1".into(),
+        device: device("dl-device-1"),
+    })
+    .unwrap();
     let mut sc = Scenario::new(base_world(1, true, REGION, &[], ws.clone()));
-    let r = sc.send(NOW, "/v1/downlevel/register", "application/json", &reg, &dl("/v1/downlevel/register", &reg, NOW, &ws_key));
+    let r = sc.send(
+        NOW,
+        "/v1/downlevel/register",
+        "application/json",
+        &reg,
+        &dl("/v1/downlevel/register", &reg, NOW, &ws_key),
+    );
     let rr: downlevel::RegisterResponse = serde_json::from_slice(&r.body).unwrap();
-    sc.send(NOW + 1, "/v1/downlevel/register", "application/json", &reg, &dl("/v1/downlevel/register", &reg, NOW + 1, &ws_key));
+    sc.send(
+        NOW + 1,
+        "/v1/downlevel/register",
+        "application/json",
+        &reg,
+        &dl("/v1/downlevel/register", &reg, NOW + 1, &ws_key),
+    );
     let mut db = sample_batch(1, None);
     db.installation_id = rr.installation_id.clone();
     let dbody = serde_json::to_string(&db).unwrap();
-    sc.send(NOW + 2, "/v1/downlevel/ingest", "application/json", &dbody, &dl("/v1/downlevel/ingest", &dbody, NOW + 2, &ws_key));
-    sc.send(NOW + 3, "/v1/downlevel/ingest", "application/json", &dbody, &dl("/v1/downlevel/ingest", &dbody, NOW + 3, &ws_key));
-    sc.send(NOW + 4, "/v1/downlevel/ingest", "application/json", &dbody, &dl("/v1/downlevel/ingest", &dbody, NOW + 4, &seed("wrong-key")));
-    sc.send(NOW + 400, "/v1/downlevel/ingest", "application/json", &dbody, &dl("/v1/downlevel/ingest", &dbody, NOW + 5, &ws_key));
-    sc.finish(&mut g, "downlevel-register-ingest-duplicate-bad-mac-stale", Some(ErrorCode::StaleMessage));
+    sc.send(
+        NOW + 2,
+        "/v1/downlevel/ingest",
+        "application/json",
+        &dbody,
+        &dl("/v1/downlevel/ingest", &dbody, NOW + 2, &ws_key),
+    );
+    sc.send(
+        NOW + 3,
+        "/v1/downlevel/ingest",
+        "application/json",
+        &dbody,
+        &dl("/v1/downlevel/ingest", &dbody, NOW + 3, &ws_key),
+    );
+    sc.send(
+        NOW + 4,
+        "/v1/downlevel/ingest",
+        "application/json",
+        &dbody,
+        &dl("/v1/downlevel/ingest", &dbody, NOW + 4, &seed("wrong-key")),
+    );
+    sc.send(
+        NOW + 400,
+        "/v1/downlevel/ingest",
+        "application/json",
+        &dbody,
+        &dl("/v1/downlevel/ingest", &dbody, NOW + 5, &ws_key),
+    );
+    sc.finish(
+        &mut g,
+        "downlevel-register-ingest-duplicate-bad-mac-stale",
+        Some(ErrorCode::StaleMessage),
+    );
 
     let mut sc = Scenario::new(base_world(2, true, REGION, &[], ws.clone()));
-    sc.send(NOW, "/v1/downlevel/register", "application/json", &reg, &dl("/v1/downlevel/register", &reg, NOW, &ws_key));
-    sc.finish(&mut g, "downlevel-workspace-of-old-epoch", Some(ErrorCode::Revoked));
+    sc.send(
+        NOW,
+        "/v1/downlevel/register",
+        "application/json",
+        &reg,
+        &dl("/v1/downlevel/register", &reg, NOW, &ws_key),
+    );
+    sc.finish(
+        &mut g,
+        "downlevel-workspace-of-old-epoch",
+        Some(ErrorCode::Revoked),
+    );
 
     let mut sc = Scenario::new(base_world(1, false, REGION, &[], ws));
-    sc.send(NOW, "/v1/downlevel/register", "application/json", &reg, &dl("/v1/downlevel/register", &reg, NOW, &ws_key));
-    sc.finish(&mut g, "downlevel-integration-off", Some(ErrorCode::FlowBlocked));
+    sc.send(
+        NOW,
+        "/v1/downlevel/register",
+        "application/json",
+        &reg,
+        &dl("/v1/downlevel/register", &reg, NOW, &ws_key),
+    );
+    sc.finish(
+        &mut g,
+        "downlevel-integration-off",
+        Some(ErrorCode::FlowBlocked),
+    );
 
     // Unknown endpoint and method.
     let mut sc = Scenario::new(world());
@@ -967,7 +1901,16 @@ fn gen_messages() -> VectorFile {
     // Every signed message, exactly.
     for (name, typ, jws_text, embed) in signed {
         let (h, payload) = jws_parts(&jws_text);
-        let signer = if jws_text == tok || [redeem::RESPONSE_TYP, handshake::FLOW_TYP, offboard::RESPONSE_TYP, offboard::PACKAGE_TYP, rotate::RESPONSE_TYP].contains(&typ.as_str()) {
+        let signer = if jws_text == tok
+            || [
+                redeem::RESPONSE_TYP,
+                handshake::FLOW_TYP,
+                offboard::RESPONSE_TYP,
+                offboard::PACKAGE_TYP,
+                rotate::RESPONSE_TYP,
+            ]
+            .contains(&typ.as_str())
+        {
             "service"
         } else {
             "endpoint"
@@ -990,36 +1933,117 @@ fn gen_downlevel() -> VectorFile {
     let date = rfc3339(NOW);
     let body = br#"{"v":1}"#;
     let base = |body: &[u8], method: &str, path: &str| json!({"workspace_id": "ws-example", "key_hex": key_hex, "method": method, "path": path, "content_type": "application/json", "date": date, "body_hex": hex(body)});
-    let out = g.ok("sign-ingest", "shared_key_sign", base(body, "POST", "/v1/downlevel/ingest"));
+    let out = g.ok(
+        "sign-ingest",
+        "shared_key_sign",
+        base(body, "POST", "/v1/downlevel/ingest"),
+    );
     let auth = out["authorization"].as_str().unwrap().to_owned();
-    g.ok("sign-register", "shared_key_sign", base(br#"{"enrollment_id":"e1"}"#, "POST", "/v1/downlevel/register"));
-    g.ok("sign-empty-body", "shared_key_sign", base(b"", "POST", "/v1/downlevel/ingest"));
+    g.ok(
+        "sign-register",
+        "shared_key_sign",
+        base(
+            br#"{"enrollment_id":"e1"}"#,
+            "POST",
+            "/v1/downlevel/register",
+        ),
+    );
+    g.ok(
+        "sign-empty-body",
+        "shared_key_sign",
+        base(b"", "POST", "/v1/downlevel/ingest"),
+    );
     let v = |auth: &str, body: &[u8], date: &str, now: i64| json!({"authorization": auth, "key_hex": key_hex, "method": "POST", "path": "/v1/downlevel/ingest", "content_type": "application/json", "date": date, "body_hex": hex(body), "now": now});
     g.ok("verify-ok", "shared_key_verify", v(&auth, body, &date, NOW));
-    g.ok("verify-ok-date-300s-old", "shared_key_verify", v(&auth, body, &date, NOW + 300));
-    g.fail("verify-stale-date", "shared_key_verify", v(&auth, body, &date, NOW + 301), ErrorCode::StaleMessage);
-    g.fail("verify-future-date", "shared_key_verify", v(&auth, body, &date, NOW - 301), ErrorCode::StaleMessage);
-    g.fail("verify-body-changed", "shared_key_verify", v(&auth, br#"{"v":2}"#, &date, NOW), ErrorCode::BadSignature);
-    g.fail("verify-date-changed", "shared_key_verify", v(&auth, body, &rfc3339(NOW + 1), NOW), ErrorCode::BadSignature);
+    g.ok(
+        "verify-ok-date-300s-old",
+        "shared_key_verify",
+        v(&auth, body, &date, NOW + 300),
+    );
+    g.fail(
+        "verify-stale-date",
+        "shared_key_verify",
+        v(&auth, body, &date, NOW + 301),
+        ErrorCode::StaleMessage,
+    );
+    g.fail(
+        "verify-future-date",
+        "shared_key_verify",
+        v(&auth, body, &date, NOW - 301),
+        ErrorCode::StaleMessage,
+    );
+    g.fail(
+        "verify-body-changed",
+        "shared_key_verify",
+        v(&auth, br#"{"v":2}"#, &date, NOW),
+        ErrorCode::BadSignature,
+    );
+    g.fail(
+        "verify-date-changed",
+        "shared_key_verify",
+        v(&auth, body, &rfc3339(NOW + 1), NOW),
+        ErrorCode::BadSignature,
+    );
     let mut bad = auth.clone();
     let c = bad.pop().unwrap();
     bad.push(if c == 'A' { 'B' } else { 'A' });
     let sig_pos = auth.find(':').unwrap() + 1;
-    let flipped = format!("{}{}{}", &auth[..sig_pos], if &auth[sig_pos..sig_pos + 1] == "A" { "B" } else { "A" }, &auth[sig_pos + 1..]);
-    g.fail("verify-signature-changed", "shared_key_verify", v(&flipped, body, &date, NOW), ErrorCode::BadSignature);
-    g.fail("verify-not-sharedkey", "shared_key_verify", v(&format!("Bearer {}", &auth[10..]), body, &date, NOW), ErrorCode::Unauthorized);
-    g.fail("verify-no-colon", "shared_key_verify", v("SharedKey ws-example", body, &date, NOW), ErrorCode::Unauthorized);
-    g.fail("verify-signature-not-base64", "shared_key_verify", v("SharedKey ws-example:!!!", body, &date, NOW), ErrorCode::Unauthorized);
+    let flipped = format!(
+        "{}{}{}",
+        &auth[..sig_pos],
+        if &auth[sig_pos..sig_pos + 1] == "A" {
+            "B"
+        } else {
+            "A"
+        },
+        &auth[sig_pos + 1..]
+    );
+    g.fail(
+        "verify-signature-changed",
+        "shared_key_verify",
+        v(&flipped, body, &date, NOW),
+        ErrorCode::BadSignature,
+    );
+    g.fail(
+        "verify-not-sharedkey",
+        "shared_key_verify",
+        v(&format!("Bearer {}", &auth[10..]), body, &date, NOW),
+        ErrorCode::Unauthorized,
+    );
+    g.fail(
+        "verify-no-colon",
+        "shared_key_verify",
+        v("SharedKey ws-example", body, &date, NOW),
+        ErrorCode::Unauthorized,
+    );
+    g.fail(
+        "verify-signature-not-base64",
+        "shared_key_verify",
+        v("SharedKey ws-example:!!!", body, &date, NOW),
+        ErrorCode::Unauthorized,
+    );
     let _ = bad;
     g.file("Down-level SharedKey (HMAC-SHA256) request signing: string to sign, Authorization header, verification window +/-300 s")
 }
 
 fn gen_eicar() -> VectorFile {
     let mut g = Gen::new();
-    let out = g.ok("eicar-file", "eicar", json!({"eicar_text": std::str::from_utf8(eicar::EICAR).unwrap()}));
+    let out = g.ok(
+        "eicar-file",
+        "eicar",
+        json!({"eicar_text": std::str::from_utf8(eicar::EICAR).unwrap()}),
+    );
     assert_eq!(out["sha256_hex"], eicar::EICAR_SHA256);
-    g.ok("test-detection", "eicar_detection", json!({"now": NOW, "file_path": "C:\\Temp\\eicar.com"}));
-    g.ok("test-detection-empty-path", "eicar_detection", json!({"now": NOW, "file_path": ""}));
+    g.ok(
+        "test-detection",
+        "eicar_detection",
+        json!({"now": NOW, "file_path": "C:\\Temp\\eicar.com"}),
+    );
+    g.ok(
+        "test-detection-empty-path",
+        "eicar_detection",
+        json!({"now": NOW, "file_path": ""}),
+    );
     g.file("The 68-byte EICAR test string, its SHA-256, and the test detection event the SDK sends")
 }
 
@@ -1055,7 +2079,12 @@ fn gen_encodings() -> VectorFile {
         ("parse-empty-fraction", "2026-11-23T12:00:00.Z"),
         ("parse-empty", ""),
     ] {
-        g.fail(name, "rfc3339_parse", json!({"text": t}), ErrorCode::Malformed);
+        g.fail(
+            name,
+            "rfc3339_parse",
+            json!({"text": t}),
+            ErrorCode::Malformed,
+        );
     }
     g.file("RFC 3339 UTC timestamps: formatting (second precision, Z) and parsing")
 }
@@ -1090,15 +2119,28 @@ fn vectors() {
             text.push('\n');
             std::fs::write(&path, text).unwrap();
         }
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e} (run with EDRLINK_REGEN_VECTORS=1)", path.display()));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!("{}: {e} (run with EDRLINK_REGEN_VECTORS=1)", path.display())
+        });
         assert!(text.is_ascii(), "{name} must be ASCII");
-        assert!(!text.contains("\\u") && !text.contains("\\t") && !text.contains("\\r"), "{name}: only \\\" \\\\ \\n escapes allowed");
+        assert!(
+            !text.contains("\\u") && !text.contains("\\t") && !text.contains("\\r"),
+            "{name}: only \\\" \\\\ \\n escapes allowed"
+        );
         let stored: VectorFile = serde_json::from_str(&text).unwrap();
         let mut names = std::collections::HashSet::new();
         for c in &stored.cases {
-            assert!(names.insert(c.name.clone()), "{name}: duplicate case {}", c.name);
+            assert!(
+                names.insert(c.name.clone()),
+                "{name}: duplicate case {}",
+                c.name
+            );
             let got = outcome_value(run(&c.kind, &c.input));
-            assert_eq!(got, c.expect, "{name} / {}: core disagrees with the vector", c.name);
+            assert_eq!(
+                got, c.expect,
+                "{name} / {}: core disagrees with the vector",
+                c.name
+            );
         }
         assert_eq!(
             serde_json::to_value(&stored).unwrap(),

@@ -256,6 +256,7 @@ impl edrlink_result {
         }
     }
 
+    #[cfg(test)]
     fn name(self) -> &'static str {
         self.name_c().to_str().unwrap_or("internal")
     }

@@ -30,7 +30,10 @@ pub struct CounterRandom {
 
 impl CounterRandom {
     pub fn new(label: &str) -> Self {
-        CounterRandom { label: label.to_owned(), k: AtomicU64::new(0) }
+        CounterRandom {
+            label: label.to_owned(),
+            k: AtomicU64::new(0),
+        }
     }
     pub fn boxed(label: &str) -> Box<Self> {
         Box::new(Self::new(label))
@@ -64,8 +67,11 @@ pub fn hex(b: &[u8]) -> String {
 }
 
 pub fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0, "odd hex length");
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex")).collect()
+    assert_eq!(s.len() & 1, 0, "odd hex length");
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
 }
 
 pub fn device(id: &str) -> DeviceFacts {
@@ -109,14 +115,22 @@ impl World {
         store.tenants.insert(TENANT.into(), REGION.into());
         store.integrations.insert(
             (TENANT.into(), PARTNER.into()),
-            Integration { tenant_id: TENANT.into(), partner_id: PARTNER.into(), enabled: true, epoch: 1 },
+            Integration {
+                tenant_id: TENANT.into(),
+                partner_id: PARTNER.into(),
+                enabled: true,
+                epoch: 1,
+            },
         );
         World { svc, store }
     }
 
     /// Issues a token through the service role and records it (as the portal does).
     pub fn token(&mut self, lifetime: i64, max_uses: u32, now: UnixSeconds) -> String {
-        let (tok, c) = self.svc.issue_token(&mut self.store, TENANT, PARTNER, lifetime, max_uses, now).unwrap();
+        let (tok, c) = self
+            .svc
+            .issue_token(&mut self.store, TENANT, PARTNER, lifetime, max_uses, now)
+            .unwrap();
         self.store.tokens.insert(
             c.jti.clone(),
             TokenRecord {
@@ -135,7 +149,11 @@ impl World {
 
     /// Toggles the integration the way the portal does: off bumps the epoch.
     pub fn set_enabled(&mut self, enabled: bool) {
-        let i = self.store.integrations.get_mut(&(TENANT.to_owned(), PARTNER.to_owned())).unwrap();
+        let i = self
+            .store
+            .integrations
+            .get_mut(&(TENANT.to_owned(), PARTNER.to_owned()))
+            .unwrap();
         if i.enabled && !enabled {
             i.epoch += 1;
         }
@@ -151,20 +169,32 @@ impl World {
         let path = match req.url.find("://") {
             Some(i) => {
                 let rest = &req.url[i + 3..];
-                rest.find('/').map(|j| rest[j..].to_owned()).unwrap_or_else(|| "/".into())
+                rest.find('/')
+                    .map(|j| rest[j..].to_owned())
+                    .unwrap_or_else(|| "/".into())
             }
             None => req.url.clone(),
         };
-        let r = HttpRequest { url: path, ..req.clone() };
+        let r = HttpRequest {
+            url: path,
+            ..req.clone()
+        };
         self.svc.handle(&mut self.store, &r, now)
     }
 
     /// Drives a client until it has nothing more to do at `now` (at most `max` exchanges).
     /// Returns the responses seen.
-    pub fn drive(&mut self, client: &mut PartnerClient, now: UnixSeconds, max: usize) -> Vec<HttpResponse> {
+    pub fn drive(
+        &mut self,
+        client: &mut PartnerClient,
+        now: UnixSeconds,
+        max: usize,
+    ) -> Vec<HttpResponse> {
         let mut out = Vec::new();
         for _ in 0..max {
-            let Some(req) = client.poll_request(now) else { break };
+            let Some(req) = client.poll_request(now) else {
+                break;
+            };
             let resp = self.handle(&req, now);
             client.handle_response(req.id, &resp, now);
             out.push(resp);

@@ -378,6 +378,12 @@ export function keyIdOf(public_key: Uint8Array | number[]): string;
 export function openEnvelope(envelope: Uint8Array | number[], expected_type: string, public_key: Uint8Array | number[]): Uint8Array;
 
 /**
+ * The DSSE pre-authentication encoding (the bytes an envelope signature covers):
+ * `"DSSEv1" SP len(type) SP type SP len(payload) SP payload`.
+ */
+export function pae(payload_type: string, payload: Uint8Array | number[]): Uint8Array;
+
+/**
  * Random bytes from the platform CSPRNG, as base64url (ids, nonces).
  */
 export function randomId(bytes?: number | null): string;

@@ -378,6 +378,12 @@ export function keyIdOf(public_key: Uint8Array | number[]): string;
 export function openEnvelope(envelope: Uint8Array | number[], expected_type: string, public_key: Uint8Array | number[]): Uint8Array;
 
 /**
+ * The DSSE pre-authentication encoding (the bytes an envelope signature covers):
+ * `"DSSEv1" SP len(type) SP type SP len(payload) SP payload`.
+ */
+export function pae(payload_type: string, payload: Uint8Array | number[]): Uint8Array;
+
+/**
  * Random bytes from the platform CSPRNG, as base64url (ids, nonces).
  */
 export function randomId(bytes?: number | null): string;
@@ -447,6 +453,7 @@ export interface InitOutput {
     readonly inspectToken: (a: number, b: number, c: number, d: number) => [number, number, number];
     readonly keyIdOf: (a: number, b: number) => [number, number, number, number];
     readonly openEnvelope: (a: number, b: number, c: number, d: number, e: number, f: number) => [number, number, number, number];
+    readonly pae: (a: number, b: number, c: number, d: number) => [number, number];
     readonly randomId: (a: number) => [number, number, number, number];
     readonly sealEnvelope: (a: number, b: number, c: number, d: number, e: number) => [number, number, number, number];
     readonly signingkey_fromSeed: (a: number, b: number) => [number, number, number];

@@ -23,6 +23,7 @@ export const errorCodes: () => [number, number, number];
 export const inspectToken: (a: number, b: number, c: number, d: number) => [number, number, number];
 export const keyIdOf: (a: number, b: number) => [number, number, number, number];
 export const openEnvelope: (a: number, b: number, c: number, d: number, e: number, f: number) => [number, number, number, number];
+export const pae: (a: number, b: number, c: number, d: number) => [number, number];
 export const randomId: (a: number) => [number, number, number, number];
 export const sealEnvelope: (a: number, b: number, c: number, d: number, e: number) => [number, number, number, number];
 export const signingkey_fromSeed: (a: number, b: number) => [number, number, number];
