@@ -275,7 +275,8 @@ impl Agent {
             // Keep sending while something is due; past the deadline only until one
             // request went out (so `flush(0)` still makes progress, and a service
             // that keeps asking for more cannot hold the caller beyond it).
-            if !s.nothing_due && !(s.timed_out && s.seen.requests > 0) {
+            let past_deadline = s.timed_out && s.seen.requests > 0;
+            if !(s.nothing_due || past_deadline) {
                 return None;
             }
             if s.client.is_idle() {

@@ -166,11 +166,37 @@ pub(crate) fn router(app: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(access_log))
+        .layer(middleware::from_fn(partner_cors))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             timeout,
         ))
         .with_state(app)
+}
+
+/// CORS for the partner API only: partner web consoles and browser extensions
+/// call `/v1/*` from their own origin. Requests there authenticate by
+/// signature (never cookies), so any origin may call; the admin API stays
+/// same-origin (the portal page).
+async fn partner_cors(req: Request, next: middleware::Next) -> Response {
+    let is_partner = req.uri().path().starts_with("/v1/");
+    if is_partner && req.method() == axum::http::Method::OPTIONS {
+        let mut r = Response::new(Body::empty());
+        *r.status_mut() = StatusCode::NO_CONTENT;
+        let h = r.headers_mut();
+        h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+        h.insert("access-control-allow-methods", HeaderValue::from_static("GET, POST"));
+        h.insert("access-control-allow-headers", HeaderValue::from_static("content-type, authorization, x-edrlink-date"));
+        h.insert("access-control-max-age", HeaderValue::from_static("600"));
+        return r;
+    }
+    let mut r = next.run(req).await;
+    if is_partner {
+        let h = r.headers_mut();
+        h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+        h.insert("access-control-expose-headers", HeaderValue::from_static("retry-after, date"));
+    }
+    r
 }
 
 // ---- responses -------------------------------------------------------------
