@@ -827,6 +827,14 @@ impl PartnerClient {
         self.last_error.as_ref()
     }
 
+    /// A snapshot of the outbox for hosts without a durable spool (wasm):
+    /// persist it after each call that changes state, restore it with
+    /// [`spool::Outbox::from_snapshot`](crate::spool::Outbox::from_snapshot) and
+    /// [`with_outbox`](Self::with_outbox).
+    pub fn outbox_snapshot(&mut self) -> Result<crate::spool::Snapshot> {
+        self.outbox.snapshot()
+    }
+
     /// The current flow state.
     pub fn flow(&self) -> Option<FlowState> {
         self.flow

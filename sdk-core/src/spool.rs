@@ -469,6 +469,46 @@ impl Outbox {
     }
 }
 
+/// A serializable copy of an in-memory outbox: what hosts without files
+/// (browsers, extension service workers) persist — in IndexedDB or
+/// `chrome.storage` — and hand back after a restart, so an in-flight batch is
+/// resumed with the same identity.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The bookkeeping.
+    pub state: SpoolState,
+    /// Queued events `(index, category, time, event)`, oldest first.
+    pub records: Vec<(u64, Category, UnixSeconds, serde_json::Value)>,
+}
+
+impl Outbox {
+    /// Takes a snapshot of the queued events and bookkeeping.
+    pub fn snapshot(&mut self) -> Result<Snapshot> {
+        let idx: Vec<u64> = self.live.iter().map(|e| e.index).collect();
+        let records = self
+            .storage
+            .read(&idx)?
+            .into_iter()
+            .map(|r| {
+                let v = serde_json::from_slice(&r.json).map_err(|e| Error::new(ErrorCode::Storage, e.to_string()))?;
+                Ok((r.index, r.category, r.time, v))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Snapshot { state: self.state.clone(), records })
+    }
+
+    /// An in-memory outbox restored from a snapshot.
+    pub fn from_snapshot(snap: Snapshot, limits: Limits) -> Result<Outbox> {
+        let mut storage = MemoryStorage::default();
+        for (index, category, time, v) in snap.records {
+            let json = serde_json::to_vec(&v).map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))?;
+            storage.append(&Record { index, category, time, json })?;
+        }
+        storage.state = Some(snap.state);
+        Outbox::open(Box::new(storage), limits)
+    }
+}
+
 /// Storage in memory (wasm, tests, hosts that do not want files).
 #[derive(Default)]
 pub struct MemoryStorage {
@@ -578,6 +618,24 @@ mod tests {
         let (_, evs) = o.begin_batch(10, u64::MAX, "c".into(), "t".into()).unwrap().unwrap();
         assert_eq!(names(&evs), ["e2"]);
         assert_eq!(o.drops().get("queue_full/telemetry"), Some(&1));
+    }
+
+    #[test]
+    fn snapshot_round_trip_keeps_the_inflight_batch() {
+        let mut o = Outbox::in_memory(Limits::default());
+        for i in 0..4 {
+            o.push(&tele(i), 0).unwrap();
+        }
+        o.begin_batch(2, u64::MAX, "b1".into(), "t".into()).unwrap();
+        let json = serde_json::to_string(&o.snapshot().unwrap()).unwrap();
+        let mut back = Outbox::from_snapshot(serde_json::from_str(&json).unwrap(), Limits::default()).unwrap();
+        assert_eq!(back.inflight().unwrap().batch_id, "b1");
+        assert_eq!(names(&back.inflight_events().unwrap()), ["e0", "e1"]);
+        assert_eq!(back.len(), 4);
+        back.ack_inflight(1).unwrap();
+        back.push(&tele(9), 0).unwrap();
+        let (_, evs) = back.begin_batch(10, u64::MAX, "b2".into(), "t".into()).unwrap().unwrap();
+        assert_eq!(names(&evs), ["e2", "e3", "e9"], "indexes continue after a restore");
     }
 
     #[test]
