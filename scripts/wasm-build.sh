@@ -12,6 +12,7 @@
 # - out-dir (optional): the .wasm is copied there; with WASM_BINDGEN_TARGET=nodejs|web|bundler|...
 #   wasm-bindgen is run into it instead; WASM_OPT="-Oz" then also runs tools/ wasm-opt on *_bg.wasm.
 # - Workspace: WASM_WORKSPACE (default: the repo containing this script).
+# - WASM_CHECK_ONLY=1: only check that the crate compiles for wasm32 (library crates produce no .wasm).
 # Prints the path(s) of the produced file(s) on the last line(s) of stdout.
 set -euo pipefail
 
@@ -88,6 +89,9 @@ for line in open(path):
 print("\n".join(seen))
 EOF
 )
+if [ "${WASM_CHECK_ONLY:-0}" = 1 ]; then
+  echo "wasm-build: $CRATE compiles for wasm32-unknown-unknown"; exit 0
+fi
 [ ${#WASMS[@]} -gt 0 ] && [ -n "${WASMS[0]}" ] || {
   echo "wasm-build: no .wasm produced for $CRATE (is it a cdylib? [lib] crate-type = [\"cdylib\", \"rlib\"])" >&2; exit 1; }
 

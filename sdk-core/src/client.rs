@@ -126,6 +126,7 @@ pub struct PartnerClient {
     send_not_before: Option<UnixSeconds>,
     pace: (UnixSeconds, u32),
     samples_counted: Option<String>,
+    rotation_candidate: Option<SigningKey>,
     next_handshake: Option<UnixSeconds>,
     last_heartbeat: Option<UnixSeconds>,
     sensor: SensorState,
@@ -179,6 +180,7 @@ impl PartnerClient {
             send_not_before: None,
             pace: (0, 0),
             samples_counted: None,
+            rotation_candidate: None,
             next_handshake: None,
             last_heartbeat: None,
             sensor: SensorState::Running,
@@ -394,6 +396,12 @@ impl PartnerClient {
                 return Ok(Some(self.request(Op::Rotate { nonce, new_key }, "/v1/rotate", JOSE, body.into_bytes(), vec![], None)));
             }
         }
+        // Down-level agents have no handshake: after `flow_blocked` they retry
+        // the ingest itself on the slow schedule, which also tells them when
+        // the workspace key was revoked.
+        if downlevel && self.flow == Some(FlowState::Blocked) && self.next_handshake.is_none_or(|t| now >= t) {
+            self.flow = Some(FlowState::Open);
+        }
         if self.flow != Some(FlowState::Open) {
             return Ok(None);
         }
@@ -560,9 +568,18 @@ impl PartnerClient {
     /// Reports that request `id` failed below HTTP (connection, TLS, timeout).
     pub fn handle_transport_error(&mut self, id: u64, message: &str, now: UnixSeconds) {
         if self.op.as_ref().is_some_and(|(i, _)| *i == id) {
-            self.op = None;
+            if let Some((_, Op::Rotate { new_key, .. })) = self.op.take() {
+                self.keep_rotation_candidate(new_key);
+            }
             self.backoff(Error::new(ErrorCode::Transport, message.to_owned()), now);
         }
+    }
+
+    /// A rotation whose answer was lost may have taken effect at the service:
+    /// keep the new key so that, if the old one is refused, we switch to it
+    /// instead of stranding the installation.
+    fn keep_rotation_candidate(&mut self, new_key: SigningKey) {
+        self.rotation_candidate = Some(new_key);
     }
 
     fn fail(&mut self, e: Error, _now: UnixSeconds) {
@@ -719,6 +736,10 @@ impl PartnerClient {
                 self.last_error = Some(err);
             }
             Op::Ingest if !retryable => self.on_ingest_refused(err, problem.and_then(|p| p.expected_seq), now),
+            Op::Rotate { new_key, .. } if retryable => {
+                self.keep_rotation_candidate(new_key);
+                self.backoff(err, now);
+            }
             _ if retryable => self.backoff(err, now),
             _ if resp.status == 401 => self.auth_failure(err, now),
             _ => {
@@ -785,6 +806,16 @@ impl PartnerClient {
     /// re-measures the clock offset), and only after a long run of failures
     /// report `needs_reenroll`.
     fn auth_failure(&mut self, err: Error, now: UnixSeconds) {
+        if let (Some(key), Some(cred)) = (self.rotation_candidate.take(), self.cred.as_mut()) {
+            if matches!(err.code(), ErrorCode::BadSignature | ErrorCode::UnknownKey | ErrorCode::UnknownInstallation) {
+                cred.auth = CredentialAuth::Key(key);
+                self.events.push_back(ClientEvent::CredentialChanged);
+                self.session = None;
+                self.flow = None;
+                self.inflight = None;
+                return;
+            }
+        }
         let (n, first) = self.auth_failures;
         let first = first.unwrap_or(now);
         self.auth_failures = (n + 1, Some(first));
@@ -981,6 +1012,40 @@ mod tests {
         assert_eq!(c.health(now).drops.get("samples_not_allowed/telemetry"), Some(&1));
         let bad = telemetry::FileSample { time: rfc3339(now), sha256: "00".repeat(32), file_name: "x".into(), content: crate::encoding::b64std(b"abc") };
         assert_eq!(c.submit(Event::FileSample(bad), now).unwrap_err().code(), ErrorCode::Malformed);
+    }
+
+    #[test]
+    fn lost_rotation_answer_does_not_strand_the_installation() {
+        let (role, mut store) = setup();
+        let now = 1_800_000_000;
+        let tok = token(&role, &mut store, now);
+        let mut c = PartnerClient::new(ClientConfig::new(device("rot")), Box::new(Counter(AtomicU64::new(5))));
+        c.redeem(&tok).unwrap();
+        pump(&mut c, &role, &mut store, now);
+        let old_kid = c.credential().unwrap().signing_key().unwrap().key_id();
+        // Two thirds into the credential's lifetime the client rotates; the
+        // service switches keys but the answer is lost.
+        let later = now + 61 * 86_400;
+        let mut rotated = false;
+        for _ in 0..10 {
+            let Some(req) = c.poll_request(later) else { break };
+            let resp = role.handle(&mut store, &HttpRequest { url: req.url.replace("http://svc.test", ""), ..req.clone() }, later);
+            if req.url.ends_with("/v1/rotate") {
+                assert_eq!(resp.status, 200);
+                c.handle_transport_error(req.id, "connection reset", later);
+                rotated = true;
+                break;
+            }
+            c.handle_response(req.id, &resp, later);
+        }
+        assert!(rotated, "rotation was attempted");
+        c.submit(crate::eicar::test_detection(later, "/r"), later).unwrap();
+        c.flush();
+        pump(&mut c, &role, &mut store, later + 400);
+        assert!(c.is_idle(), "{:?}", c.health(later + 400));
+        assert_ne!(c.credential().unwrap().signing_key().unwrap().key_id(), old_kid, "switched to the key the service registered");
+        assert!(!c.health(later + 400).needs_new_token);
+        assert_eq!(store.alerts.len(), 1);
     }
 
     #[test]

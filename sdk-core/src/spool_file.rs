@@ -98,6 +98,34 @@ fn crc32(data: &[u8]) -> u32 {
     !data.iter().fold(!0u32, |c, &b| t[((c ^ b as u32) & 0xff) as usize] ^ (c >> 8))
 }
 
+/// Creates `dir` (and parents) readable by the owner only: queued events can be
+/// sensitive (paths, hashes, URLs), like the credential next to them.
+fn create_private_dir(dir: &Path) -> Result<()> {
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        b.mode(0o700);
+        b.create(dir).map_err(|e| io_err("create spool directory", e))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| io_err("restrict spool directory", e))?;
+    }
+    #[cfg(not(unix))]
+    b.create(dir).map_err(|e| io_err("create spool directory", e))?;
+    Ok(())
+}
+
+/// Opens a file created with owner-only permissions.
+fn private_options() -> OpenOptions {
+    let mut o = OpenOptions::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o
+}
+
 fn segment_name(first: u64) -> String {
     format!("seg-{first:020}.log")
 }
@@ -141,8 +169,8 @@ impl FileSpool {
     /// Opens with a custom segment size.
     pub fn open_with(dir: impl AsRef<Path>, fsync: Fsync, segment_bytes: u64) -> Result<FileSpool> {
         let dir = dir.as_ref().to_path_buf();
-        fs::create_dir_all(&dir).map_err(|e| io_err("create spool directory", e))?;
-        let lock = OpenOptions::new().write(true).create(true).truncate(false).open(dir.join("lock")).map_err(|e| io_err("open lock file", e))?;
+        create_private_dir(&dir)?;
+        let lock = private_options().write(true).create(true).truncate(false).open(dir.join("lock")).map_err(|e| io_err("open lock file", e))?;
         lock.try_lock().map_err(|_| Error::new(ErrorCode::Storage, format!("spool {} is in use by another process", dir.display())))?;
         let mut firsts: Vec<u64> = fs::read_dir(&dir)
             .map_err(|e| io_err("list spool directory", e))?
@@ -244,7 +272,7 @@ impl FileSpool {
             }
         }
         let path = self.dir.join(segment_name(first));
-        let f = OpenOptions::new().read(true).append(true).create(true).open(&path).map_err(|e| io_err("create segment", e))?;
+        let f = private_options().read(true).append(true).create(true).open(&path).map_err(|e| io_err("create segment", e))?;
         if self.fsync != Fsync::Never {
             sync_dir(&self.dir)?;
         }
@@ -342,11 +370,11 @@ impl SpoolStorage for FileSpool {
         let json = serde_json::to_vec(state).map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))?;
         if self.fsync == Fsync::Never {
             let tmp = self.dir.join("state.tmp");
-            fs::write(&tmp, &json).map_err(|e| io_err("write spool state", e))?;
+            private_options().write(true).create(true).truncate(true).open(&tmp).and_then(|mut f| f.write_all(&json)).map_err(|e| io_err("write spool state", e))?;
             return fs::rename(&tmp, self.dir.join("state.json")).map_err(|e| io_err("rename spool state", e));
         }
         self.sync()?;
-        write_atomic(&self.dir.join("state.json"), &json, None)
+        write_atomic(&self.dir.join("state.json"), &json, Some(0o600))
     }
 
     fn release(&mut self, upto: u64) -> Result<()> {
@@ -418,6 +446,22 @@ mod tests {
         assert_eq!(o.next_seq(), 3);
         let left = fs::read_dir(&dir).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "log")).count();
         assert_eq!(left, 1, "acknowledged segments are deleted");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn spool_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tmpdir("perm");
+        let mut o = Outbox::open(Box::new(FileSpool::open(&dir, Fsync::Batch).unwrap()), Limits::default()).unwrap();
+        o.push(&ev(1), 0).unwrap();
+        o.begin_batch(1, u64::MAX, "b".into(), "t".into()).unwrap();
+        assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        for e in fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o077, 0, "{} is private", p.display());
+        }
         fs::remove_dir_all(&dir).unwrap();
     }
 

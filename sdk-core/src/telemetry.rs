@@ -106,7 +106,7 @@ pub struct FileSample {
     pub content: String,
 }
 
-/// Largest file sample, decoded (4 MiB, inside the 5 MiB envelope cap).
+/// Largest file sample, decoded (3 MiB: base64 and the batch stay inside the 5 MiB envelope cap).
 pub const MAX_SAMPLE_BYTES: usize = 3 * 1024 * 1024;
 
 /// One telemetry event.

@@ -17,8 +17,27 @@ use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, TlsProvider};
 /// Largest response body read (the partner API answers are small).
 pub const MAX_RESPONSE_BYTES: u64 = 4 * 1024 * 1024;
 
+/// A host's proxy decision for one URL (e.g. from the OS's PAC/WPAD resolver).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProxyChoice {
+    /// Use this proxy (`http://[user:pass@]host:port`, `socks5://…`).
+    Use(String),
+    /// Connect directly.
+    Direct,
+    /// No opinion: fall back to the environment.
+    Default,
+}
+
+/// A host callback that picks the proxy for a URL.
+pub type ProxyResolver = std::sync::Arc<dyn Fn(&str) -> ProxyChoice + Send + Sync>;
+
 /// Options of [`HttpTransport`].
-#[derive(Debug, Clone)]
+///
+/// Proxy precedence: `no_proxy` (explicitly direct), then `proxy` (explicit
+/// URL), then `proxy_resolver` (host callback), then `HTTPS_PROXY` /
+/// `HTTP_PROXY` / `ALL_PROXY` with `NO_PROXY`. Credentials in the proxy URL
+/// are sent as Basic proxy authentication (CONNECT for https).
+#[derive(Clone)]
 pub struct HttpOptions {
     /// TCP (and proxy) connect timeout.
     pub connect_timeout: Duration,
@@ -30,6 +49,39 @@ pub struct HttpOptions {
     pub proxy: Option<String>,
     /// `User-Agent` header.
     pub user_agent: String,
+    /// Connect directly, ignoring `proxy`, the resolver and the environment.
+    pub no_proxy: bool,
+    /// Host callback consulted when no explicit proxy is set.
+    pub proxy_resolver: Option<ProxyResolver>,
+    /// Opt-in pinning: trust only the CAs in `extra_ca_pem` (not the OS store).
+    pub pin_extra_ca: bool,
+}
+
+impl core::fmt::Debug for HttpOptions {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("HttpOptions")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("read_timeout", &self.read_timeout)
+            .field("extra_ca_pem", &self.extra_ca_pem.len())
+            .field("proxy", &self.proxy.as_deref().map(redact_proxy))
+            .field("user_agent", &self.user_agent)
+            .field("no_proxy", &self.no_proxy)
+            .field("proxy_resolver", &self.proxy_resolver.is_some())
+            .field("pin_extra_ca", &self.pin_extra_ca)
+            .finish()
+    }
+}
+
+/// A proxy URL with its password hidden (for logs and errors).
+pub fn redact_proxy(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
 }
 
 impl Default for HttpOptions {
@@ -40,13 +92,19 @@ impl Default for HttpOptions {
             extra_ca_pem: Vec::new(),
             proxy: None,
             user_agent: format!("edrlink/{}", crate::VERSION),
+            no_proxy: false,
+            proxy_resolver: None,
+            pin_extra_ca: false,
         }
     }
 }
 
 /// Blocking HTTPS transport (ureq + rustls/ring).
 pub struct HttpTransport {
-    agent: ureq::Agent,
+    opts: HttpOptions,
+    tls: TlsConfig,
+    // One ureq agent (connection pool) per proxy choice: `None` = environment.
+    agents: std::sync::Mutex<std::collections::HashMap<Option<String>, ureq::Agent>>,
 }
 
 impl core::fmt::Debug for HttpTransport {
@@ -59,7 +117,7 @@ fn transport_err(msg: impl Into<String>) -> Error {
     Error::new(ErrorCode::Transport, msg)
 }
 
-fn roots(extra_pem: &[String]) -> Result<RootCerts> {
+fn roots(extra_pem: &[String], pin: bool) -> Result<RootCerts> {
     let mut extra = Vec::new();
     for (i, pem) in extra_pem.iter().enumerate() {
         let before = extra.len();
@@ -81,6 +139,12 @@ fn roots(extra_pem: &[String]) -> Result<RootCerts> {
                 format!("extra CA #{}: no CERTIFICATE block found", i + 1),
             ));
         }
+    }
+    if pin {
+        if extra.is_empty() {
+            return Err(Error::new(ErrorCode::InvalidArgument, "pinning needs at least one extra CA certificate"));
+        }
+        return Ok(RootCerts::from(extra));
     }
     let native: Vec<Certificate<'static>> = rustls_native_certs::load_native_certs()
         .certs
@@ -157,6 +221,10 @@ fn describe(e: ureq::Error, url: &str) -> Error {
         ureq::Error::ConnectionFailed => {
             format!("could not connect to {url} (refused or unreachable)")
         }
+        // 407 is the standard answer; some proxies (tinyproxy) answer 401.
+        ureq::Error::ConnectProxyFailed(m) if m.contains("407") || m.contains("401") => {
+            format!("proxy authentication failed (HTTP 407) on CONNECT for {url}: check the proxy user name and password")
+        }
         ureq::Error::ConnectProxyFailed(m) => format!("proxy CONNECT failed for {url}: {m}"),
         ureq::Error::InvalidProxyUrl => "the proxy URL is invalid".to_owned(),
         ureq::Error::Rustls(r) => tls_diagnostic(&r),
@@ -192,26 +260,57 @@ impl HttpTransport {
     pub fn new(opts: HttpOptions) -> Result<Self> {
         let tls = TlsConfig::builder()
             .provider(TlsProvider::Rustls)
-            .root_certs(roots(&opts.extra_ca_pem)?)
+            .root_certs(roots(&opts.extra_ca_pem, opts.pin_extra_ca)?)
             .build();
-        let mut b = ureq::Agent::config_builder()
+        let t = HttpTransport { opts, tls, agents: Default::default() };
+        if let Some(p) = t.opts.proxy.clone() {
+            t.agent_for(Some(p))?; // validate the explicit proxy URL now
+        }
+        Ok(t)
+    }
+
+    /// The proxy for `url` by the documented precedence (`None`: environment;
+    /// `Some("")`: direct).
+    fn proxy_for(&self, url: &str) -> Option<String> {
+        if self.opts.no_proxy {
+            return Some(String::new());
+        }
+        if let Some(p) = &self.opts.proxy {
+            return Some(p.clone());
+        }
+        match self.opts.proxy_resolver.as_ref().map(|r| r(url)) {
+            Some(ProxyChoice::Use(p)) => Some(p),
+            Some(ProxyChoice::Direct) => Some(String::new()),
+            Some(ProxyChoice::Default) | None => None,
+        }
+    }
+
+    fn agent_for(&self, proxy: Option<String>) -> Result<ureq::Agent> {
+        let mut agents = self.agents.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(a) = agents.get(&proxy) {
+            return Ok(a.clone());
+        }
+        let o = &self.opts;
+        let b = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .max_redirects(0)
-            .timeout_connect(Some(opts.connect_timeout))
-            .timeout_send_request(Some(opts.read_timeout))
-            .timeout_send_body(Some(opts.read_timeout))
-            .timeout_recv_response(Some(opts.read_timeout))
-            .timeout_recv_body(Some(opts.read_timeout))
-            .user_agent(opts.user_agent.as_str())
-            .tls_config(tls);
-        if let Some(p) = &opts.proxy {
-            let proxy = ureq::Proxy::new(p)
-                .map_err(|e| Error::new(ErrorCode::InvalidArgument, format!("proxy {p:?}: {e}")))?;
-            b = b.proxy(Some(proxy));
-        }
-        Ok(HttpTransport {
-            agent: b.build().into(),
-        })
+            .timeout_connect(Some(o.connect_timeout))
+            .timeout_send_request(Some(o.read_timeout))
+            .timeout_send_body(Some(o.read_timeout))
+            .timeout_recv_response(Some(o.read_timeout))
+            .timeout_recv_body(Some(o.read_timeout))
+            .user_agent(o.user_agent.as_str())
+            .tls_config(self.tls.clone());
+        let b = match proxy.as_deref() {
+            None => b.proxy(ureq::Proxy::try_from_env()),
+            Some("") => b.proxy(None),
+            Some(p) => b.proxy(Some(
+                ureq::Proxy::new(p).map_err(|e| Error::new(ErrorCode::InvalidArgument, format!("proxy {}: {e}", redact_proxy(p))))?,
+            )),
+        };
+        let agent: ureq::Agent = b.build().into();
+        agents.insert(proxy, agent.clone());
+        Ok(agent)
     }
 }
 
@@ -230,8 +329,16 @@ impl Transport for HttpTransport {
                 format!("bad request for {}: {e}", req.url),
             )
         })?;
-        let mut resp = self.agent.run(request).map_err(|e| describe(e, &req.url))?;
+        let proxy = self.proxy_for(&req.url);
+        let agent = self.agent_for(proxy.clone())?;
+        let mut resp = agent.run(request).map_err(|e| describe(e, &req.url))?;
         let status = resp.status().as_u16();
+        if status == 407 {
+            // The proxy, not the service, refused us: say so instead of passing
+            // a 4xx to the protocol (which would drop the batch).
+            let which = proxy.filter(|p| !p.is_empty()).map_or_else(|| "the proxy from the environment".to_owned(), |p| redact_proxy(&p));
+            return Err(transport_err(format!("proxy authentication failed (HTTP 407) at {which}: check the proxy user name and password")));
+        }
         let headers = resp
             .headers()
             .iter()

@@ -219,6 +219,10 @@ fn run(kind: &str, inp: &Value) -> Outcome {
             let c = ErrorCode::from_name(s(inp, "name")).ok_or("unknown code name")?;
             Ok(json!({"number": c.as_u32(), "http_status": c.http_status()}))
         }
+        "event_validate" => {
+            let e = Event::from_json(s(inp, "event_json")).map_err(err)?;
+            Ok(json!({"category": to_val(&e.category())}))
+        }
         "rfc3339_format" => Ok(json!({"text": rfc3339(i(inp, "unix"))})),
         "rfc3339_parse" => Ok(json!({"unix": parse_rfc3339(s(inp, "text")).map_err(err)?})),
         other => panic!("unknown kind {other}"),
@@ -2089,6 +2093,114 @@ fn gen_encodings() -> VectorFile {
     g.file("RFC 3339 UTC timestamps: formatting (second precision, Z) and parsing")
 }
 
+fn gen_events() -> VectorFile {
+    let mut g = Gen::new();
+    let t = rfc3339(NOW);
+    let det = serde_json::to_string(&eicar::test_detection(NOW, "/tmp/eicar.com")).unwrap();
+    let sample = |content: &[u8], digest: &str| {
+        serde_json::to_string(&Event::FileSample(telemetry::FileSample {
+            time: t.clone(),
+            sha256: digest.into(),
+            file_name: "eicar.com".into(),
+            content: edrlink_core::encoding::b64std(content),
+        }))
+        .unwrap()
+    };
+    let ok: Vec<(&str, String)> = vec![
+        ("detection-eicar", det.clone()),
+        (
+            "detection-url",
+            format!(
+                r#"{{"type":"detection","time":"{t}","threat_name":"Phish.Generic","file_path":"","sha256":"","severity":"high","action":"blocked","url":"https://bad.example/"}}"#
+            ),
+        ),
+        (
+            "detection-test-defaults-false",
+            format!(
+                r#"{{"type":"detection","time":"{t}","threat_name":"X","file_path":"/x","sha256":"","severity":"low","action":"detected"}}"#
+            ),
+        ),
+        (
+            "heartbeat",
+            format!(r#"{{"type":"heartbeat","time":"{t}","sensor":"stopped"}}"#),
+        ),
+        (
+            "generic",
+            format!(
+                r#"{{"type":"generic","time":"{t}","name":"process_start","data":{{"pid":4}}}}"#
+            ),
+        ),
+        (
+            "generic-data-defaults-null",
+            r#"{"type":"generic","time":"2026-11-23T13:00:00+01:00","name":"x"}"#.to_owned(),
+        ),
+        ("file-sample", sample(eicar::EICAR, eicar::EICAR_SHA256)),
+    ];
+    for (name, e) in ok {
+        g.ok(name, "event_validate", json!({ "event_json": e }));
+    }
+    let bad: Vec<(&str, String, ErrorCode)> = vec![
+        ("not-json", "{".into(), ErrorCode::Malformed),
+        (
+            "unknown-type",
+            format!(r#"{{"type":"telepathy","time":"{t}"}}"#),
+            ErrorCode::Malformed,
+        ),
+        (
+            "missing-time",
+            r#"{"type":"heartbeat","sensor":"running"}"#.into(),
+            ErrorCode::Malformed,
+        ),
+        (
+            "bad-time",
+            r#"{"type":"heartbeat","time":"yesterday","sensor":"running"}"#.into(),
+            ErrorCode::Malformed,
+        ),
+        (
+            "bad-sensor",
+            format!(r#"{{"type":"heartbeat","time":"{t}","sensor":"sleeping"}}"#),
+            ErrorCode::Malformed,
+        ),
+        (
+            "empty-threat-name",
+            det.replace("EICAR-Test-File", ""),
+            ErrorCode::Malformed,
+        ),
+        (
+            "short-sha256",
+            det.replace(eicar::EICAR_SHA256, "abcd"),
+            ErrorCode::Malformed,
+        ),
+        (
+            "bad-severity",
+            det.replace("informational", "apocalyptic"),
+            ErrorCode::Malformed,
+        ),
+        (
+            "generic-empty-name",
+            format!(r#"{{"type":"generic","time":"{t}","name":""}}"#),
+            ErrorCode::Malformed,
+        ),
+        (
+            "generic-name-129",
+            format!(
+                r#"{{"type":"generic","time":"{t}","name":"{}"}}"#,
+                "n".repeat(129)
+            ),
+            ErrorCode::Malformed,
+        ),
+        (
+            "file-sample-digest-mismatch",
+            sample(b"not eicar", eicar::EICAR_SHA256),
+            ErrorCode::Malformed,
+        ),
+    ];
+    for (name, e, code) in bad {
+        g.fail(name, "event_validate", json!({ "event_json": e }), code);
+    }
+    g.file("Telemetry events as hosts submit them (JSON): validation and drop category")
+}
+
 fn generate() -> Vec<(&'static str, VectorFile)> {
     vec![
         ("pae.json", gen_pae()),
@@ -2100,6 +2212,7 @@ fn generate() -> Vec<(&'static str, VectorFile)> {
         ("eicar.json", gen_eicar()),
         ("errors.json", gen_errors()),
         ("encodings.json", gen_encodings()),
+        ("events.json", gen_events()),
     ]
 }
 

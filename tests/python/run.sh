@@ -51,11 +51,23 @@ bindings/uniffi/scripts/generate.sh --check --lib "$CARGO_TARGET_DIR/release/lib
 #    installed package is what is imported)
 start_service "$WORK/service"
 set +e
-(cd "$ROOT/tests/python" && "$WORK/venv/bin/python" -m pytest -p no:cacheprovider -q ${PYTEST_ARGS:-} .)
+rm -f "$WORK/junit.xml"
+# shellcheck disable=SC2086
+(cd "$ROOT/tests/python" && "$WORK/venv/bin/python" -m pytest -p no:cacheprovider -q --junitxml="$WORK/junit.xml" ${PYTEST_ARGS:-} .)
 rc=$?
 set -e
 if [ "$rc" -eq 5 ]; then
   echo "pytest collected no tests: failing" >&2
+  echo "0 passed, 1 failed"
   exit 1
+fi
+if [ -f "$WORK/junit.xml" ]; then
+  "$WORK/venv/bin/python" - "$WORK/junit.xml" <<'PY'
+import sys, xml.etree.ElementTree as ET
+r = ET.parse(sys.argv[1]).getroot()
+s = r if r.tag == "testsuite" else r.find("testsuite")
+t, f, e, k = (int(s.get(a, 0)) for a in ("tests", "failures", "errors", "skipped"))
+print(f"{t - f - e - k} passed, {f + e} failed")
+PY
 fi
 exit "$rc"

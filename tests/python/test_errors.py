@@ -115,6 +115,8 @@ def test_invalid_json_event() -> None:
         raises(E.Malformed, "malformed", lambda: client.submit_json('{"type":"nope"}'))
         assert client.health().queued_events == 0
     raises(E.Malformed, "malformed", lambda: edrlink.validate_event_json("[]"))
+    ok = edrlink.validate_event_json('{"type":"heartbeat","time":"2026-01-01T00:00:00Z","sensor":"running"}')
+    assert ok.category == edrlink.EventCategory.TELEMETRY
 
 
 def test_invalid_argument() -> None:

@@ -16,6 +16,7 @@ VECTORS = REPO / "tests" / "vectors"
 IMPLEMENTED = {
     "pae", "key_from_seed", "token_inspect", "token_verify", "envelope_seal", "envelope_open",
     "shared_key_sign", "shared_key_verify", "eicar", "eicar_detection", "error_code", "rfc3339_format",
+    "event_validate",
 }
 
 
@@ -79,6 +80,8 @@ def run(kind: str, i: Dict[str, Any]) -> Dict[str, Any]:
         assert info is not None
         assert edrlink.error_class(i["name"])(i["name"] + ": x").code == i["name"]
         return {"number": info.number, "http_status": info.http_status}
+    if kind == "event_validate":
+        return {"category": edrlink.validate_event_json(i["event_json"]).category.name.lower()}
     if kind == "rfc3339_format":
         return {"text": edrlink.rfc3339_time(i["unix"])}
     raise AssertionError(kind)

@@ -67,9 +67,11 @@ test('client driver rejects with the service problem code, or transport', async 
   // A real-looking token: build one from the vectors.
   const vec = JSON.parse(readFileSync(new URL('../vectors/tokens.json', import.meta.url), 'utf8'));
   const token = vec.cases.find((c) => c.kind === 'token_issue').expect.token;
-  const info = edr.inspectToken(token);
+  const { exp } = edr.inspectToken(token).claims;
+  const info = edr.inspectToken(token, exp + 5);
   assert.equal(info.status, 'expired');
-  assert.ok(info.seconds_left < 0);
+  assert.equal(info.seconds_left, -5);
+  assert.equal(edr.inspectToken(token, exp - 60).status, 'expires_soon');
   const c1 = new edr.EdrlinkClient({ device, fetch: problem(403, 'integration_disabled'), timeoutSecs: 2 });
   await assert.rejects(c1.enroll(token), (e) => e instanceof edr.EdrlinkError && e.code === 'integration_disabled');
   const seen = [];

@@ -26,9 +26,9 @@ fi
 BINDGEN="$CARGO_TARGET_DIR/debug/uniffi-bindgen"
 OUT="$CARGO_TARGET_DIR/generated"
 rm -rf "$OUT"; mkdir -p "$OUT/kotlin" "$OUT/swift"
-CFG=(--config bindings/uniffi/uniffi.toml)
-"$BINDGEN" generate --no-format "${CFG[@]}" --library "$LIB" --language kotlin --out-dir "$OUT/kotlin" >/dev/null
-"$BINDGEN" generate --no-format "${CFG[@]}" --library "$LIB" --language swift --out-dir "$OUT/swift" >/dev/null
+# uniffi.toml is read from the crate root (bindings/uniffi/uniffi.toml) in --library mode.
+"$BINDGEN" generate --no-format --library "$LIB" --language kotlin --out-dir "$OUT/kotlin" >/dev/null
+"$BINDGEN" generate --no-format --library "$LIB" --language swift --out-dir "$OUT/swift" >/dev/null
 
 # generated path -> committed path
 PAIRS=(

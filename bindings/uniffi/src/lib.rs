@@ -423,12 +423,35 @@ pub fn eicar_test_event_json(file_path: String, now: Option<i64>) -> Result<Stri
     serde_json::to_string(&e).map_err(|e| EdrlinkError::Internal(e.to_string()))
 }
 
-/// Parses and validates one event's JSON (as `submit_json` would) and returns
-/// it normalised; errors: `malformed`.
+/// How an event is treated when the queue is full (telemetry is dropped first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum EventCategory {
+    /// Generic telemetry and heartbeats.
+    Telemetry,
+    /// Detections.
+    Detection,
+}
+
+/// An event that passed validation.
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct ValidatedEvent {
+    /// Its drop category.
+    pub category: EventCategory,
+    /// The event re-serialized (normalised JSON).
+    pub json: String,
+}
+
+/// Parses and validates one event's JSON exactly as `submit_json` does;
+/// errors: `malformed`.
 #[uniffi::export]
-pub fn validate_event_json(json: String) -> Result<String> {
+pub fn validate_event_json(json: String) -> Result<ValidatedEvent> {
     let e = edrlink_core::telemetry::Event::from_json(&json)?;
-    serde_json::to_string(&e).map_err(|e| EdrlinkError::Internal(e.to_string()))
+    let category = match e.category() {
+        edrlink_core::telemetry::Category::Detection => EventCategory::Detection,
+        _ => EventCategory::Telemetry,
+    };
+    let json = serde_json::to_string(&e).map_err(|e| EdrlinkError::Internal(e.to_string()))?;
+    Ok(ValidatedEvent { category, json })
 }
 
 /// The current time as RFC 3339 (UTC), as event `time` fields want it.
@@ -468,7 +491,8 @@ mod tests {
     #[test]
     fn eicar_event_validates() {
         let j = eicar_test_event_json("/tmp/eicar.com".into(), Some(1_700_000_000)).unwrap();
-        assert_eq!(validate_event_json(j.clone()).unwrap(), j);
+        let v = validate_event_json(j.clone()).unwrap();
+        assert_eq!((v.json, v.category), (j, EventCategory::Detection));
         assert!(matches!(validate_event_json("{}".into()), Err(EdrlinkError::Malformed(_))));
     }
 }
