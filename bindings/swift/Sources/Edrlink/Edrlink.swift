@@ -2887,6 +2887,75 @@ public func FfiConverterTypeTransportResponse_lower(_ value: TransportResponse) 
 
 
 /**
+ * An event that passed validation.
+ */
+public struct ValidatedEvent: Equatable, Hashable {
+    /**
+     * Its drop category.
+     */
+    public var category: EventCategory
+    /**
+     * The event re-serialized (normalised JSON).
+     */
+    public var json: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Its drop category.
+         */category: EventCategory, 
+        /**
+         * The event re-serialized (normalised JSON).
+         */json: String) {
+        self.category = category
+        self.json = json
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ValidatedEvent: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeValidatedEvent: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ValidatedEvent {
+        return
+            try ValidatedEvent(
+                category: FfiConverterTypeEventCategory.read(from: &buf), 
+                json: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ValidatedEvent, into buf: inout [UInt8]) {
+        FfiConverterTypeEventCategory.write(value.category, into: &buf)
+        FfiConverterString.write(value.json, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeValidatedEvent_lift(_ buf: RustBuffer) throws -> ValidatedEvent {
+    return try FfiConverterTypeValidatedEvent.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeValidatedEvent_lower(_ value: ValidatedEvent) -> RustBuffer {
+    return FfiConverterTypeValidatedEvent.lower(value)
+}
+
+
+/**
  * What the product did.
  */
 
@@ -3345,6 +3414,81 @@ public func FfiConverterTypeEdrlinkError_lift(_ buf: RustBuffer) throws -> Edrli
 public func FfiConverterTypeEdrlinkError_lower(_ value: EdrlinkError) -> RustBuffer {
     return FfiConverterTypeEdrlinkError.lower(value)
 }
+
+
+/**
+ * How an event is treated when the queue is full (telemetry is dropped first).
+ */
+
+public enum EventCategory: Equatable, Hashable {
+    
+    /**
+     * Generic telemetry and heartbeats.
+     */
+    case telemetry
+    /**
+     * Detections.
+     */
+    case detection
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension EventCategory: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeEventCategory: FfiConverterRustBuffer {
+    typealias SwiftType = EventCategory
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> EventCategory {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .telemetry
+        
+        case 2: return .detection
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: EventCategory, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .telemetry:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .detection:
+            writeInt(&buf, Int32(2))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEventCategory_lift(_ buf: RustBuffer) throws -> EventCategory {
+    return try FfiConverterTypeEventCategory.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEventCategory_lower(_ value: EventCategory) -> RustBuffer {
+    return FfiConverterTypeEventCategory.lower(value)
+}
+
 
 
 /**
@@ -4226,11 +4370,11 @@ public func sharedKeyVerify(authorization: String, key: Data, method: String, pa
 }
 }
 /**
- * Parses and validates one event's JSON (as `submit_json` would) and returns
- * it normalised; errors: `malformed`.
+ * Parses and validates one event's JSON exactly as `submit_json` does;
+ * errors: `malformed`.
  */
-public func validateEventJson(json: String)throws  -> String  {
-    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeEdrlinkError_lift) {
+public func validateEventJson(json: String)throws  -> ValidatedEvent  {
+    return try  FfiConverterTypeValidatedEvent_lift(try rustCallWithError(FfiConverterTypeEdrlinkError_lift) {
         uniffiCallStatus in
     uniffi_edrlink_uniffi_fn_func_validate_event_json(
         FfiConverterString.lower(json),uniffiCallStatus
@@ -4360,7 +4504,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_edrlink_uniffi_checksum_func_shared_key_verify() != 50575) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_edrlink_uniffi_checksum_func_validate_event_json() != 11936) {
+    if (uniffi_edrlink_uniffi_checksum_func_validate_event_json() != 27471) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_edrlink_uniffi_checksum_func_verify_envelope() != 40701) {

@@ -1080,7 +1080,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_edrlink_uniffi_checksum_func_shared_key_verify() and 0xFFFF) != 50575) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_edrlink_uniffi_checksum_func_validate_event_json() and 0xFFFF) != 11936) {
+    if ((lib.uniffi_edrlink_uniffi_checksum_func_validate_event_json() and 0xFFFF) != 27471) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_edrlink_uniffi_checksum_func_verify_envelope() and 0xFFFF) != 40701) {
@@ -3849,6 +3849,53 @@ public object FfiConverterTypeTransportResponse: FfiConverterRustBuffer<Transpor
 
 
 /**
+ * An event that passed validation.
+ */
+data class ValidatedEvent (
+    /**
+     * Its drop category.
+     */
+    var `category`: EventCategory
+    , 
+    /**
+     * The event re-serialized (normalised JSON).
+     */
+    var `json`: kotlin.String
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeValidatedEvent: FfiConverterRustBuffer<ValidatedEvent> {
+    override fun read(buf: ByteBuffer): ValidatedEvent {
+        return ValidatedEvent(
+            FfiConverterTypeEventCategory.read(buf),
+            FfiConverterString.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: ValidatedEvent) = (
+            FfiConverterTypeEventCategory.allocationSize(value.`category`) +
+            FfiConverterString.allocationSize(value.`json`)
+    )
+
+    override fun write(value: ValidatedEvent, buf: ByteBuffer) {
+            FfiConverterTypeEventCategory.write(value.`category`, buf)
+            FfiConverterString.write(value.`json`, buf)
+    }
+}
+
+
+
+/**
  * What the product did.
  */
 
@@ -4189,6 +4236,49 @@ public object FfiConverterTypeEdrlinkError : FfiConverterRustBuffer<EdrlinkExcep
     }
 
 }
+
+
+
+/**
+ * How an event is treated when the queue is full (telemetry is dropped first).
+ */
+
+enum class EventCategory {
+    
+    /**
+     * Generic telemetry and heartbeats.
+     */
+    TELEMETRY,
+    /**
+     * Detections.
+     */
+    DETECTION;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeEventCategory: FfiConverterRustBuffer<EventCategory> {
+    override fun read(buf: ByteBuffer) = try {
+        EventCategory.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: EventCategory) = 4UL
+
+    override fun write(value: EventCategory, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
 
 
 
@@ -5070,11 +5160,11 @@ public object FfiConverterMapStringULong: FfiConverterRustBuffer<Map<kotlin.Stri
     
 
         /**
-         * Parses and validates one event's JSON (as `submit_json` would) and returns
-         * it normalised; errors: `malformed`.
+         * Parses and validates one event's JSON exactly as `submit_json` does;
+         * errors: `malformed`.
          */
-    @Throws(EdrlinkException::class) fun `validateEventJson`(`json`: kotlin.String): kotlin.String {
-            return FfiConverterString.lift(
+    @Throws(EdrlinkException::class) fun `validateEventJson`(`json`: kotlin.String): ValidatedEvent {
+            return FfiConverterTypeValidatedEvent.lift(
     uniffiRustCallWithError(EdrlinkException) { _status ->
     UniffiLib.uniffi_edrlink_uniffi_fn_func_validate_event_json(
     
