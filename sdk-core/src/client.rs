@@ -656,6 +656,11 @@ impl PartnerClient {
             Op::Handshake { nonce } => {
                 let cred = self.cred.as_mut().ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
                 let d = handshake::accept_decision(cred, text, &nonce)?;
+                if let Some(ks) = d.keyset.as_ref().filter(|ks| **ks != cred.service_keys && !ks.keys.is_empty()) {
+                    // Signed by a key we trust: adopt the service's rotated keyset.
+                    cred.service_keys = ks.clone();
+                    self.events.push_back(ClientEvent::CredentialChanged);
+                }
                 self.clock_offset = d.iat - now;
                 self.last_handshake = Some(now);
                 if let Some(p) = &d.policy {
@@ -1046,6 +1051,41 @@ mod tests {
         assert_ne!(c.credential().unwrap().signing_key().unwrap().key_id(), old_kid, "switched to the key the service registered");
         assert!(!c.health(later + 400).needs_new_token);
         assert_eq!(store.alerts.len(), 1);
+    }
+
+    fn role_with_keys(keys: Vec<SigningKey>) -> ServiceRole {
+        let cfg = ServiceConfig {
+            issuer: "test".into(),
+            region: "eu".into(),
+            service_url: "http://svc.test".into(),
+            keys,
+            policy: crate::policy::Policy::default(),
+            rate_limit: crate::service::RateLimit::default(),
+            session_lifetime: 600,
+        };
+        ServiceRole::new(cfg, Box::new(Counter(AtomicU64::new(1 << 41)))).unwrap()
+    }
+
+    #[test]
+    fn service_key_rotation_reaches_the_fleet_through_handshakes() {
+        let (a, b) = (SigningKey::from_seed(&[42; 32]).unwrap(), SigningKey::from_seed(&[43; 32]).unwrap());
+        let (role, mut store) = setup();
+        let now = 1_800_000_000;
+        let tok = token(&role, &mut store, now);
+        let mut c = PartnerClient::new(ClientConfig::new(device("keys")), Box::new(Counter(AtomicU64::new(11))));
+        c.redeem(&tok).unwrap();
+        pump(&mut c, &role, &mut store, now);
+        assert_eq!(c.credential().unwrap().service_keys.keys.len(), 1);
+        // Phase 1: the new key B is published (A still signs); a handshake carries it.
+        let phase1 = role_with_keys(vec![a.clone(), b.clone()]);
+        pump(&mut c, &phase1, &mut store, now + 3600);
+        assert_eq!(c.credential().unwrap().service_keys.keys.len(), 2, "keyset refreshed");
+        assert!(std::iter::from_fn(|| c.poll_event()).any(|e| e == ClientEvent::CredentialChanged), "host is told to persist");
+        // Phase 2: B signs; the endpoint already trusts it, no re-enrollment.
+        let phase2 = role_with_keys(vec![b, a]);
+        pump(&mut c, &phase2, &mut store, now + 7200);
+        assert_eq!(c.flow(), Some(FlowState::Open));
+        assert!(c.health(now + 7200).last_error.is_none(), "{:?}", c.health(now + 7200));
     }
 
     #[test]

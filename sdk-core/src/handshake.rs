@@ -89,6 +89,10 @@ pub struct FlowDecision {
     pub policy: Option<Policy>,
     /// Highest sequence number the service has stored for this installation.
     pub last_seq: u64,
+    /// The service's current keyset: partners replace their pinned keyset with
+    /// it, so service keys rotate (with overlap) without re-enrolling the fleet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyset: Option<crate::keys::Keyset>,
 }
 
 /// Partner role: builds a signed hello. Returns (body, nonce).

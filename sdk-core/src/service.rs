@@ -474,6 +474,7 @@ impl ServiceRole {
             session_exp: None,
             policy: None,
             last_seq: inst.last_seq,
+            keyset: Some(self.keyset()),
         };
         if decision == FlowState::Open {
             let s = Session {

@@ -10,18 +10,6 @@ use edrlink_wasm::*;
 use serde_json::Value;
 use wasm_bindgen_test::*;
 
-const FILES: &[(&str, &str)] = &[
-    ("pae.json", include_str!("../vectors/pae.json")),
-    ("keys.json", include_str!("../vectors/keys.json")),
-    ("tokens.json", include_str!("../vectors/tokens.json")),
-    ("envelopes.json", include_str!("../vectors/envelopes.json")),
-    ("messages.json", include_str!("../vectors/messages.json")),
-    ("downlevel.json", include_str!("../vectors/downlevel.json")),
-    ("eicar.json", include_str!("../vectors/eicar.json")),
-    ("errors.json", include_str!("../vectors/errors.json")),
-    ("encodings.json", include_str!("../vectors/encodings.json")),
-];
-
 fn s<'a>(v: &'a Value, k: &str) -> &'a str {
     v[k].as_str()
         .unwrap_or_else(|| panic!("field {k} is not a string"))
@@ -113,23 +101,21 @@ fn run(kind: &str, input: &Value, expect: &Value) -> Result<bool, String> {
     }
 }
 
-#[wasm_bindgen_test]
-fn shared_vectors() {
+/// Runs every case of one file; returns (passed, skipped).
+fn run_file(file: &str, text: &str) -> (usize, usize) {
     let (mut passed, mut skipped, mut failed) = (0, 0, Vec::new());
-    for (file, text) in FILES {
-        let doc: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{file}: {e}"));
-        assert_eq!(doc["version"], 1, "{file}");
-        for case in doc["cases"].as_array().unwrap() {
-            let name = s(case, "name");
-            match run(s(case, "kind"), &case["input"], &case["expect"]) {
-                Ok(true) => passed += 1,
-                Ok(false) => skipped += 1,
-                Err(msg) => failed.push(format!("{file}/{name}: {msg}")),
-            }
+    let doc: Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{file}: {e}"));
+    assert_eq!(doc["version"], 1, "{file}");
+    for case in doc["cases"].as_array().unwrap() {
+        let name = s(case, "name");
+        match run(s(case, "kind"), &case["input"], &case["expect"]) {
+            Ok(true) => passed += 1,
+            Ok(false) => skipped += 1,
+            Err(msg) => failed.push(format!("{file}/{name}: {msg}")),
         }
     }
     wasm_bindgen_test::console_log!(
-        "vectors: {passed} passed, {skipped} skipped (no JS API), {} failed",
+        "{file}: {passed} passed, {skipped} skipped (no JS API), {} failed",
         failed.len()
     );
     assert!(
@@ -138,5 +124,26 @@ fn shared_vectors() {
         failed.len(),
         failed.join("\n")
     );
-    assert!(passed >= 100, "only {passed} vectors ran");
+    (passed, skipped)
 }
+
+macro_rules! vector_file {
+    ($test:ident, $file:literal, $min:expr) => {
+        #[wasm_bindgen_test]
+        fn $test() {
+            let (passed, _) = run_file($file, include_str!(concat!("../vectors/", $file)));
+            assert!(passed >= $min, "{}: only {passed} cases ran", $file);
+        }
+    };
+}
+
+vector_file!(pae_vectors, "pae.json", 5);
+vector_file!(key_vectors, "keys.json", 11);
+vector_file!(token_vectors, "tokens.json", 39);
+vector_file!(envelope_vectors, "envelopes.json", 27);
+vector_file!(eicar_vectors, "eicar.json", 3);
+vector_file!(error_code_vectors, "errors.json", 35);
+// Service-role, down-level HMAC and RFC 3339 kinds have no JS API: skipped, but parsed.
+vector_file!(message_vectors, "messages.json", 0);
+vector_file!(downlevel_vectors, "downlevel.json", 0);
+vector_file!(encoding_vectors, "encodings.json", 0);

@@ -26,8 +26,10 @@ use wasm_bindgen_futures::{future_to_promise, JsFuture};
 pub(crate) const EICAR_PATH: &str = "/edrlink/eicar-test.com";
 const DEFAULT_TIMEOUT_SECS: f64 = 15.0;
 
-struct Inner {
-    pc: RefCell<PartnerClient>,
+pub(crate) struct Inner {
+    pub(crate) pc: RefCell<PartnerClient>,
+    /// The configuration `pc` was built with (persist.rs rebuilds the client from a snapshot).
+    pub(crate) cfg: ClientConfig,
     fetch: Option<Function>,
     on_event: Option<Function>,
     timeout_secs: f64,
@@ -41,7 +43,7 @@ struct Inner {
 /// `importCredential()` / the `credential` option. The token itself is never kept.
 #[wasm_bindgen(js_name = EdrlinkClient)]
 pub struct Client {
-    inner: Rc<Inner>,
+    pub(crate) inner: Rc<Inner>,
 }
 
 fn opt(obj: &JsValue, key: &str) -> Option<JsValue> {
@@ -190,13 +192,14 @@ impl Client {
             }
         }
         let timeout_secs = opt_num(&options, "timeoutSecs")?.unwrap_or(DEFAULT_TIMEOUT_SECS);
-        let mut pc = PartnerClient::new(cfg, Box::new(SystemRandom));
+        let mut pc = PartnerClient::new(cfg.clone(), Box::new(SystemRandom));
         if let Some(c) = opt(&options, "credential") {
             pc.set_credential(Credential::from_json(&json_text(&c, "credential")?).js()?);
         }
         Ok(Client {
             inner: Rc::new(Inner {
                 pc: RefCell::new(pc),
+                cfg,
                 fetch: opt_fn(&options, "fetch")?,
                 on_event: opt_fn(&options, "onEvent")?,
                 timeout_secs,
