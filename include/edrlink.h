@@ -639,24 +639,36 @@ const char *edrlink_result_message(uint32_t code);
 
 /**
  * The result code of an error (`EDRLINK_NULL_POINTER` when `err` is NULL).
+ *
+ * # Safety
+ * `err` is NULL or an error from this library that was not freed.
  */
 edrlink_result edrlink_error_code(const edrlink_error *err);
 
 /**
  * The error's message (UTF-8, never contains secrets). Valid until
  * `edrlink_error_free(err)`; do not free it separately. `""` when `err` is NULL.
+ *
+ * # Safety
+ * `err` is NULL or an error from this library that was not freed.
  */
 const char *edrlink_error_message(const edrlink_error *err);
 
 /**
  * Seconds the service asked to wait before retrying (`EDRLINK_RATE_LIMITED`,
  * `EDRLINK_SERVICE_UNAVAILABLE`), 0 when none or when `err` is NULL.
+ *
+ * # Safety
+ * `err` is NULL or an error from this library that was not freed.
  */
 uint64_t edrlink_error_retry_after(const edrlink_error *err);
 
 /**
  * Frees an error. NULL is a no-op. Freeing the same error twice is undefined
  * behaviour: set your pointer to NULL after freeing.
+ *
+ * # Safety
+ * `err` is NULL or an error from this library, not freed before.
  */
 void edrlink_error_free(edrlink_error *err);
 
@@ -664,6 +676,9 @@ void edrlink_error_free(edrlink_error *err);
  * Frees a string the library returned through a `char **` out-parameter.
  * The bytes are overwritten before release (they may hold claims or
  * envelopes). NULL is a no-op.
+ *
+ * # Safety
+ * `s` is NULL or a string returned by this library, not freed before.
  */
 void edrlink_string_free(char *s);
 
@@ -671,6 +686,9 @@ void edrlink_string_free(char *s);
  * Frees a byte buffer the library returned as `(uint8_t **out, size_t *out_len)`;
  * pass the same length back. The bytes are overwritten before release.
  * NULL is a no-op.
+ *
+ * # Safety
+ * `ptr` is NULL or a buffer returned by this library with this `len`, not freed before.
  */
 void edrlink_bytes_free(uint8_t *ptr, size_t len);
 
@@ -700,6 +718,9 @@ edrlink_result edrlink_client_new(const edrlink_client_options *options,
  * Frees a client (and, through `free_userdata`, its host transport's
  * userdata). Queued events that were not flushed are lost. NULL is a no-op.
  * No other thread may be using the client.
+ *
+ * # Safety
+ * `client` is NULL or a client from `edrlink_client_new`, not freed before.
  */
 void edrlink_client_free(edrlink_client *client);
 
@@ -1060,7 +1081,9 @@ edrlink_result edrlink_http_response_set_body(edrlink_http_response *resp,
 /**
  * Performs `req` with the library's built-in HTTP(S) transport and stores the
  * answer into `resp`: lets a host transport wrap the built-in one (count,
- * log, add headers). Returns `EDRLINK_TRANSPORT` when no response came back.
+ * log, add headers). Each call uses a fresh built-in transport (its own
+ * connection, no pooling across calls; nothing is kept afterwards).
+ * Returns `EDRLINK_TRANSPORT` when no response came back.
  * Without the `http` feature this returns `EDRLINK_INVALID_STATE`.
  * Thread-safe.
  *

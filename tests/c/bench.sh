@@ -13,14 +13,21 @@ TMP="$(mktemp -d)"; trap 'rm -rf "$TMP"' EXIT
 "${CC:-gcc}" -std=c11 -O2 -I"$ROOT/include" "$HERE/bench.c" "$LIB/libedrlink.a" -lpthread -ldl -lm -lrt -lutil -o "$TMP/bench"
 "$TMP/bench" >"$TMP/c.txt"
 "$LIB/edrlink-ffi-bench" >"$TMP/rust.txt"
-cat "$TMP/c.txt" "$TMP/rust.txt" | python3 -c '
+cat "$TMP/c.txt" "$TMP/rust.txt" >"$TMP/all.txt"
+python3 - "$TMP/all.txt" <<'PY'
 import sys
-v = dict((l.split()[0], float(l.split()[1])) for l in sys.stdin if l.strip())
-print(f"{\"operation\":44} {\"ns/op\":>10}")
-for k, x in v.items(): print(f"{k:44} {x:10.1f}")
+v = {}
+for line in open(sys.argv[1]):
+    if line.strip():
+        k, x = line.split()
+        v[k] = float(x)
+print("%-44s %10s" % ("operation", "ns/op"))
+for k, x in v.items():
+    print("%-44s %10.1f" % (k, x))
 print()
-print(f"trivial call, C -> C API vs Rust core ErrorCode::as_str: {v[\"c_result_name\"]:.1f} ns vs {v[\"rust_core_error_name\"]:.1f} ns (C API adds {v[\"c_result_name\"]-v[\"rust_core_error_name\"]:.1f} ns)")
-print(f"seal 1 KiB, C API / Rust core (both from the seed): {v[\"c_seal_1k\"]/v[\"rust_core_seal_1k_from_seed\"]:.3f}x")
-print(f"seal 1 KiB, C API / Rust core with a prebuilt key: {v[\"c_seal_1k\"]/v[\"rust_core_seal_1k_prebuilt_key\"]:.3f}x")
-'
+print("trivial call: C -> edrlink_result_name %.1f ns, Rust core ErrorCode::as_str %.1f ns, Rust -> same FFI fn %.1f ns"
+      % (v["c_result_name"], v["rust_core_error_name"], v["rust_calls_ffi_result_name"]))
+print("seal 1 KiB: C API / Rust core, both from the seed: %.3fx" % (v["c_seal_1k"] / v["rust_core_seal_1k_from_seed"]))
+print("seal 1 KiB: C API / Rust core with a prebuilt key: %.3fx" % (v["c_seal_1k"] / v["rust_core_seal_1k_prebuilt_key"]))
+PY
 echo "($(uname -m), $(nproc) cores, $(date -u +%Y-%m-%d); command: tests/c/bench.sh)"

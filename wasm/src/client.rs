@@ -261,7 +261,10 @@ impl Client {
 
     /// Queues the EICAR test detection (see `eicarTestEvent`); `flush()` sends it.
     #[wasm_bindgen(js_name = sendTestDetection)]
-    pub fn send_test_detection(&self, file_path: Option<String>) -> Result<(), JsValue> {
+    pub fn send_test_detection(
+        &self,
+        #[wasm_bindgen(js_name = "filePath")] file_path: Option<String>,
+    ) -> Result<(), JsValue> {
         let now = now_secs();
         let e =
             edrlink_core::eicar::test_detection(now, file_path.as_deref().unwrap_or(EICAR_PATH));
@@ -273,7 +276,10 @@ impl Client {
     /// is turned off (events stay queued), `revoked` / `needs_reenroll` when a
     /// new token is needed, or the last error when `timeoutSecs` passes.
     #[wasm_bindgen(unchecked_return_type = "Promise<FlushOutcome>")]
-    pub fn flush(&self, timeout_secs: Option<f64>) -> Promise {
+    pub fn flush(
+        &self,
+        #[wasm_bindgen(js_name = "timeoutSecs")] timeout_secs: Option<f64>,
+    ) -> Promise {
         let inner = self.inner.clone();
         future_to_promise(async move {
             {
@@ -314,7 +320,10 @@ impl Client {
     /// Applies an admin-issued offboarding package (JSON string): verifies it
     /// and wipes the credential. Throws `package_invalid`, `bad_signature`, …
     #[wasm_bindgen(js_name = applyOffboardingPackage)]
-    pub fn apply_offboarding_package(&self, package: &str) -> Result<(), JsValue> {
+    pub fn apply_offboarding_package(
+        &self,
+        #[wasm_bindgen(js_name = "packageJson")] package: &str,
+    ) -> Result<(), JsValue> {
         let mut pc = self.inner.pc.borrow_mut();
         let r = pc.apply_offboarding_package(package, now_secs());
         drop(pc);

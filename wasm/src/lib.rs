@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 
 mod client;
+mod persist;
 mod types;
 
 pub use client::Client;
@@ -223,7 +224,7 @@ pub fn verify_token(
     token: &str,
     #[wasm_bindgen(unchecked_param_type = "Keyset | string")] keyset: JsValue,
     now: Option<f64>,
-    skew_secs: Option<f64>,
+    #[wasm_bindgen(js_name = "skewSecs")] skew_secs: Option<f64>,
 ) -> Result<JsValue, JsValue> {
     let keys = parse_keyset(&keyset)?;
     let now = now_or(now)?;
@@ -286,7 +287,11 @@ impl SigningKey {
     }
 
     /// Seals `payload` into a DSSE envelope (JSON bytes); same as `sealEnvelope`.
-    pub fn seal(&self, payload_type: &str, payload: &[u8]) -> Result<Vec<u8>, JsValue> {
+    pub fn seal(
+        &self,
+        #[wasm_bindgen(js_name = "payloadType")] payload_type: &str,
+        payload: &[u8],
+    ) -> Result<Vec<u8>, JsValue> {
         dsse::seal(payload_type, payload, &self.inner).js()
     }
 }
@@ -297,7 +302,9 @@ fn verifying_key(public_key: &[u8]) -> Result<keys::VerifyingKey, JsValue> {
 
 /// The key id of a raw 32-byte Ed25519 public key.
 #[wasm_bindgen(js_name = keyIdOf)]
-pub fn key_id_of(public_key: &[u8]) -> Result<String, JsValue> {
+pub fn key_id_of(
+    #[wasm_bindgen(js_name = "publicKey")] public_key: &[u8],
+) -> Result<String, JsValue> {
     Ok(verifying_key(public_key)?.key_id())
 }
 
@@ -305,7 +312,7 @@ pub fn key_id_of(public_key: &[u8]) -> Result<String, JsValue> {
 /// throws `malformed` when the public key is not 32 bytes.
 #[wasm_bindgen(js_name = verifySignature)]
 pub fn verify_signature(
-    public_key: &[u8],
+    #[wasm_bindgen(js_name = "publicKey")] public_key: &[u8],
     message: &[u8],
     signature: &[u8],
 ) -> Result<bool, JsValue> {
@@ -317,7 +324,7 @@ pub fn verify_signature(
 /// The DSSE pre-authentication encoding (the bytes an envelope signature covers):
 /// `"DSSEv1" SP len(type) SP type SP len(payload) SP payload`.
 #[wasm_bindgen]
-pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+pub fn pae(#[wasm_bindgen(js_name = "payloadType")] payload_type: &str, payload: &[u8]) -> Vec<u8> {
     dsse::pae(payload_type, payload)
 }
 
@@ -326,7 +333,7 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
 /// Throws `malformed` when `payloadType` is not 1..128 printable ASCII characters.
 #[wasm_bindgen(js_name = sealEnvelope)]
 pub fn seal_envelope(
-    payload_type: &str,
+    #[wasm_bindgen(js_name = "payloadType")] payload_type: &str,
     payload: &[u8],
     key: &SigningKey,
 ) -> Result<Vec<u8>, JsValue> {
@@ -339,8 +346,8 @@ pub fn seal_envelope(
 #[wasm_bindgen(js_name = openEnvelope)]
 pub fn open_envelope(
     envelope: &[u8],
-    expected_type: &str,
-    public_key: &[u8],
+    #[wasm_bindgen(js_name = "expectedType")] expected_type: &str,
+    #[wasm_bindgen(js_name = "publicKey")] public_key: &[u8],
 ) -> Result<Vec<u8>, JsValue> {
     dsse::open(envelope, expected_type, &verifying_key(public_key)?).js()
 }
@@ -349,7 +356,10 @@ pub fn open_envelope(
 /// type, and returns `{ payload_type, keyid, payload }` (payload as `Uint8Array`).
 /// Throws like `openEnvelope` except for `wrong_type`.
 #[wasm_bindgen(js_name = verifyEnvelope, unchecked_return_type = "EnvelopeContents")]
-pub fn verify_envelope(envelope: &[u8], public_key: &[u8]) -> Result<JsValue, JsValue> {
+pub fn verify_envelope(
+    envelope: &[u8],
+    #[wasm_bindgen(js_name = "publicKey")] public_key: &[u8],
+) -> Result<JsValue, JsValue> {
     let key = verifying_key(public_key)?;
     let parsed = dsse::parse(envelope).js()?;
     parsed.verify(&key).js()?;
@@ -374,7 +384,10 @@ pub fn verify_envelope(envelope: &[u8], public_key: &[u8]) -> Result<JsValue, Js
 /// Informational), as the portal's detection test expects it. Submit it with
 /// `client.submit(...)` or use `client.sendTestDetection()`.
 #[wasm_bindgen(js_name = eicarTestEvent, unchecked_return_type = "DetectionEvent")]
-pub fn eicar_test_event(file_path: Option<String>, now: Option<f64>) -> Result<JsValue, JsValue> {
+pub fn eicar_test_event(
+    #[wasm_bindgen(js_name = "filePath")] file_path: Option<String>,
+    now: Option<f64>,
+) -> Result<JsValue, JsValue> {
     let now = now_or(now)?;
     to_js(&edrlink_core::eicar::test_detection(
         now,

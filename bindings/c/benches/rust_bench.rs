@@ -52,6 +52,7 @@ fn main() {
             )
         };
         assert_eq!(rc, edrlink_result::EDRLINK_OK);
-        edrlink_string_free(black_box(out));
+        // SAFETY: `out` came from edrlink_envelope_seal.
+        unsafe { edrlink_string_free(black_box(out)) };
     });
 }

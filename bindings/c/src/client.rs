@@ -213,16 +213,12 @@ pub struct edrlink_flush_outcome {
     pub queued: u64,
 }
 
+/// A new built-in HTTPS transport. Each client owns one (its connection pool
+/// is released with the client); nothing is kept in process-global state.
 #[cfg(feature = "http")]
 pub(crate) fn builtin_transport() -> FfiResult<Arc<dyn Transport>> {
     use edrlink_core::transport::{HttpOptions, HttpTransport};
-    use std::sync::OnceLock;
-    static T: OnceLock<Arc<HttpTransport>> = OnceLock::new();
-    if let Some(t) = T.get() {
-        return Ok(t.clone());
-    }
-    let t = Arc::new(HttpTransport::new(HttpOptions::default())?);
-    Ok(T.get_or_init(|| t).clone())
+    Ok(Arc::new(HttpTransport::new(HttpOptions::default())?))
 }
 
 #[cfg(not(feature = "http"))]
@@ -326,8 +322,11 @@ pub unsafe extern "C" fn edrlink_client_new(
 /// Frees a client (and, through `free_userdata`, its host transport's
 /// userdata). Queued events that were not flushed are lost. NULL is a no-op.
 /// No other thread may be using the client.
+///
+/// # Safety
+/// `client` is NULL or a client from `edrlink_client_new`, not freed before.
 #[no_mangle]
-pub extern "C" fn edrlink_client_free(client: *mut edrlink_client) {
+pub unsafe extern "C" fn edrlink_client_free(client: *mut edrlink_client) {
     ffi_boundary!(default = (); {
         if !client.is_null() {
             // SAFETY: created by Box::into_raw in edrlink_client_new, freed once.

@@ -473,8 +473,11 @@ pub extern "C" fn edrlink_result_message(code: u32) -> *const c_char {
 }
 
 /// The result code of an error (`EDRLINK_NULL_POINTER` when `err` is NULL).
+///
+/// # Safety
+/// `err` is NULL or an error from this library that was not freed.
 #[no_mangle]
-pub extern "C" fn edrlink_error_code(err: *const edrlink_error) -> edrlink_result {
+pub unsafe extern "C" fn edrlink_error_code(err: *const edrlink_error) -> edrlink_result {
     ffi_boundary!(default = EDRLINK_INTERNAL; {
         // SAFETY: NULL or a live error from this library.
         unsafe { err.as_ref() }.map_or(EDRLINK_NULL_POINTER, |e| e.code)
@@ -483,8 +486,11 @@ pub extern "C" fn edrlink_error_code(err: *const edrlink_error) -> edrlink_resul
 
 /// The error's message (UTF-8, never contains secrets). Valid until
 /// `edrlink_error_free(err)`; do not free it separately. `""` when `err` is NULL.
+///
+/// # Safety
+/// `err` is NULL or an error from this library that was not freed.
 #[no_mangle]
-pub extern "C" fn edrlink_error_message(err: *const edrlink_error) -> *const c_char {
+pub unsafe extern "C" fn edrlink_error_message(err: *const edrlink_error) -> *const c_char {
     ffi_boundary!(default = std::ptr::null(); {
         // SAFETY: NULL or a live error from this library.
         match unsafe { err.as_ref() } {
@@ -496,8 +502,11 @@ pub extern "C" fn edrlink_error_message(err: *const edrlink_error) -> *const c_c
 
 /// Seconds the service asked to wait before retrying (`EDRLINK_RATE_LIMITED`,
 /// `EDRLINK_SERVICE_UNAVAILABLE`), 0 when none or when `err` is NULL.
+///
+/// # Safety
+/// `err` is NULL or an error from this library that was not freed.
 #[no_mangle]
-pub extern "C" fn edrlink_error_retry_after(err: *const edrlink_error) -> u64 {
+pub unsafe extern "C" fn edrlink_error_retry_after(err: *const edrlink_error) -> u64 {
     ffi_boundary!(default = 0; {
         // SAFETY: NULL or a live error from this library.
         unsafe { err.as_ref() }.map_or(0, |e| e.retry_after)
@@ -506,8 +515,11 @@ pub extern "C" fn edrlink_error_retry_after(err: *const edrlink_error) -> u64 {
 
 /// Frees an error. NULL is a no-op. Freeing the same error twice is undefined
 /// behaviour: set your pointer to NULL after freeing.
+///
+/// # Safety
+/// `err` is NULL or an error from this library, not freed before.
 #[no_mangle]
-pub extern "C" fn edrlink_error_free(err: *mut edrlink_error) {
+pub unsafe extern "C" fn edrlink_error_free(err: *mut edrlink_error) {
     ffi_boundary!(default = (); {
         if !err.is_null() {
             // SAFETY: created by Box::into_raw in set_error, freed once.
@@ -519,8 +531,11 @@ pub extern "C" fn edrlink_error_free(err: *mut edrlink_error) {
 /// Frees a string the library returned through a `char **` out-parameter.
 /// The bytes are overwritten before release (they may hold claims or
 /// envelopes). NULL is a no-op.
+///
+/// # Safety
+/// `s` is NULL or a string returned by this library, not freed before.
 #[no_mangle]
-pub extern "C" fn edrlink_string_free(s: *mut c_char) {
+pub unsafe extern "C" fn edrlink_string_free(s: *mut c_char) {
     ffi_boundary!(default = (); {
         if !s.is_null() {
             // SAFETY: created by CString::into_raw in this library, freed once.
@@ -534,8 +549,11 @@ pub extern "C" fn edrlink_string_free(s: *mut c_char) {
 /// Frees a byte buffer the library returned as `(uint8_t **out, size_t *out_len)`;
 /// pass the same length back. The bytes are overwritten before release.
 /// NULL is a no-op.
+///
+/// # Safety
+/// `ptr` is NULL or a buffer returned by this library with this `len`, not freed before.
 #[no_mangle]
-pub extern "C" fn edrlink_bytes_free(ptr: *mut u8, len: usize) {
+pub unsafe extern "C" fn edrlink_bytes_free(ptr: *mut u8, len: usize) {
     ffi_boundary!(default = (); {
         if !ptr.is_null() {
             // SAFETY: created by Box<[u8]>::into_raw with this length, freed once.
@@ -584,8 +602,11 @@ mod tests {
             Ok(())
         });
         assert_eq!(r, EDRLINK_INTERNAL);
-        assert_eq!(edrlink_error_code(err), EDRLINK_INTERNAL);
-        edrlink_error_free(err);
+        // SAFETY: err was set by the boundary above.
+        unsafe {
+            assert_eq!(edrlink_error_code(err), EDRLINK_INTERNAL);
+            edrlink_error_free(err);
+        }
         let v: u32 = ffi_boundary!(default = 7; {
             if edrlink_protocol_version() == 1 {
                 panic!("boom");

@@ -266,7 +266,9 @@ pub unsafe extern "C" fn edrlink_http_response_set_body(
 
 /// Performs `req` with the library's built-in HTTP(S) transport and stores the
 /// answer into `resp`: lets a host transport wrap the built-in one (count,
-/// log, add headers). Returns `EDRLINK_TRANSPORT` when no response came back.
+/// log, add headers). Each call uses a fresh built-in transport (its own
+/// connection, no pooling across calls; nothing is kept afterwards).
+/// Returns `EDRLINK_TRANSPORT` when no response came back.
 /// Without the `http` feature this returns `EDRLINK_INVALID_STATE`.
 /// Thread-safe.
 ///

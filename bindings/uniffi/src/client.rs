@@ -1,6 +1,7 @@
 //! The partner client (wrapping `edrlink_core::agent::Agent`) and the
 //! transport interface a host can implement with its own HTTP stack.
 
+use crate::bytes::Bytes;
 use crate::error::{invalid, EdrlinkError, TransportError};
 use crate::{unix_now, Result};
 use edrlink_core::agent::{Agent, AgentConfig, Transport as CoreTransport};
@@ -39,7 +40,7 @@ pub struct TransportRequest {
     /// Headers (content-type and, for down-level, authorization + date).
     pub headers: Vec<TransportHeader>,
     /// Body bytes.
-    pub body: Vec<u8>,
+    pub body: Bytes,
 }
 
 /// The response the host's HTTP stack received. Any status, including 4xx
@@ -51,7 +52,7 @@ pub struct TransportResponse {
     /// Headers (any case; `retry-after` and `content-type` are read).
     pub headers: Vec<TransportHeader>,
     /// Body bytes.
-    pub body: Vec<u8>,
+    pub body: Bytes,
 }
 
 /// Performs one HTTP exchange for the SDK. Implement it to route the SDK's
@@ -63,15 +64,25 @@ pub struct TransportResponse {
 #[uniffi::export(with_foreign)]
 pub trait Transport: Send + Sync {
     /// Sends `request` and returns the response.
-    fn send(&self, request: TransportRequest) -> core::result::Result<TransportResponse, TransportError>;
+    fn send(
+        &self,
+        request: TransportRequest,
+    ) -> core::result::Result<TransportResponse, TransportError>;
 }
 
 fn headers_out(h: &[(String, String)]) -> Vec<TransportHeader> {
-    h.iter().map(|(n, v)| TransportHeader { name: n.clone(), value: v.clone() }).collect()
+    h.iter()
+        .map(|(n, v)| TransportHeader {
+            name: n.clone(),
+            value: v.clone(),
+        })
+        .collect()
 }
 
 fn headers_in(h: Vec<TransportHeader>) -> Vec<(String, String)> {
-    h.into_iter().map(|h| (h.name.to_ascii_lowercase(), h.value)).collect()
+    h.into_iter()
+        .map(|h| (h.name.to_ascii_lowercase(), h.value))
+        .collect()
 }
 
 /// Adapts a host (or native) [`Transport`] to the core's transport trait.
@@ -79,9 +90,18 @@ struct Adapter(Arc<dyn Transport>);
 
 impl CoreTransport for Adapter {
     fn send(&self, req: &HttpRequest) -> edrlink_core::Result<HttpResponse> {
-        let r = TransportRequest { method: req.method.clone(), url: req.url.clone(), headers: headers_out(&req.headers), body: req.body.clone() };
+        let r = TransportRequest {
+            method: req.method.clone(),
+            url: req.url.clone(),
+            headers: headers_out(&req.headers),
+            body: Bytes(req.body.clone()),
+        };
         match self.0.send(r) {
-            Ok(resp) => Ok(HttpResponse { status: resp.status, headers: headers_in(resp.headers), body: resp.body }),
+            Ok(resp) => Ok(HttpResponse {
+                status: resp.status,
+                headers: headers_in(resp.headers),
+                body: resp.body.0,
+            }),
             Err(TransportError::Failed { reason }) => Err(Error::new(ErrorCode::Transport, reason)),
         }
     }
@@ -109,7 +129,13 @@ pub struct NativeTransportOptions {
 
 impl Default for NativeTransportOptions {
     fn default() -> Self {
-        NativeTransportOptions { connect_timeout_secs: 10, read_timeout_secs: 30, extra_ca_pem: vec![], proxy: None, user_agent: None }
+        NativeTransportOptions {
+            connect_timeout_secs: 10,
+            read_timeout_secs: 30,
+            extra_ca_pem: vec![],
+            proxy: None,
+            user_agent: None,
+        }
     }
 }
 
@@ -130,11 +156,26 @@ fn native(opts: NativeTransportOptions) -> Result<HttpTransport> {
 struct NativeTransport(HttpTransport);
 
 impl Transport for NativeTransport {
-    fn send(&self, request: TransportRequest) -> core::result::Result<TransportResponse, TransportError> {
-        let req = HttpRequest { id: 0, method: request.method, url: request.url, headers: headers_in(request.headers), body: request.body };
+    fn send(
+        &self,
+        request: TransportRequest,
+    ) -> core::result::Result<TransportResponse, TransportError> {
+        let req = HttpRequest {
+            id: 0,
+            method: request.method,
+            url: request.url,
+            headers: headers_in(request.headers),
+            body: request.body.0,
+        };
         match self.0.send(&req) {
-            Ok(r) => Ok(TransportResponse { status: r.status, headers: headers_out(&r.headers), body: r.body }),
-            Err(e) => Err(TransportError::Failed { reason: e.message().to_owned() }),
+            Ok(r) => Ok(TransportResponse {
+                status: r.status,
+                headers: headers_out(&r.headers),
+                body: Bytes(r.body),
+            }),
+            Err(e) => Err(TransportError::Failed {
+                reason: e.message().to_owned(),
+            }),
         }
     }
 }
@@ -143,7 +184,9 @@ impl Transport for NativeTransport {
 /// wrap (decorate) it, e.g. to log or meter requests.
 #[uniffi::export(default(options = None))]
 pub fn native_transport(options: Option<NativeTransportOptions>) -> Result<Arc<dyn Transport>> {
-    Ok(Arc::new(NativeTransport(native(options.unwrap_or_default())?)))
+    Ok(Arc::new(NativeTransport(native(
+        options.unwrap_or_default(),
+    )?)))
 }
 
 // ---------------------------------------------------------------------------
@@ -336,7 +379,9 @@ impl From<Detection> for Event {
     fn from(d: Detection) -> Event {
         use telemetry::{Action as A, Severity as S};
         Event::Detection(telemetry::Detection {
-            time: d.time.unwrap_or_else(|| edrlink_core::encoding::rfc3339(unix_now())),
+            time: d
+                .time
+                .unwrap_or_else(|| edrlink_core::encoding::rfc3339(unix_now())),
             threat_name: d.threat_name,
             file_path: d.file_path,
             sha256: d.sha256.to_ascii_lowercase(),
@@ -383,7 +428,8 @@ impl core::fmt::Debug for EdrlinkClient {
 impl EdrlinkClient {
     fn agent(&self) -> Result<Arc<Agent>> {
         let g = self.agent.read().unwrap_or_else(|p| p.into_inner());
-        g.clone().ok_or_else(|| EdrlinkError::InvalidState("the client is shut down".into()))
+        g.clone()
+            .ok_or_else(|| EdrlinkError::InvalidState("the client is shut down".into()))
     }
 }
 
@@ -394,18 +440,30 @@ impl EdrlinkClient {
     #[uniffi::constructor(default(transport = None))]
     pub fn new(options: ClientOptions, transport: Option<Arc<dyn Transport>>) -> Result<Arc<Self>> {
         let d = options.device;
-        let device = DeviceFacts { device_id: d.device_id, hostname: d.hostname, os: d.os, os_version: d.os_version, product: d.product, product_version: d.product_version };
+        let device = DeviceFacts {
+            device_id: d.device_id,
+            hostname: d.hostname,
+            os: d.os,
+            os_version: d.os_version,
+            product: d.product,
+            product_version: d.product_version,
+        };
         device.validate()?;
         let mut cfg = ClientConfig::new(device);
         cfg.service_url_override = options.service_url_override;
         cfg.gzip = options.gzip;
         if let Some(n) = options.max_queue_events {
-            cfg.max_queue_events = usize::try_from(n).map_err(|_| invalid("max_queue_events is too large"))?.max(1);
+            cfg.max_queue_events = usize::try_from(n)
+                .map_err(|_| invalid("max_queue_events is too large"))?
+                .max(1);
         }
         if let Some(json) = options.pinned_keys_json {
             cfg.pinned_keys = Some(Keyset::from_json(&json)?);
         }
-        let agent_cfg = AgentConfig { client: cfg, data_dir: options.data_dir.map(Into::into) };
+        let agent_cfg = AgentConfig {
+            client: cfg,
+            data_dir: options.data_dir.map(Into::into),
+        };
         let mut agent = match transport {
             Some(t) => Agent::new(agent_cfg, Adapter(t))?,
             None => Agent::new(agent_cfg, native(NativeTransportOptions::default())?)?,
@@ -413,7 +471,9 @@ impl EdrlinkClient {
         if let Some(s) = options.op_timeout_secs {
             agent.set_op_timeout(Duration::from_secs(s.max(1)));
         }
-        Ok(Arc::new(EdrlinkClient { agent: RwLock::new(Some(Arc::new(agent))) }))
+        Ok(Arc::new(EdrlinkClient {
+            agent: RwLock::new(Some(Arc::new(agent))),
+        }))
     }
 
     /// Redeems an access token and performs the first handshake. Errors carry
@@ -456,7 +516,10 @@ impl EdrlinkClient {
     #[uniffi::method(default(timeout_secs = 30))]
     pub fn flush(&self, timeout_secs: u64) -> Result<FlushOutcome> {
         let o = self.agent()?.flush(timeout_secs)?;
-        Ok(FlushOutcome { delivered: o.delivered, queued: o.queued })
+        Ok(FlushOutcome {
+            delivered: o.delivered,
+            queued: o.queued,
+        })
     }
 
     /// The health report.
@@ -481,6 +544,9 @@ impl EdrlinkClient {
 
     /// Whether `shutdown()` (or Python's `close()`) was called.
     pub fn is_shut_down(&self) -> bool {
-        self.agent.read().unwrap_or_else(|p| p.into_inner()).is_none()
+        self.agent
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_none()
     }
 }

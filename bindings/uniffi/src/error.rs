@@ -104,7 +104,9 @@ impl std::error::Error for TransportError {}
 
 impl From<uniffi::UnexpectedUniFFICallbackError> for TransportError {
     fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
-        TransportError::Failed { reason: format!("host transport raised: {}", e.reason) }
+        TransportError::Failed {
+            reason: format!("host transport raised: {}", e.reason),
+        }
     }
 }
 
@@ -123,7 +125,8 @@ mod tests {
 
     #[test]
     fn retry_after_is_kept_in_the_message() {
-        let e = EdrlinkError::from(Error::new(ErrorCode::RateLimited, "slow down").with_retry_after(7));
+        let e =
+            EdrlinkError::from(Error::new(ErrorCode::RateLimited, "slow down").with_retry_after(7));
         assert_eq!(e.to_string(), "rate_limited: slow down (retry after 7 s)");
     }
 }

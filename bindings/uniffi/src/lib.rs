@@ -11,10 +11,15 @@
 
 #![warn(missing_docs)]
 
+mod bytes;
 mod client;
 mod error;
 
-pub use client::{ClientOptions, DeviceInfo, EdrlinkClient, FlushOutcome, Health, NativeTransportOptions, Transport, TransportHeader, TransportRequest, TransportResponse};
+pub use bytes::Bytes;
+pub use client::{
+    ClientOptions, DeviceInfo, EdrlinkClient, FlushOutcome, Health, NativeTransportOptions,
+    Transport, TransportHeader, TransportRequest, TransportResponse,
+};
 pub use error::{EdrlinkError, TransportError};
 
 use edrlink_core::encoding::{hex, rfc3339, sha256};
@@ -31,7 +36,9 @@ uniffi::setup_scaffolding!("edrlink");
 pub type Result<T, E = EdrlinkError> = core::result::Result<T, E>;
 
 pub(crate) fn unix_now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 // ---------------------------------------------------------------------------
@@ -61,7 +68,11 @@ pub struct ErrorCodeInfo {
 }
 
 fn code_info(c: ErrorCode) -> ErrorCodeInfo {
-    ErrorCodeInfo { name: c.as_str().to_owned(), number: c.as_u32(), http_status: c.http_status() }
+    ErrorCodeInfo {
+        name: c.as_str().to_owned(),
+        number: c.as_u32(),
+        http_status: c.http_status(),
+    }
 }
 
 /// Every error code, in numeric order.
@@ -166,14 +177,24 @@ pub fn inspect_token(token: String, now: Option<i64>) -> Result<TokenInfo> {
         token::TokenStatus::Expired => TokenStatus::Expired,
     };
     let seconds_left = info.seconds_left(now);
-    Ok(TokenInfo { kid: info.kid, claims: info.claims.into(), status, seconds_left })
+    Ok(TokenInfo {
+        kid: info.kid,
+        claims: info.claims.into(),
+        status,
+        seconds_left,
+    })
 }
 
 /// Verifies a token against a pinned keyset (JWKS JSON as `GET /v1/keys`
 /// serves it): signature, type, audience, validity window with `skew` seconds
 /// of allowance (clamped to 0..=300). `now` defaults to the system clock.
 #[uniffi::export(default(now = None, skew = 60))]
-pub fn verify_token(token: String, keyset_json: String, now: Option<i64>, skew: i64) -> Result<TokenClaims> {
+pub fn verify_token(
+    token: String,
+    keyset_json: String,
+    now: Option<i64>,
+    skew: i64,
+) -> Result<TokenClaims> {
     let keys = edrlink_core::keys::Keyset::from_json(&keyset_json)?;
     Ok(token::verify(&token, &keys, now.unwrap_or_else(unix_now), skew)?.into())
 }
@@ -184,49 +205,63 @@ pub fn verify_token(token: String, keyset_json: String, now: Option<i64>, skew: 
 fn seed32(seed: &[u8]) -> Result<Zeroizing<[u8; 32]>> {
     let mut s = Zeroizing::new([0u8; 32]);
     if seed.len() != 32 {
-        return Err(invalid(format!("an Ed25519 private key seed is 32 bytes, got {}", seed.len())));
+        return Err(invalid(format!(
+            "an Ed25519 private key seed is 32 bytes, got {}",
+            seed.len()
+        )));
     }
     s.copy_from_slice(seed);
     Ok(s)
 }
 
-fn signing_key(seed: Vec<u8>) -> Result<SigningKey> {
-    let seed = Zeroizing::new(seed);
+fn signing_key(seed: Bytes) -> Result<SigningKey> {
+    let seed = Zeroizing::new(seed.0);
     let s = seed32(&seed)?;
     Ok(SigningKey::from_seed(&s)?)
 }
 
 fn verifying_key(public_key: &[u8]) -> Result<VerifyingKey> {
     if public_key.len() != 32 {
-        return Err(invalid(format!("an Ed25519 public key is 32 bytes, got {}", public_key.len())));
+        return Err(invalid(format!(
+            "an Ed25519 public key is 32 bytes, got {}",
+            public_key.len()
+        )));
     }
     Ok(VerifyingKey::from_bytes(public_key)?)
 }
 
 /// The raw 32-byte Ed25519 public key of a 32-byte seed.
 #[uniffi::export]
-pub fn public_key_from_seed(seed: Vec<u8>) -> Result<Vec<u8>> {
-    Ok(signing_key(seed)?.verifying_key().0.to_vec())
+pub fn public_key_from_seed(seed: Bytes) -> Result<Bytes> {
+    Ok(Bytes(signing_key(seed)?.verifying_key().0.to_vec()))
 }
 
 /// The edrlink key id of a raw public key (base64url of the first 16 bytes of its SHA-256).
 #[uniffi::export]
-pub fn key_id(public_key: Vec<u8>) -> Result<String> {
+pub fn key_id(public_key: Bytes) -> Result<String> {
     Ok(verifying_key(&public_key)?.key_id())
 }
 
 /// DSSE pre-authentication encoding of a payload.
 #[uniffi::export]
-pub fn pae(payload_type: String, payload: Vec<u8>) -> Vec<u8> {
-    dsse::pae(&payload_type, &payload)
+pub fn pae(payload_type: String, payload: Bytes) -> Bytes {
+    Bytes(dsse::pae(&payload_type, &payload))
 }
 
 /// Seals `payload` into a DSSE envelope (JSON bytes) signed with the Ed25519
 /// key whose seed is `private_key_seed` (32 bytes; wiped after use). For many
 /// envelopes with one key, [`EnvelopeSigner`] avoids re-deriving the key.
 #[uniffi::export]
-pub fn seal_envelope(payload_type: String, payload: Vec<u8>, private_key_seed: Vec<u8>) -> Result<Vec<u8>> {
-    Ok(dsse::seal(&payload_type, &payload, &signing_key(private_key_seed)?)?)
+pub fn seal_envelope(
+    payload_type: String,
+    payload: Bytes,
+    private_key_seed: Bytes,
+) -> Result<Bytes> {
+    Ok(Bytes(dsse::seal(
+        &payload_type,
+        &payload,
+        &signing_key(private_key_seed)?,
+    )?))
 }
 
 /// Verifies an envelope with the raw 32-byte public key and returns its
@@ -234,9 +269,13 @@ pub fn seal_envelope(payload_type: String, payload: Vec<u8>, private_key_seed: V
 /// not `expected_payload_type`), `unknown_key` (keyid is not the key's),
 /// `bad_signature`.
 #[uniffi::export]
-pub fn open_envelope(envelope: Vec<u8>, public_key: Vec<u8>, expected_payload_type: String) -> Result<Vec<u8>> {
+pub fn open_envelope(
+    envelope: Bytes,
+    public_key: Bytes,
+    expected_payload_type: String,
+) -> Result<Bytes> {
     let key = verifying_key(&public_key)?;
-    Ok(dsse::open(&envelope, &expected_payload_type, &key)?)
+    Ok(Bytes(dsse::open(&envelope, &expected_payload_type, &key)?))
 }
 
 /// An envelope's content.
@@ -245,18 +284,22 @@ pub struct EnvelopeContent {
     /// The payload type.
     pub payload_type: String,
     /// The decoded payload.
-    pub payload: Vec<u8>,
+    pub payload: Bytes,
     /// The signer's key id.
     pub keyid: String,
 }
 
 fn content(p: dsse::Parsed) -> EnvelopeContent {
-    EnvelopeContent { payload_type: p.payload_type, payload: p.payload, keyid: p.keyid }
+    EnvelopeContent {
+        payload_type: p.payload_type,
+        payload: Bytes(p.payload),
+        keyid: p.keyid,
+    }
 }
 
 /// Verifies an envelope (any payload type) and returns its content.
 #[uniffi::export]
-pub fn verify_envelope(envelope: Vec<u8>, public_key: Vec<u8>) -> Result<EnvelopeContent> {
+pub fn verify_envelope(envelope: Bytes, public_key: Bytes) -> Result<EnvelopeContent> {
     let key = verifying_key(&public_key)?;
     let p = dsse::parse(&envelope)?;
     p.verify(&key)?;
@@ -266,7 +309,7 @@ pub fn verify_envelope(envelope: Vec<u8>, public_key: Vec<u8>) -> Result<Envelop
 /// Parses an envelope WITHOUT checking its signature (for display and
 /// routing only; nothing in it is trusted).
 #[uniffi::export]
-pub fn inspect_envelope(envelope: Vec<u8>) -> Result<EnvelopeContent> {
+pub fn inspect_envelope(envelope: Bytes) -> Result<EnvelopeContent> {
     Ok(content(dsse::parse(&envelope)?))
 }
 
@@ -286,7 +329,9 @@ impl core::fmt::Debug for EnvelopeSigner {
 impl EnvelopeSigner {
     fn with_key<T>(&self, f: impl FnOnce(&SigningKey) -> T) -> Result<T> {
         let g = self.key.read().unwrap_or_else(|p| p.into_inner());
-        g.as_ref().map(f).ok_or_else(|| EdrlinkError::InvalidState("the signer's key was wiped".into()))
+        g.as_ref()
+            .map(f)
+            .ok_or_else(|| EdrlinkError::InvalidState("the signer's key was wiped".into()))
     }
 }
 
@@ -294,25 +339,31 @@ impl EnvelopeSigner {
 impl EnvelopeSigner {
     /// A signer from a 32-byte seed (the caller's copy is not wiped: wipe it yourself).
     #[uniffi::constructor]
-    pub fn new(seed: Vec<u8>) -> Result<Arc<Self>> {
-        Ok(Arc::new(EnvelopeSigner { key: RwLock::new(Some(signing_key(seed)?)) }))
+    pub fn new(seed: Bytes) -> Result<Arc<Self>> {
+        Ok(Arc::new(EnvelopeSigner {
+            key: RwLock::new(Some(signing_key(seed)?)),
+        }))
     }
 
     /// A signer with a fresh random key.
     #[uniffi::constructor]
     pub fn generate() -> Result<Arc<Self>> {
         let key = SigningKey::generate(&edrlink_core::keys::SystemRandom)?;
-        Ok(Arc::new(EnvelopeSigner { key: RwLock::new(Some(key)) }))
+        Ok(Arc::new(EnvelopeSigner {
+            key: RwLock::new(Some(key)),
+        }))
     }
 
     /// Seals `payload` (see [`seal_envelope`]).
-    pub fn seal(&self, payload_type: String, payload: Vec<u8>) -> Result<Vec<u8>> {
-        Ok(self.with_key(|k| dsse::seal(&payload_type, &payload, k))??)
+    pub fn seal(&self, payload_type: String, payload: Bytes) -> Result<Bytes> {
+        Ok(Bytes(
+            self.with_key(|k| dsse::seal(&payload_type, &payload, k))??,
+        ))
     }
 
     /// The raw 32-byte public key.
-    pub fn public_key(&self) -> Result<Vec<u8>> {
-        self.with_key(|k| k.verifying_key().0.to_vec())
+    pub fn public_key(&self) -> Result<Bytes> {
+        self.with_key(|k| Bytes(k.verifying_key().0.to_vec()))
     }
 
     /// The key id put into envelopes.
@@ -338,7 +389,13 @@ pub fn shared_key_date_header() -> String {
 
 /// The string a SharedKey authorization signs.
 #[uniffi::export]
-pub fn shared_key_string_to_sign(method: String, path: String, content_type: String, date: String, body: Vec<u8>) -> String {
+pub fn shared_key_string_to_sign(
+    method: String,
+    path: String,
+    content_type: String,
+    date: String,
+    body: Bytes,
+) -> String {
     downlevel::string_to_sign(&method, &path, &content_type, &date, &body)
 }
 
@@ -347,21 +404,55 @@ pub fn shared_key_string_to_sign(method: String, path: String, content_type: Str
 /// sent in `x-edrlink-date`).
 #[uniffi::export]
 #[allow(clippy::too_many_arguments)]
-pub fn shared_key_authorization(workspace_id: String, key: Vec<u8>, method: String, path: String, content_type: String, date: String, body: Vec<u8>) -> Result<String> {
-    let key = Zeroizing::new(key);
+pub fn shared_key_authorization(
+    workspace_id: String,
+    key: Bytes,
+    method: String,
+    path: String,
+    content_type: String,
+    date: String,
+    body: Bytes,
+) -> Result<String> {
+    let key = Zeroizing::new(key.0);
     if workspace_id.is_empty() || key.is_empty() {
         return Err(invalid("workspace id and key must not be empty"));
     }
-    Ok(downlevel::authorization(&workspace_id, &key, &method, &path, &content_type, &date, &body))
+    Ok(downlevel::authorization(
+        &workspace_id,
+        &key,
+        &method,
+        &path,
+        &content_type,
+        &date,
+        &body,
+    ))
 }
 
 /// Service role: verifies a SharedKey authorization (MAC first, then the date
 /// within ±300 s of `now`; default: the system clock).
 #[uniffi::export(default(now = None))]
 #[allow(clippy::too_many_arguments)]
-pub fn shared_key_verify(authorization: String, key: Vec<u8>, method: String, path: String, content_type: String, date: String, body: Vec<u8>, now: Option<i64>) -> Result<()> {
-    let key = Zeroizing::new(key);
-    Ok(downlevel::verify(&authorization, &key, &method, &path, &content_type, &date, &body, now.unwrap_or_else(unix_now))?)
+pub fn shared_key_verify(
+    authorization: String,
+    key: Bytes,
+    method: String,
+    path: String,
+    content_type: String,
+    date: String,
+    body: Bytes,
+    now: Option<i64>,
+) -> Result<()> {
+    let key = Zeroizing::new(key.0);
+    Ok(downlevel::verify(
+        &authorization,
+        &key,
+        &method,
+        &path,
+        &content_type,
+        &date,
+        &body,
+        now.unwrap_or_else(unix_now),
+    )?)
 }
 
 /// The non-secret part of an onboarding package.
@@ -405,8 +496,8 @@ pub fn inspect_onboarding_package(package_json: String) -> Result<OnboardingPack
 
 /// The 68-byte EICAR test string.
 #[uniffi::export]
-pub fn eicar_bytes() -> Vec<u8> {
-    eicar::EICAR.to_vec()
+pub fn eicar_bytes() -> Bytes {
+    Bytes(eicar::EICAR.to_vec())
 }
 
 /// SHA-256 of the EICAR string, lower-case hex.
@@ -464,21 +555,46 @@ pub fn rfc3339_time(now: Option<i64>) -> String {
 mod tests {
     use super::*;
 
+    fn b(x: &[u8]) -> Bytes {
+        Bytes(x.to_vec())
+    }
+
     #[test]
     fn envelope_round_trip_and_errors() {
-        let seed = vec![7u8; 32];
+        let seed = b(&[7u8; 32]);
         let pk = public_key_from_seed(seed.clone()).unwrap();
-        let env = seal_envelope("application/x".into(), b"hello".to_vec(), seed.clone()).unwrap();
-        assert_eq!(open_envelope(env.clone(), pk.clone(), "application/x".into()).unwrap(), b"hello");
+        let env = seal_envelope("application/x".into(), b(b"hello"), seed.clone()).unwrap();
+        assert_eq!(
+            &*open_envelope(env.clone(), pk.clone(), "application/x".into()).unwrap(),
+            b"hello"
+        );
         let signer = EnvelopeSigner::new(seed).unwrap();
-        assert_eq!(signer.seal("application/x".into(), b"hello".to_vec()).unwrap(), env);
+        assert_eq!(
+            signer.seal("application/x".into(), b(b"hello")).unwrap(),
+            env
+        );
         assert_eq!(signer.public_key().unwrap(), pk);
         signer.wipe();
-        assert!(matches!(signer.seal("a".into(), vec![]), Err(EdrlinkError::InvalidState(_))));
-        assert!(matches!(open_envelope(env.clone(), pk.clone(), "application/y".into()), Err(EdrlinkError::WrongType(_))));
-        assert!(matches!(open_envelope(b"{".to_vec(), pk.clone(), "a".into()), Err(EdrlinkError::Malformed(_))));
-        assert!(matches!(open_envelope(env, vec![1, 2], "a".into()), Err(EdrlinkError::InvalidArgument(_))));
-        assert!(matches!(seal_envelope("a".into(), vec![], vec![0; 31]), Err(EdrlinkError::InvalidArgument(_))));
+        assert!(matches!(
+            signer.seal("a".into(), b(b"")),
+            Err(EdrlinkError::InvalidState(_))
+        ));
+        assert!(matches!(
+            open_envelope(env.clone(), pk.clone(), "application/y".into()),
+            Err(EdrlinkError::WrongType(_))
+        ));
+        assert!(matches!(
+            open_envelope(b(b"{"), pk.clone(), "a".into()),
+            Err(EdrlinkError::Malformed(_))
+        ));
+        assert!(matches!(
+            open_envelope(env, b(&[1, 2]), "a".into()),
+            Err(EdrlinkError::InvalidArgument(_))
+        ));
+        assert!(matches!(
+            seal_envelope("a".into(), b(b""), b(&[0; 31])),
+            Err(EdrlinkError::InvalidArgument(_))
+        ));
     }
 
     #[test]
@@ -493,6 +609,9 @@ mod tests {
         let j = eicar_test_event_json("/tmp/eicar.com".into(), Some(1_700_000_000)).unwrap();
         let v = validate_event_json(j.clone()).unwrap();
         assert_eq!((v.json, v.category), (j, EventCategory::Detection));
-        assert!(matches!(validate_event_json("{}".into()), Err(EdrlinkError::Malformed(_))));
+        assert!(matches!(
+            validate_event_json("{}".into()),
+            Err(EdrlinkError::Malformed(_))
+        ));
     }
 }

@@ -222,6 +222,16 @@ export interface ClientOptions {
 
 
 
+/** The batch in flight (`EdrlinkClient.pendingBatch`): re-sent with the same id after a restore. */
+export interface PendingBatch {
+    batch_id: string;
+    seq: number;
+    /** Events in the batch. */
+    events: number;
+}
+
+
+
 /**
  * The partner client for one endpoint (a browser extension, a web app, a
  * Node service). Construct with `new EdrlinkClient({ device, ... })`.
@@ -237,7 +247,7 @@ export class EdrlinkClient {
      * Applies an admin-issued offboarding package (JSON string): verifies it
      * and wipes the credential. Throws `package_invalid`, `bad_signature`, …
      */
-    applyOffboardingPackage(_package: string): void;
+    applyOffboardingPackage(packageJson: string): void;
     /**
      * Redeems an access token and performs the first handshake. Resolves to
      * the health report (its `flow` says whether data may flow). Rejects with
@@ -253,12 +263,22 @@ export class EdrlinkClient {
      */
     exportCredential(): string | undefined;
     /**
+     * The client's durable state as a JSON string: `{ v, credential, outbox }`
+     * (credential as `exportCredential()` gives it, or `null`; the outbox
+     * snapshot with queued events and the in-flight batch). **Holds the private
+     * key**: keep it where only the product can read it (`chrome.storage.local`).
+     * Save it after every state-changing call and before each batch is sent;
+     * restore with `EdrlinkClient.restore(options, state)`.
+     * Throws `invalid_state` if called re-entrantly while the client is busy.
+     */
+    exportState(): string;
+    /**
      * Delivers everything queued (handshaking first if needed). Resolves to
      * `{ delivered, queued }`. Rejects with `flow_blocked` when the integration
      * is turned off (events stay queued), `revoked` / `needs_reenroll` when a
      * new token is needed, or the last error when `timeoutSecs` passes.
      */
-    flush(timeout_secs?: number | null): Promise<FlushOutcome>;
+    flush(timeoutSecs?: number | null): Promise<FlushOutcome>;
     /**
      * Asks the service for a fresh flow decision now. Resolves to the flow
      * state: `"open"`, `"blocked"` (integration turned off: data is kept) or
@@ -286,9 +306,18 @@ export class EdrlinkClient {
      */
     offboard(reason?: string | null): Promise<void>;
     /**
+     * A client rebuilt from `exportState()` output: same options as the
+     * constructor, the credential and the outbox (queued events, sequence
+     * numbers, the in-flight batch with its id) taken from `state`. The next
+     * operation handshakes again and re-sends the in-flight batch first.
+     * Throws `malformed` when `state` does not parse (nothing is lost: the
+     * caller still holds the string), plus the constructor's errors.
+     */
+    static restore(options: ClientOptions, state: string): EdrlinkClient;
+    /**
      * Queues the EICAR test detection (see `eicarTestEvent`); `flush()` sends it.
      */
-    sendTestDetection(file_path?: string | null): void;
+    sendTestDetection(filePath?: string | null): void;
     /**
      * Queues a telemetry event (plain object or JSON string). Throws
      * `malformed` for an invalid event and `queue_full` when the queue is full.
@@ -308,6 +337,11 @@ export class EdrlinkClient {
      * Whether nothing is queued or in flight.
      */
     readonly isIdle: boolean;
+    /**
+     * The batch in flight (formed, possibly sent, not yet acknowledged) as
+     * `{ batch_id, seq, events }`, or `null`. A restored client re-sends it first.
+     */
+    readonly pendingBatch: PendingBatch | null;
 }
 
 /**
@@ -330,7 +364,7 @@ export class SigningKey {
     /**
      * Seals `payload` into a DSSE envelope (JSON bytes); same as `sealEnvelope`.
      */
-    seal(payload_type: string, payload: Uint8Array | number[]): Uint8Array;
+    seal(payloadType: string, payload: Uint8Array | number[]): Uint8Array;
     /**
      * A raw Ed25519 signature (64 bytes) over `message`.
      */
@@ -350,7 +384,7 @@ export class SigningKey {
  * Informational), as the portal's detection test expects it. Submit it with
  * `client.submit(...)` or use `client.sendTestDetection()`.
  */
-export function eicarTestEvent(file_path?: string | null, now?: number | null): DetectionEvent;
+export function eicarTestEvent(filePath?: string | null, now?: number | null): DetectionEvent;
 
 /**
  * Every stable error code with its number and the HTTP status the service uses.
@@ -368,20 +402,20 @@ export function inspectToken(token: string, now?: number | null): TokenInspectio
 /**
  * The key id of a raw 32-byte Ed25519 public key.
  */
-export function keyIdOf(public_key: Uint8Array | number[]): string;
+export function keyIdOf(publicKey: Uint8Array | number[]): string;
 
 /**
  * Verifies an envelope with a raw 32-byte public key, checks its payload
  * type equals `expectedType`, and returns the payload bytes.
  * Throws `malformed`, `wrong_type`, `unknown_key` (keyid names another key) or `bad_signature`.
  */
-export function openEnvelope(envelope: Uint8Array | number[], expected_type: string, public_key: Uint8Array | number[]): Uint8Array;
+export function openEnvelope(envelope: Uint8Array | number[], expectedType: string, publicKey: Uint8Array | number[]): Uint8Array;
 
 /**
  * The DSSE pre-authentication encoding (the bytes an envelope signature covers):
  * `"DSSEv1" SP len(type) SP type SP len(payload) SP payload`.
  */
-export function pae(payload_type: string, payload: Uint8Array | number[]): Uint8Array;
+export function pae(payloadType: string, payload: Uint8Array | number[]): Uint8Array;
 
 /**
  * Random bytes from the platform CSPRNG, as base64url (ids, nonces).
@@ -393,7 +427,17 @@ export function randomId(bytes?: number | null): string;
  * Ed25519 signature with `keyid`) and returns the envelope's JSON bytes.
  * Throws `malformed` when `payloadType` is not 1..128 printable ASCII characters.
  */
-export function sealEnvelope(payload_type: string, payload: Uint8Array | number[], key: SigningKey): Uint8Array;
+export function sealEnvelope(payloadType: string, payload: Uint8Array | number[], key: SigningKey): Uint8Array;
+
+/**
+ * A web-protection detection: the core's detection event with `url` set,
+ * action `blocked`, no file (`file_path` and `sha256` empty), `test: false`.
+ * `severity` is `"informational" | "low" | "medium" | "high" | "critical"`
+ * (default `"high"`). Submit it with `client.submit(...)`.
+ * Throws `invalid_argument` for an unknown severity, `malformed` when the
+ * event does not validate (e.g. an empty URL or threat name).
+ */
+export function urlDetectionEvent(url: string, threat_name: string, severity: Severity, now?: number | null): DetectionEvent;
 
 /**
  * Parses and validates one telemetry event (object or JSON string) the way
@@ -406,13 +450,13 @@ export function validateEvent(event: EdrlinkEvent | string): EdrlinkEvent;
  * type, and returns `{ payload_type, keyid, payload }` (payload as `Uint8Array`).
  * Throws like `openEnvelope` except for `wrong_type`.
  */
-export function verifyEnvelope(envelope: Uint8Array | number[], public_key: Uint8Array | number[]): EnvelopeContents;
+export function verifyEnvelope(envelope: Uint8Array | number[], publicKey: Uint8Array | number[]): EnvelopeContents;
 
 /**
  * Checks a raw Ed25519 signature. Returns `false` when it does not verify;
  * throws `malformed` when the public key is not 32 bytes.
  */
-export function verifySignature(public_key: Uint8Array | number[], message: Uint8Array | number[], signature: Uint8Array | number[]): boolean;
+export function verifySignature(publicKey: Uint8Array | number[], message: Uint8Array | number[], signature: Uint8Array | number[]): boolean;
 
 /**
  * Verifies an access token against a pinned service keyset (JWKS object or
@@ -420,7 +464,7 @@ export function verifySignature(public_key: Uint8Array | number[], message: Uint
  * skew allowance (`skewSecs`, default 60, clamped to 300). Returns the claims.
  * Throws `bad_signature`, `unknown_key`, `token_expired`, `token_not_yet_valid`, …
  */
-export function verifyToken(token: string, keyset: Keyset | string, now?: number | null, skew_secs?: number | null): AccessTokenClaims;
+export function verifyToken(token: string, keyset: Keyset | string, now?: number | null, skewSecs?: number | null): AccessTokenClaims;
 
 /**
  * The SDK version (the `edrlink-core` crate version).

@@ -9,6 +9,12 @@
  * `importCredential()` / the `credential` option. The token itself is never kept.
  */
 class EdrlinkClient {
+    static __wrap(ptr) {
+        const obj = Object.create(EdrlinkClient.prototype);
+        obj.__wbg_ptr = ptr;
+        EdrlinkClientFinalization.register(obj, obj.__wbg_ptr, obj);
+        return obj;
+    }
     __destroy_into_raw() {
         const ptr = this.__wbg_ptr;
         this.__wbg_ptr = 0;
@@ -22,10 +28,10 @@ class EdrlinkClient {
     /**
      * Applies an admin-issued offboarding package (JSON string): verifies it
      * and wipes the credential. Throws `package_invalid`, `bad_signature`, …
-     * @param {string} _package
+     * @param {string} packageJson
      */
-    applyOffboardingPackage(_package) {
-        const ptr0 = passStringToWasm0(_package, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+    applyOffboardingPackage(packageJson) {
+        const ptr0 = passStringToWasm0(packageJson, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
         const len0 = WASM_VECTOR_LEN;
         const ret = wasm.edrlinkclient_applyOffboardingPackage(this.__wbg_ptr, ptr0, len0);
         if (ret[1]) {
@@ -63,6 +69,34 @@ class EdrlinkClient {
         return v1;
     }
     /**
+     * The client's durable state as a JSON string: `{ v, credential, outbox }`
+     * (credential as `exportCredential()` gives it, or `null`; the outbox
+     * snapshot with queued events and the in-flight batch). **Holds the private
+     * key**: keep it where only the product can read it (`chrome.storage.local`).
+     * Save it after every state-changing call and before each batch is sent;
+     * restore with `EdrlinkClient.restore(options, state)`.
+     * Throws `invalid_state` if called re-entrantly while the client is busy.
+     * @returns {string}
+     */
+    exportState() {
+        let deferred2_0;
+        let deferred2_1;
+        try {
+            const ret = wasm.edrlinkclient_exportState(this.__wbg_ptr);
+            var ptr1 = ret[0];
+            var len1 = ret[1];
+            if (ret[3]) {
+                ptr1 = 0; len1 = 0;
+                throw takeFromExternrefTable0(ret[2]);
+            }
+            deferred2_0 = ptr1;
+            deferred2_1 = len1;
+            return getStringFromWasm0(ptr1, len1);
+        } finally {
+            wasm.__wbindgen_free(deferred2_0, deferred2_1, 1);
+        }
+    }
+    /**
      * The last flow decision, or `null` before the first handshake.
      * @returns {FlowState | null}
      */
@@ -75,11 +109,11 @@ class EdrlinkClient {
      * `{ delivered, queued }`. Rejects with `flow_blocked` when the integration
      * is turned off (events stay queued), `revoked` / `needs_reenroll` when a
      * new token is needed, or the last error when `timeoutSecs` passes.
-     * @param {number | null} [timeout_secs]
+     * @param {number | null} [timeoutSecs]
      * @returns {Promise<FlushOutcome>}
      */
-    flush(timeout_secs) {
-        const ret = wasm.edrlinkclient_flush(this.__wbg_ptr, !isLikeNone(timeout_secs), isLikeNone(timeout_secs) ? 0 : timeout_secs);
+    flush(timeoutSecs) {
+        const ret = wasm.edrlinkclient_flush(this.__wbg_ptr, !isLikeNone(timeoutSecs), isLikeNone(timeoutSecs) ? 0 : timeoutSecs);
         return ret;
     }
     /**
@@ -165,11 +199,43 @@ class EdrlinkClient {
         return ret;
     }
     /**
-     * Queues the EICAR test detection (see `eicarTestEvent`); `flush()` sends it.
-     * @param {string | null} [file_path]
+     * The batch in flight (formed, possibly sent, not yet acknowledged) as
+     * `{ batch_id, seq, events }`, or `null`. A restored client re-sends it first.
+     * @returns {PendingBatch | null}
      */
-    sendTestDetection(file_path) {
-        var ptr0 = isLikeNone(file_path) ? 0 : passStringToWasm0(file_path, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+    get pendingBatch() {
+        const ret = wasm.edrlinkclient_pendingBatch(this.__wbg_ptr);
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        return takeFromExternrefTable0(ret[0]);
+    }
+    /**
+     * A client rebuilt from `exportState()` output: same options as the
+     * constructor, the credential and the outbox (queued events, sequence
+     * numbers, the in-flight batch with its id) taken from `state`. The next
+     * operation handshakes again and re-sends the in-flight batch first.
+     * Throws `malformed` when `state` does not parse (nothing is lost: the
+     * caller still holds the string), plus the constructor's errors.
+     * @param {ClientOptions} options
+     * @param {string} state
+     * @returns {EdrlinkClient}
+     */
+    static restore(options, state) {
+        const ptr0 = passStringToWasm0(state, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        const len0 = WASM_VECTOR_LEN;
+        const ret = wasm.edrlinkclient_restore(options, ptr0, len0);
+        if (ret[2]) {
+            throw takeFromExternrefTable0(ret[1]);
+        }
+        return EdrlinkClient.__wrap(ret[0]);
+    }
+    /**
+     * Queues the EICAR test detection (see `eicarTestEvent`); `flush()` sends it.
+     * @param {string | null} [filePath]
+     */
+    sendTestDetection(filePath) {
+        var ptr0 = isLikeNone(filePath) ? 0 : passStringToWasm0(filePath, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
         var len0 = WASM_VECTOR_LEN;
         const ret = wasm.edrlinkclient_sendTestDetection(this.__wbg_ptr, ptr0, len0);
         if (ret[1]) {
@@ -268,14 +334,14 @@ class SigningKey {
     }
     /**
      * Seals `payload` into a DSSE envelope (JSON bytes); same as `sealEnvelope`.
-     * @param {string} payload_type
+     * @param {string} payloadType
      * @param {Uint8Array | number[]} payload
      * @returns {Uint8Array}
      */
-    seal(payload_type, payload) {
+    seal(payloadType, payload) {
         let ptr0, len0, ptr1, len1;
         try {
-            ptr0 = passStringToWasm0(payload_type, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+            ptr0 = passStringToWasm0(payloadType, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
             len0 = WASM_VECTOR_LEN;
             ptr1 = passArray8ToWasm0(payload, wasm.__wbindgen_malloc);
             len1 = WASM_VECTOR_LEN;
@@ -324,13 +390,13 @@ exports.__registerErrorClass = __registerErrorClass;
  * The EICAR test detection event (`test: true`, SHA-256 of the EICAR file,
  * Informational), as the portal's detection test expects it. Submit it with
  * `client.submit(...)` or use `client.sendTestDetection()`.
- * @param {string | null} [file_path]
+ * @param {string | null} [filePath]
  * @param {number | null} [now]
  * @returns {DetectionEvent}
  */
-function eicarTestEvent(file_path, now) {
+function eicarTestEvent(filePath, now) {
     const val2 = +(isLikeNone(now) ? 0 : now);
-    var ptr0 = isLikeNone(file_path) ? 0 : passStringToWasm0(file_path, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+    var ptr0 = isLikeNone(filePath) ? 0 : passStringToWasm0(filePath, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
     var len0 = WASM_VECTOR_LEN;
     const ret = wasm.eicarTestEvent(ptr0, len0, !isLikeNone(now), val2);
     if (ret[2]) {
@@ -376,14 +442,14 @@ exports.inspectToken = inspectToken;
 
 /**
  * The key id of a raw 32-byte Ed25519 public key.
- * @param {Uint8Array | number[]} public_key
+ * @param {Uint8Array | number[]} publicKey
  * @returns {string}
  */
-function keyIdOf(public_key) {
+function keyIdOf(publicKey) {
     let deferred3_0;
     let deferred3_1;
     try {
-        const ptr0 = passArray8ToWasm0(public_key, wasm.__wbindgen_malloc);
+        const ptr0 = passArray8ToWasm0(publicKey, wasm.__wbindgen_malloc);
         const len0 = WASM_VECTOR_LEN;
         const ret = wasm.keyIdOf(ptr0, len0);
         var ptr2 = ret[0];
@@ -406,18 +472,18 @@ exports.keyIdOf = keyIdOf;
  * type equals `expectedType`, and returns the payload bytes.
  * Throws `malformed`, `wrong_type`, `unknown_key` (keyid names another key) or `bad_signature`.
  * @param {Uint8Array | number[]} envelope
- * @param {string} expected_type
- * @param {Uint8Array | number[]} public_key
+ * @param {string} expectedType
+ * @param {Uint8Array | number[]} publicKey
  * @returns {Uint8Array}
  */
-function openEnvelope(envelope, expected_type, public_key) {
+function openEnvelope(envelope, expectedType, publicKey) {
     let ptr0, len0, ptr1, len1, ptr2, len2;
     try {
         ptr0 = passArray8ToWasm0(envelope, wasm.__wbindgen_malloc);
         len0 = WASM_VECTOR_LEN;
-        ptr1 = passStringToWasm0(expected_type, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        ptr1 = passStringToWasm0(expectedType, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
         len1 = WASM_VECTOR_LEN;
-        ptr2 = passArray8ToWasm0(public_key, wasm.__wbindgen_malloc);
+        ptr2 = passArray8ToWasm0(publicKey, wasm.__wbindgen_malloc);
         len2 = WASM_VECTOR_LEN;
     } catch (e) {
         if (ptr2) { wasm.__wbindgen_free(ptr2, len2 * 1, 1); }
@@ -438,14 +504,14 @@ exports.openEnvelope = openEnvelope;
 /**
  * The DSSE pre-authentication encoding (the bytes an envelope signature covers):
  * `"DSSEv1" SP len(type) SP type SP len(payload) SP payload`.
- * @param {string} payload_type
+ * @param {string} payloadType
  * @param {Uint8Array | number[]} payload
  * @returns {Uint8Array}
  */
-function pae(payload_type, payload) {
+function pae(payloadType, payload) {
     let ptr0, len0, ptr1, len1;
     try {
-        ptr0 = passStringToWasm0(payload_type, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        ptr0 = passStringToWasm0(payloadType, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
         len0 = WASM_VECTOR_LEN;
         ptr1 = passArray8ToWasm0(payload, wasm.__wbindgen_malloc);
         len1 = WASM_VECTOR_LEN;
@@ -490,16 +556,16 @@ exports.randomId = randomId;
  * Seals `payload` with `key` into a DSSE envelope (edrlink profile: one
  * Ed25519 signature with `keyid`) and returns the envelope's JSON bytes.
  * Throws `malformed` when `payloadType` is not 1..128 printable ASCII characters.
- * @param {string} payload_type
+ * @param {string} payloadType
  * @param {Uint8Array | number[]} payload
  * @param {SigningKey} key
  * @returns {Uint8Array}
  */
-function sealEnvelope(payload_type, payload, key) {
+function sealEnvelope(payloadType, payload, key) {
     _assertClass(key, SigningKey);
     let ptr0, len0, ptr1, len1;
     try {
-        ptr0 = passStringToWasm0(payload_type, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        ptr0 = passStringToWasm0(payloadType, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
         len0 = WASM_VECTOR_LEN;
         ptr1 = passArray8ToWasm0(payload, wasm.__wbindgen_malloc);
         len1 = WASM_VECTOR_LEN;
@@ -517,6 +583,43 @@ function sealEnvelope(payload_type, payload, key) {
     return v3;
 }
 exports.sealEnvelope = sealEnvelope;
+
+/**
+ * A web-protection detection: the core's detection event with `url` set,
+ * action `blocked`, no file (`file_path` and `sha256` empty), `test: false`.
+ * `severity` is `"informational" | "low" | "medium" | "high" | "critical"`
+ * (default `"high"`). Submit it with `client.submit(...)`.
+ * Throws `invalid_argument` for an unknown severity, `malformed` when the
+ * event does not validate (e.g. an empty URL or threat name).
+ * @param {string} url
+ * @param {string} threat_name
+ * @param {Severity} severity
+ * @param {number | null} [now]
+ * @returns {DetectionEvent}
+ */
+function urlDetectionEvent(url, threat_name, severity, now) {
+    const val4 = +(isLikeNone(now) ? 0 : now);
+    let ptr0, len0, ptr1, len1, ptr2, len2;
+    try {
+        ptr0 = passStringToWasm0(url, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        len0 = WASM_VECTOR_LEN;
+        ptr1 = passStringToWasm0(threat_name, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        len1 = WASM_VECTOR_LEN;
+        ptr2 = isLikeNone(severity) ? 0 : passStringToWasm0(severity, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
+        len2 = WASM_VECTOR_LEN;
+    } catch (e) {
+        if (ptr2) { wasm.__wbindgen_free(ptr2, len2 * 1, 1); }
+        if (ptr1) { wasm.__wbindgen_free(ptr1, len1 * 1, 1); }
+        if (ptr0) { wasm.__wbindgen_free(ptr0, len0 * 1, 1); }
+        throw e;
+    }
+    const ret = wasm.urlDetectionEvent(ptr0, len0, ptr1, len1, ptr2, len2, !isLikeNone(now), val4);
+    if (ret[2]) {
+        throw takeFromExternrefTable0(ret[1]);
+    }
+    return takeFromExternrefTable0(ret[0]);
+}
+exports.urlDetectionEvent = urlDetectionEvent;
 
 /**
  * Parses and validates one telemetry event (object or JSON string) the way
@@ -538,15 +641,15 @@ exports.validateEvent = validateEvent;
  * type, and returns `{ payload_type, keyid, payload }` (payload as `Uint8Array`).
  * Throws like `openEnvelope` except for `wrong_type`.
  * @param {Uint8Array | number[]} envelope
- * @param {Uint8Array | number[]} public_key
+ * @param {Uint8Array | number[]} publicKey
  * @returns {EnvelopeContents}
  */
-function verifyEnvelope(envelope, public_key) {
+function verifyEnvelope(envelope, publicKey) {
     let ptr0, len0, ptr1, len1;
     try {
         ptr0 = passArray8ToWasm0(envelope, wasm.__wbindgen_malloc);
         len0 = WASM_VECTOR_LEN;
-        ptr1 = passArray8ToWasm0(public_key, wasm.__wbindgen_malloc);
+        ptr1 = passArray8ToWasm0(publicKey, wasm.__wbindgen_malloc);
         len1 = WASM_VECTOR_LEN;
     } catch (e) {
         if (ptr1) { wasm.__wbindgen_free(ptr1, len1 * 1, 1); }
@@ -564,15 +667,15 @@ exports.verifyEnvelope = verifyEnvelope;
 /**
  * Checks a raw Ed25519 signature. Returns `false` when it does not verify;
  * throws `malformed` when the public key is not 32 bytes.
- * @param {Uint8Array | number[]} public_key
+ * @param {Uint8Array | number[]} publicKey
  * @param {Uint8Array | number[]} message
  * @param {Uint8Array | number[]} signature
  * @returns {boolean}
  */
-function verifySignature(public_key, message, signature) {
+function verifySignature(publicKey, message, signature) {
     let ptr0, len0, ptr1, len1, ptr2, len2;
     try {
-        ptr0 = passArray8ToWasm0(public_key, wasm.__wbindgen_malloc);
+        ptr0 = passArray8ToWasm0(publicKey, wasm.__wbindgen_malloc);
         len0 = WASM_VECTOR_LEN;
         ptr1 = passArray8ToWasm0(message, wasm.__wbindgen_malloc);
         len1 = WASM_VECTOR_LEN;
@@ -600,15 +703,15 @@ exports.verifySignature = verifySignature;
  * @param {string} token
  * @param {Keyset | string} keyset
  * @param {number | null} [now]
- * @param {number | null} [skew_secs]
+ * @param {number | null} [skewSecs]
  * @returns {AccessTokenClaims}
  */
-function verifyToken(token, keyset, now, skew_secs) {
+function verifyToken(token, keyset, now, skewSecs) {
     const val2 = +(isLikeNone(now) ? 0 : now);
-    const val3 = +(isLikeNone(skew_secs) ? 0 : skew_secs);
+    const val3 = +(isLikeNone(skewSecs) ? 0 : skewSecs);
     const ptr0 = passStringToWasm0(token, wasm.__wbindgen_malloc, wasm.__wbindgen_realloc);
     const len0 = WASM_VECTOR_LEN;
-    const ret = wasm.verifyToken(ptr0, len0, keyset, !isLikeNone(now), val2, !isLikeNone(skew_secs), val3);
+    const ret = wasm.verifyToken(ptr0, len0, keyset, !isLikeNone(now), val2, !isLikeNone(skewSecs), val3);
     if (ret[2]) {
         throw takeFromExternrefTable0(ret[1]);
     }
@@ -876,7 +979,7 @@ function __wbg_get_imports() {
             return ret;
         },
         __wbindgen_generic_0000000000000001: function(arg0, arg1) {
-            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 127, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
+            // Cast intrinsic for `Closure(Closure { owned: true, function: Function { arguments: [Externref], shim_idx: 144, ret: Result(Unit), inner_ret: Some(Result(Unit)) }, mutable: true }) -> Externref`.
             const ret = makeMutClosure(arg0, arg1, wasm_bindgen__convert__closures_____invoke__h60702a48838d1764);
             return ret;
         },
