@@ -9,6 +9,8 @@ set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 export CARGO_TERM_COLOR=never
+# One target directory for everything, so the language suites reuse the workspace build.
+export CARGO_TARGET_DIR="$ROOT/target"
 mkdir -p artifacts/logs
 
 declare -a NAMES=() RESULTS=()
@@ -30,7 +32,8 @@ step rust-clippy cargo clippy --workspace --all-targets --locked -- -D warnings
 step rust-test cargo test --workspace --locked
 step wasm32-core env WASM_CHECK_ONLY=1 bash scripts/wasm-build.sh edrlink-core
 
-for suite in service cli c python kotlin wasm browser extension; do
+# tests/service and tests/cli are also runnable alone; here `cargo test --workspace` covers them.
+for suite in c python kotlin wasm browser extension; do
   script="tests/$suite/run.sh"
   [ -f "$script" ] || continue
   step "suite-$suite" bash "$script"
