@@ -29,6 +29,9 @@ self.addEventListener('securitypolicyviolation', (e) => {
   console.error('edrlink: CSP violation', e.violatedDirective, e.blockedURI);
 });
 
+const WORKER_ID = Math.random().toString(36).slice(2, 8);
+console.info(`edrlink: worker started ${WORKER_ID}`);
+
 let client = null;
 let booted = null;
 
@@ -40,7 +43,10 @@ function saveState() {
   if (!client) return Promise.resolve();
   let state;
   try { state = client.exportState(); } catch (e) { console.error('edrlink: exportState', e.code, e.message); return Promise.resolve(); }
-  return chrome.storage.local.set({ [KEY.state]: state });
+  return chrome.storage.local.set({ [KEY.state]: state }).catch((e) => {
+    // Quota or I/O failure: the queue stays in memory and the next save retries.
+    console.error('edrlink: saving the state failed', String(e));
+  });
 }
 
 async function getStatus() {
@@ -68,7 +74,10 @@ async function settings() {
 /** fetch for the SDK: persist the state before a batch leaves (the core formed it
  *  just now), so a restart re-sends the same batch_id instead of a new one. */
 async function hostFetch(url, init) {
-  if (/\/v1\/(downlevel\/)?ingest$/.test(String(url))) await saveState();
+  if (/\/v1\/(downlevel\/)?ingest$/.test(String(url))) {
+    await saveState();
+    await scheduleRetry(); // armed before the batch leaves: if the worker dies now, the alarm wakes it
+  }
   return fetch(url, init);
 }
 
@@ -104,6 +113,10 @@ async function clientOptions() {
       product_version: manifest.version,
     },
     timeoutSecs: 10,
+    // The whole queue is rewritten into chrome.storage.local on every save (10 MB quota
+    // without "unlimitedStorage"): keep it well below that. Detections are dropped last.
+    maxQueueBytes: 2 * 1024 * 1024,
+    maxQueueEvents: 5000,
     fetch: hostFetch,
     onEvent,
   };
@@ -112,11 +125,14 @@ async function clientOptions() {
 /** Loads the module and restores the client from storage, once per worker start. */
 function boot() {
   booted ??= (async () => {
+    const t0 = performance.now();
     await init(WASM_URL);
+    const t1 = performance.now();
     const stored = (await chrome.storage.local.get(KEY.state))[KEY.state];
     if (!stored) return;
     try {
       client = EdrlinkClient.restore(await clientOptions(), stored);
+      console.info(`edrlink: ready: wasm init ${(t1 - t0).toFixed(1)} ms, state read + restore ${(performance.now() - t1).toFixed(1)} ms (${stored.length} bytes)`);
     } catch (e) {
       // Never lose data: keep the unreadable document aside and report it.
       console.warn('edrlink: stored state unreadable; kept as edrlink_state_unreadable:', e.code, e.message);
@@ -186,7 +202,7 @@ async function wake(why) {
   try {
     await boot();
     if (client && client.health().onboarded && !client.isIdle) {
-      console.info(`edrlink: ${why}: resuming delivery`, JSON.stringify(client.pendingBatch));
+      console.info(`edrlink: ${why}: resuming delivery, pending batch ${JSON.stringify(client.pendingBatch)}`);
       await kick();
     } else {
       await scheduleRetry();
@@ -272,6 +288,7 @@ async function handle(msg) {
       const ev = urlDetectionEvent(String(msg.url), msg.threat || 'Trojan.Downloader.Generic (simulated)', msg.severity || 'high');
       c.submit(ev);
       await saveState();
+      await scheduleRetry();
       await logDetection(ev);
       kick(); // delivery continues in the background; the popup polls status
       return { event: ev, status: await status() };

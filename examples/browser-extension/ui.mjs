@@ -72,7 +72,9 @@ export function renderStatus(s) {
   const le = $('last-error');
   if (s.last_error) {
     le.dataset.code = s.last_error.code;
-    le.textContent = `${EXPLAIN[s.last_error.code] || ''} [${s.last_error.code}: ${s.last_error.message}] ${ago(s.last_error.at)}`;
+    const m = s.last_error.message;
+    const detail = m.startsWith(s.last_error.code + ': ') ? m.slice(s.last_error.code.length + 2) : m;
+    le.textContent = `${EXPLAIN[s.last_error.code] || ''} [${s.last_error.code}: ${detail}] ${ago(s.last_error.at)}`;
   } else {
     le.dataset.code = '';
     le.textContent = 'none';
