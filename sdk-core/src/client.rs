@@ -103,7 +103,6 @@ enum Op {
     Rotate { nonce: String, new_key: SigningKey },
 }
 
-
 /// The partner client.
 pub struct PartnerClient {
     cfg: ClientConfig,
@@ -155,12 +154,21 @@ impl PartnerClient {
 
     /// The outbox bounds this configuration asks for.
     pub fn limits(cfg: &ClientConfig) -> Limits {
-        Limits { max_bytes: cfg.max_queue_bytes as u64, max_events: cfg.max_queue_events as u64, max_age: cfg.max_queue_age, when_full: cfg.when_full }
+        Limits {
+            max_bytes: cfg.max_queue_bytes as u64,
+            max_events: cfg.max_queue_events as u64,
+            max_age: cfg.max_queue_age,
+            when_full: cfg.when_full,
+        }
     }
 
     /// A client over a given outbox (e.g. the durable spool of `spool_file`):
     /// events, the in-flight batch and sequence numbers survive restarts.
-    pub fn with_outbox(cfg: ClientConfig, rng: Box<dyn RandomSource + Send>, outbox: Outbox) -> Self {
+    pub fn with_outbox(
+        cfg: ClientConfig,
+        rng: Box<dyn RandomSource + Send>,
+        outbox: Outbox,
+    ) -> Self {
         PartnerClient {
             cfg,
             rng,
@@ -198,7 +206,11 @@ impl PartnerClient {
 
     /// Restores a stored credential.
     pub fn set_credential(&mut self, cred: Credential) {
-        self.flow = if cred.is_downlevel() { Some(FlowState::Open) } else { None };
+        self.flow = if cred.is_downlevel() {
+            Some(FlowState::Open)
+        } else {
+            None
+        };
         self.cred = Some(cred);
         self.session = None;
         self.needs_new_token = false;
@@ -223,7 +235,13 @@ impl PartnerClient {
             },
             None => (None, None),
         };
-        self.pending_redeem = Some(PendingRedeem::new(token, self.cfg.device.clone(), key, enrollment, &*self.rng)?);
+        self.pending_redeem = Some(PendingRedeem::new(
+            token,
+            self.cfg.device.clone(),
+            key,
+            enrollment,
+            &*self.rng,
+        )?);
         self.next_attempt = None;
         self.attempts = 0;
         Ok(())
@@ -278,7 +296,10 @@ impl PartnerClient {
 
     /// Asks the service to offboard this installation (partner-initiated opt-out).
     pub fn offboard(&mut self, reason: &str) -> Result<()> {
-        let c = self.cred.as_ref().ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
+        let c = self
+            .cred
+            .as_ref()
+            .ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
         if c.is_downlevel() {
             self.wipe();
             return Ok(());
@@ -291,7 +312,10 @@ impl PartnerClient {
     /// Applies an admin-issued offboarding package: verifies it and wipes the
     /// credential (also telling the service, best effort, if reachable).
     pub fn apply_offboarding_package(&mut self, package: &str, now: UnixSeconds) -> Result<()> {
-        let c = self.cred.as_ref().ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
+        let c = self
+            .cred
+            .as_ref()
+            .ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
         offboard::verify_package(c, package, now + self.clock_offset)?;
         self.wipe();
         Ok(())
@@ -321,13 +345,27 @@ impl PartnerClient {
         base.trim_end_matches('/').to_owned()
     }
 
-    fn request(&mut self, op: Op, path: &str, content_type: &str, body: Vec<u8>, extra: Vec<(String, String)>, base: Option<&str>) -> HttpRequest {
+    fn request(
+        &mut self,
+        op: Op,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+        extra: Vec<(String, String)>,
+        base: Option<&str>,
+    ) -> HttpRequest {
         let id = self.next_id;
         self.next_id += 1;
         self.op = Some((id, op));
         let mut headers = vec![("content-type".to_owned(), content_type.to_owned())];
         headers.extend(extra);
-        HttpRequest { id, method: "POST".into(), url: format!("{}{path}", self.base_url(base)), headers, body }
+        HttpRequest {
+            id,
+            method: "POST".into(),
+            url: format!("{}{path}", self.base_url(base)),
+            headers,
+            body,
+        }
     }
 
     /// The next request to perform, if one is due at `now`.
@@ -349,25 +387,66 @@ impl PartnerClient {
             let url = p.service_url().to_owned();
             let body = p.request(now + self.clock_offset, &*self.rng);
             self.pending_redeem = Some(p);
-            return Ok(Some(self.request(Op::Redeem, "/v1/redeem", JOSE, body?.into_bytes(), vec![], Some(&url))));
+            return Ok(Some(self.request(
+                Op::Redeem,
+                "/v1/redeem",
+                JOSE,
+                body?.into_bytes(),
+                vec![],
+                Some(&url),
+            )));
         }
         if let Some((pkg, enrollment)) = &self.pending_register {
-            let body = serde_json::to_vec(&RegisterRequest { enrollment_id: enrollment.clone(), device: self.cfg.device.clone() }).expect("serializable");
-            let (ws, key, url) = (pkg.workspace_id.clone(), pkg.key_bytes()?, pkg.service_url.clone());
-            let headers = shared_key_headers(&ws, &key, "/v1/downlevel/register", &body, now + self.clock_offset);
-            return Ok(Some(self.request(Op::Register, "/v1/downlevel/register", JSON, body, headers, Some(&url))));
+            let body = serde_json::to_vec(&RegisterRequest {
+                enrollment_id: enrollment.clone(),
+                device: self.cfg.device.clone(),
+            })
+            .expect("serializable");
+            let (ws, key, url) = (
+                pkg.workspace_id.clone(),
+                pkg.key_bytes()?,
+                pkg.service_url.clone(),
+            );
+            let headers = shared_key_headers(
+                &ws,
+                &key,
+                "/v1/downlevel/register",
+                &body,
+                now + self.clock_offset,
+            );
+            return Ok(Some(self.request(
+                Op::Register,
+                "/v1/downlevel/register",
+                JSON,
+                body,
+                headers,
+                Some(&url),
+            )));
         }
-        let Some(cred) = self.cred.as_ref() else { return Ok(None) };
+        let Some(cred) = self.cred.as_ref() else {
+            return Ok(None);
+        };
         if self.needs_new_token {
             return Ok(None);
         }
         if let Some(reason) = self.want_offboard.clone() {
-            let (body, nonce) = offboard::request(cred, &reason, now + self.clock_offset, &*self.rng)?;
-            return Ok(Some(self.request(Op::Offboard { nonce }, "/v1/offboard", JOSE, body.into_bytes(), vec![], None)));
+            let (body, nonce) =
+                offboard::request(cred, &reason, now + self.clock_offset, &*self.rng)?;
+            return Ok(Some(self.request(
+                Op::Offboard { nonce },
+                "/v1/offboard",
+                JOSE,
+                body.into_bytes(),
+                vec![],
+                None,
+            )));
         }
         let downlevel = cred.is_downlevel();
         if !downlevel {
-            let session_ok = self.session.as_ref().is_some_and(|(_, exp)| now + 30 < exp - self.clock_offset);
+            let session_ok = self
+                .session
+                .as_ref()
+                .is_some_and(|(_, exp)| now + 30 < exp - self.clock_offset);
             let due = match self.flow {
                 None => true,
                 Some(FlowState::Open) => !session_ok,
@@ -388,18 +467,37 @@ impl PartnerClient {
                 };
                 self.reported_drops = h.drops.clone();
                 let (body, nonce) = handshake::hello(cred, h, now + self.clock_offset, &*self.rng)?;
-                return Ok(Some(self.request(Op::Handshake { nonce }, "/v1/handshake", JOSE, body.into_bytes(), vec![], None)));
+                return Ok(Some(self.request(
+                    Op::Handshake { nonce },
+                    "/v1/handshake",
+                    JOSE,
+                    body.into_bytes(),
+                    vec![],
+                    None,
+                )));
             }
-            if self.flow == Some(FlowState::Open) && now + self.clock_offset >= cred.rotate_after() {
+            if self.flow == Some(FlowState::Open) && now + self.clock_offset >= cred.rotate_after()
+            {
                 let new_key = SigningKey::generate(&*self.rng)?;
-                let (body, nonce) = rotate::request(cred, &new_key, now + self.clock_offset, &*self.rng)?;
-                return Ok(Some(self.request(Op::Rotate { nonce, new_key }, "/v1/rotate", JOSE, body.into_bytes(), vec![], None)));
+                let (body, nonce) =
+                    rotate::request(cred, &new_key, now + self.clock_offset, &*self.rng)?;
+                return Ok(Some(self.request(
+                    Op::Rotate { nonce, new_key },
+                    "/v1/rotate",
+                    JOSE,
+                    body.into_bytes(),
+                    vec![],
+                    None,
+                )));
             }
         }
         // Down-level agents have no handshake: after `flow_blocked` they retry
         // the ingest itself on the slow schedule, which also tells them when
         // the workspace key was revoked.
-        if downlevel && self.flow == Some(FlowState::Blocked) && self.next_handshake.is_none_or(|t| now >= t) {
+        if downlevel
+            && self.flow == Some(FlowState::Blocked)
+            && self.next_handshake.is_none_or(|t| now >= t)
+        {
             self.flow = Some(FlowState::Open);
         }
         if self.flow != Some(FlowState::Open) {
@@ -408,7 +506,10 @@ impl PartnerClient {
         let interval = cred.policy.heartbeat_interval as i64;
         if self.last_heartbeat.is_none_or(|t| now >= t + interval) {
             self.last_heartbeat = Some(now);
-            let hb = Event::Heartbeat(Heartbeat { time: rfc3339(now), sensor: self.sensor });
+            let hb = Event::Heartbeat(Heartbeat {
+                time: rfc3339(now),
+                sensor: self.sensor,
+            });
             let _ = self.submit(hb, now);
         }
         self.outbox.expire(now)?;
@@ -431,23 +532,39 @@ impl PartnerClient {
         if self.inflight.is_none() {
             return Ok(None);
         }
-        self.pace = if self.pace.0 == now { (now, self.pace.1 + 1) } else { (now, 1) };
+        self.pace = if self.pace.0 == now {
+            (now, self.pace.1 + 1)
+        } else {
+            (now, 1)
+        };
         self.ingest_request(now).map(Some)
     }
 
     fn batch_due(&self, now: UnixSeconds) -> bool {
-        let Some(first) = self.outbox.oldest_waiting() else { return false };
-        let limit = self.cred.as_ref().map_or(1000, |c| c.policy.max_batch_events as usize);
+        let Some(first) = self.outbox.oldest_waiting() else {
+            return false;
+        };
+        let limit = self
+            .cred
+            .as_ref()
+            .map_or(1000, |c| c.policy.max_batch_events as usize);
         self.flush || self.outbox.waiting() >= limit || now >= first + self.cfg.max_batch_delay
     }
 
     fn form_batch(&mut self, now: UnixSeconds) -> Result<()> {
-        let cred = self.cred.as_ref().ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
+        let cred = self
+            .cred
+            .as_ref()
+            .ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
         let max_events = cred.policy.max_batch_events.max(1) as usize;
         // Leave room for the batch header and base64 growth of the envelope.
         let max_bytes = (cred.policy.max_batch_bytes.saturating_sub(1024) * 3 / 4).max(1);
         let batch_id = random_id(&*self.rng, 16)?;
-        if self.outbox.begin_batch(max_events, max_bytes, batch_id, rfc3339(now))?.is_some() {
+        if self
+            .outbox
+            .begin_batch(max_events, max_bytes, batch_id, rfc3339(now))?
+            .is_some()
+        {
             self.rebuild_inflight()?;
         }
         if self.outbox.waiting() == 0 {
@@ -459,8 +576,13 @@ impl PartnerClient {
     /// Builds the in-flight batch from what the outbox recorded (same batch id,
     /// sequence and events as before a restart, so the service deduplicates).
     fn rebuild_inflight(&mut self) -> Result<()> {
-        let cred = self.cred.as_ref().ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
-        let Some(rec) = self.outbox.inflight().cloned() else { return Ok(()) };
+        let cred = self
+            .cred
+            .as_ref()
+            .ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
+        let Some(rec) = self.outbox.inflight().cloned() else {
+            return Ok(());
+        };
         let mut events = self.outbox.inflight_events()?;
         if cred.policy.file_samples != crate::policy::FileSampleSharing::All {
             // Samples leave the endpoint only when the admin's policy says `all`.
@@ -468,7 +590,10 @@ impl PartnerClient {
             events.retain(|e| !matches!(e, Event::FileSample(_)));
             if self.samples_counted.as_deref() != Some(rec.batch_id.as_str()) {
                 for _ in events.len()..before {
-                    self.outbox.record_drop("samples_not_allowed", crate::telemetry::Category::Telemetry)?;
+                    self.outbox.record_drop(
+                        "samples_not_allowed",
+                        crate::telemetry::Category::Telemetry,
+                    )?;
                 }
                 self.samples_counted = Some(rec.batch_id.clone());
             }
@@ -488,20 +613,43 @@ impl PartnerClient {
     }
 
     fn ingest_request(&mut self, now: UnixSeconds) -> Result<HttpRequest> {
-        let cred = self.cred.as_ref().ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
+        let cred = self
+            .cred
+            .as_ref()
+            .ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
         let inflight = self.inflight.as_mut().expect("caller formed a batch");
         inflight.sent = rfc3339(now);
         match &cred.auth {
             CredentialAuth::Key(k) => {
                 inflight.session_id = self.session.as_ref().map(|(s, _)| s.clone());
                 let body = telemetry::seal_batch(inflight, k, self.cfg.gzip)?;
-                Ok(self.request(Op::Ingest, "/v1/ingest", dsse::ENVELOPE_MEDIA_TYPE, body, vec![], None))
+                Ok(self.request(
+                    Op::Ingest,
+                    "/v1/ingest",
+                    dsse::ENVELOPE_MEDIA_TYPE,
+                    body,
+                    vec![],
+                    None,
+                ))
             }
             CredentialAuth::SharedKey { workspace_id, key } => {
                 inflight.session_id = None;
                 let body = serde_json::to_vec(&*inflight).expect("serializable");
-                let headers = shared_key_headers(workspace_id, key, "/v1/downlevel/ingest", &body, now + self.clock_offset);
-                Ok(self.request(Op::Ingest, "/v1/downlevel/ingest", JSON, body, headers, None))
+                let headers = shared_key_headers(
+                    workspace_id,
+                    key,
+                    "/v1/downlevel/ingest",
+                    &body,
+                    now + self.clock_offset,
+                );
+                Ok(self.request(
+                    Op::Ingest,
+                    "/v1/downlevel/ingest",
+                    JSON,
+                    body,
+                    headers,
+                    None,
+                ))
             }
         }
     }
@@ -533,10 +681,14 @@ impl PartnerClient {
                 } else if !cred.is_downlevel() {
                     at(now);
                 }
-                at(self.last_heartbeat.map_or(now, |h| h + cred.policy.heartbeat_interval as i64));
+                at(self
+                    .last_heartbeat
+                    .map_or(now, |h| h + cred.policy.heartbeat_interval as i64));
                 if let Some(t) = self.send_not_before.filter(|t| *t > now) {
                     at(t);
-                } else if self.outbox.inflight().is_some() || (self.flush && self.outbox.waiting() > 0) {
+                } else if self.outbox.inflight().is_some()
+                    || (self.flush && self.outbox.waiting() > 0)
+                {
                     at(now);
                 } else if let Some(t) = self.outbox.oldest_waiting() {
                     at(t + self.cfg.max_batch_delay);
@@ -548,7 +700,9 @@ impl PartnerClient {
 
     /// Feeds the answer to request `id`.
     pub fn handle_response(&mut self, id: u64, resp: &HttpResponse, now: UnixSeconds) {
-        let Some((op_id, op)) = self.op.take() else { return };
+        let Some((op_id, op)) = self.op.take() else {
+            return;
+        };
         if op_id != id {
             self.op = Some((op_id, op));
             return;
@@ -559,7 +713,11 @@ impl PartnerClient {
         if let Some(t) = resp.header("date").and_then(crate::http::parse_http_date) {
             self.clock_offset = t - now;
         }
-        let r = if (200..300).contains(&resp.status) { self.on_success(op, resp, now) } else { self.on_error_status(op, resp, now) };
+        let r = if (200..300).contains(&resp.status) {
+            self.on_success(op, resp, now)
+        } else {
+            self.on_error_status(op, resp, now)
+        };
         if let Err(e) = r {
             self.fail(e, now);
         }
@@ -593,7 +751,9 @@ impl PartnerClient {
             Some(s) => s as i64,
             None => {
                 // Exponential backoff with full jitter, capped.
-                let ceiling = (1i64 << self.attempts.min(20)).min(self.cfg.max_backoff).max(1);
+                let ceiling = (1i64 << self.attempts.min(20))
+                    .min(self.cfg.max_backoff)
+                    .max(1);
                 let mut b = [0u8; 4];
                 let _ = self.rng.fill(&mut b);
                 (u32::from_le_bytes(b) as i64 % (ceiling + 1)).max(1)
@@ -616,10 +776,14 @@ impl PartnerClient {
     }
 
     fn on_success(&mut self, op: Op, resp: &HttpResponse, now: UnixSeconds) -> Result<()> {
-        let text = core::str::from_utf8(&resp.body).map_err(|_| Error::malformed("response is not UTF-8"))?;
+        let text = core::str::from_utf8(&resp.body)
+            .map_err(|_| Error::malformed("response is not UTF-8"))?;
         match op {
             Op::Redeem => {
-                let p = self.pending_redeem.take().ok_or_else(|| Error::new(ErrorCode::Internal, "no redemption pending"))?;
+                let p = self
+                    .pending_redeem
+                    .take()
+                    .ok_or_else(|| Error::new(ErrorCode::Internal, "no redemption pending"))?;
                 let (cred, claims) = p.accept(text, self.cfg.pinned_keys.as_ref(), now)?;
                 self.clock_offset = claims.iat - now;
                 self.cred = Some(cred);
@@ -630,8 +794,12 @@ impl PartnerClient {
                 self.events.push_back(ClientEvent::CredentialChanged);
             }
             Op::Register => {
-                let r: RegisterResponse = crate::encoding::parse_json(text.as_bytes(), 64 * 1024, "register response")?;
-                let (pkg, enrollment) = self.pending_register.take().ok_or_else(|| Error::new(ErrorCode::Internal, "no registration pending"))?;
+                let r: RegisterResponse =
+                    crate::encoding::parse_json(text.as_bytes(), 64 * 1024, "register response")?;
+                let (pkg, enrollment) = self
+                    .pending_register
+                    .take()
+                    .ok_or_else(|| Error::new(ErrorCode::Internal, "no registration pending"))?;
                 self.clock_offset = r.server_time - now;
                 self.cred = Some(Credential {
                     installation_id: r.installation_id,
@@ -645,18 +813,29 @@ impl PartnerClient {
                     policy: r.policy,
                     issued_at: r.server_time,
                     expires_at: r.server_time + crate::credential::CREDENTIAL_LIFETIME,
-                    auth: CredentialAuth::SharedKey { workspace_id: pkg.workspace_id.clone(), key: pkg.key_bytes()? },
+                    auth: CredentialAuth::SharedKey {
+                        workspace_id: pkg.workspace_id.clone(),
+                        key: pkg.key_bytes()?,
+                    },
                 });
                 self.outbox.resync_seq(r.last_seq + 1)?;
                 self.flow = Some(FlowState::Open);
                 self.succeeded();
                 self.events.push_back(ClientEvent::CredentialChanged);
-                self.events.push_back(ClientEvent::FlowChanged(FlowState::Open));
+                self.events
+                    .push_back(ClientEvent::FlowChanged(FlowState::Open));
             }
             Op::Handshake { nonce } => {
-                let cred = self.cred.as_mut().ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
+                let cred = self
+                    .cred
+                    .as_mut()
+                    .ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
                 let d = handshake::accept_decision(cred, text, &nonce)?;
-                if let Some(ks) = d.keyset.as_ref().filter(|ks| **ks != cred.service_keys && !ks.keys.is_empty()) {
+                if let Some(ks) = d
+                    .keyset
+                    .as_ref()
+                    .filter(|ks| **ks != cred.service_keys && !ks.keys.is_empty())
+                {
                     // Signed by a key we trust: adopt the service's rotated keyset.
                     cred.service_keys = ks.clone();
                     self.events.push_back(ClientEvent::CredentialChanged);
@@ -688,18 +867,28 @@ impl PartnerClient {
                     FlowState::Open => self.next_handshake = None,
                     FlowState::Blocked => {
                         self.next_handshake = Some(now + self.cfg.blocked_recheck);
-                        self.last_error = Some(Error::new(ErrorCode::FlowBlocked, "inbound flow is blocked by the service (integration turned off)"));
+                        self.last_error = Some(Error::new(
+                            ErrorCode::FlowBlocked,
+                            "inbound flow is blocked by the service (integration turned off)",
+                        ));
                     }
                     FlowState::Revoked => {
                         self.needs_new_token = true;
                         let code = d.reason.unwrap_or(ErrorCode::Revoked);
-                        self.last_error = Some(Error::new(code, "credential revoked by the service: a new access token is required"));
+                        self.last_error = Some(Error::new(
+                            code,
+                            "credential revoked by the service: a new access token is required",
+                        ));
                     }
                 }
             }
             Op::Ingest => {
-                let ack: IngestAck = crate::encoding::parse_json(text.as_bytes(), 64 * 1024, "ingest ack")?;
-                let inflight = self.inflight.as_ref().ok_or_else(|| Error::new(ErrorCode::Internal, "no batch in flight"))?;
+                let ack: IngestAck =
+                    crate::encoding::parse_json(text.as_bytes(), 64 * 1024, "ingest ack")?;
+                let inflight = self
+                    .inflight
+                    .as_ref()
+                    .ok_or_else(|| Error::new(ErrorCode::Internal, "no batch in flight"))?;
                 if ack.batch_id != inflight.batch_id {
                     return Err(Error::malformed("ack names another batch"));
                 }
@@ -712,13 +901,19 @@ impl PartnerClient {
                 self.events.push_back(ClientEvent::Delivered(n));
             }
             Op::Offboard { nonce } => {
-                let cred = self.cred.as_ref().ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
+                let cred = self
+                    .cred
+                    .as_ref()
+                    .ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
                 offboard::accept_response(cred, text, &nonce)?;
                 self.succeeded();
                 self.wipe();
             }
             Op::Rotate { nonce, new_key } => {
-                let cred = self.cred.as_mut().ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
+                let cred = self
+                    .cred
+                    .as_mut()
+                    .ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
                 rotate::accept(cred, new_key, text, &nonce)?;
                 self.succeeded();
                 self.events.push_back(ClientEvent::CredentialChanged);
@@ -731,7 +926,8 @@ impl PartnerClient {
         let (err, problem) = error_from_response(resp, now);
         // A stale-message refusal is retried at once: the offset was just
         // re-measured from the answer's `Date` header.
-        let retryable = matches!(resp.status, 408 | 429 | 500..=599) || (err.code() == ErrorCode::StaleMessage && self.attempts < 3);
+        let retryable = matches!(resp.status, 408 | 429 | 500..=599)
+            || (err.code() == ErrorCode::StaleMessage && self.attempts < 3);
         match op {
             Op::Redeem | Op::Register if !retryable => {
                 // Refused for good (expired, revoked, exhausted, disabled, region…).
@@ -740,7 +936,9 @@ impl PartnerClient {
                 self.events.push_back(ClientEvent::Failed(err.code()));
                 self.last_error = Some(err);
             }
-            Op::Ingest if !retryable => self.on_ingest_refused(err, problem.and_then(|p| p.expected_seq), now),
+            Op::Ingest if !retryable => {
+                self.on_ingest_refused(err, problem.and_then(|p| p.expected_seq), now)
+            }
             Op::Rotate { new_key, .. } if retryable => {
                 self.keep_rotation_candidate(new_key);
                 self.backoff(err, now);
@@ -750,7 +948,10 @@ impl PartnerClient {
             _ => {
                 self.events.push_back(ClientEvent::Failed(err.code()));
                 self.last_error = Some(err);
-                self.backoff(Error::new(ErrorCode::ServiceUnavailable, "request refused"), now);
+                self.backoff(
+                    Error::new(ErrorCode::ServiceUnavailable, "request refused"),
+                    now,
+                );
             }
         }
         Ok(())
@@ -795,13 +996,26 @@ impl PartnerClient {
                 // Split once: the first half goes again under the same sequence
                 // number (the refused batch was never stored), the rest waits.
                 self.inflight = None;
-                let r = random_id(&*self.rng, 16).and_then(|id| self.outbox.split_inflight(id)).and_then(|split| if split { Ok(0) } else { self.outbox.drop_inflight("too_large") });
+                let r = random_id(&*self.rng, 16)
+                    .and_then(|id| self.outbox.split_inflight(id))
+                    .and_then(|split| {
+                        if split {
+                            Ok(0)
+                        } else {
+                            self.outbox.drop_inflight("too_large")
+                        }
+                    });
                 self.last_error = Some(r.err().unwrap_or(err));
             }
-            ErrorCode::Unauthorized | ErrorCode::BadSignature | ErrorCode::UnknownKey | ErrorCode::UnknownInstallation => self.auth_failure(err, now),
+            ErrorCode::Unauthorized
+            | ErrorCode::BadSignature
+            | ErrorCode::UnknownKey
+            | ErrorCode::UnknownInstallation => self.auth_failure(err, now),
             _ => {
                 self.inflight = None;
-                let r = self.outbox.drop_inflight(&format!("rejected_{}", err.code()));
+                let r = self
+                    .outbox
+                    .drop_inflight(&format!("rejected_{}", err.code()));
                 self.last_error = Some(r.err().unwrap_or(err));
             }
         }
@@ -812,7 +1026,10 @@ impl PartnerClient {
     /// report `needs_reenroll`.
     fn auth_failure(&mut self, err: Error, now: UnixSeconds) {
         if let (Some(key), Some(cred)) = (self.rotation_candidate.take(), self.cred.as_mut()) {
-            if matches!(err.code(), ErrorCode::BadSignature | ErrorCode::UnknownKey | ErrorCode::UnknownInstallation) {
+            if matches!(
+                err.code(),
+                ErrorCode::BadSignature | ErrorCode::UnknownKey | ErrorCode::UnknownInstallation
+            ) {
                 cred.auth = CredentialAuth::Key(key);
                 self.events.push_back(ClientEvent::CredentialChanged);
                 self.session = None;
@@ -830,7 +1047,14 @@ impl PartnerClient {
         }
         if n + 1 >= REENROLL_AFTER_FAILURES && now - first >= REENROLL_AFTER_SECONDS {
             self.needs_new_token = true;
-            self.last_error = Some(Error::new(ErrorCode::NeedsReenroll, format!("authentication failed {} times over {}s: a new access token is required", n + 1, now - first)));
+            self.last_error = Some(Error::new(
+                ErrorCode::NeedsReenroll,
+                format!(
+                    "authentication failed {} times over {}s: a new access token is required",
+                    n + 1,
+                    now - first
+                ),
+            ));
         } else {
             self.backoff(err, now);
         }
@@ -840,7 +1064,10 @@ impl PartnerClient {
     pub fn health(&self, now: UnixSeconds) -> HealthReport {
         let onboarded = self.cred.is_some();
         HealthReport {
-            healthy: onboarded && self.flow == Some(FlowState::Open) && !self.needs_new_token && self.attempts == 0,
+            healthy: onboarded
+                && self.flow == Some(FlowState::Open)
+                && !self.needs_new_token
+                && self.attempts == 0,
             onboarded,
             installation_id: self.cred.as_ref().map(|c| c.installation_id.clone()),
             flow: self.flow,
@@ -882,10 +1109,19 @@ impl PartnerClient {
     }
 }
 
-fn shared_key_headers(workspace_id: &str, key: &[u8], path: &str, body: &[u8], now: UnixSeconds) -> Vec<(String, String)> {
+fn shared_key_headers(
+    workspace_id: &str,
+    key: &[u8],
+    path: &str,
+    body: &[u8],
+    now: UnixSeconds,
+) -> Vec<(String, String)> {
     let date = rfc3339(now);
     let auth = downlevel::authorization(workspace_id, key, "POST", path, JSON, &date, body);
-    vec![("authorization".into(), auth), (downlevel::DATE_HEADER.into(), date)]
+    vec![
+        ("authorization".into(), auth),
+        (downlevel::DATE_HEADER.into(), date),
+    ]
 }
 
 #[cfg(test)]
@@ -908,7 +1144,14 @@ mod tests {
     }
 
     fn device(id: &str) -> DeviceFacts {
-        DeviceFacts { device_id: id.into(), hostname: format!("host-{id}"), os: "linux".into(), os_version: "6.1".into(), product: "AV".into(), product_version: "1.0".into() }
+        DeviceFacts {
+            device_id: id.into(),
+            hostname: format!("host-{id}"),
+            os: "linux".into(),
+            os_version: "6.1".into(),
+            product: "AV".into(),
+            product_version: "1.0".into(),
+        }
     }
 
     fn setup() -> (ServiceRole, MemoryStore) {
@@ -924,22 +1167,51 @@ mod tests {
         let role = ServiceRole::new(cfg, Box::new(Counter(AtomicU64::new(1 << 40)))).unwrap();
         let mut store = MemoryStore::default();
         store.tenants.insert("t1".into(), "eu".into());
-        store.integrations.insert(("t1".into(), "bd".into()), Integration { tenant_id: "t1".into(), partner_id: "bd".into(), enabled: true, epoch: 1 });
+        store.integrations.insert(
+            ("t1".into(), "bd".into()),
+            Integration {
+                tenant_id: "t1".into(),
+                partner_id: "bd".into(),
+                enabled: true,
+                epoch: 1,
+            },
+        );
         (role, store)
     }
 
     fn token(role: &ServiceRole, store: &mut MemoryStore, now: i64) -> String {
         let (tok, c) = role.issue_token(store, "t1", "bd", 3600, 10, now).unwrap();
-        store.tokens.insert(c.jti.clone(), TokenRecord { jti: c.jti, tenant_id: "t1".into(), partner_id: "bd".into(), epoch: c.epoch, exp: c.exp, max_uses: 10, uses: 0, revoked: false });
+        store.tokens.insert(
+            c.jti.clone(),
+            TokenRecord {
+                jti: c.jti,
+                tenant_id: "t1".into(),
+                partner_id: "bd".into(),
+                epoch: c.epoch,
+                exp: c.exp,
+                max_uses: 10,
+                uses: 0,
+                revoked: false,
+            },
+        );
         tok
     }
 
     /// Drives the client against the in-process service until nothing is due.
     fn pump(c: &mut PartnerClient, role: &ServiceRole, store: &mut MemoryStore, now: i64) {
         for _ in 0..100 {
-            let Some(req) = c.poll_request(now) else { return };
+            let Some(req) = c.poll_request(now) else {
+                return;
+            };
             let path = req.url.strip_prefix("http://svc.test").unwrap().to_owned();
-            let resp = role.handle(store, &HttpRequest { url: path, ..req.clone() }, now);
+            let resp = role.handle(
+                store,
+                &HttpRequest {
+                    url: path,
+                    ..req.clone()
+                },
+                now,
+            );
             c.handle_response(req.id, &resp, now);
         }
         panic!("client did not settle");
@@ -950,12 +1222,16 @@ mod tests {
         let (role, mut store) = setup();
         let now = 1_800_000_000;
         let tok = token(&role, &mut store, now);
-        let mut c = PartnerClient::new(ClientConfig::new(device("d1")), Box::new(Counter(AtomicU64::new(1))));
+        let mut c = PartnerClient::new(
+            ClientConfig::new(device("d1")),
+            Box::new(Counter(AtomicU64::new(1))),
+        );
         c.redeem(&tok).unwrap();
         pump(&mut c, &role, &mut store, now);
         assert_eq!(c.flow(), Some(FlowState::Open));
         let inst = c.credential().unwrap().installation_id.clone();
-        c.submit(crate::eicar::test_detection(now, "/tmp/eicar.com"), now).unwrap();
+        c.submit(crate::eicar::test_detection(now, "/tmp/eicar.com"), now)
+            .unwrap();
         c.flush();
         pump(&mut c, &role, &mut store, now);
         assert!(c.is_idle());
@@ -963,11 +1239,22 @@ mod tests {
         assert_eq!(store.alerts[0].1.title, "EICAR test file");
 
         // Toggle off: blocks and bumps the epoch. Events stay queued.
-        let integ = store.integrations.get_mut(&("t1".into(), "bd".into())).unwrap();
+        let integ = store
+            .integrations
+            .get_mut(&("t1".into(), "bd".into()))
+            .unwrap();
         integ.enabled = false;
         integ.epoch += 1;
         for i in 0..3 {
-            c.submit(Event::Generic(telemetry::GenericEvent { time: rfc3339(now), name: format!("e{i}"), data: serde_json::Value::Null }), now).unwrap();
+            c.submit(
+                Event::Generic(telemetry::GenericEvent {
+                    time: rfc3339(now),
+                    name: format!("e{i}"),
+                    data: serde_json::Value::Null,
+                }),
+                now,
+            )
+            .unwrap();
         }
         c.flush();
         pump(&mut c, &role, &mut store, now + 10);
@@ -975,7 +1262,11 @@ mod tests {
         assert_eq!(c.health(now + 10).queued_events, 3);
 
         // Toggle on: the old credential is revoked; a new token resumes delivery.
-        store.integrations.get_mut(&("t1".into(), "bd".into())).unwrap().enabled = true;
+        store
+            .integrations
+            .get_mut(&("t1".into(), "bd".into()))
+            .unwrap()
+            .enabled = true;
         pump(&mut c, &role, &mut store, now + 400);
         assert_eq!(c.flow(), Some(FlowState::Revoked));
         assert!(c.health(now + 400).needs_new_token);
@@ -983,7 +1274,11 @@ mod tests {
         c.redeem(&tok2).unwrap();
         c.flush();
         pump(&mut c, &role, &mut store, now + 401);
-        assert_eq!(c.credential().unwrap().installation_id, inst, "same installation resumes");
+        assert_eq!(
+            c.credential().unwrap().installation_id,
+            inst,
+            "same installation resumes"
+        );
         assert!(c.is_idle());
         let names: Vec<String> = store
             .events_of(&inst)
@@ -1001,22 +1296,45 @@ mod tests {
         let (role, mut store) = setup();
         let now = 1_800_000_000;
         let tok = token(&role, &mut store, now);
-        let mut c = PartnerClient::new(ClientConfig::new(device("d3")), Box::new(Counter(AtomicU64::new(99))));
+        let mut c = PartnerClient::new(
+            ClientConfig::new(device("d3")),
+            Box::new(Counter(AtomicU64::new(99))),
+        );
         c.redeem(&tok).unwrap();
         pump(&mut c, &role, &mut store, now);
         let content = crate::encoding::b64std(crate::eicar::EICAR);
-        let sample = Event::FileSample(telemetry::FileSample { time: rfc3339(now), sha256: crate::eicar::EICAR_SHA256.into(), file_name: "eicar.com".into(), content });
+        let sample = Event::FileSample(telemetry::FileSample {
+            time: rfc3339(now),
+            sha256: crate::eicar::EICAR_SHA256.into(),
+            file_name: "eicar.com".into(),
+            content,
+        });
         c.submit(sample.clone(), now).unwrap();
-        c.submit(crate::eicar::test_detection(now, "/x"), now).unwrap();
+        c.submit(crate::eicar::test_detection(now, "/x"), now)
+            .unwrap();
         c.flush();
         pump(&mut c, &role, &mut store, now);
         let inst = c.credential().unwrap().installation_id.clone();
         let stored = store.events_of(&inst);
-        assert!(stored.iter().all(|e| !matches!(e, Event::FileSample(_))), "policy `none` keeps samples home");
+        assert!(
+            stored.iter().all(|e| !matches!(e, Event::FileSample(_))),
+            "policy `none` keeps samples home"
+        );
         assert!(stored.iter().any(|e| matches!(e, Event::Detection(_))));
-        assert_eq!(c.health(now).drops.get("samples_not_allowed/telemetry"), Some(&1));
-        let bad = telemetry::FileSample { time: rfc3339(now), sha256: "00".repeat(32), file_name: "x".into(), content: crate::encoding::b64std(b"abc") };
-        assert_eq!(c.submit(Event::FileSample(bad), now).unwrap_err().code(), ErrorCode::Malformed);
+        assert_eq!(
+            c.health(now).drops.get("samples_not_allowed/telemetry"),
+            Some(&1)
+        );
+        let bad = telemetry::FileSample {
+            time: rfc3339(now),
+            sha256: "00".repeat(32),
+            file_name: "x".into(),
+            content: crate::encoding::b64std(b"abc"),
+        };
+        assert_eq!(
+            c.submit(Event::FileSample(bad), now).unwrap_err().code(),
+            ErrorCode::Malformed
+        );
     }
 
     #[test]
@@ -1024,7 +1342,10 @@ mod tests {
         let (role, mut store) = setup();
         let now = 1_800_000_000;
         let tok = token(&role, &mut store, now);
-        let mut c = PartnerClient::new(ClientConfig::new(device("rot")), Box::new(Counter(AtomicU64::new(5))));
+        let mut c = PartnerClient::new(
+            ClientConfig::new(device("rot")),
+            Box::new(Counter(AtomicU64::new(5))),
+        );
         c.redeem(&tok).unwrap();
         pump(&mut c, &role, &mut store, now);
         let old_kid = c.credential().unwrap().signing_key().unwrap().key_id();
@@ -1033,8 +1354,17 @@ mod tests {
         let later = now + 61 * 86_400;
         let mut rotated = false;
         for _ in 0..10 {
-            let Some(req) = c.poll_request(later) else { break };
-            let resp = role.handle(&mut store, &HttpRequest { url: req.url.replace("http://svc.test", ""), ..req.clone() }, later);
+            let Some(req) = c.poll_request(later) else {
+                break;
+            };
+            let resp = role.handle(
+                &mut store,
+                &HttpRequest {
+                    url: req.url.replace("http://svc.test", ""),
+                    ..req.clone()
+                },
+                later,
+            );
             if req.url.ends_with("/v1/rotate") {
                 assert_eq!(resp.status, 200);
                 c.handle_transport_error(req.id, "connection reset", later);
@@ -1044,11 +1374,16 @@ mod tests {
             c.handle_response(req.id, &resp, later);
         }
         assert!(rotated, "rotation was attempted");
-        c.submit(crate::eicar::test_detection(later, "/r"), later).unwrap();
+        c.submit(crate::eicar::test_detection(later, "/r"), later)
+            .unwrap();
         c.flush();
         pump(&mut c, &role, &mut store, later + 400);
         assert!(c.is_idle(), "{:?}", c.health(later + 400));
-        assert_ne!(c.credential().unwrap().signing_key().unwrap().key_id(), old_kid, "switched to the key the service registered");
+        assert_ne!(
+            c.credential().unwrap().signing_key().unwrap().key_id(),
+            old_kid,
+            "switched to the key the service registered"
+        );
         assert!(!c.health(later + 400).needs_new_token);
         assert_eq!(store.alerts.len(), 1);
     }
@@ -1068,24 +1403,41 @@ mod tests {
 
     #[test]
     fn service_key_rotation_reaches_the_fleet_through_handshakes() {
-        let (a, b) = (SigningKey::from_seed(&[42; 32]).unwrap(), SigningKey::from_seed(&[43; 32]).unwrap());
+        let (a, b) = (
+            SigningKey::from_seed(&[42; 32]).unwrap(),
+            SigningKey::from_seed(&[43; 32]).unwrap(),
+        );
         let (role, mut store) = setup();
         let now = 1_800_000_000;
         let tok = token(&role, &mut store, now);
-        let mut c = PartnerClient::new(ClientConfig::new(device("keys")), Box::new(Counter(AtomicU64::new(11))));
+        let mut c = PartnerClient::new(
+            ClientConfig::new(device("keys")),
+            Box::new(Counter(AtomicU64::new(11))),
+        );
         c.redeem(&tok).unwrap();
         pump(&mut c, &role, &mut store, now);
         assert_eq!(c.credential().unwrap().service_keys.keys.len(), 1);
         // Phase 1: the new key B is published (A still signs); a handshake carries it.
         let phase1 = role_with_keys(vec![a.clone(), b.clone()]);
         pump(&mut c, &phase1, &mut store, now + 3600);
-        assert_eq!(c.credential().unwrap().service_keys.keys.len(), 2, "keyset refreshed");
-        assert!(std::iter::from_fn(|| c.poll_event()).any(|e| e == ClientEvent::CredentialChanged), "host is told to persist");
+        assert_eq!(
+            c.credential().unwrap().service_keys.keys.len(),
+            2,
+            "keyset refreshed"
+        );
+        assert!(
+            std::iter::from_fn(|| c.poll_event()).any(|e| e == ClientEvent::CredentialChanged),
+            "host is told to persist"
+        );
         // Phase 2: B signs; the endpoint already trusts it, no re-enrollment.
         let phase2 = role_with_keys(vec![b, a]);
         pump(&mut c, &phase2, &mut store, now + 7200);
         assert_eq!(c.flow(), Some(FlowState::Open));
-        assert!(c.health(now + 7200).last_error.is_none(), "{:?}", c.health(now + 7200));
+        assert!(
+            c.health(now + 7200).last_error.is_none(),
+            "{:?}",
+            c.health(now + 7200)
+        );
     }
 
     #[test]
@@ -1093,22 +1445,41 @@ mod tests {
         let (role, mut store) = setup();
         let now = 1_800_000_000;
         let tok = token(&role, &mut store, now);
-        let mut c = PartnerClient::new(ClientConfig::new(device("d2")), Box::new(Counter(AtomicU64::new(7))));
+        let mut c = PartnerClient::new(
+            ClientConfig::new(device("d2")),
+            Box::new(Counter(AtomicU64::new(7))),
+        );
         c.redeem(&tok).unwrap();
         pump(&mut c, &role, &mut store, now);
-        c.submit(crate::eicar::test_detection(now, "/x"), now).unwrap();
+        c.submit(crate::eicar::test_detection(now, "/x"), now)
+            .unwrap();
         c.flush();
         // Deliver the envelope but lose the answer.
         let req = c.poll_request(now).unwrap();
-        let _ = role.handle(&mut store, &HttpRequest { url: "/v1/ingest".into(), ..req.clone() }, now);
+        let _ = role.handle(
+            &mut store,
+            &HttpRequest {
+                url: "/v1/ingest".into(),
+                ..req.clone()
+            },
+            now,
+        );
         c.handle_transport_error(req.id, "connection reset", now);
-        assert_eq!(c.health(now).queued_events, 2, "heartbeat + detection still held");
+        assert_eq!(
+            c.health(now).queued_events,
+            2,
+            "heartbeat + detection still held"
+        );
         c.flush();
         pump(&mut c, &role, &mut store, now + 400);
         assert!(c.is_idle(), "{:?}", c.health(now + 400));
         assert_eq!(store.alerts.len(), 1, "stored once");
         let inst = c.credential().unwrap().installation_id.clone();
-        let detections = store.events_of(&inst).into_iter().filter(|e| matches!(e, Event::Detection(_))).count();
+        let detections = store
+            .events_of(&inst)
+            .into_iter()
+            .filter(|e| matches!(e, Event::Detection(_)))
+            .count();
         assert_eq!(detections, 1);
     }
 }

@@ -107,7 +107,10 @@ impl Credential {
     pub fn signing_key(&self) -> Result<&SigningKey> {
         match &self.auth {
             CredentialAuth::Key(k) => Ok(k),
-            CredentialAuth::SharedKey { .. } => Err(Error::new(ErrorCode::InvalidState, "down-level credential has no signing key")),
+            CredentialAuth::SharedKey { .. } => Err(Error::new(
+                ErrorCode::InvalidState,
+                "down-level credential has no signing key",
+            )),
         }
     }
 
@@ -125,7 +128,9 @@ impl Credential {
     pub fn to_json(&self) -> Zeroizing<String> {
         let (key_seed, workspace_id, workspace_key) = match &self.auth {
             CredentialAuth::Key(k) => (Some(b64url(k.seed())), None, None),
-            CredentialAuth::SharedKey { workspace_id, key } => (None, Some(workspace_id.clone()), Some(b64url(key))),
+            CredentialAuth::SharedKey { workspace_id, key } => {
+                (None, Some(workspace_id.clone()), Some(b64url(key)))
+            }
         };
         let s = Stored {
             v: 1,
@@ -156,14 +161,21 @@ impl Credential {
         let auth = match (&s.key_seed, &s.workspace_id, &s.workspace_key) {
             (Some(seed), None, None) => {
                 let bytes = Zeroizing::new(b64url_decode(seed)?);
-                let seed: &[u8; 32] = bytes.as_slice().try_into().map_err(|_| Error::malformed("key seed must be 32 bytes"))?;
+                let seed: &[u8; 32] = bytes
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| Error::malformed("key seed must be 32 bytes"))?;
                 CredentialAuth::Key(SigningKey::from_seed(seed)?)
             }
             (None, Some(id), Some(key)) => CredentialAuth::SharedKey {
                 workspace_id: id.clone(),
                 key: Zeroizing::new(b64url_decode(key)?),
             },
-            _ => return Err(Error::malformed("credential must hold either key_seed or workspace_id + workspace_key")),
+            _ => {
+                return Err(Error::malformed(
+                    "credential must hold either key_seed or workspace_id + workspace_key",
+                ))
+            }
         };
         Ok(Credential {
             installation_id: s.installation_id.clone(),

@@ -8,7 +8,10 @@
 //! hex SHA-256 of the body. The body hash (instead of only its length) binds
 //! the whole body; the date is checked within ±300 s.
 
-use crate::encoding::{b64std, b64url, b64url_decode, b64_dsse_decode, hex, parse_json, parse_rfc3339, rfc3339, sha256, UnixSeconds};
+use crate::encoding::{
+    b64_dsse_decode, b64std, b64url, b64url_decode, hex, parse_json, parse_rfc3339, rfc3339,
+    sha256, UnixSeconds,
+};
 use crate::error::{Error, ErrorCode, Result};
 use crate::fresh::check_fresh;
 use crate::keys::{random_id, Keyset, RandomSource};
@@ -72,7 +75,16 @@ impl core::fmt::Debug for OnboardingPackage {
 impl OnboardingPackage {
     /// Service role: creates a package with a fresh 32-byte workspace key.
     #[allow(clippy::too_many_arguments)]
-    pub fn issue(tenant_id: &str, partner_id: &str, region: &str, service_url: &str, service_keys: Keyset, epoch: u64, now: UnixSeconds, rng: &dyn RandomSource) -> Result<Self> {
+    pub fn issue(
+        tenant_id: &str,
+        partner_id: &str,
+        region: &str,
+        service_url: &str,
+        service_keys: Keyset,
+        epoch: u64,
+        now: UnixSeconds,
+        rng: &dyn RandomSource,
+    ) -> Result<Self> {
         let mut key = Zeroizing::new([0u8; 32]);
         rng.fill(&mut key[..])?;
         Ok(OnboardingPackage {
@@ -94,7 +106,10 @@ impl OnboardingPackage {
     pub fn from_json(json: &str) -> Result<Self> {
         let p: OnboardingPackage = parse_json(json.as_bytes(), 64 * 1024, "onboarding package")?;
         if p.kind != PACKAGE_TYPE || p.v != 1 {
-            return Err(Error::new(ErrorCode::WrongType, "not an edrlink onboarding package v1"));
+            return Err(Error::new(
+                ErrorCode::WrongType,
+                "not an edrlink onboarding package v1",
+            ));
         }
         if p.workspace_id.is_empty() || p.workspace_id.len() > 128 {
             return Err(Error::malformed("workspace_id must be 1..128 characters"));
@@ -118,14 +133,34 @@ impl OnboardingPackage {
 }
 
 /// The string to sign for a request.
-pub fn string_to_sign(method: &str, path: &str, content_type: &str, date: &str, body: &[u8]) -> String {
-    format!("{method}\n{path}\n{content_type}\n{date}\n{}", hex(&sha256(body)))
+pub fn string_to_sign(
+    method: &str,
+    path: &str,
+    content_type: &str,
+    date: &str,
+    body: &[u8],
+) -> String {
+    format!(
+        "{method}\n{path}\n{content_type}\n{date}\n{}",
+        hex(&sha256(body))
+    )
 }
 
 /// Computes the `Authorization` header value.
-pub fn authorization(workspace_id: &str, key: &[u8], method: &str, path: &str, content_type: &str, date: &str, body: &[u8]) -> String {
+pub fn authorization(
+    workspace_id: &str,
+    key: &[u8],
+    method: &str,
+    path: &str,
+    content_type: &str,
+    date: &str,
+    body: &[u8],
+) -> String {
     let k = hmac::Key::new(hmac::HMAC_SHA256, key);
-    let tag = hmac::sign(&k, string_to_sign(method, path, content_type, date, body).as_bytes());
+    let tag = hmac::sign(
+        &k,
+        string_to_sign(method, path, content_type, date, body).as_bytes(),
+    );
     format!("SharedKey {workspace_id}:{}", b64std(tag.as_ref()))
 }
 
@@ -136,18 +171,43 @@ pub fn workspace_of(authorization: &str) -> Result<(&str, &str)> {
         .ok_or_else(|| Error::new(ErrorCode::Unauthorized, "expected SharedKey authorization"))?;
     rest.split_once(':')
         .filter(|(id, sig)| !id.is_empty() && !sig.is_empty())
-        .ok_or_else(|| Error::new(ErrorCode::Unauthorized, "SharedKey must be <workspace-id>:<signature>"))
+        .ok_or_else(|| {
+            Error::new(
+                ErrorCode::Unauthorized,
+                "SharedKey must be <workspace-id>:<signature>",
+            )
+        })
 }
 
 /// Service role: verifies the header in constant time and the date window.
 #[allow(clippy::too_many_arguments)]
-pub fn verify(authorization: &str, key: &[u8], method: &str, path: &str, content_type: &str, date: &str, body: &[u8], now: UnixSeconds) -> Result<()> {
+pub fn verify(
+    authorization: &str,
+    key: &[u8],
+    method: &str,
+    path: &str,
+    content_type: &str,
+    date: &str,
+    body: &[u8],
+    now: UnixSeconds,
+) -> Result<()> {
     let (_, sig) = workspace_of(authorization)?;
-    let sig = b64_dsse_decode(sig).map_err(|_| Error::new(ErrorCode::Unauthorized, "SharedKey signature is not base64"))?;
+    let sig = b64_dsse_decode(sig)
+        .map_err(|_| Error::new(ErrorCode::Unauthorized, "SharedKey signature is not base64"))?;
     let k = hmac::Key::new(hmac::HMAC_SHA256, key);
-    hmac::verify(&k, string_to_sign(method, path, content_type, date, body).as_bytes(), &sig)
-        .map_err(|_| Error::new(ErrorCode::BadSignature, "SharedKey signature does not verify"))?;
-    let t = parse_rfc3339(date).map_err(|_| Error::new(ErrorCode::Unauthorized, "x-edrlink-date must be RFC 3339"))?;
+    hmac::verify(
+        &k,
+        string_to_sign(method, path, content_type, date, body).as_bytes(),
+        &sig,
+    )
+    .map_err(|_| {
+        Error::new(
+            ErrorCode::BadSignature,
+            "SharedKey signature does not verify",
+        )
+    })?;
+    let t = parse_rfc3339(date)
+        .map_err(|_| Error::new(ErrorCode::Unauthorized, "x-edrlink-date must be RFC 3339"))?;
     check_fresh(t, now)
 }
 

@@ -56,7 +56,9 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
 
 fn check_payload_type(t: &str) -> Result<()> {
     if t.is_empty() || t.len() > 128 || !t.bytes().all(|b| (0x21..0x7f).contains(&b)) {
-        return Err(Error::malformed("payloadType must be 1..128 printable ASCII characters"));
+        return Err(Error::malformed(
+            "payloadType must be 1..128 printable ASCII characters",
+        ));
     }
     Ok(())
 }
@@ -92,7 +94,10 @@ impl Parsed {
     /// Verifies the signature with `key` (whose id must match `keyid`).
     pub fn verify(&self, key: &VerifyingKey) -> Result<()> {
         if self.keyid != key.key_id() {
-            return Err(Error::new(ErrorCode::UnknownKey, "envelope keyid does not name the expected key"));
+            return Err(Error::new(
+                ErrorCode::UnknownKey,
+                "envelope keyid does not name the expected key",
+            ));
         }
         key.verify(&pae(&self.payload_type, &self.payload), &self.signature)
     }
@@ -103,14 +108,19 @@ pub fn parse(json: &[u8]) -> Result<Parsed> {
     let env: Envelope = parse_json(json, MAX_ENVELOPE_BYTES, "envelope")?;
     check_payload_type(&env.payload_type)?;
     let [sig] = env.signatures.as_slice() else {
-        return Err(Error::malformed("envelope must carry exactly one signature"));
+        return Err(Error::malformed(
+            "envelope must carry exactly one signature",
+        ));
     };
     if sig.keyid.is_empty() {
         return Err(Error::malformed("envelope signature lacks keyid"));
     }
     let signature = b64_dsse_decode(&sig.sig)?;
     if signature.len() != 64 {
-        return Err(Error::new(ErrorCode::BadSignature, "Ed25519 signature must be 64 bytes"));
+        return Err(Error::new(
+            ErrorCode::BadSignature,
+            "Ed25519 signature must be 64 bytes",
+        ));
     }
     Ok(Parsed {
         payload_type: env.payload_type,
@@ -124,7 +134,10 @@ pub fn parse(json: &[u8]) -> Result<Parsed> {
 pub fn open(json: &[u8], expected_type: &str, key: &VerifyingKey) -> Result<Vec<u8>> {
     let p = parse(json)?;
     if p.payload_type != expected_type {
-        return Err(Error::new(ErrorCode::WrongType, format!("unexpected payloadType {}", p.payload_type)));
+        return Err(Error::new(
+            ErrorCode::WrongType,
+            format!("unexpected payloadType {}", p.payload_type),
+        ));
     }
     p.verify(key)?;
     Ok(p.payload)
@@ -147,10 +160,23 @@ mod tests {
     fn seal_open() {
         let k = SigningKey::from_seed(&[9u8; 32]).unwrap();
         let env = seal("application/x", b"abc", &k).unwrap();
-        assert_eq!(open(&env, "application/x", &k.verifying_key()).unwrap(), b"abc");
-        assert_eq!(open(&env, "application/y", &k.verifying_key()).unwrap_err().code(), ErrorCode::WrongType);
+        assert_eq!(
+            open(&env, "application/x", &k.verifying_key()).unwrap(),
+            b"abc"
+        );
+        assert_eq!(
+            open(&env, "application/y", &k.verifying_key())
+                .unwrap_err()
+                .code(),
+            ErrorCode::WrongType
+        );
         let other = SigningKey::from_seed(&[8u8; 32]).unwrap();
-        assert_eq!(open(&env, "application/x", &other.verifying_key()).unwrap_err().code(), ErrorCode::UnknownKey);
+        assert_eq!(
+            open(&env, "application/x", &other.verifying_key())
+                .unwrap_err()
+                .code(),
+            ErrorCode::UnknownKey
+        );
         assert_eq!(parse(b"{}").unwrap_err().code(), ErrorCode::Malformed);
     }
 }

@@ -8,7 +8,8 @@ use crate::encoding::{hex, rfc3339, sha256, UnixSeconds};
 use crate::telemetry::{Action, Detection, Event, Severity};
 
 /// The canonical 68-byte EICAR test string.
-pub const EICAR: &[u8; 68] = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+pub const EICAR: &[u8; 68] =
+    b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
 /// Its SHA-256.
 pub const EICAR_SHA256: &str = "275a021bbfb6489e54d471899f7db9d1663fc695ec2fe2a2c4538aabf651fd0f";
 /// The threat name used for the test detection.

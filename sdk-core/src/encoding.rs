@@ -94,12 +94,24 @@ pub fn parse_rfc3339(s: &str) -> Result<UnixSeconds> {
         }
         part.parse::<i64>().map_err(|_| bad())
     };
-    if b[4] != b'-' || b[7] != b'-' || !matches!(b[10], b'T' | b't') || b[13] != b':' || b[16] != b':'
+    if b[4] != b'-'
+        || b[7] != b'-'
+        || !matches!(b[10], b'T' | b't')
+        || b[13] != b':'
+        || b[16] != b':'
     {
         return Err(bad());
     }
-    let (y, mo, d, h, mi, se) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || se > 60 {
+    let (y, mo, d, h, mi, se) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
+    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || se > 60
+    {
         return Err(bad());
     }
     let mut i = 19;
@@ -174,10 +186,27 @@ mod tests {
     fn rfc3339_known_values() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_795_435_200), "2026-11-23T12:00:00Z");
-        assert_eq!(parse_rfc3339("2026-11-23T12:00:00Z").unwrap(), 1_795_435_200);
-        assert_eq!(parse_rfc3339("2026-11-23T13:00:00.123+01:00").unwrap(), 1_795_435_200);
-        assert_eq!(parse_rfc3339("2024-02-29T00:00:00Z").unwrap(), 1_709_164_800);
-        for bad in ["", "2026-13-01T00:00:00Z", "2026-02-30T00:00:00Z", "2026-11-23 12:00:00Z", "2026-11-23T12:00:00", "2026-11-23T12:00:00.Z", "２026-11-23T12:00:00Z"] {
+        assert_eq!(
+            parse_rfc3339("2026-11-23T12:00:00Z").unwrap(),
+            1_795_435_200
+        );
+        assert_eq!(
+            parse_rfc3339("2026-11-23T13:00:00.123+01:00").unwrap(),
+            1_795_435_200
+        );
+        assert_eq!(
+            parse_rfc3339("2024-02-29T00:00:00Z").unwrap(),
+            1_709_164_800
+        );
+        for bad in [
+            "",
+            "2026-13-01T00:00:00Z",
+            "2026-02-30T00:00:00Z",
+            "2026-11-23 12:00:00Z",
+            "2026-11-23T12:00:00",
+            "2026-11-23T12:00:00.Z",
+            "２026-11-23T12:00:00Z",
+        ] {
             assert!(parse_rfc3339(bad).is_err(), "{bad}");
         }
     }

@@ -15,7 +15,10 @@ pub fn check_fresh(iat: UnixSeconds, now: UnixSeconds) -> Result<()> {
     if (iat - now).abs() > MESSAGE_WINDOW {
         return Err(Error::new(
             ErrorCode::StaleMessage,
-            format!("message time is {}s away from the receiver's clock (window ±{MESSAGE_WINDOW}s)", iat - now),
+            format!(
+                "message time is {}s away from the receiver's clock (window ±{MESSAGE_WINDOW}s)",
+                iat - now
+            ),
         ));
     }
     Ok(())
@@ -23,8 +26,15 @@ pub fn check_fresh(iat: UnixSeconds, now: UnixSeconds) -> Result<()> {
 
 /// Checks a nonce's shape (base64url, 16..=128 characters).
 pub fn check_nonce(nonce: &str) -> Result<()> {
-    if nonce.len() < 16 || nonce.len() > 128 || !nonce.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-        return Err(Error::malformed("nonce must be 16..128 base64url characters"));
+    if nonce.len() < 16
+        || nonce.len() > 128
+        || !nonce
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(Error::malformed(
+            "nonce must be 16..128 base64url characters",
+        ));
     }
     Ok(())
 }

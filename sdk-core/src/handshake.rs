@@ -96,7 +96,12 @@ pub struct FlowDecision {
 }
 
 /// Partner role: builds a signed hello. Returns (body, nonce).
-pub fn hello(cred: &Credential, mut h: Hello, now: UnixSeconds, rng: &dyn RandomSource) -> Result<(String, String)> {
+pub fn hello(
+    cred: &Credential,
+    mut h: Hello,
+    now: UnixSeconds,
+    rng: &dyn RandomSource,
+) -> Result<(String, String)> {
     h.installation_id = cred.installation_id.clone();
     h.nonce = random_id(rng, 16)?;
     h.iat = now;
@@ -110,9 +115,14 @@ pub fn accept_decision(cred: &Credential, body: &str, nonce: &str) -> Result<Flo
     let d: FlowDecision = u.claims()?;
     u.verify_with_keyset(&cred.service_keys, d.iat)?;
     if d.nonce != nonce || d.installation_id != cred.installation_id {
-        return Err(Error::new(ErrorCode::BadSignature, "flow decision does not answer our hello"));
+        return Err(Error::new(
+            ErrorCode::BadSignature,
+            "flow decision does not answer our hello",
+        ));
     }
-    if d.decision == FlowState::Open && (d.session_id.is_none() || d.session_exp.is_none() || d.policy.is_none()) {
+    if d.decision == FlowState::Open
+        && (d.session_id.is_none() || d.session_exp.is_none() || d.policy.is_none())
+    {
         return Err(Error::malformed("open decision lacks session or policy"));
     }
     Ok(d)

@@ -107,8 +107,16 @@ pub struct Coverage {
 impl Coverage {
     /// Computes coverage.
     pub fn new(onboarded: u64, total: u64) -> Self {
-        let percent = if total == 0 { 0.0 } else { (onboarded as f64 * 1000.0 / total as f64).round() / 10.0 };
-        Coverage { onboarded, total, percent }
+        let percent = if total == 0 {
+            0.0
+        } else {
+            (onboarded as f64 * 1000.0 / total as f64).round() / 10.0
+        };
+        Coverage {
+            onboarded,
+            total,
+            percent,
+        }
     }
 }
 
@@ -118,13 +126,43 @@ mod tests {
 
     #[test]
     fn classes() {
-        let on = |last, run| Activity { onboarded: true, last_seen: last, sensor_running: run };
-        assert_eq!(classify(on(Some(100), true), 200, 1000), HealthClass::Healthy);
-        assert_eq!(classify(on(Some(100), false), 200, 1000), HealthClass::AgentState);
-        assert_eq!(classify(on(Some(100), true), 2000, 1000), HealthClass::Inactive);
-        assert_eq!(classify(on(None, true), 200, 1000), HealthClass::NotOnboarded);
-        assert_eq!(classify(Activity { onboarded: false, last_seen: Some(100), sensor_running: true }, 200, 1000), HealthClass::NotOnboarded);
-        assert_eq!(serde_json::to_string(&HealthClass::AgentState).unwrap(), "\"Agent state\"");
+        let on = |last, run| Activity {
+            onboarded: true,
+            last_seen: last,
+            sensor_running: run,
+        };
+        assert_eq!(
+            classify(on(Some(100), true), 200, 1000),
+            HealthClass::Healthy
+        );
+        assert_eq!(
+            classify(on(Some(100), false), 200, 1000),
+            HealthClass::AgentState
+        );
+        assert_eq!(
+            classify(on(Some(100), true), 2000, 1000),
+            HealthClass::Inactive
+        );
+        assert_eq!(
+            classify(on(None, true), 200, 1000),
+            HealthClass::NotOnboarded
+        );
+        assert_eq!(
+            classify(
+                Activity {
+                    onboarded: false,
+                    last_seen: Some(100),
+                    sensor_running: true
+                },
+                200,
+                1000
+            ),
+            HealthClass::NotOnboarded
+        );
+        assert_eq!(
+            serde_json::to_string(&HealthClass::AgentState).unwrap(),
+            "\"Agent state\""
+        );
         assert_eq!(Coverage::new(1, 3).percent, 33.3);
         assert_eq!(Coverage::new(0, 0).percent, 0.0);
     }

@@ -57,14 +57,36 @@ fn role() -> ServiceRole {
 fn random_bytes_never_panic() {
     let mut r = XorShift(0x1234_5678_9abc_def1);
     let role = role();
-    let paths = ["/v1/redeem", "/v1/handshake", "/v1/ingest", "/v1/offboard", "/v1/rotate", "/v1/downlevel/register", "/v1/downlevel/ingest", "/nope"];
+    let paths = [
+        "/v1/redeem",
+        "/v1/handshake",
+        "/v1/ingest",
+        "/v1/offboard",
+        "/v1/rotate",
+        "/v1/downlevel/register",
+        "/v1/downlevel/ingest",
+        "/nope",
+    ];
     for i in 0..3000 {
         let len = (r.next() % 600) as usize;
         let data = r.bytes(len);
         parse_everything(&data);
-        let req = HttpRequest { id: 0, method: "POST".into(), url: paths[i % paths.len()].into(), headers: vec![("authorization".into(), "SharedKey ws:AAAA".into()), ("x-edrlink-date".into(), "2026-11-23T12:00:00Z".into())], body: data };
+        let req = HttpRequest {
+            id: 0,
+            method: "POST".into(),
+            url: paths[i % paths.len()].into(),
+            headers: vec![
+                ("authorization".into(), "SharedKey ws:AAAA".into()),
+                ("x-edrlink-date".into(), "2026-11-23T12:00:00Z".into()),
+            ],
+            body: data,
+        };
         let resp = role.handle(&mut MemoryStore::default(), &req, 1_800_000_000);
-        assert!((400..500).contains(&resp.status), "garbage answered {}", resp.status);
+        assert!(
+            (400..500).contains(&resp.status),
+            "garbage answered {}",
+            resp.status
+        );
     }
 }
 

@@ -57,7 +57,11 @@ impl HttpResponse {
 
     /// A JSON response.
     pub fn json<T: Serialize>(status: u16, value: &T) -> Self {
-        HttpResponse::new(status, JSON, serde_json::to_vec(value).expect("serializable"))
+        HttpResponse::new(
+            status,
+            JSON,
+            serde_json::to_vec(value).expect("serializable"),
+        )
     }
 
     /// First header with this (lower-case) name.
@@ -67,7 +71,10 @@ impl HttpResponse {
 }
 
 fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 /// RFC 9457 problem details with edrlink's `code` extension.
@@ -109,7 +116,11 @@ pub fn problem_with_status(err: &Error, status: u16, expected_seq: Option<u64>) 
         expected_seq,
         retry_after: err.retry_after(),
     };
-    let mut r = HttpResponse::new(status, PROBLEM_JSON, serde_json::to_vec(&p).expect("serializable"));
+    let mut r = HttpResponse::new(
+        status,
+        PROBLEM_JSON,
+        serde_json::to_vec(&p).expect("serializable"),
+    );
     if let Some(s) = err.retry_after() {
         r.headers.push(("retry-after".into(), s.to_string()));
     }
@@ -135,7 +146,10 @@ pub fn error_from_response(resp: &HttpResponse, now: UnixSeconds) -> (Error, Opt
         .map(|p| p.detail.clone())
         .unwrap_or_else(|| format!("HTTP {}", resp.status));
     let mut err = Error::new(code, detail);
-    if let Some(s) = resp.header("retry-after").and_then(|v| parse_retry_after(v, now)) {
+    if let Some(s) = resp
+        .header("retry-after")
+        .and_then(|v| parse_retry_after(v, now))
+    {
         err = err.with_retry_after(s);
     }
     (err, parsed)
@@ -155,8 +169,14 @@ pub fn parse_retry_after(v: &str, now: UnixSeconds) -> Option<u64> {
 /// Formats an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110 §5.6.7).
 pub fn format_http_date(t: UnixSeconds) -> String {
     let iso = crate::encoding::rfc3339(t); // YYYY-MM-DDTHH:MM:SSZ
-    let (y, m, d) = (&iso[0..4], iso[5..7].parse::<usize>().unwrap_or(1), &iso[8..10]);
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let (y, m, d) = (
+        &iso[0..4],
+        iso[5..7].parse::<usize>().unwrap_or(1),
+        &iso[8..10],
+    );
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"]; // 1970-01-01 was a Thursday
     let wd = DAYS[t.div_euclid(86_400).rem_euclid(7) as usize];
     format!("{wd}, {d} {} {y} {} GMT", MONTHS[m - 1], &iso[11..19])
@@ -168,9 +188,11 @@ pub fn parse_http_date(v: &str) -> Option<UnixSeconds> {
     let mut it = rest.split(' ');
     let day: i64 = it.next()?.parse().ok()?;
     let mon_name = it.next()?;
-    let mon = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        .iter()
-        .position(|m| *m == mon_name)? as i64
+    let mon = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| *m == mon_name)? as i64
         + 1;
     let year: i64 = it.next()?.parse().ok()?;
     let hms = it.next()?;
@@ -196,12 +218,24 @@ mod tests {
     #[test]
     fn retry_after_forms() {
         assert_eq!(parse_retry_after("120", 0), Some(120));
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 784_111_777 - 10), Some(10));
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 784_111_777 + 10), Some(0));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 784_111_777 - 10),
+            Some(10)
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 784_111_777 + 10),
+            Some(0)
+        );
         assert_eq!(parse_retry_after("soon", 0), None);
         assert_eq!(parse_retry_after("999999999", 0), Some(86_400));
-        assert_eq!(format_http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
-        assert_eq!(parse_http_date(&format_http_date(1_795_435_200)), Some(1_795_435_200));
+        assert_eq!(
+            format_http_date(784_111_777),
+            "Sun, 06 Nov 1994 08:49:37 GMT"
+        );
+        assert_eq!(
+            parse_http_date(&format_http_date(1_795_435_200)),
+            Some(1_795_435_200)
+        );
     }
 
     #[test]

@@ -44,14 +44,18 @@ pub struct Unverified<'a> {
 impl Unverified<'_> {
     /// Deserializes the payload (no trust implied).
     pub fn claims<T: DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_slice(&self.payload).map_err(|e| Error::malformed(format!("JWS payload: {e}")))
+        serde_json::from_slice(&self.payload)
+            .map_err(|e| Error::malformed(format!("JWS payload: {e}")))
     }
 
     /// Checks the signature with `key`.
     pub fn verify_with(&self, key: &VerifyingKey) -> Result<()> {
         if let Some(kid) = &self.header.kid {
             if *kid != key.key_id() {
-                return Err(Error::new(ErrorCode::UnknownKey, "JWS kid does not name the expected key"));
+                return Err(Error::new(
+                    ErrorCode::UnknownKey,
+                    "JWS kid does not name the expected key",
+                ));
             }
         }
         key.verify(self.signing_input.as_bytes(), &self.signature)
@@ -71,15 +75,26 @@ impl Unverified<'_> {
 }
 
 /// Signs `claims` as a compact JWS with header `{alg, typ, kid}` (or `jwk`).
-pub fn sign<T: Serialize>(typ: &str, claims: &T, key: &SigningKey, embed_jwk: bool) -> Result<String> {
+pub fn sign<T: Serialize>(
+    typ: &str,
+    claims: &T,
+    key: &SigningKey,
+    embed_jwk: bool,
+) -> Result<String> {
     let header = Header {
         alg: "EdDSA".into(),
         typ: typ.into(),
         kid: if embed_jwk { None } else { Some(key.key_id()) },
-        jwk: if embed_jwk { Some(key.verifying_key().to_jwk()) } else { None },
+        jwk: if embed_jwk {
+            Some(key.verifying_key().to_jwk())
+        } else {
+            None
+        },
     };
-    let h = serde_json::to_vec(&header).map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))?;
-    let p = serde_json::to_vec(claims).map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))?;
+    let h =
+        serde_json::to_vec(&header).map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))?;
+    let p =
+        serde_json::to_vec(claims).map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))?;
     let mut out = String::with_capacity((h.len() + p.len()) * 4 / 3 + 100);
     out.push_str(&b64url(&h));
     out.push('.');
@@ -104,7 +119,10 @@ pub fn parse<'a>(compact: &'a str, expected_typ: &str) -> Result<Unverified<'a>>
     let header: Header = serde_json::from_slice(&b64url_decode(h)?)
         .map_err(|e| Error::malformed(format!("JWS header: {e}")))?;
     if header.alg != "EdDSA" {
-        return Err(Error::new(ErrorCode::UnsupportedAlgorithm, "JWS alg must be EdDSA"));
+        return Err(Error::new(
+            ErrorCode::UnsupportedAlgorithm,
+            "JWS alg must be EdDSA",
+        ));
     }
     if header.typ != expected_typ {
         return Err(Error::new(
@@ -142,15 +160,39 @@ mod tests {
         let u = parse(&jws, "x+jwt").unwrap();
         u.verify_with(&k.verifying_key()).unwrap();
         assert_eq!(u.claims::<C>().unwrap(), C { a: 1 });
-        assert_eq!(parse(&jws, "y+jwt").unwrap_err().code(), ErrorCode::WrongType);
+        assert_eq!(
+            parse(&jws, "y+jwt").unwrap_err().code(),
+            ErrorCode::WrongType
+        );
         let other = SigningKey::from_seed(&[4u8; 32]).unwrap();
-        assert_eq!(u.verify_with(&other.verifying_key()).unwrap_err().code(), ErrorCode::UnknownKey);
-        assert_eq!(parse("a.b", "x+jwt").unwrap_err().code(), ErrorCode::Malformed);
+        assert_eq!(
+            u.verify_with(&other.verifying_key()).unwrap_err().code(),
+            ErrorCode::UnknownKey
+        );
+        assert_eq!(
+            parse("a.b", "x+jwt").unwrap_err().code(),
+            ErrorCode::Malformed
+        );
         // alg "none" is refused before anything else.
-        let none = format!("{}.{}.", b64url(br#"{"alg":"none","typ":"x+jwt"}"#), b64url(b"{}"));
-        assert_eq!(parse(&none, "x+jwt").unwrap_err().code(), ErrorCode::UnsupportedAlgorithm);
+        let none = format!(
+            "{}.{}.",
+            b64url(br#"{"alg":"none","typ":"x+jwt"}"#),
+            b64url(b"{}")
+        );
+        assert_eq!(
+            parse(&none, "x+jwt").unwrap_err().code(),
+            ErrorCode::UnsupportedAlgorithm
+        );
         // Unknown header parameters (e.g. crit) are refused.
-        let crit = format!("{}.{}.{}", b64url(br#"{"alg":"EdDSA","typ":"x+jwt","crit":["b64"]}"#), b64url(b"{}"), b64url(&[0u8; 64]));
-        assert_eq!(parse(&crit, "x+jwt").unwrap_err().code(), ErrorCode::Malformed);
+        let crit = format!(
+            "{}.{}.{}",
+            b64url(br#"{"alg":"EdDSA","typ":"x+jwt","crit":["b64"]}"#),
+            b64url(b"{}"),
+            b64url(&[0u8; 64])
+        );
+        assert_eq!(
+            parse(&crit, "x+jwt").unwrap_err().code(),
+            ErrorCode::Malformed
+        );
     }
 }

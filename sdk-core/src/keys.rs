@@ -194,11 +194,17 @@ impl Jwk {
     /// Validates and converts to a [`VerifyingKey`].
     pub fn to_key(&self) -> Result<VerifyingKey> {
         if self.kty != "OKP" || self.crv != "Ed25519" {
-            return Err(Error::new(ErrorCode::UnsupportedAlgorithm, "only OKP/Ed25519 keys are accepted"));
+            return Err(Error::new(
+                ErrorCode::UnsupportedAlgorithm,
+                "only OKP/Ed25519 keys are accepted",
+            ));
         }
         if let Some(alg) = &self.alg {
             if alg != "EdDSA" {
-                return Err(Error::new(ErrorCode::UnsupportedAlgorithm, "JWK alg must be EdDSA"));
+                return Err(Error::new(
+                    ErrorCode::UnsupportedAlgorithm,
+                    "JWK alg must be EdDSA",
+                ));
             }
         }
         let key = VerifyingKey::from_bytes(&b64url_decode(&self.x)?)?;
@@ -233,12 +239,18 @@ impl Keyset {
             let key = jwk.to_key()?;
             if key.key_id() == kid {
                 if jwk.not_after.is_some_and(|t| now > t) {
-                    return Err(Error::new(ErrorCode::UnknownKey, "service key is past its not_after"));
+                    return Err(Error::new(
+                        ErrorCode::UnknownKey,
+                        "service key is past its not_after",
+                    ));
                 }
                 return Ok(key);
             }
         }
-        Err(Error::new(ErrorCode::UnknownKey, "no pinned key with this kid"))
+        Err(Error::new(
+            ErrorCode::UnknownKey,
+            "no pinned key with this kid",
+        ))
     }
 
     /// Parses a keyset from JSON.
@@ -284,7 +296,13 @@ mod tests {
         let mut set = Keyset::from_keys(&[k.verifying_key()]);
         set.keys[0].not_after = Some(100);
         assert!(set.find(&k.key_id(), 100).is_ok());
-        assert_eq!(set.find(&k.key_id(), 101).unwrap_err().code(), ErrorCode::UnknownKey);
-        assert_eq!(set.find("other", 0).unwrap_err().code(), ErrorCode::UnknownKey);
+        assert_eq!(
+            set.find(&k.key_id(), 101).unwrap_err().code(),
+            ErrorCode::UnknownKey
+        );
+        assert_eq!(
+            set.find("other", 0).unwrap_err().code(),
+            ErrorCode::UnknownKey
+        );
     }
 }

@@ -3,7 +3,9 @@
 
 use crate::encoding::UnixSeconds;
 use crate::error::Result;
-use crate::service::{Alert, Installation, Integration, ServiceStore, Session, TokenRecord, Workspace};
+use crate::service::{
+    Alert, Installation, Integration, ServiceStore, Session, TokenRecord, Workspace,
+};
 use crate::telemetry::Batch;
 use std::collections::HashMap;
 
@@ -33,7 +35,11 @@ pub struct MemoryStore {
 impl MemoryStore {
     /// Events stored for an installation, in sequence order.
     pub fn events_of(&self, installation_id: &str) -> Vec<crate::telemetry::Event> {
-        let mut bs: Vec<&Batch> = self.batches.values().filter(|b| b.installation_id == installation_id).collect();
+        let mut bs: Vec<&Batch> = self
+            .batches
+            .values()
+            .filter(|b| b.installation_id == installation_id)
+            .collect();
         bs.sort_by_key(|b| b.seq);
         bs.into_iter().flat_map(|b| b.events.clone()).collect()
     }
@@ -44,7 +50,10 @@ impl ServiceStore for MemoryStore {
         Ok(self.tenants.get(tenant_id).cloned())
     }
     fn integration(&mut self, tenant_id: &str, partner_id: &str) -> Result<Option<Integration>> {
-        Ok(self.integrations.get(&(tenant_id.to_owned(), partner_id.to_owned())).cloned())
+        Ok(self
+            .integrations
+            .get(&(tenant_id.to_owned(), partner_id.to_owned()))
+            .cloned())
     }
     fn token(&mut self, jti: &str) -> Result<Option<TokenRecord>> {
         Ok(self.tokens.get(jti).cloned())
@@ -55,7 +64,12 @@ impl ServiceStore for MemoryStore {
         }
         Ok(())
     }
-    fn nonce_fresh(&mut self, nonce: &str, expires_at: UnixSeconds, now: UnixSeconds) -> Result<bool> {
+    fn nonce_fresh(
+        &mut self,
+        nonce: &str,
+        expires_at: UnixSeconds,
+        now: UnixSeconds,
+    ) -> Result<bool> {
         self.nonces.retain(|_, exp| *exp >= now);
         Ok(self.nonces.insert(nonce.to_owned(), expires_at).is_none())
     }
@@ -63,20 +77,42 @@ impl ServiceStore for MemoryStore {
         Ok(self.installations.get(id).cloned())
     }
     fn installation_by_key(&mut self, key_id: &str) -> Result<Option<Installation>> {
-        Ok(self.installations.values().find(|i| i.public_key.is_some_and(|k| k.key_id() == key_id)).cloned())
-    }
-    fn installation_by_enrollment(&mut self, tenant_id: &str, partner_id: &str, enrollment_id: &str) -> Result<Option<Installation>> {
         Ok(self
             .installations
             .values()
-            .find(|i| i.tenant_id == tenant_id && i.partner_id == partner_id && i.enrollment_id == enrollment_id)
+            .find(|i| i.public_key.is_some_and(|k| k.key_id() == key_id))
             .cloned())
     }
-    fn installations_by_device(&mut self, tenant_id: &str, partner_id: &str, device_id: &str) -> Result<Vec<Installation>> {
+    fn installation_by_enrollment(
+        &mut self,
+        tenant_id: &str,
+        partner_id: &str,
+        enrollment_id: &str,
+    ) -> Result<Option<Installation>> {
         Ok(self
             .installations
             .values()
-            .filter(|i| i.tenant_id == tenant_id && i.partner_id == partner_id && i.device.device_id == device_id)
+            .find(|i| {
+                i.tenant_id == tenant_id
+                    && i.partner_id == partner_id
+                    && i.enrollment_id == enrollment_id
+            })
+            .cloned())
+    }
+    fn installations_by_device(
+        &mut self,
+        tenant_id: &str,
+        partner_id: &str,
+        device_id: &str,
+    ) -> Result<Vec<Installation>> {
+        Ok(self
+            .installations
+            .values()
+            .filter(|i| {
+                i.tenant_id == tenant_id
+                    && i.partner_id == partner_id
+                    && i.device.device_id == device_id
+            })
             .cloned()
             .collect())
     }
@@ -92,12 +128,23 @@ impl ServiceStore for MemoryStore {
         Ok(())
     }
     fn batch_seq(&mut self, installation_id: &str, batch_id: &str) -> Result<Option<u64>> {
-        Ok(self.batches.get(&(installation_id.to_owned(), batch_id.to_owned())).map(|b| b.seq))
+        Ok(self
+            .batches
+            .get(&(installation_id.to_owned(), batch_id.to_owned()))
+            .map(|b| b.seq))
     }
-    fn store_batch(&mut self, inst: &Installation, batch: &Batch, alerts: &[Alert], _now: UnixSeconds) -> Result<()> {
+    fn store_batch(
+        &mut self,
+        inst: &Installation,
+        batch: &Batch,
+        alerts: &[Alert],
+        _now: UnixSeconds,
+    ) -> Result<()> {
         self.installations.insert(inst.id.clone(), inst.clone());
-        self.batches.insert((inst.id.clone(), batch.batch_id.clone()), batch.clone());
-        self.alerts.extend(alerts.iter().map(|a| (inst.id.clone(), a.clone())));
+        self.batches
+            .insert((inst.id.clone(), batch.batch_id.clone()), batch.clone());
+        self.alerts
+            .extend(alerts.iter().map(|a| (inst.id.clone(), a.clone())));
         Ok(())
     }
     fn workspace(&mut self, id: &str) -> Result<Option<Workspace>> {

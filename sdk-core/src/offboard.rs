@@ -34,14 +34,22 @@ pub struct OffboardClaims {
 }
 
 /// Partner role: signs an opt-out. Returns (body, nonce).
-pub fn request(cred: &Credential, reason: &str, now: UnixSeconds, rng: &dyn RandomSource) -> Result<(String, String)> {
+pub fn request(
+    cred: &Credential,
+    reason: &str,
+    now: UnixSeconds,
+    rng: &dyn RandomSource,
+) -> Result<(String, String)> {
     let c = OffboardClaims {
         installation_id: cred.installation_id.clone(),
         nonce: random_id(rng, 16)?,
         iat: now,
         reason: reason.chars().take(256).collect(),
     };
-    Ok((jws::sign(REQUEST_TYP, &c, cred.signing_key()?, false)?, c.nonce))
+    Ok((
+        jws::sign(REQUEST_TYP, &c, cred.signing_key()?, false)?,
+        c.nonce,
+    ))
 }
 
 /// Service role: verifies an opt-out with the installation key.
@@ -56,11 +64,18 @@ pub fn verify_request(body: &str, key: &VerifyingKey, now: UnixSeconds) -> Resul
 
 /// Service role: reads the installation id without trust.
 pub fn peek_installation(body: &str) -> Result<String> {
-    Ok(jws::parse(body, REQUEST_TYP)?.claims::<OffboardClaims>()?.installation_id)
+    Ok(jws::parse(body, REQUEST_TYP)?
+        .claims::<OffboardClaims>()?
+        .installation_id)
 }
 
 /// Service role: signs the acknowledgement.
-pub fn respond(installation_id: &str, nonce: &str, key: &SigningKey, now: UnixSeconds) -> Result<String> {
+pub fn respond(
+    installation_id: &str,
+    nonce: &str,
+    key: &SigningKey,
+    now: UnixSeconds,
+) -> Result<String> {
     let c = OffboardClaims {
         installation_id: installation_id.into(),
         nonce: nonce.into(),
@@ -76,7 +91,10 @@ pub fn accept_response(cred: &Credential, body: &str, nonce: &str) -> Result<()>
     let c: OffboardClaims = u.claims()?;
     u.verify_with_keyset(&cred.service_keys, c.iat)?;
     if c.nonce != nonce || c.installation_id != cred.installation_id {
-        return Err(Error::new(ErrorCode::BadSignature, "offboard answer does not match our request"));
+        return Err(Error::new(
+            ErrorCode::BadSignature,
+            "offboard answer does not match our request",
+        ));
     }
     Ok(())
 }
@@ -127,14 +145,23 @@ pub fn verify_package(cred: &Credential, package: &str, now: UnixSeconds) -> Res
     u.verify_with_keyset(&cred.service_keys, now)?;
     let skew = crate::token::DEFAULT_SKEW;
     if now - skew >= c.exp || now + skew < c.iat {
-        return Err(Error::new(ErrorCode::PackageInvalid, "offboarding package is expired or not yet valid"));
+        return Err(Error::new(
+            ErrorCode::PackageInvalid,
+            "offboarding package is expired or not yet valid",
+        ));
     }
     if c.tenant_id != cred.tenant_id || c.partner_id != cred.partner_id {
-        return Err(Error::new(ErrorCode::PackageInvalid, "offboarding package is for another tenant or partner"));
+        return Err(Error::new(
+            ErrorCode::PackageInvalid,
+            "offboarding package is for another tenant or partner",
+        ));
     }
     if let Some(ids) = &c.installation_ids {
         if !ids.contains(&cred.installation_id) {
-            return Err(Error::new(ErrorCode::PackageInvalid, "offboarding package does not name this installation"));
+            return Err(Error::new(
+                ErrorCode::PackageInvalid,
+                "offboarding package does not name this installation",
+            ));
         }
     }
     Ok(c)

@@ -50,10 +50,16 @@ impl Policy {
         if offered.policy_version < self.policy_version {
             return Err(Error::new(
                 ErrorCode::PolicyRollback,
-                format!("policy version {} is older than {}", offered.policy_version, self.policy_version),
+                format!(
+                    "policy version {} is older than {}",
+                    offered.policy_version, self.policy_version
+                ),
             ));
         }
-        if offered.max_batch_bytes == 0 || offered.max_batch_events == 0 || offered.heartbeat_interval == 0 {
+        if offered.max_batch_bytes == 0
+            || offered.max_batch_events == 0
+            || offered.heartbeat_interval == 0
+        {
             return Err(Error::malformed("policy limits must be positive"));
         }
         let changed = offered != self;
@@ -68,12 +74,26 @@ mod tests {
 
     #[test]
     fn rollback_is_refused_and_last_good_kept() {
-        let mut p = Policy { policy_version: 5, ..Policy::default() };
-        let old = Policy { policy_version: 4, file_samples: FileSampleSharing::All, ..Policy::default() };
-        assert_eq!(p.accept_update(&old).unwrap_err().code(), ErrorCode::PolicyRollback);
+        let mut p = Policy {
+            policy_version: 5,
+            ..Policy::default()
+        };
+        let old = Policy {
+            policy_version: 4,
+            file_samples: FileSampleSharing::All,
+            ..Policy::default()
+        };
+        assert_eq!(
+            p.accept_update(&old).unwrap_err().code(),
+            ErrorCode::PolicyRollback
+        );
         assert_eq!(p.policy_version, 5);
         assert_eq!(p.file_samples, FileSampleSharing::None);
-        let newer = Policy { policy_version: 6, file_samples: FileSampleSharing::All, ..Policy::default() };
+        let newer = Policy {
+            policy_version: 6,
+            file_samples: FileSampleSharing::All,
+            ..Policy::default()
+        };
         assert!(p.accept_update(&newer).unwrap());
         assert!(!p.accept_update(&newer).unwrap());
     }

@@ -50,7 +50,10 @@ impl DeviceFacts {
             ("product_version", &self.product_version),
         ] {
             if v.is_empty() || v.len() > 256 || v.chars().any(char::is_control) {
-                return Err(Error::new(ErrorCode::InvalidArgument, format!("device {name} must be 1..256 printable characters")));
+                return Err(Error::new(
+                    ErrorCode::InvalidArgument,
+                    format!("device {name} must be 1..256 printable characters"),
+                ));
             }
         }
         Ok(())
@@ -185,7 +188,12 @@ impl PendingRedeem {
     /// Trust: with `pinned` the response must verify against it; otherwise the
     /// response must verify against the keyset it carries *and* that keyset must
     /// verify the token we sent (so whoever answers also issued our token).
-    pub fn accept(self, response: &str, pinned: Option<&Keyset>, now: UnixSeconds) -> Result<(Credential, ResponseClaims)> {
+    pub fn accept(
+        self,
+        response: &str,
+        pinned: Option<&Keyset>,
+        now: UnixSeconds,
+    ) -> Result<(Credential, ResponseClaims)> {
         let u = jws::parse(response, RESPONSE_TYP)?;
         let claims: ResponseClaims = u.claims()?;
         let keys = pinned.unwrap_or(&claims.keyset);
@@ -196,7 +204,10 @@ impl PendingRedeem {
             tok.verify_with_keyset(&claims.keyset, claims.iat)?;
         }
         if claims.nonce != self.nonce || claims.enrollment_id != self.enrollment_id {
-            return Err(Error::new(ErrorCode::BadSignature, "redemption response does not answer our request"));
+            return Err(Error::new(
+                ErrorCode::BadSignature,
+                "redemption response does not answer our request",
+            ));
         }
         let _ = now;
         let cred = Credential {
@@ -222,7 +233,11 @@ impl PendingRedeem {
 /// [`crate::service`].
 pub fn verify_request(body: &str, now: UnixSeconds) -> Result<(RequestClaims, VerifyingKey)> {
     let u = jws::parse(body, REQUEST_TYP)?;
-    let jwk = u.header.jwk.as_ref().ok_or_else(|| Error::malformed("redeem request must embed its jwk"))?;
+    let jwk = u
+        .header
+        .jwk
+        .as_ref()
+        .ok_or_else(|| Error::malformed("redeem request must embed its jwk"))?;
     let key = jwk.to_key()?;
     u.verify_with(&key)?;
     let claims: RequestClaims = u.claims()?;
@@ -230,7 +245,10 @@ pub fn verify_request(body: &str, now: UnixSeconds) -> Result<(RequestClaims, Ve
     if claims.enrollment_id.is_empty() || claims.enrollment_id.len() > 128 {
         return Err(Error::malformed("enrollment_id must be 1..128 characters"));
     }
-    claims.device.validate().map_err(|e| Error::malformed(e.message().to_owned()))?;
+    claims
+        .device
+        .validate()
+        .map_err(|e| Error::malformed(e.message().to_owned()))?;
     check_fresh(claims.iat, now)?;
     Ok((claims, key))
 }

@@ -51,7 +51,12 @@ pub fn proof_input(installation_id: &str, nonce: &str) -> Vec<u8> {
 }
 
 /// Partner role: builds a request for `new_key`. Returns (body, nonce).
-pub fn request(cred: &Credential, new_key: &SigningKey, now: UnixSeconds, rng: &dyn RandomSource) -> Result<(String, String)> {
+pub fn request(
+    cred: &Credential,
+    new_key: &SigningKey,
+    now: UnixSeconds,
+    rng: &dyn RandomSource,
+) -> Result<(String, String)> {
     let nonce = random_id(rng, 16)?;
     let c = RotateClaims {
         installation_id: cred.installation_id.clone(),
@@ -60,24 +65,36 @@ pub fn request(cred: &Credential, new_key: &SigningKey, now: UnixSeconds, rng: &
         new_jwk: new_key.verifying_key().to_jwk(),
         new_key_proof: b64url(&new_key.sign(&proof_input(&cred.installation_id, &nonce))),
     };
-    Ok((jws::sign(REQUEST_TYP, &c, cred.signing_key()?, false)?, nonce))
+    Ok((
+        jws::sign(REQUEST_TYP, &c, cred.signing_key()?, false)?,
+        nonce,
+    ))
 }
 
 /// Service role: verifies with the current key and the proof of the new key.
-pub fn verify_request(body: &str, current: &VerifyingKey, now: UnixSeconds) -> Result<(RotateClaims, VerifyingKey)> {
+pub fn verify_request(
+    body: &str,
+    current: &VerifyingKey,
+    now: UnixSeconds,
+) -> Result<(RotateClaims, VerifyingKey)> {
     let u = jws::parse(body, REQUEST_TYP)?;
     u.verify_with(current)?;
     let c: RotateClaims = u.claims()?;
     check_nonce(&c.nonce)?;
     check_fresh(c.iat, now)?;
     let new_key = c.new_jwk.to_key()?;
-    new_key.verify(&proof_input(&c.installation_id, &c.nonce), &b64url_decode(&c.new_key_proof)?)?;
+    new_key.verify(
+        &proof_input(&c.installation_id, &c.nonce),
+        &b64url_decode(&c.new_key_proof)?,
+    )?;
     Ok((c, new_key))
 }
 
 /// Service role: reads the installation id without trust.
 pub fn peek_installation(body: &str) -> Result<String> {
-    Ok(jws::parse(body, REQUEST_TYP)?.claims::<RotateClaims>()?.installation_id)
+    Ok(jws::parse(body, REQUEST_TYP)?
+        .claims::<RotateClaims>()?
+        .installation_id)
 }
 
 /// Partner role: accepts the answer and swaps the key into the credential.
@@ -85,8 +102,12 @@ pub fn accept(cred: &mut Credential, new_key: SigningKey, body: &str, nonce: &st
     let u = jws::parse(body, RESPONSE_TYP)?;
     let r: RotateResponse = u.claims()?;
     u.verify_with_keyset(&cred.service_keys, r.iat)?;
-    if r.nonce != nonce || r.installation_id != cred.installation_id || r.key_id != new_key.key_id() {
-        return Err(Error::new(ErrorCode::BadSignature, "rotation answer does not match our request"));
+    if r.nonce != nonce || r.installation_id != cred.installation_id || r.key_id != new_key.key_id()
+    {
+        return Err(Error::new(
+            ErrorCode::BadSignature,
+            "rotation answer does not match our request",
+        ));
     }
     cred.auth = crate::credential::CredentialAuth::Key(new_key);
     cred.issued_at = r.iat;

@@ -17,7 +17,9 @@ use crate::keys::{random_id, Keyset, RandomSource, SigningKey, VerifyingKey};
 use crate::policy::Policy;
 use crate::redeem::{self, DeviceFacts, ResponseClaims};
 use crate::telemetry::{self, Batch, Event, Severity};
-use crate::{credential::CREDENTIAL_LIFETIME, eicar, fresh::MESSAGE_WINDOW, offboard, rotate, token};
+use crate::{
+    credential::CREDENTIAL_LIFETIME, eicar, fresh::MESSAGE_WINDOW, offboard, rotate, token,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -155,15 +157,30 @@ pub trait ServiceStore {
     /// Counts one redemption of a token.
     fn add_token_use(&mut self, jti: &str) -> Result<()>;
     /// Records a nonce; `false` if it was seen and has not expired yet.
-    fn nonce_fresh(&mut self, nonce: &str, expires_at: UnixSeconds, now: UnixSeconds) -> Result<bool>;
+    fn nonce_fresh(
+        &mut self,
+        nonce: &str,
+        expires_at: UnixSeconds,
+        now: UnixSeconds,
+    ) -> Result<bool>;
     /// An installation by id.
     fn installation(&mut self, id: &str) -> Result<Option<Installation>>;
     /// An installation by its key id.
     fn installation_by_key(&mut self, key_id: &str) -> Result<Option<Installation>>;
     /// An installation by enrollment id.
-    fn installation_by_enrollment(&mut self, tenant_id: &str, partner_id: &str, enrollment_id: &str) -> Result<Option<Installation>>;
+    fn installation_by_enrollment(
+        &mut self,
+        tenant_id: &str,
+        partner_id: &str,
+        enrollment_id: &str,
+    ) -> Result<Option<Installation>>;
     /// Installations with this device id.
-    fn installations_by_device(&mut self, tenant_id: &str, partner_id: &str, device_id: &str) -> Result<Vec<Installation>>;
+    fn installations_by_device(
+        &mut self,
+        tenant_id: &str,
+        partner_id: &str,
+        device_id: &str,
+    ) -> Result<Vec<Installation>>;
     /// Inserts or updates an installation.
     fn put_installation(&mut self, inst: &Installation) -> Result<()>;
     /// A session.
@@ -173,7 +190,13 @@ pub trait ServiceStore {
     /// The sequence a batch id was stored with, if it was.
     fn batch_seq(&mut self, installation_id: &str, batch_id: &str) -> Result<Option<u64>>;
     /// Durably stores a batch, its alerts and the updated installation.
-    fn store_batch(&mut self, inst: &Installation, batch: &Batch, alerts: &[Alert], now: UnixSeconds) -> Result<()>;
+    fn store_batch(
+        &mut self,
+        inst: &Installation,
+        batch: &Batch,
+        alerts: &[Alert],
+        now: UnixSeconds,
+    ) -> Result<()>;
     /// A down-level workspace.
     fn workspace(&mut self, id: &str) -> Result<Option<Workspace>>;
 }
@@ -189,7 +212,10 @@ pub struct RateLimit {
 
 impl Default for RateLimit {
     fn default() -> Self {
-        RateLimit { burst: 200.0, per_second: 50.0 }
+        RateLimit {
+            burst: 200.0,
+            per_second: 50.0,
+        }
     }
 }
 
@@ -247,9 +273,16 @@ impl ServiceRole {
     /// Creates the role. `rng` supplies ids and nonces.
     pub fn new(cfg: ServiceConfig, rng: Box<dyn RandomSource + Send + Sync>) -> Result<Self> {
         if cfg.keys.is_empty() {
-            return Err(Error::new(ErrorCode::InvalidArgument, "service needs at least one signing key"));
+            return Err(Error::new(
+                ErrorCode::InvalidArgument,
+                "service needs at least one signing key",
+            ));
         }
-        Ok(ServiceRole { cfg, rng, buckets: Mutex::new(HashMap::new()) })
+        Ok(ServiceRole {
+            cfg,
+            rng,
+            buckets: Mutex::new(HashMap::new()),
+        })
     }
 
     /// The configuration.
@@ -259,7 +292,14 @@ impl ServiceRole {
 
     /// The published keyset (`GET /v1/keys`).
     pub fn keyset(&self) -> Keyset {
-        Keyset::from_keys(&self.cfg.keys.iter().map(|k| k.verifying_key()).collect::<Vec<_>>())
+        Keyset::from_keys(
+            &self
+                .cfg
+                .keys
+                .iter()
+                .map(|k| k.verifying_key())
+                .collect::<Vec<_>>(),
+        )
     }
 
     fn key(&self) -> &SigningKey {
@@ -272,12 +312,27 @@ impl ServiceRole {
     }
 
     /// Issues an access token for an enabled integration (portal action).
-    pub fn issue_token<S: ServiceStore>(&self, store: &mut S, tenant_id: &str, partner_id: &str, lifetime: i64, max_uses: u32, now: UnixSeconds) -> Result<(String, token::AccessTokenClaims)> {
+    pub fn issue_token<S: ServiceStore>(
+        &self,
+        store: &mut S,
+        tenant_id: &str,
+        partner_id: &str,
+        lifetime: i64,
+        max_uses: u32,
+        now: UnixSeconds,
+    ) -> Result<(String, token::AccessTokenClaims)> {
         let integ = store
             .integration(tenant_id, partner_id)?
             .filter(|i| i.enabled)
-            .ok_or_else(|| Error::new(ErrorCode::IntegrationDisabled, "turn the integration on before generating a token"))?;
-        let region = store.tenant_region(tenant_id)?.ok_or_else(|| Error::new(ErrorCode::InvalidArgument, "unknown tenant"))?;
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorCode::IntegrationDisabled,
+                    "turn the integration on before generating a token",
+                )
+            })?;
+        let region = store
+            .tenant_region(tenant_id)?
+            .ok_or_else(|| Error::new(ErrorCode::InvalidArgument, "unknown tenant"))?;
         let spec = token::TokenSpec {
             issuer: self.cfg.issuer.clone(),
             partner_id: partner_id.into(),
@@ -293,13 +348,24 @@ impl ServiceRole {
 
     /// Handles one partner-API request. Every answer carries the service's
     /// clock in `Date`, from which partners keep their clock offset.
-    pub fn handle<S: ServiceStore>(&self, store: &mut S, req: &HttpRequest, now: UnixSeconds) -> HttpResponse {
+    pub fn handle<S: ServiceStore>(
+        &self,
+        store: &mut S,
+        req: &HttpRequest,
+        now: UnixSeconds,
+    ) -> HttpResponse {
         let mut resp = self.route(store, req, now);
-        resp.headers.push(("date".into(), crate::http::format_http_date(now)));
+        resp.headers
+            .push(("date".into(), crate::http::format_http_date(now)));
         resp
     }
 
-    fn route<S: ServiceStore>(&self, store: &mut S, req: &HttpRequest, now: UnixSeconds) -> HttpResponse {
+    fn route<S: ServiceStore>(
+        &self,
+        store: &mut S,
+        req: &HttpRequest,
+        now: UnixSeconds,
+    ) -> HttpResponse {
         let path = req.url.split('?').next().unwrap_or("");
         let result = match (req.method.as_str(), path) {
             ("GET", "/v1/keys") => Ok(HttpResponse::json(200, &self.keyset())),
@@ -310,11 +376,29 @@ impl ServiceRole {
             ("POST", "/v1/rotate") => self.rotate(store, req, now),
             ("POST", "/v1/downlevel/register") => self.downlevel_register(store, req, now),
             ("POST", "/v1/downlevel/ingest") => self.downlevel_ingest(store, req, now),
-            (_, "/v1/keys" | "/v1/redeem" | "/v1/handshake" | "/v1/ingest" | "/v1/offboard" | "/v1/rotate" | "/v1/downlevel/register" | "/v1/downlevel/ingest") => {
-                return problem_with_status(&Error::new(ErrorCode::InvalidArgument, "method not allowed"), 405, None);
+            (
+                _,
+                "/v1/keys"
+                | "/v1/redeem"
+                | "/v1/handshake"
+                | "/v1/ingest"
+                | "/v1/offboard"
+                | "/v1/rotate"
+                | "/v1/downlevel/register"
+                | "/v1/downlevel/ingest",
+            ) => {
+                return problem_with_status(
+                    &Error::new(ErrorCode::InvalidArgument, "method not allowed"),
+                    405,
+                    None,
+                );
             }
             _ => {
-                return problem_with_status(&Error::new(ErrorCode::InvalidArgument, "no such endpoint"), 404, None);
+                return problem_with_status(
+                    &Error::new(ErrorCode::InvalidArgument, "no such endpoint"),
+                    404,
+                    None,
+                );
             }
         };
         match result {
@@ -330,7 +414,13 @@ impl ServiceRole {
         core::str::from_utf8(&req.body).map_err(|_| Error::malformed("body is not UTF-8"))
     }
 
-    fn fresh_nonce<S: ServiceStore>(&self, store: &mut S, scope: &str, nonce: &str, now: UnixSeconds) -> Result<()> {
+    fn fresh_nonce<S: ServiceStore>(
+        &self,
+        store: &mut S,
+        scope: &str,
+        nonce: &str,
+        now: UnixSeconds,
+    ) -> Result<()> {
         if !store.nonce_fresh(&format!("{scope}:{nonce}"), now + 2 * MESSAGE_WINDOW, now)? {
             return Err(Error::new(ErrorCode::Replay, "nonce already used"));
         }
@@ -338,24 +428,51 @@ impl ServiceRole {
     }
 
     fn signed(&self, typ: &str, claims: &impl Serialize) -> Handled {
-        Ok(HttpResponse::new(200, JOSE, jws::sign(typ, claims, self.key(), false)?.into_bytes()))
+        Ok(HttpResponse::new(
+            200,
+            JOSE,
+            jws::sign(typ, claims, self.key(), false)?.into_bytes(),
+        ))
     }
 
-    fn redeem<S: ServiceStore>(&self, store: &mut S, req: &HttpRequest, now: UnixSeconds) -> Handled {
+    fn redeem<S: ServiceStore>(
+        &self,
+        store: &mut S,
+        req: &HttpRequest,
+        now: UnixSeconds,
+    ) -> Handled {
         let (claims, key) = redeem::verify_request(self.body_text(req)?, now)?;
         self.fresh_nonce(store, "redeem", &claims.nonce, now)?;
         let tok = token::verify(&claims.token, &self.keyset(), now, 0)?;
         if tok.region != self.cfg.region {
-            return Err(Error::new(ErrorCode::WrongRegion, format!("this service serves region {}, the token is for {}", self.cfg.region, tok.region)).into());
+            return Err(Error::new(
+                ErrorCode::WrongRegion,
+                format!(
+                    "this service serves region {}, the token is for {}",
+                    self.cfg.region, tok.region
+                ),
+            )
+            .into());
         }
         let integ = store
             .integration(&tok.tenant_id, &tok.partner_id)?
             .filter(|i| i.enabled)
-            .ok_or_else(|| Error::new(ErrorCode::IntegrationDisabled, "the partner integration is turned off"))?;
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorCode::IntegrationDisabled,
+                    "the partner integration is turned off",
+                )
+            })?;
         if integ.epoch != tok.epoch {
-            return Err(Error::new(ErrorCode::EpochMismatch, "the integration was toggled off since this token was issued: generate a new token").into());
+            return Err(Error::new(
+                ErrorCode::EpochMismatch,
+                "the integration was toggled off since this token was issued: generate a new token",
+            )
+            .into());
         }
-        let rec = store.token(&tok.jti)?.ok_or_else(|| Error::new(ErrorCode::TokenRevoked, "token is not known to the service"))?;
+        let rec = store.token(&tok.jti)?.ok_or_else(|| {
+            Error::new(ErrorCode::TokenRevoked, "token is not known to the service")
+        })?;
         if rec.revoked {
             return Err(Error::new(ErrorCode::TokenRevoked, "token was revoked").into());
         }
@@ -363,16 +480,26 @@ impl ServiceRole {
         let (t, p) = (tok.tenant_id.as_str(), tok.partner_id.as_str());
         let existing = match store.installation_by_enrollment(t, p, &claims.enrollment_id)? {
             Some(i) if i.public_key != Some(key) => {
-                return Err(Error::new(ErrorCode::PossibleClone, "enrollment id reused with another key").into());
+                return Err(Error::new(
+                    ErrorCode::PossibleClone,
+                    "enrollment id reused with another key",
+                )
+                .into());
             }
             Some(i) => Some(i),
-            None => store.installation_by_key(&kid)?.filter(|i| i.tenant_id == t && i.partner_id == p),
+            None => store
+                .installation_by_key(&kid)?
+                .filter(|i| i.tenant_id == t && i.partner_id == p),
         };
         let mut inst = match existing {
             Some(i) => i,
             None => {
                 if rec.uses >= rec.max_uses {
-                    return Err(Error::new(ErrorCode::TokenExhausted, "token reached its maximum number of uses").into());
+                    return Err(Error::new(
+                        ErrorCode::TokenExhausted,
+                        "token reached its maximum number of uses",
+                    )
+                    .into());
                 }
                 let twin = store
                     .installations_by_device(t, p, &claims.device.device_id)?
@@ -425,38 +552,70 @@ impl ServiceRole {
         self.signed(redeem::RESPONSE_TYP, &resp)
     }
 
-    fn keyed_installation<S: ServiceStore>(&self, store: &mut S, id: &str) -> Result<(Installation, VerifyingKey)> {
-        let inst = store.installation(id)?.ok_or_else(|| Error::new(ErrorCode::UnknownInstallation, "unknown installation"))?;
-        let key = inst.public_key.ok_or_else(|| Error::new(ErrorCode::Unauthorized, "installation has no key (down-level)"))?;
+    fn keyed_installation<S: ServiceStore>(
+        &self,
+        store: &mut S,
+        id: &str,
+    ) -> Result<(Installation, VerifyingKey)> {
+        let inst = store
+            .installation(id)?
+            .ok_or_else(|| Error::new(ErrorCode::UnknownInstallation, "unknown installation"))?;
+        let key = inst.public_key.ok_or_else(|| {
+            Error::new(
+                ErrorCode::Unauthorized,
+                "installation has no key (down-level)",
+            )
+        })?;
         Ok((inst, key))
     }
 
     /// Flow decision for an installation: offboarded or another epoch revokes;
     /// a disabled integration blocks (a toggle-off both blocks and bumps the
     /// epoch; while off, the endpoint is told "blocked" and keeps its data).
-    fn flow_of<S: ServiceStore>(&self, store: &mut S, inst: &Installation) -> Result<(FlowState, Option<ErrorCode>)> {
+    fn flow_of<S: ServiceStore>(
+        &self,
+        store: &mut S,
+        inst: &Installation,
+    ) -> Result<(FlowState, Option<ErrorCode>)> {
         if inst.offboarded {
             return Ok((FlowState::Revoked, Some(ErrorCode::Offboarded)));
         }
         match store.integration(&inst.tenant_id, &inst.partner_id)? {
             Some(i) if !i.enabled => Ok((FlowState::Blocked, Some(ErrorCode::IntegrationDisabled))),
             None => Ok((FlowState::Blocked, Some(ErrorCode::IntegrationDisabled))),
-            Some(i) if i.epoch != inst.epoch => Ok((FlowState::Revoked, Some(ErrorCode::EpochMismatch))),
+            Some(i) if i.epoch != inst.epoch => {
+                Ok((FlowState::Revoked, Some(ErrorCode::EpochMismatch)))
+            }
             Some(_) => Ok((FlowState::Open, None)),
         }
     }
 
     fn flow_error(state: FlowState, reason: Option<ErrorCode>) -> Error {
         match (state, reason) {
-            (FlowState::Blocked, _) => Error::new(ErrorCode::FlowBlocked, "inbound flow is blocked: the integration is turned off"),
-            (_, Some(ErrorCode::Offboarded)) => Error::new(ErrorCode::Revoked, "installation was offboarded: a new token is required"),
-            _ => Error::new(ErrorCode::Revoked, "credential belongs to an old integration epoch: a new token is required"),
+            (FlowState::Blocked, _) => Error::new(
+                ErrorCode::FlowBlocked,
+                "inbound flow is blocked: the integration is turned off",
+            ),
+            (_, Some(ErrorCode::Offboarded)) => Error::new(
+                ErrorCode::Revoked,
+                "installation was offboarded: a new token is required",
+            ),
+            _ => Error::new(
+                ErrorCode::Revoked,
+                "credential belongs to an old integration epoch: a new token is required",
+            ),
         }
     }
 
-    fn handshake<S: ServiceStore>(&self, store: &mut S, req: &HttpRequest, now: UnixSeconds) -> Handled {
+    fn handshake<S: ServiceStore>(
+        &self,
+        store: &mut S,
+        req: &HttpRequest,
+        now: UnixSeconds,
+    ) -> Handled {
         let body = self.body_text(req)?;
-        let (mut inst, key) = self.keyed_installation(store, &handshake::peek_installation(body)?)?;
+        let (mut inst, key) =
+            self.keyed_installation(store, &handshake::peek_installation(body)?)?;
         let hello = handshake::verify_hello(body, &key, now)?;
         self.fresh_nonce(store, &inst.id, &hello.nonce, now)?;
         inst.last_seen = Some(now);
@@ -498,57 +657,112 @@ impl ServiceRole {
             let refill = (rl.burst / rl.per_second).ceil() as i64 + 1;
             b.retain(|_, (_, at)| now - *at <= refill);
         }
-        let (tokens, at) = b.entry(installation_id.to_owned()).or_insert((rl.burst, now));
+        let (tokens, at) = b
+            .entry(installation_id.to_owned())
+            .or_insert((rl.burst, now));
         *tokens = (*tokens + (now - *at).max(0) as f64 * rl.per_second).min(rl.burst);
         *at = now;
         if *tokens < 1.0 {
             let wait = ((1.0 - *tokens) / rl.per_second).ceil().max(1.0) as u64;
-            return Err(Error::new(ErrorCode::RateLimited, "per-installation rate limit").with_retry_after(wait));
+            return Err(
+                Error::new(ErrorCode::RateLimited, "per-installation rate limit")
+                    .with_retry_after(wait),
+            );
         }
         *tokens -= 1.0;
         Ok(())
     }
 
-    fn ingest<S: ServiceStore>(&self, store: &mut S, req: &HttpRequest, now: UnixSeconds) -> Handled {
+    fn ingest<S: ServiceStore>(
+        &self,
+        store: &mut S,
+        req: &HttpRequest,
+        now: UnixSeconds,
+    ) -> Handled {
         if req.body.len() > dsse::MAX_ENVELOPE_BYTES {
             return Err(Error::new(ErrorCode::BatchTooLarge, "envelope exceeds 5 MiB").into());
         }
         let parsed = dsse::parse(&req.body)?;
-        let mut inst = store
-            .installation_by_key(&parsed.keyid)?
-            .ok_or_else(|| Error::new(ErrorCode::UnknownKey, "envelope keyid names no installation key"))?;
-        let key = inst.public_key.ok_or_else(|| Error::new(ErrorCode::UnknownKey, "installation has no key"))?;
+        let mut inst = store.installation_by_key(&parsed.keyid)?.ok_or_else(|| {
+            Error::new(
+                ErrorCode::UnknownKey,
+                "envelope keyid names no installation key",
+            )
+        })?;
+        let key = inst
+            .public_key
+            .ok_or_else(|| Error::new(ErrorCode::UnknownKey, "installation has no key"))?;
         // Cheap policy check first: the payload size as sent.
         if parsed.payload.len() as u64 > self.cfg.policy.max_batch_bytes {
-            return Err(Error::new(ErrorCode::BatchTooLarge, format!("payload exceeds the policy's {} bytes", self.cfg.policy.max_batch_bytes)).into());
+            return Err(Error::new(
+                ErrorCode::BatchTooLarge,
+                format!(
+                    "payload exceeds the policy's {} bytes",
+                    self.cfg.policy.max_batch_bytes
+                ),
+            )
+            .into());
         }
         let batch = telemetry::open_batch(&parsed, &key)?;
         if batch.installation_id != inst.id {
-            return Err(Error::new(ErrorCode::BadSignature, "batch names another installation").into());
+            return Err(
+                Error::new(ErrorCode::BadSignature, "batch names another installation").into(),
+            );
         }
         let (state, reason) = self.flow_of(store, &inst)?;
         if state != FlowState::Open {
             return Err(Self::flow_error(state, reason).into());
         }
-        let sid = batch.session_id.as_deref().ok_or_else(|| Error::new(ErrorCode::SessionExpired, "batch carries no session"))?;
+        let sid = batch
+            .session_id
+            .as_deref()
+            .ok_or_else(|| Error::new(ErrorCode::SessionExpired, "batch carries no session"))?;
         match store.session(sid)? {
             Some(s) if s.installation_id == inst.id && now <= s.expires_at => {}
-            _ => return Err(Error::new(ErrorCode::SessionExpired, "flow session unknown or expired: handshake again").into()),
+            _ => {
+                return Err(Error::new(
+                    ErrorCode::SessionExpired,
+                    "flow session unknown or expired: handshake again",
+                )
+                .into())
+            }
         }
         self.accept_batch(store, &mut inst, batch, now)
     }
 
-    fn accept_batch<S: ServiceStore>(&self, store: &mut S, inst: &mut Installation, batch: Batch, now: UnixSeconds) -> Handled {
+    fn accept_batch<S: ServiceStore>(
+        &self,
+        store: &mut S,
+        inst: &mut Installation,
+        batch: Batch,
+        now: UnixSeconds,
+    ) -> Handled {
         if batch.events.len() as u64 > u64::from(self.cfg.policy.max_batch_events) {
-            return Err(Error::new(ErrorCode::BatchTooLarge, format!("more than {} events", self.cfg.policy.max_batch_events)).into());
+            return Err(Error::new(
+                ErrorCode::BatchTooLarge,
+                format!("more than {} events", self.cfg.policy.max_batch_events),
+            )
+            .into());
         }
         self.rate_check(&inst.id, now)?;
         if let Some(seq) = store.batch_seq(&inst.id, &batch.batch_id)? {
-            return Ok(HttpResponse::json(200, &IngestAck { status: "duplicate".into(), batch_id: batch.batch_id, seq, events: 0, gap: 0 }));
+            return Ok(HttpResponse::json(
+                200,
+                &IngestAck {
+                    status: "duplicate".into(),
+                    batch_id: batch.batch_id,
+                    seq,
+                    events: 0,
+                    gap: 0,
+                },
+            ));
         }
         if batch.seq <= inst.last_seq {
             return Err(Reject(
-                Error::new(ErrorCode::SequenceRegression, format!("sequence {} is not after {}", batch.seq, inst.last_seq)),
+                Error::new(
+                    ErrorCode::SequenceRegression,
+                    format!("sequence {} is not after {}", batch.seq, inst.last_seq),
+                ),
                 Some(inst.last_seq + 1),
             ));
         }
@@ -563,26 +777,44 @@ impl ServiceRole {
         }
         let alerts = alerts_for(&batch.events);
         store.store_batch(inst, &batch, &alerts, now)?;
-        Ok(HttpResponse::json(200, &IngestAck {
-            status: "accepted".into(),
-            batch_id: batch.batch_id,
-            seq: batch.seq,
-            events: batch.events.len() as u64,
-            gap,
-        }))
+        Ok(HttpResponse::json(
+            200,
+            &IngestAck {
+                status: "accepted".into(),
+                batch_id: batch.batch_id,
+                seq: batch.seq,
+                events: batch.events.len() as u64,
+                gap,
+            },
+        ))
     }
 
-    fn offboard<S: ServiceStore>(&self, store: &mut S, req: &HttpRequest, now: UnixSeconds) -> Handled {
+    fn offboard<S: ServiceStore>(
+        &self,
+        store: &mut S,
+        req: &HttpRequest,
+        now: UnixSeconds,
+    ) -> Handled {
         let body = self.body_text(req)?;
-        let (mut inst, key) = self.keyed_installation(store, &offboard::peek_installation(body)?)?;
+        let (mut inst, key) =
+            self.keyed_installation(store, &offboard::peek_installation(body)?)?;
         let c = offboard::verify_request(body, &key, now)?;
         self.fresh_nonce(store, &inst.id, &c.nonce, now)?;
         inst.offboarded = true;
         store.put_installation(&inst)?;
-        Ok(HttpResponse::new(200, JOSE, offboard::respond(&inst.id, &c.nonce, self.key(), now)?.into_bytes()))
+        Ok(HttpResponse::new(
+            200,
+            JOSE,
+            offboard::respond(&inst.id, &c.nonce, self.key(), now)?.into_bytes(),
+        ))
     }
 
-    fn rotate<S: ServiceStore>(&self, store: &mut S, req: &HttpRequest, now: UnixSeconds) -> Handled {
+    fn rotate<S: ServiceStore>(
+        &self,
+        store: &mut S,
+        req: &HttpRequest,
+        now: UnixSeconds,
+    ) -> Handled {
         let body = self.body_text(req)?;
         let (mut inst, key) = self.keyed_installation(store, &rotate::peek_installation(body)?)?;
         let (c, new_key) = rotate::verify_request(body, &key, now)?;
@@ -604,11 +836,23 @@ impl ServiceRole {
         self.signed(rotate::RESPONSE_TYP, &r)
     }
 
-    fn shared_key_auth<S: ServiceStore>(&self, store: &mut S, req: &HttpRequest, path: &str, now: UnixSeconds) -> Result<Workspace> {
-        let auth = req.header("authorization").ok_or_else(|| Error::new(ErrorCode::Unauthorized, "missing Authorization"))?;
+    fn shared_key_auth<S: ServiceStore>(
+        &self,
+        store: &mut S,
+        req: &HttpRequest,
+        path: &str,
+        now: UnixSeconds,
+    ) -> Result<Workspace> {
+        let auth = req
+            .header("authorization")
+            .ok_or_else(|| Error::new(ErrorCode::Unauthorized, "missing Authorization"))?;
         let (ws_id, _) = downlevel::workspace_of(auth)?;
-        let ws = store.workspace(ws_id)?.ok_or_else(|| Error::new(ErrorCode::Unauthorized, "unknown workspace"))?;
-        let date = req.header(downlevel::DATE_HEADER).ok_or_else(|| Error::new(ErrorCode::Unauthorized, "missing x-edrlink-date"))?;
+        let ws = store
+            .workspace(ws_id)?
+            .ok_or_else(|| Error::new(ErrorCode::Unauthorized, "unknown workspace"))?;
+        let date = req
+            .header(downlevel::DATE_HEADER)
+            .ok_or_else(|| Error::new(ErrorCode::Unauthorized, "missing x-edrlink-date"))?;
         let ct = req.header("content-type").unwrap_or("");
         downlevel::verify(auth, &ws.key, &req.method, path, ct, date, &req.body, now)?;
         Ok(ws)
@@ -617,21 +861,47 @@ impl ServiceRole {
     fn workspace_flow<S: ServiceStore>(&self, store: &mut S, ws: &Workspace) -> Result<()> {
         match store.integration(&ws.tenant_id, &ws.partner_id)? {
             Some(i) if i.enabled && i.epoch == ws.epoch => Ok(()),
-            Some(i) if i.enabled => Err(Error::new(ErrorCode::Revoked, "workspace key belongs to an old epoch: a new onboarding package is required")),
-            _ => Err(Error::new(ErrorCode::FlowBlocked, "inbound flow is blocked: the integration is turned off")),
+            Some(i) if i.enabled => Err(Error::new(
+                ErrorCode::Revoked,
+                "workspace key belongs to an old epoch: a new onboarding package is required",
+            )),
+            _ => Err(Error::new(
+                ErrorCode::FlowBlocked,
+                "inbound flow is blocked: the integration is turned off",
+            )),
         }
     }
 
-    fn downlevel_register<S: ServiceStore>(&self, store: &mut S, req: &HttpRequest, now: UnixSeconds) -> Handled {
+    fn downlevel_register<S: ServiceStore>(
+        &self,
+        store: &mut S,
+        req: &HttpRequest,
+        now: UnixSeconds,
+    ) -> Handled {
         let ws = self.shared_key_auth(store, req, "/v1/downlevel/register", now)?;
         self.workspace_flow(store, &ws)?;
         let r: RegisterRequest = parse_json(&req.body, 64 * 1024, "register request")?;
-        r.device.validate().map_err(|e| Error::malformed(e.message().to_owned()))?;
-        let inst = match store.installation_by_enrollment(&ws.tenant_id, &ws.partner_id, &r.enrollment_id)? {
+        r.device
+            .validate()
+            .map_err(|e| Error::malformed(e.message().to_owned()))?;
+        let inst = match store.installation_by_enrollment(
+            &ws.tenant_id,
+            &ws.partner_id,
+            &r.enrollment_id,
+        )? {
             Some(i) if i.workspace_id.as_deref() == Some(ws.id.as_str()) => i,
-            Some(_) => return Err(Error::new(ErrorCode::PossibleClone, "enrollment id belongs to another installation").into()),
+            Some(_) => {
+                return Err(Error::new(
+                    ErrorCode::PossibleClone,
+                    "enrollment id belongs to another installation",
+                )
+                .into())
+            }
             None => {
-                let twin = store.installations_by_device(&ws.tenant_id, &ws.partner_id, &r.device.device_id)?.into_iter().find(|i| !i.offboarded);
+                let twin = store
+                    .installations_by_device(&ws.tenant_id, &ws.partner_id, &r.device.device_id)?
+                    .into_iter()
+                    .find(|i| !i.offboarded);
                 let i = Installation {
                     id: format!("inst-{}", random_id(&*self.rng, 12)?),
                     tenant_id: ws.tenant_id.clone(),
@@ -655,18 +925,28 @@ impl ServiceRole {
                 i
             }
         };
-        Ok(HttpResponse::json(200, &RegisterResponse {
-            installation_id: inst.id,
-            epoch: inst.epoch,
-            policy: self.cfg.policy.clone(),
-            server_time: now,
-            last_seq: inst.last_seq,
-        }))
+        Ok(HttpResponse::json(
+            200,
+            &RegisterResponse {
+                installation_id: inst.id,
+                epoch: inst.epoch,
+                policy: self.cfg.policy.clone(),
+                server_time: now,
+                last_seq: inst.last_seq,
+            },
+        ))
     }
 
-    fn downlevel_ingest<S: ServiceStore>(&self, store: &mut S, req: &HttpRequest, now: UnixSeconds) -> Handled {
+    fn downlevel_ingest<S: ServiceStore>(
+        &self,
+        store: &mut S,
+        req: &HttpRequest,
+        now: UnixSeconds,
+    ) -> Handled {
         if req.body.len() as u64 > self.cfg.policy.max_batch_bytes {
-            return Err(Error::new(ErrorCode::BatchTooLarge, "batch exceeds the policy's size").into());
+            return Err(
+                Error::new(ErrorCode::BatchTooLarge, "batch exceeds the policy's size").into(),
+            );
         }
         let ws = self.shared_key_auth(store, req, "/v1/downlevel/ingest", now)?;
         self.workspace_flow(store, &ws)?;
@@ -675,7 +955,12 @@ impl ServiceRole {
         let mut inst = store
             .installation(&batch.installation_id)?
             .filter(|i| i.workspace_id.as_deref() == Some(ws.id.as_str()))
-            .ok_or_else(|| Error::new(ErrorCode::UnknownInstallation, "installation is not registered in this workspace"))?;
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorCode::UnknownInstallation,
+                    "installation is not registered in this workspace",
+                )
+            })?;
         if inst.offboarded {
             return Err(Error::new(ErrorCode::Revoked, "installation was offboarded").into());
         }
@@ -689,8 +974,16 @@ pub fn alerts_for(events: &[Event]) -> Vec<Alert> {
         .iter()
         .filter_map(|e| match e {
             Event::Detection(d) => Some(Alert {
-                title: if eicar::is_eicar(d) { eicar::EICAR_ALERT_TITLE.into() } else { format!("{} detected", d.threat_name) },
-                severity: if eicar::is_eicar(d) { Severity::Informational } else { d.severity },
+                title: if eicar::is_eicar(d) {
+                    eicar::EICAR_ALERT_TITLE.into()
+                } else {
+                    format!("{} detected", d.threat_name)
+                },
+                severity: if eicar::is_eicar(d) {
+                    Severity::Informational
+                } else {
+                    d.severity
+                },
                 threat_name: d.threat_name.clone(),
                 file_path: d.file_path.clone(),
                 sha256: d.sha256.clone(),

@@ -83,7 +83,15 @@ pub struct SpoolState {
 
 impl Default for SpoolState {
     fn default() -> Self {
-        SpoolState { v: 1, acked_upto: 0, next_seq: 1, inflight: None, dropped: Vec::new(), drops: BTreeMap::new(), drops_total: BTreeMap::new() }
+        SpoolState {
+            v: 1,
+            acked_upto: 0,
+            next_seq: 1,
+            inflight: None,
+            dropped: Vec::new(),
+            drops: BTreeMap::new(),
+            drops_total: BTreeMap::new(),
+        }
     }
 }
 
@@ -139,7 +147,12 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_bytes: 100 * 1024 * 1024, max_events: 1_000_000, max_age: 7 * 86_400, when_full: WhenFull::RefuseNew }
+        Limits {
+            max_bytes: 100 * 1024 * 1024,
+            max_events: 1_000_000,
+            max_age: 7 * 86_400,
+            when_full: WhenFull::RefuseNew,
+        }
     }
 }
 
@@ -174,14 +187,19 @@ pub struct Outbox {
 
 impl core::fmt::Debug for Outbox {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Outbox").field("events", &self.live.len()).field("bytes", &self.bytes).field("state", &self.state).finish()
+        f.debug_struct("Outbox")
+            .field("events", &self.live.len())
+            .field("bytes", &self.bytes)
+            .field("state", &self.state)
+            .finish()
     }
 }
 
 impl Outbox {
     /// An in-memory outbox.
     pub fn in_memory(limits: Limits) -> Outbox {
-        Outbox::open(Box::new(MemoryStorage::default()), limits).expect("memory storage cannot fail")
+        Outbox::open(Box::new(MemoryStorage::default()), limits)
+            .expect("memory storage cannot fail")
     }
 
     /// Opens an outbox over `storage`, recovering its state.
@@ -196,12 +214,24 @@ impl Outbox {
                 continue;
             }
             bytes += r.size;
-            live.push_back(Entry { index: r.index, category: r.category, time: r.time, size: r.size });
+            live.push_back(Entry {
+                index: r.index,
+                category: r.category,
+                time: r.time,
+                size: r.size,
+            });
         }
         if let Some(inf) = &state.inflight {
             next_index = next_index.max(inf.upto);
         }
-        Ok(Outbox { storage, limits, state, live, bytes, next_index })
+        Ok(Outbox {
+            storage,
+            limits,
+            state,
+            live,
+            bytes,
+            next_index,
+        })
     }
 
     /// Queued events (including the in-flight batch).
@@ -285,25 +315,41 @@ impl Outbox {
         self.live
             .iter()
             .position(|e| free(e) && e.category == prefer)
-            .or_else(|| if prefer == Category::Telemetry { self.live.iter().position(|e| free(e) && e.category == Category::Detection) } else { None })
+            .or_else(|| {
+                if prefer == Category::Telemetry {
+                    self.live
+                        .iter()
+                        .position(|e| free(e) && e.category == Category::Detection)
+                } else {
+                    None
+                }
+            })
     }
 
     /// Appends an event, applying the bounds. Durable per the storage's policy
     /// when it returns `Ok`.
     pub fn push(&mut self, event: &Event, now: UnixSeconds) -> Result<()> {
-        let json = serde_json::to_vec(event).map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))?;
+        let json = serde_json::to_vec(event)
+            .map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))?;
         let size = json.len() as u64;
         let cat = event.category();
         if size > self.limits.max_bytes {
             self.count_drop("too_large", cat);
             self.storage.save_state(&self.state)?;
-            return Err(Error::new(ErrorCode::QueueFull, "event is larger than the whole queue"));
+            return Err(Error::new(
+                ErrorCode::QueueFull,
+                "event is larger than the whole queue",
+            ));
         }
         let mut changed = self.expire_inner(now);
-        while self.live.len() as u64 >= self.limits.max_events || self.bytes + size > self.limits.max_bytes {
+        while self.live.len() as u64 >= self.limits.max_events
+            || self.bytes + size > self.limits.max_bytes
+        {
             let victim = match (self.limits.when_full, cat) {
                 (WhenFull::DropOldest, _) => self.victim(Category::Telemetry),
-                (WhenFull::RefuseNew, Category::Detection) => self.victim(Category::Telemetry).filter(|&p| self.live[p].category == Category::Telemetry),
+                (WhenFull::RefuseNew, Category::Detection) => self
+                    .victim(Category::Telemetry)
+                    .filter(|&p| self.live[p].category == Category::Telemetry),
                 (WhenFull::RefuseNew, Category::Telemetry) => None,
             };
             match victim {
@@ -321,18 +367,32 @@ impl Outbox {
         if changed {
             self.storage.save_state(&self.state)?;
         }
-        let rec = Record { index: self.next_index, category: cat, time: now, json };
+        let rec = Record {
+            index: self.next_index,
+            category: cat,
+            time: now,
+            json,
+        };
         self.storage.append(&rec)?;
         self.next_index += 1;
         self.bytes += size;
-        self.live.push_back(Entry { index: rec.index, category: cat, time: now, size });
+        self.live.push_back(Entry {
+            index: rec.index,
+            category: cat,
+            time: now,
+            size,
+        });
         Ok(())
     }
 
     fn expire_inner(&mut self, now: UnixSeconds) -> bool {
         let upto = self.state.inflight.as_ref().map_or(0, |i| i.upto);
         let mut changed = false;
-        while let Some(p) = self.live.iter().position(|e| e.index >= upto && now - e.time > self.limits.max_age) {
+        while let Some(p) = self
+            .live
+            .iter()
+            .position(|e| e.index >= upto && now - e.time > self.limits.max_age)
+        {
             self.drop_entry(p, "expired");
             changed = true;
         }
@@ -350,7 +410,13 @@ impl Outbox {
     /// Forms the in-flight batch from the oldest events (at most `max_events`
     /// and, beyond the first event, `max_bytes`), makes it durable, and returns
     /// its events. `None` when nothing waits or a batch is already in flight.
-    pub fn begin_batch(&mut self, max_events: usize, max_bytes: u64, batch_id: String, created: String) -> Result<Option<(InflightRecord, Vec<Event>)>> {
+    pub fn begin_batch(
+        &mut self,
+        max_events: usize,
+        max_bytes: u64,
+        batch_id: String,
+        created: String,
+    ) -> Result<Option<(InflightRecord, Vec<Event>)>> {
         if self.state.inflight.is_some() || self.live.is_empty() {
             return Ok(None);
         }
@@ -364,7 +430,13 @@ impl Outbox {
             bytes += e.size;
         }
         let upto = self.live[n - 1].index + 1;
-        let inf = InflightRecord { batch_id, seq: self.state.next_seq, created, upto, split: false };
+        let inf = InflightRecord {
+            batch_id,
+            seq: self.state.next_seq,
+            created,
+            upto,
+            split: false,
+        };
         // Persist-then-send: the events and the batch identity are durable first.
         self.storage.sync()?;
         self.state.inflight = Some(inf.clone());
@@ -375,12 +447,22 @@ impl Outbox {
 
     /// The events of the in-flight batch (read back from storage).
     pub fn inflight_events(&mut self) -> Result<Vec<Event>> {
-        let Some(inf) = &self.state.inflight else { return Ok(Vec::new()) };
-        let idx: Vec<u64> = self.live.iter().take_while(|e| e.index < inf.upto).map(|e| e.index).collect();
+        let Some(inf) = &self.state.inflight else {
+            return Ok(Vec::new());
+        };
+        let idx: Vec<u64> = self
+            .live
+            .iter()
+            .take_while(|e| e.index < inf.upto)
+            .map(|e| e.index)
+            .collect();
         self.storage
             .read(&idx)?
             .into_iter()
-            .map(|r| parse_json::<Event>(&r.json, 16 * 1024 * 1024, "spooled event").map_err(|e| Error::new(ErrorCode::Storage, e.message().to_owned())))
+            .map(|r| {
+                parse_json::<Event>(&r.json, 16 * 1024 * 1024, "spooled event")
+                    .map_err(|e| Error::new(ErrorCode::Storage, e.message().to_owned()))
+            })
             .collect()
     }
 
@@ -391,21 +473,30 @@ impl Outbox {
         self.storage
             .read(&idx)?
             .into_iter()
-            .map(|r| parse_json::<Event>(&r.json, 16 * 1024 * 1024, "spooled event").map_err(|e| Error::new(ErrorCode::Storage, e.message().to_owned())))
+            .map(|r| {
+                parse_json::<Event>(&r.json, 16 * 1024 * 1024, "spooled event")
+                    .map_err(|e| Error::new(ErrorCode::Storage, e.message().to_owned()))
+            })
             .collect()
     }
 
     /// The service acknowledged the in-flight batch (accepted or duplicate)
     /// under `acked_seq`; returns how many events left the outbox.
     pub fn ack_inflight(&mut self, acked_seq: u64) -> Result<u64> {
-        let Some(inf) = self.state.inflight.take() else { return Ok(0) };
+        let Some(inf) = self.state.inflight.take() else {
+            return Ok(0);
+        };
         let mut n = 0;
         while self.live.front().is_some_and(|e| e.index < inf.upto) {
             let e = self.live.pop_front().expect("front exists");
             self.bytes -= e.size;
             n += 1;
         }
-        self.state.acked_upto = self.live.front().map_or(inf.upto.max(self.next_index), |e| e.index).max(self.state.acked_upto);
+        self.state.acked_upto = self
+            .live
+            .front()
+            .map_or(inf.upto.max(self.next_index), |e| e.index)
+            .max(self.state.acked_upto);
         self.state.next_seq = inf.seq.max(acked_seq) + 1;
         self.state.prune();
         self.storage.save_state(&self.state)?;
@@ -415,14 +506,20 @@ impl Outbox {
 
     /// Gives up on the in-flight batch (refused for good), counting each event.
     pub fn drop_inflight(&mut self, reason: &str) -> Result<u64> {
-        let Some(inf) = self.state.inflight.take() else { return Ok(0) };
+        let Some(inf) = self.state.inflight.take() else {
+            return Ok(0);
+        };
         let mut n = 0;
         while self.live.front().is_some_and(|e| e.index < inf.upto) {
             self.drop_entry(0, reason);
             n += 1;
         }
         // The refused batch was never stored: its sequence number is reused.
-        self.state.acked_upto = self.live.front().map_or(inf.upto.max(self.next_index), |e| e.index).max(self.state.acked_upto);
+        self.state.acked_upto = self
+            .live
+            .front()
+            .map_or(inf.upto.max(self.next_index), |e| e.index)
+            .max(self.state.acked_upto);
         self.state.prune();
         self.storage.save_state(&self.state)?;
         self.storage.release(self.state.acked_upto)?;
@@ -433,7 +530,9 @@ impl Outbox {
     /// flight under the same sequence number with a new batch id.
     /// Returns `false` if it cannot be split (already split, or one event).
     pub fn split_inflight(&mut self, new_batch_id: String) -> Result<bool> {
-        let Some(inf) = self.state.inflight.as_mut() else { return Ok(false) };
+        let Some(inf) = self.state.inflight.as_mut() else {
+            return Ok(false);
+        };
         let n = self.live.iter().take_while(|e| e.index < inf.upto).count();
         if inf.split || n < 2 {
             return Ok(false);
@@ -490,19 +589,29 @@ impl Outbox {
             .read(&idx)?
             .into_iter()
             .map(|r| {
-                let v = serde_json::from_slice(&r.json).map_err(|e| Error::new(ErrorCode::Storage, e.to_string()))?;
+                let v = serde_json::from_slice(&r.json)
+                    .map_err(|e| Error::new(ErrorCode::Storage, e.to_string()))?;
                 Ok((r.index, r.category, r.time, v))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Snapshot { state: self.state.clone(), records })
+        Ok(Snapshot {
+            state: self.state.clone(),
+            records,
+        })
     }
 
     /// An in-memory outbox restored from a snapshot.
     pub fn from_snapshot(snap: Snapshot, limits: Limits) -> Result<Outbox> {
         let mut storage = MemoryStorage::default();
         for (index, category, time, v) in snap.records {
-            let json = serde_json::to_vec(&v).map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))?;
-            storage.append(&Record { index, category, time, json })?;
+            let json = serde_json::to_vec(&v)
+                .map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))?;
+            storage.append(&Record {
+                index,
+                category,
+                time,
+                json,
+            })?;
         }
         storage.state = Some(snap.state);
         Outbox::open(Box::new(storage), limits)
@@ -529,14 +638,22 @@ impl SpoolStorage for MemoryStorage {
             .records
             .iter()
             .filter(|r| r.index >= from)
-            .map(|r| RecordMeta { index: r.index, category: r.category, time: r.time, size: r.json.len() as u64 })
+            .map(|r| RecordMeta {
+                index: r.index,
+                category: r.category,
+                time: r.time,
+                size: r.json.len() as u64,
+            })
             .collect())
     }
     fn read(&mut self, indexes: &[u64]) -> Result<Vec<Record>> {
         indexes
             .iter()
             .map(|i| {
-                let pos = self.records.binary_search_by_key(i, |r| r.index).map_err(|_| Error::new(ErrorCode::Storage, "spooled record missing"))?;
+                let pos = self
+                    .records
+                    .binary_search_by_key(i, |r| r.index)
+                    .map_err(|_| Error::new(ErrorCode::Storage, "spooled record missing"))?;
                 Ok(self.records[pos].clone())
             })
             .collect()
@@ -562,7 +679,11 @@ mod tests {
     use crate::telemetry::GenericEvent;
 
     fn tele(n: u32) -> Event {
-        Event::Generic(GenericEvent { time: "2026-11-23T12:00:00Z".into(), name: format!("e{n}"), data: serde_json::Value::Null })
+        Event::Generic(GenericEvent {
+            time: "2026-11-23T12:00:00Z".into(),
+            name: format!("e{n}"),
+            data: serde_json::Value::Null,
+        })
     }
 
     fn names(evs: &[Event]) -> Vec<String> {
@@ -581,41 +702,71 @@ mod tests {
         for i in 0..5 {
             o.push(&tele(i), 0).unwrap();
         }
-        let (inf, evs) = o.begin_batch(4, u64::MAX, "b1".into(), "t".into()).unwrap().unwrap();
+        let (inf, evs) = o
+            .begin_batch(4, u64::MAX, "b1".into(), "t".into())
+            .unwrap()
+            .unwrap();
         assert_eq!((inf.seq, evs.len()), (1, 4));
-        assert!(o.begin_batch(4, u64::MAX, "b2".into(), "t".into()).unwrap().is_none(), "one batch in flight");
+        assert!(
+            o.begin_batch(4, u64::MAX, "b2".into(), "t".into())
+                .unwrap()
+                .is_none(),
+            "one batch in flight"
+        );
         assert!(o.split_inflight("b1a".into()).unwrap());
         assert!(!o.split_inflight("b1b".into()).unwrap(), "split only once");
         assert_eq!(names(&o.inflight_events().unwrap()), ["e0", "e1"]);
         assert_eq!(o.ack_inflight(0).unwrap(), 2);
         assert_eq!(o.next_seq(), 2);
-        let (inf, evs) = o.begin_batch(10, u64::MAX, "b2".into(), "t".into()).unwrap().unwrap();
-        assert_eq!((inf.seq, names(&evs)), (2, vec!["e2".to_string(), "e3".into(), "e4".into()]));
+        let (inf, evs) = o
+            .begin_batch(10, u64::MAX, "b2".into(), "t".into())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (inf.seq, names(&evs)),
+            (2, vec!["e2".to_string(), "e3".into(), "e4".into()])
+        );
     }
 
     #[test]
     fn full_queue_drops_telemetry_before_detections() {
-        let mut o = Outbox::in_memory(Limits { max_events: 3, ..Limits::default() });
+        let mut o = Outbox::in_memory(Limits {
+            max_events: 3,
+            ..Limits::default()
+        });
         o.push(&tele(0), 0).unwrap();
         o.push(&crate::eicar::test_detection(0, "/a"), 0).unwrap();
         o.push(&tele(1), 0).unwrap();
-        assert_eq!(o.push(&tele(2), 0).unwrap_err().code(), ErrorCode::QueueFull);
+        assert_eq!(
+            o.push(&tele(2), 0).unwrap_err().code(),
+            ErrorCode::QueueFull
+        );
         o.push(&crate::eicar::test_detection(0, "/b"), 0).unwrap();
         assert_eq!(o.drops().get("queue_full/telemetry"), Some(&2));
-        let (_, evs) = o.begin_batch(10, u64::MAX, "b".into(), "t".into()).unwrap().unwrap();
+        let (_, evs) = o
+            .begin_batch(10, u64::MAX, "b".into(), "t".into())
+            .unwrap()
+            .unwrap();
         assert_eq!(names(&evs), ["EICAR-Test-File", "e1", "EICAR-Test-File"]);
     }
 
     #[test]
     fn in_flight_events_are_never_dropped() {
-        let mut o = Outbox::in_memory(Limits { max_events: 2, when_full: WhenFull::DropOldest, ..Limits::default() });
+        let mut o = Outbox::in_memory(Limits {
+            max_events: 2,
+            when_full: WhenFull::DropOldest,
+            ..Limits::default()
+        });
         o.push(&tele(0), 0).unwrap();
         o.push(&tele(1), 0).unwrap();
         o.begin_batch(1, u64::MAX, "b".into(), "t".into()).unwrap();
         o.push(&tele(2), 0).unwrap();
         assert_eq!(names(&o.inflight_events().unwrap()), ["e0"]);
         o.ack_inflight(0).unwrap();
-        let (_, evs) = o.begin_batch(10, u64::MAX, "c".into(), "t".into()).unwrap().unwrap();
+        let (_, evs) = o
+            .begin_batch(10, u64::MAX, "c".into(), "t".into())
+            .unwrap()
+            .unwrap();
         assert_eq!(names(&evs), ["e2"]);
         assert_eq!(o.drops().get("queue_full/telemetry"), Some(&1));
     }
@@ -628,19 +779,30 @@ mod tests {
         }
         o.begin_batch(2, u64::MAX, "b1".into(), "t".into()).unwrap();
         let json = serde_json::to_string(&o.snapshot().unwrap()).unwrap();
-        let mut back = Outbox::from_snapshot(serde_json::from_str(&json).unwrap(), Limits::default()).unwrap();
+        let mut back =
+            Outbox::from_snapshot(serde_json::from_str(&json).unwrap(), Limits::default()).unwrap();
         assert_eq!(back.inflight().unwrap().batch_id, "b1");
         assert_eq!(names(&back.inflight_events().unwrap()), ["e0", "e1"]);
         assert_eq!(back.len(), 4);
         back.ack_inflight(1).unwrap();
         back.push(&tele(9), 0).unwrap();
-        let (_, evs) = back.begin_batch(10, u64::MAX, "b2".into(), "t".into()).unwrap().unwrap();
-        assert_eq!(names(&evs), ["e2", "e3", "e9"], "indexes continue after a restore");
+        let (_, evs) = back
+            .begin_batch(10, u64::MAX, "b2".into(), "t".into())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            names(&evs),
+            ["e2", "e3", "e9"],
+            "indexes continue after a restore"
+        );
     }
 
     #[test]
     fn old_events_expire() {
-        let mut o = Outbox::in_memory(Limits { max_age: 10, ..Limits::default() });
+        let mut o = Outbox::in_memory(Limits {
+            max_age: 10,
+            ..Limits::default()
+        });
         o.push(&tele(0), 0).unwrap();
         o.push(&tele(1), 5).unwrap();
         o.expire(12).unwrap();

@@ -89,13 +89,19 @@ fn crc32(data: &[u8]) -> u32 {
         for (i, slot) in t.iter_mut().enumerate() {
             let mut c = i as u32;
             for _ in 0..8 {
-                c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+                c = if c & 1 != 0 {
+                    0xEDB8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
             }
             *slot = c;
         }
         t
     });
-    !data.iter().fold(!0u32, |c, &b| t[((c ^ b as u32) & 0xff) as usize] ^ (c >> 8))
+    !data.iter().fold(!0u32, |c, &b| {
+        t[((c ^ b as u32) & 0xff) as usize] ^ (c >> 8)
+    })
 }
 
 /// Creates `dir` (and parents) readable by the owner only: queued events can be
@@ -107,11 +113,14 @@ fn create_private_dir(dir: &Path) -> Result<()> {
     {
         use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         b.mode(0o700);
-        b.create(dir).map_err(|e| io_err("create spool directory", e))?;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| io_err("restrict spool directory", e))?;
+        b.create(dir)
+            .map_err(|e| io_err("create spool directory", e))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| io_err("restrict spool directory", e))?;
     }
     #[cfg(not(unix))]
-    b.create(dir).map_err(|e| io_err("create spool directory", e))?;
+    b.create(dir)
+        .map_err(|e| io_err("create spool directory", e))?;
     Ok(())
 }
 
@@ -132,7 +141,9 @@ fn segment_name(first: u64) -> String {
 
 /// Writes `data` to `path` atomically: temp file, fsync, rename, fsync directory.
 pub fn write_atomic(path: &Path, data: &[u8], mode: Option<u32>) -> Result<()> {
-    let dir = path.parent().ok_or_else(|| Error::new(ErrorCode::Storage, "path has no parent"))?;
+    let dir = path
+        .parent()
+        .ok_or_else(|| Error::new(ErrorCode::Storage, "path has no parent"))?;
     let tmp = path.with_extension("tmp");
     {
         let mut o = OpenOptions::new();
@@ -145,7 +156,8 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: Option<u32>) -> Result<()> {
         #[cfg(not(unix))]
         let _ = mode;
         let mut f = o.open(&tmp).map_err(|e| io_err("create temp file", e))?;
-        f.write_all(data).map_err(|e| io_err("write temp file", e))?;
+        f.write_all(data)
+            .map_err(|e| io_err("write temp file", e))?;
         f.sync_all().map_err(|e| io_err("fsync temp file", e))?;
     }
     fs::rename(&tmp, path).map_err(|e| io_err("rename", e))?;
@@ -154,7 +166,9 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: Option<u32>) -> Result<()> {
 
 fn sync_dir(dir: &Path) -> Result<()> {
     #[cfg(unix)]
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io_err("fsync directory", e))?;
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| io_err("fsync directory", e))?;
     #[cfg(not(unix))]
     let _ = dir;
     Ok(())
@@ -170,14 +184,27 @@ impl FileSpool {
     pub fn open_with(dir: impl AsRef<Path>, fsync: Fsync, segment_bytes: u64) -> Result<FileSpool> {
         let dir = dir.as_ref().to_path_buf();
         create_private_dir(&dir)?;
-        let lock = private_options().write(true).create(true).truncate(false).open(dir.join("lock")).map_err(|e| io_err("open lock file", e))?;
-        lock.try_lock().map_err(|_| Error::new(ErrorCode::Storage, format!("spool {} is in use by another process", dir.display())))?;
+        let lock = private_options()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(dir.join("lock"))
+            .map_err(|e| io_err("open lock file", e))?;
+        lock.try_lock().map_err(|_| {
+            Error::new(
+                ErrorCode::Storage,
+                format!("spool {} is in use by another process", dir.display()),
+            )
+        })?;
         let mut firsts: Vec<u64> = fs::read_dir(&dir)
             .map_err(|e| io_err("list spool directory", e))?
             .filter_map(|e| e.ok())
             .filter_map(|e| {
                 let n = e.file_name().into_string().ok()?;
-                n.strip_prefix("seg-")?.strip_suffix(".log")?.parse::<u64>().ok()
+                n.strip_prefix("seg-")?
+                    .strip_suffix(".log")?
+                    .parse::<u64>()
+                    .ok()
             })
             .collect();
         firsts.sort_unstable();
@@ -211,9 +238,14 @@ impl FileSpool {
 
     fn load_segment(&mut self, first: u64, is_last: bool) -> Result<()> {
         let path = self.dir.join(segment_name(first));
-        let mut f = OpenOptions::new().read(true).write(true).open(&path).map_err(|e| io_err("open segment", e))?;
+        let mut f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io_err("open segment", e))?;
         let mut data = Vec::new();
-        f.read_to_end(&mut data).map_err(|e| io_err("read segment", e))?;
+        f.read_to_end(&mut data)
+            .map_err(|e| io_err("read segment", e))?;
         let mut off = 0usize;
         let mut last = None;
         let mut corrupt = false;
@@ -242,26 +274,39 @@ impl FileSpool {
         if corrupt {
             if is_last {
                 self.recovery.truncated_bytes += (data.len() - off) as u64;
-                f.set_len(off as u64).map_err(|e| io_err("truncate torn tail", e))?;
+                f.set_len(off as u64)
+                    .map_err(|e| io_err("truncate torn tail", e))?;
                 f.sync_all().map_err(|e| io_err("fsync segment", e))?;
             } else {
                 self.recovery.corrupt_segments += 1;
             }
         }
         if is_last {
-            f.seek(SeekFrom::End(0)).map_err(|e| io_err("seek segment", e))?;
+            f.seek(SeekFrom::End(0))
+                .map_err(|e| io_err("seek segment", e))?;
             self.active = Some(f);
         }
-        self.segments.push(Segment { first, last, path, len: off as u64 });
+        self.segments.push(Segment {
+            first,
+            last,
+            path,
+            len: off as u64,
+        });
         Ok(())
     }
 
     fn read_body(&self, index: u64) -> Result<Vec<u8>> {
-        let &(first, off, len) = self.locations.get(&index).ok_or_else(|| Error::new(ErrorCode::Storage, "spooled record missing"))?;
-        let mut f = File::open(self.dir.join(segment_name(first))).map_err(|e| io_err("open segment", e))?;
-        f.seek(SeekFrom::Start(off + HEADER as u64)).map_err(|e| io_err("seek segment", e))?;
+        let &(first, off, len) = self
+            .locations
+            .get(&index)
+            .ok_or_else(|| Error::new(ErrorCode::Storage, "spooled record missing"))?;
+        let mut f = File::open(self.dir.join(segment_name(first)))
+            .map_err(|e| io_err("open segment", e))?;
+        f.seek(SeekFrom::Start(off + HEADER as u64))
+            .map_err(|e| io_err("seek segment", e))?;
         let mut body = vec![0u8; len as usize];
-        f.read_exact(&mut body).map_err(|e| io_err("read record", e))?;
+        f.read_exact(&mut body)
+            .map_err(|e| io_err("read record", e))?;
         Ok(body)
     }
 
@@ -272,11 +317,21 @@ impl FileSpool {
             }
         }
         let path = self.dir.join(segment_name(first));
-        let f = private_options().read(true).append(true).create(true).open(&path).map_err(|e| io_err("create segment", e))?;
+        let f = private_options()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&path)
+            .map_err(|e| io_err("create segment", e))?;
         if self.fsync != Fsync::Never {
             sync_dir(&self.dir)?;
         }
-        self.segments.push(Segment { first, last: None, path, len: 0 });
+        self.segments.push(Segment {
+            first,
+            last: None,
+            path,
+            len: 0,
+        });
         self.active = Some(f);
         Ok(())
     }
@@ -296,7 +351,11 @@ fn parse_body(body: &[u8]) -> Result<Record> {
     }
     Ok(Record {
         index: u64::from_le_bytes(body[0..8].try_into().map_err(|_| bad())?),
-        category: if body[8] == 1 { Category::Detection } else { Category::Telemetry },
+        category: if body[8] == 1 {
+            Category::Detection
+        } else {
+            Category::Telemetry
+        },
         time: i64::from_le_bytes(body[9..17].try_into().map_err(|_| bad())?),
         json: body[17..].to_vec(),
     })
@@ -321,14 +380,16 @@ impl SpoolStorage for FileSpool {
         frame.extend_from_slice(&crc32(&body).to_le_bytes());
         frame.extend_from_slice(&body);
         let f = self.active.as_mut().expect("rolled above");
-        f.write_all(&frame).map_err(|e| io_err("append to spool", e))?;
+        f.write_all(&frame)
+            .map_err(|e| io_err("append to spool", e))?;
         if self.fsync == Fsync::Always {
             f.sync_data().map_err(|e| io_err("fsync spool", e))?;
         } else {
             self.dirty = true;
         }
         let seg = self.segments.last_mut().expect("rolled above");
-        self.locations.insert(rec.index, (seg.first, seg.len, body.len() as u32));
+        self.locations
+            .insert(rec.index, (seg.first, seg.len, body.len() as u32));
         seg.len += frame.len() as u64;
         seg.last = Some(rec.index);
         Ok(())
@@ -349,29 +410,47 @@ impl SpoolStorage for FileSpool {
         idx.into_iter()
             .map(|i| {
                 let r = parse_body(&self.read_body(i)?)?;
-                Ok(RecordMeta { index: r.index, category: r.category, time: r.time, size: r.json.len() as u64 })
+                Ok(RecordMeta {
+                    index: r.index,
+                    category: r.category,
+                    time: r.time,
+                    size: r.json.len() as u64,
+                })
             })
             .collect()
     }
 
     fn read(&mut self, indexes: &[u64]) -> Result<Vec<Record>> {
-        indexes.iter().map(|&i| parse_body(&self.read_body(i)?)).collect()
+        indexes
+            .iter()
+            .map(|&i| parse_body(&self.read_body(i)?))
+            .collect()
     }
 
     fn load_state(&mut self) -> Result<Option<SpoolState>> {
         match fs::read(self.dir.join("state.json")) {
-            Ok(b) => crate::encoding::parse_json(&b, 16 * 1024 * 1024, "spool state").map(Some).map_err(|e| Error::new(ErrorCode::Storage, e.message().to_owned())),
+            Ok(b) => crate::encoding::parse_json(&b, 16 * 1024 * 1024, "spool state")
+                .map(Some)
+                .map_err(|e| Error::new(ErrorCode::Storage, e.message().to_owned())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_err("read spool state", e)),
         }
     }
 
     fn save_state(&mut self, state: &SpoolState) -> Result<()> {
-        let json = serde_json::to_vec(state).map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))?;
+        let json = serde_json::to_vec(state)
+            .map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))?;
         if self.fsync == Fsync::Never {
             let tmp = self.dir.join("state.tmp");
-            private_options().write(true).create(true).truncate(true).open(&tmp).and_then(|mut f| f.write_all(&json)).map_err(|e| io_err("write spool state", e))?;
-            return fs::rename(&tmp, self.dir.join("state.json")).map_err(|e| io_err("rename spool state", e));
+            private_options()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)
+                .and_then(|mut f| f.write_all(&json))
+                .map_err(|e| io_err("write spool state", e))?;
+            return fs::rename(&tmp, self.dir.join("state.json"))
+                .map_err(|e| io_err("rename spool state", e));
         }
         self.sync()?;
         write_atomic(&self.dir.join("state.json"), &json, Some(0o600))
@@ -401,7 +480,11 @@ mod tests {
     use crate::telemetry::{Event, GenericEvent};
 
     fn ev(n: u32) -> Event {
-        Event::Generic(GenericEvent { time: "2026-11-23T12:00:00Z".into(), name: format!("e{n}"), data: serde_json::json!({"pad": "x".repeat(200)}) })
+        Event::Generic(GenericEvent {
+            time: "2026-11-23T12:00:00Z".into(),
+            name: format!("e{n}"),
+            data: serde_json::json!({"pad": "x".repeat(200)}),
+        })
     }
 
     fn tmpdir(name: &str) -> PathBuf {
@@ -419,32 +502,66 @@ mod tests {
     fn survives_reopen_and_truncates_torn_tail() {
         let dir = tmpdir("reopen");
         {
-            let mut o = Outbox::open(Box::new(FileSpool::open_with(&dir, Fsync::Batch, 2048).unwrap()), Limits::default()).unwrap();
+            let mut o = Outbox::open(
+                Box::new(FileSpool::open_with(&dir, Fsync::Batch, 2048).unwrap()),
+                Limits::default(),
+            )
+            .unwrap();
             for i in 0..20 {
                 o.push(&ev(i), 0).unwrap();
             }
             o.begin_batch(5, u64::MAX, "b1".into(), "t".into()).unwrap();
         }
         // Simulate a crash mid-append: garbage at the end of the last segment.
-        let mut segs: Vec<_> = fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "log")).collect();
+        let mut segs: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "log"))
+            .collect();
         segs.sort();
         assert!(segs.len() > 2, "small segments roll");
-        OpenOptions::new().append(true).open(segs.last().unwrap()).unwrap().write_all(&[9, 0, 0, 0, 1, 2]).unwrap();
+        OpenOptions::new()
+            .append(true)
+            .open(segs.last().unwrap())
+            .unwrap()
+            .write_all(&[9, 0, 0, 0, 1, 2])
+            .unwrap();
         let fs_ = FileSpool::open_with(&dir, Fsync::Batch, 2048).unwrap();
         assert_eq!(fs_.recovery().truncated_bytes, 6);
         let mut o = Outbox::open(Box::new(fs_), Limits::default()).unwrap();
         assert_eq!(o.len(), 20);
-        assert_eq!(o.inflight().unwrap().batch_id, "b1", "in-flight batch identity survives");
+        assert_eq!(
+            o.inflight().unwrap().batch_id,
+            "b1",
+            "in-flight batch identity survives"
+        );
         assert_eq!(o.inflight_events().unwrap().len(), 5);
         o.ack_inflight(0).unwrap();
-        let (inf, evs) = o.begin_batch(100, u64::MAX, "b2".into(), "t".into()).unwrap().unwrap();
+        let (inf, evs) = o
+            .begin_batch(100, u64::MAX, "b2".into(), "t".into())
+            .unwrap()
+            .unwrap();
         assert_eq!((inf.seq, evs.len()), (2, 15));
         o.ack_inflight(0).unwrap();
         drop(o);
-        let o = Outbox::open(Box::new(FileSpool::open_with(&dir, Fsync::Batch, 2048).unwrap()), Limits::default()).unwrap();
+        let o = Outbox::open(
+            Box::new(FileSpool::open_with(&dir, Fsync::Batch, 2048).unwrap()),
+            Limits::default(),
+        )
+        .unwrap();
         assert!(o.is_empty());
         assert_eq!(o.next_seq(), 3);
-        let left = fs::read_dir(&dir).unwrap().filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "log")).count();
+        let left = fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "log")
+            })
+            .count();
         assert_eq!(left, 1, "acknowledged segments are deleted");
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -454,13 +571,25 @@ mod tests {
     fn spool_files_are_private() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tmpdir("perm");
-        let mut o = Outbox::open(Box::new(FileSpool::open(&dir, Fsync::Batch).unwrap()), Limits::default()).unwrap();
+        let mut o = Outbox::open(
+            Box::new(FileSpool::open(&dir, Fsync::Batch).unwrap()),
+            Limits::default(),
+        )
+        .unwrap();
         o.push(&ev(1), 0).unwrap();
         o.begin_batch(1, u64::MAX, "b".into(), "t".into()).unwrap();
-        assert_eq!(fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(
+            fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
         for e in fs::read_dir(&dir).unwrap() {
             let p = e.unwrap().path();
-            assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o077, 0, "{} is private", p.display());
+            assert_eq!(
+                fs::metadata(&p).unwrap().permissions().mode() & 0o077,
+                0,
+                "{} is private",
+                p.display()
+            );
         }
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -469,6 +598,9 @@ mod tests {
     fn one_process_per_spool() {
         let dir = tmpdir("lock");
         let _a = FileSpool::open(&dir, Fsync::Never).unwrap();
-        assert_eq!(FileSpool::open(&dir, Fsync::Never).err().unwrap().code(), ErrorCode::Storage);
+        assert_eq!(
+            FileSpool::open(&dir, Fsync::Never).err().unwrap().code(),
+            ErrorCode::Storage
+        );
     }
 }

@@ -158,11 +158,18 @@ impl Event {
         parse_rfc3339(self.time())?;
         match self {
             Event::Detection(d) => {
-                if d.threat_name.is_empty() || d.threat_name.len() > 512 || d.file_path.len() > 4096 {
-                    return Err(Error::malformed("detection threat_name must be 1..512 characters, file_path ≤ 4096"));
+                if d.threat_name.is_empty() || d.threat_name.len() > 512 || d.file_path.len() > 4096
+                {
+                    return Err(Error::malformed(
+                        "detection threat_name must be 1..512 characters, file_path ≤ 4096",
+                    ));
                 }
-                if !d.sha256.is_empty() && (d.sha256.len() != 64 || !d.sha256.bytes().all(|b| b.is_ascii_hexdigit())) {
-                    return Err(Error::malformed("detection sha256 must be 64 hex characters"));
+                if !d.sha256.is_empty()
+                    && (d.sha256.len() != 64 || !d.sha256.bytes().all(|b| b.is_ascii_hexdigit()))
+                {
+                    return Err(Error::malformed(
+                        "detection sha256 must be 64 hex characters",
+                    ));
                 }
                 if d.url.as_ref().is_some_and(|u| u.len() > 8192) {
                     return Err(Error::malformed("detection url too long"));
@@ -174,15 +181,25 @@ impl Event {
                 }
             }
             Event::FileSample(f) => {
-                if f.sha256.len() != 64 || !f.sha256.bytes().all(|b| b.is_ascii_hexdigit()) || f.file_name.is_empty() || f.file_name.len() > 255 {
-                    return Err(Error::malformed("file sample needs a 64-hex sha256 and a file name ≤ 255"));
+                if f.sha256.len() != 64
+                    || !f.sha256.bytes().all(|b| b.is_ascii_hexdigit())
+                    || f.file_name.is_empty()
+                    || f.file_name.len() > 255
+                {
+                    return Err(Error::malformed(
+                        "file sample needs a 64-hex sha256 and a file name ≤ 255",
+                    ));
                 }
                 if f.content.len() > MAX_SAMPLE_BYTES / 3 * 4 + 4 {
                     return Err(Error::new(ErrorCode::TooLarge, "file sample exceeds 3 MiB"));
                 }
                 let bytes = crate::encoding::b64_dsse_decode(&f.content)?;
-                if crate::encoding::hex(&crate::encoding::sha256(&bytes)) != f.sha256.to_ascii_lowercase() {
-                    return Err(Error::malformed("file sample content does not match its sha256"));
+                if crate::encoding::hex(&crate::encoding::sha256(&bytes))
+                    != f.sha256.to_ascii_lowercase()
+                {
+                    return Err(Error::malformed(
+                        "file sample content does not match its sha256",
+                    ));
                 }
             }
             Event::Heartbeat(_) => {}
@@ -228,8 +245,14 @@ impl Batch {
         if self.v != 1 {
             return Err(Error::malformed("unsupported batch version"));
         }
-        if self.installation_id.is_empty() || self.batch_id.is_empty() || self.batch_id.len() > 128 || self.seq == 0 {
-            return Err(Error::malformed("batch header needs installation_id, batch_id (≤128) and seq ≥ 1"));
+        if self.installation_id.is_empty()
+            || self.batch_id.is_empty()
+            || self.batch_id.len() > 128
+            || self.seq == 0
+        {
+            return Err(Error::malformed(
+                "batch header needs installation_id, batch_id (≤128) and seq ≥ 1",
+            ));
         }
         parse_rfc3339(&self.created)?;
         parse_rfc3339(&self.sent)?;
@@ -240,7 +263,8 @@ impl Batch {
 /// Serializes and seals a batch. With `gzip`, the payload is compressed first
 /// (and the `+gzip` payload type is used).
 pub fn seal_batch(batch: &Batch, key: &SigningKey, gzip: bool) -> Result<Vec<u8>> {
-    let json = serde_json::to_vec(batch).map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))?;
+    let json =
+        serde_json::to_vec(batch).map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))?;
     if gzip {
         let z = gzip_compress(&json)?;
         dsse::seal(BATCH_TYPE_GZIP, &z, key)
@@ -259,8 +283,15 @@ pub fn open_batch(parsed: &dsse::Parsed, key: &VerifyingKey) -> Result<Batch> {
     parsed.verify(key)?;
     let json = match parsed.payload_type.as_str() {
         BATCH_TYPE => std::borrow::Cow::Borrowed(parsed.payload.as_slice()),
-        BATCH_TYPE_GZIP => std::borrow::Cow::Owned(gzip_decompress(&parsed.payload, MAX_DECOMPRESSED)?),
-        other => return Err(Error::new(ErrorCode::WrongType, format!("unexpected payloadType {other}"))),
+        BATCH_TYPE_GZIP => {
+            std::borrow::Cow::Owned(gzip_decompress(&parsed.payload, MAX_DECOMPRESSED)?)
+        }
+        other => {
+            return Err(Error::new(
+                ErrorCode::WrongType,
+                format!("unexpected payloadType {other}"),
+            ))
+        }
     };
     let batch: Batch = parse_json(&json, MAX_DECOMPRESSED, "batch")?;
     batch.validate()?;
@@ -271,7 +302,9 @@ pub fn open_batch(parsed: &dsse::Parsed, key: &VerifyingKey) -> Result<Batch> {
 fn gzip_compress(data: &[u8]) -> Result<Vec<u8>> {
     use std::io::Write;
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(data).and_then(|_| enc.finish()).map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))
+    enc.write_all(data)
+        .and_then(|_| enc.finish())
+        .map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))
 }
 
 #[cfg(feature = "gzip")]
@@ -279,21 +312,31 @@ fn gzip_decompress(data: &[u8], cap: usize) -> Result<Vec<u8>> {
     use std::io::Read;
     let mut out = Vec::new();
     let mut dec = flate2::read::GzDecoder::new(data).take(cap as u64 + 1);
-    dec.read_to_end(&mut out).map_err(|_| Error::malformed("invalid gzip payload"))?;
+    dec.read_to_end(&mut out)
+        .map_err(|_| Error::malformed("invalid gzip payload"))?;
     if out.len() > cap {
-        return Err(Error::new(ErrorCode::TooLarge, "decompressed batch exceeds 20 MiB"));
+        return Err(Error::new(
+            ErrorCode::TooLarge,
+            "decompressed batch exceeds 20 MiB",
+        ));
     }
     Ok(out)
 }
 
 #[cfg(not(feature = "gzip"))]
 fn gzip_compress(_: &[u8]) -> Result<Vec<u8>> {
-    Err(Error::new(ErrorCode::InvalidArgument, "built without the gzip feature"))
+    Err(Error::new(
+        ErrorCode::InvalidArgument,
+        "built without the gzip feature",
+    ))
 }
 
 #[cfg(not(feature = "gzip"))]
 fn gzip_decompress(_: &[u8], _: usize) -> Result<Vec<u8>> {
-    Err(Error::new(ErrorCode::WrongType, "built without the gzip feature"))
+    Err(Error::new(
+        ErrorCode::WrongType,
+        "built without the gzip feature",
+    ))
 }
 
 /// Estimated serialized size of an event (for batching by bytes).

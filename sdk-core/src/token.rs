@@ -103,7 +103,11 @@ impl TokenInfo {
 /// Decodes a token for display without checking its signature.
 pub fn inspect(token: &str) -> Result<TokenInfo> {
     let u = jws::parse(token, TYP)?;
-    let kid = u.header.kid.clone().ok_or_else(|| Error::malformed("token header lacks kid"))?;
+    let kid = u
+        .header
+        .kid
+        .clone()
+        .ok_or_else(|| Error::malformed("token header lacks kid"))?;
     let claims: AccessTokenClaims = u.claims()?;
     check_shape(&claims)?;
     Ok(TokenInfo { kid, claims })
@@ -111,11 +115,22 @@ pub fn inspect(token: &str) -> Result<TokenInfo> {
 
 fn check_shape(c: &AccessTokenClaims) -> Result<()> {
     if c.aud != AUDIENCE {
-        return Err(Error::new(ErrorCode::WrongType, "token audience is not the partner API"));
+        return Err(Error::new(
+            ErrorCode::WrongType,
+            "token audience is not the partner API",
+        ));
     }
-    for (name, v) in [("partner_id", &c.partner_id), ("tenant_id", &c.tenant_id), ("region", &c.region), ("jti", &c.jti), ("iss", &c.iss)] {
+    for (name, v) in [
+        ("partner_id", &c.partner_id),
+        ("tenant_id", &c.tenant_id),
+        ("region", &c.region),
+        ("jti", &c.jti),
+        ("iss", &c.iss),
+    ] {
         if v.is_empty() || v.len() > 256 {
-            return Err(Error::malformed(format!("token claim {name} must be 1..256 characters")));
+            return Err(Error::malformed(format!(
+                "token claim {name} must be 1..256 characters"
+            )));
         }
     }
     if !(c.service_url.starts_with("https://") || c.service_url.starts_with("http://")) {
@@ -129,14 +144,22 @@ fn check_shape(c: &AccessTokenClaims) -> Result<()> {
 
 /// Verifies signature (pinned keyset), type, audience and validity window with
 /// a skew allowance clamped to [`MAX_SKEW`].
-pub fn verify(token: &str, keys: &Keyset, now: UnixSeconds, skew: i64) -> Result<AccessTokenClaims> {
+pub fn verify(
+    token: &str,
+    keys: &Keyset,
+    now: UnixSeconds,
+    skew: i64,
+) -> Result<AccessTokenClaims> {
     let skew = skew.clamp(0, MAX_SKEW);
     let u = jws::parse(token, TYP)?;
     u.verify_with_keyset(keys, now)?;
     let claims: AccessTokenClaims = u.claims()?;
     check_shape(&claims)?;
     if now + skew < claims.nbf {
-        return Err(Error::new(ErrorCode::TokenNotYetValid, "token is not valid yet"));
+        return Err(Error::new(
+            ErrorCode::TokenNotYetValid,
+            "token is not valid yet",
+        ));
     }
     if now - skew >= claims.exp {
         return Err(Error::new(ErrorCode::TokenExpired, "token has expired"));
@@ -166,7 +189,12 @@ pub struct TokenSpec {
 }
 
 /// Issues (signs) a token. Service role.
-pub fn issue(spec: &TokenSpec, key: &SigningKey, now: UnixSeconds, rng: &dyn RandomSource) -> Result<(String, AccessTokenClaims)> {
+pub fn issue(
+    spec: &TokenSpec,
+    key: &SigningKey,
+    now: UnixSeconds,
+    rng: &dyn RandomSource,
+) -> Result<(String, AccessTokenClaims)> {
     if spec.lifetime <= 0 || spec.lifetime > MAX_LIFETIME {
         return Err(Error::new(
             ErrorCode::InvalidArgument,
@@ -174,7 +202,10 @@ pub fn issue(spec: &TokenSpec, key: &SigningKey, now: UnixSeconds, rng: &dyn Ran
         ));
     }
     if spec.max_uses == 0 {
-        return Err(Error::new(ErrorCode::InvalidArgument, "max_uses must be at least 1"));
+        return Err(Error::new(
+            ErrorCode::InvalidArgument,
+            "max_uses must be at least 1",
+        ));
     }
     let claims = AccessTokenClaims {
         iss: spec.issuer.clone(),

@@ -142,7 +142,10 @@ fn roots(extra_pem: &[String], pin: bool) -> Result<RootCerts> {
     }
     if pin {
         if extra.is_empty() {
-            return Err(Error::new(ErrorCode::InvalidArgument, "pinning needs at least one extra CA certificate"));
+            return Err(Error::new(
+                ErrorCode::InvalidArgument,
+                "pinning needs at least one extra CA certificate",
+            ));
         }
         return Ok(RootCerts::from(extra));
     }
@@ -262,7 +265,11 @@ impl HttpTransport {
             .provider(TlsProvider::Rustls)
             .root_certs(roots(&opts.extra_ca_pem, opts.pin_extra_ca)?)
             .build();
-        let t = HttpTransport { opts, tls, agents: Default::default() };
+        let t = HttpTransport {
+            opts,
+            tls,
+            agents: Default::default(),
+        };
         if let Some(p) = t.opts.proxy.clone() {
             t.agent_for(Some(p))?; // validate the explicit proxy URL now
         }
@@ -304,9 +311,12 @@ impl HttpTransport {
         let b = match proxy.as_deref() {
             None => b.proxy(ureq::Proxy::try_from_env()),
             Some("") => b.proxy(None),
-            Some(p) => b.proxy(Some(
-                ureq::Proxy::new(p).map_err(|e| Error::new(ErrorCode::InvalidArgument, format!("proxy {}: {e}", redact_proxy(p))))?,
-            )),
+            Some(p) => b.proxy(Some(ureq::Proxy::new(p).map_err(|e| {
+                Error::new(
+                    ErrorCode::InvalidArgument,
+                    format!("proxy {}: {e}", redact_proxy(p)),
+                )
+            })?)),
         };
         let agent: ureq::Agent = b.build().into();
         agents.insert(proxy, agent.clone());
@@ -336,7 +346,10 @@ impl Transport for HttpTransport {
         if status == 407 {
             // The proxy, not the service, refused us: say so instead of passing
             // a 4xx to the protocol (which would drop the batch).
-            let which = proxy.filter(|p| !p.is_empty()).map_or_else(|| "the proxy from the environment".to_owned(), |p| redact_proxy(&p));
+            let which = proxy.filter(|p| !p.is_empty()).map_or_else(
+                || "the proxy from the environment".to_owned(),
+                |p| redact_proxy(&p),
+            );
             return Err(transport_err(format!("proxy authentication failed (HTTP 407) at {which}: check the proxy user name and password")));
         }
         let headers = resp

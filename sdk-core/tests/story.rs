@@ -455,10 +455,26 @@ fn gzip_client_and_rate_limit_are_transparent() {
 #[test]
 fn downlevel_client_recovers_after_the_integration_is_back_on() {
     let mut w = World::new();
-    let pkg = edrlink_core::downlevel::OnboardingPackage::issue(TENANT, PARTNER, REGION, SERVICE_URL, w.svc.keyset(), 1, NOW, &CounterRandom::new("ws")).unwrap();
+    let pkg = edrlink_core::downlevel::OnboardingPackage::issue(
+        TENANT,
+        PARTNER,
+        REGION,
+        SERVICE_URL,
+        w.svc.keyset(),
+        1,
+        NOW,
+        &CounterRandom::new("ws"),
+    )
+    .unwrap();
     w.store.workspaces.insert(
         pkg.workspace_id.clone(),
-        edrlink_core::service::Workspace { id: pkg.workspace_id.clone(), tenant_id: TENANT.into(), partner_id: PARTNER.into(), key: pkg.key_bytes().unwrap(), epoch: 1 },
+        edrlink_core::service::Workspace {
+            id: pkg.workspace_id.clone(),
+            tenant_id: TENANT.into(),
+            partner_id: PARTNER.into(),
+            key: pkg.key_bytes().unwrap(),
+            epoch: 1,
+        },
     );
     let mut c = client("downlevel-blocked");
     c.onboard_with_package(&pkg.to_json()).unwrap();
@@ -466,17 +482,30 @@ fn downlevel_client_recovers_after_the_integration_is_back_on() {
     let inst = c.credential().unwrap().installation_id.clone();
     // Blocked while the integration is off (without an epoch change here: a brief
     // switch-off of the ingestion only)...
-    w.store.integrations.get_mut(&(TENANT.to_owned(), PARTNER.to_owned())).unwrap().enabled = false;
+    w.store
+        .integrations
+        .get_mut(&(TENANT.to_owned(), PARTNER.to_owned()))
+        .unwrap()
+        .enabled = false;
     c.submit(ev(1, NOW), NOW).unwrap();
     c.flush();
     w.drive(&mut c, NOW, 5);
     assert_eq!(c.flow(), Some(FlowState::Blocked));
     // ...and when it is back, the client tries again by itself and delivers.
-    w.store.integrations.get_mut(&(TENANT.to_owned(), PARTNER.to_owned())).unwrap().enabled = true;
+    w.store
+        .integrations
+        .get_mut(&(TENANT.to_owned(), PARTNER.to_owned()))
+        .unwrap()
+        .enabled = true;
     let mut now = NOW;
     for _ in 0..20 {
         now = c.poll_timeout(now).unwrap_or(now + 60).max(now + 1);
         w.drive(&mut c, now, 5);
     }
-    assert_eq!(stored_numbers(&w, &inst).get(&1), Some(&1), "{:?}", c.health(now));
+    assert_eq!(
+        stored_numbers(&w, &inst).get(&1),
+        Some(&1),
+        "{:?}",
+        c.health(now)
+    );
 }

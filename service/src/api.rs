@@ -185,8 +185,14 @@ async fn partner_cors(req: Request, next: middleware::Next) -> Response {
         *r.status_mut() = StatusCode::NO_CONTENT;
         let h = r.headers_mut();
         h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
-        h.insert("access-control-allow-methods", HeaderValue::from_static("GET, POST"));
-        h.insert("access-control-allow-headers", HeaderValue::from_static("content-type, authorization, x-edrlink-date"));
+        h.insert(
+            "access-control-allow-methods",
+            HeaderValue::from_static("GET, POST"),
+        );
+        h.insert(
+            "access-control-allow-headers",
+            HeaderValue::from_static("content-type, authorization, x-edrlink-date"),
+        );
         h.insert("access-control-max-age", HeaderValue::from_static("600"));
         return r;
     }
@@ -194,7 +200,10 @@ async fn partner_cors(req: Request, next: middleware::Next) -> Response {
     if is_partner {
         let h = r.headers_mut();
         h.insert("access-control-allow-origin", HeaderValue::from_static("*"));
-        h.insert("access-control-expose-headers", HeaderValue::from_static("retry-after, date"));
+        h.insert(
+            "access-control-expose-headers",
+            HeaderValue::from_static("retry-after, date"),
+        );
     }
     r
 }

@@ -23,7 +23,10 @@ fn event(n: usize) -> Event {
 
 fn bench(c: &mut Criterion) {
     let events: Vec<Event> = (0..EVENTS).map(event).collect();
-    let bytes: usize = events.iter().map(|e| serde_json::to_vec(e).unwrap().len() + 25).sum();
+    let bytes: usize = events
+        .iter()
+        .map(|e| serde_json::to_vec(e).unwrap().len() + 25)
+        .sum();
     let mut g = c.benchmark_group("spool_append_1000_events");
     g.sample_size(10);
     g.throughput(Throughput::Bytes(bytes as u64));
@@ -50,16 +53,22 @@ fn bench(c: &mut Criterion) {
                 || {
                     let d = dir.path().join("spool");
                     let _ = std::fs::remove_dir_all(&d);
-                    let fsync = if fsync_per_batch { Fsync::Batch } else { Fsync::Never };
+                    let fsync = if fsync_per_batch {
+                        Fsync::Batch
+                    } else {
+                        Fsync::Never
+                    };
                     let spool = FileSpool::open(&d, fsync).unwrap();
-                    Outbox::open(Box::new(spool) as Box<dyn SpoolStorage>, Default::default()).unwrap()
+                    Outbox::open(Box::new(spool) as Box<dyn SpoolStorage>, Default::default())
+                        .unwrap()
                 },
                 |mut o| {
                     for (i, e) in events.iter().enumerate() {
                         o.push(e, 0).unwrap();
                         if fsync_per_batch && i % BATCH == BATCH - 1 {
                             // What a batch does before it is first sent.
-                            o.begin_batch(BATCH, u64::MAX, format!("b{i}"), "t".into()).unwrap();
+                            o.begin_batch(BATCH, u64::MAX, format!("b{i}"), "t".into())
+                                .unwrap();
                             o.ack_inflight(0).unwrap();
                         }
                     }

@@ -46,7 +46,12 @@ impl Service {
         let running = RunningService::start(settings.clone()).expect("service starts");
         let addr = running.addr();
         settings.listen = addr;
-        Service { running: Some(running), db: dir.join("service.db"), addr, settings }
+        Service {
+            running: Some(running),
+            db: dir.join("service.db"),
+            addr,
+            settings,
+        }
     }
 
     /// Base URL.
@@ -76,48 +81,83 @@ impl Service {
         panic!("service did not restart on {}", self.addr);
     }
 
-    fn admin(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> serde_json::Value {
+    fn admin(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> serde_json::Value {
         let url = format!("{}{path}", self.url());
         let auth = format!("Bearer {ADMIN_KEY}");
-        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
         let resp = match (method, body) {
             ("GET", _) => agent.get(&url).header("authorization", &auth).call(),
             ("DELETE", _) => agent.delete(&url).header("authorization", &auth).call(),
             ("PUT", Some(b)) => agent.put(&url).header("authorization", &auth).send_json(b),
-            (_, b) => agent.post(&url).header("authorization", &auth).send_json(b.unwrap_or(serde_json::json!({}))),
+            (_, b) => agent
+                .post(&url)
+                .header("authorization", &auth)
+                .send_json(b.unwrap_or(serde_json::json!({}))),
         };
         let mut resp = resp.expect("admin API reachable");
         let status = resp.status().as_u16();
-        let v: serde_json::Value = resp.body_mut().read_json().unwrap_or(serde_json::Value::Null);
+        let v: serde_json::Value = resp
+            .body_mut()
+            .read_json()
+            .unwrap_or(serde_json::Value::Null);
         assert!(status < 300, "admin {method} {path} answered {status}: {v}");
         v
     }
 
     /// Creates the test tenant and turns the integration on.
     pub fn setup_tenant(&self) {
-        self.admin("POST", "/admin/tenants", Some(serde_json::json!({"tenant_id": TENANT, "region": "eu"})));
+        self.admin(
+            "POST",
+            "/admin/tenants",
+            Some(serde_json::json!({"tenant_id": TENANT, "region": "eu"})),
+        );
         self.set_integration(true);
     }
 
     /// Turns the integration on or off.
     pub fn set_integration(&self, enabled: bool) {
-        self.admin("PUT", &format!("/admin/tenants/{TENANT}/integrations/{PARTNER}"), Some(serde_json::json!({"enabled": enabled})));
+        self.admin(
+            "PUT",
+            &format!("/admin/tenants/{TENANT}/integrations/{PARTNER}"),
+            Some(serde_json::json!({"enabled": enabled})),
+        );
     }
 
     /// Generates an access token.
     pub fn token(&self) -> String {
-        let v = self.admin("POST", &format!("/admin/tenants/{TENANT}/integrations/{PARTNER}/tokens"), Some(serde_json::json!({})));
+        let v = self.admin(
+            "POST",
+            &format!("/admin/tenants/{TENANT}/integrations/{PARTNER}/tokens"),
+            Some(serde_json::json!({})),
+        );
         v["token"].as_str().expect("token").to_owned()
     }
 
     /// Names of the generic events stored for an installation, in sequence order.
     pub fn stored_names(&self, installation_id: &str) -> Vec<String> {
-        let conn = rusqlite::Connection::open_with_flags(&self.db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open service db");
-        let mut st = conn.prepare("SELECT events_json FROM batches WHERE installation_id = ?1 ORDER BY seq").unwrap();
-        let rows = st.query_map([installation_id], |r| r.get::<_, Vec<u8>>(0)).unwrap();
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.db,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .expect("open service db");
+        let mut st = conn
+            .prepare("SELECT events_json FROM batches WHERE installation_id = ?1 ORDER BY seq")
+            .unwrap();
+        let rows = st
+            .query_map([installation_id], |r| r.get::<_, Vec<u8>>(0))
+            .unwrap();
         let mut out = Vec::new();
         for r in rows {
-            let events: Vec<Event> = serde_json::from_slice(&r.unwrap()).expect("stored events parse");
+            let events: Vec<Event> =
+                serde_json::from_slice(&r.unwrap()).expect("stored events parse");
             out.extend(events.into_iter().filter_map(|e| match e {
                 Event::Generic(g) => Some(g.name),
                 _ => None,
@@ -135,12 +175,23 @@ impl Drop for Service {
 
 /// A test event named `e<n>`.
 pub fn event(n: u64) -> Event {
-    Event::Generic(GenericEvent { time: edrlink_core::encoding::rfc3339(1_800_000_000), name: format!("e{n}"), data: serde_json::json!({"n": n}) })
+    Event::Generic(GenericEvent {
+        time: edrlink_core::encoding::rfc3339(1_800_000_000),
+        name: format!("e{n}"),
+        data: serde_json::json!({"n": n}),
+    })
 }
 
 /// Device facts for test endpoint `id`.
 pub fn device(id: &str) -> DeviceFacts {
-    DeviceFacts { device_id: id.into(), hostname: format!("host-{id}"), os: "linux".into(), os_version: "6.1".into(), product: "Reliability AV".into(), product_version: "1.0".into() }
+    DeviceFacts {
+        device_id: id.into(),
+        hostname: format!("host-{id}"),
+        os: "linux".into(),
+        os_version: "6.1".into(),
+        product: "Reliability AV".into(),
+        product_version: "1.0".into(),
+    }
 }
 
 /// Client settings for fast tests (short delays, no recovery jitter).
@@ -177,12 +228,19 @@ pub struct FaultTransport {
 impl FaultTransport {
     /// A pass-through transport.
     pub fn new() -> FaultTransport {
-        FaultTransport { inner: Arc::new(HttpTransport::new(HttpOptions::default()).unwrap()), script: Default::default(), log: Default::default() }
+        FaultTransport {
+            inner: Arc::new(HttpTransport::new(HttpOptions::default()).unwrap()),
+            script: Default::default(),
+            log: Default::default(),
+        }
     }
 
     /// Schedules `fault` for the next request to a path ending with `path`.
     pub fn inject(&self, path: &str, fault: Fault) {
-        self.script.lock().unwrap().push_back((path.to_owned(), fault));
+        self.script
+            .lock()
+            .unwrap()
+            .push_back((path.to_owned(), fault));
     }
 }
 
@@ -194,7 +252,12 @@ impl Default for FaultTransport {
 
 impl Transport for FaultTransport {
     fn send(&self, req: &HttpRequest) -> Result<HttpResponse> {
-        let path = req.url.splitn(4, '/').nth(3).map(|p| format!("/{p}")).unwrap_or_default();
+        let path = req
+            .url
+            .splitn(4, '/')
+            .nth(3)
+            .map(|p| format!("/{p}"))
+            .unwrap_or_default();
         self.log.lock().unwrap().push(path.clone());
         let fault = {
             let mut s = self.script.lock().unwrap();
@@ -205,17 +268,32 @@ impl Transport for FaultTransport {
         };
         match fault {
             None => self.inner.send(req),
-            Some(Fault::Refuse) => Err(Error::new(ErrorCode::Transport, "injected: connection refused")),
+            Some(Fault::Refuse) => Err(Error::new(
+                ErrorCode::Transport,
+                "injected: connection refused",
+            )),
             Some(Fault::LoseAnswer) => {
                 let _ = self.inner.send(req);
-                Err(Error::new(ErrorCode::Transport, "injected: connection reset by peer"))
+                Err(Error::new(
+                    ErrorCode::Transport,
+                    "injected: connection reset by peer",
+                ))
             }
-            Some(Fault::Status(code)) => Ok(HttpResponse::new(code, "text/plain", b"injected".to_vec())),
+            Some(Fault::Status(code)) => {
+                Ok(HttpResponse::new(code, "text/plain", b"injected".to_vec()))
+            }
         }
     }
 }
 
 /// An agent with a durable spool in `dir`.
 pub fn agent(dir: &Path, cfg: ClientConfig, transport: impl Transport + 'static) -> Agent {
-    Agent::new(AgentConfig { client: cfg, data_dir: Some(dir.to_path_buf()) }, transport).expect("agent opens")
+    Agent::new(
+        AgentConfig {
+            client: cfg,
+            data_dir: Some(dir.to_path_buf()),
+        },
+        transport,
+    )
+    .expect("agent opens")
 }

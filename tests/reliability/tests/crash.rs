@@ -16,7 +16,8 @@ const ITERATIONS: u64 = 30;
 const PER_RUN: u64 = 40;
 
 fn spooled_names(dir: &std::path::Path) -> Vec<String> {
-    let spool = FileSpool::open(dir.join("spool"), Fsync::Batch).expect("spool reopens after SIGKILL");
+    let spool =
+        FileSpool::open(dir.join("spool"), Fsync::Batch).expect("spool reopens after SIGKILL");
     let mut o = Outbox::open(Box::new(spool), Limits::default()).unwrap();
     o.read_all()
         .unwrap()
@@ -51,7 +52,11 @@ fn sigkill_at_random_points_loses_and_duplicates_nothing() {
     let mut kills = 0;
     for _ in 0..ITERATIONS {
         let mut child = Command::new(env!("CARGO_BIN_EXE_spool_child"))
-            .args([data.to_str().unwrap(), &submitted.to_string(), &(submitted + PER_RUN).to_string()])
+            .args([
+                data.to_str().unwrap(),
+                &submitted.to_string(),
+                &(submitted + PER_RUN).to_string(),
+            ])
             .stdout(Stdio::piped())
             .spawn()
             .unwrap();
@@ -83,14 +88,24 @@ fn sigkill_at_random_points_loses_and_duplicates_nothing() {
         let spooled: HashSet<String> = spooled_names(&data).into_iter().collect();
         for n in 0..submitted {
             let name = format!("e{n}");
-            assert!(unique.contains(&name) || spooled.contains(&name), "e{n} was accepted but is neither stored nor spooled");
+            assert!(
+                unique.contains(&name) || spooled.contains(&name),
+                "e{n} was accepted but is neither stored nor spooled"
+            );
         }
     }
-    assert!(kills > ITERATIONS / 2, "most runs were killed mid-way ({kills})");
+    assert!(
+        kills > ITERATIONS / 2,
+        "most runs were killed mid-way ({kills})"
+    );
     // Recovery: a normal run delivers the rest.
     let a = agent(&data, fast_config("crash"), FaultTransport::new());
     assert_eq!(a.flush(60).unwrap().queued, 0);
     let expected: Vec<String> = (0..submitted).map(|n| format!("e{n}")).collect();
-    assert_eq!(svc.stored_names(&installation), expected, "everything delivered exactly once, in order");
+    assert_eq!(
+        svc.stored_names(&installation),
+        expected,
+        "everything delivered exactly once, in order"
+    );
     println!("crash test: {ITERATIONS} iterations, {kills} SIGKILLs, {submitted} events, all delivered once");
 }

@@ -25,13 +25,24 @@ fn service_down_then_up_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut svc = Service::start(dir.path(), |_| {});
     svc.setup_tenant();
-    let a = agent(&dir.path().join("agent"), fast_config("down"), FaultTransport::new());
+    let a = agent(
+        &dir.path().join("agent"),
+        fast_config("down"),
+        FaultTransport::new(),
+    );
     a.enroll(&svc.token()).unwrap();
     svc.stop();
     submit(&a, 0..10);
     let out = a.flush(3).unwrap();
-    assert!(out.queued >= 10, "held while the service is down (events + heartbeat): {}", out.queued);
-    assert_eq!(a.health().last_error.unwrap().split(':').next(), Some("transport"));
+    assert!(
+        out.queued >= 10,
+        "held while the service is down (events + heartbeat): {}",
+        out.queued
+    );
+    assert_eq!(
+        a.health().last_error.unwrap().split(':').next(),
+        Some("transport")
+    );
     svc.restart();
     let out = a.flush(30).unwrap();
     assert_eq!(out.queued, 0);
@@ -42,7 +53,10 @@ fn service_down_then_up_loses_nothing() {
 fn rate_limit_429_is_honoured() {
     let dir = tempfile::tempdir().unwrap();
     let svc = Service::start(dir.path(), |s| {
-        s.rate_limit = RateLimit { burst: 2.0, per_second: 1.0 };
+        s.rate_limit = RateLimit {
+            burst: 2.0,
+            per_second: 1.0,
+        };
         s.policy.max_batch_events = 5;
     });
     svc.setup_tenant();
@@ -52,8 +66,17 @@ fn rate_limit_429_is_honoured() {
     submit(&a, 0..30);
     let out = a.flush(60).unwrap();
     assert_eq!(out.queued, 0);
-    let ingests = t.log.lock().unwrap().iter().filter(|p| p.ends_with("/v1/ingest")).count();
-    assert!(ingests > 7, "some sends were refused with 429 and retried ({ingests} ingests for 7 batches)");
+    let ingests = t
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|p| p.ends_with("/v1/ingest"))
+        .count();
+    assert!(
+        ingests > 7,
+        "some sends were refused with 429 and retried ({ingests} ingests for 7 batches)"
+    );
     assert_eq!(svc.stored_names(&installation(&a)), names(0..30));
 }
 
@@ -65,14 +88,25 @@ fn server_errors_and_resets_are_retried_without_duplicates() {
     let t = FaultTransport::new();
     let a = agent(&dir.path().join("agent"), fast_config("err"), t.clone());
     a.enroll(&svc.token()).unwrap();
-    for f in [Fault::Status(500), Fault::Status(503), Fault::LoseAnswer, Fault::Refuse, Fault::LoseAnswer, Fault::Status(502)] {
+    for f in [
+        Fault::Status(500),
+        Fault::Status(503),
+        Fault::LoseAnswer,
+        Fault::Refuse,
+        Fault::LoseAnswer,
+        Fault::Status(502),
+    ] {
         t.inject("/v1/ingest", f);
     }
     submit(&a, 0..20);
     let out = a.flush(60).unwrap();
     assert_eq!(out.queued, 0);
     assert!(t.script.lock().unwrap().is_empty(), "every fault was hit");
-    assert_eq!(svc.stored_names(&installation(&a)), names(0..20), "stored once each, in order");
+    assert_eq!(
+        svc.stored_names(&installation(&a)),
+        names(0..20),
+        "stored once each, in order"
+    );
 }
 
 #[test]
@@ -80,7 +114,11 @@ fn toggle_off_then_on_with_a_new_token_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let svc = Service::start(dir.path(), |_| {});
     svc.setup_tenant();
-    let a = agent(&dir.path().join("agent"), fast_config("toggle"), FaultTransport::new());
+    let a = agent(
+        &dir.path().join("agent"),
+        fast_config("toggle"),
+        FaultTransport::new(),
+    );
     a.enroll(&svc.token()).unwrap();
     submit(&a, 0..3);
     a.flush(10).unwrap();
@@ -96,7 +134,10 @@ fn toggle_off_then_on_with_a_new_token_resumes() {
     svc.set_integration(true);
     std::thread::sleep(std::time::Duration::from_millis(1100));
     let err = a.flush(10).unwrap_err();
-    assert!(matches!(err.code(), ErrorCode::Revoked | ErrorCode::EpochMismatch), "{err}");
+    assert!(
+        matches!(err.code(), ErrorCode::Revoked | ErrorCode::EpochMismatch),
+        "{err}"
+    );
     assert!(a.health().needs_new_token);
     assert!(a.health().queued_events >= 5, "kept while revoked");
 
@@ -111,14 +152,21 @@ fn epoch_change_while_sending_needs_a_new_token() {
     let dir = tempfile::tempdir().unwrap();
     let svc = Service::start(dir.path(), |_| {});
     svc.setup_tenant();
-    let a = agent(&dir.path().join("agent"), fast_config("epoch"), FaultTransport::new());
+    let a = agent(
+        &dir.path().join("agent"),
+        fast_config("epoch"),
+        FaultTransport::new(),
+    );
     a.enroll(&svc.token()).unwrap();
     // Off and on again between two sends: the session is still open, the epoch moved.
     svc.set_integration(false);
     svc.set_integration(true);
     submit(&a, 0..4);
     let err = a.flush(10).unwrap_err();
-    assert!(matches!(err.code(), ErrorCode::Revoked | ErrorCode::EpochMismatch), "{err}");
+    assert!(
+        matches!(err.code(), ErrorCode::Revoked | ErrorCode::EpochMismatch),
+        "{err}"
+    );
     assert!(a.health().queued_events >= 4, "kept while revoked");
     a.enroll(&svc.token()).unwrap();
     a.flush(10).unwrap();
@@ -134,7 +182,11 @@ fn session_expiry_and_clock_jump_are_transparent() {
         s.session_lifetime = 600;
     });
     svc.setup_tenant();
-    let a = agent(&dir.path().join("agent"), fast_config("session"), FaultTransport::new());
+    let a = agent(
+        &dir.path().join("agent"),
+        fast_config("session"),
+        FaultTransport::new(),
+    );
     a.enroll(&svc.token()).unwrap();
     submit(&a, 0..2);
     a.flush(10).unwrap();
@@ -143,6 +195,10 @@ fn session_expiry_and_clock_jump_are_transparent() {
     clock.advance(1200);
     submit(&a, 2..5);
     assert_eq!(a.flush(20).unwrap().queued, 0);
-    assert!((a.health().clock_offset - 1200).abs() <= 2, "offset learned from Date: {}", a.health().clock_offset);
+    assert!(
+        (a.health().clock_offset - 1200).abs() <= 2,
+        "offset learned from Date: {}",
+        a.health().clock_offset
+    );
     assert_eq!(svc.stored_names(&installation(&a)), names(0..5));
 }

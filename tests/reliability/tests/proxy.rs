@@ -23,8 +23,15 @@ impl Drop for Tinyproxy {
 }
 
 fn tinyproxy(dir: &std::path::Path) -> Tinyproxy {
-    let bin = ["/usr/bin/tinyproxy", "/usr/sbin/tinyproxy"].into_iter().find(|p| std::path::Path::new(p).exists()).expect("tinyproxy is not installed: run scripts/install-deps.sh");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let bin = ["/usr/bin/tinyproxy", "/usr/sbin/tinyproxy"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("tinyproxy is not installed: run scripts/install-deps.sh");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let log = dir.join("tinyproxy.log");
     let conf = dir.join("tinyproxy.conf");
     std::fs::write(
@@ -32,10 +39,18 @@ fn tinyproxy(dir: &std::path::Path) -> Tinyproxy {
         format!("Port {port}\nListen 127.0.0.1\nTimeout 30\nMaxClients 20\nAllow 127.0.0.1\nBasicAuth edr s3cret\nLogFile \"{}\"\nLogLevel Info\nDisableViaHeader Yes\n", log.display()),
     )
     .unwrap();
-    let child = Command::new(bin).args(["-d", "-c", conf.to_str().unwrap()]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let child = Command::new(bin)
+        .args(["-d", "-c", conf.to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     let t0 = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t0.elapsed() < Duration::from_secs(10), "tinyproxy did not start");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "tinyproxy did not start"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     Tinyproxy { child, port, log }
@@ -52,13 +67,26 @@ fn enroll_and_send_through_an_authenticating_proxy() {
     svc.setup_tenant();
     let proxy = tinyproxy(dir.path());
     let url = format!("http://edr:s3cret@127.0.0.1:{}", proxy.port);
-    let a = agent(&dir.path().join("a"), fast_config("proxy"), through(HttpOptions { proxy: Some(url), ..HttpOptions::default() }));
+    let a = agent(
+        &dir.path().join("a"),
+        fast_config("proxy"),
+        through(HttpOptions {
+            proxy: Some(url),
+            ..HttpOptions::default()
+        }),
+    );
     a.enroll(&svc.token()).unwrap();
     a.submit(event(1)).unwrap();
     assert_eq!(a.flush(10).unwrap().queued, 0);
-    assert_eq!(svc.stored_names(&a.credential().unwrap().installation_id), ["e1"]);
+    assert_eq!(
+        svc.stored_names(&a.credential().unwrap().installation_id),
+        ["e1"]
+    );
     let log = std::fs::read_to_string(&proxy.log).unwrap_or_default();
-    assert!(log.contains(&format!("CONNECT 127.0.0.1:{}", svc.addr.port())), "requests were tunnelled through the proxy:\n{log}");
+    assert!(
+        log.contains(&format!("CONNECT 127.0.0.1:{}", svc.addr.port())),
+        "requests were tunnelled through the proxy:\n{log}"
+    );
 }
 
 #[test]
@@ -69,16 +97,36 @@ fn wrong_proxy_password_is_a_clear_transport_error_and_loses_nothing() {
     let proxy = tinyproxy(dir.path());
     let token = svc.token();
     let url = format!("http://edr:wrong@127.0.0.1:{}", proxy.port);
-    let mut a = agent(&dir.path().join("a"), fast_config("badproxy"), through(HttpOptions { proxy: Some(url), ..HttpOptions::default() }));
+    let mut a = agent(
+        &dir.path().join("a"),
+        fast_config("badproxy"),
+        through(HttpOptions {
+            proxy: Some(url),
+            ..HttpOptions::default()
+        }),
+    );
     a.set_op_timeout(Duration::from_secs(3));
     let err = a.enroll(&token).unwrap_err();
     assert_eq!(err.code(), ErrorCode::Transport, "{err}");
-    assert!(err.message().contains("proxy authentication failed"), "{err}");
-    assert!(!err.message().contains("wrong"), "the password is not echoed: {err}");
+    assert!(
+        err.message().contains("proxy authentication failed"),
+        "{err}"
+    );
+    assert!(
+        !err.message().contains("wrong"),
+        "the password is not echoed: {err}"
+    );
     drop(a);
     // Same data dir, right password: nothing was lost or consumed.
     let url = format!("http://edr:s3cret@127.0.0.1:{}", proxy.port);
-    let a = agent(&dir.path().join("a"), fast_config("badproxy"), through(HttpOptions { proxy: Some(url), ..HttpOptions::default() }));
+    let a = agent(
+        &dir.path().join("a"),
+        fast_config("badproxy"),
+        through(HttpOptions {
+            proxy: Some(url),
+            ..HttpOptions::default()
+        }),
+    );
     a.enroll(&token).unwrap();
 }
 
@@ -89,7 +137,11 @@ fn explicit_no_proxy_and_host_callback() {
     svc.setup_tenant();
     let proxy = tinyproxy(dir.path());
     // Explicitly direct: a broken proxy setting is ignored.
-    let direct = through(HttpOptions { no_proxy: true, proxy: Some("http://127.0.0.1:1".into()), ..HttpOptions::default() });
+    let direct = through(HttpOptions {
+        no_proxy: true,
+        proxy: Some("http://127.0.0.1:1".into()),
+        ..HttpOptions::default()
+    });
     let a = agent(&dir.path().join("direct"), fast_config("direct"), direct);
     a.enroll(&svc.token()).unwrap();
     let log = std::fs::read_to_string(&proxy.log).unwrap_or_default();
@@ -103,10 +155,16 @@ fn explicit_no_proxy_and_host_callback() {
         asked2.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         ProxyChoice::Use(p.clone())
     });
-    let via = through(HttpOptions { proxy_resolver: Some(resolver), ..HttpOptions::default() });
+    let via = through(HttpOptions {
+        proxy_resolver: Some(resolver),
+        ..HttpOptions::default()
+    });
     let b = agent(&dir.path().join("via"), fast_config("via"), via);
     b.enroll(&svc.token()).unwrap();
     assert!(asked.load(std::sync::atomic::Ordering::Relaxed) >= 2);
     let log = std::fs::read_to_string(&proxy.log).unwrap_or_default();
-    assert!(log.contains(&tunnel), "the resolver's proxy was used:\n{log}");
+    assert!(
+        log.contains(&tunnel),
+        "the resolver's proxy was used:\n{log}"
+    );
 }

@@ -8,8 +8,16 @@ use std::io::Write;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let (dir, from, to): (String, u64, u64) = (args[1].clone(), args[2].parse().unwrap(), args[3].parse().unwrap());
-    let a = agent(std::path::Path::new(&dir), fast_config("crash"), HttpTransport::new(HttpOptions::default()).unwrap());
+    let (dir, from, to): (String, u64, u64) = (
+        args[1].clone(),
+        args[2].parse().unwrap(),
+        args[3].parse().unwrap(),
+    );
+    let a = agent(
+        std::path::Path::new(&dir),
+        fast_config("crash"),
+        HttpTransport::new(HttpOptions::default()).unwrap(),
+    );
     let mut out = std::io::stdout().lock();
     for n in from..to {
         a.submit(event(n)).expect("submit");
