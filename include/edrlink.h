@@ -398,6 +398,25 @@ typedef struct {
    * Compress batches with gzip.
    */
   bool gzip;
+  /**
+   * Built-in transport only: proxy URL (`http://[user:pass@]host:port`,
+   * `socks5://…`; credentials become Basic proxy authentication). NULL:
+   * `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` with `NO_PROXY`.
+   */
+  const char *proxy;
+  /**
+   * Built-in transport only: connect directly, ignoring `proxy` and the environment.
+   */
+  bool no_proxy;
+  /**
+   * Built-in transport only: extra trusted CA certificates, PEM (one or
+   * more blocks), e.g. a corporate TLS-inspection CA. NULL: none.
+   */
+  const char *extra_ca_pem;
+  /**
+   * Built-in transport only: trust only `extra_ca_pem` (opt-in pinning).
+   */
+  bool pin_extra_ca;
 } edrlink_client_options;
 
 /**

@@ -53,9 +53,18 @@ async function getStatus() {
   return (await chrome.storage.local.get(KEY.status))[KEY.status] || {};
 }
 
-async function note(error, extra = {}) {
+// Status updates are read-modify-write: run them one at a time.
+let noting = Promise.resolve();
+function note(error, extra = {}) {
+  noting = noting.then(() => noteNow(error, extra)).catch((e) => console.warn('edrlink: status not saved', String(e)));
+  return noting;
+}
+
+async function noteNow(error, extra) {
   const cur = await getStatus();
   const next = { ...cur, ...extra };
+  if (extra.delivered !== undefined) next.delivered_total = (cur.delivered_total || 0) + extra.delivered;
+  delete next.delivered;
   if (error) next.last_error = { code: error.code || 'internal', message: String(error.message || error), at: Math.floor(Date.now() / 1000) };
   else if (!extra.keepError) next.last_error = null;
   delete next.keepError;
@@ -170,8 +179,7 @@ async function flushOnce() {
   if (!client || !client.health().onboarded) return;
   try {
     const out = await client.flush();
-    const st = await getStatus();
-    await note(null, { last_delivery: Math.floor(Date.now() / 1000), delivered_total: (st.delivered_total || 0) + out.delivered });
+    await note(null, { last_delivery: Math.floor(Date.now() / 1000), delivered: out.delivered });
     await markDelivered();
   } catch (e) {
     if (!(e instanceof EdrlinkError)) console.error('edrlink: flush', e);

@@ -8,7 +8,7 @@ export const EXPLAIN = {
   token_revoked: 'The administrator revoked this token: generate a new one.',
   token_exhausted: 'The token was used by as many endpoints as it allows: generate a new one.',
   integration_disabled: 'The integration is turned off in the portal: turn it on, then generate a token.',
-  epoch_mismatch: 'The integration was turned off since this token was issued: generate a new token.',
+  epoch_mismatch: 'The integration was turned off and on again since this token was issued or this browser enrolled: paste a new token in the options.',
   wrong_region: 'The token belongs to another data region.',
   possible_clone: 'The service saw this device with another key (re-imaged or cloned profile).',
   flow_blocked: 'The integration is turned off in the portal: the data flow is blocked. Detections are kept and sent once it is turned back on.',

@@ -685,6 +685,48 @@ int canon_eq_pub(const char *json, const mj *v) {
   return eq;
 }
 
+static void test_network_options(void) {
+  SECTION("client: built-in transport options (proxy, direct, extra CA)");
+  char tenant[64];
+  snprintf(tenant, sizeof tenant, "c%d-net", (int)getpid());
+  setup_tenant(tenant);
+  edrlink_error *err = NULL;
+  /* Explicitly direct: a dead proxy setting is ignored. */
+  opts_buf b;
+  init_opts(&b);
+  b.o.proxy = "http://127.0.0.1:1";
+  b.o.no_proxy = true;
+  edrlink_client *c = NULL;
+  CHECK_RC(edrlink_client_new(&b.o, NULL, &c, &err), EDRLINK_OK);
+  char *tok = new_token(tenant, 0, NULL);
+  edrlink_health h;
+  CHECK_RC(enroll(c, tok, &h), EDRLINK_OK);
+  CHECK(h.flow == EDRLINK_FLOW_STATE_OPEN, "direct despite a proxy setting");
+  edrlink_client_free(c);
+  /* A dead proxy: a transport error, nothing consumed (the same token works direct). */
+  init_opts(&b);
+  b.o.proxy = "http://user:secret@127.0.0.1:1";
+  b.o.op_timeout_secs = 2;
+  c = NULL;
+  CHECK_RC(edrlink_client_new(&b.o, NULL, &c, &err), EDRLINK_OK);
+  CHECK_RC(edrlink_client_enroll(c, tok, &h, &err), EDRLINK_TRANSPORT);
+  CHECK(err && strstr(edrlink_error_message(err), "secret") == NULL, "proxy password not echoed");
+  if (err) { edrlink_error_free(err); err = NULL; }
+  edrlink_client_free(c);
+  /* A bad extra CA or pinning without a CA is refused at creation. */
+  init_opts(&b);
+  b.o.extra_ca_pem = "not a certificate";
+  c = NULL;
+  CHECK_RC(edrlink_client_new(&b.o, NULL, &c, &err), EDRLINK_INVALID_ARGUMENT);
+  CHECK(c == NULL, "no client on failure");
+  if (err) { edrlink_error_free(err); err = NULL; }
+  init_opts(&b);
+  b.o.pin_extra_ca = true;
+  CHECK_RC(edrlink_client_new(&b.o, NULL, &c, &err), EDRLINK_INVALID_ARGUMENT);
+  if (err) { edrlink_error_free(err); err = NULL; }
+  free(tok);
+}
+
 void run_client_tests(const char *url, const char *admin_key, const char *tmpdir) {
   URL = url; ADMIN = admin_key; TMP = tmpdir;
   test_client_args();
@@ -694,4 +736,5 @@ void run_client_tests(const char *url, const char *admin_key, const char *tmpdir
   test_host_transport();
   test_probe_transport();
   test_threads();
+  test_network_options();
 }

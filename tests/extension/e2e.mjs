@@ -176,6 +176,35 @@ async function main() {
   const u2 = 'http://downloads.example.test/offline-a-' + Date.now() + '.exe';
   const u3 = 'http://downloads.example.test/offline-b-' + Date.now() + '.exe';
 
+  // The persistence API itself (wasm/src/persist.rs), through the package's Node entry.
+  await step('package: exportState / EdrlinkClient.restore / urlDetectionEvent (Node entry)', async () => {
+    const pkg = await import(path.join(ROOT, 'wasm/js/node.mjs'));
+    const device = { device_id: 'unit-1', hostname: 'h', os: 'linux', os_version: '1', product: 'p', product_version: '1' };
+    const expectCode = (fn, code) => {
+      try { fn(); } catch (e) { if (!(e instanceof pkg.EdrlinkError) || e.code !== code) throw new Error(`expected ${code}, got ${e.code}: ${e.message}`); return; }
+      throw new Error(`expected ${code}, got no error`);
+    };
+    const c = new pkg.EdrlinkClient({ device });
+    const empty = JSON.parse(c.exportState());
+    if (empty.v !== 1 || empty.credential !== null || empty.outbox.records.length !== 0) throw new Error('empty state: ' + JSON.stringify(empty));
+    const ev = pkg.urlDetectionEvent('https://bad.example/x.exe', 'Trojan.Test', 'critical', 1800000000);
+    if (ev.type !== 'detection' || ev.action !== 'blocked' || ev.url !== 'https://bad.example/x.exe' || ev.severity !== 'critical' || ev.test || ev.file_path !== '' || ev.time !== '2027-01-15T08:00:00Z') throw new Error('event: ' + JSON.stringify(ev));
+    if (pkg.urlDetectionEvent('https://a.example/', 'T').severity !== 'high') throw new Error('default severity');
+    expectCode(() => pkg.urlDetectionEvent('https://a.example/', 'T', 'bogus'), 'invalid_argument');
+    expectCode(() => pkg.urlDetectionEvent('https://a.example/', ''), 'malformed');
+    c.submit(ev);
+    c.submit(pkg.urlDetectionEvent('https://bad.example/y.exe', 'Trojan.Test'));
+    const st = c.exportState();
+    const r = pkg.EdrlinkClient.restore({ device }, st);
+    if (r.health().queued_events !== 2 || r.pendingBatch !== null) throw new Error('restored: ' + JSON.stringify(r.health()));
+    if (r.exportState() !== st) throw new Error('restore → export is not the identity');
+    expectCode(() => pkg.EdrlinkClient.restore({ device }, 'not json'), 'malformed');
+    expectCode(() => pkg.EdrlinkClient.restore({ device }, JSON.stringify({ ...JSON.parse(st), v: 2 })), 'malformed');
+    expectCode(() => pkg.EdrlinkClient.restore({ device }, JSON.stringify({ ...JSON.parse(st), extra: 1 })), 'malformed');
+    expectCode(() => pkg.EdrlinkClient.restore({}, st), 'invalid_argument');
+    for (const x of [c, r]) x.free();
+  });
+
   await step('admin API: tenant, integration on, access token', async () => {
     await admin('POST', '/admin/tenants', { tenant_id: TENANT, region: 'eu' });
     const i = await admin('PUT', `/admin/tenants/${TENANT}/integrations/${PARTNER}`, { enabled: true });
@@ -251,6 +280,7 @@ async function main() {
     pendingId = stored.outbox.state.inflight && stored.outbox.state.inflight.batch_id;
     if (!pendingId || pendingId !== s.pending_batch.batch_id) throw new Error(`stored in-flight batch ${pendingId} != live ${JSON.stringify(s.pending_batch)}`);
     await until('popup shows 2 queued', () => popup.$eval('#queued', (e) => e.dataset.count === '2'));
+    await until('popup shows the transport error', () => popup.$eval('#last-error', (e) => e.dataset.code === 'transport'));
     await popup.screenshot({ path: path.join(SHOTS, 'extension-04-popup-offline-queued.png') });
   });
 
@@ -321,6 +351,17 @@ async function main() {
     const text = await popup.$eval('#flow', (e) => e.textContent);
     if (!/BLOCKED/.test(text)) throw new Error('flow text: ' + text);
     await popup.screenshot({ path: path.join(SHOTS, 'extension-05-popup-blocked.png') });
+  });
+
+  await step('integration off and on again → credential revoked: popup says so, retries stop', async () => {
+    await admin('PUT', `/admin/tenants/${TENANT}/integrations/${PARTNER}`, { enabled: true });
+    await popup.click('#retry');
+    await until('popup: flow revoked', async () => (await popup.$eval('#flow', (e) => e.dataset.flow)) === 'revoked');
+    await until('popup: last error revoked', async () => { const c = await popup.$eval('#last-error', (e) => e.dataset.code + ' ' + e.textContent); if (!/^(revoked|needs_reenroll|epoch_mismatch) /.test(c)) throw new Error(c); return true; });
+    await until('retry alarm cleared', async () => (await status()).retry === null);
+    const s = await status();
+    if (!(s.queued_detections >= 1)) throw new Error('queued detection lost: ' + s.queued_detections);
+    await popup.screenshot({ path: path.join(SHOTS, 'extension-06-popup-revoked.png') });
   });
 
   await step('worker console: no CSP violation, no error; pages: no errors', async () => {

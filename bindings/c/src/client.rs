@@ -62,6 +62,17 @@ pub struct edrlink_client_options {
     pub max_queue_events: u32,
     /// Compress batches with gzip.
     pub gzip: bool,
+    /// Built-in transport only: proxy URL (`http://[user:pass@]host:port`,
+    /// `socks5://…`; credentials become Basic proxy authentication). NULL:
+    /// `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` with `NO_PROXY`.
+    pub proxy: *const c_char,
+    /// Built-in transport only: connect directly, ignoring `proxy` and the environment.
+    pub no_proxy: bool,
+    /// Built-in transport only: extra trusted CA certificates, PEM (one or
+    /// more blocks), e.g. a corporate TLS-inspection CA. NULL: none.
+    pub extra_ca_pem: *const c_char,
+    /// Built-in transport only: trust only `extra_ca_pem` (opt-in pinning).
+    pub pin_extra_ca: bool,
 }
 
 /// The service's decision about inbound flow.
@@ -221,6 +232,22 @@ pub(crate) fn builtin_transport() -> FfiResult<Arc<dyn Transport>> {
     Ok(Arc::new(HttpTransport::new(HttpOptions::default())?))
 }
 
+/// The built-in transport configured from the client options.
+#[cfg(feature = "http")]
+fn configured_transport(o: &edrlink_client_options) -> FfiResult<Arc<dyn Transport>> {
+    use edrlink_core::transport::{HttpOptions, HttpTransport};
+    // SAFETY: NULL or NUL-terminated strings, per the header.
+    let proxy = unsafe { arg_opt_str(o.proxy, "options.proxy") }?.map(str::to_owned);
+    let ca = unsafe { arg_opt_str(o.extra_ca_pem, "options.extra_ca_pem") }?.map(str::to_owned);
+    let opts = HttpOptions { proxy, no_proxy: o.no_proxy, extra_ca_pem: ca.into_iter().collect(), pin_extra_ca: o.pin_extra_ca, ..HttpOptions::default() };
+    Ok(Arc::new(HttpTransport::new(opts)?))
+}
+
+#[cfg(not(feature = "http"))]
+fn configured_transport(_: &edrlink_client_options) -> FfiResult<Arc<dyn Transport>> {
+    builtin_transport()
+}
+
 #[cfg(not(feature = "http"))]
 pub(crate) fn builtin_transport() -> FfiResult<Arc<dyn Transport>> {
     Err(FfiError::new(
@@ -307,7 +334,7 @@ pub unsafe extern "C" fn edrlink_client_new(
         let acfg = AgentConfig { client: cfg, data_dir };
         let mut agent = match host {
             Some(h) => Agent::new(acfg, h)?,
-            None => Agent::new(acfg, builtin_transport()?)?,
+            None => Agent::new(acfg, configured_transport(o)?)?,
         };
         if o.op_timeout_secs > 0 {
             agent.set_op_timeout(Duration::from_secs(o.op_timeout_secs.into()));
