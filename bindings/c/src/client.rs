@@ -239,7 +239,13 @@ fn configured_transport(o: &edrlink_client_options) -> FfiResult<Arc<dyn Transpo
     // SAFETY: NULL or NUL-terminated strings, per the header.
     let proxy = unsafe { arg_opt_str(o.proxy, "options.proxy") }?.map(str::to_owned);
     let ca = unsafe { arg_opt_str(o.extra_ca_pem, "options.extra_ca_pem") }?.map(str::to_owned);
-    let opts = HttpOptions { proxy, no_proxy: o.no_proxy, extra_ca_pem: ca.into_iter().collect(), pin_extra_ca: o.pin_extra_ca, ..HttpOptions::default() };
+    let opts = HttpOptions {
+        proxy,
+        no_proxy: o.no_proxy,
+        extra_ca_pem: ca.into_iter().collect(),
+        pin_extra_ca: o.pin_extra_ca,
+        ..HttpOptions::default()
+    };
     Ok(Arc::new(HttpTransport::new(opts)?))
 }
 
