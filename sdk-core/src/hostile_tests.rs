@@ -22,21 +22,6 @@ impl XorShift {
     }
 }
 
-fn parse_everything(data: &[u8]) {
-    let text = String::from_utf8_lossy(data);
-    let _ = token::inspect(&text);
-    let _ = token::verify(&text, &keys::Keyset::default(), 0, 60);
-    let _ = dsse::parse(data);
-    let _ = credential::Credential::from_json(&text);
-    let _ = downlevel::OnboardingPackage::from_json(&text);
-    let _ = telemetry::Event::from_json(&text);
-    let _ = keys::Keyset::from_json(&text);
-    let _ = encoding::parse_rfc3339(&text);
-    let _ = http::parse_retry_after(&text, 0);
-    let _ = redeem::verify_request(&text, 0);
-    let _ = handshake::peek_installation(&text);
-}
-
 fn role() -> ServiceRole {
     ServiceRole::new(
         ServiceConfig {
@@ -70,7 +55,7 @@ fn random_bytes_never_panic() {
     for i in 0..3000 {
         let len = (r.next() % 600) as usize;
         let data = r.bytes(len);
-        parse_everything(&data);
+        crate::fuzzing::parse_everything(&data);
         let req = HttpRequest {
             id: 0,
             method: "POST".into(),

@@ -34,6 +34,8 @@ pub mod eicar;
 pub mod encoding;
 pub mod error;
 pub mod fresh;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod handshake;
 pub mod health;
 pub mod http;

@@ -456,8 +456,13 @@ impl Outbox {
             .take_while(|e| e.index < inf.upto)
             .map(|e| e.index)
             .collect();
+        self.read_events(&idx)
+    }
+
+    /// Reads and parses the events at `idx` (a corrupt record is a `storage` error).
+    fn read_events(&mut self, idx: &[u64]) -> Result<Vec<Event>> {
         self.storage
-            .read(&idx)?
+            .read(idx)?
             .into_iter()
             .map(|r| {
                 parse_json::<Event>(&r.json, 16 * 1024 * 1024, "spooled event")
@@ -470,14 +475,7 @@ impl Outbox {
     /// tests that show what is held.
     pub fn read_all(&mut self) -> Result<Vec<Event>> {
         let idx: Vec<u64> = self.live.iter().map(|e| e.index).collect();
-        self.storage
-            .read(&idx)?
-            .into_iter()
-            .map(|r| {
-                parse_json::<Event>(&r.json, 16 * 1024 * 1024, "spooled event")
-                    .map_err(|e| Error::new(ErrorCode::Storage, e.message().to_owned()))
-            })
-            .collect()
+        self.read_events(&idx)
     }
 
     /// The service acknowledged the in-flight batch (accepted or duplicate)

@@ -1,3 +1,4 @@
+// First, the persistence API alone (exportState / restore / urlDetectionEvent, Node entry).
 // End-to-end: the example MV3 extension (examples/browser-extension/dist) in Chromium
 // (playwright-core launchPersistentContext, --load-extension, new headless mode) against the
 // REAL reference service (edrlink-service on loopback, temp SQLite db), driven over the admin API.
@@ -7,7 +8,10 @@
 //   the service worker is stopped (as Chrome does when idle) → service restarted (same db, same port)
 //   → the chrome.alarms retry wakes the worker, which restores the state and re-sends the same
 //     batch: both detections arrive exactly once
+//   the service stores a batch but its answer is lost (test proxy) and the worker is stopped
+//     → on wake the same batch_id is re-sent and deduplicated: that detection is stored once
 //   integration toggled off → the popup reports the blocked flow, the detection stays queued
+//   integration on again (new epoch) → the popup reports "revoked", the retry alarm stops
 //   the worker's console has no CSP violation and no error
 // Usage: node tests/extension/e2e.mjs <edrlink-service binary> <extension dist dir>
 // Screenshots: artifacts/screenshots/extension-*.png. Ends with "N passed, N failed".
