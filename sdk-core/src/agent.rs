@@ -74,12 +74,70 @@ pub struct FlushOutcome {
     pub queued: u64,
 }
 
+/// Where the credential is kept. The default is a 0600 file in the data
+/// directory ([`FileCredentialStore`]); hosts with a platform keystore
+/// (Keychain, Android Keystore, DPAPI) implement this instead.
+pub trait CredentialStore: Send + Sync {
+    /// The stored credential JSON, if any.
+    fn load(&self) -> Result<Option<zeroize::Zeroizing<String>>>;
+    /// Replaces the stored credential (atomically: the old one stays until the new one is safe).
+    fn save(&self, credential_json: &str) -> Result<()>;
+    /// Deletes the stored credential (offboarding).
+    fn delete(&self) -> Result<()>;
+}
+
+impl<S: CredentialStore + ?Sized> CredentialStore for std::sync::Arc<S> {
+    fn load(&self) -> Result<Option<zeroize::Zeroizing<String>>> {
+        (**self).load()
+    }
+    fn save(&self, credential_json: &str) -> Result<()> {
+        (**self).save(credential_json)
+    }
+    fn delete(&self) -> Result<()> {
+        (**self).delete()
+    }
+}
+
+/// The default store: `dir/credential.json`, mode 0600, written atomically
+/// (write, fsync, rename, fsync directory).
+#[derive(Debug, Clone)]
+pub struct FileCredentialStore {
+    dir: PathBuf,
+}
+
+impl FileCredentialStore {
+    /// A store in `dir` (created 0700 if missing).
+    pub fn new(dir: impl Into<PathBuf>) -> Result<Self> {
+        let dir = dir.into();
+        create_private_dir(&dir)?;
+        Ok(FileCredentialStore { dir })
+    }
+}
+
+impl CredentialStore for FileCredentialStore {
+    fn load(&self) -> Result<Option<zeroize::Zeroizing<String>>> {
+        let path = self.dir.join(CREDENTIAL_FILE);
+        match fs::read_to_string(&path) {
+            Ok(text) => Ok(Some(zeroize::Zeroizing::new(text))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(storage(&format!("reading {}", path.display()), e)),
+        }
+    }
+    fn save(&self, credential_json: &str) -> Result<()> {
+        write_atomic(&self.dir, CREDENTIAL_FILE, credential_json.as_bytes())
+    }
+    fn delete(&self) -> Result<()> {
+        remove_durably(&self.dir, CREDENTIAL_FILE)
+    }
+}
+
 /// The blocking agent.
 pub struct Agent {
     client: Mutex<PartnerClient>,
     driver: Mutex<()>,
     transport: Box<dyn Transport>,
     data_dir: Option<PathBuf>,
+    store: Option<Box<dyn CredentialStore>>,
     op_timeout: Duration,
 }
 
@@ -132,6 +190,21 @@ impl Agent {
     /// Creates the agent, loading `data_dir/credential.json` when present
     /// (the directory is created, mode 0700, if missing).
     pub fn new<T: Transport + 'static>(cfg: AgentConfig, transport: T) -> Result<Agent> {
+        let store: Option<Box<dyn CredentialStore>> = match &cfg.data_dir {
+            Some(dir) => Some(Box::new(FileCredentialStore::new(dir)?)),
+            None => None,
+        };
+        Agent::with_store(cfg, transport, store)
+    }
+
+    /// Like [`new`](Self::new), with the credential kept in `store` (e.g. the
+    /// platform keystore) instead of `data_dir/credential.json`; the event
+    /// spool still lives in `data_dir` when one is given.
+    pub fn with_store<T: Transport + 'static>(
+        cfg: AgentConfig,
+        transport: T,
+        store: Option<Box<dyn CredentialStore>>,
+    ) -> Result<Agent> {
         let mut client = match &cfg.data_dir {
             // Events wait in the durable spool (data_dir/spool): nothing handed to
             // the agent is lost across restarts or crashes.
@@ -150,29 +223,21 @@ impl Agent {
             }
             None => PartnerClient::new(cfg.client, Box::new(SystemRandom)),
         };
-        if let Some(dir) = &cfg.data_dir {
-            create_private_dir(dir)?;
-            let path = dir.join(CREDENTIAL_FILE);
-            match fs::read_to_string(&path) {
-                Ok(text) => {
-                    let text = zeroize::Zeroizing::new(text);
-                    let cred = Credential::from_json(&text).map_err(|e| {
-                        Error::new(
-                            ErrorCode::Storage,
-                            format!("{} is unreadable: {}", path.display(), e.message()),
-                        )
-                    })?;
-                    client.set_credential(cred);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(storage(&format!("reading {}", path.display()), e)),
-            }
+        if let Some(text) = store.as_ref().map(|s| s.load()).transpose()?.flatten() {
+            let cred = Credential::from_json(&text).map_err(|e| {
+                Error::new(
+                    ErrorCode::Storage,
+                    format!("the stored credential is unreadable: {}", e.message()),
+                )
+            })?;
+            client.set_credential(cred);
         }
         Ok(Agent {
             client: Mutex::new(client),
             driver: Mutex::new(()),
             transport: Box::new(transport),
             data_dir: cfg.data_dir,
+            store,
             op_timeout: DEFAULT_OP_TIMEOUT,
         })
     }
@@ -428,14 +493,14 @@ impl Agent {
             match ev {
                 ClientEvent::CredentialChanged => {
                     seen.credential_changed = true;
-                    if let (Some(dir), Some(cred)) = (&self.data_dir, c.credential()) {
-                        write_atomic(dir, CREDENTIAL_FILE, cred.to_json().as_bytes())?;
+                    if let (Some(store), Some(cred)) = (&self.store, c.credential()) {
+                        store.save(&cred.to_json())?;
                     }
                 }
                 ClientEvent::CredentialRemoved => {
                     seen.credential_removed = true;
-                    if let Some(dir) = &self.data_dir {
-                        remove_durably(dir, CREDENTIAL_FILE)?;
+                    if let Some(store) = &self.store {
+                        store.delete()?;
                     }
                 }
                 ClientEvent::Delivered(n) => seen.delivered += n,

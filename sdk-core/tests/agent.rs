@@ -579,3 +579,60 @@ fn flush_returns_at_the_deadline_even_if_the_service_never_settles() {
     assert_eq!(a.flush(10).unwrap().queued, 0);
     assert_exactly_once(&svc, &a, 1);
 }
+
+/// A host keystore stand-in: the credential lives only here.
+#[derive(Default)]
+struct Keystore(Mutex<Option<String>>, AtomicUsize);
+
+impl edrlink_core::agent::CredentialStore for Keystore {
+    fn load(&self) -> Result<Option<zeroize::Zeroizing<String>>> {
+        Ok(self.0.lock().unwrap().clone().map(zeroize::Zeroizing::new))
+    }
+    fn save(&self, json: &str) -> Result<()> {
+        self.1.fetch_add(1, Ordering::Relaxed);
+        *self.0.lock().unwrap() = Some(json.to_owned());
+        Ok(())
+    }
+    fn delete(&self) -> Result<()> {
+        *self.0.lock().unwrap() = None;
+        Ok(())
+    }
+}
+
+#[test]
+fn host_credential_store_replaces_the_file() {
+    let svc = FakeService::new();
+    let dir = data_dir();
+    let ks = Arc::new(Keystore::default());
+    let make = || {
+        let cfg = AgentConfig {
+            client: ClientConfig::new(device("ks")),
+            data_dir: Some(dir.clone()),
+        };
+        Agent::with_store(cfg, svc.clone(), Some(Box::new(ks.clone()))).unwrap()
+    };
+    let a = make();
+    let inst = a.enroll(&svc.token()).unwrap().installation_id.unwrap();
+    assert!(
+        ks.1.load(Ordering::Relaxed) >= 1,
+        "saved through the host store"
+    );
+    assert!(
+        !dir.join("credential.json").exists(),
+        "no credential file beside the spool"
+    );
+    drop(a);
+    let b = make();
+    assert_eq!(
+        b.health().installation_id.as_deref(),
+        Some(inst.as_str()),
+        "loaded from the host store"
+    );
+    b.submit_json(&generic(0)).unwrap();
+    assert_eq!(b.flush(10).unwrap().queued, 0);
+    b.offboard(None).unwrap();
+    assert!(
+        ks.0.lock().unwrap().is_none(),
+        "offboarding deletes it from the host store"
+    );
+}
