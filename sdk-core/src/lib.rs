@@ -56,6 +56,8 @@ pub mod token;
 #[cfg(test)]
 mod hostile_tests;
 #[cfg(feature = "http")]
+mod tls_probe;
+#[cfg(feature = "http")]
 pub mod transport;
 
 pub use error::{Error, ErrorCode, Result};

@@ -292,6 +292,27 @@ impl HttpTransport {
         }
     }
 
+    /// Subject and issuer of the certificate `url`'s server presents (direct
+    /// connections only; behind a proxy the probe would see the proxy).
+    fn presented(&self, url: &str) -> Option<String> {
+        if self.proxy_for(url).is_some_and(|p| !p.is_empty()) {
+            return None;
+        }
+        let rest = url.strip_prefix("https://")?;
+        let authority = rest.split(['/', '?', '#']).next()?;
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => {
+                (h.trim_matches(['[', ']']), p.parse().ok()?)
+            }
+            _ => (authority, 443),
+        };
+        let (subject, issuer) =
+            crate::tls_probe::presented_certificate(host, port, self.opts.connect_timeout)?;
+        Some(format!(
+            "presented certificate: subject {subject}, issued by {issuer}"
+        ))
+    }
+
     fn agent_for(&self, proxy: Option<String>) -> Result<ureq::Agent> {
         let mut agents = self.agents.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(a) = agents.get(&proxy) {
@@ -341,7 +362,16 @@ impl Transport for HttpTransport {
         })?;
         let proxy = self.proxy_for(&req.url);
         let agent = self.agent_for(proxy.clone())?;
-        let mut resp = agent.run(request).map_err(|e| describe(e, &req.url))?;
+        let mut resp = agent.run(request).map_err(|e| {
+            let err = describe(e, &req.url);
+            // A certificate problem: name what the server presented.
+            if err.message().starts_with("TLS failure") && err.message().contains("certificate") {
+                if let Some(what) = self.presented(&req.url) {
+                    return transport_err(format!("{} [{what}]", err.message()));
+                }
+            }
+            err
+        })?;
         let status = resp.status().as_u16();
         if status == 407 {
             // The proxy, not the service, refused us: say so instead of passing
@@ -453,6 +483,67 @@ mod tests {
         );
         assert_eq!(r.header("retry-after"), Some("7"));
         assert_eq!(r.header("x-edrlink-test"), Some("A"));
+    }
+
+    #[test]
+    fn untrusted_certificate_names_its_issuer() {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+        use std::sync::Arc;
+        // An "interception" CA that the client does not trust, and a leaf it signed.
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(vec![]).unwrap();
+        ca.distinguished_name
+            .push(DnType::CommonName, "Contoso TLS Inspection CA");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca.self_signed(&ca_key).unwrap();
+        let leaf_key = KeyPair::generate().unwrap();
+        let mut leaf = CertificateParams::new(vec!["localhost".into()]).unwrap();
+        leaf.distinguished_name
+            .push(DnType::CommonName, "localhost");
+        let leaf = leaf.signed_by(&leaf_key, &ca, &ca_key).unwrap();
+        let server = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+        )
+        .unwrap();
+        let server = Arc::new(server);
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for s in l.incoming().take(2) {
+                let Ok(mut s) = s else { continue };
+                let mut conn = rustls::ServerConnection::new(server.clone()).unwrap();
+                let _ = conn.complete_io(&mut s);
+            }
+        });
+        let t = HttpTransport::new(HttpOptions {
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(5),
+            ..HttpOptions::default()
+        })
+        .unwrap();
+        let req = HttpRequest {
+            id: 1,
+            method: "POST".into(),
+            url: format!("https://localhost:{port}/v1/handshake"),
+            headers: vec![],
+            body: vec![],
+        };
+        let e = t.send(&req).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Transport);
+        assert!(e.message().contains("not issued by a trusted CA"), "{e}");
+        assert!(
+            e.message()
+                .contains("issued by CN=Contoso TLS Inspection CA"),
+            "{e}"
+        );
+        assert!(e.message().contains("subject CN=localhost"), "{e}");
     }
 
     #[test]
