@@ -2,7 +2,7 @@
 //! and `Retry-After` parsing (delta-seconds or HTTP-date, RFC 9110 §10.2.3).
 
 use crate::encoding::UnixSeconds;
-use crate::error::{Error, ErrorCode, Result};
+use crate::error::{Error, ErrorCode};
 use serde::{Deserialize, Serialize};
 
 /// Media type of problem details.
@@ -202,14 +202,6 @@ pub fn parse_http_date(v: &str) -> Option<UnixSeconds> {
     let iso = format!("{year:04}-{mon:02}-{day:02}T{hms}Z");
     crate::encoding::parse_rfc3339(&iso).ok()
 }
-
-/// Shorthand for a typed error.
-pub fn err(code: ErrorCode, msg: impl Into<String>) -> Error {
-    Error::new(code, msg)
-}
-
-/// Result alias.
-pub type HttpResult = Result<HttpResponse>;
 
 #[cfg(test)]
 mod tests {

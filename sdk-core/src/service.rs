@@ -11,7 +11,7 @@ use crate::dsse;
 use crate::encoding::{parse_json, UnixSeconds};
 use crate::error::{Error, ErrorCode, Result};
 use crate::handshake::{self, FlowDecision, FlowState, SensorState};
-use crate::http::{problem, problem_with_status, HttpRequest, HttpResponse, JOSE, JSON};
+use crate::http::{problem, problem_with_status, HttpRequest, HttpResponse, JOSE};
 use crate::jws;
 use crate::keys::{random_id, Keyset, RandomSource, SigningKey, VerifyingKey};
 use crate::policy::Policy;
@@ -995,6 +995,3 @@ pub fn alerts_for(events: &[Event]) -> Vec<Alert> {
         })
         .collect()
 }
-
-/// JSON content type, re-exported for the service crate.
-pub const CONTENT_JSON: &str = JSON;

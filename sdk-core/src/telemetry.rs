@@ -2,7 +2,7 @@
 //! envelopes (optionally gzip-compressed; verified before decompressing).
 
 use crate::dsse;
-use crate::encoding::{parse_json, parse_rfc3339, UnixSeconds};
+use crate::encoding::{parse_json, parse_rfc3339};
 use crate::error::{Error, ErrorCode, Result};
 use crate::keys::{SigningKey, VerifyingKey};
 use serde::{Deserialize, Serialize};
@@ -273,11 +273,6 @@ pub fn seal_batch(batch: &Batch, key: &SigningKey, gzip: bool) -> Result<Vec<u8>
     }
 }
 
-/// Size of the payload as sent (what the policy's `max_batch_bytes` limits).
-pub fn payload_len(envelope: &[u8]) -> Result<usize> {
-    Ok(dsse::parse(envelope)?.payload.len())
-}
-
 /// Verifies an envelope with `key`, then decompresses (capped) and parses the batch.
 pub fn open_batch(parsed: &dsse::Parsed, key: &VerifyingKey) -> Result<Batch> {
     parsed.verify(key)?;
@@ -342,9 +337,4 @@ fn gzip_decompress(_: &[u8], _: usize) -> Result<Vec<u8>> {
 /// Estimated serialized size of an event (for batching by bytes).
 pub fn event_size(e: &Event) -> usize {
     serde_json::to_vec(e).map(|v| v.len()).unwrap_or(0) + 1
-}
-
-/// Parses a batch's creation time (helper for the service).
-pub fn batch_created(b: &Batch) -> Result<UnixSeconds> {
-    parse_rfc3339(&b.created)
 }
