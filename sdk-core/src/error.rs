@@ -86,6 +86,8 @@ error_codes! {
     EpochMismatch = 306, "epoch_mismatch", 401;
     /// The endpoint presented the same device with another key (re-imaged or cloned).
     PossibleClone = 307, "possible_clone", 409;
+    /// The installation's credential passed its `credential_exp` without being rotated: a new token is required.
+    CredentialExpired = 308, "credential_expired", 401;
 
     // 400..499: message freshness and sessions.
     /// `iat`/`created` is outside the accepted window (±300 s).
