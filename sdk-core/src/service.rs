@@ -790,6 +790,32 @@ impl ServiceRole {
         resp
     }
 
+    /// Stateless checks of a `POST /v1/redeem` body, for a caller that wants
+    /// junk refused before it reaches the writer: size, the request's
+    /// proof-of-possession signature and freshness, and the token's signature,
+    /// validity and region. Passing decides nothing (`handle` still runs every
+    /// check, in its order); a request refused here is one `handle` refuses
+    /// too (with another code only when it has several faults), and nothing
+    /// is stored for it.
+    pub fn precheck_redeem(&self, body: &[u8], now: UnixSeconds) -> Result<()> {
+        if body.len() > jws::MAX_JWS_LEN {
+            return Err(Error::new(ErrorCode::TooLarge, "message too large"));
+        }
+        let text = core::str::from_utf8(body).map_err(|_| Error::malformed("body is not UTF-8"))?;
+        let (claims, _) = redeem::verify_request(text, now)?;
+        let tok = token::verify(&claims.token, &self.keyset(), now, 0)?;
+        if tok.region != self.cfg.region {
+            return Err(Error::new(
+                ErrorCode::WrongRegion,
+                format!(
+                    "this service serves region {}, the token is for {}",
+                    self.cfg.region, tok.region
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn commit_prepared<S: ServiceStore>(
         &self,
         store: &mut S,

@@ -578,6 +578,8 @@ async fn partner(State(app): State<AppState>, req: Request) -> Response {
     };
     let resp = if path == "/v1/ingest" && method == "POST" {
         ingest(&app, body).await
+    } else if let Some(refused) = precheck_redeem(&app, &path, &body).await {
+        refused
     } else {
         let hreq = HttpRequest {
             id: 0,
@@ -592,6 +594,29 @@ async fn partner(State(app): State<AppState>, req: Request) -> Response {
         app.limits.failed(ip);
     }
     role_answer(resp)
+}
+
+/// `POST /v1/redeem`: the stateless checks (signatures, freshness, token,
+/// region) run outside the writer, so junk never costs a database write;
+/// `Some` is the refusal.
+async fn precheck_redeem(
+    app: &AppState,
+    path: &str,
+    body: &axum::body::Bytes,
+) -> Option<HttpResponse> {
+    if path != "/v1/redeem" {
+        return None;
+    }
+    let Ok(_permit) = app.verifiers.acquire().await else {
+        return None;
+    };
+    let (app2, body) = (app.clone(), body.clone());
+    let now = app.clock.now();
+    let checked = tokio::task::spawn_blocking(move || app2.role.precheck_redeem(&body, now)).await;
+    match checked {
+        Ok(Err(e)) => Some(app.role.refusal(&e, now)),
+        _ => None,
+    }
 }
 
 /// `POST /v1/ingest`: verify outside the writer (bounded concurrency), commit in it.

@@ -521,3 +521,44 @@ fn failed_auth_flood_shuts_out_that_address_only() {
         assert_eq!(ok.status, 200, "{}", ok.text());
     }
 }
+
+/// Attack: redeems carrying a token the service never signed (well-formed,
+/// signed by the requester's own key). They are refused before the writer
+/// and leave nothing behind: no nonce row, no installation.
+#[test]
+fn forged_token_redeems_store_nothing() {
+    let s = Svc::start();
+    s.setup("t1");
+    let now = s.now();
+    let forger = SigningKey::generate(&SystemRandom).unwrap();
+    let spec = edrlink_core::token::TokenSpec {
+        issuer: "edrlink-reference".into(),
+        partner_id: PARTNER.into(),
+        tenant_id: "t1".into(),
+        region: "eu".into(),
+        service_url: s.url(),
+        epoch: 1,
+        lifetime: 3600,
+        max_uses: 10,
+    };
+    let (forged, _) = edrlink_core::token::issue(&spec, &forger, now, &SystemRandom).unwrap();
+    for i in 0..5 {
+        let resp = s.http.post(
+            "/v1/redeem",
+            "application/jose",
+            Raw::new(&format!("forged-{i}")).redeem_body(&forged, now),
+        );
+        assert_eq!(resp.status, 401, "{}", resp.text());
+    }
+    let c = rusqlite::Connection::open(&s.db).unwrap();
+    let nonces: i64 = c
+        .query_row("SELECT COUNT(*) FROM nonces", [], |r| r.get(0))
+        .unwrap();
+    let installs: i64 = c
+        .query_row("SELECT COUNT(*) FROM installations", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!((nonces, installs), (0, 0));
+    // A genuine token still redeems.
+    let mut r = Raw::new("genuine");
+    assert_eq!(r.redeem(&s.http, &s.token_text("t1"), now).status, 200);
+}
