@@ -441,8 +441,16 @@ impl FileSpool {
             spool.load_segment(id, i + 1 == count)?;
         }
         spool.next_hint = spool.locations.keys().next_back().map_or(0, |i| i + 1);
-        if spool.state_json.is_none() && names.iter().any(|n| n == LEGACY_STATE) {
-            spool.migrate_legacy_state()?;
+        if names.iter().any(|n| n == LEGACY_STATE) {
+            if spool.state_json.is_none() {
+                spool.migrate_legacy_state()?;
+            } else {
+                // A migration interrupted after its state record was durable.
+                spool
+                    .io
+                    .remove(&spool.dir.join(LEGACY_STATE))
+                    .map_err(|e| io_err("delete old spool state", e))?;
+            }
         }
         Ok(spool)
     }
