@@ -160,6 +160,7 @@ impl SpoolFileIo for OsFile {
 
 /// Opens a file created with owner-only permissions.
 fn private_options() -> OpenOptions {
+    #[cfg_attr(not(unix), allow(unused_mut))]
     let mut o = OpenOptions::new();
     #[cfg(unix)]
     {
