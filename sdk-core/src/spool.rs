@@ -902,6 +902,43 @@ mod tests {
     }
 
     #[test]
+    fn client_defaults_are_the_outbox_defaults() {
+        // One source for the bounds (PROTOCOL §9.5: 100 000 events, 100 MiB, 7 days).
+        let cfg = crate::client::ClientConfig::new(crate::redeem::DeviceFacts {
+            device_id: "d".into(),
+            hostname: "h".into(),
+            os: "linux".into(),
+            os_version: "6".into(),
+            product: "p".into(),
+            product_version: "1".into(),
+        });
+        assert_eq!(
+            crate::client::PartnerClient::limits(&cfg),
+            Limits::default()
+        );
+        assert_eq!(Limits::default().max_events, 100_000);
+    }
+
+    #[test]
+    fn push_many_applies_the_bounds_to_each_event() {
+        let mut o = Outbox::in_memory(Limits {
+            max_events: 3,
+            ..Limits::default()
+        });
+        let evs: Vec<Event> = (0..5).map(tele).collect();
+        assert_eq!(o.push_many(&evs, 0).unwrap(), 2, "two refused");
+        assert_eq!(o.drops().get("queue_full/telemetry"), Some(&2));
+        assert_eq!(names(&o.read_all().unwrap()), ["e0", "e1", "e2"]);
+        // A detection in the same call still displaces queued telemetry.
+        let mixed = [tele(9), crate::eicar::test_detection(0, "/x")];
+        assert_eq!(o.push_many(&mixed, 0).unwrap(), 1);
+        assert_eq!(
+            names(&o.read_all().unwrap()),
+            ["e1", "e2", "EICAR-Test-File"]
+        );
+    }
+
+    #[test]
     fn old_events_expire() {
         let mut o = Outbox::in_memory(Limits {
             max_age: 10,
