@@ -31,6 +31,9 @@ step rust-fmt cargo fmt --all -- --check
 step rust-clippy cargo clippy --workspace --all-targets --locked -- -D warnings
 step rust-test cargo test --workspace --locked
 step wasm32-core env WASM_CHECK_ONLY=1 bash scripts/wasm-build.sh edrlink-core
+# Crash soak (release build): 100 SIGKILLs of a client that spools, sends and rotates
+# segments, the invariant checked after each (docs/RELIABILITY.md has the 1,000-kill run).
+step crash-soak bash -c 'cargo build --release --locked -p edrlink-reliability --bins && "$CARGO_TARGET_DIR/release/soak" --kills 100 --max-seconds 180'
 
 # tests/service and tests/cli are also runnable alone; here `cargo test --workspace` covers them.
 for suite in c python kotlin wasm browser extension; do
