@@ -5,7 +5,6 @@
 mod common;
 use common::*;
 use edrlink_core::client::ClientEvent;
-use edrlink_core::downlevel;
 use edrlink_core::eicar;
 use edrlink_core::handshake::{FlowState, SensorState};
 use edrlink_core::keys::{SigningKey, SystemRandom};
