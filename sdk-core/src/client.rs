@@ -302,19 +302,60 @@ impl PartnerClient {
     ///
     /// The enrollment id and the device key are generated here, before the
     /// first attempt (re-onboarding in the same workspace keeps the ones the
-    /// stored credential holds, so the same installation resumes).
+    /// stored credential holds, so the same installation resumes). Hosts that
+    /// can crash mid-registration persist [`pending_registration`](Self::pending_registration)
+    /// now and pass it to [`resume_onboarding`](Self::resume_onboarding) after a restart.
     pub fn onboard_with_package(&mut self, package_json: &str) -> Result<()> {
+        self.start_register(package_json, None)
+    }
+
+    /// Like [`onboard_with_package`](Self::onboard_with_package), resuming a
+    /// registration whose enrollment id and device key (base64url, 32 bytes)
+    /// the host persisted before its first attempt: a lost answer then
+    /// resumes the same installation instead of creating another.
+    pub fn resume_onboarding(
+        &mut self,
+        package_json: &str,
+        enrollment_id: &str,
+        device_key: &str,
+    ) -> Result<()> {
+        if enrollment_id.is_empty() || enrollment_id.len() > 128 {
+            return Err(Error::new(
+                ErrorCode::InvalidArgument,
+                "enrollment_id must be 1..128 characters",
+            ));
+        }
+        let key = DeviceKey::from_b64url(device_key)
+            .map_err(|_| Error::new(ErrorCode::InvalidArgument, "device_key must be 32 bytes"))?;
+        self.start_register(package_json, Some((enrollment_id.to_owned(), key)))
+    }
+
+    /// The down-level registration in progress: its enrollment id and device
+    /// key (base64url; a secret: store it like the credential).
+    pub fn pending_registration(&self) -> Option<(String, zeroize::Zeroizing<String>)> {
+        self.pending_register
+            .as_ref()
+            .map(|p| (p.enrollment_id.clone(), p.device_key.to_b64url()))
+    }
+
+    fn start_register(
+        &mut self,
+        package_json: &str,
+        resume: Option<(String, DeviceKey)>,
+    ) -> Result<()> {
         let package = OnboardingPackage::from_json(package_json)?;
         check_service_url(&self.base_url(Some(&package.service_url)))?;
-        let resumed = self.cred.as_ref().and_then(|c| match &c.auth {
-            CredentialAuth::SharedKey { workspace_id, key }
-                if *workspace_id == package.workspace_id =>
-            {
-                DeviceKey::from_bytes(key)
-                    .ok()
-                    .map(|k| (c.enrollment_id.clone(), k))
-            }
-            _ => None,
+        let resumed = resume.or_else(|| {
+            self.cred.as_ref().and_then(|c| match &c.auth {
+                CredentialAuth::SharedKey { workspace_id, key }
+                    if *workspace_id == package.workspace_id =>
+                {
+                    DeviceKey::from_bytes(key)
+                        .ok()
+                        .map(|k| (c.enrollment_id.clone(), k))
+                }
+                _ => None,
+            })
         });
         let (enrollment_id, device_key) = match resumed {
             Some(r) => r,

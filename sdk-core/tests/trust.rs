@@ -498,6 +498,92 @@ mod agent {
         );
         assert!(rec.0.lock().unwrap().is_empty(), "asked nothing");
     }
+
+    /// Forwards to the in-process service; while `lose` is set, the service
+    /// handles each request but the answer is lost (a crash-like outage).
+    struct Forward {
+        world: Arc<Mutex<World>>,
+        lose: Arc<std::sync::atomic::AtomicBool>,
+    }
+    impl Transport for Forward {
+        fn send(&self, req: &HttpRequest) -> edrlink_core::Result<HttpResponse> {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64;
+            let resp = self.world.lock().unwrap().handle(req, now);
+            if self.lose.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(edrlink_core::Error::new(
+                    ErrorCode::Transport,
+                    "answer lost",
+                ));
+            }
+            Ok(resp)
+        }
+    }
+
+    /// The device key and enrollment id are persisted before the first
+    /// register attempt: a process that dies after the service registered it
+    /// (answer lost) resumes the same installation on the next run, and does
+    /// not leave an orphan behind.
+    #[test]
+    fn registration_survives_a_lost_answer_across_processes() {
+        let mut w = World::new();
+        let pkg = workspace(&mut w);
+        let world = Arc::new(Mutex::new(w));
+        let lose = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let dir = std::env::temp_dir().join(format!(
+            "edrlink-trust-pending-{}-{}",
+            std::process::id(),
+            NOW
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let cfg = || AgentConfig {
+            client: ClientConfig::new(device("dl-agent")),
+            data_dir: Some(dir.clone()),
+        };
+        let mk = || Forward {
+            world: world.clone(),
+            lose: lose.clone(),
+        };
+        let mut first = Agent::new(cfg(), mk()).unwrap();
+        first.set_op_timeout(std::time::Duration::from_millis(300));
+        assert!(first.enroll_with_package(&pkg.to_json()).is_err());
+        drop(first);
+        let pending = dir.join(edrlink_core::agent::PENDING_REGISTRATION_FILE);
+        assert!(pending.exists(), "saved before the first attempt");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&pending).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let created: Vec<String> = world
+            .lock()
+            .unwrap()
+            .store
+            .installations
+            .keys()
+            .cloned()
+            .collect();
+        assert_eq!(created.len(), 1, "the service registered it once");
+
+        lose.store(false, std::sync::atomic::Ordering::SeqCst);
+        let second = Agent::new(cfg(), mk()).unwrap();
+        second.enroll_with_package(&pkg.to_json()).unwrap();
+        assert_eq!(
+            second.credential().unwrap().installation_id,
+            created[0],
+            "same installation resumed"
+        );
+        assert_eq!(
+            world.lock().unwrap().store.installations.len(),
+            1,
+            "no orphan"
+        );
+        assert!(!pending.exists(), "removed once registered");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
 
 // ---------------------------------------------------------------------------
