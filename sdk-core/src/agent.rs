@@ -265,9 +265,43 @@ impl Agent {
     }
 
     /// Down-level onboarding with an onboarding package (workspace id + key).
+    ///
+    /// With a data directory, the registration's enrollment id and device key
+    /// are written to `pending-registration.json` (0600) before the first
+    /// attempt and removed once registered: a process killed mid-registration
+    /// resumes the same installation on the next call with the same package.
     pub fn enroll_with_package(&self, package_json: &str) -> Result<HealthReport> {
-        self.lock().onboard_with_package(package_json)?;
-        self.until_enrolled()
+        let ws = crate::downlevel::OnboardingPackage::from_json(package_json)?
+            .workspace_id
+            .clone();
+        let saved = match &self.data_dir {
+            Some(dir) => read_pending(dir, &ws)?,
+            None => None,
+        };
+        let pending = {
+            let mut c = self.lock();
+            match &saved {
+                Some(p) => c.resume_onboarding(package_json, &p.enrollment_id, &p.device_key)?,
+                None => c.onboard_with_package(package_json)?,
+            }
+            c.pending_registration()
+        };
+        if let (Some(dir), Some((enrollment_id, device_key))) = (&self.data_dir, pending) {
+            let p = PendingFile {
+                workspace_id: ws,
+                enrollment_id,
+                device_key: device_key.to_string(),
+            };
+            let text = zeroize::Zeroizing::new(serde_json::to_vec(&p).expect("serializable"));
+            write_atomic(dir, PENDING_REGISTRATION_FILE, &text)?;
+        }
+        let r = self.until_enrolled();
+        if r.is_ok() {
+            if let Some(dir) = &self.data_dir {
+                remove_durably(dir, PENDING_REGISTRATION_FILE)?;
+            }
+        }
+        r
     }
 
     fn until_enrolled(&self) -> Result<HealthReport> {
@@ -516,6 +550,38 @@ impl Agent {
         }
         Ok(())
     }
+}
+
+/// File name of a down-level registration in progress inside the data directory.
+pub const PENDING_REGISTRATION_FILE: &str = "pending-registration.json";
+
+/// What `pending-registration.json` holds (secret: the device key).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct PendingFile {
+    workspace_id: String,
+    enrollment_id: String,
+    device_key: String,
+}
+
+impl Drop for PendingFile {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.device_key.zeroize();
+    }
+}
+
+/// The pending registration for workspace `ws`, if one was saved (another
+/// workspace's or an unreadable file is ignored: a fresh registration starts).
+fn read_pending(dir: &Path, ws: &str) -> Result<Option<PendingFile>> {
+    let path = dir.join(PENDING_REGISTRATION_FILE);
+    let text = match fs::read(&path) {
+        Ok(t) => zeroize::Zeroizing::new(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(storage(&format!("reading {}", path.display()), e)),
+    };
+    Ok(serde_json::from_slice::<PendingFile>(&text)
+        .ok()
+        .filter(|p| p.workspace_id == ws))
 }
 
 fn create_private_dir(dir: &Path) -> Result<()> {

@@ -8,7 +8,7 @@
 //! trivially correct and is plenty for an endpoint.
 
 use crate::credential::{Credential, CredentialAuth};
-use crate::downlevel::{self, OnboardingPackage, RegisterRequest, RegisterResponse};
+use crate::downlevel::{self, DeviceKey, OnboardingPackage, RegisterRequest, RegisterResponse};
 use crate::encoding::{rfc3339, UnixSeconds};
 use crate::error::{Error, ErrorCode, Result};
 use crate::handshake::{self, FlowState, Hello, SensorState};
@@ -18,7 +18,7 @@ use crate::keys::{random_id, Keyset, RandomSource, SigningKey};
 use crate::redeem::{DeviceFacts, PendingRedeem};
 use crate::service::IngestAck;
 use crate::telemetry::{self, Batch, Event, Heartbeat};
-use crate::{dsse, offboard, rotate};
+use crate::{dsse, jws, offboard, rotate};
 use std::collections::{BTreeMap, VecDeque};
 
 pub use crate::spool::WhenFull;
@@ -103,13 +103,68 @@ enum Op {
     Rotate { nonce: String, new_key: SigningKey },
 }
 
+/// A down-level registration in progress. The enrollment id and the device
+/// key are made before the first attempt and reused by every retry, so a
+/// retry resumes the installation its lost answer created.
+struct PendingRegister {
+    package: OnboardingPackage,
+    enrollment_id: String,
+    device_key: DeviceKey,
+}
+
+/// Checks a partner-API base URL before any request is built: `https://`
+/// anywhere, plain `http://` only to a loopback host (`localhost`,
+/// `127.0.0.0/8`, `[::1]`).
+///
+/// This lives in the sans-IO core, not in a transport, so that no token,
+/// redemption answer, onboarding package, stored credential or override can
+/// point a host-supplied transport at plain HTTP: the client refuses before
+/// it asks the host to send anything. Error: `invalid_argument`.
+pub fn check_service_url(url: &str) -> Result<()> {
+    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
+    if lower.starts_with("https://") && url.len() > "https://".len() {
+        return Ok(());
+    }
+    if lower.starts_with("http://") {
+        if is_loopback_http(url) {
+            return Ok(());
+        }
+        return Err(Error::new(
+            ErrorCode::InvalidArgument,
+            format!("refusing plain http:// to a non-loopback host ({url}): the partner API must be reached over https"),
+        ));
+    }
+    Err(Error::new(
+        ErrorCode::InvalidArgument,
+        format!("unsupported URL scheme in {url:?}: the partner API must be reached over https"),
+    ))
+}
+
+fn is_loopback_http(url: &str) -> bool {
+    let rest = &url["http://".len()..];
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(h) = host.strip_prefix('[') {
+        match h.split_once(']') {
+            Some((h, tail)) if tail.is_empty() || tail.starts_with(':') => h,
+            _ => return false,
+        }
+    } else {
+        host.split(':').next().unwrap_or("")
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// The partner client.
 pub struct PartnerClient {
     cfg: ClientConfig,
     rng: Box<dyn RandomSource + Send>,
     cred: Option<Credential>,
     pending_redeem: Option<PendingRedeem>,
-    pending_register: Option<(OnboardingPackage, String)>,
+    pending_register: Option<PendingRegister>,
     flow: Option<FlowState>,
     session: Option<(String, UnixSeconds)>,
     outbox: Outbox,
@@ -235,22 +290,82 @@ impl PartnerClient {
             },
             None => (None, None),
         };
-        self.pending_redeem = Some(PendingRedeem::new(
-            token,
-            self.cfg.device.clone(),
-            key,
-            enrollment,
-            &*self.rng,
-        )?);
+        let p = PendingRedeem::new(token, self.cfg.device.clone(), key, enrollment, &*self.rng)?;
+        check_service_url(&self.base_url(Some(p.service_url())))?;
+        self.pending_redeem = Some(p);
         self.next_attempt = None;
         self.attempts = 0;
         Ok(())
     }
 
     /// Starts down-level onboarding with an onboarding package.
+    ///
+    /// The enrollment id and the device key are generated here, before the
+    /// first attempt (re-onboarding in the same workspace keeps the ones the
+    /// stored credential holds, so the same installation resumes). Hosts that
+    /// can crash mid-registration persist [`pending_registration`](Self::pending_registration)
+    /// now and pass it to [`resume_onboarding`](Self::resume_onboarding) after a restart.
     pub fn onboard_with_package(&mut self, package_json: &str) -> Result<()> {
-        let p = OnboardingPackage::from_json(package_json)?;
-        self.pending_register = Some((p, random_id(&*self.rng, 16)?));
+        self.start_register(package_json, None)
+    }
+
+    /// Like [`onboard_with_package`](Self::onboard_with_package), resuming a
+    /// registration whose enrollment id and device key (base64url, 32 bytes)
+    /// the host persisted before its first attempt: a lost answer then
+    /// resumes the same installation instead of creating another.
+    pub fn resume_onboarding(
+        &mut self,
+        package_json: &str,
+        enrollment_id: &str,
+        device_key: &str,
+    ) -> Result<()> {
+        if enrollment_id.is_empty() || enrollment_id.len() > 128 {
+            return Err(Error::new(
+                ErrorCode::InvalidArgument,
+                "enrollment_id must be 1..128 characters",
+            ));
+        }
+        let key = DeviceKey::from_b64url(device_key)
+            .map_err(|_| Error::new(ErrorCode::InvalidArgument, "device_key must be 32 bytes"))?;
+        self.start_register(package_json, Some((enrollment_id.to_owned(), key)))
+    }
+
+    /// The down-level registration in progress: its enrollment id and device
+    /// key (base64url; a secret: store it like the credential).
+    pub fn pending_registration(&self) -> Option<(String, zeroize::Zeroizing<String>)> {
+        self.pending_register
+            .as_ref()
+            .map(|p| (p.enrollment_id.clone(), p.device_key.to_b64url()))
+    }
+
+    fn start_register(
+        &mut self,
+        package_json: &str,
+        resume: Option<(String, DeviceKey)>,
+    ) -> Result<()> {
+        let package = OnboardingPackage::from_json(package_json)?;
+        check_service_url(&self.base_url(Some(&package.service_url)))?;
+        let resumed = resume.or_else(|| {
+            self.cred.as_ref().and_then(|c| match &c.auth {
+                CredentialAuth::SharedKey { workspace_id, key }
+                    if *workspace_id == package.workspace_id =>
+                {
+                    DeviceKey::from_bytes(key)
+                        .ok()
+                        .map(|k| (c.enrollment_id.clone(), k))
+                }
+                _ => None,
+            })
+        });
+        let (enrollment_id, device_key) = match resumed {
+            Some(r) => r,
+            None => (random_id(&*self.rng, 16)?, DeviceKey::generate(&*self.rng)?),
+        };
+        self.pending_register = Some(PendingRegister {
+            package,
+            enrollment_id,
+            device_key,
+        });
         self.next_attempt = None;
         Ok(())
     }
@@ -361,19 +476,22 @@ impl PartnerClient {
         body: Vec<u8>,
         extra: Vec<(String, String)>,
         base: Option<&str>,
-    ) -> HttpRequest {
+    ) -> Result<HttpRequest> {
+        // The last gate before the host is asked to send anything.
+        let base = self.base_url(base);
+        check_service_url(&base)?;
         let id = self.next_id;
         self.next_id += 1;
         self.op = Some((id, op));
         let mut headers = vec![("content-type".to_owned(), content_type.to_owned())];
         headers.extend(extra);
-        HttpRequest {
+        Ok(HttpRequest {
             id,
             method: "POST".into(),
-            url: format!("{}{path}", self.base_url(base)),
+            url: format!("{base}{path}"),
             headers,
             body,
-        }
+        })
     }
 
     /// The next request to perform, if one is due at `now`.
@@ -381,7 +499,18 @@ impl PartnerClient {
         match self.build_request(now) {
             Ok(r) => r,
             Err(e) => {
-                self.fail(e, now);
+                if e.code() == ErrorCode::InvalidArgument {
+                    // A refused URL (or package) does not get better by asking
+                    // again: drop a pending onboarding; otherwise wait (no
+                    // busy loop) until the host fixes its configuration.
+                    self.pending_redeem = None;
+                    self.pending_register = None;
+                    self.fail(e.clone(), now);
+                    self.next_attempt = Some(now.saturating_add(self.cfg.max_backoff.max(1)));
+                    self.last_error = Some(e);
+                } else {
+                    self.fail(e, now);
+                }
                 None
             }
         }
@@ -393,43 +522,50 @@ impl PartnerClient {
         }
         if let Some(mut p) = self.pending_redeem.take() {
             let url = p.service_url().to_owned();
-            let body = p.request(now + self.clock_offset, &*self.rng);
+            let body = p.request(self.corrected(now), &*self.rng);
             self.pending_redeem = Some(p);
-            return Ok(Some(self.request(
-                Op::Redeem,
-                "/v1/redeem",
-                JOSE,
-                body?.into_bytes(),
-                vec![],
-                Some(&url),
-            )));
+            return self
+                .request(
+                    Op::Redeem,
+                    "/v1/redeem",
+                    JOSE,
+                    body?.into_bytes(),
+                    vec![],
+                    Some(&url),
+                )
+                .map(Some);
         }
-        if let Some((pkg, enrollment)) = &self.pending_register {
-            let body = serde_json::to_vec(&RegisterRequest {
-                enrollment_id: enrollment.clone(),
-                device: self.cfg.device.clone(),
-            })
-            .expect("serializable");
+        if let Some(p) = &self.pending_register {
+            let body = zeroize::Zeroizing::new(
+                serde_json::to_vec(&RegisterRequest {
+                    enrollment_id: p.enrollment_id.clone(),
+                    device: self.cfg.device.clone(),
+                    device_key: p.device_key.to_b64url().to_string(),
+                })
+                .expect("serializable"),
+            );
             let (ws, key, url) = (
-                pkg.workspace_id.clone(),
-                pkg.key_bytes()?,
-                pkg.service_url.clone(),
+                p.package.workspace_id.clone(),
+                p.package.key_bytes()?,
+                p.package.service_url.clone(),
             );
             let headers = shared_key_headers(
                 &ws,
                 &key,
                 "/v1/downlevel/register",
                 &body,
-                now + self.clock_offset,
+                self.corrected(now),
             );
-            return Ok(Some(self.request(
-                Op::Register,
-                "/v1/downlevel/register",
-                JSON,
-                body,
-                headers,
-                Some(&url),
-            )));
+            return self
+                .request(
+                    Op::Register,
+                    "/v1/downlevel/register",
+                    JSON,
+                    body.to_vec(),
+                    headers,
+                    Some(&url),
+                )
+                .map(Some);
         }
         let Some(cred) = self.cred.as_ref() else {
             return Ok(None);
@@ -438,23 +574,23 @@ impl PartnerClient {
             return Ok(None);
         }
         if let Some(reason) = self.want_offboard.clone() {
-            let (body, nonce) =
-                offboard::request(cred, &reason, now + self.clock_offset, &*self.rng)?;
-            return Ok(Some(self.request(
-                Op::Offboard { nonce },
-                "/v1/offboard",
-                JOSE,
-                body.into_bytes(),
-                vec![],
-                None,
-            )));
+            let (body, nonce) = offboard::request(cred, &reason, self.corrected(now), &*self.rng)?;
+            return self
+                .request(
+                    Op::Offboard { nonce },
+                    "/v1/offboard",
+                    JOSE,
+                    body.into_bytes(),
+                    vec![],
+                    None,
+                )
+                .map(Some);
         }
         let downlevel = cred.is_downlevel();
         if !downlevel {
-            let session_ok = self
-                .session
-                .as_ref()
-                .is_some_and(|(_, exp)| now + 30 < exp - self.clock_offset);
+            let session_ok = self.session.as_ref().is_some_and(|(_, exp)| {
+                now.saturating_add(30) < exp.saturating_sub(self.clock_offset)
+            });
             let due = match self.flow {
                 None => true,
                 Some(FlowState::Open) => !session_ok,
@@ -467,36 +603,39 @@ impl PartnerClient {
                     nonce: String::new(),
                     iat: 0,
                     sensor: self.sensor,
-                    last_seq: self.outbox.next_seq() - 1,
+                    last_seq: self.outbox.next_seq().saturating_sub(1),
                     policy_version: cred.policy.policy_version,
                     clock_offset: self.clock_offset,
                     queued_events: self.outbox.len() as u64,
                     drops: self.outbox.drops().clone(),
                 };
                 self.reported_drops = h.drops.clone();
-                let (body, nonce) = handshake::hello(cred, h, now + self.clock_offset, &*self.rng)?;
-                return Ok(Some(self.request(
-                    Op::Handshake { nonce },
-                    "/v1/handshake",
-                    JOSE,
-                    body.into_bytes(),
-                    vec![],
-                    None,
-                )));
+                let (body, nonce) = handshake::hello(cred, h, self.corrected(now), &*self.rng)?;
+                return self
+                    .request(
+                        Op::Handshake { nonce },
+                        "/v1/handshake",
+                        JOSE,
+                        body.into_bytes(),
+                        vec![],
+                        None,
+                    )
+                    .map(Some);
             }
-            if self.flow == Some(FlowState::Open) && now + self.clock_offset >= cred.rotate_after()
-            {
+            if self.flow == Some(FlowState::Open) && self.corrected(now) >= cred.rotate_after() {
                 let new_key = SigningKey::generate(&*self.rng)?;
                 let (body, nonce) =
-                    rotate::request(cred, &new_key, now + self.clock_offset, &*self.rng)?;
-                return Ok(Some(self.request(
-                    Op::Rotate { nonce, new_key },
-                    "/v1/rotate",
-                    JOSE,
-                    body.into_bytes(),
-                    vec![],
-                    None,
-                )));
+                    rotate::request(cred, &new_key, self.corrected(now), &*self.rng)?;
+                return self
+                    .request(
+                        Op::Rotate { nonce, new_key },
+                        "/v1/rotate",
+                        JOSE,
+                        body.into_bytes(),
+                        vec![],
+                        None,
+                    )
+                    .map(Some);
             }
         }
         // Down-level agents have no handshake: after `flow_blocked` they retry
@@ -546,6 +685,12 @@ impl PartnerClient {
             (now, 1)
         };
         self.ingest_request(now).map(Some)
+    }
+
+    /// The local clock corrected by the measured offset to the service's
+    /// clock (saturating: the offset comes from answers).
+    fn corrected(&self, now: UnixSeconds) -> UnixSeconds {
+        now.saturating_add(self.clock_offset)
     }
 
     fn batch_due(&self, now: UnixSeconds) -> bool {
@@ -631,33 +776,35 @@ impl PartnerClient {
             CredentialAuth::Key(k) => {
                 inflight.session_id = self.session.as_ref().map(|(s, _)| s.clone());
                 let body = telemetry::seal_batch(inflight, k, self.cfg.gzip)?;
-                Ok(self.request(
+                self.request(
                     Op::Ingest,
                     "/v1/ingest",
                     dsse::ENVELOPE_MEDIA_TYPE,
                     body,
                     vec![],
                     None,
-                ))
+                )
             }
-            CredentialAuth::SharedKey { workspace_id, key } => {
+            CredentialAuth::SharedKey { key, .. } => {
                 inflight.session_id = None;
                 let body = serde_json::to_vec(&*inflight).expect("serializable");
+                // Signed with this agent's own device key, named by its
+                // installation id: the workspace key does not ingest.
                 let headers = shared_key_headers(
-                    workspace_id,
+                    &cred.installation_id,
                     key,
                     "/v1/downlevel/ingest",
                     &body,
-                    now + self.clock_offset,
+                    now.saturating_add(self.clock_offset),
                 );
-                Ok(self.request(
+                self.request(
                     Op::Ingest,
                     "/v1/downlevel/ingest",
                     JSON,
                     body,
                     headers,
                     None,
-                ))
+                )
             }
         }
     }
@@ -685,7 +832,7 @@ impl PartnerClient {
             Some(FlowState::Revoked) => return None,
             Some(FlowState::Open) => {
                 if let Some((_, exp)) = &self.session {
-                    at(exp - self.clock_offset - 30);
+                    at(exp.saturating_sub(self.clock_offset).saturating_sub(30));
                 } else if !cred.is_downlevel() {
                     at(now);
                 }
@@ -719,7 +866,7 @@ impl PartnerClient {
         // offset current so signed messages stay inside the ±300 s window even
         // when the local clock is wrong.
         if let Some(t) = resp.header("date").and_then(crate::http::parse_http_date) {
-            self.clock_offset = t - now;
+            self.clock_offset = clamp_offset(t.saturating_sub(now));
         }
         let r = if (200..300).contains(&resp.status) {
             self.on_success(op, resp, now)
@@ -792,8 +939,9 @@ impl PartnerClient {
                     .pending_redeem
                     .take()
                     .ok_or_else(|| Error::new(ErrorCode::Internal, "no redemption pending"))?;
-                let (cred, claims) = p.accept(text, self.cfg.pinned_keys.as_ref(), now)?;
-                self.clock_offset = claims.iat - now;
+                let (cred, claims) =
+                    p.accept(text, self.cfg.pinned_keys.as_ref(), self.corrected(now))?;
+                self.clock_offset = clamp_offset(claims.iat.saturating_sub(now));
                 self.cred = Some(cred);
                 self.flow = None;
                 self.session = None;
@@ -804,11 +952,23 @@ impl PartnerClient {
             Op::Register => {
                 let r: RegisterResponse =
                     crate::encoding::parse_json(text.as_bytes(), 64 * 1024, "register response")?;
-                let (pkg, enrollment) = self
+                let PendingRegister {
+                    package: pkg,
+                    enrollment_id: enrollment,
+                    device_key,
+                } = self
                     .pending_register
                     .take()
                     .ok_or_else(|| Error::new(ErrorCode::Internal, "no registration pending"))?;
-                self.clock_offset = r.server_time - now;
+                if r.installation_id.is_empty() || r.installation_id.len() > 128 {
+                    return Err(Error::malformed(
+                        "installation_id must be 1..128 characters",
+                    ));
+                }
+                let next_seq = r.last_seq.checked_add(1).ok_or_else(|| {
+                    Error::malformed("register answer: last_seq leaves no next sequence number")
+                })?;
+                self.clock_offset = clamp_offset(r.server_time.saturating_sub(now));
                 self.cred = Some(Credential {
                     installation_id: r.installation_id,
                     enrollment_id: enrollment,
@@ -820,13 +980,17 @@ impl PartnerClient {
                     service_keys: pkg.service_keys.clone(),
                     policy: r.policy,
                     issued_at: r.server_time,
-                    expires_at: r.server_time + crate::credential::CREDENTIAL_LIFETIME,
+                    expires_at: r
+                        .server_time
+                        .saturating_add(crate::credential::CREDENTIAL_LIFETIME),
+                    // The device key, not the workspace key: the package can
+                    // be thrown away once registration succeeded.
                     auth: CredentialAuth::SharedKey {
                         workspace_id: pkg.workspace_id.clone(),
-                        key: pkg.key_bytes()?,
+                        key: zeroize::Zeroizing::new(device_key.as_bytes().to_vec()),
                     },
                 });
-                self.outbox.resync_seq(r.last_seq + 1)?;
+                self.outbox.resync_seq(next_seq)?;
                 self.flow = Some(FlowState::Open);
                 self.succeeded();
                 self.events.push_back(ClientEvent::CredentialChanged);
@@ -838,17 +1002,25 @@ impl PartnerClient {
                     .cred
                     .as_mut()
                     .ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
-                let d = handshake::accept_decision(cred, text, &nonce)?;
-                if let Some(ks) = d
-                    .keyset
-                    .as_ref()
-                    .filter(|ks| **ks != cred.service_keys && !ks.keys.is_empty())
-                {
-                    // Signed by a key we trust: adopt the service's rotated keyset.
-                    cred.service_keys = ks.clone();
-                    self.events.push_back(ClientEvent::CredentialChanged);
+                let at = now.saturating_add(self.clock_offset);
+                let d = handshake::accept_decision(cred, text, &nonce, at)?;
+                let next_seq = d.last_seq.checked_add(1).ok_or_else(|| {
+                    Error::malformed("flow decision: last_seq leaves no next sequence number")
+                })?;
+                if let Some(ks) = &d.keyset {
+                    // Overlap rule, never a wholesale replacement: new keys
+                    // only when vouched for by a pinned key, a pinned key
+                    // retired only once another pinned key signed.
+                    let signer = jws::parse(text, handshake::FLOW_TYP)?
+                        .header
+                        .kid
+                        .unwrap_or_default();
+                    if let Some(next) = cred.service_keys.merge_signed(ks, &signer, at)? {
+                        cred.service_keys = next;
+                        self.events.push_back(ClientEvent::CredentialChanged);
+                    }
                 }
-                self.clock_offset = d.iat - now;
+                self.clock_offset = clamp_offset(d.iat.saturating_sub(now));
                 self.last_handshake = Some(now);
                 if let Some(p) = &d.policy {
                     if let Err(e) = cred.policy.accept_update(p) {
@@ -859,7 +1031,7 @@ impl PartnerClient {
                 // backup): continue after its sequence. An in-flight batch keeps
                 // its number: it may be the one the service stored.
                 if self.outbox.inflight().is_none() {
-                    self.outbox.resync_seq(d.last_seq + 1)?;
+                    self.outbox.resync_seq(next_seq)?;
                 }
                 let reported = self.reported_drops.clone();
                 self.outbox.clear_reported_drops(&reported)?;
@@ -874,7 +1046,7 @@ impl PartnerClient {
                 match d.decision {
                     FlowState::Open => self.next_handshake = None,
                     FlowState::Blocked => {
-                        self.next_handshake = Some(now + self.cfg.blocked_recheck);
+                        self.next_handshake = Some(now.saturating_add(self.cfg.blocked_recheck));
                         self.last_error = Some(Error::new(
                             ErrorCode::FlowBlocked,
                             "inbound flow is blocked by the service (integration turned off)",
@@ -913,7 +1085,12 @@ impl PartnerClient {
                     .cred
                     .as_ref()
                     .ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
-                offboard::accept_response(cred, text, &nonce)?;
+                offboard::accept_response(
+                    cred,
+                    text,
+                    &nonce,
+                    now.saturating_add(self.clock_offset),
+                )?;
                 self.succeeded();
                 self.wipe();
             }
@@ -922,7 +1099,8 @@ impl PartnerClient {
                     .cred
                     .as_mut()
                     .ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
-                rotate::accept(cred, new_key, text, &nonce)?;
+                let at = now.saturating_add(self.clock_offset);
+                rotate::accept(cred, new_key, text, &nonce, at)?;
                 self.succeeded();
                 self.events.push_back(ClientEvent::CredentialChanged);
             }
@@ -976,7 +1154,7 @@ impl PartnerClient {
         match err.code() {
             ErrorCode::FlowBlocked => {
                 self.set_flow(FlowState::Blocked);
-                self.next_handshake = Some(now + self.cfg.blocked_recheck);
+                self.next_handshake = Some(now.saturating_add(self.cfg.blocked_recheck));
                 self.last_error = Some(err);
             }
             ErrorCode::SessionExpired => {
@@ -985,7 +1163,10 @@ impl PartnerClient {
                     self.flow = None;
                 }
             }
-            ErrorCode::Revoked | ErrorCode::Offboarded | ErrorCode::EpochMismatch => {
+            ErrorCode::Revoked
+            | ErrorCode::Offboarded
+            | ErrorCode::EpochMismatch
+            | ErrorCode::CredentialExpired => {
                 self.set_flow(FlowState::Revoked);
                 self.needs_new_token = true;
                 self.last_error = Some(err);
@@ -1117,6 +1298,15 @@ impl PartnerClient {
     }
 }
 
+/// Largest clock offset the client believes (about 50 years): offsets come
+/// from `Date` headers and signed `iat`s, and bounding them keeps every
+/// `now + offset` far from overflow.
+const MAX_CLOCK_OFFSET: i64 = 50 * 366 * 86_400;
+
+fn clamp_offset(v: i64) -> i64 {
+    v.clamp(-MAX_CLOCK_OFFSET, MAX_CLOCK_OFFSET)
+}
+
 fn shared_key_headers(
     workspace_id: &str,
     key: &[u8],
@@ -1166,7 +1356,7 @@ mod tests {
         let cfg = ServiceConfig {
             issuer: "test".into(),
             region: "eu".into(),
-            service_url: "http://svc.test".into(),
+            service_url: "https://svc.test".into(),
             keys: vec![SigningKey::from_seed(&[42; 32]).unwrap()],
             policy: crate::policy::Policy::default(),
             rate_limit: crate::service::RateLimit::default(),
@@ -1211,7 +1401,7 @@ mod tests {
             let Some(req) = c.poll_request(now) else {
                 return;
             };
-            let path = req.url.strip_prefix("http://svc.test").unwrap().to_owned();
+            let path = req.url.strip_prefix("https://svc.test").unwrap().to_owned();
             let resp = role.handle(
                 store,
                 &HttpRequest {
@@ -1368,7 +1558,7 @@ mod tests {
             let resp = role.handle(
                 &mut store,
                 &HttpRequest {
-                    url: req.url.replace("http://svc.test", ""),
+                    url: req.url.replace("https://svc.test", ""),
                     ..req.clone()
                 },
                 later,
@@ -1400,7 +1590,7 @@ mod tests {
         let cfg = ServiceConfig {
             issuer: "test".into(),
             region: "eu".into(),
-            service_url: "http://svc.test".into(),
+            service_url: "https://svc.test".into(),
             keys,
             policy: crate::policy::Policy::default(),
             rate_limit: crate::service::RateLimit::default(),

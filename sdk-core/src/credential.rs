@@ -1,6 +1,6 @@
 //! The credential an endpoint holds after onboarding: its installation id,
 //! what it pinned about the service, and its private key (or, for down-level
-//! agents, the workspace key).
+//! agents, its own device key: never the workspace key, which only registers).
 //!
 //! Serializable so the host can store it; secrets are redacted in `Debug` and
 //! zeroized on drop, and the JSON form comes back in a [`Zeroizing`] string.
@@ -20,11 +20,13 @@ pub const CREDENTIAL_LIFETIME: i64 = 90 * 86_400;
 pub enum CredentialAuth {
     /// Ed25519 installation key (token onboarding).
     Key(SigningKey),
-    /// Workspace id + key (down-level onboarding, HMAC-SHA256).
+    /// Down-level onboarding (HMAC-SHA256): the workspace the agent
+    /// registered in and its per-device key, which signs its ingest as
+    /// `SharedKey <installation-id>:…`.
     SharedKey {
-        /// Workspace id.
+        /// Workspace id (where the agent registered).
         workspace_id: String,
-        /// Workspace key bytes.
+        /// The device key bytes (32), not the workspace key.
         key: Zeroizing<Vec<u8>>,
     },
 }
@@ -91,14 +93,14 @@ struct Stored {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     workspace_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    workspace_key: Option<String>,
+    device_key: Option<String>,
 }
 
 impl Drop for Stored {
     fn drop(&mut self) {
         use zeroize::Zeroize;
         self.key_seed.zeroize();
-        self.workspace_key.zeroize();
+        self.device_key.zeroize();
     }
 }
 
@@ -121,12 +123,15 @@ impl Credential {
 
     /// When proactive rotation should start (two thirds of the lifetime).
     pub fn rotate_after(&self) -> UnixSeconds {
-        self.issued_at + (self.expires_at - self.issued_at) * 2 / 3
+        // Saturating: the times come from the service's answers.
+        let life = self.expires_at.saturating_sub(self.issued_at);
+        self.issued_at
+            .saturating_add(life / 3 * 2 + life % 3 * 2 / 3)
     }
 
     /// Serializes for storage. The result holds secrets.
     pub fn to_json(&self) -> Zeroizing<String> {
-        let (key_seed, workspace_id, workspace_key) = match &self.auth {
+        let (key_seed, workspace_id, device_key) = match &self.auth {
             CredentialAuth::Key(k) => (Some(b64url(k.seed())), None, None),
             CredentialAuth::SharedKey { workspace_id, key } => {
                 (None, Some(workspace_id.clone()), Some(b64url(key)))
@@ -147,7 +152,7 @@ impl Credential {
             expires_at: self.expires_at,
             key_seed,
             workspace_id,
-            workspace_key,
+            device_key,
         };
         Zeroizing::new(serde_json::to_string(&s).expect("credential serializes"))
     }
@@ -158,7 +163,7 @@ impl Credential {
         if s.v != 1 {
             return Err(Error::malformed("unsupported credential version"));
         }
-        let auth = match (&s.key_seed, &s.workspace_id, &s.workspace_key) {
+        let auth = match (&s.key_seed, &s.workspace_id, &s.device_key) {
             (Some(seed), None, None) => {
                 let bytes = Zeroizing::new(b64url_decode(seed)?);
                 let seed: &[u8; 32] = bytes
@@ -167,13 +172,19 @@ impl Credential {
                     .map_err(|_| Error::malformed("key seed must be 32 bytes"))?;
                 CredentialAuth::Key(SigningKey::from_seed(seed)?)
             }
-            (None, Some(id), Some(key)) => CredentialAuth::SharedKey {
-                workspace_id: id.clone(),
-                key: Zeroizing::new(b64url_decode(key)?),
-            },
+            (None, Some(id), Some(key)) => {
+                let key = Zeroizing::new(b64url_decode(key)?);
+                if key.len() != crate::downlevel::DEVICE_KEY_LEN {
+                    return Err(Error::malformed("device_key must be 32 bytes"));
+                }
+                CredentialAuth::SharedKey {
+                    workspace_id: id.clone(),
+                    key,
+                }
+            }
             _ => {
                 return Err(Error::malformed(
-                    "credential must hold either key_seed or workspace_id + workspace_key",
+                    "credential must hold either key_seed or workspace_id + device_key",
                 ))
             }
         };

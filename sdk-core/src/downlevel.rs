@@ -1,7 +1,14 @@
 //! Down-level onboarding for agents that cannot run the token flow: an
 //! onboarding package (sensitive: it carries the workspace key) and
 //! HMAC-SHA256 request signing modelled on the `SharedKey
-//! <workspace-id>:<signature>` scheme of log-ingestion APIs.
+//! <key-id>:<signature>` scheme of log-ingestion APIs.
+//!
+//! Two secrets, so that one leaked package cannot speak for the fleet: the
+//! workspace key only *registers* (`SharedKey <workspace-id>:…`); at
+//! registration each agent hands the service a random 32-byte device key it
+//! generated itself, and every ingest is signed with that device key
+//! (`SharedKey <installation-id>:…`). Holding the workspace key therefore
+//! neither ingests for, nor takes over, an installation already registered.
 //!
 //! String to sign (each line ends with `\n` except the last):
 //! `METHOD`, `PATH`, `content-type`, `x-edrlink-date` (RFC 3339), lower-case
@@ -51,6 +58,11 @@ pub struct OnboardingPackage {
     pub workspace_key: String,
     /// Issued at (RFC 3339).
     pub issued: String,
+    /// After this (RFC 3339) the workspace key no longer registers agents
+    /// (`token_expired`); agents already registered keep sending. Informative
+    /// for the holder: the service enforces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
 }
 
 impl Drop for OnboardingPackage {
@@ -99,6 +111,7 @@ impl OnboardingPackage {
             workspace_id: format!("ws-{}", random_id(rng, 12)?),
             workspace_key: b64url(&key[..]),
             issued: rfc3339(now),
+            expires: None,
         })
     }
 
@@ -118,6 +131,9 @@ impl OnboardingPackage {
             return Err(Error::malformed("workspace_key must be 32 bytes"));
         }
         parse_rfc3339(&p.issued)?;
+        if let Some(e) = &p.expires {
+            parse_rfc3339(e)?;
+        }
         Ok(p)
     }
 
@@ -146,7 +162,9 @@ pub fn string_to_sign(
     )
 }
 
-/// Computes the `Authorization` header value.
+/// Computes the `Authorization` header value `SharedKey <key_id>:<mac>`:
+/// `key_id` is the workspace id (register, workspace key) or the installation
+/// id (ingest, device key).
 pub fn authorization(
     workspace_id: &str,
     key: &[u8],
@@ -164,7 +182,9 @@ pub fn authorization(
     format!("SharedKey {workspace_id}:{}", b64std(tag.as_ref()))
 }
 
-/// Service role: extracts the workspace id from an `Authorization` header.
+/// Service role: splits an `Authorization` header into the key id (the
+/// workspace id for registration, the installation id for ingest) and the
+/// signature.
 pub fn workspace_of(authorization: &str) -> Result<(&str, &str)> {
     let rest = authorization
         .strip_prefix("SharedKey ")
@@ -211,13 +231,98 @@ pub fn verify(
     check_fresh(t, now)
 }
 
-/// Body of `POST /v1/downlevel/register`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Length of a device key in bytes.
+pub const DEVICE_KEY_LEN: usize = 32;
+
+/// A down-level agent's own secret: 32 random bytes it generates before its
+/// first registration attempt and sends once, in the (workspace-key signed)
+/// register body. The service keeps it per installation; it alone signs that
+/// installation's ingest. Zeroized on drop, redacted in `Debug`, compared in
+/// constant time.
+#[derive(Clone)]
+pub struct DeviceKey(Zeroizing<[u8; DEVICE_KEY_LEN]>);
+
+impl DeviceKey {
+    /// A fresh key from `rng`.
+    pub fn generate(rng: &dyn RandomSource) -> Result<Self> {
+        let mut k = Zeroizing::new([0u8; DEVICE_KEY_LEN]);
+        rng.fill(&mut k[..])?;
+        Ok(DeviceKey(k))
+    }
+
+    /// From raw bytes (exactly [`DEVICE_KEY_LEN`]).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let arr: [u8; DEVICE_KEY_LEN] = bytes
+            .try_into()
+            .map_err(|_| Error::malformed("device_key must be 32 bytes"))?;
+        Ok(DeviceKey(Zeroizing::new(arr)))
+    }
+
+    /// From its base64url wire form.
+    pub fn from_b64url(text: &str) -> Result<Self> {
+        let bytes = Zeroizing::new(b64url_decode(text)?);
+        Self::from_bytes(&bytes)
+    }
+
+    /// The base64url wire form (a secret).
+    pub fn to_b64url(&self) -> Zeroizing<String> {
+        Zeroizing::new(b64url(&self.0[..]))
+    }
+
+    /// The raw bytes (a secret).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0[..]
+    }
+}
+
+impl PartialEq for DeviceKey {
+    fn eq(&self, other: &Self) -> bool {
+        // Constant time: the comparison decides whether a re-registration
+        // resumes an installation, so it must not leak a matching prefix.
+        self.0
+            .iter()
+            .zip(other.0.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    }
+}
+
+impl Eq for DeviceKey {}
+
+impl core::fmt::Debug for DeviceKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("DeviceKey(<redacted>)")
+    }
+}
+
+/// Body of `POST /v1/downlevel/register` (signed with the workspace key).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// Client-generated enrollment id (idempotent retries).
     pub enrollment_id: String,
     /// Device facts.
     pub device: crate::redeem::DeviceFacts,
+    /// The agent's device key, base64url (32 bytes). A retry carries the
+    /// same one; another key under a known enrollment id is `possible_clone`.
+    pub device_key: String,
+}
+
+impl Drop for RegisterRequest {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.device_key.zeroize();
+    }
+}
+
+impl core::fmt::Debug for RegisterRequest {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("RegisterRequest")
+            .field("enrollment_id", &self.enrollment_id)
+            .field("device", &self.device)
+            .field("device_key", &"<redacted>")
+            .finish()
+    }
 }
 
 /// Answer to a registration.

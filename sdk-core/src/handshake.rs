@@ -89,8 +89,9 @@ pub struct FlowDecision {
     pub policy: Option<Policy>,
     /// Highest sequence number the service has stored for this installation.
     pub last_seq: u64,
-    /// The service's current keyset: partners replace their pinned keyset with
-    /// it, so service keys rotate (with overlap) without re-enrolling the fleet.
+    /// The service's current keyset: partners merge it into their pinned
+    /// keyset by the overlap rule (PROTOCOL §7.3), so service keys rotate
+    /// without re-enrolling the fleet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keyset: Option<crate::keys::Keyset>,
 }
@@ -110,10 +111,19 @@ pub fn hello(
 }
 
 /// Partner role: verifies a decision against the pinned keyset and our nonce.
-pub fn accept_decision(cred: &Credential, body: &str, nonce: &str) -> Result<FlowDecision> {
+///
+/// `now` is the endpoint clock plus the measured offset: a pinned key's
+/// `not_after` is judged against it, never against the decision's own `iat`.
+/// A carried `keyset` is not applied here; see [`crate::keys::Keyset::merge_signed`].
+pub fn accept_decision(
+    cred: &Credential,
+    body: &str,
+    nonce: &str,
+    now: UnixSeconds,
+) -> Result<FlowDecision> {
     let u = jws::parse(body, FLOW_TYP)?;
     let d: FlowDecision = u.claims()?;
-    u.verify_with_keyset(&cred.service_keys, d.iat)?;
+    u.verify_with_keyset(&cred.service_keys, now)?;
     if d.nonce != nonce || d.installation_id != cred.installation_id {
         return Err(Error::new(
             ErrorCode::BadSignature,

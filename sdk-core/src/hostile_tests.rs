@@ -115,3 +115,90 @@ fn mutated_token_and_envelope_never_verify() {
         }
     }
 }
+
+/// Signed messages carrying `i64::MIN`/`i64::MAX` times, checked at extreme
+/// clocks: typed refusals (or acceptance), never an overflow panic.
+#[test]
+fn extreme_times_never_overflow() {
+    let key = SigningKey::from_seed(&[6; 32]).unwrap();
+    let keys = keys::Keyset::from_keys(&[key.verifying_key()]);
+    let spec = token::TokenSpec {
+        issuer: "i".into(),
+        partner_id: "p".into(),
+        tenant_id: "t".into(),
+        region: "eu".into(),
+        service_url: "https://x".into(),
+        epoch: 1,
+        lifetime: 3600,
+        max_uses: 1,
+    };
+    let (_, base) = token::issue(&spec, &key, 1_800_000_000, &SystemRandom).unwrap();
+    let extremes = [
+        i64::MIN,
+        i64::MIN + 1,
+        -1,
+        0,
+        1_800_000_000,
+        i64::MAX - 1,
+        i64::MAX,
+    ];
+    for &iat in &extremes {
+        for &nbf in &extremes {
+            for &exp in &extremes {
+                let mut c = base.clone();
+                (c.iat, c.nbf, c.exp) = (iat, nbf, exp);
+                let t = jws::sign(token::TYP, &c, &key, false).unwrap();
+                crate::fuzzing::parse_everything(t.as_bytes());
+                if let Ok(info) = token::inspect(&t) {
+                    for &now in &extremes {
+                        let _ = info.status(now);
+                        let _ = info.seconds_left(now);
+                    }
+                }
+                for &now in &extremes {
+                    for skew in [i64::MIN, 0, 60, i64::MAX] {
+                        let _ = token::verify(&t, &keys, now, skew);
+                    }
+                }
+            }
+        }
+        for &now in &extremes {
+            let _ = fresh::check_fresh(iat, now);
+        }
+    }
+    // A keyset whose not_after sits at the extremes.
+    for &na in &extremes {
+        let mut ks = keys.clone();
+        ks.keys[0].not_after = Some(na);
+        for &now in &extremes {
+            let _ = ks.find(&key.key_id(), now);
+            let _ = keys.merge_signed(&ks, &key.key_id(), now);
+        }
+    }
+    // Down-level requests dated at the ends of the calendar: stale, typed.
+    let role = role();
+    for date in [
+        "9999-12-31T23:59:59Z",
+        "0000-01-01T00:00:00Z",
+        "1970-01-01T00:00:00Z",
+    ] {
+        for path in ["/v1/downlevel/register", "/v1/downlevel/ingest"] {
+            let req = HttpRequest {
+                id: 0,
+                method: "POST".into(),
+                url: path.into(),
+                headers: vec![
+                    ("authorization".into(), "SharedKey ws:AAAA".into()),
+                    ("x-edrlink-date".into(), date.into()),
+                ],
+                body: b"{}".to_vec(),
+            };
+            let resp = role.handle(&mut MemoryStore::default(), &req, 1_800_000_000);
+            assert!(
+                (400..500).contains(&resp.status),
+                "{path} {date}: {}",
+                resp.status
+            );
+        }
+    }
+}

@@ -217,6 +217,10 @@ impl Jwk {
     }
 }
 
+/// Most service keys an endpoint pins at once: a service rotating with overlap
+/// needs two or three; the cap bounds what any answer can make us keep.
+pub const MAX_PINNED_KEYS: usize = 8;
+
 /// The service's signing keys (a JWKS), so service keys can rotate with overlap
 /// without re-enrolling the fleet.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -251,6 +255,95 @@ impl Keyset {
             ErrorCode::UnknownKey,
             "no pinned key with this kid",
         ))
+    }
+
+    /// The overlap rule: what the pinned keyset (`self`) becomes after an
+    /// answer that carried `carried` and was verified with the pinned key
+    /// `signer_kid`. `Ok(None)` when nothing changes. Never a wholesale
+    /// replacement:
+    /// - a carried key not pinned yet is added (the answer was signed by a key
+    ///   we already trust, so that key vouches for its successor);
+    /// - a pinned key the carried keyset omits is retired only when the answer
+    ///   was signed by *another* pinned key (its successor has been seen
+    ///   signing); an answer signed by the omitted key itself keeps it;
+    /// - a kept key's `not_after` can move earlier, never later;
+    /// - keys past `not_after` at `now` are dropped and never added;
+    /// - at most [`MAX_PINNED_KEYS`] are kept (the signer first, then the
+    ///   carried order, current first).
+    ///
+    /// `now` is the local clock plus the measured offset, never the answer's
+    /// `iat`: a replayed or attacker-chosen `iat` cannot make an expired key
+    /// look valid. A retired key is gone from the set; only a later answer
+    /// signed by a pinned key can bring it back.
+    pub fn merge_signed(
+        &self,
+        carried: &Keyset,
+        signer_kid: &str,
+        now: UnixSeconds,
+    ) -> Result<Option<Keyset>> {
+        if carried.keys.len() > 4 * MAX_PINNED_KEYS {
+            return Err(Error::malformed("carried keyset has too many keys"));
+        }
+        let pinned: Vec<(VerifyingKey, &Jwk)> = self
+            .keys
+            .iter()
+            .map(|j| j.to_key().map(|k| (k, j)))
+            .collect::<Result<_>>()?;
+        if !pinned.iter().any(|(k, _)| k.key_id() == signer_kid) {
+            return Err(Error::new(
+                ErrorCode::UnknownKey,
+                "the answer was not signed by a pinned key",
+            ));
+        }
+        let alive = |j: &Jwk| j.not_after.is_none_or(|t| now <= t);
+        let mut out: Vec<(VerifyingKey, Jwk)> = Vec::new();
+        for j in &carried.keys {
+            let k = j.to_key()?;
+            if out.iter().any(|(o, _)| *o == k) {
+                continue;
+            }
+            let mut entry = k.to_jwk();
+            entry.not_after = j.not_after;
+            if let Some((_, p)) = pinned.iter().find(|(pk, _)| *pk == k) {
+                entry.not_after = match (p.not_after, j.not_after) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+            }
+            if alive(&entry) {
+                out.push((k, entry));
+            }
+        }
+        for (k, p) in &pinned {
+            if out.iter().any(|(o, _)| o == k) {
+                continue;
+            }
+            // Omitted by the carried keyset: retired unless it signed this answer.
+            if k.key_id() == signer_kid && alive(p) {
+                out.push((*k, (*p).clone()));
+            }
+        }
+        if out.is_empty() {
+            return Ok(None);
+        }
+        let has_signer = out.iter().any(|(k, _)| k.key_id() == signer_kid);
+        let mut room = MAX_PINNED_KEYS - usize::from(has_signer);
+        let keys: Vec<Jwk> = out
+            .into_iter()
+            .filter(|(k, _)| {
+                if k.key_id() == signer_kid {
+                    true
+                } else if room > 0 {
+                    room -= 1;
+                    true
+                } else {
+                    false
+                }
+            })
+            .map(|(_, j)| j)
+            .collect();
+        let next = Keyset { keys };
+        Ok((next != *self).then_some(next))
     }
 
     /// Parses a keyset from JSON.

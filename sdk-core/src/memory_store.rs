@@ -30,6 +30,8 @@ pub struct MemoryStore {
     pub alerts: Vec<(String, Alert)>,
     /// Workspaces by id.
     pub workspaces: HashMap<String, Workspace>,
+    /// Down-level device keys by installation id.
+    pub device_keys: HashMap<String, crate::downlevel::DeviceKey>,
 }
 
 impl MemoryStore {
@@ -149,5 +151,17 @@ impl ServiceStore for MemoryStore {
     }
     fn workspace(&mut self, id: &str) -> Result<Option<Workspace>> {
         Ok(self.workspaces.get(id).cloned())
+    }
+    fn device_key(&mut self, installation_id: &str) -> Result<Option<crate::downlevel::DeviceKey>> {
+        Ok(self.device_keys.get(installation_id).cloned())
+    }
+    fn put_device_key(
+        &mut self,
+        installation_id: &str,
+        key: &crate::downlevel::DeviceKey,
+    ) -> Result<()> {
+        self.device_keys
+            .insert(installation_id.to_owned(), key.clone());
+        Ok(())
     }
 }

@@ -85,11 +85,13 @@ pub fn respond(
     jws::sign(RESPONSE_TYP, &c, key, false)
 }
 
-/// Partner role: verifies the acknowledgement.
-pub fn accept_response(cred: &Credential, body: &str, nonce: &str) -> Result<()> {
+/// Partner role: verifies the acknowledgement. `now` is the endpoint clock
+/// plus the measured offset (key `not_after` is judged against it, not
+/// against the answer's `iat`).
+pub fn accept_response(cred: &Credential, body: &str, nonce: &str, now: UnixSeconds) -> Result<()> {
     let u = jws::parse(body, RESPONSE_TYP)?;
     let c: OffboardClaims = u.claims()?;
-    u.verify_with_keyset(&cred.service_keys, c.iat)?;
+    u.verify_with_keyset(&cred.service_keys, now)?;
     if c.nonce != nonce || c.installation_id != cred.installation_id {
         return Err(Error::new(
             ErrorCode::BadSignature,

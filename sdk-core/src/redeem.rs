@@ -185,9 +185,25 @@ impl PendingRedeem {
 
     /// Verifies the service's answer and builds the credential.
     ///
-    /// Trust: with `pinned` the response must verify against it; otherwise the
-    /// response must verify against the keyset it carries *and* that keyset must
-    /// verify the token we sent (so whoever answers also issued our token).
+    /// Trust, so that nobody but the issuer of our token can answer (a
+    /// TLS-intercepting proxy or a host transport could otherwise answer with
+    /// `[attacker key, real key]`, sign with its own key and get pinned):
+    /// - with `pinned`, the answer must verify against the pinned keyset, and
+    ///   the keyset it carries is merged by the overlap rule
+    ///   ([`Keyset::merge_signed`]), never adopted wholesale;
+    /// - without, the answer must be signed by the very key (`kid`) that
+    ///   signed the token, and that key (taken from the carried keyset, where
+    ///   the derived `kid` binds it to its bytes) must verify the token; the
+    ///   carried keyset is then merged onto that single key by the same rule.
+    ///
+    /// In both cases `tenant_id`, `partner_id`, `region`, `epoch` and
+    /// `service_url` must equal the token's claims. Any mismatch is
+    /// `bad_signature` (the answer does not come from whoever issued the
+    /// token) and nothing is returned, so nothing is pinned or stored.
+    ///
+    /// `now` is the endpoint's clock corrected by the measured offset: key
+    /// validity (`not_after`) is judged against it, never against the answer's
+    /// own `iat`.
     pub fn accept(
         self,
         response: &str,
@@ -196,12 +212,48 @@ impl PendingRedeem {
     ) -> Result<(Credential, ResponseClaims)> {
         let u = jws::parse(response, RESPONSE_TYP)?;
         let claims: ResponseClaims = u.claims()?;
-        let keys = pinned.unwrap_or(&claims.keyset);
-        // Key validity is judged at the service's time: our clock may be off.
-        u.verify_with_keyset(keys, claims.iat)?;
-        if pinned.is_none() {
-            let tok = jws::parse(&self.token, token::TYP)?;
-            tok.verify_with_keyset(&claims.keyset, claims.iat)?;
+        let tok = jws::parse(&self.token, token::TYP)?;
+        let tok_claims: token::AccessTokenClaims = tok.claims()?;
+        let (signer, base) = match pinned {
+            Some(keys) => (u.verify_with_keyset(keys, now)?, keys.clone()),
+            None => {
+                let token_kid = tok
+                    .header
+                    .kid
+                    .as_deref()
+                    .ok_or_else(|| Error::malformed("token header lacks kid"))?;
+                if u.header.kid.as_deref() != Some(token_kid) {
+                    return Err(Error::new(
+                        ErrorCode::BadSignature,
+                        "redemption answer is not signed by the key that signed the token",
+                    ));
+                }
+                let key = tok.verify_with_keyset(&claims.keyset, now)?;
+                u.verify_with(&key)?;
+                // The one key trusted so far: the token's, as the answer lists it
+                // (with its `not_after`, if any).
+                let jwk = claims
+                    .keyset
+                    .keys
+                    .iter()
+                    .find(|j| j.to_key().ok() == Some(key))
+                    .cloned()
+                    .unwrap_or_else(|| key.to_jwk());
+                (key, Keyset { keys: vec![jwk] })
+            }
+        };
+        let same_url = claims.service_url.trim_end_matches('/')
+            == tok_claims.service_url.trim_end_matches('/');
+        if claims.tenant_id != tok_claims.tenant_id
+            || claims.partner_id != tok_claims.partner_id
+            || claims.region != tok_claims.region
+            || claims.epoch != tok_claims.epoch
+            || !same_url
+        {
+            return Err(Error::new(
+                ErrorCode::BadSignature,
+                "redemption answer names another tenant, partner, region, epoch or service URL than the token",
+            ));
         }
         if claims.nonce != self.nonce || claims.enrollment_id != self.enrollment_id {
             return Err(Error::new(
@@ -209,7 +261,9 @@ impl PendingRedeem {
                 "redemption response does not answer our request",
             ));
         }
-        let _ = now;
+        let service_keys = base
+            .merge_signed(&claims.keyset, &signer.key_id(), now)?
+            .unwrap_or(base);
         let cred = Credential {
             installation_id: claims.installation_id.clone(),
             enrollment_id: claims.enrollment_id.clone(),
@@ -218,7 +272,7 @@ impl PendingRedeem {
             region: claims.region.clone(),
             service_url: claims.service_url.clone(),
             epoch: claims.epoch,
-            service_keys: claims.keyset.clone(),
+            service_keys,
             policy: claims.policy.clone(),
             issued_at: claims.iat,
             expires_at: claims.credential_exp,

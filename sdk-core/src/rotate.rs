@@ -98,10 +98,19 @@ pub fn peek_installation(body: &str) -> Result<String> {
 }
 
 /// Partner role: accepts the answer and swaps the key into the credential.
-pub fn accept(cred: &mut Credential, new_key: SigningKey, body: &str, nonce: &str) -> Result<()> {
+///
+/// `now` is the endpoint clock plus the measured offset (service keys'
+/// `not_after` is judged against it, not against the answer's `iat`).
+pub fn accept(
+    cred: &mut Credential,
+    new_key: SigningKey,
+    body: &str,
+    nonce: &str,
+    now: UnixSeconds,
+) -> Result<()> {
     let u = jws::parse(body, RESPONSE_TYP)?;
     let r: RotateResponse = u.claims()?;
-    u.verify_with_keyset(&cred.service_keys, r.iat)?;
+    u.verify_with_keyset(&cred.service_keys, now)?;
     if r.nonce != nonce || r.installation_id != cred.installation_id || r.key_id != new_key.key_id()
     {
         return Err(Error::new(

@@ -6,7 +6,7 @@
 //! State lives behind [`ServiceStore`]; callers run each `handle` call inside
 //! one store transaction, so a batch acknowledged with 200 is durable.
 
-use crate::downlevel::{self, RegisterRequest, RegisterResponse};
+use crate::downlevel::{self, DeviceKey, RegisterRequest, RegisterResponse};
 use crate::dsse;
 use crate::encoding::{parse_json, UnixSeconds};
 use crate::error::{Error, ErrorCode, Result};
@@ -122,6 +122,13 @@ pub struct Workspace {
     pub key: Zeroizing<Vec<u8>>,
     /// Epoch it belongs to.
     pub epoch: u64,
+    // Lifetime of the workspace key (PROTOCOL §14): it only registers agents,
+    // and only until it expires or the admin revokes it; agents already
+    // registered keep sending with their own device keys.
+    /// After this (service time) registration answers `token_expired`.
+    pub expires_at: Option<UnixSeconds>,
+    /// Revoked by the admin: registration answers `token_revoked`.
+    pub revoked: bool,
 }
 
 /// An alert raised by a detection.
@@ -199,6 +206,11 @@ pub trait ServiceStore {
     ) -> Result<()>;
     /// A down-level workspace.
     fn workspace(&mut self, id: &str) -> Result<Option<Workspace>>;
+    /// The device key a down-level installation registered with.
+    fn device_key(&mut self, installation_id: &str) -> Result<Option<DeviceKey>>;
+    /// Records a down-level installation's device key (at its registration;
+    /// the installation is stored first).
+    fn put_device_key(&mut self, installation_id: &str, key: &DeviceKey) -> Result<()>;
 }
 
 /// Per-installation rate limit (token bucket).
@@ -890,11 +902,11 @@ impl ServiceRole {
                     ErrorCode::SequenceRegression,
                     format!("sequence {} is not after {}", batch.seq, inst.last_seq),
                 ),
-                Some(inst.last_seq + 1),
+                inst.last_seq.checked_add(1),
             ));
         }
         let gap = batch.seq - inst.last_seq - 1;
-        inst.missing_seq += gap;
+        inst.missing_seq = inst.missing_seq.saturating_add(gap);
         inst.last_seq = batch.seq;
         inst.last_seen = Some(now);
         for e in &batch.events {
@@ -963,6 +975,9 @@ impl ServiceRole {
         self.signed(rotate::RESPONSE_TYP, &r)
     }
 
+    /// Authenticates a registration: `SharedKey <workspace-id>:…` with the
+    /// workspace key, which must be neither revoked nor expired (checked after
+    /// the MAC, so only the key's holder learns its state).
     fn shared_key_auth<S: ServiceStore>(
         &self,
         store: &mut S,
@@ -982,6 +997,18 @@ impl ServiceRole {
             .ok_or_else(|| Error::new(ErrorCode::Unauthorized, "missing x-edrlink-date"))?;
         let ct = req.header("content-type").unwrap_or("");
         downlevel::verify(auth, &ws.key, &req.method, path, ct, date, &req.body, now)?;
+        if ws.revoked {
+            return Err(Error::new(
+                ErrorCode::TokenRevoked,
+                "workspace key was revoked: a new onboarding package is required",
+            ));
+        }
+        if ws.expires_at.is_some_and(|t| now > t) {
+            return Err(Error::new(
+                ErrorCode::TokenExpired,
+                "workspace key has expired: a new onboarding package is required",
+            ));
+        }
         Ok(ws)
     }
 
@@ -989,7 +1016,7 @@ impl ServiceRole {
         match store.integration(&ws.tenant_id, &ws.partner_id)? {
             Some(i) if i.enabled && i.epoch == ws.epoch => Ok(()),
             Some(i) if i.enabled => Err(Error::new(
-                ErrorCode::Revoked,
+                ErrorCode::EpochMismatch,
                 "workspace key belongs to an old epoch: a new onboarding package is required",
             )),
             _ => Err(Error::new(
@@ -999,6 +1026,12 @@ impl ServiceRole {
         }
     }
 
+    /// Registration: the workspace key admits the agent once; the agent's own
+    /// device key (in the body) is what authenticates it from then on. A
+    /// retry with the same enrollment id and device key returns the same
+    /// installation; a known enrollment id with any other device key (or from
+    /// another workspace) is `possible_clone`, so holding the workspace key
+    /// does not let anyone take over a registered installation.
     fn downlevel_register<S: ServiceStore>(
         &self,
         store: &mut S,
@@ -1011,24 +1044,43 @@ impl ServiceRole {
         r.device
             .validate()
             .map_err(|e| Error::malformed(e.message().to_owned()))?;
+        if r.enrollment_id.is_empty() || r.enrollment_id.len() > 128 {
+            return Err(Error::malformed("enrollment_id must be 1..128 characters").into());
+        }
+        let device_key = DeviceKey::from_b64url(&r.device_key)
+            .map_err(|_| Error::malformed("device_key must be 32 bytes, base64url"))?;
+        let clone = || {
+            Error::new(
+                ErrorCode::PossibleClone,
+                "enrollment id belongs to another installation",
+            )
+        };
         let inst = match store.installation_by_enrollment(
             &ws.tenant_id,
             &ws.partner_id,
             &r.enrollment_id,
         )? {
-            Some(i) if i.workspace_id.as_deref() == Some(ws.id.as_str()) => i,
-            Some(_) => {
-                return Err(Error::new(
-                    ErrorCode::PossibleClone,
-                    "enrollment id belongs to another installation",
-                )
-                .into())
+            Some(i) if i.workspace_id.as_deref() == Some(ws.id.as_str()) => {
+                match store.device_key(&i.id)? {
+                    Some(k) if k == device_key => {}
+                    _ => return Err(clone().into()),
+                }
+                // A revoked or offboarded installation stays so.
+                let (state, reason) = self.flow_of(store, &i)?;
+                if state == FlowState::Revoked {
+                    return Err(Self::flow_error(state, reason).into());
+                }
+                i
             }
+            Some(_) => return Err(clone().into()),
             None => {
                 let twin = store
                     .installations_by_device(&ws.tenant_id, &ws.partner_id, &r.device.device_id)?
                     .into_iter()
                     .find(|i| !i.offboarded);
+                let credential_exp = now.checked_add(CREDENTIAL_LIFETIME).ok_or_else(|| {
+                    Error::new(ErrorCode::Internal, "credential expiry overflows")
+                })?;
                 let i = Installation {
                     id: format!("inst-{}", random_id(&*self.rng, 12)?),
                     tenant_id: ws.tenant_id.clone(),
@@ -1039,7 +1091,7 @@ impl ServiceRole {
                     workspace_id: Some(ws.id.clone()),
                     epoch: ws.epoch,
                     created_at: now,
-                    credential_exp: now + CREDENTIAL_LIFETIME,
+                    credential_exp,
                     last_seen: Some(now),
                     sensor_running: true,
                     last_seq: 0,
@@ -1049,6 +1101,7 @@ impl ServiceRole {
                     possible_clone_of: twin.map(|i| i.id),
                 };
                 store.put_installation(&i)?;
+                store.put_device_key(&i.id, &device_key)?;
                 i
             }
         };
@@ -1064,6 +1117,13 @@ impl ServiceRole {
         ))
     }
 
+    /// Down-level ingest: `SharedKey <installation-id>:…` signed with that
+    /// installation's device key (the workspace key is not accepted), for a
+    /// batch naming that same installation. The workspace key's own state
+    /// (revoked, expired) does not matter here: registered agents keep
+    /// sending. The installation's flow decides as for token onboarding, and
+    /// an accepted batch renews the installation's `credential_exp` (the
+    /// down-level counterpart of rotation, in good standing only).
     fn downlevel_ingest<S: ServiceStore>(
         &self,
         store: &mut S,
@@ -1075,21 +1135,49 @@ impl ServiceRole {
                 Error::new(ErrorCode::BatchTooLarge, "batch exceeds the policy's size").into(),
             );
         }
-        let ws = self.shared_key_auth(store, req, "/v1/downlevel/ingest", now)?;
-        self.workspace_flow(store, &ws)?;
+        let path = "/v1/downlevel/ingest";
+        let auth = req
+            .header("authorization")
+            .ok_or_else(|| Error::new(ErrorCode::Unauthorized, "missing Authorization"))?;
+        let (inst_id, _) = downlevel::workspace_of(auth)?;
+        let unknown = || {
+            Error::new(
+                ErrorCode::Unauthorized,
+                "SharedKey names no registered down-level installation",
+            )
+        };
+        let key = store.device_key(inst_id)?.ok_or_else(unknown)?;
+        let date = req
+            .header(downlevel::DATE_HEADER)
+            .ok_or_else(|| Error::new(ErrorCode::Unauthorized, "missing x-edrlink-date"))?;
+        let ct = req.header("content-type").unwrap_or("");
+        downlevel::verify(
+            auth,
+            key.as_bytes(),
+            &req.method,
+            path,
+            ct,
+            date,
+            &req.body,
+            now,
+        )?;
+        let mut inst = store
+            .installation(inst_id)?
+            .filter(|i| i.workspace_id.is_some())
+            .ok_or_else(unknown)?;
         let batch: Batch = parse_json(&req.body, telemetry::MAX_DECOMPRESSED, "batch")?;
         batch.validate()?;
-        let mut inst = store
-            .installation(&batch.installation_id)?
-            .filter(|i| i.workspace_id.as_deref() == Some(ws.id.as_str()))
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorCode::UnknownInstallation,
-                    "installation is not registered in this workspace",
-                )
-            })?;
-        if inst.offboarded {
-            return Err(Error::new(ErrorCode::Revoked, "installation was offboarded").into());
+        if batch.installation_id != inst.id {
+            return Err(
+                Error::new(ErrorCode::BadSignature, "batch names another installation").into(),
+            );
+        }
+        let (state, reason) = self.flow_of(store, &inst)?;
+        if state != FlowState::Open {
+            return Err(Self::flow_error(state, reason).into());
+        }
+        if let Some(exp) = now.checked_add(CREDENTIAL_LIFETIME) {
+            inst.credential_exp = exp;
         }
         self.accept_batch(store, &mut inst, batch, now)
     }

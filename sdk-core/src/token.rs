@@ -83,7 +83,7 @@ pub struct TokenInfo {
 impl TokenInfo {
     /// Seconds until `exp` (negative when expired).
     pub fn seconds_left(&self, now: UnixSeconds) -> i64 {
-        self.claims.exp - now
+        self.claims.exp.saturating_sub(now)
     }
 
     /// Status at `now`, with no skew allowance (advisory only).
@@ -92,7 +92,7 @@ impl TokenInfo {
             TokenStatus::NotYetValid
         } else if now >= self.claims.exp {
             TokenStatus::Expired
-        } else if self.claims.exp - now < EXPIRY_WARNING {
+        } else if self.claims.exp.saturating_sub(now) < EXPIRY_WARNING {
             TokenStatus::ExpiresSoon
         } else {
             TokenStatus::Valid
@@ -136,7 +136,8 @@ fn check_shape(c: &AccessTokenClaims) -> Result<()> {
     if !(c.service_url.starts_with("https://") || c.service_url.starts_with("http://")) {
         return Err(Error::malformed("token service_url must be an http(s) URL"));
     }
-    if c.exp <= c.nbf || c.nbf < c.iat - MAX_SKEW {
+    // Attacker-chosen times: saturate, never overflow (i64::MIN `iat`).
+    if c.exp <= c.nbf || c.nbf < c.iat.saturating_sub(MAX_SKEW) {
         return Err(Error::malformed("token validity window is inconsistent"));
     }
     Ok(())
@@ -155,13 +156,13 @@ pub fn verify(
     u.verify_with_keyset(keys, now)?;
     let claims: AccessTokenClaims = u.claims()?;
     check_shape(&claims)?;
-    if now + skew < claims.nbf {
+    if now.saturating_add(skew) < claims.nbf {
         return Err(Error::new(
             ErrorCode::TokenNotYetValid,
             "token is not valid yet",
         ));
     }
-    if now - skew >= claims.exp {
+    if now.saturating_sub(skew) >= claims.exp {
         return Err(Error::new(ErrorCode::TokenExpired, "token has expired"));
     }
     Ok(claims)
@@ -213,7 +214,9 @@ pub fn issue(
         jti: random_id(rng, 16)?,
         iat: now,
         nbf: now,
-        exp: now + spec.lifetime,
+        exp: now
+            .checked_add(spec.lifetime)
+            .ok_or_else(|| Error::new(ErrorCode::InvalidArgument, "token expiry overflows"))?,
         partner_id: spec.partner_id.clone(),
         tenant_id: spec.tenant_id.clone(),
         region: spec.region.clone(),

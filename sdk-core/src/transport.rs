@@ -2,7 +2,8 @@
 //! with rustls (ring provider). Trust: the OS root store (falling back to the
 //! Mozilla/webpki roots when the OS has none) plus any extra CA certificates
 //! given in PEM, e.g. a corporate TLS-inspection CA. There is no switch to
-//! turn verification off. Plain `http://` is allowed to loopback hosts only.
+//! turn verification off. Plain `http://` is allowed to loopback hosts only
+//! (the rule is enforced by the core before a request exists; checked here again).
 //!
 //! Failures below HTTP (DNS, connection, proxy, TLS, timeouts) become
 //! [`ErrorCode::Transport`] errors with a diagnostic message; any HTTP status,
@@ -169,34 +170,14 @@ fn roots(extra_pem: &[String], pin: bool) -> Result<RootCerts> {
     Ok(RootCerts::from(all))
 }
 
-fn is_loopback_host(url: &str) -> bool {
-    let rest = &url["http://".len()..];
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = if let Some(h) = host.strip_prefix('[') {
-        h.split(']').next().unwrap_or("")
-    } else {
-        host.split(':').next().unwrap_or("")
-    };
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
-}
-
 /// Checks the URL scheme: `https://` anywhere, `http://` to loopback only.
+///
+/// The rule itself lives in the sans-IO core
+/// ([`check_service_url`](crate::client::check_service_url)), which refuses
+/// before any request is built, whatever transport the host uses; this
+/// transport checks again (defense in depth) and reports `transport`.
 pub fn check_url(url: &str) -> Result<()> {
-    let lower = url.get(..8).unwrap_or(url).to_ascii_lowercase();
-    if lower.starts_with("https://") {
-        return Ok(());
-    }
-    if lower.starts_with("http://") {
-        if is_loopback_host(url) {
-            return Ok(());
-        }
-        return Err(transport_err(format!("refusing plain http:// to a non-loopback host ({url}): the partner API must be reached over https")));
-    }
-    Err(transport_err(format!("unsupported URL scheme in {url:?}")))
+    crate::client::check_service_url(url).map_err(|e| transport_err(e.message().to_owned()))
 }
 
 fn tls_diagnostic(e: &rustls::Error) -> String {

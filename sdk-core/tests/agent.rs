@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-const BASE: &str = "http://svc.test";
+const BASE: &str = "https://svc.test";
 
 fn now() -> i64 {
     SystemTime::now()

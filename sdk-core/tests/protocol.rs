@@ -112,7 +112,7 @@ fn handshake_at(
     if r.status != 200 {
         return Err(code(&r));
     }
-    Ok(handshake::accept_decision(cred, text(&r), &nonce).unwrap())
+    Ok(handshake::accept_decision(cred, text(&r), &nonce, now).unwrap())
 }
 
 fn generic(n: u32, now: UnixSeconds) -> Event {
@@ -457,7 +457,8 @@ fn client_binds_trust_to_the_token_issuer() {
     let p2 = p;
     assert_eq!(
         p2.accept(&forged, None, NOW).unwrap_err().code(),
-        ErrorCode::UnknownKey
+        ErrorCode::BadSignature,
+        "not signed by the key that signed the token"
     );
 }
 
@@ -568,7 +569,7 @@ fn flow_decision_must_answer_our_hello() {
     let (body, _nonce) = hello_body(&e.cred, NOW, "h");
     let r = w.handle(&post("/v1/handshake", http::JOSE, body), NOW);
     assert_eq!(
-        handshake::accept_decision(&e.cred, text(&r), "another-nonce-xxxxxx")
+        handshake::accept_decision(&e.cred, text(&r), "another-nonce-xxxxxx", NOW)
             .unwrap_err()
             .code(),
         ErrorCode::BadSignature
@@ -909,13 +910,15 @@ fn workspace(w: &mut World, epoch: u64) -> downlevel::OnboardingPackage {
             partner_id: PARTNER.into(),
             key: pkg.key_bytes().unwrap(),
             epoch,
+            expires_at: None,
+            revoked: false,
         },
     );
     pkg
 }
 
 fn shared_key_post(
-    pkg: &downlevel::OnboardingPackage,
+    key_id: &str,
     key: &[u8],
     path: &str,
     body: &[u8],
@@ -925,7 +928,7 @@ fn shared_key_post(
     let mut r = post(path, http::JSON, body.to_vec());
     r.headers.push((
         "authorization".into(),
-        downlevel::authorization(&pkg.workspace_id, key, "POST", path, http::JSON, &d, body),
+        downlevel::authorization(key_id, key, "POST", path, http::JSON, &d, body),
     ));
     r.headers.push((downlevel::DATE_HEADER.into(), d));
     r
@@ -945,20 +948,23 @@ fn downlevel_register_and_ingest() {
     let key = pkg.key_bytes().unwrap();
     assert_eq!(key.len(), 32);
 
+    let device_key = [0x5Du8; 32];
     let reg = serde_json::to_vec(&downlevel::RegisterRequest {
         enrollment_id: "dl-1".into(),
         device: device("dl-dev"),
+        device_key: b64url(&device_key),
     })
     .unwrap();
+    let ws = pkg.workspace_id.as_str();
     let r = w.handle(
-        &shared_key_post(&pkg, &key, "/v1/downlevel/register", &reg, NOW),
+        &shared_key_post(ws, &key, "/v1/downlevel/register", &reg, NOW),
         NOW,
     );
     let rr: downlevel::RegisterResponse = serde_json::from_slice(&r.body).unwrap();
     assert_eq!((rr.epoch, rr.server_time, rr.last_seq), (1, NOW, 0));
     // Idempotent.
     let r2 = w.handle(
-        &shared_key_post(&pkg, &key, "/v1/downlevel/register", &reg, NOW + 1),
+        &shared_key_post(ws, &key, "/v1/downlevel/register", &reg, NOW + 1),
         NOW + 1,
     );
     assert_eq!(
@@ -980,8 +986,9 @@ fn downlevel_register_and_ingest() {
         events: vec![eicar::test_detection(NOW, "/tmp/e")],
     };
     let body = serde_json::to_vec(&b).unwrap();
+    let inst = rr.installation_id.as_str();
     let r = w.handle(
-        &shared_key_post(&pkg, &key, "/v1/downlevel/ingest", &body, NOW),
+        &shared_key_post(inst, &device_key, "/v1/downlevel/ingest", &body, NOW),
         NOW,
     );
     assert_eq!(
@@ -990,7 +997,7 @@ fn downlevel_register_and_ingest() {
     );
     assert_eq!(w.store.alerts.len(), 1);
     let r = w.handle(
-        &shared_key_post(&pkg, &key, "/v1/downlevel/ingest", &body, NOW + 1),
+        &shared_key_post(inst, &device_key, "/v1/downlevel/ingest", &body, NOW + 1),
         NOW + 1,
     );
     assert_eq!(
@@ -998,53 +1005,72 @@ fn downlevel_register_and_ingest() {
         "duplicate"
     );
 
-    // Wrong key, stale date, wrong path in the MAC, unknown workspace, missing header.
+    // Wrong key, stale date, wrong path in the MAC, unknown installation, missing header.
     assert_eq!(
         code(&w.handle(
-            &shared_key_post(&pkg, &[7u8; 32], "/v1/downlevel/ingest", &body, NOW),
+            &shared_key_post(inst, &[7u8; 32], "/v1/downlevel/ingest", &body, NOW),
             NOW
         )),
         ErrorCode::BadSignature
     );
     assert_eq!(
         code(&w.handle(
-            &shared_key_post(&pkg, &key, "/v1/downlevel/ingest", &body, NOW - 301),
+            &shared_key_post(inst, &device_key, "/v1/downlevel/ingest", &body, NOW - 301),
             NOW
         )),
         ErrorCode::StaleMessage
     );
-    let mut wrong_path = shared_key_post(&pkg, &key, "/v1/downlevel/register", &body, NOW);
+    let mut wrong_path = shared_key_post(inst, &device_key, "/v1/downlevel/register", &body, NOW);
     wrong_path.url = "/v1/downlevel/ingest".into();
     assert_eq!(code(&w.handle(&wrong_path, NOW)), ErrorCode::BadSignature);
-    let mut no_auth = shared_key_post(&pkg, &key, "/v1/downlevel/ingest", &body, NOW);
+    let mut no_auth = shared_key_post(inst, &device_key, "/v1/downlevel/ingest", &body, NOW);
     no_auth.headers.retain(|(k, _)| k != "authorization");
     assert_eq!(code(&w.handle(&no_auth, NOW)), ErrorCode::Unauthorized);
-    let mut other = pkg.clone();
-    other.workspace_id = "ws-unknown".into();
     assert_eq!(
         code(&w.handle(
-            &shared_key_post(&other, &key, "/v1/downlevel/ingest", &body, NOW),
+            &shared_key_post(
+                "inst-unknown",
+                &device_key,
+                "/v1/downlevel/ingest",
+                &body,
+                NOW
+            ),
+            NOW
+        )),
+        ErrorCode::Unauthorized
+    );
+    assert_eq!(
+        code(&w.handle(
+            &shared_key_post("ws-unknown", &key, "/v1/downlevel/register", &reg, NOW),
             NOW
         )),
         ErrorCode::Unauthorized
     );
 
-    // Toggle off blocks; back on (new epoch) the old workspace key is revoked.
+    // Toggle off blocks; back on (new epoch) the old credential is revoked.
     w.set_enabled(false);
     assert_eq!(
         code(&w.handle(
-            &shared_key_post(&pkg, &key, "/v1/downlevel/ingest", &body, NOW),
+            &shared_key_post(inst, &device_key, "/v1/downlevel/ingest", &body, NOW),
             NOW
         )),
         ErrorCode::FlowBlocked
     );
     w.set_enabled(true);
-    assert_eq!(
+    assert!(matches!(
         code(&w.handle(
-            &shared_key_post(&pkg, &key, "/v1/downlevel/ingest", &body, NOW),
+            &shared_key_post(inst, &device_key, "/v1/downlevel/ingest", &body, NOW),
             NOW
         )),
-        ErrorCode::Revoked
+        ErrorCode::Revoked | ErrorCode::EpochMismatch
+    ));
+    assert_eq!(
+        code(&w.handle(
+            &shared_key_post(ws, &key, "/v1/downlevel/register", &reg, NOW),
+            NOW
+        )),
+        ErrorCode::EpochMismatch,
+        "the old epoch's workspace key registers nobody"
     );
 }
 
@@ -1085,7 +1111,7 @@ fn partner_offboard_revokes_and_a_new_token_resumes() {
     let (body, nonce) =
         offboard::request(&e.cred, "uninstall", NOW, &CounterRandom::new("o")).unwrap();
     let r = w.handle(&post("/v1/offboard", http::JOSE, body.clone()), NOW);
-    offboard::accept_response(&e.cred, text(&r), &nonce).unwrap();
+    offboard::accept_response(&e.cred, text(&r), &nonce, NOW).unwrap();
     assert!(w.store.installations[&e.cred.installation_id].offboarded);
     assert_eq!(
         code(&w.handle(&post("/v1/offboard", http::JOSE, body), NOW)),
@@ -1204,7 +1230,7 @@ fn rotation_acquires_then_replaces() {
     let r = w.handle(&post("/v1/rotate", http::JOSE, body), t);
     // Until the answer is accepted the endpoint still holds its old key.
     assert_eq!(e.cred.signing_key().unwrap().key_id(), old.key_id());
-    rotate::accept(&mut e.cred, new_key.clone(), text(&r), &nonce).unwrap();
+    rotate::accept(&mut e.cred, new_key.clone(), text(&r), &nonce, t).unwrap();
     assert_eq!(e.cred.signing_key().unwrap().key_id(), new_key.key_id());
     assert_eq!(
         (e.cred.issued_at, e.cred.expires_at),
@@ -1229,7 +1255,7 @@ fn rotation_answer_must_name_the_new_key() {
     let r = w.handle(&post("/v1/rotate", http::JOSE, body), NOW);
     let before = e.cred.signing_key().unwrap().key_id();
     assert_eq!(
-        rotate::accept(&mut e.cred, key("endpoint-2"), text(&r), &nonce)
+        rotate::accept(&mut e.cred, key("endpoint-2"), text(&r), &nonce, NOW)
             .unwrap_err()
             .code(),
         ErrorCode::BadSignature
@@ -1423,7 +1449,7 @@ fn error_code_table_is_stable() {
         assert!((400..600).contains(&c.http_status()), "{c}");
     }
     let names: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
-    assert_eq!(names.len(), 35);
+    assert_eq!(names.len(), 36);
     let mut sorted = ErrorCode::ALL
         .iter()
         .map(|c| c.as_u32())

@@ -399,6 +399,8 @@ fn downlevel_client_registers_and_sends() {
             partner_id: PARTNER.into(),
             key: pkg.key_bytes().unwrap(),
             epoch: 1,
+            expires_at: None,
+            revoked: false,
         },
     );
     let mut c = client("downlevel");
@@ -474,6 +476,8 @@ fn downlevel_client_recovers_after_the_integration_is_back_on() {
             partner_id: PARTNER.into(),
             key: pkg.key_bytes().unwrap(),
             epoch: 1,
+            expires_at: None,
+            revoked: false,
         },
     );
     let mut c = client("downlevel-blocked");

@@ -277,6 +277,8 @@ fn build_world(w: &Value) -> (ServiceRole, MemoryStore) {
             partner_id: s(v, "partner_id").into(),
             key: zeroize::Zeroizing::new(unhex(s(v, "key_hex"))),
             epoch: i(v, "epoch") as u64,
+            expires_at: v.get("expires_at").and_then(Value::as_i64),
+            revoked: v.get("revoked").and_then(Value::as_bool).unwrap_or(false),
         };
         store.workspaces.insert(ws.id.clone(), ws);
     }
@@ -315,6 +317,10 @@ fn response_value(resp: &HttpResponse) -> Value {
 }
 
 fn apply_admin(store: &mut MemoryStore, step: &Value) {
+    if let Some(ws) = step.get("revoke_workspace").and_then(Value::as_str) {
+        store.workspaces.get_mut(ws).unwrap().revoked = true;
+        return;
+    }
     let it: Integration = serde_json::from_value(step["set_integration"].clone()).unwrap();
     store
         .integrations
@@ -325,7 +331,7 @@ fn run_exchange(world: &Value, steps: &[Value]) -> Value {
     let (svc, mut store) = build_world(world);
     let mut out = Vec::new();
     for st in steps {
-        if st.get("set_integration").is_some() {
+        if st.get("set_integration").is_some() || st.get("revoke_workspace").is_some() {
             apply_admin(&mut store, st);
             out.push(json!({}));
         } else {
@@ -621,8 +627,32 @@ fn gen_tokens() -> VectorFile {
         ErrorCode::Malformed,
     );
 
-    // Properly signed, but not an access token.
+    // Properly signed, with extreme times: a typed refusal, never an overflow
+    // (`iat - MAX_SKEW` saturates).
     let svc = key("service");
+    for (name, iat, nbf, exp) in [
+        ("iat-i64-max", i64::MAX, nbf, exp),
+        ("exp-i64-min", claims.iat, nbf, i64::MIN),
+        ("nbf-i64-min-exp-i64-min", i64::MIN, i64::MIN, i64::MIN),
+    ] {
+        let mut c = claims.clone();
+        (c.iat, c.nbf, c.exp) = (iat, nbf, exp);
+        let t = jws::sign(token::TYP, &c, &svc, false).unwrap();
+        g.fail(
+            &format!("inspect-{name}"),
+            "token_inspect",
+            json!({"token": t}),
+            ErrorCode::Malformed,
+        );
+        g.fail(
+            &format!("verify-{name}"),
+            "token_verify",
+            json!({"token": t, "keyset_json": ks, "now": NOW, "skew": 300}),
+            ErrorCode::Malformed,
+        );
+    }
+
+    // Properly signed, but not an access token.
     let as_hello = jws::sign(handshake::HELLO_TYP, &claims, &svc, false).unwrap();
     g.fail(
         "verify-wrong-typ",
@@ -1007,6 +1037,12 @@ impl Scenario {
     fn jose(&mut self, now: UnixSeconds, path: &str, body: &str) -> HttpResponse {
         self.send(now, path, edrlink_core::http::JOSE, body, &[])
     }
+    fn revoke_workspace(&mut self, id: &str) {
+        let step = json!({ "revoke_workspace": id });
+        apply_admin(&mut self.store, &step);
+        self.steps.push(step);
+        self.expect.push(json!({}));
+    }
     fn set_integration(&mut self, enabled: bool, epoch: u64) {
         let step = json!({"set_integration": to_val(&Integration { tenant_id: TENANT.into(), partner_id: PARTNER.into(), enabled, epoch })});
         apply_admin(&mut self.store, &step);
@@ -1171,6 +1207,9 @@ fn gen_messages() -> VectorFile {
     for (name, iat) in [
         ("redeem-stale-iat-past", NOW - 301),
         ("redeem-stale-iat-future", NOW + 301),
+        // Attacker-chosen extremes: refused as stale, never an overflow.
+        ("redeem-iat-i64-min", i64::MIN),
+        ("redeem-iat-i64-max", i64::MAX),
     ] {
         let mut sc = Scenario::new(world());
         let (body, _) = redeem_body(
@@ -1454,7 +1493,9 @@ fn gen_messages() -> VectorFile {
         "/v1/handshake",
         &hello_of(&cred, NOW + 10, "client-hello"),
     );
-    let d = handshake::accept_decision(&cred, &text(&r), &handshake_nonce("client-hello")).unwrap();
+    let d =
+        handshake::accept_decision(&cred, &text(&r), &handshake_nonce("client-hello"), NOW + 10)
+            .unwrap();
     let mut b = sample_batch(1, d.session_id.as_deref());
     b.installation_id = cred.installation_id.clone();
     let env1 =
@@ -1787,16 +1828,29 @@ fn gen_messages() -> VectorFile {
         Some(ErrorCode::BatchTooLarge),
     );
 
-    // Down-level: register + ingest with SharedKey, then a bad MAC and a stale date.
+    // Down-level: register with the workspace key (carrying the agent's own
+    // device key), ingest with the device key; then a bad MAC and a stale date.
     let ws_key = seed("workspace-key");
-    let ws = json!([{"id": "ws-example", "tenant_id": TENANT, "partner_id": PARTNER, "key_hex": hex(&ws_key), "epoch": 1}]);
-    let dl = |path: &str, body: &str, date_t: UnixSeconds, k: &[u8]| -> Vec<(String, String)> {
+    let ws_row = |extra: Value| {
+        let mut row = json!({"id": "ws-example", "tenant_id": TENANT, "partner_id": PARTNER, "key_hex": hex(&ws_key), "epoch": 1});
+        if let (Some(o), Some(e)) = (row.as_object_mut(), extra.as_object()) {
+            o.extend(e.clone());
+        }
+        json!([row])
+    };
+    let ws = ws_row(json!({}));
+    let dl = |key_id: &str,
+              path: &str,
+              body: &str,
+              date_t: UnixSeconds,
+              k: &[u8]|
+     -> Vec<(String, String)> {
         let date = rfc3339(date_t);
         vec![
             (
                 "authorization".into(),
                 downlevel::authorization(
-                    "ws-example",
+                    key_id,
                     k,
                     "POST",
                     path,
@@ -1808,57 +1862,58 @@ fn gen_messages() -> VectorFile {
             (downlevel::DATE_HEADER.into(), date),
         ]
     };
-    let reg = serde_json::to_string(&downlevel::RegisterRequest {
-        enrollment_id: "dl-enroll-1".into(),
-        device: device("dl-device-1"),
-    })
-    .unwrap();
+    let dev_key = seed("device-key-1");
+    let reg_of = |enrollment: &str, device_id: &str, k: &[u8]| {
+        serde_json::to_string(&downlevel::RegisterRequest {
+            enrollment_id: enrollment.into(),
+            device: device(device_id),
+            device_key: b64url(k),
+        })
+        .unwrap()
+    };
+    let reg = reg_of("dl-enroll-1", "dl-device-1", &dev_key);
+    let register = |sc: &mut Scenario, t: UnixSeconds, body: &str| -> HttpResponse {
+        sc.send(
+            t,
+            "/v1/downlevel/register",
+            "application/json",
+            body,
+            &dl("ws-example", "/v1/downlevel/register", body, t, &ws_key),
+        )
+    };
+    let ingest = |sc: &mut Scenario, t: UnixSeconds, id: &str, body: &str, k: &[u8]| {
+        sc.send(
+            t,
+            "/v1/downlevel/ingest",
+            "application/json",
+            body,
+            &dl(id, "/v1/downlevel/ingest", body, t, k),
+        );
+    };
+    let batch_of = |inst: &str, seq: u64| {
+        let mut b = sample_batch(seq, None);
+        b.installation_id = inst.to_owned();
+        serde_json::to_string(&b).unwrap()
+    };
+    let inst_of = |r: &HttpResponse| {
+        serde_json::from_slice::<downlevel::RegisterResponse>(&r.body)
+            .unwrap()
+            .installation_id
+    };
+
     let mut sc = Scenario::new(base_world(1, true, REGION, &[], ws.clone()));
-    let r = sc.send(
-        NOW,
-        "/v1/downlevel/register",
-        "application/json",
-        &reg,
-        &dl("/v1/downlevel/register", &reg, NOW, &ws_key),
-    );
-    let rr: downlevel::RegisterResponse = serde_json::from_slice(&r.body).unwrap();
-    sc.send(
-        NOW + 1,
-        "/v1/downlevel/register",
-        "application/json",
-        &reg,
-        &dl("/v1/downlevel/register", &reg, NOW + 1, &ws_key),
-    );
-    let mut db = sample_batch(1, None);
-    db.installation_id = rr.installation_id.clone();
-    let dbody = serde_json::to_string(&db).unwrap();
-    sc.send(
-        NOW + 2,
-        "/v1/downlevel/ingest",
-        "application/json",
-        &dbody,
-        &dl("/v1/downlevel/ingest", &dbody, NOW + 2, &ws_key),
-    );
-    sc.send(
-        NOW + 3,
-        "/v1/downlevel/ingest",
-        "application/json",
-        &dbody,
-        &dl("/v1/downlevel/ingest", &dbody, NOW + 3, &ws_key),
-    );
-    sc.send(
-        NOW + 4,
-        "/v1/downlevel/ingest",
-        "application/json",
-        &dbody,
-        &dl("/v1/downlevel/ingest", &dbody, NOW + 4, &seed("wrong-key")),
-    );
+    let inst = inst_of(&register(&mut sc, NOW, &reg));
+    register(&mut sc, NOW + 1, &reg);
+    let dbody = batch_of(&inst, 1);
+    ingest(&mut sc, NOW + 2, &inst, &dbody, &dev_key);
+    ingest(&mut sc, NOW + 3, &inst, &dbody, &dev_key);
+    ingest(&mut sc, NOW + 4, &inst, &dbody, &seed("wrong-key"));
     sc.send(
         NOW + 400,
         "/v1/downlevel/ingest",
         "application/json",
         &dbody,
-        &dl("/v1/downlevel/ingest", &dbody, NOW + 5, &ws_key),
+        &dl(&inst, "/v1/downlevel/ingest", &dbody, NOW + 5, &dev_key),
     );
     sc.finish(
         &mut g,
@@ -1866,28 +1921,105 @@ fn gen_messages() -> VectorFile {
         Some(ErrorCode::StaleMessage),
     );
 
-    let mut sc = Scenario::new(base_world(2, true, REGION, &[], ws.clone()));
-    sc.send(
-        NOW,
-        "/v1/downlevel/register",
-        "application/json",
-        &reg,
-        &dl("/v1/downlevel/register", &reg, NOW, &ws_key),
+    // The workspace key does not ingest, neither under the workspace id nor
+    // under an installation id.
+    let mut sc = Scenario::new(base_world(1, true, REGION, &[], ws.clone()));
+    let inst = inst_of(&register(&mut sc, NOW, &reg));
+    let dbody = batch_of(&inst, 1);
+    ingest(&mut sc, NOW + 1, "ws-example", &dbody, &ws_key);
+    ingest(&mut sc, NOW + 2, &inst, &dbody, &ws_key);
+    sc.finish(
+        &mut g,
+        "downlevel-workspace-key-does-not-ingest",
+        Some(ErrorCode::BadSignature),
+    );
+
+    // One installation's device key cannot ingest a batch naming another.
+    let mut sc = Scenario::new(base_world(1, true, REGION, &[], ws.clone()));
+    let a = inst_of(&register(&mut sc, NOW, &reg));
+    let b = inst_of(&register(
+        &mut sc,
+        NOW + 1,
+        &reg_of("dl-enroll-2", "dl-device-2", &seed("device-key-2")),
+    ));
+    ingest(&mut sc, NOW + 2, &a, &batch_of(&b, 1), &dev_key);
+    sc.finish(
+        &mut g,
+        "downlevel-ingest-for-another-installation",
+        Some(ErrorCode::BadSignature),
+    );
+
+    // Re-registering a known enrollment id with another device key (a
+    // takeover attempt by a holder of the workspace key) is refused.
+    let mut sc = Scenario::new(base_world(1, true, REGION, &[], ws.clone()));
+    register(&mut sc, NOW, &reg);
+    register(
+        &mut sc,
+        NOW + 1,
+        &reg_of("dl-enroll-1", "dl-device-1", &seed("attacker-key")),
     );
     sc.finish(
         &mut g,
+        "downlevel-reregister-with-another-device-key",
+        Some(ErrorCode::PossibleClone),
+    );
+
+    // A malformed device key.
+    let mut sc = Scenario::new(base_world(1, true, REGION, &[], ws.clone()));
+    register(
+        &mut sc,
+        NOW,
+        &reg_of("dl-enroll-1", "dl-device-1", b"short"),
+    );
+    sc.finish(
+        &mut g,
+        "downlevel-register-device-key-not-32-bytes",
+        Some(ErrorCode::Malformed),
+    );
+
+    // Revoking the workspace key stops registrations, not registered agents.
+    let mut sc = Scenario::new(base_world(1, true, REGION, &[], ws.clone()));
+    let inst = inst_of(&register(&mut sc, NOW, &reg));
+    sc.revoke_workspace("ws-example");
+    ingest(&mut sc, NOW + 1, &inst, &batch_of(&inst, 1), &dev_key);
+    register(&mut sc, NOW + 2, &reg);
+    sc.finish(
+        &mut g,
+        "downlevel-workspace-revoked-registered-agent-keeps-sending",
+        Some(ErrorCode::TokenRevoked),
+    );
+
+    // An expired workspace key: registration refused, registered agents send.
+    let mut sc = Scenario::new(base_world(
+        1,
+        true,
+        REGION,
+        &[],
+        ws_row(json!({"expires_at": NOW + 10})),
+    ));
+    let inst = inst_of(&register(&mut sc, NOW, &reg));
+    ingest(&mut sc, NOW + 100, &inst, &batch_of(&inst, 1), &dev_key);
+    register(
+        &mut sc,
+        NOW + 100,
+        &reg_of("dl-enroll-2", "dl-device-2", &seed("device-key-2")),
+    );
+    sc.finish(
+        &mut g,
+        "downlevel-workspace-expired-registered-agent-keeps-sending",
+        Some(ErrorCode::TokenExpired),
+    );
+
+    let mut sc = Scenario::new(base_world(2, true, REGION, &[], ws.clone()));
+    register(&mut sc, NOW, &reg);
+    sc.finish(
+        &mut g,
         "downlevel-workspace-of-old-epoch",
-        Some(ErrorCode::Revoked),
+        Some(ErrorCode::EpochMismatch),
     );
 
     let mut sc = Scenario::new(base_world(1, false, REGION, &[], ws));
-    sc.send(
-        NOW,
-        "/v1/downlevel/register",
-        "application/json",
-        &reg,
-        &dl("/v1/downlevel/register", &reg, NOW, &ws_key),
-    );
+    register(&mut sc, NOW, &reg);
     sc.finish(
         &mut g,
         "downlevel-integration-off",
@@ -2027,6 +2159,39 @@ fn gen_downlevel() -> VectorFile {
         ErrorCode::Unauthorized,
     );
     let _ = bad;
+    // Ingest is signed with the agent's device key and named by its
+    // installation id (the `workspace_id` argument is the key id).
+    let dev_hex = hex(&seed("device-key-1"));
+    let ingest = json!({"workspace_id": "inst-example", "key_hex": dev_hex, "method": "POST", "path": "/v1/downlevel/ingest", "content_type": "application/json", "date": date, "body_hex": hex(body)});
+    let out = g.ok("sign-ingest-with-device-key", "shared_key_sign", ingest);
+    let dev_auth = out["authorization"].as_str().unwrap().to_owned();
+    assert!(dev_auth.starts_with("SharedKey inst-example:"));
+    let mut dv = v(&dev_auth, body, &date, NOW);
+    dv["key_hex"] = json!(dev_hex);
+    g.ok("verify-device-key", "shared_key_verify", dv.clone());
+    g.fail(
+        "verify-device-key-signature-with-workspace-key",
+        "shared_key_verify",
+        v(&dev_auth, body, &date, NOW),
+        ErrorCode::BadSignature,
+    );
+    // A correctly signed date at the end of the calendar: stale, not an overflow.
+    let far = "9999-12-31T23:59:59Z";
+    let far_auth = downlevel::authorization(
+        "ws-example",
+        &seed("workspace-key"),
+        "POST",
+        "/v1/downlevel/ingest",
+        "application/json",
+        far,
+        body,
+    );
+    g.fail(
+        "verify-date-year-9999",
+        "shared_key_verify",
+        v(&far_auth, body, far, NOW),
+        ErrorCode::StaleMessage,
+    );
     g.file("Down-level SharedKey (HMAC-SHA256) request signing: string to sign, Authorization header, verification window +/-300 s")
 }
 

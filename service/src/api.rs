@@ -127,6 +127,11 @@ fn routes() -> Vec<(&'static str, &'static str, Access, MethodRouter<AppState>)>
         f("POST", on(MethodFilter::POST, onboarding_package)),
     );
     add(
+        "/admin/tenants/{tenant}/workspaces/{workspace}/revoke",
+        Access::Admin,
+        f("POST", on(MethodFilter::POST, revoke_workspace)),
+    );
+    add(
         "/admin/tenants/{tenant}/integrations/{partner}/offboarding-package",
         Access::Admin,
         f("POST", on(MethodFilter::POST, offboarding_package)),
@@ -840,15 +845,38 @@ async fn revoke_token(
     .await
 }
 
+/// Default lifetime of a workspace key for registrations: 30 days.
+const WORKSPACE_DEFAULT_LIFETIME: i64 = 30 * 86_400;
+/// Longest lifetime an admin may give a workspace key: 365 days.
+const WORKSPACE_MAX_LIFETIME: i64 = 365 * 86_400;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct OnboardingRequest {
+    lifetime_secs: Option<i64>,
+}
+
 async fn onboarding_package(
     State(app): State<AppState>,
     Path((t, p)): Path<(String, String)>,
+    req: Request,
 ) -> Result<Response, ApiError> {
+    let b: OnboardingRequest = json_body(req).await?;
+    let lifetime = b.lifetime_secs.unwrap_or(WORKSPACE_DEFAULT_LIFETIME);
+    if lifetime <= 0 || lifetime > WORKSPACE_MAX_LIFETIME {
+        return Err(ApiError::new(
+            ErrorCode::InvalidArgument,
+            format!("lifetime_secs must be 1..={WORKSPACE_MAX_LIFETIME}"),
+        ));
+    }
     with_tx(&app, move |app, tx, now| {
         let region = tenant_region(tx, &t)?;
         let epoch = enabled_integration(tx, &t, &p)?;
         let role = &app.role;
-        let pkg = OnboardingPackage::issue(
+        let expires_at = now.checked_add(lifetime).ok_or_else(|| {
+            ApiError::new(ErrorCode::InvalidArgument, "lifetime_secs overflows")
+        })?;
+        let mut pkg = OnboardingPackage::issue(
             &t,
             &p,
             &region,
@@ -858,15 +886,18 @@ async fn onboarding_package(
             now,
             role.rng(),
         )?;
+        pkg.expires = Some(rfc3339(expires_at));
         let ws = Workspace {
             id: pkg.workspace_id.clone(),
             tenant_id: t.clone(),
             partner_id: p.clone(),
             key: pkg.key_bytes()?,
             epoch: epoch as u64,
+            expires_at: Some(expires_at),
+            revoked: false,
         };
         db::insert_workspace(tx, &ws, now)?;
-        tracing::info!(tenant = %t, partner = %p, workspace = %ws.id, "onboarding package issued");
+        tracing::info!(tenant = %t, partner = %p, workspace = %ws.id, expires_at, "onboarding package issued");
         let body = pkg.to_json();
         let mut r = Response::new(Body::from(body.as_bytes().to_vec()));
         *r.status_mut() = StatusCode::CREATED;
@@ -877,6 +908,25 @@ async fn onboarding_package(
         r.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         Ok(r)
+    })
+    .await
+}
+
+/// Revokes a workspace key: it registers no more agents (`token_revoked`);
+/// agents already registered keep sending with their own device keys.
+async fn revoke_workspace(
+    State(app): State<AppState>,
+    Path((t, ws)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    with_tx(&app, move |_, tx, _| {
+        if !db::revoke_workspace(tx, &t, &ws)? {
+            return Err(ApiError::not_found("unknown workspace"));
+        }
+        tracing::info!(tenant = %t, workspace = %ws, "workspace key revoked");
+        Ok(json_response(
+            200,
+            &json!({"workspace_id": ws, "revoked": true}),
+        ))
     })
     .await
 }

@@ -6,6 +6,7 @@
 //! (and therefore every acknowledged batch) survives power loss, not only a
 //! process crash.
 
+use edrlink_core::downlevel::DeviceKey;
 use edrlink_core::encoding::UnixSeconds;
 use edrlink_core::error::{Error, ErrorCode, Result};
 use edrlink_core::keys::VerifyingKey;
@@ -128,6 +129,12 @@ const MIGRATIONS: &[&str] = &[
         exp INTEGER NOT NULL,
         created_at INTEGER NOT NULL
     );
+    "#,
+    // v2: down-level per-device secrets; workspace key expiry and revocation.
+    r#"
+    ALTER TABLE installations ADD COLUMN device_key BLOB;
+    ALTER TABLE workspaces ADD COLUMN expires_at INTEGER;
+    ALTER TABLE workspaces ADD COLUMN revoked INTEGER NOT NULL DEFAULT 0;
     "#,
 ];
 
@@ -506,7 +513,7 @@ impl ServiceStore for SqliteStore<'_> {
     fn workspace(&mut self, id: &str) -> Result<Option<Workspace>> {
         self.tx
             .prepare_cached(
-                "SELECT id, tenant_id, partner_id, key, epoch FROM workspaces WHERE id = ?1",
+                "SELECT id, tenant_id, partner_id, key, epoch, expires_at, revoked FROM workspaces WHERE id = ?1",
             )
             .and_then(|mut s| {
                 s.query_row([id], |r| {
@@ -516,11 +523,46 @@ impl ServiceStore for SqliteStore<'_> {
                         partner_id: r.get(2)?,
                         key: Zeroizing::new(r.get(3)?),
                         epoch: r.get::<_, i64>(4)? as u64,
+                        expires_at: r.get(5)?,
+                        revoked: r.get(6)?,
                     })
                 })
                 .optional()
             })
             .map_err(storage)
+    }
+
+    fn device_key(&mut self, installation_id: &str) -> Result<Option<DeviceKey>> {
+        let raw: Option<Option<Zeroizing<Vec<u8>>>> = self
+            .tx
+            .prepare_cached("SELECT device_key FROM installations WHERE id = ?1")
+            .and_then(|mut s| {
+                s.query_row([installation_id], |r| {
+                    Ok(r.get::<_, Option<Vec<u8>>>(0)?.map(Zeroizing::new))
+                })
+                .optional()
+            })
+            .map_err(storage)?;
+        raw.flatten().map(|b| DeviceKey::from_bytes(&b)).transpose()
+    }
+
+    fn put_device_key(&mut self, installation_id: &str, key: &DeviceKey) -> Result<()> {
+        // A separate statement from the installation upsert: the device key
+        // is written once, at registration, and never by a later upsert.
+        let n = self
+            .tx
+            .execute(
+                "UPDATE installations SET device_key = ?2 WHERE id = ?1",
+                params![installation_id, key.as_bytes()],
+            )
+            .map_err(storage)?;
+        if n != 1 {
+            return Err(Error::new(
+                ErrorCode::Storage,
+                "device key for an installation that is not stored",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -541,7 +583,22 @@ pub fn insert_workspace(tx: &Transaction, w: &Workspace, now: UnixSeconds) -> ru
         "INSERT INTO workspaces (id, tenant_id, partner_id, key, epoch, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![w.id, w.tenant_id, w.partner_id, &w.key[..], w.epoch as i64, now],
     )?;
+    tx.execute(
+        "UPDATE workspaces SET expires_at = ?2, revoked = ?3 WHERE id = ?1",
+        params![w.id, w.expires_at, w.revoked],
+    )?;
     Ok(())
+}
+
+/// Revokes a workspace key (no more registrations with it; agents already
+/// registered keep their device keys). Returns whether the workspace exists
+/// for that tenant.
+pub fn revoke_workspace(tx: &Transaction, tenant_id: &str, id: &str) -> rusqlite::Result<bool> {
+    let n = tx.execute(
+        "UPDATE workspaces SET revoked = 1 WHERE id = ?1 AND tenant_id = ?2",
+        params![id, tenant_id],
+    )?;
+    Ok(n == 1)
 }
 
 /// All installations of a tenant.

@@ -11,7 +11,7 @@ use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 
-pub const SERVICE_URL: &str = "http://svc.test";
+pub const SERVICE_URL: &str = "https://svc.test";
 pub const TENANT: &str = "t1";
 pub const PARTNER: &str = "acme-av";
 
