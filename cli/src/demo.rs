@@ -142,7 +142,7 @@ pub fn run(keep: bool, json: bool) -> Result<u8, Failure> {
             format!("creating {}: {e}", dir.display()),
         )
     })?;
-    let admin_key = edrlink_core::keys::random_id(&edrlink_core::keys::SystemRandom, 24)?;
+    let admin_key = edrlink_core::keys::random_id(&edrlink_core::keys::SystemRandom, 32)?;
     let db = dir.join("edrlink.db");
     let settings = edrlink_service::Settings {
         db_path: Some(db.clone()),

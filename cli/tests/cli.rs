@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-const ADMIN_KEY: &str = "test-admin-key";
+const ADMIN_KEY: &str = "test-admin-key-0123456789abcdefghij";
 
 fn edrlink(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_edrlink"))

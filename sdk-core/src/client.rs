@@ -977,7 +977,10 @@ impl PartnerClient {
                     self.flow = None;
                 }
             }
-            ErrorCode::Revoked | ErrorCode::Offboarded | ErrorCode::EpochMismatch => {
+            ErrorCode::Revoked
+            | ErrorCode::Offboarded
+            | ErrorCode::EpochMismatch
+            | ErrorCode::CredentialExpired => {
                 self.set_flow(FlowState::Revoked);
                 self.needs_new_token = true;
                 self.last_error = Some(err);

@@ -1096,9 +1096,17 @@ fn partner_offboard_revokes_and_a_new_token_resumes() {
         (d.decision, d.reason),
         (FlowState::Revoked, Some(ErrorCode::Offboarded))
     );
-    // Re-enrolling the same key + enrollment id resumes the same installation.
+    // Re-enrolling the same key + enrollment id is refused until the admin
+    // reinstates the installation; then it resumes the same installation.
     let tok = w.token(3600, 10, NOW);
-    let again = redeem_with(&mut w, &tok, "endpoint", "enroll-1", "device-1", NOW + 2).unwrap();
+    let err = redeem_with(&mut w, &tok, "endpoint", "enroll-1", "device-1", NOW + 2).unwrap_err();
+    assert_eq!(err, ErrorCode::Offboarded);
+    w.store
+        .installations
+        .get_mut(&e.cred.installation_id)
+        .unwrap()
+        .offboarded = false;
+    let again = redeem_with(&mut w, &tok, "endpoint", "enroll-1", "device-1", NOW + 3).unwrap();
     assert_eq!(again.cred.installation_id, e.cred.installation_id);
     assert!(!w.store.installations[&e.cred.installation_id].offboarded);
 }
@@ -1109,7 +1117,7 @@ fn offboarding_package_rules() {
     let e = enroll(&mut w, NOW);
     let svc = key("service");
     let rng = CounterRandom::new("pkg");
-    let (p, c) = offboard::issue_package(TENANT, PARTNER, None, &svc, NOW, &rng).unwrap();
+    let (p, c) = offboard::issue_package(TENANT, PARTNER, 1, None, &svc, NOW, &rng).unwrap();
     assert_eq!(c.exp, NOW + 30 * 86_400);
     assert!(offboard::verify_package(&e.cred, &p, NOW).is_ok());
     assert!(
@@ -1131,6 +1139,7 @@ fn offboarding_package_rules() {
     let (named, _) = offboard::issue_package(
         TENANT,
         PARTNER,
+        1,
         Some(vec![e.cred.installation_id.clone()]),
         &svc,
         NOW,
@@ -1141,6 +1150,7 @@ fn offboarding_package_rules() {
     let (others, _) = offboard::issue_package(
         TENANT,
         PARTNER,
+        1,
         Some(vec!["inst-other".into()]),
         &svc,
         NOW,
@@ -1153,15 +1163,25 @@ fn offboarding_package_rules() {
             .code(),
         ErrorCode::PackageInvalid
     );
-    let (tenant2, _) = offboard::issue_package("tenant-2", PARTNER, None, &svc, NOW, &rng).unwrap();
+    let (tenant2, _) =
+        offboard::issue_package("tenant-2", PARTNER, 1, None, &svc, NOW, &rng).unwrap();
     assert_eq!(
         offboard::verify_package(&e.cred, &tenant2, NOW)
             .unwrap_err()
             .code(),
         ErrorCode::PackageInvalid
     );
+    // A package of an older epoch than the credential (issued before a
+    // re-enrollment) is refused: replaying it cannot wipe the new credential.
+    let (old, _) = offboard::issue_package(TENANT, PARTNER, 0, None, &svc, NOW, &rng).unwrap();
+    assert_eq!(
+        offboard::verify_package(&e.cred, &old, NOW)
+            .unwrap_err()
+            .code(),
+        ErrorCode::PackageInvalid
+    );
     let (forged, _) =
-        offboard::issue_package(TENANT, PARTNER, None, &key("impostor"), NOW, &rng).unwrap();
+        offboard::issue_package(TENANT, PARTNER, 1, None, &key("impostor"), NOW, &rng).unwrap();
     assert_eq!(
         offboard::verify_package(&e.cred, &forged, NOW)
             .unwrap_err()
@@ -1328,6 +1348,7 @@ fn credential_round_trips_and_redacts() {
 fn health_classes() {
     let a = |onboarded, last_seen, sensor_running| Activity {
         onboarded,
+        revoked: false,
         last_seen,
         sensor_running,
     };
@@ -1361,7 +1382,13 @@ fn health_classes() {
         classify(a(false, Some(NOW), true), NOW, p),
         HealthClass::NotOnboarded
     );
+    let revoked = Activity {
+        revoked: true,
+        ..a(true, Some(NOW), true)
+    };
+    assert_eq!(classify(revoked, NOW, p), HealthClass::Revoked);
     for (c, s) in [
+        (HealthClass::Revoked, "Revoked"),
         (HealthClass::Healthy, "Healthy"),
         (HealthClass::Inactive, "Inactive"),
         (HealthClass::AgentState, "Agent state"),

@@ -1684,6 +1684,7 @@ fn gen_messages() -> VectorFile {
     let (pkg, _) = offboard::issue_package(
         TENANT,
         PARTNER,
+        1,
         Some(vec![cred.installation_id.clone()]),
         &key("service"),
         NOW,
@@ -1699,6 +1700,7 @@ fn gen_messages() -> VectorFile {
     let (pkg_all, _) = offboard::issue_package(
         TENANT,
         PARTNER,
+        1,
         None,
         &key("service"),
         NOW,
