@@ -879,11 +879,37 @@ fn blocked_and_revoked_installations_cannot_ingest() {
     assert_eq!((code(&r), r.status), (ErrorCode::FlowBlocked, 403));
     w.set_enabled(true);
     let r = ingest(&mut w, &e.cred, &b, false, NOW);
-    assert_eq!((code(&r), r.status), (ErrorCode::Revoked, 401));
+    assert_eq!((code(&r), r.status), (ErrorCode::EpochMismatch, 401));
     assert!(
         w.store.batches.is_empty(),
         "nothing stored while blocked or revoked"
     );
+    // Each per-installation reason answers its own code, whatever the
+    // integration's state, and nothing is stored.
+    let e = enroll(&mut w, NOW);
+    let d = handshake_at(&mut w, &e.cred, NOW, "h2").unwrap();
+    let b = batch(
+        &e.cred,
+        d.session_id.as_deref(),
+        1,
+        "b1",
+        vec![generic(1, NOW)],
+        NOW,
+    );
+    let id = e.cred.installation_id.clone();
+    let set = |w: &mut World, f: &dyn Fn(&mut edrlink_core::service::Installation)| {
+        f(w.store.installations.get_mut(&id).unwrap())
+    };
+    set(&mut w, &|i| i.credential_exp = NOW - 1);
+    let r = ingest(&mut w, &e.cred, &b, false, NOW);
+    assert_eq!((code(&r), r.status), (ErrorCode::CredentialExpired, 401));
+    set(&mut w, &|i| i.offboarded = true);
+    let r = ingest(&mut w, &e.cred, &b, false, NOW);
+    assert_eq!((code(&r), r.status), (ErrorCode::Offboarded, 401));
+    set(&mut w, &|i| i.revoked = true);
+    let r = ingest(&mut w, &e.cred, &b, false, NOW);
+    assert_eq!((code(&r), r.status), (ErrorCode::Revoked, 401));
+    assert!(w.store.batches.is_empty());
 }
 
 // ---------------------------------------------------------------------------
@@ -1099,8 +1125,8 @@ fn partner_offboard_revokes_and_a_new_token_resumes() {
     // Re-enrolling the same key + enrollment id is refused until the admin
     // reinstates the installation; then it resumes the same installation.
     let tok = w.token(3600, 10, NOW);
-    let err = redeem_with(&mut w, &tok, "endpoint", "enroll-1", "device-1", NOW + 2).unwrap_err();
-    assert_eq!(err, ErrorCode::Offboarded);
+    let err = redeem_with(&mut w, &tok, "endpoint", "enroll-1", "device-1", NOW + 2).err();
+    assert_eq!(err, Some(ErrorCode::Offboarded));
     w.store
         .installations
         .get_mut(&e.cred.installation_id)
@@ -1450,7 +1476,7 @@ fn error_code_table_is_stable() {
         assert!((400..600).contains(&c.http_status()), "{c}");
     }
     let names: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
-    assert_eq!(names.len(), 35);
+    assert_eq!(names.len(), 36);
     let mut sorted = ErrorCode::ALL
         .iter()
         .map(|c| c.as_u32())

@@ -146,7 +146,7 @@ fn restart_keeps_state_keys_tokens_and_credentials() {
         200
     );
 
-    // On disk: WAL + FULL sync, schema recorded once, no token text anywhere.
+    // On disk: WAL + FULL sync, each migration recorded once, no token text anywhere.
     s.svc.take().unwrap().shutdown();
     let conn = rusqlite::Connection::open(&s.db).unwrap();
     let mode: String = conn
@@ -160,7 +160,11 @@ fn restart_keeps_state_keys_tokens_and_credentials() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(versions, vec![edrlink_service::db::SCHEMA_VERSION]);
+    assert_eq!(
+        versions,
+        (1..=edrlink_service::db::SCHEMA_VERSION).collect::<Vec<_>>(),
+        "each migration recorded once"
+    );
     let dump: String = conn
         .prepare("SELECT jti || tenant_id || partner_id FROM tokens")
         .unwrap()
