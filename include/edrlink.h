@@ -110,6 +110,10 @@ enum edrlink_result
    */
   EDRLINK_POSSIBLE_CLONE = 307,
   /**
+   * The credential passed its `credential_exp` without being rotated: a new token is required.
+   */
+  EDRLINK_CREDENTIAL_EXPIRED = 308,
+  /**
    * `iat`/`created` is outside the accepted window (±300 s).
    */
   EDRLINK_STALE_MESSAGE = 400,
@@ -134,7 +138,7 @@ enum edrlink_result
    */
   EDRLINK_FLOW_BLOCKED = 500,
   /**
-   * The credential is no longer valid (epoch changed or offboarded): new token needed.
+   * The admin revoked this installation (or the credential is otherwise no longer valid): new token needed.
    */
   EDRLINK_REVOKED = 501,
   /**

@@ -142,7 +142,7 @@ pub fn run(keep: bool, json: bool) -> Result<u8, Failure> {
             format!("creating {}: {e}", dir.display()),
         )
     })?;
-    let admin_key = edrlink_core::keys::random_id(&edrlink_core::keys::SystemRandom, 24)?;
+    let admin_key = edrlink_core::keys::random_id(&edrlink_core::keys::SystemRandom, 32)?;
     let db = dir.join("edrlink.db");
     let settings = edrlink_service::Settings {
         db_path: Some(db.clone()),
@@ -317,7 +317,7 @@ pub fn run(keep: bool, json: bool) -> Result<u8, Failure> {
             Box::new(|d: &mut Demo| {
                 let v = d.integration(true)?;
                 d.say(format!("integration enabled = {}, epoch = {} (moved on)", v["enabled"], v["epoch"]));
-                let probe = d.agent(3)?;
+                let probe = d.agent(9)?;
                 let e = probe.enroll(&d.token).err().ok_or("old token was accepted")?;
                 d.say(format!("old token on a new endpoint → error[{}]: {}", e.code(), e.message()));
                 check(e.code() == ErrorCode::EpochMismatch, "old token refused with epoch_mismatch")?;
@@ -349,6 +349,64 @@ pub fn run(keep: bool, json: bool) -> Result<u8, Failure> {
                 let i = d.installation(&before)?;
                 d.say(format!("portal: {} missing sequence numbers = {}", before, i["missing_seq"]));
                 check(i["missing_seq"] == 0, "no gaps")
+            }),
+        ),
+        (
+            "A second endpoint (endpoint-3) enrolls beside endpoint-2 and sends".into(),
+            Box::new(|d: &mut Demo| {
+                let a = d.agent(3)?;
+                let h = a.enroll(&d.token).map_err(|e| format!("endpoint-3: {e}"))?;
+                d.say(format!("endpoint-3: installation {} · flow {}", h.installation_id.clone().unwrap_or_default(), crate::flow_name(h.flow)));
+                check(h.flow == Some(FlowState::Open) && h.healthy, "endpoint-3 is onboarded with the flow open")?;
+                for k in 0..2 {
+                    a.submit_json(&generic("process_start", k)).map_err(|e| e.to_string())?;
+                }
+                d.submitted += 2;
+                let o = a.flush(FLUSH_SECS).map_err(|e| e.to_string())?;
+                d.say(format!("endpoint-3: 2 events + heartbeat → delivered {}, queued {}", o.delivered, o.queued));
+                d.endpoints.push(a);
+                check(o.queued == 0 && o.delivered > 2, "all delivered")?;
+                check(d.inst(2) != d.inst(1), "its own installation")
+            }),
+        ),
+        (
+            "Admin revokes endpoint-2 through the admin API (one stolen host, not the fleet)".into(),
+            Box::new(|d: &mut Demo| {
+                let inst = d.inst(1);
+                let v = d.admin.ok("POST", &format!("/admin/tenants/{TENANT}/installations/{inst}/revoke"), None)?;
+                d.say(format!("POST /admin/tenants/{TENANT}/installations/{inst}/revoke → revoked = {}", v["revoked"]));
+                let i = d.installation(&inst)?;
+                let other = d.installation(&d.inst(2))?;
+                d.say(format!("portal: {inst} state {} · health {}", i["state"].as_str().unwrap_or(""), i["health"].as_str().unwrap_or("")));
+                d.say(format!("portal: {} state {} · health {}", d.inst(2), other["state"].as_str().unwrap_or(""), other["health"].as_str().unwrap_or("")));
+                check(i["state"] == "revoked" && i["health"] == "Revoked", "the portal shows endpoint-2 as revoked")?;
+                check(other["state"] == "active", "endpoint-3 stays active")
+            }),
+        ),
+        (
+            "endpoint-2 is refused at once; endpoint-3 keeps sending".into(),
+            Box::new(|d: &mut Demo| {
+                for k in 0..2 {
+                    d.endpoints[1].submit_json(&generic("file_write", 100 + k)).map_err(|e| e.to_string())?;
+                }
+                d.submitted += 2;
+                let r = d.endpoints[1].flush(FLUSH_SECS);
+                let h = d.endpoints[1].health();
+                let code = r.as_ref().err().map(|e| e.code());
+                d.say(format!("endpoint-2 flush → {} · flow {} · queued {} (kept)", r.as_ref().err().map_or("ok".to_string(), |e| format!("error[{}]", e.code())), crate::flow_line(&h), h.queued_events));
+                check(code == Some(ErrorCode::Revoked), "endpoint-2's send is refused with revoked")?;
+                check(h.needs_new_token && h.queued_events >= 2, "endpoint-2 needs a new token and keeps its events")?;
+                for k in 0..3 {
+                    d.endpoints[2].submit_json(&generic("process_start", 10 + k)).map_err(|e| e.to_string())?;
+                }
+                d.submitted += 3;
+                let o = d.endpoints[2].flush(FLUSH_SECS).map_err(|e| e.to_string())?;
+                d.say(format!("endpoint-3 flush → delivered {}, queued {}", o.delivered, o.queued));
+                check(o.queued == 0 && o.delivered >= 3, "endpoint-3 keeps sending")?;
+                let s = d.stats()?;
+                let sent = d.sent_total();
+                d.say(format!("service stored {} events · endpoints sent {sent}", s["events"]));
+                check(s["events"].as_u64() == Some(sent), "stored == sent: nothing from the revoked endpoint")
             }),
         ),
     ];

@@ -195,6 +195,7 @@ fn exit_code(code: ErrorCode) -> u8 {
         | C::Offboarded
         | C::NeedsReenroll
         | C::EpochMismatch
+        | C::CredentialExpired
         | C::TokenRevoked
         | C::TokenExhausted => exit::NEW_TOKEN,
         C::TokenExpired | C::TokenNotYetValid | C::WrongRegion => exit::TOKEN,
@@ -496,6 +497,31 @@ fn flow_name(f: Option<FlowState>) -> &'static str {
     }
 }
 
+/// Why the endpoint needs a new token, from the last error's code, in the
+/// words an operator acts on (`None` when no new token is needed).
+pub(crate) fn revocation_reason(h: &HealthReport) -> Option<&'static str> {
+    if !(h.needs_new_token || h.flow == Some(FlowState::Revoked)) {
+        return None;
+    }
+    let code = h.last_error.as_deref()?.split(':').next()?;
+    Some(match code {
+        "revoked" => "revoked by the admin",
+        "offboarded" => "offboarded",
+        "credential_expired" => "credential expired (not rotated in time)",
+        "epoch_mismatch" => "old epoch (the integration was turned off since)",
+        "needs_reenroll" => "repeated authentication failures",
+        _ => return None,
+    })
+}
+
+/// The flow line: a revoked flow names its reason.
+pub(crate) fn flow_line(h: &HealthReport) -> String {
+    match revocation_reason(h) {
+        Some(r) if h.flow == Some(FlowState::Revoked) => format!("revoked ({r})"),
+        _ => flow_name(h.flow).into(),
+    }
+}
+
 fn when(t: Option<i64>) -> String {
     match t {
         Some(t) => format!("{} ({} ago)", rfc3339(t), human_duration(now() - t)),
@@ -507,6 +533,7 @@ fn print_health(h: &HealthReport, data_dir: &Path, json: bool) {
     if json {
         let mut v = serde_json::to_value(h).unwrap_or_default();
         v["licensed"] = json!(h.onboarded);
+        v["revocation_reason"] = json!(revocation_reason(h));
         v["data_dir"] = json!(data_dir.display().to_string());
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return;
@@ -515,12 +542,18 @@ fn print_health(h: &HealthReport, data_dir: &Path, json: bool) {
     print_facts(&[
         ("healthy", h.healthy.to_string()),
         ("licensed", h.onboarded.to_string()),
-        ("flow", flow_name(h.flow).into()),
+        ("flow", flow_line(h)),
         (
             "installation",
             h.installation_id.clone().unwrap_or_else(|| "none".into()),
         ),
-        ("new token needed", h.needs_new_token.to_string()),
+        (
+            "new token needed",
+            match revocation_reason(h) {
+                Some(r) if h.needs_new_token => format!("true ({r})"),
+                _ => h.needs_new_token.to_string(),
+            },
+        ),
         ("last handshake", when(h.last_handshake)),
         ("last send", when(h.last_send)),
         (

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-const ADMIN_KEY: &str = "test-admin-key";
+const ADMIN_KEY: &str = "test-admin-key-0123456789abcdefghij";
 
 fn edrlink(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_edrlink"))
@@ -79,7 +79,7 @@ fn demo_walks_the_story_and_exits_0() {
     let out = stdout(&o);
     assert_eq!(code(&o), 0, "{out}\n{}", stderr(&o));
     assert!(
-        out.contains("✔ all 13 steps behaved as the story says"),
+        out.contains("✔ all 16 steps behaved as the story says"),
         "{out}"
     );
     assert!(!out.contains('✘'), "{out}");
@@ -89,6 +89,10 @@ fn demo_walks_the_story_and_exits_0() {
         "error[epoch_mismatch]",
         "flow revoked",
         "same as before: true",
+        // Revoking one endpoint while the other keeps sending.
+        "state revoked · health Revoked",
+        "error[revoked] · flow revoked (revoked by the admin)",
+        "endpoint-3 keeps sending",
     ] {
         assert!(out.contains(needle), "demo output lacks {needle:?}:\n{out}");
     }
@@ -198,11 +202,16 @@ struct Svc {
 
 impl Svc {
     fn start(dir: &Path) -> Svc {
+        Svc::start_with_clock(dir, edrlink_service::Clock::default())
+    }
+
+    fn start_with_clock(dir: &Path, clock: edrlink_service::Clock) -> Svc {
         let svc = edrlink_service::RunningService::start(edrlink_service::Settings {
             db_path: Some(dir.join("service.db")),
             listen: "127.0.0.1:0".parse().unwrap(),
             admin_key: ADMIN_KEY.into(),
             region: "eu".into(),
+            clock,
             ..edrlink_service::Settings::default()
         })
         .unwrap();
@@ -440,6 +449,67 @@ fn enroll_send_health_offboard_against_the_service() {
     );
 
     svc.svc.shutdown();
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn health_names_why_a_new_token_is_needed_revoked_or_expired() {
+    let dir = temp_dir("reason");
+    let clock = edrlink_service::Clock::default();
+    let svc = Svc::start_with_clock(&dir, clock.clone());
+    let enroll = |dd: &str, dev: &str| {
+        let o = edrlink(&[
+            "enroll",
+            "--token",
+            &svc.token(),
+            "--data-dir",
+            dd,
+            "--device-id",
+            dev,
+        ]);
+        assert_eq!(code(&o), 0, "{}{}", stdout(&o), stderr(&o));
+        health_json(dd).1["installation_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let revoked = dir.join("revoked");
+    let revoked = revoked.to_str().unwrap();
+    let expired = dir.join("expired");
+    let expired = expired.to_str().unwrap();
+    let inst = enroll(revoked, "dev-r");
+    enroll(expired, "dev-e");
+
+    // Revoked by the admin: exit 4, the reason in text and JSON.
+    svc.call(
+        "POST",
+        &format!("/admin/tenants/contoso/installations/{inst}/revoke"),
+        Value::Null,
+    );
+    let o = edrlink(&["health", "--data-dir", revoked]);
+    assert_eq!(code(&o), 4, "{}", stdout(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("flow             : revoked (revoked by the admin)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("new token needed : true (revoked by the admin)"),
+        "{out}"
+    );
+    let (c, v) = health_json(revoked);
+    assert_eq!((c, v["flow"].as_str()), (4, Some("revoked")));
+    assert_eq!(v["revocation_reason"], "revoked by the admin");
+
+    // Credential past credential_exp (the service's clock moved on): its own reason.
+    clock.advance(edrlink_core::credential::CREDENTIAL_LIFETIME + 1);
+    let (c, v) = health_json(expired);
+    assert_eq!(c, 4, "{v}");
+    assert_eq!(v["flow"], "revoked");
+    assert_eq!(
+        v["revocation_reason"], "credential expired (not rotated in time)",
+        "{v}"
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -44,6 +44,9 @@ pub struct HealthReport {
 /// The portal's health classes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash)]
 pub enum HealthClass {
+    /// Revoked by the admin: refused on every partner route until reinstated.
+    /// Ranked first: it overrides every other class.
+    Revoked,
     /// Sending data, sensor running.
     Healthy,
     /// No data within the period.
@@ -60,6 +63,7 @@ impl HealthClass {
     /// Display name as the portal shows it.
     pub fn as_str(self) -> &'static str {
         match self {
+            HealthClass::Revoked => "Revoked",
             HealthClass::Healthy => "Healthy",
             HealthClass::Inactive => "Inactive",
             HealthClass::AgentState => "Agent state",
@@ -76,6 +80,8 @@ pub const INACTIVE_AFTER: i64 = 7 * 86_400;
 pub struct Activity {
     /// Redeemed and not offboarded.
     pub onboarded: bool,
+    /// Revoked by the admin.
+    pub revoked: bool,
     /// Last time data (hello, batch) arrived.
     pub last_seen: Option<UnixSeconds>,
     /// The sensor state last reported.
@@ -85,6 +91,7 @@ pub struct Activity {
 /// Classifies an installation at `now` with an inactivity `period`.
 pub fn classify(a: Activity, now: UnixSeconds, period: i64) -> HealthClass {
     match a.last_seen {
+        _ if a.revoked => HealthClass::Revoked,
         _ if !a.onboarded => HealthClass::NotOnboarded,
         None => HealthClass::NotOnboarded,
         Some(t) if now - t > period => HealthClass::Inactive,
@@ -128,6 +135,7 @@ mod tests {
     fn classes() {
         let on = |last, run| Activity {
             onboarded: true,
+            revoked: false,
             last_seen: last,
             sensor_running: run,
         };
@@ -151,6 +159,7 @@ mod tests {
             classify(
                 Activity {
                     onboarded: false,
+                    revoked: false,
                     last_seen: Some(100),
                     sensor_running: true
                 },
@@ -159,6 +168,22 @@ mod tests {
             ),
             HealthClass::NotOnboarded
         );
+        // Revoked ranks first, over every other class.
+        for onboarded in [true, false] {
+            assert_eq!(
+                classify(
+                    Activity {
+                        onboarded,
+                        revoked: true,
+                        last_seen: Some(100),
+                        sensor_running: true
+                    },
+                    200,
+                    1000
+                ),
+                HealthClass::Revoked
+            );
+        }
         assert_eq!(
             serde_json::to_string(&HealthClass::AgentState).unwrap(),
             "\"Agent state\""

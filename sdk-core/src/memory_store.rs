@@ -7,7 +7,7 @@ use crate::service::{
     Alert, Installation, Integration, ServiceStore, Session, TokenRecord, Workspace,
 };
 use crate::telemetry::Batch;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// In-memory state. Fields are public so tests can arrange and inspect.
 #[derive(Default)]
@@ -32,6 +32,10 @@ pub struct MemoryStore {
     pub workspaces: HashMap<String, Workspace>,
     /// Down-level device keys by installation id.
     pub device_keys: HashMap<String, crate::downlevel::DeviceKey>,
+    /// Redemptions counted, as (token `jti`, installation id).
+    pub token_uses: HashSet<(String, String)>,
+    /// Session ids in creation order (to drop the oldest first).
+    pub session_order: Vec<String>,
 }
 
 impl MemoryStore {
@@ -60,9 +64,19 @@ impl ServiceStore for MemoryStore {
     fn token(&mut self, jti: &str) -> Result<Option<TokenRecord>> {
         Ok(self.tokens.get(jti).cloned())
     }
-    fn add_token_use(&mut self, jti: &str) -> Result<()> {
-        if let Some(t) = self.tokens.get_mut(jti) {
-            t.uses += 1;
+    fn token_used_by(&mut self, jti: &str, installation_id: &str) -> Result<bool> {
+        Ok(self
+            .token_uses
+            .contains(&(jti.to_owned(), installation_id.to_owned())))
+    }
+    fn add_token_use(&mut self, jti: &str, installation_id: &str) -> Result<()> {
+        if self
+            .token_uses
+            .insert((jti.to_owned(), installation_id.to_owned()))
+        {
+            if let Some(t) = self.tokens.get_mut(jti) {
+                t.uses = t.uses.saturating_add(1);
+            }
         }
         Ok(())
     }
@@ -125,8 +139,33 @@ impl ServiceStore for MemoryStore {
     fn session(&mut self, id: &str) -> Result<Option<Session>> {
         Ok(self.sessions.get(id).cloned())
     }
-    fn put_session(&mut self, s: &Session) -> Result<()> {
+    fn put_session(&mut self, s: &Session, keep: usize) -> Result<()> {
         self.sessions.insert(s.id.clone(), s.clone());
+        self.session_order.retain(|id| id != &s.id);
+        self.session_order.push(s.id.clone());
+        let sessions = &self.sessions;
+        let mine: Vec<String> = self
+            .session_order
+            .iter()
+            .filter(|id| {
+                sessions
+                    .get(*id)
+                    .is_some_and(|x| x.installation_id == s.installation_id)
+            })
+            .cloned()
+            .collect();
+        for old in &mine[..mine.len().saturating_sub(keep)] {
+            self.sessions.remove(old);
+        }
+        let sessions = &self.sessions;
+        self.session_order.retain(|id| sessions.contains_key(id));
+        Ok(())
+    }
+    fn drop_sessions(&mut self, installation_id: &str) -> Result<()> {
+        self.sessions
+            .retain(|_, s| s.installation_id != installation_id);
+        let sessions = &self.sessions;
+        self.session_order.retain(|id| sessions.contains_key(id));
         Ok(())
     }
     fn batch_seq(&mut self, installation_id: &str, batch_id: &str) -> Result<Option<u64>> {

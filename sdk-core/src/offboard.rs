@@ -110,6 +110,10 @@ pub struct PackageClaims {
     pub tenant_id: String,
     /// Partner the package applies to.
     pub partner_id: String,
+    /// The integration epoch when the package was issued: a credential of a
+    /// later epoch (re-enrolled after the package) refuses it, so an old
+    /// package cannot be replayed against a re-enrolled endpoint.
+    pub epoch: u64,
     /// Issued at.
     pub iat: UnixSeconds,
     /// Expires (iat + 30 days).
@@ -123,6 +127,7 @@ pub struct PackageClaims {
 pub fn issue_package(
     tenant_id: &str,
     partner_id: &str,
+    epoch: u64,
     installation_ids: Option<Vec<String>>,
     key: &SigningKey,
     now: UnixSeconds,
@@ -132,8 +137,9 @@ pub fn issue_package(
         jti: random_id(rng, 16)?,
         tenant_id: tenant_id.into(),
         partner_id: partner_id.into(),
+        epoch,
         iat: now,
-        exp: now + PACKAGE_VALIDITY,
+        exp: now.saturating_add(PACKAGE_VALIDITY),
         installation_ids,
     };
     Ok((jws::sign(PACKAGE_TYP, &c, key, false)?, c))
@@ -146,7 +152,7 @@ pub fn verify_package(cred: &Credential, package: &str, now: UnixSeconds) -> Res
     let c: PackageClaims = u.claims()?;
     u.verify_with_keyset(&cred.service_keys, now)?;
     let skew = crate::token::DEFAULT_SKEW;
-    if now - skew >= c.exp || now + skew < c.iat {
+    if now.saturating_sub(skew) >= c.exp || now.saturating_add(skew) < c.iat {
         return Err(Error::new(
             ErrorCode::PackageInvalid,
             "offboarding package is expired or not yet valid",
@@ -156,6 +162,15 @@ pub fn verify_package(cred: &Credential, package: &str, now: UnixSeconds) -> Res
         return Err(Error::new(
             ErrorCode::PackageInvalid,
             "offboarding package is for another tenant or partner",
+        ));
+    }
+    if c.epoch < cred.epoch {
+        return Err(Error::new(
+            ErrorCode::PackageInvalid,
+            format!(
+                "offboarding package is of epoch {}, older than this credential's epoch {}",
+                c.epoch, cred.epoch
+            ),
         ));
     }
     if let Some(ids) = &c.installation_ids {

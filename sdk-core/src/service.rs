@@ -96,7 +96,15 @@ pub struct Installation {
     pub offboarded: bool,
     /// Another installation with the same device id and another key.
     pub possible_clone_of: Option<String>,
+    // ---- revocation (admin action) ----
+    /// Revoked by the admin: refused on every partner route (and at
+    /// redemption) until the admin reinstates it.
+    pub revoked: bool,
 }
+
+/// At most this many live flow sessions per installation: opening another
+/// drops the oldest, so a hello flood cannot grow the session table.
+pub const MAX_SESSIONS_PER_INSTALLATION: usize = 4;
 
 /// A flow session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -161,8 +169,11 @@ pub trait ServiceStore {
     fn integration(&mut self, tenant_id: &str, partner_id: &str) -> Result<Option<Integration>>;
     /// A token record by `jti`.
     fn token(&mut self, jti: &str) -> Result<Option<TokenRecord>>;
-    /// Counts one redemption of a token.
-    fn add_token_use(&mut self, jti: &str) -> Result<()>;
+    /// Whether this token was already counted for this installation.
+    fn token_used_by(&mut self, jti: &str, installation_id: &str) -> Result<bool>;
+    /// Counts one redemption of a token by an installation (the pair is
+    /// recorded, so a retry of the same redemption is not counted twice).
+    fn add_token_use(&mut self, jti: &str, installation_id: &str) -> Result<()>;
     /// Records a nonce; `false` if it was seen and has not expired yet.
     fn nonce_fresh(
         &mut self,
@@ -192,8 +203,11 @@ pub trait ServiceStore {
     fn put_installation(&mut self, inst: &Installation) -> Result<()>;
     /// A session.
     fn session(&mut self, id: &str) -> Result<Option<Session>>;
-    /// Stores a session.
-    fn put_session(&mut self, s: &Session) -> Result<()>;
+    /// Stores a session, then drops the installation's oldest sessions
+    /// beyond `keep`.
+    fn put_session(&mut self, s: &Session, keep: usize) -> Result<()>;
+    /// Drops every session of an installation (revoked or offboarded).
+    fn drop_sessions(&mut self, installation_id: &str) -> Result<()>;
     /// The sequence a batch id was stored with, if it was.
     fn batch_seq(&mut self, installation_id: &str, batch_id: &str) -> Result<Option<u64>>;
     /// Durably stores a batch, its alerts and the updated installation.
@@ -456,7 +470,8 @@ impl ServiceRole {
         nonce: &str,
         now: UnixSeconds,
     ) -> Result<()> {
-        if !store.nonce_fresh(&format!("{scope}:{nonce}"), now + 2 * MESSAGE_WINDOW, now)? {
+        let expires = now.saturating_add(2 * MESSAGE_WINDOW);
+        if !store.nonce_fresh(&format!("{scope}:{nonce}"), expires, now)? {
             return Err(Error::new(ErrorCode::Replay, "nonce already used"));
         }
         Ok(())
@@ -477,7 +492,8 @@ impl ServiceRole {
         now: UnixSeconds,
     ) -> Handled {
         let (claims, key) = redeem::verify_request(self.body_text(req)?, now)?;
-        self.fresh_nonce(store, "redeem", &claims.nonce, now)?;
+        // Everything is checked before anything is stored (the nonce
+        // included): a flood of redeems with bad tokens writes nothing.
         let tok = token::verify(&claims.token, &self.keyset(), now, 0)?;
         if tok.region != self.cfg.region {
             return Err(Error::new(
@@ -526,21 +542,46 @@ impl ServiceRole {
                 .installation_by_key(&kid)?
                 .filter(|i| i.tenant_id == t && i.partner_id == p),
         };
+        // A revoked or offboarded installation resumes only after the admin
+        // reinstated it: a copy of its key plus any valid token is not enough.
+        if let Some(i) = &existing {
+            if i.revoked {
+                return Err(Error::new(
+                    ErrorCode::Revoked,
+                    "installation was revoked by the admin: it must be reinstated first",
+                )
+                .into());
+            }
+            if i.offboarded {
+                return Err(Error::new(
+                    ErrorCode::Offboarded,
+                    "installation was offboarded: the admin must reinstate it first",
+                )
+                .into());
+            }
+        }
+        // Every redemption counts, once per (token, installation): a retry of
+        // the same redemption is free, resuming a known installation is not.
+        let counted = match &existing {
+            Some(i) => store.token_used_by(&tok.jti, &i.id)?,
+            None => false,
+        };
+        if !counted && rec.uses >= rec.max_uses {
+            return Err(Error::new(
+                ErrorCode::TokenExhausted,
+                "token reached its maximum number of uses",
+            )
+            .into());
+        }
+        self.fresh_nonce(store, "redeem", &claims.nonce, now)?;
+        let credential_exp = now.saturating_add(CREDENTIAL_LIFETIME);
         let mut inst = match existing {
             Some(i) => i,
             None => {
-                if rec.uses >= rec.max_uses {
-                    return Err(Error::new(
-                        ErrorCode::TokenExhausted,
-                        "token reached its maximum number of uses",
-                    )
-                    .into());
-                }
                 let twin = store
                     .installations_by_device(t, p, &claims.device.device_id)?
                     .into_iter()
-                    .find(|i| !i.offboarded && i.public_key != Some(key));
-                store.add_token_use(&tok.jti)?;
+                    .find(|i| !i.offboarded && !i.revoked && i.public_key != Some(key));
                 Installation {
                     id: format!("inst-{}", random_id(&*self.rng, 12)?),
                     tenant_id: t.into(),
@@ -551,7 +592,7 @@ impl ServiceRole {
                     workspace_id: None,
                     epoch: tok.epoch,
                     created_at: now,
-                    credential_exp: now + CREDENTIAL_LIFETIME,
+                    credential_exp,
                     last_seen: None,
                     sensor_running: true,
                     last_seq: 0,
@@ -559,16 +600,19 @@ impl ServiceRole {
                     reported_drops: 0,
                     offboarded: false,
                     possible_clone_of: twin.map(|i| i.id),
+                    revoked: false,
                 }
             }
         };
-        // A known installation presenting a newer token (re-applied after the
-        // integration was toggled back on, or after offboarding) resumes.
+        // A known installation in good standing presenting a newer token
+        // (re-applied after the integration was toggled back on) resumes.
         inst.epoch = tok.epoch;
-        inst.offboarded = false;
         inst.device = claims.device.clone();
-        inst.credential_exp = now + CREDENTIAL_LIFETIME;
+        inst.credential_exp = credential_exp;
         store.put_installation(&inst)?;
+        if !counted {
+            store.add_token_use(&tok.jti, &inst.id)?;
+        }
         let resp = ResponseClaims {
             installation_id: inst.id.clone(),
             enrollment_id: claims.enrollment_id.clone(),
@@ -604,16 +648,19 @@ impl ServiceRole {
         Ok((inst, key))
     }
 
-    /// Flow decision for an installation: offboarded or another epoch revokes;
-    /// a disabled integration blocks (a toggle-off both blocks and bumps the
-    /// epoch; while off, the endpoint is told "blocked" and keeps its data).
+    /// Flow decision for an installation, first match: admin-revoked,
+    /// offboarded and an expired credential revoke (each with its reason); a
+    /// missing or disabled integration blocks (a toggle-off both blocks and
+    /// bumps the epoch; while off, endpoints are told "blocked" and keep their
+    /// data); a credential of another epoch revokes; else open.
     fn flow_of<S: ServiceStore>(
         &self,
         store: &mut S,
         inst: &Installation,
+        now: UnixSeconds,
     ) -> Result<(FlowState, Option<ErrorCode>)> {
-        if inst.offboarded {
-            return Ok((FlowState::Revoked, Some(ErrorCode::Offboarded)));
+        if let Some(reason) = Self::standing(inst, now) {
+            return Ok((FlowState::Revoked, Some(reason)));
         }
         match store.integration(&inst.tenant_id, &inst.partner_id)? {
             Some(i) if !i.enabled => Ok((FlowState::Blocked, Some(ErrorCode::IntegrationDisabled))),
@@ -625,18 +672,42 @@ impl ServiceRole {
         }
     }
 
+    /// Why an installation is out of good standing on its own (regardless of
+    /// the integration): revoked, offboarded or credential expired.
+    fn standing(inst: &Installation, now: UnixSeconds) -> Option<ErrorCode> {
+        if inst.revoked {
+            Some(ErrorCode::Revoked)
+        } else if inst.offboarded {
+            Some(ErrorCode::Offboarded)
+        } else if now > inst.credential_exp {
+            Some(ErrorCode::CredentialExpired)
+        } else {
+            None
+        }
+    }
+
+    /// The error a refused request gets for a non-open flow: the specific
+    /// reason (all 401 and meaning "new token needed"), or `flow_blocked`.
     fn flow_error(state: FlowState, reason: Option<ErrorCode>) -> Error {
         match (state, reason) {
             (FlowState::Blocked, _) => Error::new(
                 ErrorCode::FlowBlocked,
                 "inbound flow is blocked: the integration is turned off",
             ),
-            (_, Some(ErrorCode::Offboarded)) => Error::new(
+            (_, Some(ErrorCode::Revoked)) => Error::new(
                 ErrorCode::Revoked,
+                "installation was revoked by the admin: a new token and reinstatement are required",
+            ),
+            (_, Some(ErrorCode::Offboarded)) => Error::new(
+                ErrorCode::Offboarded,
                 "installation was offboarded: a new token is required",
             ),
+            (_, Some(ErrorCode::CredentialExpired)) => Error::new(
+                ErrorCode::CredentialExpired,
+                "the credential passed its credential_exp without rotation: a new token is required",
+            ),
             _ => Error::new(
-                ErrorCode::Revoked,
+                ErrorCode::EpochMismatch,
                 "credential belongs to an old integration epoch: a new token is required",
             ),
         }
@@ -655,9 +726,10 @@ impl ServiceRole {
         self.fresh_nonce(store, &inst.id, &hello.nonce, now)?;
         inst.last_seen = Some(now);
         inst.sensor_running = hello.sensor == SensorState::Running;
-        inst.reported_drops = inst.reported_drops.max(hello.drops.values().sum());
+        let drops = hello.drops.values().fold(0u64, |a, b| a.saturating_add(*b));
+        inst.reported_drops = inst.reported_drops.max(drops);
         store.put_installation(&inst)?;
-        let (decision, reason) = self.flow_of(store, &inst)?;
+        let (decision, reason) = self.flow_of(store, &inst, now)?;
         let mut d = FlowDecision {
             installation_id: inst.id.clone(),
             nonce: hello.nonce,
@@ -674,9 +746,9 @@ impl ServiceRole {
             let s = Session {
                 id: format!("sess-{}", random_id(&*self.rng, 12)?),
                 installation_id: inst.id.clone(),
-                expires_at: now + self.cfg.session_lifetime,
+                expires_at: now.saturating_add(self.cfg.session_lifetime),
             };
-            store.put_session(&s)?;
+            store.put_session(&s, MAX_SESSIONS_PER_INSTALLATION)?;
             d.session_id = Some(s.id);
             d.session_exp = Some(s.expires_at);
             d.policy = Some(self.cfg.policy.clone());
@@ -690,12 +762,12 @@ impl ServiceRole {
         if b.len() > 10_000 {
             // Idle buckets are full again; forgetting them changes nothing.
             let refill = (rl.burst / rl.per_second).ceil() as i64 + 1;
-            b.retain(|_, (_, at)| now - *at <= refill);
+            b.retain(|_, (_, at)| now.saturating_sub(*at) <= refill);
         }
         let (tokens, at) = b
             .entry(installation_id.to_owned())
             .or_insert((rl.burst, now));
-        *tokens = (*tokens + (now - *at).max(0) as f64 * rl.per_second).min(rl.burst);
+        *tokens = (*tokens + now.saturating_sub(*at).max(0) as f64 * rl.per_second).min(rl.burst);
         *at = now;
         if *tokens < 1.0 {
             let wait = ((1.0 - *tokens) / rl.per_second).ceil().max(1.0) as u64;
@@ -848,7 +920,7 @@ impl ServiceRole {
                     "envelope keyid names no installation key",
                 )
             })?;
-        let (state, reason) = self.flow_of(store, &inst)?;
+        let (state, reason) = self.flow_of(store, &inst, now)?;
         if state != FlowState::Open {
             return Err(Self::flow_error(state, reason).into());
         }
@@ -883,6 +955,14 @@ impl ServiceRole {
             )
             .into());
         }
+        // Both ingest routes end here: an installation the admin revoked or
+        // that was offboarded never stores another batch.
+        if inst.revoked {
+            return Err(Self::flow_error(FlowState::Revoked, Some(ErrorCode::Revoked)).into());
+        }
+        if inst.offboarded {
+            return Err(Self::flow_error(FlowState::Revoked, Some(ErrorCode::Offboarded)).into());
+        }
         self.rate_check(&inst.id, now)?;
         if let Some(seq) = store.batch_seq(&inst.id, &batch.batch_id)? {
             return Ok(HttpResponse::json(
@@ -905,6 +985,7 @@ impl ServiceRole {
                 inst.last_seq.checked_add(1),
             ));
         }
+        // batch.seq > last_seq here, so this cannot underflow.
         let gap = batch.seq - inst.last_seq - 1;
         inst.missing_seq = inst.missing_seq.saturating_add(gap);
         inst.last_seq = batch.seq;
@@ -941,6 +1022,7 @@ impl ServiceRole {
         self.fresh_nonce(store, &inst.id, &c.nonce, now)?;
         inst.offboarded = true;
         store.put_installation(&inst)?;
+        store.drop_sessions(&inst.id)?;
         Ok(HttpResponse::new(
             200,
             JOSE,
@@ -958,12 +1040,9 @@ impl ServiceRole {
         let (mut inst, key) = self.keyed_installation(store, &rotate::peek_installation(body)?)?;
         let (c, new_key) = rotate::verify_request(body, &key, now)?;
         self.fresh_nonce(store, &inst.id, &c.nonce, now)?;
-        let (state, reason) = self.flow_of(store, &inst)?;
-        if state == FlowState::Revoked {
-            return Err(Self::flow_error(state, reason).into());
-        }
+        self.good_standing(store, &inst, now)?;
         inst.public_key = Some(new_key);
-        inst.credential_exp = now + CREDENTIAL_LIFETIME;
+        inst.credential_exp = now.saturating_add(CREDENTIAL_LIFETIME);
         store.put_installation(&inst)?;
         let r = rotate::RotateResponse {
             installation_id: inst.id.clone(),
@@ -973,6 +1052,32 @@ impl ServiceRole {
             credential_exp: inst.credential_exp,
         };
         self.signed(rotate::RESPONSE_TYP, &r)
+    }
+
+    /// Rotation (the only renewal of `credential_exp`) needs good standing:
+    /// not revoked, offboarded or expired, the integration's epoch (compared
+    /// before the integration's state, so an old-epoch credential cannot
+    /// rotate while the integration is off), and the integration on.
+    fn good_standing<S: ServiceStore>(
+        &self,
+        store: &mut S,
+        inst: &Installation,
+        now: UnixSeconds,
+    ) -> Result<()> {
+        if let Some(reason) = Self::standing(inst, now) {
+            return Err(Self::flow_error(FlowState::Revoked, Some(reason)));
+        }
+        match store.integration(&inst.tenant_id, &inst.partner_id)? {
+            Some(i) if i.epoch != inst.epoch => Err(Self::flow_error(
+                FlowState::Revoked,
+                Some(ErrorCode::EpochMismatch),
+            )),
+            Some(i) if i.enabled => Ok(()),
+            _ => Err(Self::flow_error(
+                FlowState::Blocked,
+                Some(ErrorCode::IntegrationDisabled),
+            )),
+        }
     }
 
     /// Authenticates a registration: `SharedKey <workspace-id>:…` with the
@@ -1066,7 +1171,7 @@ impl ServiceRole {
                     _ => return Err(clone().into()),
                 }
                 // A revoked or offboarded installation stays so.
-                let (state, reason) = self.flow_of(store, &i)?;
+                let (state, reason) = self.flow_of(store, &i, now)?;
                 if state == FlowState::Revoked {
                     return Err(Self::flow_error(state, reason).into());
                 }
@@ -1099,6 +1204,7 @@ impl ServiceRole {
                     reported_drops: 0,
                     offboarded: false,
                     possible_clone_of: twin.map(|i| i.id),
+                    revoked: false,
                 };
                 store.put_installation(&i)?;
                 store.put_device_key(&i.id, &device_key)?;
@@ -1172,7 +1278,7 @@ impl ServiceRole {
                 Error::new(ErrorCode::BadSignature, "batch names another installation").into(),
             );
         }
-        let (state, reason) = self.flow_of(store, &inst)?;
+        let (state, reason) = self.flow_of(store, &inst, now)?;
         if state != FlowState::Open {
             return Err(Self::flow_error(state, reason).into());
         }

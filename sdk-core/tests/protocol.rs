@@ -880,11 +880,37 @@ fn blocked_and_revoked_installations_cannot_ingest() {
     assert_eq!((code(&r), r.status), (ErrorCode::FlowBlocked, 403));
     w.set_enabled(true);
     let r = ingest(&mut w, &e.cred, &b, false, NOW);
-    assert_eq!((code(&r), r.status), (ErrorCode::Revoked, 401));
+    assert_eq!((code(&r), r.status), (ErrorCode::EpochMismatch, 401));
     assert!(
         w.store.batches.is_empty(),
         "nothing stored while blocked or revoked"
     );
+    // Each per-installation reason answers its own code, whatever the
+    // integration's state, and nothing is stored.
+    let e = enroll(&mut w, NOW);
+    let d = handshake_at(&mut w, &e.cred, NOW, "h2").unwrap();
+    let b = batch(
+        &e.cred,
+        d.session_id.as_deref(),
+        1,
+        "b1",
+        vec![generic(1, NOW)],
+        NOW,
+    );
+    let id = e.cred.installation_id.clone();
+    let set = |w: &mut World, f: &dyn Fn(&mut edrlink_core::service::Installation)| {
+        f(w.store.installations.get_mut(&id).unwrap())
+    };
+    set(&mut w, &|i| i.credential_exp = NOW - 1);
+    let r = ingest(&mut w, &e.cred, &b, false, NOW);
+    assert_eq!((code(&r), r.status), (ErrorCode::CredentialExpired, 401));
+    set(&mut w, &|i| i.offboarded = true);
+    let r = ingest(&mut w, &e.cred, &b, false, NOW);
+    assert_eq!((code(&r), r.status), (ErrorCode::Offboarded, 401));
+    set(&mut w, &|i| i.revoked = true);
+    let r = ingest(&mut w, &e.cred, &b, false, NOW);
+    assert_eq!((code(&r), r.status), (ErrorCode::Revoked, 401));
+    assert!(w.store.batches.is_empty());
 }
 
 // ---------------------------------------------------------------------------
@@ -1122,9 +1148,17 @@ fn partner_offboard_revokes_and_a_new_token_resumes() {
         (d.decision, d.reason),
         (FlowState::Revoked, Some(ErrorCode::Offboarded))
     );
-    // Re-enrolling the same key + enrollment id resumes the same installation.
+    // Re-enrolling the same key + enrollment id is refused until the admin
+    // reinstates the installation; then it resumes the same installation.
     let tok = w.token(3600, 10, NOW);
-    let again = redeem_with(&mut w, &tok, "endpoint", "enroll-1", "device-1", NOW + 2).unwrap();
+    let err = redeem_with(&mut w, &tok, "endpoint", "enroll-1", "device-1", NOW + 2).err();
+    assert_eq!(err, Some(ErrorCode::Offboarded));
+    w.store
+        .installations
+        .get_mut(&e.cred.installation_id)
+        .unwrap()
+        .offboarded = false;
+    let again = redeem_with(&mut w, &tok, "endpoint", "enroll-1", "device-1", NOW + 3).unwrap();
     assert_eq!(again.cred.installation_id, e.cred.installation_id);
     assert!(!w.store.installations[&e.cred.installation_id].offboarded);
 }
@@ -1135,7 +1169,7 @@ fn offboarding_package_rules() {
     let e = enroll(&mut w, NOW);
     let svc = key("service");
     let rng = CounterRandom::new("pkg");
-    let (p, c) = offboard::issue_package(TENANT, PARTNER, None, &svc, NOW, &rng).unwrap();
+    let (p, c) = offboard::issue_package(TENANT, PARTNER, 1, None, &svc, NOW, &rng).unwrap();
     assert_eq!(c.exp, NOW + 30 * 86_400);
     assert!(offboard::verify_package(&e.cred, &p, NOW).is_ok());
     assert!(
@@ -1157,6 +1191,7 @@ fn offboarding_package_rules() {
     let (named, _) = offboard::issue_package(
         TENANT,
         PARTNER,
+        1,
         Some(vec![e.cred.installation_id.clone()]),
         &svc,
         NOW,
@@ -1167,6 +1202,7 @@ fn offboarding_package_rules() {
     let (others, _) = offboard::issue_package(
         TENANT,
         PARTNER,
+        1,
         Some(vec!["inst-other".into()]),
         &svc,
         NOW,
@@ -1179,15 +1215,25 @@ fn offboarding_package_rules() {
             .code(),
         ErrorCode::PackageInvalid
     );
-    let (tenant2, _) = offboard::issue_package("tenant-2", PARTNER, None, &svc, NOW, &rng).unwrap();
+    let (tenant2, _) =
+        offboard::issue_package("tenant-2", PARTNER, 1, None, &svc, NOW, &rng).unwrap();
     assert_eq!(
         offboard::verify_package(&e.cred, &tenant2, NOW)
             .unwrap_err()
             .code(),
         ErrorCode::PackageInvalid
     );
+    // A package of an older epoch than the credential (issued before a
+    // re-enrollment) is refused: replaying it cannot wipe the new credential.
+    let (old, _) = offboard::issue_package(TENANT, PARTNER, 0, None, &svc, NOW, &rng).unwrap();
+    assert_eq!(
+        offboard::verify_package(&e.cred, &old, NOW)
+            .unwrap_err()
+            .code(),
+        ErrorCode::PackageInvalid
+    );
     let (forged, _) =
-        offboard::issue_package(TENANT, PARTNER, None, &key("impostor"), NOW, &rng).unwrap();
+        offboard::issue_package(TENANT, PARTNER, 1, None, &key("impostor"), NOW, &rng).unwrap();
     assert_eq!(
         offboard::verify_package(&e.cred, &forged, NOW)
             .unwrap_err()
@@ -1354,6 +1400,7 @@ fn credential_round_trips_and_redacts() {
 fn health_classes() {
     let a = |onboarded, last_seen, sensor_running| Activity {
         onboarded,
+        revoked: false,
         last_seen,
         sensor_running,
     };
@@ -1387,7 +1434,13 @@ fn health_classes() {
         classify(a(false, Some(NOW), true), NOW, p),
         HealthClass::NotOnboarded
     );
+    let revoked = Activity {
+        revoked: true,
+        ..a(true, Some(NOW), true)
+    };
+    assert_eq!(classify(revoked, NOW, p), HealthClass::Revoked);
     for (c, s) in [
+        (HealthClass::Revoked, "Revoked"),
         (HealthClass::Healthy, "Healthy"),
         (HealthClass::Inactive, "Inactive"),
         (HealthClass::AgentState, "Agent state"),

@@ -318,6 +318,7 @@ fn client_offboarding_both_ways() {
     let (other, _) = offboard::issue_package(
         TENANT,
         PARTNER,
+        1,
         Some(vec!["inst-other".into()]),
         &key("service"),
         NOW,
@@ -334,6 +335,7 @@ fn client_offboarding_both_ways() {
     let (pkg, _) = offboard::issue_package(
         TENANT,
         PARTNER,
+        1,
         Some(vec![inst2]),
         &key("service"),
         NOW,

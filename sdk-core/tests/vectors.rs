@@ -17,7 +17,7 @@ use edrlink_core::memory_store::MemoryStore;
 use edrlink_core::policy::Policy;
 use edrlink_core::redeem::{self, PendingRedeem};
 use edrlink_core::service::{
-    Integration, RateLimit, ServiceConfig, ServiceRole, TokenRecord, Workspace,
+    Integration, RateLimit, ServiceConfig, ServiceRole, ServiceStore, TokenRecord, Workspace,
 };
 use edrlink_core::telemetry::{self, Batch, Event, GenericEvent};
 use edrlink_core::{downlevel, dsse, eicar, jws, offboard, rotate, token, ErrorCode};
@@ -321,6 +321,18 @@ fn apply_admin(store: &mut MemoryStore, step: &Value) {
         store.workspaces.get_mut(ws).unwrap().revoked = true;
         return;
     }
+    if let Some(si) = step.get("set_installation") {
+        // Admin revoke / offboarding package / reinstate: set the flags; a
+        // revoked or offboarded installation loses its sessions at once.
+        let id = s(si, "installation_id");
+        let inst = store.installations.get_mut(id).unwrap();
+        inst.revoked = si["revoked"].as_bool().unwrap();
+        inst.offboarded = si["offboarded"].as_bool().unwrap();
+        if inst.revoked || inst.offboarded {
+            store.drop_sessions(id).unwrap();
+        }
+        return;
+    }
     let it: Integration = serde_json::from_value(step["set_integration"].clone()).unwrap();
     store
         .integrations
@@ -331,7 +343,10 @@ fn run_exchange(world: &Value, steps: &[Value]) -> Value {
     let (svc, mut store) = build_world(world);
     let mut out = Vec::new();
     for st in steps {
-        if st.get("set_integration").is_some() || st.get("revoke_workspace").is_some() {
+        if st.get("set_integration").is_some()
+            || st.get("revoke_workspace").is_some()
+            || st.get("set_installation").is_some()
+        {
             apply_admin(&mut store, st);
             out.push(json!({}));
         } else {
@@ -1049,6 +1064,12 @@ impl Scenario {
         self.steps.push(step);
         self.expect.push(json!({}));
     }
+    fn set_installation(&mut self, id: &str, revoked: bool, offboarded: bool) {
+        let step = json!({"set_installation": {"installation_id": id, "revoked": revoked, "offboarded": offboarded}});
+        apply_admin(&mut self.store, &step);
+        self.steps.push(step);
+        self.expect.push(json!({}));
+    }
     /// Adds the case; the last response must be `code` (or success when `None`).
     fn finish(self, g: &mut Gen, name: &str, last: Option<ErrorCode>) {
         let got = self.expect.last().unwrap();
@@ -1625,7 +1646,232 @@ fn gen_messages() -> VectorFile {
     sc.finish(
         &mut g,
         "ingest-with-old-epoch-credential",
+        Some(ErrorCode::EpochMismatch),
+    );
+
+    // Per-installation revocation: refused at once, with the session opened
+    // before the revoke, on every route.
+    let mut sc = Scenario::new(world());
+    enrolled(&mut sc, &tok);
+    sc.jose(
+        NOW + 10,
+        "/v1/handshake",
+        &hello_of(&cred, NOW + 10, "client-hello"),
+    );
+    sc.set_installation(&cred.installation_id, true, false);
+    sc.send(
+        NOW + 11,
+        "/v1/ingest",
+        dsse::ENVELOPE_MEDIA_TYPE,
+        &env1,
+        &[],
+    );
+    sc.finish(
+        &mut g,
+        "ingest-after-admin-revoke",
         Some(ErrorCode::Revoked),
+    );
+
+    let mut sc = Scenario::new(world());
+    enrolled(&mut sc, &tok);
+    sc.set_installation(&cred.installation_id, true, false);
+    let r = sc.jose(
+        NOW + 10,
+        "/v1/handshake",
+        &hello_of(&cred, NOW + 10, "client-hello"),
+    );
+    let d =
+        handshake::accept_decision(&cred, &text(&r), &handshake_nonce("client-hello"), NOW + 10)
+            .unwrap();
+    assert_eq!(
+        (d.decision, d.reason),
+        (handshake::FlowState::Revoked, Some(ErrorCode::Revoked))
+    );
+    sc.finish(&mut g, "handshake-after-admin-revoke", None);
+
+    for (name, revoked, offboarded, code) in [
+        (
+            "redeem-revoked-installation",
+            true,
+            false,
+            ErrorCode::Revoked,
+        ),
+        (
+            "redeem-offboarded-installation-without-reinstate",
+            false,
+            true,
+            ErrorCode::Offboarded,
+        ),
+    ] {
+        let mut sc = Scenario::new(world());
+        enrolled(&mut sc, &tok);
+        sc.set_installation(&cred.installation_id, revoked, offboarded);
+        let (again, _) = redeem_body(
+            &tok,
+            "endpoint",
+            "enroll-1",
+            "device-1",
+            NOW + 5,
+            "client-redeem-again",
+        );
+        sc.jose(NOW + 5, "/v1/redeem", &again);
+        sc.finish(&mut g, name, Some(code));
+    }
+
+    // Reinstated (both flags cleared), the installation resumes.
+    let mut sc = Scenario::new(world());
+    enrolled(&mut sc, &tok);
+    sc.set_installation(&cred.installation_id, false, true);
+    sc.set_installation(&cred.installation_id, false, false);
+    let (again, _) = redeem_body(
+        &tok,
+        "endpoint",
+        "enroll-1",
+        "device-1",
+        NOW + 5,
+        "client-redeem-again",
+    );
+    sc.jose(NOW + 5, "/v1/redeem", &again);
+    sc.finish(&mut g, "redeem-after-reinstate-resumes", None);
+
+    // credential_exp is enforced.
+    let mut sc = Scenario::new(world());
+    enrolled(&mut sc, &tok);
+    sc.jose(
+        NOW + 10,
+        "/v1/handshake",
+        &hello_of(&cred, NOW + 10, "client-hello"),
+    );
+    let expired = cred.expires_at + 1;
+    sc.send(expired, "/v1/ingest", dsse::ENVELOPE_MEDIA_TYPE, &env1, &[]);
+    sc.finish(
+        &mut g,
+        "ingest-after-credential-expiry",
+        Some(ErrorCode::CredentialExpired),
+    );
+
+    let mut sc = Scenario::new(world());
+    enrolled(&mut sc, &tok);
+    let r = sc.jose(
+        expired,
+        "/v1/handshake",
+        &hello_of(&cred, expired, "client-hello"),
+    );
+    let d =
+        handshake::accept_decision(&cred, &text(&r), &handshake_nonce("client-hello"), NOW + 10)
+            .unwrap();
+    assert_eq!(d.reason, Some(ErrorCode::CredentialExpired));
+    sc.finish(&mut g, "handshake-after-credential-expiry", None);
+
+    // Rotation in good standing only; the epoch is compared first.
+    let mut sc = Scenario::new(world());
+    enrolled(&mut sc, &tok);
+    sc.set_integration(false, 2);
+    let (rb, _) = rotate::request(
+        &cred,
+        &key("endpoint-rotated"),
+        NOW + 10,
+        &CounterRandom::new("client-rotate"),
+    )
+    .unwrap();
+    sc.jose(NOW + 10, "/v1/rotate", &rb);
+    sc.finish(
+        &mut g,
+        "rotate-old-epoch-while-integration-off",
+        Some(ErrorCode::EpochMismatch),
+    );
+
+    // Every redemption counts: a known installation cannot resume with an
+    // exhausted token.
+    let (tok_spent, mut rec_spent) = token_for(1, REGION, 86_400, 1, "token-spent");
+    rec_spent.uses = 1;
+    let mut sc = Scenario::new(base_world(
+        1,
+        true,
+        REGION,
+        &[rec.clone(), rec_spent],
+        json!([]),
+    ));
+    enrolled(&mut sc, &tok);
+    let (again, _) = redeem_body(
+        &tok_spent,
+        "endpoint",
+        "enroll-1",
+        "device-1",
+        NOW + 5,
+        "client-redeem-again",
+    );
+    sc.jose(NOW + 5, "/v1/redeem", &again);
+    sc.finish(
+        &mut g,
+        "redeem-resume-with-exhausted-token",
+        Some(ErrorCode::TokenExhausted),
+    );
+
+    // A redeem refused for its token stores nothing, not even its nonce:
+    // the same nonce with a good token is accepted afterwards.
+    let (tok_revoked, mut rec_revoked) = token_for(1, REGION, 86_400, 10, "token-revoked");
+    rec_revoked.revoked = true;
+    let mut sc = Scenario::new(base_world(
+        1,
+        true,
+        REGION,
+        &[rec.clone(), rec_revoked],
+        json!([]),
+    ));
+    let (bad, _) = redeem_body(
+        &tok_revoked,
+        "endpoint",
+        "enroll-1",
+        "device-1",
+        NOW,
+        "client-redeem",
+    );
+    let r = sc.jose(NOW, "/v1/redeem", &bad);
+    assert_eq!(r.status, 401);
+    let (good, p) = redeem_body(
+        &tok,
+        "endpoint",
+        "enroll-1",
+        "device-1",
+        NOW,
+        "client-redeem",
+    );
+    let r = sc.jose(NOW, "/v1/redeem", &good);
+    p.accept(&text(&r), None, NOW).unwrap();
+    sc.finish(&mut g, "redeem-refused-token-stores-no-nonce", None);
+
+    // At most 4 live sessions per installation: the 5th drops the oldest.
+    let mut sc = Scenario::new(world());
+    enrolled(&mut sc, &tok);
+    let mut first = None;
+    for k in 0..5 {
+        let label = format!("client-hello-{k}");
+        let r = sc.jose(
+            NOW + 10 + k,
+            "/v1/handshake",
+            &hello_of(&cred, NOW + 10 + k, &label),
+        );
+        let d = handshake::accept_decision(&cred, &text(&r), &handshake_nonce(&label), NOW + 10)
+            .unwrap();
+        first = first.or(d.session_id);
+    }
+    let mut b1 = sample_batch(1, first.as_deref());
+    b1.installation_id = cred.installation_id.clone();
+    let env_first =
+        String::from_utf8(telemetry::seal_batch(&b1, cred.signing_key().unwrap(), false).unwrap())
+            .unwrap();
+    sc.send(
+        NOW + 20,
+        "/v1/ingest",
+        dsse::ENVELOPE_MEDIA_TYPE,
+        &env_first,
+        &[],
+    );
+    sc.finish(
+        &mut g,
+        "fifth-session-drops-the-oldest",
+        Some(ErrorCode::SessionExpired),
     );
 
     let mut sc = Scenario::new(world());
@@ -1725,6 +1971,7 @@ fn gen_messages() -> VectorFile {
     let (pkg, _) = offboard::issue_package(
         TENANT,
         PARTNER,
+        1,
         Some(vec![cred.installation_id.clone()]),
         &key("service"),
         NOW,
@@ -1740,6 +1987,7 @@ fn gen_messages() -> VectorFile {
     let (pkg_all, _) = offboard::issue_package(
         TENANT,
         PARTNER,
+        1,
         None,
         &key("service"),
         NOW,

@@ -288,7 +288,7 @@ fn main() {
     let svc = RunningService::start(Settings {
         db_path: Some(db.clone()),
         listen: "127.0.0.1:0".parse().unwrap(),
-        admin_key: "load-admin".into(),
+        admin_key: "load-admin-key-0123456789abcdefghijkl".into(),
         // The benchmark measures throughput, not the per-installation limiter.
         rate_limit: RateLimit {
             burst: 1e9,

@@ -142,6 +142,21 @@ fn routes() -> Vec<(&'static str, &'static str, Access, MethodRouter<AppState>)>
         f("GET", on(MethodFilter::GET, installations)),
     );
     add(
+        "/admin/tenants/{tenant}/installations/revoke",
+        Access::Admin,
+        f("POST", on(MethodFilter::POST, revoke_installations)),
+    );
+    add(
+        "/admin/tenants/{tenant}/installations/{id}/revoke",
+        Access::Admin,
+        f("POST", on(MethodFilter::POST, revoke_installation)),
+    );
+    add(
+        "/admin/tenants/{tenant}/installations/{id}/reinstate",
+        Access::Admin,
+        f("POST", on(MethodFilter::POST, reinstate_installation)),
+    );
+    add(
         "/admin/tenants/{tenant}/alerts",
         Access::Admin,
         f("GET", on(MethodFilter::GET, alerts)),
@@ -329,7 +344,68 @@ async fn access_log(req: Request, next: Next) -> Response {
 #[derive(Clone, Copy)]
 struct ErrorLabel(&'static str);
 
+/// Failed admin-key guesses allowed per client address before throttling.
+pub(crate) const ADMIN_FAILURE_BURST: f64 = 30.0;
+/// Seconds for one more allowed guess once the burst is spent.
+pub(crate) const ADMIN_FAILURE_REFILL_SECS: f64 = 2.0;
+/// Addresses tracked at most (the oldest full buckets are forgotten first).
+const ADMIN_THROTTLE_ADDRS: usize = 10_000;
+
+/// Failed admin attempts per client address (token bucket over the
+/// service clock). A throttled address gets 429 + Retry-After without its key
+/// being checked, so guessing cannot go faster than the refill.
+#[derive(Default)]
+pub(crate) struct AdminThrottle(std::sync::Mutex<std::collections::HashMap<IpAddr, (f64, i64)>>);
+
+impl AdminThrottle {
+    fn refill(tokens: f64, at: i64, now: i64) -> f64 {
+        let elapsed = now.saturating_sub(at).max(0) as f64;
+        (tokens + elapsed / ADMIN_FAILURE_REFILL_SECS).min(ADMIN_FAILURE_BURST)
+    }
+
+    /// Seconds to wait when the address has no guess left.
+    fn blocked(&self, ip: IpAddr, now: i64) -> Option<u64> {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let &(tokens, at) = map.get(&ip)?;
+        let t = Self::refill(tokens, at, now);
+        (t < 1.0).then(|| ((1.0 - t) * ADMIN_FAILURE_REFILL_SECS).ceil().max(1.0) as u64)
+    }
+
+    /// Counts one failed attempt.
+    fn failed(&self, ip: IpAddr, now: i64) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= ADMIN_THROTTLE_ADDRS && !map.contains_key(&ip) {
+            let full = (ADMIN_FAILURE_BURST * ADMIN_FAILURE_REFILL_SECS).ceil() as i64;
+            map.retain(|_, (_, at)| now.saturating_sub(*at) < full);
+            if map.len() >= ADMIN_THROTTLE_ADDRS {
+                return;
+            }
+        }
+        let e = map.entry(ip).or_insert((ADMIN_FAILURE_BURST, now));
+        e.0 = (Self::refill(e.0, e.1, now) - 1.0).max(0.0);
+        e.1 = now;
+    }
+}
+
 async fn require_admin(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let ip = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let now = app.clock.now();
+    if let Some(wait) = app.admin_throttle.blocked(ip, now) {
+        let mut r = problem_response(
+            &Error::new(
+                ErrorCode::RateLimited,
+                "too many failed admin attempts from this address",
+            )
+            .with_retry_after(wait),
+            None,
+        );
+        r.extensions_mut().insert(ErrorLabel("rate_limited"));
+        return r;
+    }
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -341,7 +417,11 @@ async fn require_admin(State(app): State<AppState>, req: Request, next: Next) ->
         .map(str::trim);
     match presented {
         Some(k) if !k.is_empty() && app.admin_ok(k.as_bytes()) => next.run(req).await,
-        _ => {
+        other => {
+            // A presented (wrong) key is a guess; a request without one is not.
+            if other.is_some_and(|k| !k.is_empty()) {
+                app.admin_throttle.failed(ip, now);
+            }
             let mut r = problem_response(
                 &Error::new(ErrorCode::Unauthorized, "admin API key missing or wrong"),
                 None,
@@ -945,9 +1025,9 @@ async fn offboarding_package(
     let b: OffboardingRequest = json_body(req).await?;
     with_tx(&app, move |app, tx, now| {
         tenant_region(tx, &t)?;
-        if integration_row(tx, &t, &p)?.is_none() {
+        let Some((_, epoch)) = integration_row(tx, &t, &p)? else {
             return Err(ApiError::not_found("unknown partner integration"));
-        }
+        };
         if let Some(ids) = &b.installation_ids {
             if ids.is_empty() || ids.len() > 10_000 {
                 return Err(ApiError::new(ErrorCode::InvalidArgument, "installation_ids must name 1..10000 installations"));
@@ -961,13 +1041,17 @@ async fn offboarding_package(
             }
         }
         let key = &app.role.config().keys[0];
-        let (package, claims) = offboard::issue_package(&t, &p, b.installation_ids.clone(), key, now, app.role.rng())?;
+        let (package, claims) = offboard::issue_package(&t, &p, epoch as u64, b.installation_ids.clone(), key, now, app.role.rng())?;
         tx.execute(
-            "INSERT INTO offboarding_packages (jti, tenant_id, partner_id, installation_ids, exp, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![claims.jti, t, p, b.installation_ids.as_ref().map(|v| serde_json::to_string(v).unwrap_or_default()), claims.exp, now],
+            "INSERT INTO offboarding_packages (jti, tenant_id, partner_id, installation_ids, exp, created_at, epoch) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![claims.jti, t, p, b.installation_ids.as_ref().map(|v| serde_json::to_string(v).unwrap_or_default()), claims.exp, now, epoch],
         )?;
-        tracing::info!(tenant = %t, partner = %p, jti = %claims.jti, "offboarding package issued");
-        Ok(json_response(201, &json!({"package": package, "jti": claims.jti, "exp": claims.exp, "expires_at": rfc3339(claims.exp)})))
+        // The service stops serving the named installations at once: it does
+        // not wait for an endpoint to apply the package (a stolen copy of
+        // the key never would).
+        let marked = db::mark_offboarded(tx, &t, &p, b.installation_ids.as_deref())?;
+        tracing::info!(tenant = %t, partner = %p, jti = %claims.jti, epoch, marked, "offboarding package issued");
+        Ok(json_response(201, &json!({"package": package, "jti": claims.jti, "exp": claims.exp, "expires_at": rfc3339(claims.exp), "epoch": epoch, "offboarded": marked})))
     })
     .await
 }
@@ -979,11 +1063,12 @@ async fn installations(
     with_tx(&app, move |_, tx, now| {
         tenant_region(tx, &t)?;
         let list = db::installations_of(tx, &t)?;
-        let onboarded = list.iter().filter(|i| !i.offboarded).count() as u64;
+        let onboarded = list.iter().filter(|i| !i.offboarded && !i.revoked).count() as u64;
         let rows: Vec<Value> = list
             .iter()
             .map(|i| {
-                let health = classify(Activity { onboarded: !i.offboarded, last_seen: i.last_seen, sensor_running: i.sensor_running }, now, INACTIVE_AFTER);
+                let health = classify(Activity { onboarded: !i.offboarded, revoked: i.revoked, last_seen: i.last_seen, sensor_running: i.sensor_running }, now, INACTIVE_AFTER);
+                let state = installation_state(i, now);
                 json!({
                     "id": i.id,
                     "partner_id": i.partner_id,
@@ -999,6 +1084,9 @@ async fn installations(
                     "missing_seq": i.missing_seq,
                     "reported_drops": i.reported_drops,
                     "offboarded": i.offboarded,
+                    "revoked": i.revoked,
+                    "state": state,
+                    "credential_exp": rfc3339(i.credential_exp),
                     "possible_clone_of": i.possible_clone_of,
                     "sensor_running": i.sensor_running,
                     "downlevel": i.workspace_id.is_some(),
@@ -1009,6 +1097,93 @@ async fn installations(
         Ok(json_response(200, &json!({"installations": rows, "coverage": Coverage::new(onboarded, list.len() as u64)})))
     })
     .await
+}
+
+/// The portal's state column: `revoked` (admin), `offboarded`, `expired`
+/// (credential past `credential_exp`, token installations only), else `active`.
+fn installation_state(i: &edrlink_core::service::Installation, now: i64) -> &'static str {
+    if i.revoked {
+        "revoked"
+    } else if i.offboarded {
+        "offboarded"
+    } else if i.public_key.is_some() && now > i.credential_exp {
+        "expired"
+    } else {
+        "active"
+    }
+}
+
+/// Most installation ids one revoke request may name.
+const MAX_REVOKE_IDS: usize = 1000;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RevokeRequest {
+    installation_ids: Option<Vec<String>>,
+}
+
+/// Revokes (or reinstates) installations of a tenant; unknown ids refuse the
+/// whole request (404) and change nothing.
+async fn set_revoked(
+    app: &AppState,
+    t: String,
+    ids: Vec<String>,
+    revoked: bool,
+) -> Result<Response, ApiError> {
+    if ids.is_empty() || ids.len() > MAX_REVOKE_IDS {
+        return Err(ApiError::new(
+            ErrorCode::InvalidArgument,
+            format!("installation_ids must name 1..{MAX_REVOKE_IDS} installations"),
+        ));
+    }
+    for id in &ids {
+        valid_id("installation id", id)?;
+    }
+    with_tx(app, move |_, tx, _| {
+        tenant_region(tx, &t)?;
+        let missing = db::set_revoked(tx, &t, &ids, revoked)?;
+        if let Some(id) = missing.first() {
+            return Err(ApiError::not_found(format!(
+                "installation {id} is not an installation of this tenant"
+            )));
+        }
+        let action = if revoked { "revoked" } else { "reinstated" };
+        tracing::info!(tenant = %t, count = ids.len(), action, "installations {action}");
+        Ok(json_response(
+            200,
+            &json!({"tenant_id": t, "installation_ids": ids, "revoked": revoked}),
+        ))
+    })
+    .await
+}
+
+async fn revoke_installations(
+    State(app): State<AppState>,
+    Path(t): Path<String>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let b: RevokeRequest = json_body(req).await?;
+    let ids = b.installation_ids.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::Malformed,
+            "body must be {\"installation_ids\": [...]}",
+        )
+    })?;
+    set_revoked(&app, t, ids, true).await
+}
+
+async fn revoke_installation(
+    State(app): State<AppState>,
+    Path((t, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    set_revoked(&app, t, vec![id], true).await
+}
+
+async fn reinstate_installation(
+    State(app): State<AppState>,
+    Path((t, id)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    set_revoked(&app, t, vec![id], false).await
 }
 
 async fn alerts(State(app): State<AppState>, Path(t): Path<String>) -> Result<Response, ApiError> {

@@ -130,7 +130,20 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL
     );
     "#,
-    // v2: down-level per-device secrets; workspace key expiry and revocation.
+    // v2: per-installation revocation, redemption counting per (token,
+    // installation), session bound per installation, package epochs.
+    r#"
+    ALTER TABLE installations ADD COLUMN revoked INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE token_uses (
+        jti TEXT NOT NULL,
+        installation_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (jti, installation_id)
+    );
+    CREATE INDEX sessions_installation ON sessions(installation_id, expires_at);
+    ALTER TABLE offboarding_packages ADD COLUMN epoch INTEGER NOT NULL DEFAULT 0;
+    "#,
+    // v3: down-level per-device secrets; workspace key expiry and revocation.
     r#"
     ALTER TABLE installations ADD COLUMN device_key BLOB;
     ALTER TABLE workspaces ADD COLUMN expires_at INTEGER;
@@ -141,15 +154,55 @@ const MIGRATIONS: &[&str] = &[
 /// Current schema version.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
+/// A database failure as callers see it: a generic message (the text names
+/// tables and columns, which is no business of an unauthenticated caller).
+/// The detail goes to the server log; rusqlite messages name tables and
+/// constraints, never bound values, so no secret reaches the log.
 pub(crate) fn storage(e: rusqlite::Error) -> Error {
-    // rusqlite messages name tables/constraints, never bound values.
-    Error::new(ErrorCode::Storage, format!("database: {e}"))
+    tracing::error!(error = %e, "database error");
+    Error::new(
+        ErrorCode::Storage,
+        "database error (details in the service log)",
+    )
+}
+
+/// Creates the database file (and its `-wal`/`-shm` companions, if present)
+/// readable by the owner only: it holds the service signing seeds and the
+/// down-level workspace keys. SQLite creates `-wal`/`-shm` with the main
+/// file's mode; existing files are tightened too.
+#[cfg(unix)]
+fn restrict_files(p: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(p)
+        .map_err(|e| anyhow::anyhow!("creating {}: {e}", p.display()))?;
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut f = p.as_os_str().to_owned();
+        f.push(suffix);
+        let f = std::path::PathBuf::from(f);
+        if f.exists() {
+            std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600))
+                .map_err(|e| anyhow::anyhow!("restricting {}: {e}", f.display()))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn restrict_files(_: &Path) -> anyhow::Result<()> {
+    Ok(())
 }
 
 /// Opens (creating if needed) the database and applies pending migrations.
 pub fn open(path: Option<&Path>) -> anyhow::Result<Connection> {
     let mut conn = match path {
-        Some(p) => Connection::open(p)?,
+        Some(p) => {
+            restrict_files(p)?;
+            Connection::open(p)?
+        }
         None => Connection::open_in_memory()?,
     };
     conn.busy_timeout(std::time::Duration::from_secs(10))?;
@@ -223,8 +276,17 @@ pub fn signing_seeds(
         )?;
         seeds = load(&tx)?;
     }
+    // Retired seeds (beyond the overlap window) are deleted, not kept: a
+    // stolen database must not yield keys the service no longer uses.
+    let keep = keep.max(1);
+    if seeds.len() > keep {
+        tx.execute(
+            "DELETE FROM signing_keys WHERE seq NOT IN (SELECT seq FROM signing_keys ORDER BY seq DESC LIMIT ?1)",
+            [keep as i64],
+        )?;
+    }
     tx.commit()?;
-    seeds.truncate(keep.max(1));
+    seeds.truncate(keep);
     Ok(seeds)
 }
 
@@ -234,7 +296,7 @@ pub struct SqliteStore<'a> {
     pub tx: &'a Transaction<'a>,
 }
 
-const INSTALLATION_COLS: &str = "id, tenant_id, partner_id, enrollment_id, device_json, public_key, workspace_id, epoch, created_at, credential_exp, last_seen, sensor_running, last_seq, missing_seq, reported_drops, offboarded, possible_clone_of";
+const INSTALLATION_COLS: &str = "id, tenant_id, partner_id, enrollment_id, device_json, public_key, workspace_id, epoch, created_at, credential_exp, last_seen, sensor_running, last_seq, missing_seq, reported_drops, offboarded, possible_clone_of, revoked";
 
 fn installation_from_row(r: &Row) -> rusqlite::Result<Installation> {
     let device_json: String = r.get(4)?;
@@ -266,6 +328,7 @@ fn installation_from_row(r: &Row) -> rusqlite::Result<Installation> {
         reported_drops: r.get::<_, i64>(14)? as u64,
         offboarded: r.get(15)?,
         possible_clone_of: r.get(16)?,
+        revoked: r.get(17)?,
     })
 }
 
@@ -314,13 +377,14 @@ impl SqliteStore<'_> {
         let mut st = self
             .tx
             .prepare_cached(
-                "INSERT INTO installations (id, tenant_id, partner_id, enrollment_id, device_id, device_json, public_key, key_id, workspace_id, epoch, created_at, credential_exp, last_seen, sensor_running, last_seq, missing_seq, reported_drops, offboarded, possible_clone_of)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
+                "INSERT INTO installations (id, tenant_id, partner_id, enrollment_id, device_id, device_json, public_key, key_id, workspace_id, epoch, created_at, credential_exp, last_seen, sensor_running, last_seq, missing_seq, reported_drops, offboarded, possible_clone_of, revoked)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)
                  ON CONFLICT(id) DO UPDATE SET tenant_id=excluded.tenant_id, partner_id=excluded.partner_id, enrollment_id=excluded.enrollment_id,
                    device_id=excluded.device_id, device_json=excluded.device_json, public_key=excluded.public_key, key_id=excluded.key_id,
                    workspace_id=excluded.workspace_id, epoch=excluded.epoch, created_at=excluded.created_at, credential_exp=excluded.credential_exp,
                    last_seen=excluded.last_seen, sensor_running=excluded.sensor_running, last_seq=excluded.last_seq, missing_seq=excluded.missing_seq,
-                   reported_drops=excluded.reported_drops, offboarded=excluded.offboarded, possible_clone_of=excluded.possible_clone_of",
+                   reported_drops=excluded.reported_drops, offboarded=excluded.offboarded, possible_clone_of=excluded.possible_clone_of,
+                   revoked=excluded.revoked",
             )
             .map_err(storage)?;
         st.execute(params![
@@ -343,6 +407,7 @@ impl SqliteStore<'_> {
             i.reported_drops as i64,
             i.offboarded,
             i.possible_clone_of,
+            i.revoked,
         ])
         .map_err(storage)?;
         Ok(())
@@ -383,11 +448,31 @@ impl ServiceStore for SqliteStore<'_> {
             .map_err(storage)
     }
 
-    fn add_token_use(&mut self, jti: &str) -> Result<()> {
+    fn token_used_by(&mut self, jti: &str, installation_id: &str) -> Result<bool> {
         self.tx
-            .prepare_cached("UPDATE tokens SET uses = uses + 1 WHERE jti = ?1")
-            .and_then(|mut s| s.execute([jti]))
+            .prepare_cached("SELECT 1 FROM token_uses WHERE jti = ?1 AND installation_id = ?2")
+            .and_then(|mut s| {
+                s.query_row([jti, installation_id], |r| r.get::<_, i64>(0))
+                    .optional()
+            })
+            .map(|o| o.is_some())
+            .map_err(storage)
+    }
+
+    fn add_token_use(&mut self, jti: &str, installation_id: &str) -> Result<()> {
+        let n = self
+            .tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO token_uses (jti, installation_id, created_at) VALUES (?1, ?2, strftime('%s','now'))",
+            )
+            .and_then(|mut s| s.execute([jti, installation_id]))
             .map_err(storage)?;
+        if n == 1 {
+            self.tx
+                .prepare_cached("UPDATE tokens SET uses = uses + 1 WHERE jti = ?1")
+                .and_then(|mut s| s.execute([jti]))
+                .map_err(storage)?;
+        }
         Ok(())
     }
 
@@ -465,10 +550,26 @@ impl ServiceStore for SqliteStore<'_> {
             .map_err(storage)
     }
 
-    fn put_session(&mut self, s: &Session) -> Result<()> {
+    fn put_session(&mut self, s: &Session, keep: usize) -> Result<()> {
         self.tx
             .prepare_cached("INSERT OR REPLACE INTO sessions (id, installation_id, expires_at) VALUES (?1, ?2, ?3)")
             .and_then(|mut st| st.execute(params![s.id, s.installation_id, s.expires_at]))
+            .map_err(storage)?;
+        // Newest first by expiry (sessions share one lifetime), then insertion.
+        self.tx
+            .prepare_cached(
+                "DELETE FROM sessions WHERE installation_id = ?1 AND rowid NOT IN
+                   (SELECT rowid FROM sessions WHERE installation_id = ?1 ORDER BY expires_at DESC, rowid DESC LIMIT ?2)",
+            )
+            .and_then(|mut st| st.execute(params![s.installation_id, keep as i64]))
+            .map_err(storage)?;
+        Ok(())
+    }
+
+    fn drop_sessions(&mut self, installation_id: &str) -> Result<()> {
+        self.tx
+            .prepare_cached("DELETE FROM sessions WHERE installation_id = ?1")
+            .and_then(|mut st| st.execute([installation_id]))
             .map_err(storage)?;
         Ok(())
     }
@@ -599,6 +700,76 @@ pub fn revoke_workspace(tx: &Transaction, tenant_id: &str, id: &str) -> rusqlite
         params![id, tenant_id],
     )?;
     Ok(n == 1)
+}
+
+/// Marks installations of a tenant revoked (`revoked = true`) or reinstated
+/// (`false`, which also clears `offboarded`), dropping the sessions of
+/// revoked ones at once. Returns the ids not found in the tenant (nothing is
+/// changed then).
+pub fn set_revoked(
+    tx: &Transaction,
+    tenant_id: &str,
+    ids: &[String],
+    revoked: bool,
+) -> Result<Vec<String>> {
+    let mut missing = Vec::new();
+    for id in ids {
+        let known: Option<i64> = tx
+            .prepare_cached("SELECT 1 FROM installations WHERE id = ?1 AND tenant_id = ?2")
+            .and_then(|mut s| s.query_row([id, tenant_id], |r| r.get(0)).optional())
+            .map_err(storage)?;
+        if known.is_none() {
+            missing.push(id.clone());
+        }
+    }
+    if !missing.is_empty() {
+        return Ok(missing);
+    }
+    for id in ids {
+        let sql = if revoked {
+            "UPDATE installations SET revoked = 1 WHERE id = ?1"
+        } else {
+            "UPDATE installations SET revoked = 0, offboarded = 0 WHERE id = ?1"
+        };
+        tx.prepare_cached(sql)
+            .and_then(|mut s| s.execute([id]))
+            .map_err(storage)?;
+        if revoked {
+            SqliteStore { tx }.drop_sessions(id)?;
+        }
+    }
+    Ok(missing)
+}
+
+/// Marks installations offboarded (the named ones, or every installation of
+/// the tenant's partner integration) and drops their sessions; returns how
+/// many were marked.
+pub fn mark_offboarded(
+    tx: &Transaction,
+    tenant_id: &str,
+    partner_id: &str,
+    ids: Option<&[String]>,
+) -> Result<usize> {
+    let targets: Vec<String> = match ids {
+        Some(ids) => ids.to_vec(),
+        None => SqliteStore { tx }
+            .installations_where(
+                "tenant_id = ?1 AND partner_id = ?2",
+                &[&tenant_id, &partner_id],
+            )?
+            .into_iter()
+            .map(|i| i.id)
+            .collect(),
+    };
+    for id in &targets {
+        tx.prepare_cached(
+            "UPDATE installations SET offboarded = 1 WHERE id = ?1 AND tenant_id = ?2 AND partner_id = ?3",
+        )
+        .and_then(|mut s| s.execute([id, tenant_id, partner_id]))
+        .map_err(storage)?;
+        SqliteStore { tx }.drop_sessions(id)?;
+    }
+    Ok(targets.len())
 }
 
 /// All installations of a tenant.

@@ -16,7 +16,7 @@
 //! let svc = edrlink_service::RunningService::start(edrlink_service::Settings {
 //!     db_path: Some("edrlink.db".into()),
 //!     listen: "127.0.0.1:0".parse().unwrap(),
-//!     admin_key: "test-admin-key".into(),
+//!     admin_key: "an-admin-key-of-at-least-32-characters".into(),
 //!     ..edrlink_service::Settings::default()
 //! }).unwrap();
 //! println!("{}", svc.url());
@@ -79,7 +79,8 @@ pub struct Settings {
     pub db_path: Option<PathBuf>,
     /// Address to listen on (port 0 picks a free port).
     pub listen: SocketAddr,
-    /// Admin API key; empty = generate a random one (see [`RunningService::admin_key`]).
+    /// Admin API key, at least [`MIN_ADMIN_KEY_LEN`] characters; empty =
+    /// generate a random one (see [`RunningService::admin_key`]).
     pub admin_key: String,
     /// The region this service serves (tokens for other regions get `wrong_region`).
     pub region: String,
@@ -149,6 +150,10 @@ impl std::fmt::Debug for Settings {
     }
 }
 
+/// Shortest admin key the service starts with: a short key could be guessed
+/// within the failed-attempt throttle's budget.
+pub const MIN_ADMIN_KEY_LEN: usize = 32;
+
 /// Shared state of a running service.
 pub(crate) struct App {
     pub(crate) role: Arc<ServiceRole>,
@@ -164,6 +169,7 @@ pub(crate) struct App {
     pub(crate) verifiers: tokio::sync::Semaphore,
     admin_mac: hmac::Key,
     admin_tag: hmac::Tag,
+    pub(crate) admin_throttle: api::AdminThrottle,
     pub(crate) region: String,
     pub(crate) clock: Clock,
     pub(crate) timeout: Duration,
@@ -212,8 +218,13 @@ async fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
         .map(|s| SigningKey::from_seed(s))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if !settings.admin_key.is_empty() && settings.admin_key.chars().count() < MIN_ADMIN_KEY_LEN {
+        anyhow::bail!(
+            "the admin key is shorter than {MIN_ADMIN_KEY_LEN} characters: choose a longer one, or leave it unset to have one generated"
+        );
+    }
     let admin_key = if settings.admin_key.is_empty() {
-        let mut b = Zeroizing::new([0u8; 24]);
+        let mut b = Zeroizing::new([0u8; 32]);
         rng.fill(&mut b[..]).map_err(|e| anyhow::anyhow!("{e}"))?;
         Zeroizing::new(edrlink_core::encoding::b64url(&b[..]))
     } else {
@@ -256,6 +267,7 @@ async fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
         verifiers: tokio::sync::Semaphore::new(settings.pipeline.verifiers.max(1)),
         admin_mac,
         admin_tag,
+        admin_throttle: api::AdminThrottle::default(),
         region: settings.region.clone(),
         clock: settings.clock.clone(),
         timeout: settings.request_timeout,

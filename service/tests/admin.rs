@@ -403,6 +403,18 @@ fn healthz_portal_and_generated_admin_key() {
         assert!(html.contains(&format!("id=\"{id}\"")), "portal lacks #{id}");
     }
     assert!(html.contains("sessionStorage") && html.contains("setInterval(refresh, 2000)"));
+    // A Revoke (or Reinstate) button per installation, wired to the admin
+    // routes, and a state column that sets revoked/offboarded rows apart.
+    for needle in [
+        "\"/revoke\"",
+        "\"/reinstate\"",
+        "b.textContent = revoked ? \"Reinstate\" : \"Revoke\"",
+        "<th>State</th>",
+        "tr.className = \"state-\" + i.state",
+        ".health-Revoked",
+    ] {
+        assert!(html.contains(needle), "portal lacks {needle}");
+    }
     assert!(
         !html.contains("http://") && !html.contains("https://"),
         "portal must not load external resources"

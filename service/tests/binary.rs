@@ -74,14 +74,17 @@ fn stop(mut child: std::process::Child, mut out: BufReader<std::process::ChildSt
 fn binary_prints_one_line_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("svc.db");
-    let (child, url, out) = spawn(&db, Some("bin-admin-key"));
+    let (child, url, out) = spawn(&db, Some("bin-admin-key-0123456789abcdefghijkl"));
     let http = Http::new(&url);
     assert_eq!(http.send("GET", "/healthz", &[], None).status, 200);
     let r = http.send(
         "POST",
         "/admin/tenants",
         &[
-            ("authorization", "Bearer bin-admin-key"),
+            (
+                "authorization",
+                "Bearer bin-admin-key-0123456789abcdefghijkl",
+            ),
             ("content-type", "application/json"),
         ],
         Some(br#"{"tenant_id":"t1"}"#.to_vec()),
@@ -105,6 +108,6 @@ fn binary_prints_one_line_and_stops_on_sigterm() {
                 .map(|(_, k)| k.trim().to_owned())
         })
         .expect("generated key printed");
-    assert!(key.len() >= 24);
+    assert!(key.len() >= edrlink_service::MIN_ADMIN_KEY_LEN);
     drop(http);
 }

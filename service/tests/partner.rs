@@ -538,12 +538,13 @@ fn ingest_duplicates_gaps_regression_and_flow_errors() {
         200
     );
 
-    // flow_blocked while off (data kept by the endpoint), revoked after on again.
+    // flow_blocked while off (data kept by the endpoint); after on again the
+    // credential is of the old epoch: epoch_mismatch (needs a new token).
     s.set_integration("t1", false);
     let b6 = r.batch(6, "b6", generic(now, 1), now);
     assert_eq!(r.ingest(&s.http, &b6).problem(403), "flow_blocked");
     s.set_integration("t1", true);
-    assert_eq!(r.ingest(&s.http, &b6).problem(401), "revoked");
+    assert_eq!(r.ingest(&s.http, &b6).problem(401), "epoch_mismatch");
     assert_eq!(s.stats("t1"), (16, 3));
 }
 

@@ -81,7 +81,7 @@ PY
 export EDRLINK_TEST_VECTORS="$TMP/vectors.tsv"
 
 # ---------------------------------------------------------------- service
-export EDRLINK_ADMIN_KEY="c-test-admin-$RANDOM$RANDOM"
+export EDRLINK_ADMIN_KEY="c-test-admin-$(od -An -N16 -tx1 /dev/urandom | tr -d " \n")"
 "$SVC_BIN" --db "$TMP/svc.db" --listen 127.0.0.1:0 >"$TMP/svc.out" 2>"$TMP/svc.err" &
 SVC_PID=$!
 URL=""

@@ -63,7 +63,9 @@ static void test_results(void) {
       CHECK(strlen(msg) > 0 && strcmp(msg, "unknown result code"), "message for %u", n);
     }
   }
-  CHECK(named == 39, "%d named codes (35 core + ok + 3 FFI)", named);
+  CHECK(named == 40, "%d named codes (36 core + ok + 3 FFI)", named);
+  CHECK(STREQ(edrlink_result_name(308), "credential_expired"), "308 is credential_expired");
+  CHECK(EDRLINK_CREDENTIAL_EXPIRED == 308, "EDRLINK_CREDENTIAL_EXPIRED");
 
   SECTION("error objects");
   CHECK(edrlink_error_code(NULL) == EDRLINK_NULL_POINTER, "code(NULL)");

@@ -27,7 +27,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const require = createRequire(path.join(ROOT, 'tools/package.json'));
 const { chromium } = require('playwright-core');
 const SHOTS = path.join(ROOT, 'artifacts/screenshots');
-const ADMIN_KEY = 'ext-e2e-admin-key-' + process.pid;
+const ADMIN_KEY = 'ext-e2e-admin-key-0123456789abcdefghij-' + process.pid;
 const TENANT = 'contoso', PARTNER = 'acme-av';
 const RETRY_SECS = 2; // test retry period (a storage setting; production default 60 s)
 

@@ -24,7 +24,8 @@ test('errors are EdrlinkError instances with a stable code', () => {
     return true;
   });
   assert.throws(() => new edr.EdrlinkClient({}), { code: 'invalid_argument' });
-  assert.equal(edr.errorCodes().length, 35);
+  assert.equal(edr.errorCodes().length, 36);
+  assert.ok(edr.errorCodes().some((c) => c.name === 'credential_expired' && c.number === 308 && c.status === 401));
   assert.deepEqual(edr.errorCodes()[0], { name: 'malformed', number: 100, status: 400 });
 });
 

@@ -142,7 +142,7 @@ vector_file!(key_vectors, "keys.json", 11);
 vector_file!(token_vectors, "tokens.json", 39);
 vector_file!(envelope_vectors, "envelopes.json", 27);
 vector_file!(eicar_vectors, "eicar.json", 3);
-vector_file!(error_code_vectors, "errors.json", 35);
+vector_file!(error_code_vectors, "errors.json", 36);
 // Service-role, down-level HMAC and RFC 3339 kinds have no JS API: skipped, but parsed.
 vector_file!(message_vectors, "messages.json", 0);
 vector_file!(downlevel_vectors, "downlevel.json", 0);

@@ -103,6 +103,8 @@ pub enum edrlink_result {
     EDRLINK_EPOCH_MISMATCH = 306,
     /// The endpoint presented the same device with another key (re-imaged or cloned).
     EDRLINK_POSSIBLE_CLONE = 307,
+    /// The credential passed its `credential_exp` without being rotated: a new token is required.
+    EDRLINK_CREDENTIAL_EXPIRED = 308,
     /// `iat`/`created` is outside the accepted window (±300 s).
     EDRLINK_STALE_MESSAGE = 400,
     /// The nonce was seen before.
@@ -115,7 +117,7 @@ pub enum edrlink_result {
     EDRLINK_UNAUTHORIZED = 404,
     /// Inbound flow is blocked (integration toggled off): keep data, retry later.
     EDRLINK_FLOW_BLOCKED = 500,
-    /// The credential is no longer valid (epoch changed or offboarded): new token needed.
+    /// The admin revoked this installation (or the credential is otherwise no longer valid): new token needed.
     EDRLINK_REVOKED = 501,
     /// The installation was offboarded.
     EDRLINK_OFFBOARDED = 502,
@@ -171,6 +173,7 @@ const ALL_RESULTS: &[edrlink_result] = &[
     EDRLINK_WRONG_REGION,
     EDRLINK_EPOCH_MISMATCH,
     EDRLINK_POSSIBLE_CLONE,
+    EDRLINK_CREDENTIAL_EXPIRED,
     EDRLINK_STALE_MESSAGE,
     EDRLINK_REPLAY,
     EDRLINK_SESSION_EXPIRED,
@@ -230,6 +233,7 @@ impl edrlink_result {
             EDRLINK_WRONG_REGION => c"wrong_region",
             EDRLINK_EPOCH_MISMATCH => c"epoch_mismatch",
             EDRLINK_POSSIBLE_CLONE => c"possible_clone",
+            EDRLINK_CREDENTIAL_EXPIRED => c"credential_expired",
             EDRLINK_STALE_MESSAGE => c"stale_message",
             EDRLINK_REPLAY => c"replay",
             EDRLINK_SESSION_EXPIRED => c"session_expired",
@@ -281,6 +285,9 @@ impl edrlink_result {
                 c"the integration was toggled since the token was issued: a new token is required"
             }
             EDRLINK_POSSIBLE_CLONE => c"the same device was presented with another key",
+            EDRLINK_CREDENTIAL_EXPIRED => {
+                c"the credential expired without rotation: a new token is required"
+            }
             EDRLINK_STALE_MESSAGE => c"the message time is outside the accepted window",
             EDRLINK_REPLAY => c"the nonce was seen before",
             EDRLINK_SESSION_EXPIRED => c"the flow session expired",

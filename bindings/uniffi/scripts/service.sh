@@ -13,7 +13,7 @@ start_service() {
     cargo build --quiet -p edrlink-service --bin edrlink-service >&2
     bin="$CARGO_TARGET_DIR/debug/edrlink-service"
   fi
-  export EDRLINK_ADMIN_KEY="test-admin-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+  export EDRLINK_ADMIN_KEY="test-admin-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
   rm -f "$work/svc.db" "$work/svc.out"
   "$bin" --db "$work/svc.db" --listen 127.0.0.1:0 >"$work/svc.out" 2>"$work/svc.err" &
   SERVICE_PID=$!

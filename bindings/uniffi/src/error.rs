@@ -48,7 +48,7 @@ flat_error! {
     Malformed, InvalidArgument, WrongType, TooLarge,
     BadSignature, UnknownKey, UnsupportedAlgorithm,
     TokenExpired, TokenNotYetValid, TokenRevoked, TokenExhausted, IntegrationDisabled,
-    WrongRegion, EpochMismatch, PossibleClone,
+    WrongRegion, EpochMismatch, PossibleClone, CredentialExpired,
     StaleMessage, Replay, SessionExpired, UnknownInstallation, Unauthorized,
     FlowBlocked, Revoked, Offboarded, NeedsReenroll,
     BatchTooLarge, RateLimited, SequenceRegression, PolicyRollback, PackageInvalid, QueueFull,

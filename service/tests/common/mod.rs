@@ -15,7 +15,7 @@ use edrlink_service::{Clock, RunningService, Settings};
 use serde_json::{json, Value};
 use std::path::PathBuf;
 
-pub const ADMIN: &str = "test-admin-key";
+pub const ADMIN: &str = "test-admin-key-0123456789abcdefghij";
 pub const PARTNER: &str = "acme";
 
 pub struct Svc {

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// The admin key every test service uses.
-pub const ADMIN_KEY: &str = "reliability-admin-key";
+pub const ADMIN_KEY: &str = "reliability-admin-key-0123456789abcdef";
 /// Tenant and partner of the tests.
 pub const TENANT: &str = "t-rel";
 /// Partner id.

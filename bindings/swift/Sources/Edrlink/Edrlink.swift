@@ -3104,6 +3104,8 @@ enum EdrlinkError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     
     case PossibleClone(message: String)
     
+    case CredentialExpired(message: String)
+    
     case StaleMessage(message: String)
     
     case Replay(message: String)
@@ -3233,83 +3235,87 @@ public struct FfiConverterTypeEdrlinkError: FfiConverterRustBuffer {
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 16: return .StaleMessage(
+        case 16: return .CredentialExpired(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 17: return .Replay(
+        case 17: return .StaleMessage(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 18: return .SessionExpired(
+        case 18: return .Replay(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 19: return .UnknownInstallation(
+        case 19: return .SessionExpired(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 20: return .Unauthorized(
+        case 20: return .UnknownInstallation(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 21: return .FlowBlocked(
+        case 21: return .Unauthorized(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 22: return .Revoked(
+        case 22: return .FlowBlocked(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 23: return .Offboarded(
+        case 23: return .Revoked(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 24: return .NeedsReenroll(
+        case 24: return .Offboarded(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 25: return .BatchTooLarge(
+        case 25: return .NeedsReenroll(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 26: return .RateLimited(
+        case 26: return .BatchTooLarge(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 27: return .SequenceRegression(
+        case 27: return .RateLimited(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 28: return .PolicyRollback(
+        case 28: return .SequenceRegression(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 29: return .PackageInvalid(
+        case 29: return .PolicyRollback(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 30: return .QueueFull(
+        case 30: return .PackageInvalid(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 31: return .Transport(
+        case 31: return .QueueFull(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 32: return .ServiceUnavailable(
+        case 32: return .Transport(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 33: return .Storage(
+        case 33: return .ServiceUnavailable(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 34: return .InvalidState(
+        case 34: return .Storage(
             message: try FfiConverterString.read(from: &buf)
         )
         
-        case 35: return .Internal(
+        case 35: return .InvalidState(
+            message: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 36: return .Internal(
             message: try FfiConverterString.read(from: &buf)
         )
         
@@ -3354,46 +3360,48 @@ public struct FfiConverterTypeEdrlinkError: FfiConverterRustBuffer {
             writeInt(&buf, Int32(14))
         case .PossibleClone(_ /* message is ignored*/):
             writeInt(&buf, Int32(15))
-        case .StaleMessage(_ /* message is ignored*/):
+        case .CredentialExpired(_ /* message is ignored*/):
             writeInt(&buf, Int32(16))
-        case .Replay(_ /* message is ignored*/):
+        case .StaleMessage(_ /* message is ignored*/):
             writeInt(&buf, Int32(17))
-        case .SessionExpired(_ /* message is ignored*/):
+        case .Replay(_ /* message is ignored*/):
             writeInt(&buf, Int32(18))
-        case .UnknownInstallation(_ /* message is ignored*/):
+        case .SessionExpired(_ /* message is ignored*/):
             writeInt(&buf, Int32(19))
-        case .Unauthorized(_ /* message is ignored*/):
+        case .UnknownInstallation(_ /* message is ignored*/):
             writeInt(&buf, Int32(20))
-        case .FlowBlocked(_ /* message is ignored*/):
+        case .Unauthorized(_ /* message is ignored*/):
             writeInt(&buf, Int32(21))
-        case .Revoked(_ /* message is ignored*/):
+        case .FlowBlocked(_ /* message is ignored*/):
             writeInt(&buf, Int32(22))
-        case .Offboarded(_ /* message is ignored*/):
+        case .Revoked(_ /* message is ignored*/):
             writeInt(&buf, Int32(23))
-        case .NeedsReenroll(_ /* message is ignored*/):
+        case .Offboarded(_ /* message is ignored*/):
             writeInt(&buf, Int32(24))
-        case .BatchTooLarge(_ /* message is ignored*/):
+        case .NeedsReenroll(_ /* message is ignored*/):
             writeInt(&buf, Int32(25))
-        case .RateLimited(_ /* message is ignored*/):
+        case .BatchTooLarge(_ /* message is ignored*/):
             writeInt(&buf, Int32(26))
-        case .SequenceRegression(_ /* message is ignored*/):
+        case .RateLimited(_ /* message is ignored*/):
             writeInt(&buf, Int32(27))
-        case .PolicyRollback(_ /* message is ignored*/):
+        case .SequenceRegression(_ /* message is ignored*/):
             writeInt(&buf, Int32(28))
-        case .PackageInvalid(_ /* message is ignored*/):
+        case .PolicyRollback(_ /* message is ignored*/):
             writeInt(&buf, Int32(29))
-        case .QueueFull(_ /* message is ignored*/):
+        case .PackageInvalid(_ /* message is ignored*/):
             writeInt(&buf, Int32(30))
-        case .Transport(_ /* message is ignored*/):
+        case .QueueFull(_ /* message is ignored*/):
             writeInt(&buf, Int32(31))
-        case .ServiceUnavailable(_ /* message is ignored*/):
+        case .Transport(_ /* message is ignored*/):
             writeInt(&buf, Int32(32))
-        case .Storage(_ /* message is ignored*/):
+        case .ServiceUnavailable(_ /* message is ignored*/):
             writeInt(&buf, Int32(33))
-        case .InvalidState(_ /* message is ignored*/):
+        case .Storage(_ /* message is ignored*/):
             writeInt(&buf, Int32(34))
-        case .Internal(_ /* message is ignored*/):
+        case .InvalidState(_ /* message is ignored*/):
             writeInt(&buf, Int32(35))
+        case .Internal(_ /* message is ignored*/):
+            writeInt(&buf, Int32(36))
 
         
         }

@@ -3993,6 +3993,8 @@ sealed class EdrlinkException(message: String): kotlin.Exception(message) {
         
         class PossibleClone(message: String) : EdrlinkException(message)
         
+        class CredentialExpired(message: String) : EdrlinkException(message)
+        
         class StaleMessage(message: String) : EdrlinkException(message)
         
         class Replay(message: String) : EdrlinkException(message)
@@ -4061,26 +4063,27 @@ public object FfiConverterTypeEdrlinkError : FfiConverterRustBuffer<EdrlinkExcep
             13 -> EdrlinkException.WrongRegion(FfiConverterString.read(buf))
             14 -> EdrlinkException.EpochMismatch(FfiConverterString.read(buf))
             15 -> EdrlinkException.PossibleClone(FfiConverterString.read(buf))
-            16 -> EdrlinkException.StaleMessage(FfiConverterString.read(buf))
-            17 -> EdrlinkException.Replay(FfiConverterString.read(buf))
-            18 -> EdrlinkException.SessionExpired(FfiConverterString.read(buf))
-            19 -> EdrlinkException.UnknownInstallation(FfiConverterString.read(buf))
-            20 -> EdrlinkException.Unauthorized(FfiConverterString.read(buf))
-            21 -> EdrlinkException.FlowBlocked(FfiConverterString.read(buf))
-            22 -> EdrlinkException.Revoked(FfiConverterString.read(buf))
-            23 -> EdrlinkException.Offboarded(FfiConverterString.read(buf))
-            24 -> EdrlinkException.NeedsReenroll(FfiConverterString.read(buf))
-            25 -> EdrlinkException.BatchTooLarge(FfiConverterString.read(buf))
-            26 -> EdrlinkException.RateLimited(FfiConverterString.read(buf))
-            27 -> EdrlinkException.SequenceRegression(FfiConverterString.read(buf))
-            28 -> EdrlinkException.PolicyRollback(FfiConverterString.read(buf))
-            29 -> EdrlinkException.PackageInvalid(FfiConverterString.read(buf))
-            30 -> EdrlinkException.QueueFull(FfiConverterString.read(buf))
-            31 -> EdrlinkException.Transport(FfiConverterString.read(buf))
-            32 -> EdrlinkException.ServiceUnavailable(FfiConverterString.read(buf))
-            33 -> EdrlinkException.Storage(FfiConverterString.read(buf))
-            34 -> EdrlinkException.InvalidState(FfiConverterString.read(buf))
-            35 -> EdrlinkException.Internal(FfiConverterString.read(buf))
+            16 -> EdrlinkException.CredentialExpired(FfiConverterString.read(buf))
+            17 -> EdrlinkException.StaleMessage(FfiConverterString.read(buf))
+            18 -> EdrlinkException.Replay(FfiConverterString.read(buf))
+            19 -> EdrlinkException.SessionExpired(FfiConverterString.read(buf))
+            20 -> EdrlinkException.UnknownInstallation(FfiConverterString.read(buf))
+            21 -> EdrlinkException.Unauthorized(FfiConverterString.read(buf))
+            22 -> EdrlinkException.FlowBlocked(FfiConverterString.read(buf))
+            23 -> EdrlinkException.Revoked(FfiConverterString.read(buf))
+            24 -> EdrlinkException.Offboarded(FfiConverterString.read(buf))
+            25 -> EdrlinkException.NeedsReenroll(FfiConverterString.read(buf))
+            26 -> EdrlinkException.BatchTooLarge(FfiConverterString.read(buf))
+            27 -> EdrlinkException.RateLimited(FfiConverterString.read(buf))
+            28 -> EdrlinkException.SequenceRegression(FfiConverterString.read(buf))
+            29 -> EdrlinkException.PolicyRollback(FfiConverterString.read(buf))
+            30 -> EdrlinkException.PackageInvalid(FfiConverterString.read(buf))
+            31 -> EdrlinkException.QueueFull(FfiConverterString.read(buf))
+            32 -> EdrlinkException.Transport(FfiConverterString.read(buf))
+            33 -> EdrlinkException.ServiceUnavailable(FfiConverterString.read(buf))
+            34 -> EdrlinkException.Storage(FfiConverterString.read(buf))
+            35 -> EdrlinkException.InvalidState(FfiConverterString.read(buf))
+            36 -> EdrlinkException.Internal(FfiConverterString.read(buf))
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
         }
         
@@ -4152,84 +4155,88 @@ public object FfiConverterTypeEdrlinkError : FfiConverterRustBuffer<EdrlinkExcep
                 buf.putInt(15)
                 Unit
             }
-            is EdrlinkException.StaleMessage -> {
+            is EdrlinkException.CredentialExpired -> {
                 buf.putInt(16)
                 Unit
             }
-            is EdrlinkException.Replay -> {
+            is EdrlinkException.StaleMessage -> {
                 buf.putInt(17)
                 Unit
             }
-            is EdrlinkException.SessionExpired -> {
+            is EdrlinkException.Replay -> {
                 buf.putInt(18)
                 Unit
             }
-            is EdrlinkException.UnknownInstallation -> {
+            is EdrlinkException.SessionExpired -> {
                 buf.putInt(19)
                 Unit
             }
-            is EdrlinkException.Unauthorized -> {
+            is EdrlinkException.UnknownInstallation -> {
                 buf.putInt(20)
                 Unit
             }
-            is EdrlinkException.FlowBlocked -> {
+            is EdrlinkException.Unauthorized -> {
                 buf.putInt(21)
                 Unit
             }
-            is EdrlinkException.Revoked -> {
+            is EdrlinkException.FlowBlocked -> {
                 buf.putInt(22)
                 Unit
             }
-            is EdrlinkException.Offboarded -> {
+            is EdrlinkException.Revoked -> {
                 buf.putInt(23)
                 Unit
             }
-            is EdrlinkException.NeedsReenroll -> {
+            is EdrlinkException.Offboarded -> {
                 buf.putInt(24)
                 Unit
             }
-            is EdrlinkException.BatchTooLarge -> {
+            is EdrlinkException.NeedsReenroll -> {
                 buf.putInt(25)
                 Unit
             }
-            is EdrlinkException.RateLimited -> {
+            is EdrlinkException.BatchTooLarge -> {
                 buf.putInt(26)
                 Unit
             }
-            is EdrlinkException.SequenceRegression -> {
+            is EdrlinkException.RateLimited -> {
                 buf.putInt(27)
                 Unit
             }
-            is EdrlinkException.PolicyRollback -> {
+            is EdrlinkException.SequenceRegression -> {
                 buf.putInt(28)
                 Unit
             }
-            is EdrlinkException.PackageInvalid -> {
+            is EdrlinkException.PolicyRollback -> {
                 buf.putInt(29)
                 Unit
             }
-            is EdrlinkException.QueueFull -> {
+            is EdrlinkException.PackageInvalid -> {
                 buf.putInt(30)
                 Unit
             }
-            is EdrlinkException.Transport -> {
+            is EdrlinkException.QueueFull -> {
                 buf.putInt(31)
                 Unit
             }
-            is EdrlinkException.ServiceUnavailable -> {
+            is EdrlinkException.Transport -> {
                 buf.putInt(32)
                 Unit
             }
-            is EdrlinkException.Storage -> {
+            is EdrlinkException.ServiceUnavailable -> {
                 buf.putInt(33)
                 Unit
             }
-            is EdrlinkException.InvalidState -> {
+            is EdrlinkException.Storage -> {
                 buf.putInt(34)
                 Unit
             }
-            is EdrlinkException.Internal -> {
+            is EdrlinkException.InvalidState -> {
                 buf.putInt(35)
+                Unit
+            }
+            is EdrlinkException.Internal -> {
+                buf.putInt(36)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
