@@ -29,7 +29,8 @@ step install-deps bash scripts/install-deps.sh || { echo "dependency installatio
 
 step rust-fmt cargo fmt --all -- --check
 step rust-clippy cargo clippy --workspace --all-targets --locked -- -D warnings
-step rust-test cargo test --workspace --locked
+# --no-fail-fast: one failing test binary must not hide the results of the others.
+step rust-test cargo test --workspace --locked --no-fail-fast
 step wasm32-core env WASM_CHECK_ONLY=1 bash scripts/wasm-build.sh edrlink-core
 
 # tests/service and tests/cli are also runnable alone; here `cargo test --workspace` covers them.
