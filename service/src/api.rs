@@ -18,7 +18,7 @@ use edrlink_core::http::{problem, HttpRequest, HttpResponse};
 use edrlink_core::service::{TokenRecord, Workspace};
 use edrlink_core::{offboard, token};
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
-use serde::Deserialize;
+use crate::schema::{CreateTenant, GenerateToken, OffboardingRequest, SetIntegration};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Instant;
@@ -562,14 +562,7 @@ fn label(mut r: Response, code: ErrorCode) -> Response {
 }
 
 // ---- admin handlers ----------------------------------------------------------------
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct CreateTenant {
-    tenant_id: String,
-    #[serde(default)]
-    region: Option<String>,
-}
+// Request bodies: crate::schema (the OpenAPI document is derived from them).
 
 async fn create_tenant(State(app): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let b: CreateTenant = json_body(req).await?;
@@ -636,12 +629,6 @@ async fn list_integrations(
     .await
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct SetIntegration {
-    enabled: Option<bool>,
-}
-
 async fn set_integration(
     State(app): State<AppState>,
     Path((t, p)): Path<(String, String)>,
@@ -674,13 +661,6 @@ async fn set_integration(
         Ok(json_response(200, &json!({"tenant_id": t, "partner_id": p, "enabled": enabled, "epoch": epoch})))
     })
     .await
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct GenerateToken {
-    lifetime_secs: Option<i64>,
-    max_uses: Option<u32>,
 }
 
 async fn generate_token(
@@ -775,12 +755,6 @@ async fn onboarding_package(
         Ok(r)
     })
     .await
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct OffboardingRequest {
-    installation_ids: Option<Vec<String>>,
 }
 
 async fn offboarding_package(

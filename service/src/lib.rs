@@ -23,6 +23,8 @@
 
 mod api;
 pub mod db;
+mod openapi;
+mod schema;
 
 use anyhow::Context as _;
 use edrlink_core::keys::{RandomSource, SigningKey, SystemRandom};
