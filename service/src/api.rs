@@ -2,6 +2,7 @@
 //! admin API, the portal page, `/openapi.json` and `/healthz`.
 
 use crate::db::{self, SqliteStore};
+use crate::schema::{CreateTenant, GenerateToken, OffboardingRequest, SetIntegration};
 use crate::App;
 use axum::body::{to_bytes, Body};
 use axum::extract::{Path, Request, State};
@@ -18,7 +19,6 @@ use edrlink_core::http::{problem, HttpRequest, HttpResponse};
 use edrlink_core::service::{TokenRecord, Workspace};
 use edrlink_core::{offboard, token};
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
-use crate::schema::{CreateTenant, GenerateToken, OffboardingRequest, SetIntegration};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Instant;

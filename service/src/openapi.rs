@@ -50,35 +50,262 @@ const ADMIN_ERRORS: &[u16] = &[400, 401, 403, 404, 409, 413];
 
 /// Every operation the service serves.
 const OPERATIONS: &[Op] = &[
-    Op { method: "GET", path: "/", id: "portal", summary: "The portal page", admin: false, request: None, ok: &[(200, "portal", Body::Html)], errors: &[] },
-    Op { method: "GET", path: "/healthz", id: "healthz", summary: "Liveness and database check", admin: false, request: None, ok: &[(200, "ok", Body::Json("Healthz"))], errors: &[503] },
-    Op { method: "GET", path: "/openapi.json", id: "openapi", summary: "This document", admin: false, request: None, ok: &[(200, "the OpenAPI document", Body::OpenApi)], errors: &[] },
-    Op { method: "GET", path: "/v1/keys", id: "keys", summary: "The service's public signing keys", admin: false, request: None, ok: &[(200, "keyset", Body::Json("Keyset"))], errors: &[] },
-    Op { method: "POST", path: "/v1/redeem", id: "redeem", summary: "Redeem an access token for an installation credential", admin: false, request: Some((true, Body::Jose("edrlink-redeem+jwt signed by the new installation key (jwk embedded)"))), ok: &[(200, "credential grant", Body::Jose("edrlink-redeem-resp+jwt"))], errors: PARTNER_ERRORS },
-    Op { method: "POST", path: "/v1/handshake", id: "handshake", summary: "Signed inbound-flow handshake", admin: false, request: Some((true, Body::Jose("edrlink-hello+jwt signed by the installation key"))), ok: &[(200, "flow decision", Body::Jose("edrlink-hello-resp+jwt"))], errors: PARTNER_ERRORS },
-    Op { method: "POST", path: "/v1/ingest", id: "ingest", summary: "Ingest one DSSE-signed telemetry batch (at most 5 MiB)", admin: false, request: Some((true, Body::Dsse)), ok: &[(200, "accepted or duplicate", Body::Json("IngestAck"))], errors: PARTNER_ERRORS },
-    Op { method: "POST", path: "/v1/offboard", id: "offboard", summary: "Partner-initiated offboarding", admin: false, request: Some((true, Body::Jose("edrlink-offboard+jwt signed by the installation key"))), ok: &[(200, "offboarded", Body::Jose("edrlink-offboard-resp+jwt"))], errors: PARTNER_ERRORS },
-    Op { method: "POST", path: "/v1/rotate", id: "rotate", summary: "Rotate the installation key", admin: false, request: Some((true, Body::Jose("edrlink-rotate+jwt signed by the current and the new key"))), ok: &[(200, "rotated", Body::Jose("edrlink-rotate-resp+jwt"))], errors: PARTNER_ERRORS },
-    Op { method: "POST", path: "/v1/downlevel/register", id: "downlevelRegister", summary: "Down-level registration (SharedKey HMAC authorization)", admin: false, request: Some((true, Body::Json("DownlevelRequest"))), ok: &[(200, "registered", Body::Json("RegisterResponse"))], errors: PARTNER_ERRORS },
-    Op { method: "POST", path: "/v1/downlevel/ingest", id: "downlevelIngest", summary: "Down-level ingest of a JSON batch (SharedKey HMAC authorization)", admin: false, request: Some((true, Body::Json("DownlevelRequest"))), ok: &[(200, "accepted or duplicate", Body::Json("IngestAck"))], errors: PARTNER_ERRORS },
-    Op { method: "POST", path: "/admin/tenants", id: "createTenant", summary: "Create a tenant (idempotent for the same region)", admin: true, request: Some((true, Body::Json("CreateTenant"))), ok: &[(201, "created", Body::Json("Tenant")), (200, "already there", Body::Json("Tenant"))], errors: ADMIN_ERRORS },
-    Op { method: "GET", path: "/admin/tenants", id: "listTenants", summary: "List tenants", admin: true, request: None, ok: &[(200, "tenants", Body::Json("TenantList"))], errors: ADMIN_ERRORS },
-    Op { method: "GET", path: "/admin/tenants/{tenant}/integrations", id: "listIntegrations", summary: "A tenant's partner integrations", admin: true, request: None, ok: &[(200, "integrations", Body::Json("IntegrationList"))], errors: ADMIN_ERRORS },
-    Op { method: "PUT", path: "/admin/tenants/{tenant}/integrations/{partner}", id: "setIntegration", summary: "Turn a partner integration on or off", admin: true, request: Some((true, Body::Json("SetIntegration"))), ok: &[(200, "the integration", Body::Json("Integration"))], errors: ADMIN_ERRORS },
-    Op { method: "POST", path: "/admin/tenants/{tenant}/integrations/{partner}/tokens", id: "generateToken", summary: "Generate an access token", admin: true, request: Some((false, Body::Json("GenerateToken"))), ok: &[(201, "the token (shown once)", Body::Json("GeneratedToken"))], errors: ADMIN_ERRORS },
-    Op { method: "DELETE", path: "/admin/tokens/{jti}", id: "revokeToken", summary: "Revoke an access token", admin: true, request: None, ok: &[(200, "revoked", Body::Json("RevokedToken"))], errors: ADMIN_ERRORS },
-    Op { method: "POST", path: "/admin/tenants/{tenant}/integrations/{partner}/onboarding-package", id: "onboardingPackage", summary: "Issue a down-level onboarding package (workspace id + key)", admin: true, request: None, ok: &[(201, "the package (shown once)", Body::Json("OnboardingPackage"))], errors: ADMIN_ERRORS },
-    Op { method: "POST", path: "/admin/tenants/{tenant}/integrations/{partner}/offboarding-package", id: "offboardingPackage", summary: "Issue a signed offboarding package", admin: true, request: Some((false, Body::Json("OffboardingRequest"))), ok: &[(201, "the package", Body::Json("OffboardingPackage"))], errors: ADMIN_ERRORS },
-    Op { method: "GET", path: "/admin/tenants/{tenant}/installations", id: "installations", summary: "Installations with health and coverage", admin: true, request: None, ok: &[(200, "installations", Body::Json("InstallationList"))], errors: ADMIN_ERRORS },
-    Op { method: "GET", path: "/admin/tenants/{tenant}/alerts", id: "alerts", summary: "Alerts raised from detections", admin: true, request: None, ok: &[(200, "alerts", Body::Json("AlertList"))], errors: ADMIN_ERRORS },
-    Op { method: "GET", path: "/admin/tenants/{tenant}/stats", id: "stats", summary: "Event, batch, alert and installation counts", admin: true, request: None, ok: &[(200, "counts", Body::Json("Stats"))], errors: ADMIN_ERRORS },
+    Op {
+        method: "GET",
+        path: "/",
+        id: "portal",
+        summary: "The portal page",
+        admin: false,
+        request: None,
+        ok: &[(200, "portal", Body::Html)],
+        errors: &[],
+    },
+    Op {
+        method: "GET",
+        path: "/healthz",
+        id: "healthz",
+        summary: "Liveness and database check",
+        admin: false,
+        request: None,
+        ok: &[(200, "ok", Body::Json("Healthz"))],
+        errors: &[503],
+    },
+    Op {
+        method: "GET",
+        path: "/openapi.json",
+        id: "openapi",
+        summary: "This document",
+        admin: false,
+        request: None,
+        ok: &[(200, "the OpenAPI document", Body::OpenApi)],
+        errors: &[],
+    },
+    Op {
+        method: "GET",
+        path: "/v1/keys",
+        id: "keys",
+        summary: "The service's public signing keys",
+        admin: false,
+        request: None,
+        ok: &[(200, "keyset", Body::Json("Keyset"))],
+        errors: &[],
+    },
+    Op {
+        method: "POST",
+        path: "/v1/redeem",
+        id: "redeem",
+        summary: "Redeem an access token for an installation credential",
+        admin: false,
+        request: Some((
+            true,
+            Body::Jose("edrlink-redeem+jwt signed by the new installation key (jwk embedded)"),
+        )),
+        ok: &[(
+            200,
+            "credential grant",
+            Body::Jose("edrlink-redeem-resp+jwt"),
+        )],
+        errors: PARTNER_ERRORS,
+    },
+    Op {
+        method: "POST",
+        path: "/v1/handshake",
+        id: "handshake",
+        summary: "Signed inbound-flow handshake",
+        admin: false,
+        request: Some((
+            true,
+            Body::Jose("edrlink-hello+jwt signed by the installation key"),
+        )),
+        ok: &[(200, "flow decision", Body::Jose("edrlink-hello-resp+jwt"))],
+        errors: PARTNER_ERRORS,
+    },
+    Op {
+        method: "POST",
+        path: "/v1/ingest",
+        id: "ingest",
+        summary: "Ingest one DSSE-signed telemetry batch (at most 5 MiB)",
+        admin: false,
+        request: Some((true, Body::Dsse)),
+        ok: &[(200, "accepted or duplicate", Body::Json("IngestAck"))],
+        errors: PARTNER_ERRORS,
+    },
+    Op {
+        method: "POST",
+        path: "/v1/offboard",
+        id: "offboard",
+        summary: "Partner-initiated offboarding",
+        admin: false,
+        request: Some((
+            true,
+            Body::Jose("edrlink-offboard+jwt signed by the installation key"),
+        )),
+        ok: &[(200, "offboarded", Body::Jose("edrlink-offboard-resp+jwt"))],
+        errors: PARTNER_ERRORS,
+    },
+    Op {
+        method: "POST",
+        path: "/v1/rotate",
+        id: "rotate",
+        summary: "Rotate the installation key",
+        admin: false,
+        request: Some((
+            true,
+            Body::Jose("edrlink-rotate+jwt signed by the current and the new key"),
+        )),
+        ok: &[(200, "rotated", Body::Jose("edrlink-rotate-resp+jwt"))],
+        errors: PARTNER_ERRORS,
+    },
+    Op {
+        method: "POST",
+        path: "/v1/downlevel/register",
+        id: "downlevelRegister",
+        summary: "Down-level registration (SharedKey HMAC authorization)",
+        admin: false,
+        request: Some((true, Body::Json("DownlevelRequest"))),
+        ok: &[(200, "registered", Body::Json("RegisterResponse"))],
+        errors: PARTNER_ERRORS,
+    },
+    Op {
+        method: "POST",
+        path: "/v1/downlevel/ingest",
+        id: "downlevelIngest",
+        summary: "Down-level ingest of a JSON batch (SharedKey HMAC authorization)",
+        admin: false,
+        request: Some((true, Body::Json("DownlevelRequest"))),
+        ok: &[(200, "accepted or duplicate", Body::Json("IngestAck"))],
+        errors: PARTNER_ERRORS,
+    },
+    Op {
+        method: "POST",
+        path: "/admin/tenants",
+        id: "createTenant",
+        summary: "Create a tenant (idempotent for the same region)",
+        admin: true,
+        request: Some((true, Body::Json("CreateTenant"))),
+        ok: &[
+            (201, "created", Body::Json("Tenant")),
+            (200, "already there", Body::Json("Tenant")),
+        ],
+        errors: ADMIN_ERRORS,
+    },
+    Op {
+        method: "GET",
+        path: "/admin/tenants",
+        id: "listTenants",
+        summary: "List tenants",
+        admin: true,
+        request: None,
+        ok: &[(200, "tenants", Body::Json("TenantList"))],
+        errors: ADMIN_ERRORS,
+    },
+    Op {
+        method: "GET",
+        path: "/admin/tenants/{tenant}/integrations",
+        id: "listIntegrations",
+        summary: "A tenant's partner integrations",
+        admin: true,
+        request: None,
+        ok: &[(200, "integrations", Body::Json("IntegrationList"))],
+        errors: ADMIN_ERRORS,
+    },
+    Op {
+        method: "PUT",
+        path: "/admin/tenants/{tenant}/integrations/{partner}",
+        id: "setIntegration",
+        summary: "Turn a partner integration on or off",
+        admin: true,
+        request: Some((true, Body::Json("SetIntegration"))),
+        ok: &[(200, "the integration", Body::Json("Integration"))],
+        errors: ADMIN_ERRORS,
+    },
+    Op {
+        method: "POST",
+        path: "/admin/tenants/{tenant}/integrations/{partner}/tokens",
+        id: "generateToken",
+        summary: "Generate an access token",
+        admin: true,
+        request: Some((false, Body::Json("GenerateToken"))),
+        ok: &[(201, "the token (shown once)", Body::Json("GeneratedToken"))],
+        errors: ADMIN_ERRORS,
+    },
+    Op {
+        method: "DELETE",
+        path: "/admin/tokens/{jti}",
+        id: "revokeToken",
+        summary: "Revoke an access token",
+        admin: true,
+        request: None,
+        ok: &[(200, "revoked", Body::Json("RevokedToken"))],
+        errors: ADMIN_ERRORS,
+    },
+    Op {
+        method: "POST",
+        path: "/admin/tenants/{tenant}/integrations/{partner}/onboarding-package",
+        id: "onboardingPackage",
+        summary: "Issue a down-level onboarding package (workspace id + key)",
+        admin: true,
+        request: None,
+        ok: &[(
+            201,
+            "the package (shown once)",
+            Body::Json("OnboardingPackage"),
+        )],
+        errors: ADMIN_ERRORS,
+    },
+    Op {
+        method: "POST",
+        path: "/admin/tenants/{tenant}/integrations/{partner}/offboarding-package",
+        id: "offboardingPackage",
+        summary: "Issue a signed offboarding package",
+        admin: true,
+        request: Some((false, Body::Json("OffboardingRequest"))),
+        ok: &[(201, "the package", Body::Json("OffboardingPackage"))],
+        errors: ADMIN_ERRORS,
+    },
+    Op {
+        method: "GET",
+        path: "/admin/tenants/{tenant}/installations",
+        id: "installations",
+        summary: "Installations with health and coverage",
+        admin: true,
+        request: None,
+        ok: &[(200, "installations", Body::Json("InstallationList"))],
+        errors: ADMIN_ERRORS,
+    },
+    Op {
+        method: "GET",
+        path: "/admin/tenants/{tenant}/alerts",
+        id: "alerts",
+        summary: "Alerts raised from detections",
+        admin: true,
+        request: None,
+        ok: &[(200, "alerts", Body::Json("AlertList"))],
+        errors: ADMIN_ERRORS,
+    },
+    Op {
+        method: "GET",
+        path: "/admin/tenants/{tenant}/stats",
+        id: "stats",
+        summary: "Event, batch, alert and installation counts",
+        admin: true,
+        request: None,
+        ok: &[(200, "counts", Body::Json("Stats"))],
+        errors: ADMIN_ERRORS,
+    },
 ];
 
 fn content(b: Body) -> Value {
     match b {
-        Body::Json(name) => json!({"application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}}),
-        Body::Jose(_) => json!({"application/jose": {"schema": {"type": "string", "pattern": JWS_PATTERN, "maxLength": edrlink_core::jws::MAX_JWS_LEN}}}),
-        Body::Dsse => json!({"application/vnd.dsse.envelope.v1+json": {"schema": {"$ref": "#/components/schemas/DsseEnvelope"}}}),
+        Body::Json(name) => {
+            json!({"application/json": {"schema": {"$ref": format!("#/components/schemas/{name}")}}})
+        }
+        Body::Jose(_) => {
+            json!({"application/jose": {"schema": {"type": "string", "pattern": JWS_PATTERN, "maxLength": edrlink_core::jws::MAX_JWS_LEN}}})
+        }
+        Body::Dsse => {
+            json!({"application/vnd.dsse.envelope.v1+json": {"schema": {"$ref": "#/components/schemas/DsseEnvelope"}}})
+        }
         Body::Html => json!({"text/html": {"schema": {"type": "string"}}}),
         Body::OpenApi => json!({"application/json": {"schema": {"type": "object"}}}),
     }
@@ -209,9 +436,7 @@ pub fn document() -> Value {
     let mut doc = serde_json::to_value(&api).expect("the document serializes");
     let mut paths = Map::new();
     for op in OPERATIONS {
-        let item = paths
-            .entry(op.path.to_owned())
-            .or_insert_with(|| json!({}));
+        let item = paths.entry(op.path.to_owned()).or_insert_with(|| json!({}));
         item[op.method.to_ascii_lowercase()] = operation(op);
     }
     doc["paths"] = Value::Object(paths);
@@ -304,7 +529,12 @@ mod tests {
     #[test]
     fn request_bodies_are_closed_and_optional_fields_non_null() {
         let doc = document();
-        for name in ["CreateTenant", "SetIntegration", "GenerateToken", "OffboardingRequest"] {
+        for name in [
+            "CreateTenant",
+            "SetIntegration",
+            "GenerateToken",
+            "OffboardingRequest",
+        ] {
             let s = &doc["components"]["schemas"][name];
             assert_eq!(s["additionalProperties"], false, "{name}: {s}");
             for (field, p) in s["properties"].as_object().unwrap() {
@@ -339,28 +569,46 @@ mod tests {
         }
         let ok: CreateTenant = serde_json::from_str(r#"{"tenant_id":"t1"}"#).unwrap();
         assert!(ok.region.is_none());
-        assert!(serde_json::from_str::<OffboardingRequest>(r#"{"installation_ids":null}"#).is_err());
-        assert!(serde_json::from_str::<OffboardingRequest>("{}").unwrap().installation_ids.is_none());
+        assert!(
+            serde_json::from_str::<OffboardingRequest>(r#"{"installation_ids":null}"#).is_err()
+        );
+        assert!(serde_json::from_str::<OffboardingRequest>("{}")
+            .unwrap()
+            .installation_ids
+            .is_none());
         assert!(serde_json::from_str::<SetIntegration>(r#"{"enabled":null}"#).is_err());
         assert!(serde_json::from_str::<SetIntegration>(r#"{"enabled":true,"x":0}"#).is_err());
         assert!(serde_json::from_str::<GenerateToken>(r#"{"max_uses":null}"#).is_err());
         assert!(serde_json::from_str::<GenerateToken>(r#"{"lifetime_secs":null}"#).is_err());
+        assert!(serde_json::from_str::<GenerateToken>(r#"{"max_uses":2.5}"#).is_err());
+        assert!(serde_json::from_str::<GenerateToken>(r#"{"max_uses":-1}"#).is_err());
+        assert!(serde_json::from_str::<GenerateToken>(r#"{"max_uses":"3"}"#).is_err());
+        // JSON Schema's `integer` includes 3.0: accepted as 3.
+        let t: GenerateToken =
+            serde_json::from_str(r#"{"max_uses":3.0,"lifetime_secs":60}"#).unwrap();
+        assert_eq!((t.max_uses, t.lifetime_secs), (Some(3), Some(60)));
     }
 
     /// The response mirrors name the fields the core writes.
     #[test]
     fn mirrors_match_the_core_types() {
         use edrlink_core::keys::{SigningKey, SystemRandom};
-        let keys = |v: &Value| -> BTreeSet<String> {
-            v.as_object().unwrap().keys().cloned().collect()
-        };
+        let keys =
+            |v: &Value| -> BTreeSet<String> { v.as_object().unwrap().keys().cloned().collect() };
         let props = |name: &str| -> BTreeSet<String> {
             keys(&document()["components"]["schemas"][name]["properties"])
         };
         let key = SigningKey::from_seed(&[7; 32]).unwrap();
         let ks = edrlink_core::keys::Keyset::from_keys(&[key.verifying_key()]);
         let pkg = edrlink_core::downlevel::OnboardingPackage::issue(
-            "t", "p", "eu", "https://x", ks.clone(), 1, 0, &SystemRandom,
+            "t",
+            "p",
+            "eu",
+            "https://x",
+            ks.clone(),
+            1,
+            0,
+            &SystemRandom,
         )
         .unwrap();
         let pkg: Value = serde_json::from_str(&pkg.to_json()).unwrap();

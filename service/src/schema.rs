@@ -26,6 +26,26 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Optio
     T::deserialize(d).map(Some)
 }
 
+/// Like [`present`] for integers, also taking an integral JSON number
+/// written with a fraction (`5.0`): JSON Schema's `integer` includes it, so
+/// the handlers accept what the published schema allows.
+fn present_int<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    use serde::de::Error as _;
+    let n = serde_json::Number::deserialize(d)?;
+    let v = match (n.as_i64(), n.as_f64()) {
+        (Some(i), _) => i,
+        (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => f as i64,
+        _ => return Err(D::Error::custom(format!("{n} is not an integer in range"))),
+    };
+    T::try_from(v)
+        .map(Some)
+        .map_err(|_| D::Error::custom(format!("{n} is out of range")))
+}
+
 // ---- admin requests -----------------------------------------------------------
 
 /// `POST /admin/tenants`.
@@ -57,11 +77,11 @@ pub struct SetIntegration {
 #[serde(deny_unknown_fields)]
 pub struct GenerateToken {
     /// Validity in seconds (default 24 h, at most 7 days).
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "present_int")]
     #[schema(nullable = false, minimum = 1, maximum = 604800)]
     pub lifetime_secs: Option<i64>,
     /// How many endpoints may redeem it (default 10000).
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "present_int")]
     #[schema(nullable = false, minimum = 1, maximum = 4294967295_u32)]
     pub max_uses: Option<u32>,
 }
@@ -370,21 +390,28 @@ pub struct RegisterResponse {
     pub last_seq: u64,
 }
 
-/// A DSSE envelope (`application/vnd.dsse.envelope.v1+json`).
+/// A DSSE envelope (`application/vnd.dsse.envelope.v1+json`) as the
+/// profile in PROTOCOL.md accepts it: one signature with a key id.
 #[derive(Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct DsseEnvelope {
+    /// `application/vnd.edrlink.batch.v1+json` (or `+gzip`).
     #[serde(rename = "payloadType")]
+    #[schema(pattern = "^[!-~]{1,128}$")]
     pub payload_type: String,
     /// Base64 of the batch.
+    #[schema(pattern = "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$")]
     pub payload: String,
+    #[schema(min_items = 1, max_items = 1)]
     pub signatures: Vec<DsseSignature>,
 }
 
-/// One DSSE signature.
+/// The DSSE signature.
 #[derive(Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct DsseSignature {
+    /// The installation id (the key that signed).
+    #[schema(min_length = 1)]
     pub keyid: String,
+    /// Base64 of the 64-byte Ed25519 signature.
+    #[schema(pattern = "^[A-Za-z0-9+/]{86}==$")]
     pub sig: String,
 }
