@@ -3,6 +3,7 @@
 #
 # 1. installs what is missing (scripts/install-deps.sh, idempotent),
 # 2. Rust: fmt, clippy (-D warnings), cargo test for the workspace, the wasm32 build of sdk-core,
+#    every fuzz target for a fixed time (scripts/fuzz.sh), the schemathesis contract test,
 # 3. every language suite: tests/<suite>/run.sh (C, Python, Kotlin, wasm, browser, …),
 # then prints one line per suite and exits non-zero if anything failed.
 set -uo pipefail
@@ -32,6 +33,10 @@ step rust-clippy cargo clippy --workspace --all-targets --locked -- -D warnings
 # --no-fail-fast: one failing test binary must not hide the results of the others.
 step rust-test cargo test --workspace --locked --no-fail-fast
 step wasm32-core env WASM_CHECK_ONLY=1 bash scripts/wasm-build.sh edrlink-core
+# Every cargo-fuzz target for a fixed time from the committed seeds (FUZZ_SECONDS each).
+step fuzz bash scripts/fuzz.sh
+# Contract: schemathesis against the running service and its generated /openapi.json.
+step contract bash tests/contract/run.sh
 
 # tests/service and tests/cli are also runnable alone; here `cargo test --workspace` covers them.
 for suite in c python kotlin wasm browser extension; do
