@@ -236,13 +236,12 @@ pub struct Http {
 
 impl Http {
     pub fn new(base: &str) -> Http {
-        let transport = edrlink_core::transport::HttpTransport::new(
-            edrlink_core::transport::HttpOptions {
+        let transport =
+            edrlink_core::transport::HttpTransport::new(edrlink_core::transport::HttpOptions {
                 no_proxy: true,
                 ..Default::default()
-            },
-        )
-        .unwrap();
+            })
+            .unwrap();
         Http {
             base: base.trim_end_matches('/').to_owned(),
             transport: std::sync::Arc::new(transport),
