@@ -42,7 +42,9 @@ fn strings(v: &Value, out: &mut Vec<String>) {
 }
 
 fn write(target: &str, seeds: Vec<Vec<u8>>, cap: usize) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus").join(target);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("corpus")
+        .join(target);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let mut seen = std::collections::BTreeSet::new();
@@ -70,7 +72,11 @@ fn event(i: u64) -> Event {
 fn main() {
     let cases = vectors();
     let inputs = |kind: &str| -> Vec<Value> {
-        cases.iter().filter(|c| c["kind"] == kind).map(|c| c["input"].clone()).collect()
+        cases
+            .iter()
+            .filter(|c| c["kind"] == kind)
+            .map(|c| c["input"].clone())
+            .collect()
     };
 
     // parsers: every string of the vectors' inputs (tokens, envelopes, events, …).
@@ -78,7 +84,11 @@ fn main() {
     for c in &cases {
         strings(&c["input"], &mut all);
     }
-    write("parsers", all.into_iter().map(String::into_bytes).collect(), 60);
+    write(
+        "parsers",
+        all.into_iter().map(String::into_bytes).collect(),
+        60,
+    );
 
     // service_role: path selector byte + request body of the service exchanges.
     let mut reqs = Vec::new();
@@ -86,7 +96,9 @@ fn main() {
         for step in i["steps"].as_array().into_iter().flatten() {
             let r = &step["request"];
             let path = r["path"].as_str().unwrap_or("");
-            let Some(p) = PATHS.iter().position(|x| path.ends_with(x)) else { continue };
+            let Some(p) = PATHS.iter().position(|x| path.ends_with(x)) else {
+                continue;
+            };
             let mut s = vec![p as u8];
             s.extend_from_slice(r["body"].as_str().unwrap_or("").as_bytes());
             reqs.push(s);
@@ -102,7 +114,8 @@ fn main() {
         for i in 0..5 {
             o.push(&event(i), NOW).unwrap();
         }
-        o.begin_batch(3, 1 << 20, "batch-1".into(), "2027-01-15T08:00:00Z".into()).unwrap();
+        o.begin_batch(3, 1 << 20, "batch-1".into(), "2027-01-15T08:00:00Z".into())
+            .unwrap();
     }
     let seg = std::fs::read(tmp.path().join(format!("seg-{:020}.log", 0))).unwrap();
     let state = std::fs::read(tmp.path().join("state.json")).unwrap();
@@ -112,24 +125,58 @@ fn main() {
     both.extend_from_slice(&seg);
     write(
         "spool_files",
-        vec![[&[0u8][..], &seg].concat(), [&[1u8][..], &state].concat(), both],
+        vec![
+            [&[0u8][..], &seg].concat(),
+            [&[1u8][..], &state].concat(),
+            both,
+        ],
         10,
     );
 
     // credential_file: the fixture credential as the agent stores it.
     let cred = credential();
-    write("credential_file", vec![cred.to_json().as_bytes().to_vec()], 10);
+    write(
+        "credential_file",
+        vec![cred.to_json().as_bytes().to_vec()],
+        10,
+    );
 
     // packages: onboarding package JSON, offboarding packages (all / one installation).
     let role = role();
-    let onboarding = OnboardingPackage::issue("t1", "acme", "eu", "http://fuzz", role.keyset(), 1, NOW, &SystemRandom)
-        .unwrap()
-        .to_json();
+    let onboarding = OnboardingPackage::issue(
+        "t1",
+        "acme",
+        "eu",
+        "http://fuzz",
+        role.keyset(),
+        1,
+        NOW,
+        &SystemRandom,
+    )
+    .unwrap()
+    .to_json();
     let key = service_key();
-    let (all_inst, _) = edrlink_core::offboard::issue_package("t1", "acme", None, &key, NOW, &SystemRandom).unwrap();
-    let (one, _) =
-        edrlink_core::offboard::issue_package("t1", "acme", Some(vec!["inst-fuzz".into()]), &key, NOW, &SystemRandom).unwrap();
-    write("packages", vec![onboarding.as_bytes().to_vec(), all_inst.into_bytes(), one.into_bytes()], 10);
+    let (all_inst, _) =
+        edrlink_core::offboard::issue_package("t1", "acme", None, &key, NOW, &SystemRandom)
+            .unwrap();
+    let (one, _) = edrlink_core::offboard::issue_package(
+        "t1",
+        "acme",
+        Some(vec!["inst-fuzz".into()]),
+        &key,
+        NOW,
+        &SystemRandom,
+    )
+    .unwrap();
+    write(
+        "packages",
+        vec![
+            onboarding.as_bytes().to_vec(),
+            all_inst.into_bytes(),
+            one.into_bytes(),
+        ],
+        10,
+    );
 
     // state_restore: exportState() documents (with and without an in-flight batch).
     let mut o = Outbox::in_memory(Limits::default());
@@ -137,18 +184,33 @@ fn main() {
         o.push(&event(i), NOW).unwrap();
     }
     let queued = serde_json::to_string(&o.snapshot().unwrap()).unwrap();
-    o.begin_batch(2, 1 << 20, "batch-1".into(), "2027-01-15T08:00:00Z".into()).unwrap();
+    o.begin_batch(2, 1 << 20, "batch-1".into(), "2027-01-15T08:00:00Z".into())
+        .unwrap();
     let inflight = serde_json::to_string(&o.snapshot().unwrap()).unwrap();
     let docs = vec![
-        format!(r#"{{"v":1,"credential":{},"outbox":{inflight}}}"#, cred.to_json().as_str()),
+        format!(
+            r#"{{"v":1,"credential":{},"outbox":{inflight}}}"#,
+            cred.to_json().as_str()
+        ),
         format!(r#"{{"v":1,"credential":null,"outbox":{queued}}}"#),
     ];
-    write("state_restore", docs.into_iter().map(String::into_bytes).collect(), 10);
+    write(
+        "state_restore",
+        docs.into_iter().map(String::into_bytes).collect(),
+        10,
+    );
 
     // c_api: "<string>\0<second argument>" pairs from the token and envelope vectors.
     let mut pairs = Vec::new();
     for i in inputs("token_verify") {
-        pairs.push(format!("{}\0{}", i["token"].as_str().unwrap_or(""), i["keyset_json"].as_str().unwrap_or("")).into_bytes());
+        pairs.push(
+            format!(
+                "{}\0{}",
+                i["token"].as_str().unwrap_or(""),
+                i["keyset_json"].as_str().unwrap_or("")
+            )
+            .into_bytes(),
+        );
     }
     for i in inputs("envelope_open") {
         let env = match &i["envelope"] {

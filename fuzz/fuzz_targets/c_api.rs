@@ -28,7 +28,14 @@ fuzz_target!(|data: &[u8]| unsafe {
     edrlink_token_inspect(ca.as_ptr(), edrlink_fuzz::NOW, &mut out, &mut err);
     done(out, err);
     (out, err) = (null_mut(), null_mut());
-    edrlink_token_verify(ca.as_ptr(), cb.as_ptr(), edrlink_fuzz::NOW, 60, &mut out, &mut err);
+    edrlink_token_verify(
+        ca.as_ptr(),
+        cb.as_ptr(),
+        edrlink_fuzz::NOW,
+        60,
+        &mut out,
+        &mut err,
+    );
     done(out, err);
     (out, err) = (null_mut(), null_mut());
     edrlink_key_id(b.as_ptr(), b.len(), &mut out, &mut err);
@@ -40,7 +47,15 @@ fuzz_target!(|data: &[u8]| unsafe {
     err = null_mut();
     let mut payload: *mut u8 = null_mut();
     let mut payload_len = 0usize;
-    edrlink_envelope_open(ca.as_ptr(), b.as_ptr(), b.len(), cb.as_ptr(), &mut payload, &mut payload_len, &mut err);
+    edrlink_envelope_open(
+        ca.as_ptr(),
+        b.as_ptr(),
+        b.len(),
+        cb.as_ptr(),
+        &mut payload,
+        &mut payload_len,
+        &mut err,
+    );
     edrlink_bytes_free(payload, payload_len);
     edrlink_error_free(err);
     err = null_mut();
@@ -48,9 +63,17 @@ fuzz_target!(|data: &[u8]| unsafe {
     done(out, err);
     (out, err) = (null_mut(), null_mut());
     edrlink_downlevel_authorization(
-        ca.as_ptr(), b.as_ptr(), b.len(), c"POST".as_ptr(), cb.as_ptr(),
-        c"application/json".as_ptr(), c"Thu, 15 Jan 2027 08:00:00 GMT".as_ptr(),
-        a.as_ptr(), a.len(), &mut out, &mut err,
+        ca.as_ptr(),
+        b.as_ptr(),
+        b.len(),
+        c"POST".as_ptr(),
+        cb.as_ptr(),
+        c"application/json".as_ptr(),
+        c"Thu, 15 Jan 2027 08:00:00 GMT".as_ptr(),
+        a.as_ptr(),
+        a.len(),
+        &mut out,
+        &mut err,
     );
     done(out, err);
 });

@@ -15,7 +15,10 @@ fuzz_target!(|data: &[u8]| {
         let _ = p.key_bytes();
         let _ = p.to_json();
     }
-    let mut c = PartnerClient::new(ClientConfig::new(edrlink_fuzz::device()), Box::new(SystemRandom));
+    let mut c = PartnerClient::new(
+        ClientConfig::new(edrlink_fuzz::device()),
+        Box::new(SystemRandom),
+    );
     if c.onboard_with_package(&text).is_ok() {
         let _ = c.poll_request(NOW);
     }

@@ -18,10 +18,15 @@ fuzz_target!(|data: &[u8]| {
             std::fs::write(dir.path().join(format!("seg-{:020}.log", 0)), b).unwrap();
         }
     }
-    let Ok(spool) = FileSpool::open(dir.path(), Fsync::Never) else { return };
-    let Ok(mut outbox) = Outbox::open(Box::new(spool), Limits::default()) else { return };
+    let Ok(spool) = FileSpool::open(dir.path(), Fsync::Never) else {
+        return;
+    };
+    let Ok(mut outbox) = Outbox::open(Box::new(spool), Limits::default()) else {
+        return;
+    };
     let _ = outbox.read_all();
-    if let Ok(Some(_)) = outbox.begin_batch(100, 1 << 20, "b".into(), "2027-01-15T08:00:00Z".into()) {
+    if let Ok(Some(_)) = outbox.begin_batch(100, 1 << 20, "b".into(), "2027-01-15T08:00:00Z".into())
+    {
         let _ = outbox.inflight_events();
         let _ = outbox.split_inflight("b2".into());
         let _ = outbox.ack_inflight(outbox.inflight().map_or(0, |i| i.seq));

@@ -21,9 +21,15 @@ struct StateDoc {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(doc) = serde_json::from_slice::<StateDoc>(data) else { return };
+    let Ok(doc) = serde_json::from_slice::<StateDoc>(data) else {
+        return;
+    };
     let cfg = ClientConfig::new(edrlink_fuzz::device());
-    let Ok(mut outbox) = Outbox::from_snapshot(doc.outbox.unwrap_or_default(), PartnerClient::limits(&cfg)) else { return };
+    let Ok(mut outbox) =
+        Outbox::from_snapshot(doc.outbox.unwrap_or_default(), PartnerClient::limits(&cfg))
+    else {
+        return;
+    };
     let _ = outbox.snapshot();
     let mut pc = PartnerClient::with_outbox(cfg, Box::new(SystemRandom), outbox);
     if let Some(c) = doc.credential.filter(|c| !c.is_null()) {
@@ -33,8 +39,14 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     for _ in 0..4 {
-        let Some(req) = pc.poll_request(NOW) else { break };
-        let resp = edrlink_core::http::HttpResponse { status: 503, headers: vec![], body: vec![] };
+        let Some(req) = pc.poll_request(NOW) else {
+            break;
+        };
+        let resp = edrlink_core::http::HttpResponse {
+            status: 503,
+            headers: vec![],
+            body: vec![],
+        };
         pc.handle_response(req.id, &resp, NOW);
     }
     let _ = pc.health(NOW);

@@ -9,6 +9,10 @@
 //! out; a test fails when it differs. Regenerate on purpose with
 //! `EDRLINK_REGEN_OPENAPI=1 cargo test -p edrlink-service --lib openapi`.
 
+// Only the tests build the document: the binary serves the committed copy,
+// which those tests keep equal to it.
+#![cfg_attr(not(test), allow(dead_code))]
+
 use crate::schema::{self, JWS_PATTERN};
 use serde_json::{json, Map, Value};
 use utoipa::openapi::schema::ComponentsBuilder;
