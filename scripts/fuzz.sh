@@ -15,6 +15,7 @@ cd "$ROOT"
 SECS="${1:-${FUZZ_SECONDS:-20}}"; shift || true
 export RUSTC_BOOTSTRAP=1 CARGO_TERM_COLOR=never
 TD="$ROOT/target/fuzz"
+mkdir -p "$ROOT/artifacts/logs"
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz missing: run scripts/install-deps.sh"; exit 1; }
 
 targets=("$@")
@@ -32,7 +33,7 @@ for t in "${targets[@]}"; do
   cargo fuzz run -O --target-dir "$TD" "$t" "$TD/corpus/$t" "fuzz/corpus/$t" -- \
     -max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1
   rc=$?
-  runs=$(awk -F: '/stat::number_of_executed_units/{gsub(/ /,"",$2); print $2}' "$log" | tail -1)
+  runs=$(awk '/stat::number_of_executed_units/{print $NF}' "$log" | tail -1)
   cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | awk '{print $2}')
   if [ $rc -eq 0 ]; then
     printf 'fuzz %-16s ok      %9s runs  cov %-6s %3ss\n' "$t" "${runs:-?}" "${cov:-?}" "$((SECONDS - s0))"
