@@ -266,9 +266,13 @@ impl Http {
             id: 0,
             method: method.to_owned(),
             url: url.clone(),
+            // A fresh connection per request: the service closes a connection
+            // after an answer given before the body was read (401, 413), and a
+            // pooled one could race that close.
             headers: headers
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .chain([("connection".to_owned(), "close".to_owned())])
                 .collect(),
             body: body.unwrap_or_default(),
         };
