@@ -3,7 +3,7 @@
 # step runs). Stable toolchain: RUSTC_BOOTSTRAP=1 lets cargo-fuzz pass its
 # nightly flags (sanitizer, coverage instrumentation).
 #
-# Usage: scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]   (default 20 s, all targets)
+# Usage: scripts/fuzz.sh [SECONDS_PER_TARGET] [TARGET...]   (default 15 s, all targets)
 # Seeds: fuzz/corpus/<target>/ (committed; regenerate with
 #   cargo run --manifest-path fuzz/Cargo.toml --example seeds). New inputs found
 # while running go to target/fuzz/corpus/<target>/ (not committed). A crash
@@ -12,7 +12,7 @@
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-SECS="${1:-${FUZZ_SECONDS:-20}}"; shift || true
+SECS="${1:-${FUZZ_SECONDS:-15}}"; shift || true
 export RUSTC_BOOTSTRAP=1 CARGO_TERM_COLOR=never
 TD="$ROOT/target/fuzz"
 mkdir -p "$ROOT/artifacts/logs"
