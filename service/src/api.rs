@@ -374,7 +374,9 @@ async fn read_body(req: Request, limit: usize) -> Result<axum::body::Bytes, Erro
 
 async fn json_body<T: serde::de::DeserializeOwned + Default>(req: Request) -> Result<T, ApiError> {
     let b = read_body(req, ADMIN_BODY_LIMIT).await?;
-    if b.iter().all(u8::is_ascii_whitespace) {
+    // No body is the same as `{}` (the schemas mark such bodies optional);
+    // anything else must be JSON, whitespace alone included.
+    if b.is_empty() {
         return Ok(T::default());
     }
     serde_json::from_slice(&b)
