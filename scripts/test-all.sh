@@ -33,6 +33,9 @@ step rust-clippy cargo clippy --workspace --all-targets --locked -- -D warnings
 # --no-fail-fast: one failing test binary must not hide the results of the others.
 step rust-test cargo test --workspace --locked --no-fail-fast
 step wasm32-core env WASM_CHECK_ONLY=1 bash scripts/wasm-build.sh edrlink-core
+# Crash soak (release build): 100 SIGKILLs of a client that spools, sends and rotates
+# segments, the invariant checked after each (docs/RELIABILITY.md has the 1,000-kill run).
+step crash-soak bash -c 'cargo build --release --locked -p edrlink-reliability --bins && "$CARGO_TARGET_DIR/release/soak" --kills 100 --max-seconds 180'
 # Every cargo-fuzz target for a fixed time from the committed seeds (FUZZ_SECONDS each).
 step fuzz bash scripts/fuzz.sh
 # Contract: schemathesis against the running service and its generated /openapi.json.

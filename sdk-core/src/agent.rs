@@ -314,6 +314,12 @@ impl Agent {
         self.lock().submit(event, unix_now())
     }
 
+    /// Queues events with one spool write; returns how many the queue bounds
+    /// refused (counted as `queue_full` drops). One invalid event queues none.
+    pub fn submit_many(&self, events: &[Event]) -> Result<usize> {
+        self.lock().submit_many(events, unix_now())
+    }
+
     /// Parses, validates and queues one JSON event.
     pub fn submit_json(&self, json: &str) -> Result<()> {
         self.submit(Event::from_json(json)?)

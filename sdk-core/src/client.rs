@@ -65,7 +65,7 @@ impl ClientConfig {
             pinned_keys: None,
             service_url_override: None,
             gzip: false,
-            max_queue_events: 100_000,
+            max_queue_events: crate::spool::DEFAULT_MAX_EVENTS as usize,
             max_queue_bytes: 100 * 1024 * 1024,
             when_full: WhenFull::RefuseNew,
             max_queue_age: 7 * 86_400,
@@ -269,6 +269,14 @@ impl PartnerClient {
     pub fn submit(&mut self, event: Event, now: UnixSeconds) -> Result<()> {
         event.validate()?;
         self.outbox.push(&event, now)
+    }
+
+    /// Queues events with one spool write. All are validated first (one bad
+    /// event queues none); returns how many the bounds refused (`queue_full`,
+    /// counted as drops).
+    pub fn submit_many(&mut self, events: &[Event], now: UnixSeconds) -> Result<usize> {
+        events.iter().try_for_each(|e| e.validate())?;
+        self.outbox.push_many(events, now)
     }
 
     /// Sends whatever is queued without waiting for the batch delay.

@@ -10,17 +10,30 @@
 //!
 //! | module | job |
 //! |---|---|
-//! | [`token`] | access tokens (JWT, EdDSA): issue, inspect, verify |
-//! | [`redeem`] | token → installation credential, proof of possession |
-//! | [`handshake`] | signed hello → signed flow decision (open/blocked/revoked) |
-//! | [`telemetry`] + [`dsse`] | typed events, batches, DSSE envelopes |
-//! | [`downlevel`] | onboarding packages, HMAC `SharedKey` signing |
-//! | [`offboard`] | opt-out message, offboarding package (30 days) |
-//! | [`rotate`] | credential rotation, acquire-then-replace |
-//! | [`health`] | partner health report, portal health classes |
-//! | [`eicar`] | the EICAR test detection |
+//! | [`encoding`] | base64 flavours, RFC 3339 times, capped JSON parsing (PROTOCOL §2) |
+//! | [`keys`] | Ed25519 keys, key ids, JWKs and keysets, the randomness seam (§3) |
+//! | [`jws`] | the strict compact-JWS profile every interactive message uses (§4) |
+//! | [`fresh`] | freshness window and nonce shape (§5) |
+//! | [`token`] | access tokens (JWT, EdDSA): issue, inspect, verify (§6) |
+//! | [`redeem`] | token → installation credential, proof of possession (§7) |
+//! | [`handshake`] | signed hello → signed flow decision (open/blocked/revoked) (§8) |
+//! | [`telemetry`] + [`dsse`] | typed events, batches, DSSE envelopes (§9) |
+//! | [`downlevel`] | onboarding packages, HMAC `SharedKey` signing (§10) |
+//! | [`offboard`] | opt-out message, offboarding package (30 days) (§11) |
+//! | [`rotate`] | credential rotation, acquire-then-replace (§12) |
+//! | [`policy`] | the service-signed policy and its rollback rule (§13) |
+//! | [`credential`] | what an endpoint persists, and the host's credential store seam (§14) |
+//! | [`health`] | partner health report, portal health classes (§15) |
+//! | [`http`] | the sans-IO HTTP request/response model and problem bodies (§16) |
+//! | [`error`] | one error type with stable codes (§17) |
+//! | [`eicar`] | the EICAR test detection (§20) |
 //! | [`service`] | the service role: every partner-API decision |
 //! | [`client`] | the partner role: a sans-IO client (`poll_request`/`handle_response`) |
+//! | [`spool`] | the outbox's bookkeeping: bounds, drops, the in-flight batch |
+//! | [`memory_store`] | in-memory outbox and credential storage (tests, wasm hosts) |
+//! | `spool_file` (feature `spool`) | the durable on-disk segment log behind the outbox |
+//! | `agent` (feature `blocking`) | a blocking driver: threads, files and clocks around the client |
+//! | `transport` (feature `http`) | the built-in HTTPS transport (ureq + rustls) |
 #![forbid(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 

@@ -269,6 +269,29 @@ pub struct IngestAck {
     pub gap: u64,
 }
 
+/// An ingest request past its stateless checks: the envelope parsed, its
+/// signature verified with the key its installation had when it was looked
+/// up, its batch decompressed and validated (from
+/// [`ServiceRole::prepare_ingest`], consumed by [`ServiceRole::commit_ingest`]).
+#[derive(Debug)]
+pub struct PreparedIngest {
+    installation_id: String,
+    key: VerifyingKey,
+    batch: Batch,
+}
+
+impl PreparedIngest {
+    /// The installation the verified envelope belongs to.
+    pub fn installation_id(&self) -> &str {
+        &self.installation_id
+    }
+
+    /// The verified batch.
+    pub fn batch(&self) -> &Batch {
+        &self.batch
+    }
+}
+
 impl ServiceRole {
     /// Creates the role. `rng` supplies ids and nonces.
     pub fn new(cfg: ServiceConfig, rng: Box<dyn RandomSource + Send + Sync>) -> Result<Self> {
@@ -679,11 +702,31 @@ impl ServiceRole {
         req: &HttpRequest,
         now: UnixSeconds,
     ) -> Handled {
-        if req.body.len() > dsse::MAX_ENVELOPE_BYTES {
-            return Err(Error::new(ErrorCode::BatchTooLarge, "envelope exceeds 5 MiB").into());
+        let prepared = self.prepare_ingest(&req.body, |kid| store.installation_by_key(kid))?;
+        self.commit_prepared(store, prepared, now)
+    }
+
+    /// First phase of `POST /v1/ingest`, meant to run *outside* the writer
+    /// transaction (it is where a 5 MiB envelope's cost is): size checks, DSSE
+    /// parse, the installation key by the envelope's `keyid` (`key_lookup`, any
+    /// read-only view of the store), the policy's payload size, signature
+    /// verification, decompression and batch validation (section 9.4 steps
+    /// 1–6). Nothing is written. [`commit_ingest`](Self::commit_ingest)
+    /// finishes the request inside the writer transaction; `handle` runs both
+    /// phases back to back, so the decisions are the same code either way.
+    pub fn prepare_ingest(
+        &self,
+        body: &[u8],
+        key_lookup: impl FnOnce(&str) -> Result<Option<Installation>>,
+    ) -> Result<PreparedIngest> {
+        if body.len() > dsse::MAX_ENVELOPE_BYTES {
+            return Err(Error::new(
+                ErrorCode::BatchTooLarge,
+                "envelope exceeds 5 MiB",
+            ));
         }
-        let parsed = dsse::parse(&req.body)?;
-        let mut inst = store.installation_by_key(&parsed.keyid)?.ok_or_else(|| {
+        let parsed = dsse::parse(body)?;
+        let inst = key_lookup(&parsed.keyid)?.ok_or_else(|| {
             Error::new(
                 ErrorCode::UnknownKey,
                 "envelope keyid names no installation key",
@@ -700,15 +743,99 @@ impl ServiceRole {
                     "payload exceeds the policy's {} bytes",
                     self.cfg.policy.max_batch_bytes
                 ),
-            )
-            .into());
+            ));
         }
         let batch = telemetry::open_batch(&parsed, &key)?;
         if batch.installation_id != inst.id {
-            return Err(
-                Error::new(ErrorCode::BadSignature, "batch names another installation").into(),
-            );
+            return Err(Error::new(
+                ErrorCode::BadSignature,
+                "batch names another installation",
+            ));
         }
+        Ok(PreparedIngest {
+            installation_id: inst.id,
+            key,
+            batch,
+        })
+    }
+
+    /// Second phase of `POST /v1/ingest`, inside the writer transaction:
+    /// re-reads the installation and refuses with `unknown_key` unless it still
+    /// has the key that verified the envelope (a rotation or a re-key may have
+    /// committed since [`prepare_ingest`](Self::prepare_ingest)), then flow,
+    /// session, rate limit, deduplication, sequence and storage exactly as
+    /// `handle` does (section 9.4 steps 7–13). The answer carries `Date`.
+    pub fn commit_ingest<S: ServiceStore>(
+        &self,
+        store: &mut S,
+        prepared: PreparedIngest,
+        now: UnixSeconds,
+    ) -> HttpResponse {
+        let mut resp = match self.commit_prepared(store, prepared, now) {
+            Ok(r) => r,
+            Err(Reject(e, seq)) => problem(&e, seq),
+        };
+        resp.headers
+            .push(("date".into(), crate::http::format_http_date(now)));
+        resp
+    }
+
+    /// A refusal decided outside [`handle`](Self::handle) (a failed
+    /// [`prepare_ingest`](Self::prepare_ingest), a size or rate limit of the
+    /// transport), rendered like every other answer: a problem with `Date`.
+    pub fn refusal(&self, err: &Error, now: UnixSeconds) -> HttpResponse {
+        let mut resp = problem(err, None);
+        resp.headers
+            .push(("date".into(), crate::http::format_http_date(now)));
+        resp
+    }
+
+    /// Stateless checks of a `POST /v1/redeem` body, for a caller that wants
+    /// junk refused before it reaches the writer: size, the request's
+    /// proof-of-possession signature and freshness, and the token's signature,
+    /// validity and region. Passing decides nothing (`handle` still runs every
+    /// check, in its order); a request refused here is one `handle` refuses
+    /// too (with another code only when it has several faults), and nothing
+    /// is stored for it.
+    pub fn precheck_redeem(&self, body: &[u8], now: UnixSeconds) -> Result<()> {
+        if body.len() > jws::MAX_JWS_LEN {
+            return Err(Error::new(ErrorCode::TooLarge, "message too large"));
+        }
+        let text = core::str::from_utf8(body).map_err(|_| Error::malformed("body is not UTF-8"))?;
+        let (claims, _) = redeem::verify_request(text, now)?;
+        let tok = token::verify(&claims.token, &self.keyset(), now, 0)?;
+        if tok.region != self.cfg.region {
+            return Err(Error::new(
+                ErrorCode::WrongRegion,
+                format!(
+                    "this service serves region {}, the token is for {}",
+                    self.cfg.region, tok.region
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn commit_prepared<S: ServiceStore>(
+        &self,
+        store: &mut S,
+        prepared: PreparedIngest,
+        now: UnixSeconds,
+    ) -> Handled {
+        let PreparedIngest {
+            installation_id,
+            key,
+            batch,
+        } = prepared;
+        let mut inst = store
+            .installation(&installation_id)?
+            .filter(|i| i.public_key == Some(key))
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorCode::UnknownKey,
+                    "envelope keyid names no installation key",
+                )
+            })?;
         let (state, reason) = self.flow_of(store, &inst)?;
         if state != FlowState::Open {
             return Err(Self::flow_error(state, reason).into());

@@ -118,6 +118,11 @@ impl SpoolState {
 pub trait SpoolStorage: Send {
     /// Appends a record (the storage frames and checksums it).
     fn append(&mut self, rec: &Record) -> Result<()>;
+    /// Appends records in order, as one write where the storage can (a `submit`
+    /// of many events costs one system call, not one per event).
+    fn append_many(&mut self, recs: &[Record]) -> Result<()> {
+        recs.iter().try_for_each(|r| self.append(r))
+    }
     /// Makes every append so far durable (fsync for files).
     fn sync(&mut self) -> Result<()>;
     /// Lists every record with `index >= from`, in index order (recovery).
@@ -126,13 +131,25 @@ pub trait SpoolStorage: Send {
     fn read(&mut self, indexes: &[u64]) -> Result<Vec<Record>>;
     /// Loads the state document (`None` on first use).
     fn load_state(&mut self) -> Result<Option<SpoolState>>;
-    /// Atomically replaces the state document.
+    /// Atomically replaces the state document and makes it, and every append
+    /// before it, durable (as far as the storage's fsync policy goes).
     fn save_state(&mut self, state: &SpoolState) -> Result<()>;
+    /// Replaces the state document without waiting for it to be durable: a
+    /// process crash keeps it, a power loss may return the previous state.
+    /// Used where losing the change is harmless (an acknowledgement: the batch
+    /// is re-sent and the service answers `duplicate`; a drop counter).
+    fn save_state_unsynced(&mut self, state: &SpoolState) -> Result<()> {
+        self.save_state(state)
+    }
     /// Frees storage of every record with `index < upto` (e.g. whole segments).
     fn release(&mut self, upto: u64) -> Result<()>;
 }
 
-/// Bounds of the outbox. Defaults follow established SDKs: 100 MiB, 7 days.
+/// Default bound of queued events (PROTOCOL §9.5, §21); the client's
+/// `max_queue_events` default is this same constant.
+pub const DEFAULT_MAX_EVENTS: u64 = 100_000;
+
+/// Bounds of the outbox. Defaults (PROTOCOL §9.5): 100 000 events, 100 MiB, 7 days.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Most bytes of queued events.
@@ -149,7 +166,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_bytes: 100 * 1024 * 1024,
-            max_events: 1_000_000,
+            max_events: DEFAULT_MAX_EVENTS,
             max_age: 7 * 86_400,
             when_full: WhenFull::RefuseNew,
         }
@@ -183,6 +200,9 @@ pub struct Outbox {
     live: VecDeque<Entry>,
     bytes: u64,
     next_index: u64,
+    /// A lower bound of the submission time of every queued event: while the
+    /// oldest possible one is within the age bound, `push` skips the expiry scan.
+    time_floor: UnixSeconds,
 }
 
 impl core::fmt::Debug for Outbox {
@@ -224,6 +244,15 @@ impl Outbox {
         if let Some(inf) = &state.inflight {
             next_index = next_index.max(inf.upto);
         }
+        // A dropped index is never reused, even if its record never reached storage.
+        if let Some(&(_, end)) = state.dropped.iter().max_by_key(|r| r.1) {
+            next_index = next_index.max(end);
+        }
+        let time_floor = live
+            .iter()
+            .map(|e| e.time)
+            .min()
+            .unwrap_or(UnixSeconds::MAX);
         Ok(Outbox {
             storage,
             limits,
@@ -231,6 +260,7 @@ impl Outbox {
             live,
             bytes,
             next_index,
+            time_floor,
         })
     }
 
@@ -254,16 +284,20 @@ impl Outbox {
         self.live.front().map(|e| e.time)
     }
 
+    /// Position in `live` of the first event not in flight (`live` is in index order).
+    fn first_waiting(&self) -> usize {
+        let upto = self.state.inflight.as_ref().map_or(0, |i| i.upto);
+        self.live.partition_point(|e| e.index < upto)
+    }
+
     /// Submission time of the oldest event not in flight.
     pub fn oldest_waiting(&self) -> Option<UnixSeconds> {
-        let upto = self.state.inflight.as_ref().map_or(0, |i| i.upto);
-        self.live.iter().find(|e| e.index >= upto).map(|e| e.time)
+        self.live.get(self.first_waiting()).map(|e| e.time)
     }
 
     /// Events not in flight.
     pub fn waiting(&self) -> usize {
-        let upto = self.state.inflight.as_ref().map_or(0, |i| i.upto);
-        self.live.iter().filter(|e| e.index >= upto).count()
+        self.live.len() - self.first_waiting()
     }
 
     /// The next batch sequence number.
@@ -327,21 +361,97 @@ impl Outbox {
     }
 
     /// Appends an event, applying the bounds. Durable per the storage's policy
-    /// when it returns `Ok`.
+    /// when it returns `Ok`. Errors: `queue_full` when the bounds refuse it
+    /// (counted as a drop), `storage`.
     pub fn push(&mut self, event: &Event, now: UnixSeconds) -> Result<()> {
-        let json = serde_json::to_vec(event)
-            .map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))?;
-        let size = json.len() as u64;
-        let cat = event.category();
+        match self.push_inner(std::slice::from_ref(event), now)?.pop() {
+            Some(Some(refusal)) => Err(refusal),
+            _ => Ok(()),
+        }
+    }
+
+    /// Appends events in order with one storage write, applying the bounds to
+    /// each as [`push`](Self::push) would. Returns how many were refused
+    /// (`queue_full`; each counted as a drop and reported like any other).
+    /// On a storage error none of these events is queued.
+    pub fn push_many(&mut self, events: &[Event], now: UnixSeconds) -> Result<usize> {
+        Ok(self
+            .push_inner(events, now)?
+            .iter()
+            .filter(|r| r.is_some())
+            .count())
+    }
+
+    /// The per-event outcome (`Some(refusal)`), after one append of the accepted.
+    fn push_inner(&mut self, events: &[Event], now: UnixSeconds) -> Result<Vec<Option<Error>>> {
+        let mut changed = self.expire_inner(now);
+        let mut outcome = Vec::with_capacity(events.len());
+        let mut recs = Vec::with_capacity(events.len());
+        for event in events {
+            let json = serde_json::to_vec(event)
+                .map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))?;
+            let size = json.len() as u64;
+            let cat = event.category();
+            match self.make_room(size, cat) {
+                Ok(dropped) => changed |= dropped,
+                Err(refusal) => {
+                    changed = true;
+                    outcome.push(Some(refusal));
+                    continue;
+                }
+            }
+            let index = self.next_index;
+            self.next_index += 1;
+            self.bytes += size;
+            self.time_floor = self.time_floor.min(now);
+            self.live.push_back(Entry {
+                index,
+                category: cat,
+                time: now,
+                size,
+            });
+            recs.push(Record {
+                index,
+                category: cat,
+                time: now,
+                json,
+            });
+            outcome.push(None);
+        }
+        // Records first, then the state that may name them as dropped: a crash in
+        // between only brings a dropped event back, never drops a new one.
+        if let Err(e) = self.storage.append_many(&recs) {
+            let first = recs.first().map_or(u64::MAX, |r| r.index);
+            let mut i = self.live.len();
+            while i > 0 && self.live[i - 1].index >= first {
+                i -= 1;
+            }
+            for e in self.live.drain(i..) {
+                self.bytes -= e.size;
+            }
+            if changed {
+                let _ = self.storage.save_state_unsynced(&self.state);
+            }
+            return Err(e);
+        }
+        if changed {
+            self.storage.save_state_unsynced(&self.state)?;
+        }
+        Ok(outcome)
+    }
+
+    /// Frees room for an event of `size` bytes and category `cat` by the bounds'
+    /// rules; `Ok(true)` if something was dropped for it, `Err` if it is refused
+    /// (counted).
+    fn make_room(&mut self, size: u64, cat: Category) -> std::result::Result<bool, Error> {
         if size > self.limits.max_bytes {
             self.count_drop("too_large", cat);
-            self.storage.save_state(&self.state)?;
             return Err(Error::new(
                 ErrorCode::QueueFull,
                 "event is larger than the whole queue",
             ));
         }
-        let mut changed = self.expire_inner(now);
+        let mut changed = false;
         while self.live.len() as u64 >= self.limits.max_events
             || self.bytes + size > self.limits.max_bytes
         {
@@ -359,33 +469,17 @@ impl Outbox {
                 }
                 None => {
                     self.count_drop("queue_full", cat);
-                    self.storage.save_state(&self.state)?;
                     return Err(Error::new(ErrorCode::QueueFull, "event queue is full"));
                 }
             }
         }
-        if changed {
-            self.storage.save_state(&self.state)?;
-        }
-        let rec = Record {
-            index: self.next_index,
-            category: cat,
-            time: now,
-            json,
-        };
-        self.storage.append(&rec)?;
-        self.next_index += 1;
-        self.bytes += size;
-        self.live.push_back(Entry {
-            index: rec.index,
-            category: cat,
-            time: now,
-            size,
-        });
-        Ok(())
+        Ok(changed)
     }
 
     fn expire_inner(&mut self, now: UnixSeconds) -> bool {
+        if now.saturating_sub(self.time_floor) <= self.limits.max_age {
+            return false;
+        }
         let upto = self.state.inflight.as_ref().map_or(0, |i| i.upto);
         let mut changed = false;
         while let Some(p) = self
@@ -396,13 +490,19 @@ impl Outbox {
             self.drop_entry(p, "expired");
             changed = true;
         }
+        self.time_floor = self
+            .live
+            .iter()
+            .map(|e| e.time)
+            .min()
+            .unwrap_or(UnixSeconds::MAX);
         changed
     }
 
     /// Drops events older than the age bound (counted as `expired`).
     pub fn expire(&mut self, now: UnixSeconds) -> Result<()> {
         if self.expire_inner(now) {
-            self.storage.save_state(&self.state)?;
+            self.storage.save_state_unsynced(&self.state)?;
         }
         Ok(())
     }
@@ -437,10 +537,13 @@ impl Outbox {
             upto,
             split: false,
         };
-        // Persist-then-send: the events and the batch identity are durable first.
-        self.storage.sync()?;
+        // Persist-then-send: the events and the batch identity are durable first
+        // (for the file spool: one fsync covers both, they share the log).
         self.state.inflight = Some(inf.clone());
-        self.storage.save_state(&self.state)?;
+        if let Err(e) = self.storage.save_state(&self.state) {
+            self.state.inflight = None;
+            return Err(e);
+        }
         let events = self.inflight_events()?;
         Ok(Some((inf, events)))
     }
@@ -497,7 +600,10 @@ impl Outbox {
             .max(self.state.acked_upto);
         self.state.next_seq = inf.seq.max(acked_seq) + 1;
         self.state.prune();
-        self.storage.save_state(&self.state)?;
+        // Not waited for: if a power loss forgets this acknowledgement, the same
+        // batch (same `batch_id`) is sent again and the service answers
+        // `duplicate`. The next batch's fsync makes it durable anyway.
+        self.storage.save_state_unsynced(&self.state)?;
         self.storage.release(self.state.acked_upto)?;
         Ok(n)
     }
@@ -792,6 +898,43 @@ mod tests {
             names(&evs),
             ["e2", "e3", "e9"],
             "indexes continue after a restore"
+        );
+    }
+
+    #[test]
+    fn client_defaults_are_the_outbox_defaults() {
+        // One source for the bounds (PROTOCOL §9.5: 100 000 events, 100 MiB, 7 days).
+        let cfg = crate::client::ClientConfig::new(crate::redeem::DeviceFacts {
+            device_id: "d".into(),
+            hostname: "h".into(),
+            os: "linux".into(),
+            os_version: "6".into(),
+            product: "p".into(),
+            product_version: "1".into(),
+        });
+        assert_eq!(
+            crate::client::PartnerClient::limits(&cfg),
+            Limits::default()
+        );
+        assert_eq!(Limits::default().max_events, 100_000);
+    }
+
+    #[test]
+    fn push_many_applies_the_bounds_to_each_event() {
+        let mut o = Outbox::in_memory(Limits {
+            max_events: 3,
+            ..Limits::default()
+        });
+        let evs: Vec<Event> = (0..5).map(tele).collect();
+        assert_eq!(o.push_many(&evs, 0).unwrap(), 2, "two refused");
+        assert_eq!(o.drops().get("queue_full/telemetry"), Some(&2));
+        assert_eq!(names(&o.read_all().unwrap()), ["e0", "e1", "e2"]);
+        // A detection in the same call still displaces queued telemetry.
+        let mixed = [tele(9), crate::eicar::test_detection(0, "/x")];
+        assert_eq!(o.push_many(&mixed, 0).unwrap(), 1);
+        assert_eq!(
+            names(&o.read_all().unwrap()),
+            ["e1", "e2", "EICAR-Test-File"]
         );
     }
 

@@ -8,6 +8,15 @@
 //! ```
 //! Options: `--endpoints N --envelopes E --events K --gzip --db PATH`
 //! (default: a temporary file, deleted afterwards).
+//!
+//! Flood (issue: legitimate ingest while junk hits the service):
+//! `--flood` adds, for the whole ingest phase, `--flood-redeems R` (default 4)
+//! threads posting junk redeems (well-formed JWS, signed, with a bogus token)
+//! and `--flood-envelopes J` (default 2) threads posting 4.9 MiB junk
+//! envelopes (valid DSSE JSON, unknown key), back to back, ignoring
+//! `Retry-After`, from `--flood-from ADDR` (default 127.0.0.2, another
+//! loopback address than the endpoints'). `--no-flood-limits` turns the
+//! service's per-address limits off (shows what the pipeline alone does).
 
 use edrlink_core::dsse;
 use edrlink_core::encoding::rfc3339;
@@ -17,8 +26,13 @@ use edrlink_core::keys::{random_id, SigningKey, SystemRandom};
 use edrlink_core::redeem::{self, DeviceFacts, RequestClaims};
 use edrlink_core::service::RateLimit;
 use edrlink_core::telemetry::{self, Batch, Event, GenericEvent};
-use edrlink_service::{RunningService, Settings};
+use edrlink_service::{FloodLimits, RunningService, Settings};
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::io::{Read as _, Write as _};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -28,6 +42,11 @@ struct Args {
     events: usize,
     gzip: bool,
     db: Option<std::path::PathBuf>,
+    flood: bool,
+    flood_redeems: usize,
+    flood_envelopes: usize,
+    flood_from: std::net::IpAddr,
+    flood_limits: bool,
 }
 
 fn args() -> Args {
@@ -37,6 +56,11 @@ fn args() -> Args {
         events: 100,
         gzip: false,
         db: None,
+        flood: false,
+        flood_redeems: 4,
+        flood_envelopes: 2,
+        flood_from: [127, 0, 0, 2].into(),
+        flood_limits: true,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -47,6 +71,11 @@ fn args() -> Args {
             "--events" => a.events = v().parse().expect("number"),
             "--gzip" => a.gzip = true,
             "--db" => a.db = Some(v().into()),
+            "--flood" => a.flood = true,
+            "--flood-redeems" => a.flood_redeems = v().parse().expect("number"),
+            "--flood-envelopes" => a.flood_envelopes = v().parse().expect("number"),
+            "--flood-from" => a.flood_from = v().parse().expect("address"),
+            "--no-flood-limits" => a.flood_limits = false,
             "--bench" => {} // passed by `cargo bench`-style runners; ignored
             other => panic!("unknown option {other}"),
         }
@@ -131,14 +160,23 @@ fn endpoint(i: usize, base: &str, token: &str, a: &Args, start: &Barrier) -> Res
         iat: now(),
         device,
     };
-    let (st, body, _) = post(
-        &http,
-        &format!("{base}/v1/redeem"),
-        "application/jose",
-        jws::sign(redeem::REQUEST_TYP, &c, &key, true)
-            .unwrap()
-            .into_bytes(),
-    );
+    let redeem_body = jws::sign(redeem::REQUEST_TYP, &c, &key, true)
+        .unwrap()
+        .into_bytes();
+    // Many endpoints enrolling at once from one address meet the service's
+    // per-address redeem limit: wait as told (the request was not processed).
+    let (st, body) = loop {
+        let (st, body, retry) = post(
+            &http,
+            &format!("{base}/v1/redeem"),
+            "application/jose",
+            redeem_body.clone(),
+        );
+        if st != 429 {
+            break (st, body);
+        }
+        std::thread::sleep(Duration::from_secs(retry.unwrap_or(1)));
+    };
     assert_eq!(st, 200, "redeem: {}", String::from_utf8_lossy(&body));
     let rc: redeem::ResponseClaims =
         jws::parse(std::str::from_utf8(&body).unwrap(), redeem::RESPONSE_TYP)
@@ -256,6 +294,11 @@ fn main() {
             burst: 1e9,
             per_second: 1e9,
         },
+        flood: if a.flood_limits {
+            FloodLimits::default()
+        } else {
+            FloodLimits::off()
+        },
         ..Settings::default()
     })
     .unwrap();
@@ -305,8 +348,26 @@ fn main() {
     let enroll_s = enroll_t0.elapsed().as_secs_f64();
     eprintln!("enrolled in {enroll_s:.1}s; sending…");
     let t0 = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood_stats = Arc::new(Mutex::new(BTreeMap::<String, u64>::new()));
+    let flooders: Vec<_> = if a.flood {
+        let addr = svc.addr();
+        (0..a.flood_redeems + a.flood_envelopes)
+            .map(|k| {
+                let (stop, stats, from) = (stop.clone(), flood_stats.clone(), a.flood_from);
+                let envelope = k >= a.flood_redeems;
+                std::thread::spawn(move || flood(addr, from, envelope, &stop, &stats))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let results: Vec<Result1> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     let secs = t0.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    for f in flooders {
+        f.join().unwrap();
+    }
 
     let mut lat: Vec<u64> = results
         .iter()
@@ -367,7 +428,116 @@ fn main() {
             "MISMATCH"
         }
     );
+    if a.flood {
+        let st = flood_stats.lock().unwrap();
+        let total: u64 = st.values().sum();
+        println!(
+            "flood from {} ({} redeem + {} envelope threads, limits {}): {total} junk requests ({:.0}/s), answers: {}",
+            a.flood_from,
+            a.flood_redeems,
+            a.flood_envelopes,
+            if a.flood_limits { "on" } else { "off" },
+            total as f64 / secs,
+            st.iter()
+                .map(|(k, v)| format!("{k} × {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     if stored != sent {
         std::process::exit(1);
+    }
+}
+
+/// One flood thread: junk back to back from `from` until `stop`, ignoring
+/// every answer (and `Retry-After`), counting answers by status line.
+fn flood(
+    addr: SocketAddr,
+    from: IpAddr,
+    envelope: bool,
+    stop: &AtomicBool,
+    stats: &Mutex<BTreeMap<String, u64>>,
+) {
+    let rng = SystemRandom;
+    let (path, ct, bodies): (&str, &str, Vec<Vec<u8>>) = if envelope {
+        // Valid DSSE JSON just under 5 MiB: the service decodes all of it
+        // before it finds that no installation has this key.
+        let payload = vec![b'A'; 4 * 1024 * 1024 + 900 * 1024];
+        let env = format!(
+            "{{\"payload\":\"{}\",\"payloadType\":\"{}\",\"signatures\":[{{\"keyid\":\"junk-{}\",\"sig\":\"{}\"}}]}}",
+            std::str::from_utf8(&payload).unwrap(),
+            telemetry::BATCH_TYPE,
+            random_id(&rng, 8).unwrap(),
+            "A".repeat(86)
+        );
+        (
+            "/v1/ingest",
+            dsse::ENVELOPE_MEDIA_TYPE,
+            vec![env.into_bytes()],
+        )
+    } else {
+        // Well-formed, signed redeem requests carrying a bogus token.
+        let key = SigningKey::generate(&rng).unwrap();
+        let bodies = (0..64)
+            .map(|i| {
+                let c = RequestClaims {
+                    token: format!("junk.{}.token", random_id(&rng, 24).unwrap()),
+                    enrollment_id: random_id(&rng, 16).unwrap(),
+                    nonce: random_id(&rng, 16).unwrap(),
+                    iat: edrlink_service::unix_now(),
+                    device: DeviceFacts {
+                        device_id: format!("junk-{i}"),
+                        hostname: "junk".into(),
+                        os: "linux".into(),
+                        os_version: "6.1".into(),
+                        product: "junk".into(),
+                        product_version: "1".into(),
+                    },
+                };
+                jws::sign(redeem::REQUEST_TYP, &c, &key, true)
+                    .unwrap()
+                    .into_bytes()
+            })
+            .collect();
+        ("/v1/redeem", "application/jose", bodies)
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut local: BTreeMap<String, u64> = BTreeMap::new();
+    let mut i = 0usize;
+    while !stop.load(Ordering::Relaxed) {
+        let body = &bodies[i % bodies.len()];
+        i += 1;
+        let outcome = rt.block_on(async {
+            let sock = tokio::net::TcpSocket::new_v4()?;
+            sock.bind(SocketAddr::new(from, 0))?;
+            let s = sock.connect(addr).await?;
+            s.into_std()
+        });
+        let label = match outcome.and_then(|mut s| {
+            s.set_nonblocking(false)?;
+            s.set_read_timeout(Some(Duration::from_secs(30)))?;
+            write!(
+                s,
+                "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: {ct}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            )?;
+            s.write_all(body)?;
+            let mut head = [0u8; 12];
+            s.read_exact(&mut head)?;
+            let mut rest = Vec::new();
+            let _ = s.read_to_end(&mut rest);
+            Ok(String::from_utf8_lossy(&head[9..12]).into_owned())
+        }) {
+            Ok(status) => status,
+            Err(e) => format!("{:?}", e.kind()),
+        };
+        *local.entry(label).or_default() += 1;
+    }
+    let mut st = stats.lock().unwrap();
+    for (k, v) in local {
+        *st.entry(k).or_default() += v;
     }
 }

@@ -1,11 +1,14 @@
 //! HTTP layer: the route table, the partner-API bridge to `ServiceRole`, the
 //! admin API, the portal page, `/openapi.json` and `/healthz`.
 
+use crate::body::{self, BodyRefusal};
 use crate::db::{self, SqliteStore};
+use crate::limits::RouteClass;
+use crate::pipeline::Work;
 use crate::schema::{CreateTenant, GenerateToken, OffboardingRequest, SetIntegration};
 use crate::App;
 use axum::body::{to_bytes, Body};
-use axum::extract::{Path, Request, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -20,6 +23,7 @@ use edrlink_core::service::{TokenRecord, Workspace};
 use edrlink_core::{offboard, token};
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 use serde_json::{json, Value};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 use zeroize::Zeroizing;
@@ -165,6 +169,10 @@ pub(crate) fn router(app: AppState) -> Router {
         .merge(admin)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            app.clone(),
+            early_size_limit,
+        ))
         .layer(middleware::from_fn(access_log))
         .layer(middleware::from_fn(partner_cors))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
@@ -476,11 +484,72 @@ async fn openapi() -> Response {
     r
 }
 
-/// The partner API: the request goes to `ServiceRole::handle` inside one
-/// immediate SQLite transaction; committed unless the answer is a 5xx, and
-/// committed before the answer is sent.
+/// The client's address (the TCP peer), for the flood limits.
+fn peer_ip(req: &Request) -> IpAddr {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+}
+
+/// The largest body a route takes.
+fn body_limit(path: &str) -> usize {
+    if is_ingest(path) {
+        INGEST_BODY_LIMIT
+    } else if path.starts_with("/v1/") {
+        PARTNER_BODY_LIMIT
+    } else {
+        ADMIN_BODY_LIMIT
+    }
+}
+
+fn is_ingest(path: &str) -> bool {
+    path == "/v1/ingest" || path == "/v1/downlevel/ingest"
+}
+
+fn too_large(app: &App, path: &str, limit: usize) -> Response {
+    let msg = format!("request body exceeds {limit} bytes");
+    let e = if is_ingest(path) {
+        Error::new(ErrorCode::BatchTooLarge, msg)
+    } else {
+        Error::new(ErrorCode::TooLarge, msg)
+    };
+    role_answer(app.role.refusal(&e, app.clock.now()))
+}
+
+/// Refuses a body declared larger than its route's limit before reading it,
+/// in a way the client can read (`Expect: 100-continue` honoured, otherwise
+/// drained up to a bound; see `body.rs`).
+async fn early_size_limit(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    let limit = body_limit(path);
+    if !body::declared_over(&req, limit) {
+        return next.run(req).await;
+    }
+    if path.starts_with("/v1/") {
+        app.limits.failed(peer_ip(&req));
+    }
+    let resp = too_large(&app, path, limit);
+    body::refuse(req, resp, body::DRAIN_LIMIT).await
+}
+
+/// The partner API. Flood limits first (before the body is read); ingest
+/// envelopes are then parsed and verified outside the writer
+/// (`ServiceRole::prepare_ingest`, key looked up on a read-only connection);
+/// everything that touches state goes to the writer, which commits requests
+/// in groups and answers each only after its group's commit (`pipeline.rs`).
 async fn partner(State(app): State<AppState>, req: Request) -> Response {
     let path = req.uri().path().to_owned();
+    let ip = peer_ip(&req);
+    if let Err(wait) = app.limits.admit(ip, RouteClass::of(&path)) {
+        let e = Error::new(
+            ErrorCode::RateLimited,
+            "too many requests from this address",
+        )
+        .with_retry_after(wait);
+        let resp = role_answer(app.role.refusal(&e, app.clock.now()));
+        return body::refuse(req, resp, PARTNER_BODY_LIMIT as u64).await;
+    }
     let url = req
         .uri()
         .path_and_query()
@@ -496,54 +565,89 @@ async fn partner(State(app): State<AppState>, req: Request) -> Response {
                 .map(|v| (k.as_str().to_ascii_lowercase(), v.to_owned()))
         })
         .collect();
-    let ingest = path == "/v1/ingest" || path == "/v1/downlevel/ingest";
-    let limit = if ingest {
-        INGEST_BODY_LIMIT
-    } else {
-        PARTNER_BODY_LIMIT
-    };
-    let body = match read_body(req, limit).await {
-        Ok(b) => b.to_vec(),
-        Err(e) => {
-            let e = if ingest {
-                Error::new(ErrorCode::BatchTooLarge, e.message().to_owned())
-            } else {
-                e
-            };
-            return label(problem_response(&e, None), e.code());
+    let limit = body_limit(&path);
+    let body = match body::read_limited(req, limit).await {
+        Ok(b) => b,
+        Err((BodyRefusal::TooLarge, rest)) => {
+            app.limits.failed(ip);
+            let resp = too_large(&app, &path, limit);
+            return body::finish(rest, resp, body::DRAIN_LIMIT).await;
+        }
+        Err((BodyRefusal::Broken, _)) => {
+            let e = Error::new(ErrorCode::Malformed, "request body could not be read");
+            return role_answer(app.role.refusal(&e, app.clock.now()));
         }
     };
-    let hreq = HttpRequest {
-        id: 0,
-        method,
-        url,
-        headers,
-        body,
+    let resp = if path == "/v1/ingest" && method == "POST" {
+        ingest(&app, body).await
+    } else if let Some(refused) = precheck_redeem(&app, &path, &body).await {
+        refused
+    } else {
+        let hreq = HttpRequest {
+            id: 0,
+            method,
+            url,
+            headers,
+            body: body.to_vec(),
+        };
+        app.writer.submit(Work::Handle(hreq)).await
+    };
+    if matches!(resp.status, 400 | 401 | 413) {
+        app.limits.failed(ip);
+    }
+    role_answer(resp)
+}
+
+/// `POST /v1/redeem`: the stateless checks (signatures, freshness, token,
+/// region) run outside the writer, so junk never costs a database write;
+/// `Some` is the refusal.
+async fn precheck_redeem(
+    app: &AppState,
+    path: &str,
+    body: &axum::body::Bytes,
+) -> Option<HttpResponse> {
+    if path != "/v1/redeem" {
+        return None;
+    }
+    let Ok(_permit) = app.verifiers.acquire().await else {
+        return None;
+    };
+    let (app2, body) = (app.clone(), body.clone());
+    let now = app.clock.now();
+    let checked = tokio::task::spawn_blocking(move || app2.role.precheck_redeem(&body, now)).await;
+    match checked {
+        Ok(Err(e)) => Some(app.role.refusal(&e, now)),
+        _ => None,
+    }
+}
+
+/// `POST /v1/ingest`: verify outside the writer (bounded concurrency), commit in it.
+async fn ingest(app: &AppState, body: axum::body::Bytes) -> HttpResponse {
+    let Ok(_permit) = app.verifiers.acquire().await else {
+        return problem(
+            &Error::new(ErrorCode::ServiceUnavailable, "the service is stopping"),
+            None,
+        );
     };
     let app2 = app.clone();
-    let out = tokio::task::spawn_blocking(move || -> Result<HttpResponse, Error> {
-        let now = app2.clock.now();
-        let mut conn = app2.db.lock().unwrap_or_else(|e| e.into_inner());
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(db::storage)?;
-        let resp = app2.role.handle(&mut SqliteStore { tx: &tx }, &hreq, now);
-        if resp.status < 500 {
-            tx.commit().map_err(db::storage)?;
-        } else {
-            tx.rollback().map_err(db::storage)?;
-        }
-        Ok(resp)
+    let prepared = tokio::task::spawn_blocking(move || {
+        app2.role
+            .prepare_ingest(&body, |kid| app2.readers.installation_by_key(kid))
     })
     .await;
-    let resp = match out {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => problem(&e, None),
-        Err(_) => problem(
+    drop(_permit);
+    match prepared {
+        Ok(Ok(p)) => app.writer.submit(Work::Ingest(p)).await,
+        Ok(Err(e)) => app.role.refusal(&e, app.clock.now()),
+        Err(_) => app.role.refusal(
             &Error::new(ErrorCode::Internal, "request task failed"),
-            None,
+            app.clock.now(),
         ),
-    };
+    }
+}
+
+/// A `ServiceRole` answer as an axum response, labelled with its error code for the access log.
+fn role_answer(resp: HttpResponse) -> Response {
     let code = if resp.status >= 400 {
         serde_json::from_slice::<edrlink_core::http::Problem>(&resp.body)
             .ok()

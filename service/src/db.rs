@@ -1,5 +1,6 @@
 //! SQLite storage: schema migrations, the [`ServiceStore`] implementation the
-//! partner API runs on (one transaction per request), and the portal queries.
+//! partner API runs on (one savepoint per request inside a group's
+//! transaction, see `pipeline.rs`), and the portal queries.
 //!
 //! Durability: WAL journal with `synchronous=FULL`, so a committed transaction
 //! (and therefore every acknowledged batch) survives power loss, not only a

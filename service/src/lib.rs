@@ -2,9 +2,12 @@
 //!
 //! The reference cloud side of edrlink: an HTTP service (tokio + axum) with
 //! - the **partner API** (`/v1/*`), where every protocol decision is made by
-//!   [`edrlink_core::service::ServiceRole::handle`], run inside one SQLite
-//!   transaction per request (a batch acknowledged with 200 is committed with
-//!   `synchronous=FULL` before the answer leaves);
+//!   [`edrlink_core::service::ServiceRole`]: ingest envelopes are parsed and
+//!   verified outside the writer (`prepare_ingest`), and one writer thread
+//!   commits queued requests in groups, each request in its own savepoint, one
+//!   transaction per group (see [`pipeline`]); a batch acknowledged with 200 is
+//!   committed with `synchronous=FULL` before the answer leaves; unauthenticated
+//!   routes are limited per client address ([`limits`]);
 //! - the **admin/portal API** (`/admin/*`, bearer admin key) and a small
 //!   portal page at `/`;
 //! - `/openapi.json` and `/healthz`.
@@ -22,7 +25,10 @@
 #![warn(missing_docs)]
 
 mod api;
+mod body;
 pub mod db;
+pub mod limits;
+pub mod pipeline;
 mod openapi;
 mod schema;
 
@@ -39,6 +45,8 @@ use std::time::Duration;
 use zeroize::Zeroizing;
 
 pub use api::{route_table, OPENAPI_JSON, PORTAL_HTML};
+pub use limits::FloodLimits;
+pub use pipeline::Pipeline;
 
 /// Current Unix time in seconds (wall clock).
 pub fn unix_now() -> i64 {
@@ -94,6 +102,10 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// The clock (tests may advance it).
     pub clock: Clock,
+    /// Per-address and per-route limits of the unauthenticated partner routes.
+    pub flood: FloodLimits,
+    /// Group commit and verification tuning.
+    pub pipeline: Pipeline,
 }
 
 impl Default for Settings {
@@ -111,6 +123,8 @@ impl Default for Settings {
             session_lifetime: edrlink_core::handshake::SESSION_LIFETIME,
             request_timeout: Duration::from_secs(30),
             clock: Clock::default(),
+            flood: FloodLimits::default(),
+            pipeline: Pipeline::default(),
         }
     }
 }
@@ -131,14 +145,25 @@ impl std::fmt::Debug for Settings {
             .field("rate_limit", &self.rate_limit)
             .field("policy", &self.policy)
             .field("session_lifetime", &self.session_lifetime)
+            .field("flood", &self.flood)
+            .field("pipeline", &self.pipeline)
             .finish()
     }
 }
 
 /// Shared state of a running service.
 pub(crate) struct App {
-    pub(crate) role: ServiceRole,
-    pub(crate) db: Mutex<rusqlite::Connection>,
+    pub(crate) role: Arc<ServiceRole>,
+    /// The write connection: the writer's between groups, admin transactions' otherwise.
+    pub(crate) db: Arc<Mutex<rusqlite::Connection>>,
+    /// Commits partner requests in groups.
+    pub(crate) writer: pipeline::Writer,
+    /// Read-only lookups for the verification phase.
+    pub(crate) readers: pipeline::Readers,
+    /// Flood limits of the unauthenticated routes.
+    pub(crate) limits: limits::Limiter,
+    /// Bounds the ingest envelopes verified at once.
+    pub(crate) verifiers: tokio::sync::Semaphore,
     admin_mac: hmac::Key,
     admin_tag: hmac::Tag,
     pub(crate) region: String,
@@ -215,9 +240,22 @@ async fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
     tracing::info!(kid = %role.keyset().keys.first().and_then(|k| k.kid.clone()).unwrap_or_default(), region = %settings.region, "service signing key loaded");
+    let role = Arc::new(role);
+    let db = Arc::new(Mutex::new(conn));
+    let writer = pipeline::Writer::start(
+        db.clone(),
+        role.clone(),
+        settings.clock.clone(),
+        settings.pipeline,
+    )
+    .context("starting the writer")?;
     let app = Arc::new(App {
         role,
-        db: Mutex::new(conn),
+        readers: pipeline::Readers::new(settings.db_path.clone(), db.clone()),
+        db,
+        writer,
+        limits: limits::Limiter::new(settings.flood),
+        verifiers: tokio::sync::Semaphore::new(settings.pipeline.verifiers.max(1)),
         admin_mac,
         admin_tag,
         region: settings.region.clone(),
@@ -257,10 +295,17 @@ async fn run(
         }
     });
     let router = api::router(p.app.clone());
-    let r = axum::serve(p.listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let r = axum::serve(
+        p.listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await;
     cleaner.abort();
+    // Answer what is queued, then stop the writer (every answer already sent
+    // was committed first).
+    let app = p.app.clone();
+    let _ = tokio::task::spawn_blocking(move || app.writer.close()).await;
     tracing::info!("service stopped");
     r.context("serving")
 }

@@ -1,6 +1,8 @@
 //! Spool append throughput: events/s and MB/s, with and without an fsync per
 //! batch of 100 events, beside a raw sequential `write` of the same bytes (and
-//! the same fsync cadence) in the same run.
+//! the same fsync cadence) in the same run. `spool/*` submits one event per call
+//! (one write each); `spool_many/*` hands over 100 per call (one write per call).
+//! With fsync, every 100 events a batch is formed (its fsync) and acknowledged.
 //!
 //! `cargo bench -p edrlink-reliability --bench spool`
 
@@ -67,6 +69,34 @@ fn bench(c: &mut Criterion) {
                         o.push(e, 0).unwrap();
                         if fsync_per_batch && i % BATCH == BATCH - 1 {
                             // What a batch does before it is first sent.
+                            o.begin_batch(BATCH, u64::MAX, format!("b{i}"), "t".into())
+                                .unwrap();
+                            o.ack_inflight(0).unwrap();
+                        }
+                    }
+                },
+                BatchSize::PerIteration,
+            )
+        });
+        // The same events handed over 100 at a time (`submit_many`): one write each.
+        g.bench_function(format!("spool_many/{name}"), |b| {
+            b.iter_batched(
+                || {
+                    let d = dir.path().join("spool");
+                    let _ = std::fs::remove_dir_all(&d);
+                    let fsync = if fsync_per_batch {
+                        Fsync::Batch
+                    } else {
+                        Fsync::Never
+                    };
+                    let spool = FileSpool::open(&d, fsync).unwrap();
+                    Outbox::open(Box::new(spool) as Box<dyn SpoolStorage>, Default::default())
+                        .unwrap()
+                },
+                |mut o| {
+                    for (i, chunk) in events.chunks(BATCH).enumerate() {
+                        assert_eq!(o.push_many(chunk, 0).unwrap(), 0);
+                        if fsync_per_batch {
                             o.begin_batch(BATCH, u64::MAX, format!("b{i}"), "t".into())
                                 .unwrap();
                             o.ack_inflight(0).unwrap();

@@ -141,6 +141,39 @@ impl Service {
         v["token"].as_str().expect("token").to_owned()
     }
 
+    /// Numbers `n` of the test events `e<n>` in the batches stored for an
+    /// installation with a sequence number above `after_seq`, in sequence order,
+    /// and the highest sequence number read (for reading only what is new).
+    pub fn stored_numbers_since(&self, installation_id: &str, after_seq: u64) -> (Vec<u64>, u64) {
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.db,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .expect("open service db");
+        let mut st = conn
+            .prepare(
+                "SELECT seq, events_json FROM batches WHERE installation_id = ?1 AND seq > ?2 ORDER BY seq",
+            )
+            .unwrap();
+        let rows = st
+            .query_map(rusqlite::params![installation_id, after_seq as i64], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })
+            .unwrap();
+        let mut out = Vec::new();
+        let mut last = after_seq;
+        for r in rows {
+            let (seq, json) = r.unwrap();
+            last = last.max(seq as u64);
+            let events: Vec<Event> = serde_json::from_slice(&json).expect("stored events parse");
+            out.extend(events.into_iter().filter_map(|e| match e {
+                Event::Generic(g) => g.name.strip_prefix('e')?.parse::<u64>().ok(),
+                _ => None,
+            }));
+        }
+        (out, last)
+    }
+
     /// Names of the generic events stored for an installation, in sequence order.
     pub fn stored_names(&self, installation_id: &str) -> Vec<String> {
         let conn = rusqlite::Connection::open_with_flags(
