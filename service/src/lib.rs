@@ -28,8 +28,8 @@ mod api;
 mod body;
 pub mod db;
 pub mod limits;
-pub mod pipeline;
 mod openapi;
+pub mod pipeline;
 mod schema;
 
 use anyhow::Context as _;
