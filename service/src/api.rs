@@ -387,8 +387,18 @@ async fn json_body<T: serde::de::DeserializeOwned + Default>(req: Request) -> Re
     if b.is_empty() {
         return Ok(T::default());
     }
-    serde_json::from_slice(&b)
-        .map_err(|e| ApiError::new(ErrorCode::Malformed, format!("request body: {e}")))
+    let malformed =
+        |e: serde_json::Error| ApiError::new(ErrorCode::Malformed, format!("request body: {e}"));
+    // Every admin body is a JSON object (serde would also take a struct
+    // from an array).
+    let v: Value = serde_json::from_slice(&b).map_err(malformed)?;
+    if !v.is_object() {
+        return Err(ApiError::new(
+            ErrorCode::Malformed,
+            "request body must be a JSON object",
+        ));
+    }
+    T::deserialize(v).map_err(malformed)
 }
 
 fn valid_id(what: &str, v: &str) -> Result<(), ApiError> {

@@ -46,8 +46,16 @@ fn bodies_outside_the_schema_are_refused() {
         let r = s.admin(method, path, Some(body.clone()));
         assert_eq!(r.problem(400), "malformed", "{method} {path} {body}");
     }
-    // Whitespace is not "no body".
+    // Whitespace is not "no body"; an array is not an object.
     assert_eq!(raw(&s, "POST", &tokens, b" \r\n").problem(400), "malformed");
+    assert_eq!(
+        raw(&s, "POST", &offboarding, b"[]").problem(400),
+        "malformed"
+    );
+    assert_eq!(
+        raw(&s, "POST", "/admin/tenants", br#"["t3"]"#).problem(400),
+        "malformed"
+    );
     // Nothing was created by the refused requests.
     let tenants = s.admin_ok("GET", "/admin/tenants", None);
     assert_eq!(tenants["tenants"].as_array().unwrap().len(), 1);
