@@ -44,7 +44,7 @@ PY
 admin POST /admin/tenants '{"tenant_id":"t1"}'
 admin PUT /admin/tenants/t1/integrations/acme '{"enabled":true}'
 
-# One worker: CPython 3.11 before 3.11.8 can fail ast.parse in concurrent threads
+# One worker: CPython 3.11 can fail ast.parse in concurrent threads
 # ("AST constructor recursion depth mismatch", seen with 3.11.7), which hypothesis
 # calls while describing strategies: with two workers the run itself flaked.
 set +e
