@@ -76,13 +76,14 @@ if [ -f "$ROOT/Cargo.lock" ]; then
     [ -n "$ENV_WBG" ] && [ "$ENV_WBG" != "$lock_wbg" ] && warn "ignoring WASM_BINDGEN_VERSION=$ENV_WBG: Cargo.lock pins $lock_wbg"
   elif [ -n "$ENV_WBG" ]; then WASM_BINDGEN_VERSION="$ENV_WBG"; WBG_SOURCE="env WASM_BINDGEN_VERSION"; fi
 elif [ -n "$ENV_WBG" ]; then WASM_BINDGEN_VERSION="$ENV_WBG"; WBG_SOURCE="env WASM_BINDGEN_VERSION"; fi
-log "wasm-bindgen $WASM_BINDGEN_VERSION (from $WBG_SOURCE), cbindgen $CBINDGEN_VERSION, kotlin-compiler $KOTLIN_COMPILER_VERSION, uniffi $UNIFFI_VERSION"
+log "wasm-bindgen $WASM_BINDGEN_VERSION (from $WBG_SOURCE), cbindgen $CBINDGEN_VERSION, kotlin-compiler $KOTLIN_COMPILER_VERSION, uniffi $UNIFFI_VERSION, cargo-fuzz $CARGO_FUZZ_VERSION, schemathesis $SCHEMATHESIS_VERSION"
 
 # ---------------------------------------------------------------- 1. Debian packages
 APT_PKGS=(rustc-web cargo-web rust-web-src rust-web-llvm lld-22 clang chromium chromium-driver
           libjna-java libcmocka-dev cmake valgrind pkg-config build-essential gdb git ca-certificates)
 command -v java    >/dev/null || APT_PKGS+=(default-jdk-headless)
-command -v python3 >/dev/null || APT_PKGS+=(python3 python3-venv python3-pip)
+command -v python3 >/dev/null || APT_PKGS+=(python3 python3-pip)
+APT_PKGS+=(python3-venv)   # tools/schemathesis-venv
 command -v node    >/dev/null || APT_PKGS+=(nodejs npm)
 PROXY_PKGS=(tinyproxy squid)   # forward-proxy test: first one available wins
 
@@ -142,6 +143,21 @@ cargo_tool() {  # $1 crate, $2 version, $3 binary, [extra cargo install args]
 cargo_tool cbindgen "$CBINDGEN_VERSION" cbindgen
 cargo_tool wasm-bindgen-cli "$WASM_BINDGEN_VERSION" wasm-bindgen
 [ -x "$CARGO_HOME/bin/wasm-bindgen-test-runner" ] || die "wasm-bindgen-test-runner missing"
+cargo_tool cargo-fuzz "$CARGO_FUZZ_VERSION" cargo-fuzz
+
+# ---------------------------------------------------------------- 2b. schemathesis (PyPI) in a venv
+ST_VENV="$TOOLS/schemathesis-venv"
+have_st="$("$ST_VENV/bin/schemathesis" --version 2>/dev/null | awk '{print $NF}')" || true
+if [ "$have_st" = "$SCHEMATHESIS_VERSION" ]; then
+  log "pypi: schemathesis $SCHEMATHESIS_VERSION present, skipping"
+else
+  log "pypi: installing schemathesis $SCHEMATHESIS_VERSION into tools/schemathesis-venv (found: ${have_st:-none})"
+  rm -rf "$ST_VENV"
+  run python3 -m venv "$ST_VENV"
+  run "$ST_VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION" </dev/null
+  have_st="$("$ST_VENV/bin/schemathesis" --version | awk '{print $NF}')"
+  [ "$have_st" = "$SCHEMATHESIS_VERSION" ] || die "schemathesis reports $have_st after installing $SCHEMATHESIS_VERSION"
+fi
 
 # ---------------------------------------------------------------- 3. Node tooling (tools/)
 command -v node >/dev/null || die "node not found"
@@ -212,6 +228,8 @@ rustc (rustup)        $(v rustc --version)
 rustc-web (Debian)    $(v /usr/bin/rustc --version)
 wasm32 std            $wasm_mode
 cbindgen              $(v cbindgen --version)
+cargo-fuzz            $(v cargo-fuzz --version)
+schemathesis          $(v "$ST_VENV/bin/schemathesis" --version)
 wasm-bindgen          $(v wasm-bindgen --version)   [from $WBG_SOURCE]
 uniffi (pin)          $UNIFFI_VERSION   (scripts/versions.env)
 node / npm            $(v node --version) / $(v npm --version)

@@ -3,6 +3,7 @@
 #
 # 1. installs what is missing (scripts/install-deps.sh, idempotent),
 # 2. Rust: fmt, clippy (-D warnings), cargo test for the workspace, the wasm32 build of sdk-core,
+#    every fuzz target for a fixed time (scripts/fuzz.sh), the schemathesis contract test,
 # 3. every language suite: tests/<suite>/run.sh (C, Python, Kotlin, wasm, browser, …),
 # then prints one line per suite and exits non-zero if anything failed.
 set -uo pipefail
@@ -29,11 +30,16 @@ step install-deps bash scripts/install-deps.sh || { echo "dependency installatio
 
 step rust-fmt cargo fmt --all -- --check
 step rust-clippy cargo clippy --workspace --all-targets --locked -- -D warnings
-step rust-test cargo test --workspace --locked
+# --no-fail-fast: one failing test binary must not hide the results of the others.
+step rust-test cargo test --workspace --locked --no-fail-fast
 step wasm32-core env WASM_CHECK_ONLY=1 bash scripts/wasm-build.sh edrlink-core
 # Crash soak (release build): 100 SIGKILLs of a client that spools, sends and rotates
 # segments, the invariant checked after each (docs/RELIABILITY.md has the 1,000-kill run).
 step crash-soak bash -c 'cargo build --release --locked -p edrlink-reliability --bins && "$CARGO_TARGET_DIR/release/soak" --kills 100 --max-seconds 180'
+# Every cargo-fuzz target for a fixed time from the committed seeds (FUZZ_SECONDS each).
+step fuzz bash scripts/fuzz.sh
+# Contract: schemathesis against the running service and its generated /openapi.json.
+step contract bash tests/contract/run.sh
 
 # tests/service and tests/cli are also runnable alone; here `cargo test --workspace` covers them.
 for suite in c python kotlin wasm browser extension; do

@@ -8,12 +8,21 @@
 //! Failures below HTTP (DNS, connection, proxy, TLS, timeouts) become
 //! [`ErrorCode::Transport`] errors with a diagnostic message; any HTTP status,
 //! including 4xx/5xx, is returned as an [`HttpResponse`].
+//!
+//! An answer sent before the request body was read (a 413 from a service or
+//! proxy body limit, a 401) is returned as that response even when the peer
+//! then closes and our body write fails: see [`EarlyAnswerConnector`].
 
 use crate::agent::Transport;
 use crate::error::{Error, ErrorCode, Result};
 use crate::http::{HttpRequest, HttpResponse};
 use std::time::Duration;
 use ureq::tls::{Certificate, PemItem, RootCerts, TlsConfig, TlsProvider};
+use ureq::unversioned::resolver::DefaultResolver;
+use ureq::unversioned::transport::{
+    Buffers, ConnectProxyConnector, ConnectionDetails, Connector, NextTimeout, RustlsConnector,
+    TcpConnector, Transport as UreqTransport,
+};
 
 /// Largest response body read (the partner API answers are small).
 pub const MAX_RESPONSE_BYTES: u64 = 4 * 1024 * 1024;
@@ -111,6 +120,124 @@ pub struct HttpTransport {
 impl core::fmt::Debug for HttpTransport {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("HttpTransport").finish_non_exhaustive()
+    }
+}
+
+/// Sits between the TCP socket and TLS in the connector chain (so it works
+/// for `https://` and through CONNECT proxies alike).
+///
+/// A server or proxy that refuses a request by its headers (a body over its
+/// limit: 413) may answer at once and close without reading the body. Our
+/// body write then fails with `EPIPE`/`ECONNRESET` although the answer is
+/// already in the socket's receive buffer. ureq would report the write error,
+/// the client would see a transport failure and retry the same batch forever
+/// instead of splitting it. This transport instead swallows the failed write
+/// (discarding the rest of the body, which the peer will never read), lets
+/// ureq read the answer the peer sent, and reports the original write error
+/// only if no answer comes. A connection whose write failed is never reused.
+#[derive(Debug)]
+struct EarlyAnswerConnector;
+
+impl<In: UreqTransport> Connector<In> for EarlyAnswerConnector {
+    type Out = EarlyAnswer<In>;
+
+    fn connect(
+        &self,
+        _: &ConnectionDetails,
+        chained: Option<In>,
+    ) -> std::result::Result<Option<Self::Out>, ureq::Error> {
+        Ok(chained.map(|inner| EarlyAnswer {
+            inner,
+            write_failed: None,
+        }))
+    }
+}
+
+/// The transport made by [`EarlyAnswerConnector`].
+#[derive(Debug)]
+struct EarlyAnswer<T> {
+    inner: T,
+    /// The write error swallowed so the peer's answer can still be read.
+    write_failed: Option<std::io::Error>,
+}
+
+/// Write errors that mean "the peer closed" (it may have answered first).
+fn peer_closed(e: &ureq::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(e, ureq::Error::Io(io) if matches!(io.kind(), K::BrokenPipe | K::ConnectionReset | K::ConnectionAborted))
+}
+
+impl<T: UreqTransport> UreqTransport for EarlyAnswer<T> {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        self.inner.buffers()
+    }
+
+    fn transmit_output(
+        &mut self,
+        amount: usize,
+        timeout: NextTimeout,
+    ) -> std::result::Result<(), ureq::Error> {
+        if self.write_failed.is_some() {
+            // The peer stopped reading: drop the rest of the body.
+            return Ok(());
+        }
+        match self.inner.transmit_output(amount, timeout) {
+            Err(e) if peer_closed(&e) => {
+                if let ureq::Error::Io(io) = e {
+                    self.write_failed = Some(io);
+                }
+                Ok(())
+            }
+            r => r,
+        }
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> std::result::Result<bool, ureq::Error> {
+        match self.inner.await_input(timeout) {
+            Ok(true) => Ok(true),
+            // No answer after all: the write failure is the real cause.
+            r => match self.write_failed.take() {
+                Some(io) => Err(ureq::Error::Io(io)),
+                None => r,
+            },
+        }
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.write_failed.is_none() && self.inner.is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.inner.is_tls()
+    }
+}
+
+/// First in the chain: refuses a SOCKS proxy (this build has no SOCKS
+/// support) instead of letting the HTTP connectors misuse it.
+#[derive(Debug)]
+struct NoSocks;
+
+impl Connector<()> for NoSocks {
+    type Out = ();
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<()>,
+    ) -> std::result::Result<Option<()>, ureq::Error> {
+        use ureq::ProxyProtocol as P;
+        if let Some(p) = details.config.proxy() {
+            let socks = matches!(
+                p.protocol(),
+                P::Socks4 | P::Socks4A | P::Socks5 | P::Socks5h
+            );
+            if socks && !p.is_no_proxy(details.uri) {
+                return Err(ureq::Error::ConnectProxyFailed(
+                    "SOCKS proxies are not supported by this build: use an HTTP proxy".into(),
+                ));
+            }
+        }
+        Ok(chained)
     }
 }
 
@@ -320,7 +447,13 @@ impl HttpTransport {
                 )
             })?)),
         };
-        let agent: ureq::Agent = b.build().into();
+        // ureq's default chain, with EarlyAnswerConnector between TCP and TLS.
+        let connector = NoSocks
+            .chain(ConnectProxyConnector::default())
+            .chain(TcpConnector::default())
+            .chain(EarlyAnswerConnector)
+            .chain(RustlsConnector::default());
+        let agent = ureq::Agent::with_parts(b.build(), connector, DefaultResolver::default());
         agents.insert(proxy, agent.clone());
         Ok(agent)
     }
@@ -464,6 +597,85 @@ mod tests {
         );
         assert_eq!(r.header("retry-after"), Some("7"));
         assert_eq!(r.header("x-edrlink-test"), Some("A"));
+    }
+
+    /// A peer with a body limit: reads the request headers only, then
+    /// answers `reply` (if any) and closes without reading the body — as a
+    /// service or proxy refusing an oversized body by its headers does.
+    /// Returns the port and a receiver of the request heads it saw.
+    fn refuses_unread(reply: Option<&'static [u8]>) -> (u16, std::sync::mpsc::Receiver<String>) {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let Ok((mut s, _)) = l.accept() else { return };
+            let mut head = Vec::new();
+            let mut b = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && s.read(&mut b).unwrap_or(0) == 1 {
+                head.push(b[0]);
+            }
+            if let Some(r) = reply {
+                let _ = s.write_all(r);
+            }
+            let _ = tx.send(String::from_utf8_lossy(&head).into_owned());
+            // Dropped with the body unread: the kernel resets the connection.
+        });
+        (port, rx)
+    }
+
+    fn big_post(port: u16) -> HttpRequest {
+        HttpRequest {
+            id: 1,
+            method: "POST".into(),
+            url: format!("http://127.0.0.1:{port}/v1/ingest"),
+            headers: vec![("content-type".into(), "application/json".into())],
+            // Far more than the socket buffers hold: the write must fail.
+            body: vec![b' '; 32 * 1024 * 1024],
+        }
+    }
+
+    #[test]
+    fn early_413_is_returned_although_the_body_write_fails() {
+        const PROBLEM: &str = r#"{"type":"urn:edrlink:error:batch_too_large","title":"batch too large","status":413,"code":"batch_too_large"}"#;
+        let reply: &'static [u8] = Box::leak(
+            format!(
+                "HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/problem+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{PROBLEM}",
+                PROBLEM.len()
+            )
+            .into_bytes()
+            .into_boxed_slice(),
+        );
+        let t = HttpTransport::new(HttpOptions::default()).unwrap();
+        for _ in 0..3 {
+            let (port, heads) = refuses_unread(Some(reply));
+            let r = t.send(&big_post(port)).unwrap();
+            assert_eq!(r.status, 413);
+            assert_eq!(r.header("content-type"), Some("application/problem+json"));
+            assert_eq!(r.body, PROBLEM.as_bytes());
+            assert!(heads.recv().unwrap().contains("content-length: 33554432"));
+        }
+    }
+
+    #[test]
+    fn peer_closing_without_an_answer_is_still_a_transport_error() {
+        let t = HttpTransport::new(HttpOptions::default()).unwrap();
+        let (port, _heads) = refuses_unread(None);
+        let e = t.send(&big_post(port)).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Transport);
+        assert!(e.message().contains(&format!("127.0.0.1:{port}")), "{e}");
+    }
+
+    #[test]
+    fn socks_proxy_is_refused_not_bypassed() {
+        let t = HttpTransport::new(HttpOptions {
+            proxy: Some("socks5://127.0.0.1:9".into()),
+            ..HttpOptions::default()
+        })
+        .unwrap();
+        let e = t.send(&big_post(9)).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::Transport);
+        assert!(e.message().contains("SOCKS"), "{e}");
     }
 
     #[test]

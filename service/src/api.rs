@@ -5,6 +5,10 @@ use crate::body::{self, BodyRefusal};
 use crate::db::{self, SqliteStore};
 use crate::limits::RouteClass;
 use crate::pipeline::Work;
+use crate::schema::{
+    CreateTenant, GenerateToken, OffboardingRequest, OnboardingRequest, RevokeRequest,
+    SetIntegration,
+};
 use crate::App;
 use axum::body::{to_bytes, Body};
 use axum::extract::{ConnectInfo, Path, Request, State};
@@ -21,7 +25,6 @@ use edrlink_core::http::{problem, HttpRequest, HttpResponse};
 use edrlink_core::service::{TokenRecord, Workspace};
 use edrlink_core::{offboard, token};
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
-use serde::Deserialize;
 use serde_json::{json, Value};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -467,11 +470,23 @@ async fn read_body(req: Request, limit: usize) -> Result<axum::body::Bytes, Erro
 
 async fn json_body<T: serde::de::DeserializeOwned + Default>(req: Request) -> Result<T, ApiError> {
     let b = read_body(req, ADMIN_BODY_LIMIT).await?;
-    if b.iter().all(u8::is_ascii_whitespace) {
+    // No body is the same as `{}` (the schemas mark such bodies optional);
+    // anything else must be JSON, whitespace alone included.
+    if b.is_empty() {
         return Ok(T::default());
     }
-    serde_json::from_slice(&b)
-        .map_err(|e| ApiError::new(ErrorCode::Malformed, format!("request body: {e}")))
+    let malformed =
+        |e: serde_json::Error| ApiError::new(ErrorCode::Malformed, format!("request body: {e}"));
+    // Every admin body is a JSON object (serde would also take a struct
+    // from an array).
+    let v: Value = serde_json::from_slice(&b).map_err(malformed)?;
+    if !v.is_object() {
+        return Err(ApiError::new(
+            ErrorCode::Malformed,
+            "request body must be a JSON object",
+        ));
+    }
+    T::deserialize(v).map_err(malformed)
 }
 
 fn valid_id(what: &str, v: &str) -> Result<(), ApiError> {
@@ -751,14 +766,7 @@ fn label(mut r: Response, code: ErrorCode) -> Response {
 }
 
 // ---- admin handlers ----------------------------------------------------------------
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct CreateTenant {
-    tenant_id: String,
-    #[serde(default)]
-    region: Option<String>,
-}
+// Request bodies: crate::schema (the OpenAPI document is derived from them).
 
 async fn create_tenant(State(app): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let b: CreateTenant = json_body(req).await?;
@@ -825,12 +833,6 @@ async fn list_integrations(
     .await
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct SetIntegration {
-    enabled: Option<bool>,
-}
-
 async fn set_integration(
     State(app): State<AppState>,
     Path((t, p)): Path<(String, String)>,
@@ -863,13 +865,6 @@ async fn set_integration(
         Ok(json_response(200, &json!({"tenant_id": t, "partner_id": p, "enabled": enabled, "epoch": epoch})))
     })
     .await
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct GenerateToken {
-    lifetime_secs: Option<i64>,
-    max_uses: Option<u32>,
 }
 
 async fn generate_token(
@@ -929,12 +924,6 @@ async fn revoke_token(
 const WORKSPACE_DEFAULT_LIFETIME: i64 = 30 * 86_400;
 /// Longest lifetime an admin may give a workspace key: 365 days.
 const WORKSPACE_MAX_LIFETIME: i64 = 365 * 86_400;
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct OnboardingRequest {
-    lifetime_secs: Option<i64>,
-}
 
 async fn onboarding_package(
     State(app): State<AppState>,
@@ -1009,12 +998,6 @@ async fn revoke_workspace(
         ))
     })
     .await
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct OffboardingRequest {
-    installation_ids: Option<Vec<String>>,
 }
 
 async fn offboarding_package(
@@ -1115,12 +1098,6 @@ fn installation_state(i: &edrlink_core::service::Installation, now: i64) -> &'st
 
 /// Most installation ids one revoke request may name.
 const MAX_REVOKE_IDS: usize = 1000;
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RevokeRequest {
-    installation_ids: Option<Vec<String>>,
-}
 
 /// Revokes (or reinstates) installations of a tenant; unknown ids refuse the
 /// whole request (404) and change nothing.

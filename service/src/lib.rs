@@ -28,7 +28,9 @@ mod api;
 mod body;
 pub mod db;
 pub mod limits;
+mod openapi;
 pub mod pipeline;
+mod schema;
 
 use anyhow::Context as _;
 use edrlink_core::keys::{RandomSource, SigningKey, SystemRandom};

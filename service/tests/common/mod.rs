@@ -225,22 +225,26 @@ impl Resp {
     }
 }
 
+/// The test HTTP client: the SDK's own transport (ureq + rustls), which
+/// returns an answer the service sent before reading the body (an early 413)
+/// instead of the failed body write — a plain ureq agent flakes there.
 #[derive(Clone)]
 pub struct Http {
     pub base: String,
-    agent: ureq::Agent,
+    transport: std::sync::Arc<edrlink_core::transport::HttpTransport>,
 }
 
 impl Http {
     pub fn new(base: &str) -> Http {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .max_idle_connections(0)
-            .build()
-            .into();
+        let transport =
+            edrlink_core::transport::HttpTransport::new(edrlink_core::transport::HttpOptions {
+                no_proxy: true,
+                ..Default::default()
+            })
+            .unwrap();
         Http {
             base: base.trim_end_matches('/').to_owned(),
-            agent,
+            transport: std::sync::Arc::new(transport),
         }
     }
 
@@ -252,36 +256,34 @@ impl Http {
         headers: &[(&str, &str)],
         body: Option<Vec<u8>>,
     ) -> Resp {
+        use edrlink_core::agent::Transport as _;
         let url = if path.starts_with("http") {
             path.to_owned()
         } else {
             format!("{}{path}", self.base)
         };
-        let mut b = ureq::http::Request::builder().method(method).uri(&url);
-        for (k, v) in headers {
-            b = b.header(*k, *v);
-        }
-        let r = match body {
-            Some(body) => self.agent.run(b.body(body).unwrap()),
-            None => self.agent.run(b.body(ureq::SendBody::none()).unwrap()),
+        let req = HttpRequest {
+            id: 0,
+            method: method.to_owned(),
+            url: url.clone(),
+            // A fresh connection per request: the service closes a connection
+            // after an answer given before the body was read (401, 413), and a
+            // pooled one could race that close.
+            headers: headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .chain([("connection".to_owned(), "close".to_owned())])
+                .collect(),
+            body: body.unwrap_or_default(),
         };
-        let mut r = r.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-        let status = r.status().as_u16();
-        let headers = r
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
-            .collect();
-        let body = r
-            .body_mut()
-            .with_config()
-            .limit(64 * 1024 * 1024)
-            .read_to_vec()
-            .unwrap();
+        let r = self
+            .transport
+            .send(&req)
+            .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
         Resp {
-            status,
-            headers,
-            body,
+            status: r.status,
+            headers: r.headers,
+            body: r.body,
         }
     }
 

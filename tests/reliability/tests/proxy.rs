@@ -27,33 +27,45 @@ fn tinyproxy(dir: &std::path::Path) -> Tinyproxy {
         .into_iter()
         .find(|p| std::path::Path::new(p).exists())
         .expect("tinyproxy is not installed: run scripts/install-deps.sh");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let log = dir.join("tinyproxy.log");
-    let conf = dir.join("tinyproxy.conf");
-    std::fs::write(
-        &conf,
-        format!("Port {port}\nListen 127.0.0.1\nTimeout 30\nMaxClients 20\nAllow 127.0.0.1\nBasicAuth edr s3cret\nLogFile \"{}\"\nLogLevel Info\nDisableViaHeader Yes\n", log.display()),
-    )
-    .unwrap();
-    let child = Command::new(bin)
-        .args(["-d", "-c", conf.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
+    // tinyproxy cannot take an inherited socket: pick a free port, and if
+    // another process takes it before tinyproxy binds (tinyproxy then exits),
+    // try again with a new one instead of failing.
+    for _attempt in 0..5 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = dir.join(format!("tinyproxy-{port}.log"));
+        let conf = dir.join(format!("tinyproxy-{port}.conf"));
+        std::fs::write(
+            &conf,
+            format!("Port {port}\nListen 127.0.0.1\nTimeout 30\nMaxClients 20\nAllow 127.0.0.1\nBasicAuth edr s3cret\nLogFile \"{}\"\nLogLevel Info\nDisableViaHeader Yes\n", log.display()),
+        )
         .unwrap();
-    let t0 = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "tinyproxy did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
+        let mut child = Command::new(bin)
+            .args(["-d", "-c", conf.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // A bound against hanging forever, not a speed requirement.
+        let t0 = Instant::now();
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                break; // could not bind: next port
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Tinyproxy { child, port, log };
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(60),
+                "tinyproxy did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
-    Tinyproxy { child, port, log }
+    panic!("tinyproxy could not bind a port in 5 attempts")
 }
 
 fn through(opts: HttpOptions) -> HttpTransport {
