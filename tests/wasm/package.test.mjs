@@ -24,7 +24,7 @@ test('errors are EdrlinkError instances with a stable code', () => {
     return true;
   });
   assert.throws(() => new edr.EdrlinkClient({}), { code: 'invalid_argument' });
-  assert.equal(edr.errorCodes().length, 35);
+  assert.equal(edr.errorCodes().length, 36);
   assert.deepEqual(edr.errorCodes()[0], { name: 'malformed', number: 100, status: 400 });
 });
 
