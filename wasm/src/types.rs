@@ -14,7 +14,7 @@ export type ErrorCode =
   | "malformed" | "invalid_argument" | "wrong_type" | "too_large"
   | "bad_signature" | "unknown_key" | "unsupported_algorithm"
   | "token_expired" | "token_not_yet_valid" | "token_revoked" | "token_exhausted"
-  | "integration_disabled" | "wrong_region" | "epoch_mismatch" | "possible_clone"
+  | "integration_disabled" | "wrong_region" | "epoch_mismatch" | "possible_clone" | "credential_expired"
   | "stale_message" | "replay" | "session_expired" | "unknown_installation" | "unauthorized"
   | "flow_blocked" | "revoked" | "offboarded" | "needs_reenroll"
   | "batch_too_large" | "rate_limited" | "sequence_regression" | "policy_rollback"
