@@ -11,9 +11,11 @@ object. The replacements below keep the same FFI functions, wire format and
 error handling and only cut the Python work:
 
 - call status: ``_UniffiRustCallStatus()`` is already zero-filled by ctypes,
-  which *is* the success state with an empty error buffer; the generated
-  checker still runs (and raises exactly as before) whenever Rust reports
-  something other than success;
+  which *is* the success state with an empty error buffer, and a status whose
+  call succeeded is still in that state, so it is reused (per thread) instead
+  of building two structs per call; the generated checker still runs (and
+  raises exactly as before) whenever Rust reports something other than
+  success, and such a status is never reused;
 - ``str`` and ``bytes`` arguments: one allocation of the exact size, one
   ``memmove``;
 - ``bytes`` results: one copy out of the buffer, then the buffer is freed
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import ctypes
 import struct
+import threading
 from typing import Any
 
 
@@ -40,8 +43,8 @@ def install(native: Any) -> bool:
         "_uniffi_check_call_status",
         "_uniffi_rust_call_with_error",
         "_uniffi_rust_call",
-        "_UniffiConverterString",
-        "_UniffiConverterBytes",
+        "_UniffiFfiConverterString",
+        "_UniffiFfiConverterBytes",
         "InternalError",
     )
     alloc = getattr(lib, "ffi_edrlink_uniffi_rustbuffer_alloc", None)
@@ -60,18 +63,39 @@ def install(native: Any) -> bool:
     cast = ctypes.cast
     be_i32 = struct.Struct(">i")
 
-    def rust_call_with_error(error_ffi_converter: Any, fn: Any, *args: Any) -> Any:
+    # Call statuses are reused per thread: a status whose call succeeded is
+    # untouched by Rust (code 0, empty error buffer) and goes back to the
+    # thread's free list; one that reported an error is handed to the checker
+    # and never reused. A nested call on the same thread (a Rust call made
+    # from a callback such as Transport.send) takes another status, so
+    # re-entrancy is safe.
+    local = threading.local()
+
+    def take() -> Any:
+        free_list = getattr(local, "free", None)
+        if free_list:
+            return free_list.pop()
+        if free_list is None:
+            local.free = []
         status = status_type()
-        result = fn(*args, byref(status))
-        if status.code:
-            check(error_ffi_converter, status)
+        return (status, byref(status))
+
+    def rust_call_with_error(error_ffi_converter: Any, fn: Any, *args: Any) -> Any:
+        item = take()
+        result = fn(*args, item[1])
+        if item[0].code:
+            check(error_ffi_converter, item[0])
+        else:
+            local.free.append(item)
         return result
 
     def rust_call(fn: Any, *args: Any) -> Any:
-        status = status_type()
-        result = fn(*args, byref(status))
-        if status.code:
-            check(None, status)
+        item = take()
+        result = fn(*args, item[1])
+        if item[0].code:
+            check(None, item[0])
+        else:
+            local.free.append(item)
         return result
 
     def buffer_with(prefix: bytes, data: bytes) -> Any:
@@ -111,7 +135,7 @@ def install(native: Any) -> bool:
 
     native._uniffi_rust_call_with_error = rust_call_with_error
     native._uniffi_rust_call = rust_call
-    native._UniffiConverterString.lower = staticmethod(lower_str)
-    native._UniffiConverterBytes.lower = staticmethod(lower_bytes)
-    native._UniffiConverterBytes.lift = staticmethod(lift_bytes)
+    native._UniffiFfiConverterString.lower = staticmethod(lower_str)
+    native._UniffiFfiConverterBytes.lower = staticmethod(lower_bytes)
+    native._UniffiFfiConverterBytes.lift = staticmethod(lift_bytes)
     return True
