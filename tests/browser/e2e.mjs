@@ -6,7 +6,7 @@
 //   console: sending again reports the blocked flow
 // Screenshots: artifacts/screenshots/*.png.  Usage: node tests/browser/e2e.mjs <edrlink-service binary>
 import { spawn } from 'node:child_process';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -109,6 +109,42 @@ async function main() {
       await con.fill('#token', token);
       await con.click('#inspect');
       if (!(await con.$eval('#error', (e) => e.hidden))) throw new Error('error not cleared');
+    });
+
+    await step('lite module in the page: token, envelope, SharedKey; no client', async () => {
+      // `@edrlink/wasm/lite` (js/lite-web.mjs + pkg/lite-web), served from the repository
+      // through a page route on a private origin.
+      const types = { '.mjs': 'text/javascript', '.js': 'text/javascript', '.wasm': 'application/wasm', '.html': 'text/html' };
+      const served = [];
+      const lite = await ctx.newPage();
+      lite.on('pageerror', (e) => pageErrors.push(String(e)));
+      await lite.route('http://lite.edrlink.test/**', (route) => {
+        const rel = new URL(route.request().url()).pathname;
+        if (rel === '/') return route.fulfill({ contentType: 'text/html', body: '<!doctype html><title>lite</title>' });
+        if (!rel.startsWith('/wasm/js/') && !rel.startsWith('/wasm/pkg/lite-web/')) return route.fulfill({ status: 404, body: '' });
+        served.push(rel);
+        return route.fulfill({ contentType: types[path.extname(rel)] || 'application/octet-stream', body: readFileSync(path.join(ROOT, rel)) });
+      });
+      await lite.goto('http://lite.edrlink.test/');
+      const r = await lite.evaluate(async (tok) => {
+        const m = await import('/wasm/js/lite-web.mjs');
+        await m.init();
+        const k = m.SigningKey.fromSeed(new Uint8Array(32).fill(3));
+        const payload = new TextEncoder().encode('{"events":[]}');
+        const env = m.sealEnvelope('application/json', payload, k);
+        const back = new TextDecoder().decode(m.openEnvelope(env, 'application/json', k.publicKey));
+        let code = null;
+        try { m.openEnvelope(env, 'text/plain', k.publicKey); } catch (e) { code = e instanceof m.EdrlinkError ? e.code : String(e); }
+        const auth = m.sharedKeyAuthorization('ws-1', new Uint8Array(32).fill(1), 'POST', '/v1/downlevel/ingest', 'application/json',
+          '2026-11-23T12:00:00Z', payload);
+        return { back, code, auth, status: m.inspectToken(tok).status, client: typeof m.EdrlinkClient };
+      }, token);
+      if (r.back !== '{"events":[]}' || r.code !== 'wrong_type' || r.status !== 'valid' || r.client !== 'undefined'
+          || !/^SharedKey ws-1:[A-Za-z0-9+/]{43}=$/.test(r.auth)) throw new Error('lite: ' + JSON.stringify(r));
+      if (!served.includes('/wasm/pkg/lite-web/edrlink_lite_bg.wasm') || served.some((f) => f.includes('edrlink_wasm'))) {
+        throw new Error('lite page loaded: ' + served.join(', '));
+      }
+      await lite.close();
     });
 
     await step('console: redeem + handshake → flow open', async () => {

@@ -17,7 +17,7 @@
 // Screenshots: artifacts/screenshots/extension-*.png. Ends with "N passed, N failed".
 import { spawn } from 'node:child_process';
 import net from 'node:net';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
@@ -134,6 +134,13 @@ async function main() {
   proxy.setUpstream(Number(port));
   console.log(`service ${SVC} (db ${db}), partner API through the test proxy ${PUBLIC}`);
 
+  // The package's `lite` module next to the full one in the unpacked extension (the example
+  // ships only the full client): checked below under the extension pages' MV3 CSP.
+  mkdirSync(path.join(dist, 'edrlink/pkg/lite-web'), { recursive: true });
+  copyFileSync(path.join(ROOT, 'wasm/js/lite-web.mjs'), path.join(dist, 'edrlink/js/lite-web.mjs'));
+  for (const f of ['edrlink_lite.js', 'edrlink_lite_bg.wasm']) {
+    copyFileSync(path.join(ROOT, 'wasm/pkg/lite-web', f), path.join(dist, 'edrlink/pkg/lite-web', f));
+  }
   ctx = await chromium.launchPersistentContext(path.join(tmp, 'profile'), {
     executablePath: '/usr/bin/chromium',
     headless: true, // Playwright passes --headless: Chromium's new headless mode, which loads extensions
@@ -366,6 +373,24 @@ async function main() {
     const s = await status();
     if (!(s.queued_detections >= 1)) throw new Error('queued detection lost: ' + s.queued_detections);
     await popup.screenshot({ path: path.join(SHOTS, 'extension-06-popup-revoked.png') });
+  });
+
+  await step('lite module in an extension page (MV3 CSP): envelope, SharedKey, token check', async () => {
+    const r = await opts.evaluate(async (tok) => {
+      const m = await import(chrome.runtime.getURL('edrlink/js/lite-web.mjs'));
+      await m.init(chrome.runtime.getURL('edrlink/pkg/lite-web/edrlink_lite_bg.wasm'));
+      const k = m.SigningKey.generate();
+      const env = m.sealEnvelope('application/json', new TextEncoder().encode('{"n":1}'), k);
+      const back = new TextDecoder().decode(m.openEnvelope(env, 'application/json', k.publicKey));
+      let code = null;
+      try { m.openEnvelope(env, 'application/json', new Uint8Array(32)); } catch (e) { code = e instanceof m.EdrlinkError ? e.code : String(e); }
+      const auth = m.sharedKeyAuthorization('ws', new Uint8Array(32).fill(9), 'POST', '/v1/downlevel/ingest', 'application/json',
+        '2026-11-23T12:00:00Z', new Uint8Array());
+      k.free();
+      return { back, code, auth, status: m.inspectToken(tok).status, client: typeof m.EdrlinkClient };
+    }, token);
+    if (r.back !== '{"n":1}' || r.code !== 'unknown_key' || r.client !== 'undefined' || !r.auth.startsWith('SharedKey ws:')
+        || !['valid', 'expires_soon'].includes(r.status)) throw new Error('lite: ' + JSON.stringify(r));
   });
 
   await step('worker console: no CSP violation, no error; pages: no errors', async () => {

@@ -269,6 +269,14 @@ fun main() {
         val env = sealEnvelope("application/x", payload, seed)
         check(openEnvelope(env, pk, "application/x").contentEquals(payload))
         EnvelopeSigner(seed).use { s -> check(s.seal("application/x", payload).contentEquals(env)) }
+        EnvelopeSigner(seed).use { s ->
+            val payloads = listOf(byteArrayOf(), payload, byteArrayOf(1, 2, 3))
+            val envs = s.sealBatch("application/x", payloads)
+            check(envs.size == 3 && envs[1].contentEquals(env))
+            envs.zip(payloads).forEach { (e, p) -> check(openEnvelope(e, pk, "application/x").contentEquals(p)) }
+            check(s.sealBatch("application/x", listOf()).isEmpty())
+            expectErr<EdrlinkException.Malformed>("malformed") { s.sealBatch("not a type", payloads) }
+        }
         expectErr<EdrlinkException.WrongType>("wrong_type") { openEnvelope(env, pk, "application/y") }
         expectErr<EdrlinkException.UnknownKey>("unknown_key") { openEnvelope(env, publicKeyFromSeed(ByteArray(32)), "application/x") }
         val s = EnvelopeSigner.generate(); s.wipe()

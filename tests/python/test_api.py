@@ -46,6 +46,22 @@ def test_signer_context_manager_wipes_key() -> None:
     g.close()
 
 
+def test_seal_batch_equals_one_seal_per_payload() -> None:
+    seed = bytes(range(32))
+    payloads = [b"", b"abc", bytes(range(256)) * 40]
+    with edrlink.EnvelopeSigner(seed) as signer:
+        envs = signer.seal_batch("application/x", payloads)
+        assert envs == [signer.seal("application/x", p) for p in payloads]
+        assert signer.seal_batch("application/x", []) == []
+        pk = signer.public_key()
+        assert [edrlink.open_envelope(e, pk, "application/x") for e in envs] == payloads
+        # one bad argument fails the whole call with the same code as seal
+        with pytest.raises(edrlink.EdrlinkError.Malformed):
+            signer.seal_batch("not a type", payloads)
+    with pytest.raises(edrlink.EdrlinkError.InvalidState):
+        signer.seal_batch("application/x", payloads)
+
+
 def test_pae_matches_dsse_spec() -> None:
     assert edrlink.pae("http://example.com/HelloWorld", b"hello world") == b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
 

@@ -103,3 +103,97 @@ test('package.json exports point at files that exist', () => {
   for (const t of targets) assert.ok(readFileSync(new URL(t, pkgDir)).length > 0, t);
   assert.equal(pkg.type, 'module');
 });
+
+// ---------------------------------------------------------------- the `lite` module
+// `@edrlink/wasm/lite`: tokens, keys, envelopes, PAE and down-level signing, from the same
+// core as the full client, in a separate (much smaller) wasm module.
+import * as lite from '../../wasm/js/lite-node.mjs';
+import * as liteWeb from '../../wasm/js/lite-web.mjs';
+
+const hex = (h) => new Uint8Array(Buffer.from(h, 'hex'));
+const vectors = (name) => JSON.parse(readFileSync(new URL(`../vectors/${name}.json`, import.meta.url), 'utf8')).cases;
+
+test('lite: has no client, the crypto API and the package exports map', () => {
+  assert.equal(lite.EdrlinkClient, undefined);
+  assert.equal(lite.eicarTestEvent, undefined);
+  for (const f of ['inspectToken', 'verifyToken', 'sealEnvelope', 'openEnvelope', 'verifyEnvelope', 'pae',
+    'verifySignature', 'keyIdOf', 'sharedKeyAuthorization', 'sharedKeyStringToSign', 'errorCodes', 'randomId']) {
+    assert.equal(typeof lite[f], 'function', f);
+  }
+  assert.equal(lite.version(), edr.version());
+  assert.deepEqual(lite.errorCodes(), edr.errorCodes());
+  const pkg = JSON.parse(readFileSync(new URL('package.json', pkgDir), 'utf8'));
+  assert.equal(pkg.exports['./lite'].node, './js/lite-node.mjs');
+  assert.equal(pkg.exports['./lite'].browser, './js/lite-web.mjs');
+  for (const f of ['pkg/lite-web/edrlink_lite_bg.wasm', 'pkg/lite-node/']) assert.ok(pkg.files.includes(f), f);
+  // The point of the split: the lite module is much smaller than the full client.
+  const full = readFileSync(new URL('pkg/web/edrlink_wasm_bg.wasm', pkgDir)).length;
+  const small = readFileSync(new URL('pkg/lite-web/edrlink_lite_bg.wasm', pkgDir)).length;
+  assert.ok(small * 2 < full, `lite ${small} bytes vs full ${full}`);
+});
+
+test('lite: envelope vectors (seal byte-identical, open and every refusal code)', () => {
+  for (const c of vectors('envelopes')) {
+    const i = c.input;
+    if (c.kind === 'envelope_seal') {
+      const key = lite.SigningKey.fromSeed(hex(i.seed_hex));
+      const env = lite.sealEnvelope(i.payload_type, hex(i.payload_hex), key);
+      assert.equal(new TextDecoder().decode(env), c.expect.envelope, c.name);
+      assert.deepEqual(key.seal(i.payload_type, hex(i.payload_hex)), env, c.name);
+      key.free();
+    } else {
+      const env = new TextEncoder().encode(i.envelope);
+      const open = () => lite.openEnvelope(env, i.payload_type, hex(i.public_key_hex));
+      if (c.expect.error) {
+        assert.throws(open, (e) => e instanceof lite.EdrlinkError && e.code === c.expect.error, c.name);
+      } else if (!i.payload_type.endsWith('+gzip')) {
+        assert.deepEqual(open(), hex(c.expect.payload_hex), c.name);
+      }
+    }
+  }
+});
+
+test('lite: PAE and down-level SharedKey vectors', () => {
+  for (const c of vectors('pae')) {
+    assert.deepEqual(lite.pae(c.input.payload_type, hex(c.input.payload_hex)), hex(c.expect.pae_hex), c.name);
+  }
+  let n = 0;
+  for (const c of vectors('downlevel')) {
+    if (c.kind !== 'shared_key_sign') continue;
+    const i = c.input;
+    assert.equal(lite.sharedKeyStringToSign(i.method, i.path, i.content_type, i.date, hex(i.body_hex)), c.expect.string_to_sign, c.name);
+    assert.equal(lite.sharedKeyAuthorization(i.workspace_id, hex(i.key_hex), i.method, i.path, i.content_type, i.date, hex(i.body_hex)),
+      c.expect.authorization, c.name);
+    n++;
+  }
+  assert.ok(n > 0);
+  assert.equal(lite.sharedKeyDateHeader(), 'x-edrlink-date');
+  assert.throws(() => lite.sharedKeyAuthorization('', hex('00'), 'POST', '/', 'a/b', 'd', new Uint8Array()), { code: 'invalid_argument' });
+  assert.throws(() => lite.sharedKeyAuthorization('ws', new Uint8Array(), 'POST', '/', 'a/b', 'd', new Uint8Array()), { code: 'invalid_argument' });
+});
+
+test('lite: token vectors verify and inspect as in the full module', () => {
+  let n = 0;
+  for (const c of vectors('tokens')) {
+    if (c.kind !== 'token_verify') continue;
+    const i = c.input;
+    const args = [i.token, i.keyset_json, i.now, i.skew];
+    const run = (m) => { try { return { ok: m.verifyToken(...args) }; } catch (e) { return { code: e.code, lite: e instanceof m.EdrlinkError }; } };
+    const a = run(lite), b = run(edr);
+    assert.deepEqual(a, b, c.name);
+    n++;
+  }
+  assert.ok(n > 0);
+  assert.throws(() => lite.inspectToken('not a token'), (e) => e instanceof lite.EdrlinkError && e.code === 'malformed');
+});
+
+test('lite: the web build loads from bytes and agrees with the node build', async () => {
+  await liteWeb.init(readFileSync(new URL('pkg/lite-web/edrlink_lite_bg.wasm', pkgDir)));
+  const k = liteWeb.SigningKey.fromSeed(new Uint8Array(32).fill(5));
+  const k2 = edr.SigningKey.fromSeed(new Uint8Array(32).fill(5));
+  const payload = new Uint8Array(3000).map((_, i) => i & 0xff);
+  const env = liteWeb.sealEnvelope('a/b', payload, k);
+  assert.deepEqual(env, edr.sealEnvelope('a/b', payload, k2));
+  assert.deepEqual(edr.openEnvelope(env, 'a/b', k.publicKey), payload);
+  assert.throws(() => liteWeb.openEnvelope(env, 'a/b', new Uint8Array(31)), (e) => e instanceof liteWeb.EdrlinkError && e.code === 'malformed');
+});

@@ -63,3 +63,19 @@ export function envelopes(): Uint8Array {
 
 // @ts-expect-error: enroll takes a token string
 void new EdrlinkClient({ device: { device_id: 'd' } as never }).enroll(42);
+
+// The `lite` entry (`@edrlink/wasm/lite`): same types, no client.
+import * as lite from '../../wasm/js/lite.js';
+
+export async function lite_flow(token: string, keyset: Keyset, workspaceKey: Uint8Array): Promise<string> {
+  await lite.init();
+  const claims = lite.verifyToken(token, keyset);
+  const key: lite.SigningKey = lite.SigningKey.generate();
+  const env: Uint8Array = lite.sealEnvelope('application/json', new TextEncoder().encode('{}'), key);
+  const back: Uint8Array = lite.openEnvelope(env, 'application/json', key.publicKey);
+  const auth: string = lite.sharedKeyAuthorization('ws', workspaceKey, 'POST', '/v1/downlevel/ingest',
+    'application/json', '2026-11-23T12:00:00Z', back);
+  try { lite.inspectToken('x'); } catch (e) { if (e instanceof lite.EdrlinkError) { const c: ErrorCode = e.code; return c; } }
+  key.free();
+  return `${claims.tenant_id} ${auth}`;
+}

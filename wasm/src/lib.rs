@@ -21,10 +21,13 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "client")]
 mod client;
+#[cfg(feature = "client")]
 mod persist;
 mod types;
 
+#[cfg(feature = "client")]
 pub use client::Client;
 
 use edrlink_core::dsse;
@@ -45,6 +48,7 @@ extern "C" {
     static GLOBAL: JsValue;
 }
 
+#[cfg_attr(not(feature = "client"), allow(dead_code))]
 pub(crate) fn global() -> JsValue {
     GLOBAL.with(JsValue::clone)
 }
@@ -111,6 +115,7 @@ pub(crate) fn to_js<T: Serialize + ?Sized>(v: &T) -> Result<JsValue, JsValue> {
 }
 
 /// A plain object (or JSON string) into a Rust value, through JSON.
+#[cfg_attr(not(feature = "client"), allow(dead_code))]
 pub(crate) fn from_js<T: serde::de::DeserializeOwned>(
     v: &JsValue,
     what: &str,
@@ -383,6 +388,7 @@ pub fn verify_envelope(
 /// The EICAR test detection event (`test: true`, SHA-256 of the EICAR file,
 /// Informational), as the portal's detection test expects it. Submit it with
 /// `client.submit(...)` or use `client.sendTestDetection()`.
+#[cfg(feature = "client")]
 #[wasm_bindgen(js_name = eicarTestEvent, unchecked_return_type = "DetectionEvent")]
 pub fn eicar_test_event(
     #[wasm_bindgen(js_name = "filePath")] file_path: Option<String>,
@@ -397,12 +403,65 @@ pub fn eicar_test_event(
 
 /// Parses and validates one telemetry event (object or JSON string) the way
 /// `client.submit` does, and returns it normalized. Throws `malformed`.
+#[cfg(feature = "client")]
 #[wasm_bindgen(js_name = validateEvent, unchecked_return_type = "EdrlinkEvent")]
 pub fn validate_event(
     #[wasm_bindgen(unchecked_param_type = "EdrlinkEvent | string")] event: JsValue,
 ) -> Result<JsValue, JsValue> {
     let e = edrlink_core::telemetry::Event::from_json(&json_text(&event, "event")?).js()?;
     to_js(&e)
+}
+
+// ---------------------------------------------------------------- down-level signing
+
+/// The header carrying the request date in SharedKey requests (`x-edrlink-date`).
+#[wasm_bindgen(js_name = sharedKeyDateHeader)]
+pub fn shared_key_date_header() -> String {
+    edrlink_core::downlevel::DATE_HEADER.to_owned()
+}
+
+/// The string a SharedKey authorization signs (method, path, content type,
+/// date and the body's SHA-256, one per line; see docs/PROTOCOL.md).
+#[wasm_bindgen(js_name = sharedKeyStringToSign)]
+pub fn shared_key_string_to_sign(
+    method: &str,
+    path: &str,
+    #[wasm_bindgen(js_name = "contentType")] content_type: &str,
+    date: &str,
+    body: &[u8],
+) -> String {
+    edrlink_core::downlevel::string_to_sign(method, path, content_type, date, body)
+}
+
+/// The `Authorization` header value `SharedKey <workspaceId>:<base64 HMAC-SHA256>`
+/// for a down-level request (`key`: the raw workspace key bytes; `date`: the
+/// RFC 3339 value sent in `x-edrlink-date`). Throws `invalid_argument` when the
+/// workspace id or the key is empty.
+#[wasm_bindgen(js_name = sharedKeyAuthorization)]
+pub fn shared_key_authorization(
+    #[wasm_bindgen(js_name = "workspaceId")] workspace_id: &str,
+    key: &[u8],
+    method: &str,
+    path: &str,
+    #[wasm_bindgen(js_name = "contentType")] content_type: &str,
+    date: &str,
+    body: &[u8],
+) -> Result<String, JsValue> {
+    if workspace_id.is_empty() || key.is_empty() {
+        return Err(err(
+            ErrorCode::InvalidArgument,
+            "workspace id and key must not be empty",
+        ));
+    }
+    Ok(edrlink_core::downlevel::authorization(
+        workspace_id,
+        key,
+        method,
+        path,
+        content_type,
+        date,
+        body,
+    ))
 }
 
 /// Random bytes from the platform CSPRNG, as base64url (ids, nonces).

@@ -295,6 +295,11 @@ RustBuffer uniffi_edrlink_uniffi_fn_method_envelopesigner_public_key(uint64_t pt
 RustBuffer uniffi_edrlink_uniffi_fn_method_envelopesigner_seal(uint64_t ptr, RustBuffer payload_type, RustBuffer payload, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_METHOD_ENVELOPESIGNER_SEAL_BATCH
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_METHOD_ENVELOPESIGNER_SEAL_BATCH
+RustBuffer uniffi_edrlink_uniffi_fn_method_envelopesigner_seal_batch(uint64_t ptr, RustBuffer payload_type, RustBuffer payloads, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_METHOD_ENVELOPESIGNER_WIPE
 #define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_METHOD_ENVELOPESIGNER_WIPE
 void uniffi_edrlink_uniffi_fn_method_envelopesigner_wipe(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -935,6 +940,12 @@ uint16_t uniffi_edrlink_uniffi_checksum_method_envelopesigner_public_key(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_METHOD_ENVELOPESIGNER_SEAL
 #define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_METHOD_ENVELOPESIGNER_SEAL
 uint16_t uniffi_edrlink_uniffi_checksum_method_envelopesigner_seal(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_METHOD_ENVELOPESIGNER_SEAL_BATCH
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_METHOD_ENVELOPESIGNER_SEAL_BATCH
+uint16_t uniffi_edrlink_uniffi_checksum_method_envelopesigner_seal_batch(void
     
 );
 #endif

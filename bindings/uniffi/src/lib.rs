@@ -361,6 +361,21 @@ impl EnvelopeSigner {
         ))
     }
 
+    /// Seals each payload into its own envelope (same bytes as calling
+    /// [`EnvelopeSigner::seal`] once per payload), in one call: from Python
+    /// and Kotlin the fixed cost of crossing the FFI (handle clone, argument
+    /// buffers, call status, result free) is paid once for the whole list
+    /// instead of once per envelope. Fails on the first error, sealing nothing.
+    pub fn seal_batch(&self, payload_type: String, payloads: Vec<Bytes>) -> Result<Vec<Bytes>> {
+        self.with_key(|k| {
+            payloads
+                .iter()
+                .map(|p| dsse::seal(&payload_type, p, k).map(Bytes))
+                .collect::<edrlink_core::Result<Vec<Bytes>>>()
+        })?
+        .map_err(Into::into)
+    }
+
     /// The raw 32-byte public key.
     pub fn public_key(&self) -> Result<Bytes> {
         self.with_key(|k| Bytes(k.verifying_key().0.to_vec()))

@@ -73,6 +73,16 @@ fun main(args: Array<String>) {
         val r = rustNs("seal_${size / 1024}k_ns")
         val rs = if (r != null) String.format("%8.1f %12.2fx", r / 1000, e / r) else String.format("%8s %13s", "-", "-")
         println(String.format("%5dK %11.1f %12.1f %12.2fx %s", size / 1024, e / 1000, j / 1000, j / e, rs))
+        // One FFI crossing for many envelopes: the fixed per-call cost is paid once.
+        val batch = 64
+        val payloads = List(batch) { payload }
+        if (!signer.sealBatch(PT, payloads).all { it.contentEquals(a) }) {
+            System.err.println("sealBatch disagrees with seal at $size bytes")
+            System.exit(1)
+        }
+        val eb = nsPerCall { signer.sealBatch(PT, payloads) } / batch
+        val rb = if (r != null) String.format(" (%.2fx Rust)", eb / r) else ""
+        println(String.format("%6s sealBatch of %d: %.1f µs per envelope, %.2fx JVM Ed25519%s", "", batch, eb / 1000, j / eb, rb))
     }
     val t = nsPerCall { protocolVersion() }
     println(String.format("trivial call protocolVersion(): %.0f ns", t))

@@ -14,11 +14,19 @@ managers (``with EdrlinkClient(...) as client:``) and have ``close()``.
 
 from __future__ import annotations
 
+import os as _os
 import re as _re
 from typing import Optional, Type
 
-from ._native import *  # noqa: F401,F403  (the generated API)
-from ._native import (
+from ._fastcall import install as _install_fastcall
+from ._native import edrlink as _generated  # the module uniffi generated (maturin's layout)
+
+# Leaner per-call glue (see _fastcall.py); EDRLINK_GENERATED_CALLS=1 keeps the
+# generated helpers as they are (for comparison in tests/python/bench.py).
+FASTCALL: bool = _os.environ.get("EDRLINK_GENERATED_CALLS") != "1" and _install_fastcall(_generated)
+
+from ._native import *  # noqa: F401,F403,E402  (the generated API)
+from ._native import (  # noqa: E402
     EdrlinkClient,
     EdrlinkError,
     EnvelopeSigner,

@@ -983,6 +983,15 @@ public protocol EnvelopeSignerProtocol: AnyObject, Sendable {
     func seal(payloadType: String, payload: Data) throws  -> Data
     
     /**
+     * Seals each payload into its own envelope (same bytes as calling
+     * [`EnvelopeSigner::seal`] once per payload), in one call: from Python
+     * and Kotlin the fixed cost of crossing the FFI (handle clone, argument
+     * buffers, call status, result free) is paid once for the whole list
+     * instead of once per envelope. Fails on the first error, sealing nothing.
+     */
+    func sealBatch(payloadType: String, payloads: [Data]) throws  -> [Data]
+    
+    /**
      * Wipes the key now (idempotent); later calls raise `invalid_state`.
      * (Kotlin's `close()` and Python's `close()` / `with` do this too.)
      */
@@ -1103,6 +1112,24 @@ open func seal(payloadType: String, payload: Data)throws  -> Data  {
             self.uniffiCloneHandle(),
         FfiConverterString.lower(payloadType),
         FfiConverterData.lower(payload),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Seals each payload into its own envelope (same bytes as calling
+     * [`EnvelopeSigner::seal`] once per payload), in one call: from Python
+     * and Kotlin the fixed cost of crossing the FFI (handle clone, argument
+     * buffers, call status, result free) is paid once for the whole list
+     * instead of once per envelope. Fails on the first error, sealing nothing.
+     */
+open func sealBatch(payloadType: String, payloads: [Data])throws  -> [Data]  {
+    return try  FfiConverterSequenceData.lift(try rustCallWithError(FfiConverterTypeEdrlinkError_lift) {
+        uniffiCallStatus in
+    uniffi_edrlink_uniffi_fn_method_envelopesigner_seal_batch(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(payloadType),
+        FfiConverterSequenceData.lower(payloads),uniffiCallStatus
     )
 })
 }
@@ -4067,6 +4094,31 @@ fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceData: FfiConverterRustBuffer {
+    typealias SwiftType = [Data]
+
+    public static func write(_ value: [Data], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterData.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Data] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Data]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterData.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeErrorCodeInfo: FfiConverterRustBuffer {
     typealias SwiftType = [ErrorCodeInfo]
 
@@ -4534,6 +4586,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_edrlink_uniffi_checksum_method_envelopesigner_seal() != 50457) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_edrlink_uniffi_checksum_method_envelopesigner_seal_batch() != 63981) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_edrlink_uniffi_checksum_method_envelopesigner_wipe() != 13888) {

@@ -751,6 +751,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_edrlink_uniffi_checksum_method_envelopesigner_seal(
     ): Int
+    external fun uniffi_edrlink_uniffi_checksum_method_envelopesigner_seal_batch(
+    ): Int
     external fun uniffi_edrlink_uniffi_checksum_method_envelopesigner_wipe(
     ): Int
     external fun uniffi_edrlink_uniffi_checksum_method_edrlinkclient_enroll(
@@ -817,6 +819,8 @@ internal object UniffiLib {
     external fun uniffi_edrlink_uniffi_fn_method_envelopesigner_public_key(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_edrlink_uniffi_fn_method_envelopesigner_seal(`ptr`: Long,`payloadType`: RustBuffer.ByValue,`payload`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_edrlink_uniffi_fn_method_envelopesigner_seal_batch(`ptr`: Long,`payloadType`: RustBuffer.ByValue,`payloads`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_edrlink_uniffi_fn_method_envelopesigner_wipe(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
@@ -1102,6 +1106,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_edrlink_uniffi_checksum_method_envelopesigner_seal() and 0xFFFF) != 50457) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_edrlink_uniffi_checksum_method_envelopesigner_seal_batch() and 0xFFFF) != 63981) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_edrlink_uniffi_checksum_method_envelopesigner_wipe() and 0xFFFF) != 13888) {
@@ -2178,6 +2185,15 @@ public interface EnvelopeSignerInterface {
     fun `seal`(`payloadType`: kotlin.String, `payload`: kotlin.ByteArray): kotlin.ByteArray
     
     /**
+     * Seals each payload into its own envelope (same bytes as calling
+     * [`EnvelopeSigner::seal`] once per payload), in one call: from Python
+     * and Kotlin the fixed cost of crossing the FFI (handle clone, argument
+     * buffers, call status, result free) is paid once for the whole list
+     * instead of once per envelope. Fails on the first error, sealing nothing.
+     */
+    fun `sealBatch`(`payloadType`: kotlin.String, `payloads`: List<kotlin.ByteArray>): List<kotlin.ByteArray>
+    
+    /**
      * Wipes the key now (idempotent); later calls raise `invalid_state`.
      * (Kotlin's `close()` and Python's `close()` / `with` do this too.)
      */
@@ -2350,6 +2366,29 @@ open class EnvelopeSigner: Disposable, AutoCloseable, EnvelopeSignerInterface
         
         FfiConverterString.lower(`payloadType`),
         FfiConverterByteArray.lower(`payload`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Seals each payload into its own envelope (same bytes as calling
+     * [`EnvelopeSigner::seal`] once per payload), in one call: from Python
+     * and Kotlin the fixed cost of crossing the FFI (handle clone, argument
+     * buffers, call status, result free) is paid once for the whole list
+     * instead of once per envelope. Fails on the first error, sealing nothing.
+     */
+    @Throws(EdrlinkException::class)override fun `sealBatch`(`payloadType`: kotlin.String, `payloads`: List<kotlin.ByteArray>): List<kotlin.ByteArray> {
+            return FfiConverterSequenceByteArray.lift(
+    callWithHandle {
+    uniffiRustCallWithError(EdrlinkException) { _status ->
+    UniffiLib.uniffi_edrlink_uniffi_fn_method_envelopesigner_seal_batch(
+        it,
+        
+        FfiConverterString.lower(`payloadType`),
+        FfiConverterSequenceByteArray.lower(`payloads`),_status)
 }
     }
     )
@@ -4763,6 +4802,34 @@ public object FfiConverterSequenceString: FfiConverterRustBuffer<List<kotlin.Str
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterString.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceByteArray: FfiConverterRustBuffer<List<kotlin.ByteArray>> {
+    override fun read(buf: ByteBuffer): List<kotlin.ByteArray> {
+        val len = buf.getInt()
+        return List<kotlin.ByteArray>(len) {
+            FfiConverterByteArray.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<kotlin.ByteArray>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterByteArray.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<kotlin.ByteArray>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterByteArray.write(it, buf)
         }
     }
 }

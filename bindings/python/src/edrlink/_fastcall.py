@@ -1,0 +1,141 @@
+"""Leaner replacements for the per-call helpers of the uniffi-generated
+``edrlink._native`` module (uniffi 0.32).
+
+Why: with a 1 KiB payload, ``EnvelopeSigner.seal`` spent more time in the
+generated Python glue than in Rust's Ed25519. The generated code makes every
+call build its status struct through keyword arguments plus a second struct,
+and lowers each ``str`` / ``bytes`` argument through a growable buffer builder
+that costs two to three ctypes round trips (allocate 16 bytes, reserve,
+write); a ``bytes`` result is read through a context manager and a stream
+object. The replacements below keep the same FFI functions, wire format and
+error handling and only cut the Python work:
+
+- call status: ``_UniffiRustCallStatus()`` is already zero-filled by ctypes,
+  which *is* the success state with an empty error buffer, and a status whose
+  call succeeded is still in that state, so it is reused (per thread) instead
+  of building two structs per call; the generated checker still runs (and
+  raises exactly as before) whenever Rust reports something other than
+  success, and such a status is never reused;
+- ``str`` and ``bytes`` arguments: one allocation of the exact size, one
+  ``memmove``;
+- ``bytes`` results: one copy out of the buffer, then the buffer is freed
+  (also when the length prefix is inconsistent, which raises as before).
+
+Nothing here changes which Rust functions are called or what they receive.
+If the generated module does not have the expected shape (another uniffi
+version), nothing is replaced and the generated helpers are used as they are.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import struct
+import threading
+from typing import Any
+
+
+def install(native: Any) -> bool:
+    """Installs the replacements into ``native``; returns whether it did."""
+    lib = getattr(native, "_UniffiLib", None)
+    names = (
+        "_UniffiRustCallStatus",
+        "_UniffiRustBuffer",
+        "_uniffi_check_call_status",
+        "_uniffi_rust_call_with_error",
+        "_uniffi_rust_call",
+        "_UniffiFfiConverterString",
+        "_UniffiFfiConverterBytes",
+        "InternalError",
+    )
+    alloc = getattr(lib, "ffi_edrlink_uniffi_rustbuffer_alloc", None)
+    free = getattr(lib, "ffi_edrlink_uniffi_rustbuffer_free", None)
+    if lib is None or alloc is None or free is None or not all(hasattr(native, n) for n in names):
+        return False
+    status_type = native._UniffiRustCallStatus
+    if status_type.CALL_SUCCESS != 0 or status_type().code != 0:
+        return False
+    check = native._uniffi_check_call_status
+    internal_error = native.InternalError
+    byref = ctypes.byref
+    memmove = ctypes.memmove
+    string_at = ctypes.string_at
+    c_void_p = ctypes.c_void_p
+    cast = ctypes.cast
+    be_i32 = struct.Struct(">i")
+
+    # Call statuses are reused per thread: a status whose call succeeded is
+    # untouched by Rust (code 0, empty error buffer) and goes back to the
+    # thread's free list; one that reported an error is handed to the checker
+    # and never reused. A nested call on the same thread (a Rust call made
+    # from a callback such as Transport.send) takes another status, so
+    # re-entrancy is safe.
+    local = threading.local()
+
+    def take() -> Any:
+        free_list = getattr(local, "free", None)
+        if free_list:
+            return free_list.pop()
+        if free_list is None:
+            local.free = []
+        status = status_type()
+        return (status, byref(status))
+
+    def rust_call_with_error(error_ffi_converter: Any, fn: Any, *args: Any) -> Any:
+        item = take()
+        result = fn(*args, item[1])
+        if item[0].code:
+            check(error_ffi_converter, item[0])
+        else:
+            local.free.append(item)
+        return result
+
+    def rust_call(fn: Any, *args: Any) -> Any:
+        item = take()
+        result = fn(*args, item[1])
+        if item[0].code:
+            check(None, item[0])
+        else:
+            local.free.append(item)
+        return result
+
+    def buffer_with(prefix: bytes, data: bytes) -> Any:
+        n = len(prefix) + len(data)
+        rbuf = rust_call(alloc, n)
+        addr = cast(rbuf.data, c_void_p).value
+        if prefix:
+            memmove(addr, prefix, len(prefix))
+        if data:
+            memmove(addr + len(prefix), data, len(data))
+        rbuf.len = n
+        return rbuf
+
+    def lower_str(value: str) -> Any:
+        return buffer_with(b"", value.encode("utf-8"))
+
+    def lower_bytes(value: Any) -> Any:
+        data = bytes(value) if not isinstance(value, bytes) else value
+        if len(data) > 0x7FFFFFFF:
+            raise ValueError("byte string longer than i32::MAX")
+        return buffer_with(be_i32.pack(len(data)), data)
+
+    def lift_bytes(rbuf: Any) -> bytes:
+        try:
+            n = rbuf.len
+            if n < 4:
+                raise internal_error("buffer too short for a byte string length")
+            addr = cast(rbuf.data, c_void_p).value
+            size = be_i32.unpack(string_at(addr, 4))[0]
+            if size < 0:
+                raise internal_error("Unexpected negative byte string length")
+            if size != n - 4:
+                raise RuntimeError(f"junk data left in buffer at end of consume_with_stream {n - 4 - size}")
+            return string_at(addr + 4, size)
+        finally:
+            rust_call(free, rbuf)
+
+    native._uniffi_rust_call_with_error = rust_call_with_error
+    native._uniffi_rust_call = rust_call
+    native._UniffiFfiConverterString.lower = staticmethod(lower_str)
+    native._UniffiFfiConverterBytes.lower = staticmethod(lower_bytes)
+    native._UniffiFfiConverterBytes.lift = staticmethod(lift_bytes)
+    return True
