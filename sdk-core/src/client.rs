@@ -1182,8 +1182,10 @@ impl PartnerClient {
                 self.last_error = Some(err);
             }
             ErrorCode::BatchTooLarge => {
-                // Split once: the first half goes again under the same sequence
-                // number (the refused batch was never stored), the rest waits.
+                // Split: the first half goes again under the same sequence
+                // number (the refused batch was never stored), the rest waits;
+                // a half that is still refused is split again. Only a single
+                // event that no request can carry is dropped.
                 self.inflight = None;
                 let r = random_id(&*self.rng, 16)
                     .and_then(|id| self.outbox.split_inflight(id))

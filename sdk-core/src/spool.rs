@@ -56,7 +56,8 @@ pub struct InflightRecord {
     pub created: String,
     /// The batch holds the live events with `index < upto`.
     pub upto: u64,
-    /// Whether the batch was already split once after a 413.
+    /// Whether the batch was split after a 413 (informational: a split batch
+    /// is halved again on a further 413).
     #[serde(default)]
     pub split: bool,
 }
@@ -630,15 +631,19 @@ impl Outbox {
         Ok(n)
     }
 
-    /// Splits the in-flight batch once (after 413): the first half stays in
+    /// Halves the in-flight batch (after a 413): the first half stays in
     /// flight under the same sequence number with a new batch id.
-    /// Returns `false` if it cannot be split (already split, or one event).
+    /// Returns `false` if it cannot be split (a single event).
     pub fn split_inflight(&mut self, new_batch_id: String) -> Result<bool> {
         let Some(inf) = self.state.inflight.as_mut() else {
             return Ok(false);
         };
         let n = self.live.iter().take_while(|e| e.index < inf.upto).count();
-        if inf.split || n < 2 {
+        // Halve again on every refusal (a body limit in front of the service
+        // may be far below the policy's): the batch shrinks geometrically, so
+        // this ends after log2(n) refusals, and only a single event that is
+        // still too large is ever dropped.
+        if n < 2 {
             return Ok(false);
         }
         inf.upto = self.live[n / 2 - 1].index + 1;
@@ -818,9 +823,14 @@ mod tests {
             "one batch in flight"
         );
         assert!(o.split_inflight("b1a".into()).unwrap());
-        assert!(!o.split_inflight("b1b".into()).unwrap(), "split only once");
         assert_eq!(names(&o.inflight_events().unwrap()), ["e0", "e1"]);
-        assert_eq!(o.ack_inflight(0).unwrap(), 2);
+        assert!(o.split_inflight("b1b".into()).unwrap(), "halved again");
+        assert_eq!(names(&o.inflight_events().unwrap()), ["e0"]);
+        assert!(
+            !o.split_inflight("b1c".into()).unwrap(),
+            "a single event cannot be split"
+        );
+        assert_eq!(o.ack_inflight(0).unwrap(), 1);
         assert_eq!(o.next_seq(), 2);
         let (inf, evs) = o
             .begin_batch(10, u64::MAX, "b2".into(), "t".into())
@@ -828,7 +838,10 @@ mod tests {
             .unwrap();
         assert_eq!(
             (inf.seq, names(&evs)),
-            (2, vec!["e2".to_string(), "e3".into(), "e4".into()])
+            (
+                2,
+                vec!["e1".to_string(), "e2".into(), "e3".into(), "e4".into()]
+            )
         );
     }
 

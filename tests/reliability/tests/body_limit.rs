@@ -108,9 +108,11 @@ fn noise(seed: u64, n: usize) -> String {
         .collect()
 }
 
-#[test]
-fn batch_over_a_proxy_body_limit_is_split_and_delivered() {
-    const LIMIT: usize = 1536 * 1024;
+/// Sends 16 incompressible events of 100 KiB (one batch of ~2.2 MiB on the
+/// wire) through a proxy refusing bodies over `limit`; checks that each event
+/// is stored once, in order, with nothing dropped; returns the ingest
+/// requests the proxy saw as (content length, refused).
+fn deliver_through_limit(limit: usize) -> Vec<(usize, bool)> {
     let dir = tempfile::tempdir().unwrap();
     // Bound first: the service puts the proxy's URL in its tokens.
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -121,7 +123,7 @@ fn batch_over_a_proxy_body_limit_is_split_and_delivered() {
         s.policy.max_batch_bytes = 4 * 1024 * 1024;
         s.public_url = Some(proxy_url.clone());
     });
-    run_proxy(listener, svc.addr, LIMIT, seen.clone());
+    run_proxy(listener, svc.addr, limit, seen.clone());
     svc.setup_tenant();
     let a = agent(
         &dir.path().join("agent"),
@@ -156,18 +158,48 @@ fn batch_over_a_proxy_body_limit_is_split_and_delivered() {
     );
 
     let seen = seen.lock().unwrap().clone();
-    let ingests: Vec<_> = seen.iter().filter(|(p, _, _)| p == "/v1/ingest").collect();
-    let refused = ingests.iter().filter(|(_, _, r)| *r).count();
+    seen.into_iter()
+        .filter(|(p, _, _)| p == "/v1/ingest")
+        .map(|(_, len, refused)| (len, refused))
+        .collect()
+}
+
+#[test]
+fn batch_over_a_proxy_body_limit_is_split_and_delivered() {
+    // Each half (~1.1 MiB) fits under 1.5 MiB.
+    const LIMIT: usize = 1536 * 1024;
+    let ingests = deliver_through_limit(LIMIT);
+    let refused = ingests.iter().filter(|(_, r)| *r).count();
     assert_eq!(
         refused, 1,
         "the oversized batch was refused once: {ingests:?}"
     );
     assert!(
-        ingests[0].2 && ingests[0].1 > LIMIT,
+        ingests[0].1 && ingests[0].0 > LIMIT,
         "the first send was the whole batch: {ingests:?}"
     );
     assert!(
         ingests.len() <= 4,
         "split and sent, not retried over and over: {ingests:?}"
+    );
+}
+
+#[test]
+fn batch_four_times_over_a_body_limit_is_split_until_it_fits_and_nothing_is_dropped() {
+    // A quarter of the batch (~550 KiB) fits under 600 KiB, a half does not:
+    // splitting once and then dropping what still does not fit lost events.
+    const LIMIT: usize = 600 * 1024;
+    let ingests = deliver_through_limit(LIMIT);
+    assert!(
+        ingests.iter().all(|(len, r)| *r == (*len > LIMIT)),
+        "only oversized requests were refused: {ingests:?}"
+    );
+    assert!(
+        ingests.iter().filter(|(_, r)| !*r).count() >= 4,
+        "the batch went in quarters: {ingests:?}"
+    );
+    assert!(
+        ingests.len() <= 24,
+        "bounded number of attempts, not a loop: {ingests:?}"
     );
 }
