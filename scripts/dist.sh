@@ -451,7 +451,7 @@ if want npm; then
       if [ "$VERIFY" = 1 ]; then
         d="$WORK/npm-consumer"; rm -rf "$d"; mkdir -p "$d"
         if (cd "$d" && npm init -y >/dev/null && npm install --no-audit --no-fund "$tgz" >>"$LOGS/npm.log" 2>&1 &&
-            node --input-type=module -e 'import * as e from "@edrlink/wasm"; if (typeof e.eicarTestFile !== "function" && Object.keys(e).length < 5) process.exit(1); console.log("exports", Object.keys(e).length)' >>"$LOGS/npm.log" 2>&1); then
+            node --input-type=module -e 'import * as e from "@edrlink/wasm"; const n = e.errorCodes().length; if (!(n > 30)) process.exit(1); console.log("error codes", n)' >>"$LOGS/npm.log" 2>&1); then
           result npm "built+tested: $(basename "$tgz") (with .d.ts) installs and imports in a fresh Node project ($((SECONDS - s))s)"
         else result npm "FAILED: the tarball does not install/import (dist/logs/npm.log)"; fi
       else result npm "built: $(basename "$tgz") ($((SECONDS - s))s)"; fi
