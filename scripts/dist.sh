@@ -57,6 +57,8 @@ export CC_x86_64_unknown_linux_musl=musl-gcc
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER=x86_64-w64-mingw32-gcc
 export CC_x86_64_pc_windows_gnu=x86_64-w64-mingw32-gcc AR_x86_64_pc_windows_gnu=x86_64-w64-mingw32-ar
 export WINEPREFIX="$WORK/wine" WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
+# Debian's wine64 package installs the loader outside PATH (the `wine` wrapper package is optional).
+WINE="$(command -v wine64 || command -v wine || echo /usr/lib/wine/wine64)"
 # Android static libraries: ring's C and assembly are compiled by clang for the Android target
 # against clang's own headers (ring's -nostdlibinc mode, as it does for wasm32); nothing is
 # linked, so no NDK is needed.
@@ -183,15 +185,21 @@ EOF
 }
 
 # ------------------------------------------------------------------ SBOM per archive
-sbom() {  # TRIPLE DIR: CycloneDX of edrlink-ffi's dependency graph for that target
-  local t="$1" dir="$2"
-  mkdir -p "$dir/sbom"
-  if ! command -v cargo-cyclonedx >/dev/null; then echo "cargo-cyclonedx missing" >>"$LOGS/$t.log"; return 1; fi
-  local tmp="$WORK/sbom-$t"; rm -rf "$tmp"; mkdir -p "$tmp"
-  (cd bindings/c && cargo cyclonedx --format json --target "$t" --override-filename "edrlink-sbom-$t" \
-      >>"$LOGS/$t.log" 2>&1) || return 1
-  mv "bindings/c/edrlink-sbom-$t.json" "$dir/sbom/edrlink.cdx.json"
-  cp "$dir/sbom/edrlink.cdx.json" "$DIST/edrlink-$VERSION-$t.cdx.json"
+sbom_of() {  # CRATE_DIR TARGET DEST_FILE: CycloneDX of that crate's dependency graph for TARGET
+  local crate="$1" t="$2" dest="$3" tag="edrlink-sbom-$$-$2"
+  # cargo-cyclonedx writes one file next to every workspace member's Cargo.toml: keep the
+  # wanted crate's (its default features, this target), remove the others.
+  (cd "$crate" && cargo cyclonedx --format json --spec-version 1.5 --target "$t" --override-filename "$tag" -q) \
+    >>"$LOGS/sbom.log" 2>&1
+  local rc=$?
+  [ -f "$crate/$tag.json" ] && mv "$crate/$tag.json" "$dest"
+  find . -name "$tag.json" -not -path './target/*' -delete
+  [ "$rc" = 0 ] && [ -f "$dest" ]
+}
+sbom() {  # TRIPLE DIR: the archive's SBOM (crate edrlink-ffi), inside it and next to it in dist/
+  mkdir -p "$2/sbom"
+  command -v cargo-cyclonedx >/dev/null || { echo "cargo-cyclonedx missing" >>"$LOGS/sbom.log"; return 1; }
+  sbom_of bindings/c "$1" "$2/sbom/edrlink.cdx.json" && cp "$2/sbom/edrlink.cdx.json" "$DIST/edrlink-$VERSION-$1.cdx.json"
 }
 
 # ------------------------------------------------------------------ reference service (for --verify)
@@ -368,8 +376,8 @@ win_tests() {
   $cc -std=c11 -O1 -include winsock2.h -I"$p/include" examples/c/partner_agent.c "$p/lib/libedrlink.a" \
     $(cat "$WORK/$t.native") -static -o "$d/agent-static.exe" >>"$LOGS/$t.log" 2>&1 || { echo "MinGW consumer (static) did not build"; return 1; }
   cp "$p/bin/edrlink.dll" "$d/"
-  [ -d "$WINEPREFIX" ] || wineboot -i >>"$LOGS/$t.log" 2>&1 || true
-  (cd "$d" && EDRLINK_TEST_VECTORS="$WORK/vectors.tsv" EDRLINK_CARGO_VERSION="$VERSION" timeout 600 wine64 ./stateless.exe \
+  [ -d "$WINEPREFIX" ] || "$WINE" wineboot -i >>"$LOGS/$t.log" 2>&1 || true
+  (cd "$d" && EDRLINK_TEST_VECTORS="$WORK/vectors.tsv" EDRLINK_CARGO_VERSION="$VERSION" timeout 600 "$WINE" ./stateless.exe \
     >"$d/stateless.out" 2>"$d/stateless.err")
   local rc=$?
   cat "$d/stateless.err" >>"$LOGS/$t.log"
@@ -378,7 +386,7 @@ win_tests() {
   local exe tok
   for exe in agent.exe agent-static.exe; do
     tok="$(new_token "win-${exe%.exe}-$RANDOM")"
-    (cd "$d" && EDRLINK_TOKEN="$tok" EDRLINK_DATA_DIR="data-$exe" timeout 600 wine64 "./$exe" >"$d/$exe.out" 2>&1)
+    (cd "$d" && EDRLINK_TOKEN="$tok" EDRLINK_DATA_DIR="data-$exe" timeout 600 "$WINE" "./$exe" >"$d/$exe.out" 2>&1)
     tr -d '\r' <"$d/$exe.out" >>"$LOGS/$t.log"
     grep -q '"healthy":true' "$d/$exe.out" || { echo "$exe under wine did not report healthy"; return 1; }
   done
@@ -426,6 +434,7 @@ if want wheels; then
     if (cd bindings/python && maturin build --release --locked --zig --target "$t" --compatibility manylinux2014 \
           --out "$DIST" >>"$LOGS/wheels.log" 2>&1); then
       whl="$(ls "$DIST"/edrlink-*manylinux*"${t%%-*}"*.whl 2>/dev/null | head -1)"
+      sbom_of bindings/uniffi "$t" "${whl%.whl}.cdx.json" || { ok=0; wmsg="$wmsg ${t%%-*} wheel: no SBOM;"; }
       if auditwheel show "$whl" >"$LOGS/wheels.auditwheel-${t%%-*}.log" 2>&1 &&
          grep -q 'manylinux_2_17_'"${t%%-*}" "$LOGS/wheels.auditwheel-${t%%-*}.log"; then
         wmsg="$wmsg $(basename "$whl"): auditwheel show: manylinux2014 (manylinux_2_17);"
@@ -447,6 +456,7 @@ if want npm; then
   s=$SECONDS
   if bash wasm/build.sh >"$LOGS/npm.log" 2>&1 && (cd wasm && npm pack --pack-destination "$DIST" >>"$LOGS/npm.log" 2>&1); then
     tgz="$(ls "$DIST"/edrlink-wasm-*.tgz | head -1)"
+    sbom_of wasm wasm32-unknown-unknown "${tgz%.tgz}.cdx.json" || result npm-sbom "FAILED: SBOM of the wasm crate"
     if tar -tzf "$tgz" | grep -q 'package/js/index.d.ts' && tar -tzf "$tgz" | grep -q '\.wasm$'; then
       if [ "$VERIFY" = 1 ]; then
         d="$WORK/npm-consumer"; rm -rf "$d"; mkdir -p "$d"
@@ -463,7 +473,10 @@ fi
 if want kotlin; then
   s=$SECONDS
   kmsg="$(bash scripts/dist-kotlin.sh "$DIST" "$VERIFY" 2>>"$LOGS/kotlin.log" | tail -1)"
-  if [ "${PIPESTATUS[0]}" = 0 ] && [ -n "$kmsg" ]; then result kotlin "$kmsg ($((SECONDS - s))s)"
+  krc=${PIPESTATUS[0]}
+  kjar="$(ls "$DIST"/edrlink-kotlin-*.jar 2>/dev/null | head -1)"
+  [ -n "$kjar" ] && { sbom_of bindings/uniffi x86_64-unknown-linux-gnu "${kjar%.jar}.cdx.json" || krc=1; }
+  if [ "$krc" = 0 ] && [ -n "$kmsg" ]; then result kotlin "$kmsg ($((SECONDS - s))s)"
   else result kotlin "FAILED: ${kmsg:-see dist/logs/kotlin.log} ($((SECONDS - s))s)"; fi
 fi
 
