@@ -251,8 +251,9 @@ c_suite() {
     "$@" "$d/suite" >"$d/out" 2>"$d/err"
   local rc=$?
   cat "$d/err" >>"$LOGS/$t.log"
-  C_COUNTS="$(count_line "$d/out")"
-  [ "$rc" = 0 ] && [ -n "$C_COUNTS" ] || { echo "C suite: ${C_COUNTS:-no summary} (exit $rc)"; return 1; }
+  local counts; counts="$(count_line "$d/out")"
+  echo "$counts" >"$WORK/$t.counts"
+  [ "$rc" = 0 ] && [ -n "$counts" ] || { echo "C suite: ${counts:-no summary} (exit $rc)"; return 1; }
 }
 
 # pkg-config and CMake consumers of a Linux archive (example agent), run against the service.
@@ -308,9 +309,11 @@ if want $t; then
     bash scripts/abi-check.sh --symbols-of "$(outdir $t)/libedrlink.so" >"$WORK/linux.symbols"
     if [ "$VERIFY" = 1 ]; then
       p="$(unpack $t)"
+      msg3="$(bash scripts/abi-check.sh --lib "$(outdir $t)/libedrlink.so" 2>>"$LOGS/$t.log")"
+      abi_rc=$?; msg3="$(tail -1 <<<"$msg3")"
       if msg="$(c_suite $t "$p" gcc "-L$p/lib -Wl,-rpath,$p/lib -ledrlink -lpthread" env)" &&
-         msg2="$(linux_consumers $t "$p" gcc env)" && msg3="$(bash scripts/abi-check.sh --lib "$(outdir $t)/libedrlink.so" 2>&1 | tail -1)"; then
-        result $t "built+tested: C suite $C_COUNTS; pkg-config + CMake consumers healthy; $msg3 ($((SECONDS - s))s)"
+         msg2="$(linux_consumers $t "$p" gcc env)" && [ "$abi_rc" = 0 ]; then
+        result $t "built+tested: C suite $(cat "$WORK/$t.counts"); pkg-config + CMake consumers healthy; $msg3 ($((SECONDS - s))s)"
       else result $t "FAILED: ${msg:-}${msg2:-}${msg3:-} ($((SECONDS - s))s)"; fi
     else result $t "built ($((SECONDS - s))s)"; fi
   else result $t "FAILED: build (dist/logs/$t.build.log)"; fi
@@ -331,9 +334,9 @@ if want $t; then
       if cargo test --release --locked --target $t -p edrlink-core --features http,spool,blocking,gzip \
            >"$LOGS/$t.core-tests.log" 2>&1; then
         core="core tests $(grep -E '^test result:' "$LOGS/$t.core-tests.log" | awk '{p+=$4; f+=$6} END {print p" passed, "f" failed"}')"
-        if msg="$(c_suite $t "$p" aarch64-linux-gnu-gcc "-L$p/lib -ledrlink -lpthread" env LD_LIBRARY_PATH="$p/lib" "${QEMU[@]}")" &&
+        if msg="$(c_suite $t "$p" aarch64-linux-gnu-gcc "-L$p/lib -ledrlink -lpthread" "${QEMU[@]}" -E LD_LIBRARY_PATH="$p/lib")" &&
            msg2="$(linux_consumers $t "$p" aarch64-linux-gnu-gcc "${QEMU[@]}")"; then
-          result $t "built+tested under qemu-user: $core (incl. vectors); C suite $C_COUNTS; pkg-config + CMake consumers healthy ($((SECONDS - s))s)"
+          result $t "built+tested under qemu-user: $core (incl. vectors); C suite $(cat "$WORK/$t.counts"); pkg-config + CMake consumers healthy ($((SECONDS - s))s)"
         else result $t "FAILED: $core; $msg$msg2 ($((SECONDS - s))s)"; fi
       else result $t "FAILED: core tests under qemu (dist/logs/$t.core-tests.log) ($((SECONDS - s))s)"; fi
     else result $t "built ($((SECONDS - s))s)"; fi
@@ -353,7 +356,7 @@ if want $t; then
         core="core tests $(grep -E '^test result:' "$LOGS/$t.core-tests.log" | awk '{p+=$4; f+=$6} END {print p" passed, "f" failed"}')"
         if msg="$(c_suite $t "$p" musl-gcc "-static $p/lib/libedrlink.a" env)"; then
           if file "$WORK/c-$t/suite" | grep -q 'statically linked'; then
-            result $t "built+tested: $core; C suite (fully static binary) $C_COUNTS ($((SECONDS - s))s)"
+            result $t "built+tested: $core; C suite (fully static binary) $(cat "$WORK/$t.counts") ($((SECONDS - s))s)"
           else result $t "FAILED: C suite binary is not statically linked"; fi
         else result $t "FAILED: $core; $msg ($((SECONDS - s))s)"; fi
       else result $t "FAILED: core tests (dist/logs/$t.core-tests.log) ($((SECONDS - s))s)"; fi
@@ -367,7 +370,7 @@ win_tests() {
   local p="$1" d="$WORK/win"; rm -rf "$d"; mkdir -p "$d"
   local cc=x86_64-w64-mingw32-gcc
   # the suite's stateless part, linked against the DLL through the import library
-  $cc -std=c11 -O1 -I"$p/include" -Itests/c scripts/dist/stateless_main.c tests/c/test_stateless.c tests/c/minijson.c \
+  $cc -std=c11 -O1 -include scripts/dist/win_compat.h -I"$p/include" -Itests/c scripts/dist/stateless_main.c tests/c/test_stateless.c tests/c/minijson.c \
     -L"$p/lib" -ledrlink -static-libgcc -o "$d/stateless.exe" >>"$LOGS/$t.log" 2>&1 || { echo "stateless suite did not build"; return 1; }
   # the MinGW consumer: the example agent, against the DLL and against the static library
   $cc -std=c11 -O1 -include winsock2.h -I"$p/include" examples/c/partner_agent.c -L"$p/lib" -ledrlink -lws2_32 \
@@ -381,8 +384,9 @@ win_tests() {
     >"$d/stateless.out" 2>"$d/stateless.err")
   local rc=$?
   cat "$d/stateless.err" >>"$LOGS/$t.log"
-  C_COUNTS="$(count_line "$d/stateless.out" | tr -d '\r')"
-  [ "$rc" = 0 ] && [ -n "$C_COUNTS" ] || { echo "stateless suite under wine: ${C_COUNTS:-no summary} (exit $rc)"; return 1; }
+  local counts; counts="$(tr -d '\r' <"$d/stateless.out" | grep -E '^[0-9]+ passed, [0-9]+ failed$' | tail -1)"
+  echo "$counts" >"$WORK/$t.counts"
+  [ "$rc" = 0 ] && [ -n "$counts" ] || { echo "stateless suite under wine: ${counts:-no summary} (exit $rc)"; return 1; }
   local exe tok
   for exe in agent.exe agent-static.exe; do
     tok="$(new_token "win-${exe%.exe}-$RANDOM")"
@@ -397,7 +401,7 @@ if want $t; then
     if [ "$VERIFY" = 1 ]; then
       p="$(unpack $t)"
       if msg="$(win_tests "$p")"; then
-        result $t "built+tested under wine: C suite stateless part $C_COUNTS; MinGW consumer (DLL and static) enrolled, sent, healthy against the service on loopback ($((SECONDS - s))s)"
+        result $t "built+tested under wine: C suite stateless part $(cat "$WORK/$t.counts"); MinGW consumer (DLL and static) enrolled, sent, healthy against the service on loopback ($((SECONDS - s))s)"
       else result $t "FAILED: $msg ($((SECONDS - s))s)"; fi
     else result $t "built ($((SECONDS - s))s)"; fi
   else result $t "FAILED: build (dist/logs/$t.build.log)"; fi
