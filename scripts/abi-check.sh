@@ -15,13 +15,17 @@
 #              and record the change in CHANGELOG.md.
 #   --lib PATH the shared library to read symbols from (default: $CARGO_TARGET_DIR/release/libedrlink.so,
 #              built with `cargo build --release -p edrlink-ffi --lib` when missing).
-#   --symbols-of FILE [--mach-o]  print the edrlink_* symbols a static library or DLL defines
-#              (used by scripts/dist.sh for the targets that are built but not run).
+#   --symbols-of FILE  print the edrlink_* symbols a library defines (ELF, PE or Mach-O; used by
+#              scripts/dist.sh for the targets that are built but not run).
+#   --self-test  shows the guard works: a removed function, a changed prototype, a renumbered
+#              error code and a removed export must each fail against the committed baseline,
+#              an added function must pass. Run by scripts/ci-platforms.sh.
+#   --header H --symbols-file F  check this header / symbol list instead (used by --self-test).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ABI="$ROOT/include/abi"
 HEADER="$ROOT/include/edrlink.h"
-LIB="" UPDATE=0
+LIB="" UPDATE=0 SYMS_FILE="" SELF_TEST=0
 NM="$(command -v llvm-nm || command -v nm)"
 
 symbols_of() {  # any object format llvm-nm reads: ELF .so/.a, PE .dll/.a, Mach-O .a
@@ -34,13 +38,38 @@ while [ $# -gt 0 ]; do
     --update) UPDATE=1 ;;
     --lib) LIB="$2"; shift ;;
     --symbols-of) symbols_of "$2"; exit 0 ;;
+    --header) HEADER="$2"; shift ;;
+    --symbols-file) SYMS_FILE="$2"; shift ;;
+    --self-test) SELF_TEST=1 ;;
     -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "abi-check: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
 done
 
-if [ -z "$LIB" ]; then
+if [ "$SELF_TEST" = 1 ]; then
+  T="$(mktemp -d)"; trap 'rm -rf "$T"' EXIT
+  pass=0 fail=0
+  expect() {  # WANT(ok|fail) NAME SED-EXPR [SYMBOL-FILTER]
+    sed -e "$3" "$ROOT/include/edrlink.h" >"$T/h"
+    sed -e "${4:-}" "$ABI/symbols.txt" >"$T/s"
+    if "$0" --header "$T/h" --symbols-file "$T/s" >"$T/out" 2>&1; then got=ok; else got=fail; fi
+    if [ "$got" = "$1" ]; then pass=$((pass + 1)); echo "ok: $2 -> $got"
+    else fail=$((fail + 1)); echo "FAILED: $2 -> $got, want $1"; cat "$T/out"; fi
+  }
+  expect ok   "unchanged header and exports" ''
+  expect fail "function removed" '/^const char \*edrlink_version(void);/d' '/^edrlink_version$/d'
+  expect fail "prototype changed" 's/^uint32_t edrlink_protocol_version(void);/uint64_t edrlink_protocol_version(void);/'
+  expect fail "error code renumbered" 's/EDRLINK_TOKEN_EXPIRED = 300,/EDRLINK_TOKEN_EXPIRED = 309,/'
+  expect fail "struct field changed" 's/^  uint64_t delivered;/  uint32_t delivered;/'
+  expect fail "symbol no longer exported" '' '/^edrlink_key_id$/d'
+  expect ok   "function and error code added" 's/^const char \*edrlink_version(void);/&\nint edrlink_new_fn(void);/; s/^  EDRLINK_INTERNAL = 799,/&\n  EDRLINK_NEW_CODE = 798,/' '$a edrlink_new_fn'
+  echo "$pass passed, $fail failed"
+  [ "$fail" = 0 ]; exit
+fi
+
+if [ -n "$SYMS_FILE" ]; then :
+elif [ -z "$LIB" ]; then
   LIB="${CARGO_TARGET_DIR:-$ROOT/target}/release/libedrlink.so"
   if [ ! -f "$LIB" ] || [ -n "$(find "$ROOT/bindings/c/src" "$ROOT/sdk-core/src" -newer "$LIB" -name '*.rs' | head -1)" ]; then
     (cd "$ROOT" && cargo build --quiet --release -p edrlink-ffi --lib)
@@ -57,8 +86,26 @@ src = re.sub(r"/\*.*?\*/", " ", src, flags=re.S)
 src = re.sub(r"//[^\n]*", " ", src)
 out = []
 body = []
+# Preprocessor conditionals as a C11 compiler sees them: no __cplusplus, no C23.
+def cond(expr):
+    if "__cplusplus" in expr and "!defined(__cplusplus)" not in expr.replace(" ", ""):
+        return expr.startswith("#ifndef")
+    if "__STDC_VERSION__" in expr:
+        return False
+    return True
+stack = []  # (this branch active, any branch taken)
 for line in src.splitlines():
     s = line.strip()
+    active = all(a for a, _ in stack)
+    if re.match(r"#\s*if(n?def)?\b", s):
+        c = cond(s) if active else False
+        stack.append((c, c)); continue
+    if re.match(r"#\s*else\b", s):
+        a, taken = stack.pop(); stack.append((not taken, True)); continue
+    if re.match(r"#\s*endif\b", s):
+        stack.pop(); continue
+    if not active:
+        continue
     m = re.match(r"#\s*define\s+(\w+)\s+(.+)", s)
     if m and m.group(1) != "EDRLINK_H":
         out.append(f"const {m.group(1)} = {' '.join(m.group(2).split())}")
@@ -76,7 +123,7 @@ for ch in text:
         stmts.append(" ".join(cur.split())); cur = ""
 for s in stmts:
     s = re.sub(r"\s*([(),*{}=;])\s*", r"\1", s)
-    m = re.match(r"enum (\w+)\{(.*)\};", s)
+    m = re.match(r"enum (\w+)\s*(?::\s*\w+)?\{(.*)\};", s)
     if m:
         for member in filter(None, m.group(2).split(",")):
             name, _, value = member.partition("=")
@@ -98,7 +145,7 @@ for s in stmts:
 print("\n".join(sorted(set(out))))
 PY
 
-symbols_of "$LIB" >"$TMP/symbols.txt"
+if [ -n "$SYMS_FILE" ]; then sort -u "$SYMS_FILE" >"$TMP/symbols.txt"; else symbols_of "$LIB" >"$TMP/symbols.txt"; fi
 [ -s "$TMP/symbols.txt" ] || { echo "abi-check: no edrlink_* symbols exported by $LIB" >&2; exit 1; }
 
 # Every function the header declares is exported, and nothing else named edrlink_* is.

@@ -2,7 +2,7 @@
 # The reduced platform step of scripts/test-all.sh (the full matrix is scripts/dist.sh --verify):
 #   1. the core's unit tests and the shared vectors built for aarch64-unknown-linux-gnu and run
 #      under qemu-user (ring's ARM64 assembly, byte order and alignment on the second architecture),
-#   2. the ABI guard (scripts/abi-check.sh) against include/abi/.
+#   2. the ABI guard (scripts/abi-check.sh) against include/abi/, after its self-test.
 # The dependency license check is its own step (scripts/license-check.sh).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,7 +23,8 @@ else failed=$((failed + 1)); fi
 grep -q 'aarch64' <(file "$(ls -t "$CARGO_TARGET_DIR"/aarch64-unknown-linux-gnu/debug/deps/vectors-* | grep -v '\.d$' | head -1)") ||
   { echo "the vectors test binary is not an aarch64 executable"; failed=$((failed + 1)); }
 
-echo "== ABI guard"
+echo "== ABI guard: the guard itself (breaks must fail, additions pass), then the build against include/abi/"
+if bash scripts/abi-check.sh --self-test; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 if bash scripts/abi-check.sh; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]

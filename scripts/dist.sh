@@ -220,6 +220,8 @@ start_service() {
   done
   [ -n "$SVC_URL" ] || return 1
   export EDRLINK_TEST_URL="$SVC_URL"
+  # the Python and Kotlin runs start their own service from the same release binary
+  export EDRLINK_SERVICE_BIN="$CARGO_TARGET_DIR/release/edrlink-service"
 }
 admin() { curl -sS -H "authorization: Bearer $EDRLINK_ADMIN_KEY" -H 'content-type: application/json' "$@"; }
 new_token() {  # TENANT -> prints an access token for partner acme-av
