@@ -11,7 +11,7 @@
 #   --only LIST  comma-separated subset of: x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu
 #                x86_64-unknown-linux-musl x86_64-pc-windows-gnu x86_64-apple-darwin
 #                aarch64-apple-darwin aarch64-apple-ios aarch64-linux-android x86_64-linux-android
-#                wheels npm kotlin
+#                wheels npm kotlin install (the README install sections, with --verify)
 #   --no-deps    do not run scripts/platform-deps.sh (tools must be present)
 #
 # Ends with one line per target: "built+tested", "built-only" (and why) or "FAILED".
@@ -484,6 +484,14 @@ if want kotlin; then
   [ -n "$kjar" ] && { sbom_of bindings/uniffi x86_64-unknown-linux-gnu "${kjar%.jar}.cdx.json" || krc=1; }
   if [ "$krc" = 0 ] && [ -n "$kmsg" ]; then result kotlin "$kmsg ($((SECONDS - s))s)"
   else result kotlin "FAILED: ${kmsg:-see dist/logs/kotlin.log} ($((SECONDS - s))s)"; fi
+fi
+
+# ================================================================== install sections of the READMEs
+if [ "$VERIFY" = 1 ] && want install; then
+  s=$SECONDS
+  if bash tests/install/run.sh >"$LOGS/install.log" 2>&1; then
+    result install-sections "ok: the five binding READMEs' install-and-run sections ran verbatim in fresh directories: $(count_line "$LOGS/install.log") ($((SECONDS - s))s)"
+  else result install-sections "FAILED: $(count_line "$LOGS/install.log") (dist/logs/install.log) ($((SECONDS - s))s)"; fi
 fi
 
 # ================================================================== checksums + summary
