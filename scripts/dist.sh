@@ -434,7 +434,8 @@ for t in x86_64-apple-darwin aarch64-apple-darwin aarch64-apple-ios aarch64-linu
       # A dylib needs the Security and CoreFoundation frameworks (rustls' OS certificate store),
       # which only Apple's SDK provides: try zig, fall back to the static library.
       if build_lib $t shared zig; then shared=libedrlink.dylib
-      else why="dylib needs the macOS SDK frameworks; "; build_lib $t static zig || { result $t "FAILED: build (dist/logs/$t.build.log)"; continue; }; fi ;;
+      else cp "$LOGS/$t.build.log" "$LOGS/$t.dylib-attempt.log"
+        why="no dylib: linking one needs the macOS SDK's frameworks (dist/logs/$t.dylib-attempt.log); "; build_lib $t static zig || { result $t "FAILED: build (dist/logs/$t.build.log)"; continue; }; fi ;;
     *apple-ios) build_lib $t static zig || { result $t "FAILED: build (dist/logs/$t.build.log)"; continue; }
       why="static library (the iOS form; apps link it into their binary); " ;;
     *android) build_lib $t static || { result $t "FAILED: build (dist/logs/$t.build.log)"; continue; }
