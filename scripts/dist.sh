@@ -436,7 +436,11 @@ for t in x86_64-apple-darwin aarch64-apple-darwin aarch64-apple-ios aarch64-linu
       if build_lib $t shared zig; then shared=libedrlink.dylib
       else cp "$LOGS/$t.build.log" "$LOGS/$t.dylib-attempt.log"
         why="no dylib: linking one needs the macOS SDK's frameworks (dist/logs/$t.dylib-attempt.log); "; build_lib $t static zig || { result $t "FAILED: build (dist/logs/$t.build.log)"; continue; }; fi ;;
-    *apple-ios) build_lib $t static zig || { result $t "FAILED: build (dist/logs/$t.build.log)"; continue; }
+    *apple-ios)
+      # cargo-zigbuild takes no iOS target; a static library needs only ring's C compiled, which
+      # zig's clang does (scripts/dist/zig-cc-ios.sh). SDKROOT keeps cc-rs from asking xcrun.
+      CC_aarch64_apple_ios="$ROOT/scripts/dist/zig-cc-ios.sh" AR_aarch64_apple_ios=llvm-ar SDKROOT="$WORK" \
+        build_lib $t static || { result $t "FAILED: build (dist/logs/$t.build.log)"; continue; }
       why="static library (the iOS form; apps link it into their binary); " ;;
     *android) build_lib $t static || { result $t "FAILED: build (dist/logs/$t.build.log)"; continue; }
       why="static library (a .so needs the NDK linker); " ;;
