@@ -307,6 +307,16 @@ symbol_check() {  # TRIPLE PREFIX
 }
 
 # ================================================================== targets
+# The core's tests (all test binaries, also after a failure) for TRIPLE; sets CORE to a summary.
+core_tests() {
+  cargo test --release --locked --no-fail-fast --target "$1" -p edrlink-core --features http,spool,blocking,gzip \
+    >"$LOGS/$1.core-tests.log" 2>&1
+  local rc=$?
+  CORE="core tests $(grep -E '^test result:' "$LOGS/$1.core-tests.log" | awk '{p+=$4; f+=$6} END {print p" passed, "f" failed"}')"
+  local failed; failed="$(grep -E '^test .* FAILED$' "$LOGS/$1.core-tests.log" | awk '{print $2}' | sort -u | tr '\n' ' ')"
+  [ -n "$failed" ] && CORE="$CORE (failed: ${failed% })"
+  return $rc
+}
 timed() { local s=$SECONDS; "$@"; local rc=$?; ELAPSED=$((SECONDS - s)); return $rc; }
 
 [ "$VERIFY" = 1 ] && { start_service || { echo "dist.sh: reference service did not start" >&2; exit 1; }; vectors_tsv; }
@@ -343,14 +353,11 @@ if want $t; then
     if [ "$VERIFY" = 1 ]; then
       p="$(unpack $t)"
       QEMU=(qemu-aarch64 -L /usr/aarch64-linux-gnu)
-      if cargo test --release --locked --target $t -p edrlink-core --features http,spool,blocking,gzip \
-           >"$LOGS/$t.core-tests.log" 2>&1; then
-        core="core tests $(grep -E '^test result:' "$LOGS/$t.core-tests.log" | awk '{p+=$4; f+=$6} END {print p" passed, "f" failed"}')"
-        if msg="$(c_suite $t "$p" aarch64-linux-gnu-gcc "-L$p/lib -ledrlink -lpthread" "${QEMU[@]}" -E LD_LIBRARY_PATH="$p/lib")" &&
-           msg2="$(linux_consumers $t "$p" aarch64-linux-gnu-gcc "${QEMU[@]}")"; then
-          result $t "built+tested under qemu-user: $core (incl. vectors); C suite $(cat "$WORK/$t.counts"); pkg-config + CMake consumers healthy ($((SECONDS - s))s)"
-        else result $t "FAILED: $core; $msg$msg2 ($((SECONDS - s))s)"; fi
-      else result $t "FAILED: core tests under qemu (dist/logs/$t.core-tests.log) ($((SECONDS - s))s)"; fi
+      core_tests $t; core_rc=$?
+      if msg="$(c_suite $t "$p" aarch64-linux-gnu-gcc "-L$p/lib -ledrlink -lpthread" "${QEMU[@]}" -E LD_LIBRARY_PATH="$p/lib")" &&
+         msg2="$(linux_consumers $t "$p" aarch64-linux-gnu-gcc "${QEMU[@]}")" && [ "$core_rc" = 0 ]; then
+        result $t "built+tested under qemu-user: $CORE (incl. vectors); C suite $(cat "$WORK/$t.counts"); pkg-config + CMake consumers healthy ($((SECONDS - s))s)"
+      else result $t "FAILED: $CORE; C suite $(cat "$WORK/$t.counts" 2>/dev/null); $msg$msg2 ($((SECONDS - s))s)"; fi
     else result $t "built ($((SECONDS - s))s)"; fi
   else result $t "FAILED: build (dist/logs/$t.build.log)"; fi
 fi
@@ -363,15 +370,12 @@ if want $t; then
   if build_lib $t static && package $t "" ""; then
     if [ "$VERIFY" = 1 ]; then
       p="$(unpack $t)"
-      if cargo test --release --locked --target $t -p edrlink-core --features http,spool,blocking,gzip \
-           >"$LOGS/$t.core-tests.log" 2>&1; then
-        core="core tests $(grep -E '^test result:' "$LOGS/$t.core-tests.log" | awk '{p+=$4; f+=$6} END {print p" passed, "f" failed"}')"
-        if msg="$(c_suite $t "$p" musl-gcc "-static $p/lib/libedrlink.a" env)"; then
-          if file "$WORK/c-$t/suite" | grep -q 'statically linked'; then
-            result $t "built+tested: $core; C suite (fully static binary) $(cat "$WORK/$t.counts") ($((SECONDS - s))s)"
-          else result $t "FAILED: C suite binary is not statically linked"; fi
-        else result $t "FAILED: $core; $msg ($((SECONDS - s))s)"; fi
-      else result $t "FAILED: core tests (dist/logs/$t.core-tests.log) ($((SECONDS - s))s)"; fi
+      core_tests $t; core_rc=$?
+      if msg="$(c_suite $t "$p" musl-gcc "-static $p/lib/libedrlink.a" env)" && [ "$core_rc" = 0 ]; then
+        if file "$WORK/c-$t/suite" | grep -q 'statically linked'; then
+          result $t "built+tested: $CORE; C suite (fully static binary) $(cat "$WORK/$t.counts") ($((SECONDS - s))s)"
+        else result $t "FAILED: C suite binary is not statically linked"; fi
+      else result $t "FAILED: $CORE; C suite $(cat "$WORK/$t.counts" 2>/dev/null); $msg ($((SECONDS - s))s)"; fi
     else result $t "built ($((SECONDS - s))s)"; fi
   else result $t "FAILED: build (dist/logs/$t.build.log)"; fi
 fi
