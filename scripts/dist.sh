@@ -64,11 +64,12 @@ export WINEPREFIX="$WORK/wine" WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
 # Debian's wine64 package installs the loader outside PATH (the `wine` wrapper package is optional).
 WINE="$(command -v wine64 || command -v wine || echo /usr/lib/wine/wine64)"
 # Android static libraries: ring's C and assembly are compiled by clang for the Android target
-# against clang's own headers (ring's -nostdlibinc mode, as it does for wasm32); nothing is
+# against clang's own headers (ring's -nostdlibinc mode, as it does for wasm32; freestanding, so
+# x86's intrinsics headers do not pull in the C library's stdlib.h); nothing is
 # linked, so no NDK is needed.
 for t in aarch64-linux-android x86_64-linux-android; do
   u="${t//-/_}"
-  export "CC_$u=clang" "AR_$u=llvm-ar" "CFLAGS_$u=--target=${t}21 -nostdlibinc -DRING_CORE_NOSTDLIBINC=1"
+  export "CC_$u=clang" "AR_$u=llvm-ar" "CFLAGS_$u=--target=${t}21 -ffreestanding -nostdlibinc -DRING_CORE_NOSTDLIBINC=1"
 done
 
 # ------------------------------------------------------------------ build one C library target

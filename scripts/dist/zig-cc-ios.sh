@@ -1,14 +1,12 @@
 #!/usr/bin/env bash
 # C compiler for ring on aarch64-apple-ios without Apple's SDK (cargo-zigbuild does not take
-# iOS targets): zig's clang for aarch64-ios, with TargetConditionals.h from zig's Darwin headers
-# (ring's base.h includes it; its C needs nothing else from an SDK). cc-rs's own target flags
-# are dropped in favour of zig's -target.
+# iOS targets): zig's clang for aarch64-ios with zig's Darwin libc headers (the same C library
+# headers as the iOS SDK's for what ring includes: assert.h, string.h, TargetConditionals.h).
+# cc-rs's own target and sysroot flags are dropped in favour of zig's -target.
 set -euo pipefail
 PY="${ZIG_PYTHON:-python3}"
 ZIG_LIB="$("$PY" -c 'import os, ziglang; print(os.path.dirname(ziglang.__file__))')/lib"
-INC="${TMPDIR:-/tmp}/edrlink-ios-include"
-mkdir -p "$INC"
-[ -f "$INC/TargetConditionals.h" ] || cp "$ZIG_LIB/libc/include/any-darwin-any/TargetConditionals.h" "$INC/"
+INC="$ZIG_LIB/libc/include/any-darwin-any"
 args=()
 skip=0
 for a in "$@"; do
