@@ -45,6 +45,8 @@ log() { printf '\033[1m[dist]\033[0m %s\n' "$*"; }
 want() { [ -z "$ONLY" ] || [[ "$ONLY" == *",$1,"* ]]; }
 
 if [ "$DEPS" = 1 ]; then
+  # the test suite's tools (kotlinc, wasm-bindgen, npm tools) and the cross toolchains; both idempotent
+  bash scripts/install-deps.sh >/dev/null || { echo "dist.sh: install-deps.sh failed" >&2; exit 1; }
   bash scripts/platform-deps.sh || { echo "dist.sh: platform-deps.sh failed" >&2; exit 1; }
 fi
 [ "$KEEP" = 1 ] || rm -rf "$DIST"
@@ -489,7 +491,8 @@ if want npm; then
   if bash wasm/build.sh >"$LOGS/npm.log" 2>&1 && (cd wasm && npm pack --pack-destination "$DIST" >>"$LOGS/npm.log" 2>&1); then
     tgz="$(ls "$DIST"/edrlink-wasm-*.tgz | head -1)"
     sbom_of wasm wasm32-unknown-unknown "${tgz%.tgz}.cdx.json" || result npm-sbom "FAILED: SBOM of the wasm crate"
-    if tar -tzf "$tgz" | grep -q 'package/js/index.d.ts' && tar -tzf "$tgz" | grep -q '\.wasm$'; then
+    listing="$(tar -tzf "$tgz")"   # (not piped into grep -q: pipefail would see tar's SIGPIPE)
+    if grep -q 'package/js/index.d.ts' <<<"$listing" && grep -q '\.wasm$' <<<"$listing"; then
       if [ "$VERIFY" = 1 ]; then
         d="$WORK/npm-consumer"; rm -rf "$d"; mkdir -p "$d"
         if (cd "$d" && npm init -y >/dev/null && npm install --no-audit --no-fund "$tgz" >>"$LOGS/npm.log" 2>&1 &&
