@@ -48,6 +48,11 @@ for suite in c python kotlin wasm browser extension; do
   step "suite-$suite" bash "$script"
 done
 
+# Release engineering: dependency licenses (deny.toml), then the reduced platform step
+# (aarch64 core tests + vectors under qemu-user, the C ABI guard). Full matrix: scripts/dist.sh --verify.
+step license-check bash scripts/license-check.sh
+step platforms bash scripts/ci-platforms.sh
+
 echo
 echo "=== summary"
 failed=0

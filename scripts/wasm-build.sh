@@ -5,7 +5,7 @@
 #   e.g. scripts/wasm-build.sh edrlink-wasm dist/wasm --profile wasm-release --features foo
 #
 # - Uses rustup's wasm32-unknown-unknown std when it is installed (plain `cargo build`);
-#   otherwise Debian's rustc-web 1.96 with -Zbuild-std (see /work/shared/TOOLCHAIN.md).
+#   otherwise Debian's rustc-web 1.96 with -Zbuild-std (see docs/BUILDING.md).
 #   Force one with WASM_BUILD_MODE=rustup|build-std (default: auto).
 # - Target dir: <workspace>/target/wasm (override: WASM_TARGET_DIR).
 # - Default profile is --release unless the extra args choose --release/--profile.

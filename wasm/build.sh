@@ -9,7 +9,7 @@
 # Usage: wasm/build.sh [--dev] [--features gzip]
 #   --dev       dev profile, no wasm-opt (faster; for debugging)
 #   other args  passed to cargo build (e.g. --features gzip)
-# Follows /work/shared/TOOLCHAIN.md: scripts/wasm-build.sh uses the rustup wasm32 target when
+# See docs/BUILDING.md: scripts/wasm-build.sh uses the rustup wasm32 target when
 # installed, else Debian rustc-web with -Zbuild-std. Release builds use the `wasm-release`
 # profile (opt z, lto, panic abort, 1 CGU, not stripped) and npm binaryen's wasm-opt -Oz.
 set -euo pipefail

@@ -5,7 +5,9 @@
 # pytest. Exit code non-zero on any failure, including "no tests collected".
 #
 # Env: CARGO_TARGET_DIR (default target/uniffi), PYTHON (default python3),
-#      EDRLINK_SERVICE_BIN (use a prebuilt edrlink-service), PYTEST_ARGS.
+#      EDRLINK_SERVICE_BIN (use a prebuilt edrlink-service), PYTEST_ARGS,
+#      EDRLINK_WHEEL (test this prebuilt wheel instead of building one, e.g. the manylinux2014
+#      wheel scripts/dist.sh writes; the generated-bindings drift check is then skipped).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
@@ -23,6 +25,10 @@ mkdir -p "$WORK"
 source bindings/uniffi/scripts/service.sh
 trap stop_service EXIT
 
+if [ -n "${EDRLINK_WHEEL:-}" ]; then
+  WHEEL="$(readlink -f "$EDRLINK_WHEEL")"
+  echo "== prebuilt wheel: $WHEEL" >&2
+else
 # 1. build tools venv (maturin), reused between runs
 if [ ! -x "$WORK/build-venv/bin/maturin" ] || ! "$WORK/build-venv/bin/maturin" --version | grep -q " $MATURIN_VERSION\$"; then
   echo "== installing maturin $MATURIN_VERSION" >&2
@@ -37,6 +43,7 @@ cargo build --quiet -p edrlink-uniffi-bindgen
 (cd bindings/python && "$WORK/build-venv/bin/maturin" build --release --quiet --out "$WORK/wheels" >&2)
 WHEEL="$(ls "$WORK"/wheels/edrlink-*.whl)"
 echo "== wheel: $WHEEL" >&2
+fi
 
 # 3. a fresh virtualenv with the wheel + test deps
 rm -rf "$WORK/venv"
@@ -45,7 +52,7 @@ rm -rf "$WORK/venv"
 (cd "$WORK" && "$WORK/venv/bin/python" -c 'import edrlink, sys; print("== edrlink", edrlink.__version__, "from", edrlink.__file__, file=sys.stderr)')
 
 # 4. generated Kotlin/Swift still in sync with this library
-bindings/uniffi/scripts/generate.sh --check --lib "$CARGO_TARGET_DIR/release/libedrlink_uniffi.so"
+[ -n "${EDRLINK_WHEEL:-}" ] || bindings/uniffi/scripts/generate.sh --check --lib "$CARGO_TARGET_DIR/release/libedrlink_uniffi.so"
 
 # 5. the reference service, then pytest (run from outside the source tree so the
 #    installed package is what is imported)
