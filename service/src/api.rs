@@ -1113,8 +1113,16 @@ async fn set_revoked(
             format!("installation_ids must name 1..{MAX_REVOKE_IDS} installations"),
         ));
     }
-    for id in &ids {
-        valid_id("installation id", id)?;
+    // An id that cannot be an installation id is simply not one of the
+    // tenant's installations: 404 like any other unknown id (the published
+    // schema constrains the list, not the shape of each id).
+    if ids
+        .iter()
+        .any(|id| valid_id("installation id", id).is_err())
+    {
+        return Err(ApiError::not_found(
+            "installation_ids names something that is not an installation of this tenant",
+        ));
     }
     with_tx(app, move |_, tx, _| {
         tenant_region(tx, &t)?;

@@ -159,6 +159,14 @@ fn bulk_revoke_validates_its_list_and_changes_nothing_on_error() {
         Some(json!({"installation_ids": [a.installation_id, "inst-nope"]})),
     );
     assert_eq!(r.status, 404, "{}", r.text());
+    // An id that cannot be an installation id (found by schemathesis) is
+    // unknown too: 404, nothing revoked.
+    let r = s.admin(
+        "POST",
+        &path,
+        Some(json!({"installation_ids": [a.installation_id, ""]})),
+    );
+    assert_eq!(r.status, 404, "{}", r.text());
     assert_eq!(send(&s, &a, 1).status, 200);
     // Another tenant's admin path cannot name these installations.
     let r = s.admin(
