@@ -323,7 +323,7 @@ pub fn run(keep: bool, json: bool) -> Result<u8, Failure> {
                 check(e.code() == ErrorCode::EpochMismatch, "old token refused with epoch_mismatch")?;
                 let f = d.endpoints[1].handshake().map_err(|e| e.to_string())?;
                 let h = d.endpoints[1].health();
-                d.say(format!("endpoint-2 handshake → flow {} · new token needed {} · {}", crate::flow_name(Some(f)), h.needs_new_token, h.last_error.unwrap_or_default()));
+                d.say(format!("endpoint-2 handshake → flow {} · new token needed {} · {}", crate::flow_name(Some(f)), h.needs_new_token, h.last_error.map(|e| e.to_string()).unwrap_or_default()));
                 check(f == FlowState::Revoked && h.needs_new_token, "old credential revoked")?;
                 let r = d.endpoints[1].flush(2);
                 check(r.is_err(), "sends stay refused until re-onboarding")?;

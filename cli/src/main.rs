@@ -386,30 +386,12 @@ fn status_name(s: TokenStatus) -> &'static str {
 
 fn token_inspect(text: &str, json: bool) -> Out {
     let text = read_arg_or_stdin(text)?;
-    let info = token::inspect(&text).map_err(token_failure)?;
-    let now = now();
-    let c = &info.claims;
-    let (status, left) = (info.status(now), info.seconds_left(now));
+    let insp = token::inspect_at(&text, now()).map_err(token_failure)?;
+    let c = &insp.claims;
+    let (status, left) = (insp.status, insp.seconds_left);
     if json {
-        let v = json!({
-            "verified": false,
-            "kid": info.kid,
-            "issuer": c.iss,
-            "partner_id": c.partner_id,
-            "tenant_id": c.tenant_id,
-            "region": c.region,
-            "service_url": c.service_url,
-            "epoch": c.epoch,
-            "jti": c.jti,
-            "max_uses": c.max_uses,
-            "iat": c.iat,
-            "nbf": c.nbf,
-            "exp": c.exp,
-            "expires_at": rfc3339(c.exp),
-            "seconds_left": left,
-            "status": status,
-        });
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        let v = &insp;
+        println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
     } else {
         let expiry = if left > 0 {
             format!("{} (in {})", rfc3339(c.exp), human_duration(left))
@@ -459,7 +441,7 @@ fn transport(a: &AgentArgs) -> Result<HttpTransport, Failure> {
 
 fn open_agent(a: &AgentArgs, device: &host::DeviceArgs) -> Result<Agent, Failure> {
     let mut client = ClientConfig::new(device.facts(&a.data_dir));
-    client.service_url_override = a.service_url.clone();
+    client.service_url = a.service_url.clone();
     let mut agent = Agent::new(
         AgentConfig {
             client,
@@ -503,7 +485,7 @@ pub(crate) fn revocation_reason(h: &HealthReport) -> Option<&'static str> {
     if !(h.needs_new_token || h.flow == Some(FlowState::Revoked)) {
         return None;
     }
-    let code = h.last_error.as_deref()?.split(':').next()?;
+    let code = h.last_error.as_ref()?.code.as_str();
     Some(match code {
         "revoked" => "revoked by the admin",
         "offboarded" => "offboarded",
@@ -565,7 +547,9 @@ fn print_health(h: &HealthReport, data_dir: &Path, json: bool) {
         ("clock offset", format!("{}s", h.clock_offset)),
         (
             "last error",
-            h.last_error.clone().unwrap_or_else(|| "none".into()),
+            h.last_error
+                .as_ref()
+                .map_or_else(|| "none".into(), |e| e.to_string()),
         ),
         ("data dir", data_dir.display().to_string()),
     ]);
@@ -700,7 +684,7 @@ fn deliver(
             format!(
                 "{queued} events not delivered within {}s: {}",
                 a.timeout,
-                h.last_error.unwrap_or_default()
+                h.last_error.map(|e| e.to_string()).unwrap_or_default()
             ),
         ));
     }
@@ -733,7 +717,11 @@ fn test_alert(a: &AgentArgs, json: bool) -> Out {
             format!(
                 "the test detection is still queued after {}s: {}",
                 a.timeout,
-                agent.health().last_error.unwrap_or_default()
+                agent
+                    .health()
+                    .last_error
+                    .map(|e| e.to_string())
+                    .unwrap_or_default()
             ),
         ));
     }

@@ -138,23 +138,20 @@ fn token_inspect_valid_text_and_json() {
     let o = edrlink(&["token", "inspect", &t, "--json"]);
     assert_eq!(code(&o), 0);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    // The one inspection shape of every binding (token::TokenInspection).
     assert_eq!(v["verified"], false);
-    assert_eq!(v["tenant_id"], "contoso");
-    assert_eq!(v["partner_id"], "acme-av");
-    assert_eq!(v["region"], "eu");
-    assert_eq!(v["epoch"], 3);
+    assert_eq!(v["claims"]["tenant_id"], "contoso");
+    assert_eq!(v["claims"]["partner_id"], "acme-av");
+    assert_eq!(v["claims"]["region"], "eu");
+    assert_eq!(v["claims"]["epoch"], 3);
     assert_eq!(v["status"], "valid");
+    assert_eq!(v["expiry_warning_secs"], 3600);
     assert!(v["seconds_left"].as_i64().unwrap() > 7000);
-    for k in [
-        "issuer",
-        "service_url",
-        "jti",
-        "exp",
-        "expires_at",
-        "kid",
-        "max_uses",
-    ] {
+    for k in ["expires_at", "kid", "checked_at"] {
         assert!(!v[k].is_null(), "json lacks {k}");
+    }
+    for k in ["iss", "service_url", "jti", "exp", "max_uses"] {
+        assert!(!v["claims"][k].is_null(), "json lacks claims.{k}");
     }
 }
 

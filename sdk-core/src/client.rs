@@ -14,8 +14,8 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::handshake::{self, FlowState, Hello, SensorState};
 use crate::health::HealthReport;
 use crate::http::{error_from_response, HttpRequest, HttpResponse, JOSE, JSON};
-use crate::keys::{random_id, Keyset, RandomSource, SigningKey};
-use crate::redeem::{DeviceFacts, PendingRedeem};
+use crate::keys::{random_id, RandomSource, SigningKey};
+use crate::redeem::PendingRedeem;
 use crate::service::IngestAck;
 use crate::telemetry::{self, Batch, Event, Heartbeat};
 use crate::{dsse, jws, offboard, rotate};
@@ -24,59 +24,10 @@ use std::collections::{BTreeMap, VecDeque};
 pub use crate::spool::WhenFull;
 use crate::spool::{Limits, Outbox};
 
-/// Client configuration.
-#[derive(Debug, Clone)]
-pub struct ClientConfig {
-    /// Facts about this device.
-    pub device: DeviceFacts,
-    /// Service keyset pinned out of band (optional; otherwise trust is bound to the token).
-    pub pinned_keys: Option<Keyset>,
-    /// Use this base URL instead of the one in the token/credential.
-    pub service_url_override: Option<String>,
-    /// Compress batches with gzip.
-    pub gzip: bool,
-    /// Queue bound in events.
-    pub max_queue_events: usize,
-    /// Queue bound in bytes.
-    pub max_queue_bytes: usize,
-    /// Full-queue policy.
-    pub when_full: WhenFull,
-    /// Oldest event kept (seconds); older ones are dropped as `expired`.
-    pub max_queue_age: i64,
-    /// Send a partial batch once its oldest event waited this long (seconds).
-    pub max_batch_delay: i64,
-    /// Re-handshake period while the flow is blocked (seconds).
-    pub blocked_recheck: i64,
-    /// Cap of the exponential backoff (seconds).
-    pub max_backoff: i64,
-    /// After an outage (3 or more failed attempts in a row) ends, wait a random
-    /// 0..=this many seconds before draining the backlog, so a fleet coming back
-    /// at once does not stampede the service.
-    pub recovery_jitter: i64,
-    /// Steady pacing while draining a large queue: at most this many batches a second.
-    pub max_batches_per_second: u32,
-}
+pub use crate::options::ClientOptions;
 
-impl ClientConfig {
-    /// Defaults for a device.
-    pub fn new(device: DeviceFacts) -> Self {
-        ClientConfig {
-            device,
-            pinned_keys: None,
-            service_url_override: None,
-            gzip: false,
-            max_queue_events: crate::spool::DEFAULT_MAX_EVENTS as usize,
-            max_queue_bytes: 100 * 1024 * 1024,
-            when_full: WhenFull::RefuseNew,
-            max_queue_age: 7 * 86_400,
-            max_batch_delay: 5,
-            blocked_recheck: 300,
-            max_backoff: 300,
-            recovery_jitter: 30,
-            max_batches_per_second: 20,
-        }
-    }
-}
+/// The former name of [`ClientOptions`].
+pub type ClientConfig = ClientOptions;
 
 /// Things the host should act on (persist the credential, show a state).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,9 +161,9 @@ impl PartnerClient {
     /// The outbox bounds this configuration asks for.
     pub fn limits(cfg: &ClientConfig) -> Limits {
         Limits {
-            max_bytes: cfg.max_queue_bytes as u64,
-            max_events: cfg.max_queue_events as u64,
-            max_age: cfg.max_queue_age,
+            max_bytes: cfg.max_queue_bytes,
+            max_events: cfg.max_queue_events,
+            max_age: cfg.max_queue_age_secs,
             when_full: cfg.when_full,
         }
     }
@@ -460,7 +411,7 @@ impl PartnerClient {
     fn base_url(&self, from_token: Option<&str>) -> String {
         let base = self
             .cfg
-            .service_url_override
+            .service_url
             .as_deref()
             .or(from_token)
             .or(self.cred.as_ref().map(|c| c.service_url.as_str()))
@@ -506,7 +457,7 @@ impl PartnerClient {
                     self.pending_redeem = None;
                     self.pending_register = None;
                     self.fail(e.clone(), now);
-                    self.next_attempt = Some(now.saturating_add(self.cfg.max_backoff.max(1)));
+                    self.next_attempt = Some(now.saturating_add(self.cfg.max_backoff_secs.max(1)));
                     self.last_error = Some(e);
                 } else {
                     self.fail(e, now);
@@ -701,7 +652,7 @@ impl PartnerClient {
             .cred
             .as_ref()
             .map_or(1000, |c| c.policy.max_batch_events as usize);
-        self.flush || self.outbox.waiting() >= limit || now >= first + self.cfg.max_batch_delay
+        self.flush || self.outbox.waiting() >= limit || now >= first + self.cfg.max_batch_delay_secs
     }
 
     fn form_batch(&mut self, now: UnixSeconds) -> Result<()> {
@@ -846,7 +797,7 @@ impl PartnerClient {
                 {
                     at(now);
                 } else if let Some(t) = self.outbox.oldest_waiting() {
-                    at(t + self.cfg.max_batch_delay);
+                    at(t + self.cfg.max_batch_delay_secs);
                 }
             }
         }
@@ -907,7 +858,7 @@ impl PartnerClient {
             None => {
                 // Exponential backoff with full jitter, capped.
                 let ceiling = (1i64 << self.attempts.min(20))
-                    .min(self.cfg.max_backoff)
+                    .min(self.cfg.max_backoff_secs)
                     .max(1);
                 let mut b = [0u8; 4];
                 let _ = self.rng.fill(&mut b);
@@ -919,10 +870,10 @@ impl PartnerClient {
     }
 
     fn succeeded(&mut self) {
-        if self.attempts >= 3 && self.cfg.recovery_jitter > 0 {
+        if self.attempts >= 3 && self.cfg.recovery_jitter_secs > 0 {
             let mut b = [0u8; 4];
             let _ = self.rng.fill(&mut b);
-            let delay = u32::from_le_bytes(b) as i64 % (self.cfg.recovery_jitter + 1);
+            let delay = u32::from_le_bytes(b) as i64 % (self.cfg.recovery_jitter_secs + 1);
             self.send_not_before = Some(self.next_attempt.unwrap_or(0).max(self.pace.0) + delay);
         }
         self.attempts = 0;
@@ -1046,7 +997,8 @@ impl PartnerClient {
                 match d.decision {
                     FlowState::Open => self.next_handshake = None,
                     FlowState::Blocked => {
-                        self.next_handshake = Some(now.saturating_add(self.cfg.blocked_recheck));
+                        self.next_handshake =
+                            Some(now.saturating_add(self.cfg.blocked_recheck_secs));
                         self.last_error = Some(Error::new(
                             ErrorCode::FlowBlocked,
                             "inbound flow is blocked by the service (integration turned off)",
@@ -1154,7 +1106,7 @@ impl PartnerClient {
         match err.code() {
             ErrorCode::FlowBlocked => {
                 self.set_flow(FlowState::Blocked);
-                self.next_handshake = Some(now.saturating_add(self.cfg.blocked_recheck));
+                self.next_handshake = Some(now.saturating_add(self.cfg.blocked_recheck_secs));
                 self.last_error = Some(err);
             }
             ErrorCode::SessionExpired => {
@@ -1271,7 +1223,7 @@ impl PartnerClient {
             sent_events: self.sent_events,
             drops: self.outbox.drops_total().clone(),
             clock_offset: self.clock_offset,
-            last_error: self.last_error.as_ref().map(|e| e.to_string()),
+            last_error: self.last_error.as_ref().map(|e| e.info()),
             next_attempt: self.next_attempt,
         }
     }
@@ -1328,6 +1280,7 @@ fn shared_key_headers(
 mod tests {
     use super::*;
     use crate::memory_store::MemoryStore;
+    use crate::redeem::DeviceFacts;
     use crate::service::{Integration, ServiceConfig, ServiceRole, TokenRecord};
     use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -176,9 +176,36 @@ impl Error {
         self.code
     }
 
-    /// The message (no secrets).
+    /// The message (no secrets). Same text as [`detail`](Self::detail).
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// The human-readable detail (no secrets): the field every binding
+    /// calls `detail`.
+    pub fn detail(&self) -> &str {
+        &self.message
+    }
+
+    /// The stable number (what the C API returns).
+    pub fn number(&self) -> u32 {
+        self.code.as_u32()
+    }
+
+    /// The HTTP status that goes with the code (RFC 9110 semantics).
+    pub fn http_status(&self) -> u16 {
+        self.code.http_status()
+    }
+
+    /// The error as the plain record every binding exposes.
+    pub fn info(&self) -> ErrorInfo {
+        ErrorInfo {
+            code: self.code,
+            number: self.code.as_u32(),
+            http_status: self.code.http_status(),
+            retry_after: self.retry_after,
+            detail: self.message.clone(),
+        }
     }
 
     /// Seconds the service asked us to wait, if any.
@@ -198,6 +225,45 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// An error as plain data: the one shape every language sees (fields, not
+/// text to parse). `HealthReport::last_error` carries it, JS and the C JSON
+/// functions serialize it, uniffi mirrors it field by field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorInfo {
+    /// Stable snake_case name.
+    pub code: ErrorCode,
+    /// Stable number (C API).
+    pub number: u32,
+    /// HTTP status that goes with the code.
+    pub http_status: u16,
+    /// Seconds the service asked us to wait (`Retry-After`), if any.
+    pub retry_after: Option<u64>,
+    /// Human-readable detail (never a secret).
+    pub detail: String,
+}
+
+impl From<&Error> for ErrorInfo {
+    fn from(e: &Error) -> Self {
+        e.info()
+    }
+}
+
+impl From<ErrorInfo> for Error {
+    fn from(i: ErrorInfo) -> Self {
+        Error {
+            code: i.code,
+            message: i.detail,
+            retry_after: i.retry_after,
+        }
+    }
+}
+
+impl fmt::Display for ErrorInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.detail)
+    }
+}
 
 /// Result alias used across the crate.
 pub type Result<T, E = Error> = core::result::Result<T, E>;

@@ -35,8 +35,10 @@ pub struct HealthReport {
     pub drops: BTreeMap<String, u64>,
     /// Service clock minus local clock, seconds.
     pub clock_offset: i64,
-    /// Last error code and message.
-    pub last_error: Option<String>,
+    /// The last error, typed (code, number, HTTP status, `retry_after`,
+    /// detail). A refusal stays here until an operation succeeds: backoff
+    /// never replaces it with a generic code.
+    pub last_error: Option<crate::error::ErrorInfo>,
     /// Next retry (local time), when backing off.
     pub next_attempt: Option<UnixSeconds>,
 }

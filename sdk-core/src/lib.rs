@@ -28,6 +28,7 @@
 //! | [`error`] | one error type with stable codes (§17) |
 //! | [`eicar`] | the EICAR test detection (§20) |
 //! | [`service`] | the service role: every partner-API decision |
+//! | [`options`] | the one client options schema: names, defaults, limits (every binding) |
 //! | [`client`] | the partner role: a sans-IO client (`poll_request`/`handle_response`) |
 //! | [`spool`] | the outbox's bookkeeping: bounds, drops, the in-flight batch |
 //! | [`memory_store`] | in-memory outbox and credential storage (tests, wasm hosts) |
@@ -56,6 +57,7 @@ pub mod jws;
 pub mod keys;
 pub mod memory_store;
 pub mod offboard;
+pub mod options;
 pub mod policy;
 pub mod redeem;
 pub mod rotate;

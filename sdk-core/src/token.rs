@@ -100,6 +100,46 @@ impl TokenInfo {
     }
 }
 
+/// The one token-inspection shape every binding and the CLI return (C and
+/// the CLI as this JSON, JS as this object, uniffi as a record with these
+/// fields): what a console shows next to a pasted token. No signature was
+/// checked; `status` is computed here so no UI re-codes the thresholds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenInspection {
+    /// Signing key id named by the token.
+    pub kid: String,
+    /// The claims as written in the token (untrusted).
+    pub claims: AccessTokenClaims,
+    /// Validity at `checked_at` (no skew allowance).
+    pub status: TokenStatus,
+    /// Seconds until `exp` at `checked_at` (negative when expired).
+    pub seconds_left: i64,
+    /// `exp` as RFC 3339 (UTC).
+    pub expires_at: String,
+    /// Below this many seconds left the status is `expires_soon`.
+    pub expiry_warning_secs: i64,
+    /// The time the status was computed for (Unix seconds).
+    pub checked_at: UnixSeconds,
+    /// Always `false`: inspection reads, [`verify`] checks.
+    pub verified: bool,
+}
+
+/// Decodes a token for display at `now` without checking its signature
+/// (surrounding whitespace from a paste is ignored).
+pub fn inspect_at(token: &str, now: UnixSeconds) -> Result<TokenInspection> {
+    let info = inspect(token.trim())?;
+    Ok(TokenInspection {
+        status: info.status(now),
+        seconds_left: info.seconds_left(now),
+        expires_at: crate::encoding::rfc3339(info.claims.exp),
+        expiry_warning_secs: EXPIRY_WARNING,
+        checked_at: now,
+        verified: false,
+        kid: info.kid,
+        claims: info.claims,
+    })
+}
+
 /// Decodes a token for display without checking its signature.
 pub fn inspect(token: &str) -> Result<TokenInfo> {
     let u = jws::parse(token, TYP)?;

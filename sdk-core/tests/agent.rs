@@ -393,7 +393,7 @@ fn deadline_keeps_everything_queued() {
     assert!(t.elapsed().as_secs() < 60, "{:?}", t.elapsed());
     assert_eq!(out.delivered, 0);
     assert_eq!(out.queued, 4, "3 events + heartbeat stay queued");
-    assert!(a.health().last_error.unwrap().starts_with("transport"));
+    assert_eq!(a.health().last_error.unwrap().code, ErrorCode::Transport);
     svc.down.store(false, Ordering::SeqCst);
     let out = a.flush(30).unwrap();
     assert_eq!(

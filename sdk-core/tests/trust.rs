@@ -395,7 +395,7 @@ fn host_transport_is_never_asked_to_send_plain_http_off_loopback() {
     assert!(c.poll_request(NOW).is_none());
 
     let mut cfg = ClientConfig::new(device("d"));
-    cfg.service_url_override = Some("http://proxy.example.test/".into());
+    cfg.service_url = Some("http://proxy.example.test/".into());
     let mut c = PartnerClient::new(cfg, CounterRandom::boxed("http-override"));
     let tok = w.token(3600, 10, NOW);
     assert_eq!(

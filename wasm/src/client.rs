@@ -104,12 +104,9 @@ fn flow_js(f: Option<FlowState>) -> JsValue {
 fn last_error(pc: &PartnerClient, fallback: ErrorCode, msg: &str) -> CoreError {
     let now = now_secs();
     let h = pc.health(now);
-    let e = h
-        .last_error
-        .and_then(|s| {
-            let (code, m) = s.split_once(": ")?;
-            Some(CoreError::new(ErrorCode::from_name(code)?, m.to_owned()))
-        })
+    let e = pc
+        .last_error()
+        .cloned()
         .unwrap_or_else(|| CoreError::new(fallback, msg.to_owned()));
     match h.next_attempt {
         Some(t) if t > now => e.with_retry_after((t - now) as u64),
@@ -160,7 +157,7 @@ impl Client {
         if let Some(k) = opt(&options, "pinnedKeys") {
             cfg.pinned_keys = Some(parse_keyset(&k)?);
         }
-        cfg.service_url_override = opt_str(&options, "serviceUrl")?;
+        cfg.service_url = opt_str(&options, "serviceUrl")?;
         if let Some(g) = opt(&options, "gzip") {
             cfg.gzip = g
                 .as_bool()
@@ -173,13 +170,13 @@ impl Client {
             }
         }
         if let Some(n) = opt_num(&options, "maxQueueEvents")? {
-            cfg.max_queue_events = (n as usize).max(1);
+            cfg.max_queue_events = (n as u64).max(1);
         }
         if let Some(n) = opt_num(&options, "maxQueueBytes")? {
-            cfg.max_queue_bytes = (n as usize).max(1);
+            cfg.max_queue_bytes = (n as u64).max(1);
         }
         if let Some(n) = opt_num(&options, "maxBatchDelaySecs")? {
-            cfg.max_batch_delay = n as i64;
+            cfg.max_batch_delay_secs = n as i64;
         }
         match opt_str(&options, "whenFull")?.as_deref() {
             None | Some("refuse_new") => cfg.when_full = WhenFull::RefuseNew,

@@ -194,15 +194,6 @@ pub fn error_codes() -> Result<JsValue, JsValue> {
 
 // ---------------------------------------------------------------- tokens
 
-#[derive(Serialize)]
-struct TokenInspection<'a> {
-    kid: &'a str,
-    claims: &'a token::AccessTokenClaims,
-    status: token::TokenStatus,
-    seconds_left: i64,
-    checked_at: i64,
-}
-
 /// Decodes an access token for display **without** checking its signature:
 /// claims, key id, validity status and seconds left at `now` (default: now).
 /// `status` is `"expires_soon"` when fewer than an hour is left.
@@ -210,14 +201,7 @@ struct TokenInspection<'a> {
 #[wasm_bindgen(js_name = inspectToken, unchecked_return_type = "TokenInspection")]
 pub fn inspect_token(token: &str, now: Option<f64>) -> Result<JsValue, JsValue> {
     let now = now_or(now)?;
-    let info = token::inspect(token.trim()).js()?;
-    to_js(&TokenInspection {
-        kid: &info.kid,
-        claims: &info.claims,
-        status: info.status(now),
-        seconds_left: info.seconds_left(now),
-        checked_at: now,
-    })
+    to_js(&token::inspect_at(token, now).js()?)
 }
 
 /// Verifies an access token against a pinned service keyset (JWKS object or

@@ -59,7 +59,7 @@ export interface AccessTokenClaims {
 /** Validity of a token at a point in time; `expires_soon` = less than an hour left. */
 export type TokenStatus = "not_yet_valid" | "valid" | "expires_soon" | "expired";
 
-/** What `inspectToken` returns. No signature was checked. */
+/** What `inspectToken` returns (the one inspection shape of every binding). No signature was checked. */
 export interface TokenInspection {
   /** Signing key id named in the token header. */
   kid: string;
@@ -67,8 +67,14 @@ export interface TokenInspection {
   status: TokenStatus;
   /** Seconds until `exp` at `checked_at` (negative when expired). */
   seconds_left: number;
+  /** `exp` as RFC 3339 (UTC). */
+  expires_at: string;
+  /** Below this many seconds left, `status` is `"expires_soon"`. */
+  expiry_warning_secs: number;
   /** The time the status was computed for, Unix seconds. */
   checked_at: number;
+  /** Always false: inspection reads, `verifyToken` checks. */
+  verified: false;
 }
 
 /** An RFC 8037 OKP/Ed25519 public key. */

@@ -13,7 +13,6 @@ use edrlink_core::handshake::FlowState;
 use edrlink_core::health::HealthReport;
 use edrlink_core::redeem::DeviceFacts;
 use edrlink_core::telemetry::{Action, Detection, Event, Severity};
-use edrlink_core::ErrorCode;
 use std::ffi::c_char;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -191,10 +190,10 @@ pub struct edrlink_health {
 
 impl From<&HealthReport> for edrlink_health {
     fn from(h: &HealthReport) -> Self {
-        let last_error = h.last_error.as_deref().map_or(EDRLINK_OK, |s| {
-            let name = s.split(':').next().unwrap_or("");
-            ErrorCode::from_name(name).map_or(EDRLINK_INTERNAL, edrlink_result::from_core)
-        });
+        let last_error = h
+            .last_error
+            .as_ref()
+            .map_or(EDRLINK_OK, |e| edrlink_result::from_core(e.code));
         edrlink_health {
             healthy: h.healthy,
             onboarded: h.onboarded,
@@ -316,10 +315,10 @@ pub unsafe extern "C" fn edrlink_client_new(
         };
         device.validate()?;
         let mut cfg = ClientConfig::new(device);
-        cfg.service_url_override = unsafe { arg_opt_str(o.service_url, "options.service_url") }?.map(str::to_owned);
+        cfg.service_url = unsafe { arg_opt_str(o.service_url, "options.service_url") }?.map(str::to_owned);
         cfg.gzip = o.gzip;
         if o.max_queue_events > 0 {
-            cfg.max_queue_events = o.max_queue_events as usize;
+            cfg.max_queue_events = o.max_queue_events as u64;
         }
         let data_dir = if o.data_dir.is_null() {
             None

@@ -70,13 +70,9 @@ pub unsafe extern "C" fn edrlink_token_inspect(
         check_out(out_json, "out_json")?;
         // SAFETY: caller contract.
         let t = Zeroizing::new(unsafe { arg_str(token, "token") }?.to_owned());
-        let info = token::inspect(&t)?;
-        let mut v = serde_json::to_value(&info).map_err(|e| FfiError::new(EDRLINK_INTERNAL, e.to_string()))?;
-        if let Some(o) = v.as_object_mut() {
-            o.insert("status".into(), serde_json::to_value(info.status(now)).unwrap_or_default());
-            o.insert("seconds_left".into(), info.seconds_left(now).into());
-        }
-        let s = to_c_string(v.to_string())?;
+        let info = token::inspect_at(&t, now)?;
+        let v = serde_json::to_string(&info).map_err(|e| FfiError::new(EDRLINK_INTERNAL, e.to_string()))?;
+        let s = to_c_string(v)?;
         // SAFETY: checked non-NULL.
         unsafe { *out_json = s };
         Ok(())

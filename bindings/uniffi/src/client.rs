@@ -2,7 +2,7 @@
 //! transport interface a host can implement with its own HTTP stack.
 
 use crate::bytes::Bytes;
-use crate::error::{invalid, EdrlinkError, TransportError};
+use crate::error::{EdrlinkError, TransportError};
 use crate::{unix_now, Result};
 use edrlink_core::agent::{Agent, AgentConfig, Transport as CoreTransport};
 use edrlink_core::client::ClientConfig;
@@ -306,7 +306,7 @@ impl From<edrlink_core::health::HealthReport> for Health {
             sent_events: h.sent_events,
             drops: h.drops.into_iter().collect(),
             clock_offset: h.clock_offset,
-            last_error: h.last_error,
+            last_error: h.last_error.map(|e| e.to_string()),
             next_attempt: h.next_attempt,
         }
     }
@@ -450,12 +450,10 @@ impl EdrlinkClient {
         };
         device.validate()?;
         let mut cfg = ClientConfig::new(device);
-        cfg.service_url_override = options.service_url_override;
+        cfg.service_url = options.service_url_override;
         cfg.gzip = options.gzip;
         if let Some(n) = options.max_queue_events {
-            cfg.max_queue_events = usize::try_from(n)
-                .map_err(|_| invalid("max_queue_events is too large"))?
-                .max(1);
+            cfg.max_queue_events = n.max(1);
         }
         if let Some(json) = options.pinned_keys_json {
             cfg.pinned_keys = Some(Keyset::from_json(&json)?);

@@ -230,10 +230,10 @@ pub fn device(id: &str) -> DeviceFacts {
 /// Client settings for fast tests (short delays, no recovery jitter).
 pub fn fast_config(id: &str) -> ClientConfig {
     let mut c = ClientConfig::new(device(id));
-    c.max_batch_delay = 0;
-    c.recovery_jitter = 0;
-    c.max_backoff = 2;
-    c.blocked_recheck = 1;
+    c.max_batch_delay_secs = 0;
+    c.recovery_jitter_secs = 0;
+    c.max_backoff_secs = 2;
+    c.blocked_recheck_secs = 1;
     c
 }
 

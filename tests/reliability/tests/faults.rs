@@ -39,10 +39,7 @@ fn service_down_then_up_loses_nothing() {
         "held while the service is down (events + heartbeat): {}",
         out.queued
     );
-    assert_eq!(
-        a.health().last_error.unwrap().split(':').next(),
-        Some("transport")
-    );
+    assert_eq!(a.health().last_error.unwrap().code.as_str(), "transport");
     svc.restart();
     let out = a.flush(30).unwrap();
     assert_eq!(out.queued, 0);
