@@ -22,7 +22,7 @@ use edrlink_core::encoding::rfc3339;
 use edrlink_core::error::{Error, ErrorCode};
 use edrlink_core::health::{classify, Activity, Coverage, INACTIVE_AFTER};
 use edrlink_core::http::{problem, HttpRequest, HttpResponse};
-use edrlink_core::service::{TokenRecord, Workspace};
+use edrlink_core::service::{Workspace, PARTNER_ROUTES};
 use edrlink_core::{offboard, token};
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 use serde_json::{json, Value};
@@ -61,18 +61,6 @@ fn method_filter(m: &str) -> MethodFilter {
     }
 }
 
-/// Partner API routes (all served by `ServiceRole::handle`).
-const PARTNER_ROUTES: &[(&str, &str)] = &[
-    ("GET", "/v1/keys"),
-    ("POST", "/v1/redeem"),
-    ("POST", "/v1/handshake"),
-    ("POST", "/v1/ingest"),
-    ("POST", "/v1/offboard"),
-    ("POST", "/v1/rotate"),
-    ("POST", "/v1/downlevel/register"),
-    ("POST", "/v1/downlevel/ingest"),
-];
-
 fn routes() -> Vec<(&'static str, &'static str, Access, MethodRouter<AppState>)> {
     let f = |m: &'static str, h: MethodRouter<AppState>| (m, h);
     let mut v: Vec<(&'static str, &'static str, Access, MethodRouter<AppState>)> = Vec::new();
@@ -91,7 +79,8 @@ fn routes() -> Vec<(&'static str, &'static str, Access, MethodRouter<AppState>)>
         Access::Public,
         f("GET", on(MethodFilter::GET, openapi)),
     );
-    for (m, p) in PARTNER_ROUTES {
+    // The partner routes are the service role's own table (what `handle` dispatches on).
+    for (m, p, _) in PARTNER_ROUTES {
         add(p, Access::Public, f(m, on(method_filter(m), partner)));
     }
     add(
@@ -843,26 +832,16 @@ async fn set_integration(
         .enabled
         .ok_or_else(|| ApiError::new(ErrorCode::Malformed, "body must be {\"enabled\": bool}"))?;
     valid_id("partner_id", &p)?;
-    with_tx(&app, move |_, tx, now| {
+    with_tx(&app, move |app, tx, now| {
         tenant_region(tx, &t)?;
-        let epoch = match integration_row(tx, &t, &p)? {
-            None => {
-                tx.execute("INSERT INTO integrations (tenant_id, partner_id, enabled, epoch, updated_at) VALUES (?1, ?2, ?3, 1, ?4)", params![t, p, enabled, now])?;
-                1
-            }
-            // Turning off bumps the epoch: every credential and token of the old
-            // epoch stops working, and turning on again does not restore them.
-            Some((true, e)) if !enabled => {
-                tx.execute("UPDATE integrations SET enabled = 0, epoch = ?3, updated_at = ?4 WHERE tenant_id = ?1 AND partner_id = ?2", params![t, p, e + 1, now])?;
-                e + 1
-            }
-            Some((_, e)) => {
-                tx.execute("UPDATE integrations SET enabled = ?3, updated_at = ?4 WHERE tenant_id = ?1 AND partner_id = ?2", params![t, p, enabled, now])?;
-                e
-            }
-        };
-        tracing::info!(tenant = %t, partner = %p, enabled, epoch, "integration set");
-        Ok(json_response(200, &json!({"tenant_id": t, "partner_id": p, "enabled": enabled, "epoch": epoch})))
+        let i = app
+            .role
+            .set_integration(&mut SqliteStore { tx }, &t, &p, enabled, now)?;
+        tracing::info!(tenant = %t, partner = %p, enabled, epoch = i.epoch, "integration set");
+        Ok(json_response(
+            200,
+            &json!({"tenant_id": t, "partner_id": p, "enabled": i.enabled, "epoch": i.epoch}),
+        ))
     })
     .await
 }
@@ -885,17 +864,6 @@ async fn generate_token(
         enabled_integration(tx, &t, &p)?;
         let (text, claims) = app.role.issue_token(&mut SqliteStore { tx }, &t, &p, lifetime, max_uses, now)?;
         let text = Zeroizing::new(text);
-        let rec = TokenRecord {
-            jti: claims.jti.clone(),
-            tenant_id: t.clone(),
-            partner_id: p.clone(),
-            epoch: claims.epoch,
-            exp: claims.exp,
-            max_uses: claims.max_uses,
-            uses: 0,
-            revoked: false,
-        };
-        db::insert_token(tx, &rec, now)?;
         tracing::info!(tenant = %t, partner = %p, jti = %claims.jti, exp = claims.exp, "access token generated");
         Ok(json_response(
             201,
