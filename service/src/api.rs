@@ -3,6 +3,7 @@
 
 use crate::body::{self, BodyRefusal};
 use crate::db::{self, SqliteStore};
+use crate::faults::{self, FaultKind, FaultRequest};
 use crate::limits::RouteClass;
 use crate::pipeline::Work;
 use crate::schema::{
@@ -21,7 +22,7 @@ use edrlink_core::downlevel::OnboardingPackage;
 use edrlink_core::encoding::rfc3339;
 use edrlink_core::error::{Error, ErrorCode};
 use edrlink_core::health::{classify, Activity, Coverage, INACTIVE_AFTER};
-use edrlink_core::http::{problem, HttpRequest, HttpResponse};
+use edrlink_core::http::{problem, problem_with_status, HttpRequest, HttpResponse};
 use edrlink_core::service::{Workspace, PARTNER_ROUTES};
 use edrlink_core::{offboard, token};
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
@@ -174,6 +175,12 @@ pub(crate) fn router(app: AppState) -> Router {
             Access::Public => public = public.route(path, h),
             Access::Admin => admin = admin.route(path, h),
         }
+    }
+    if app.faults.is_some() {
+        admin = admin.route(
+            "/admin/test/faults",
+            on(MethodFilter::POST, arm_fault).on(MethodFilter::DELETE, clear_faults),
+        );
     }
     let admin = admin.route_layer(middleware::from_fn_with_state(app.clone(), require_admin));
     let timeout = app.timeout;
@@ -626,6 +633,31 @@ async fn early_size_limit(State(app): State<AppState>, req: Request, next: Next)
 /// everything that touches state goes to the writer, which commits requests
 /// in groups and answers each only after its group's commit (`pipeline.rs`).
 async fn partner(State(app): State<AppState>, req: Request) -> Response {
+    let fault = app.faults.as_ref().and_then(|f| f.take(req.uri().path()));
+    match fault {
+        None => partner_answer(app, req).await,
+        Some(FaultKind::Refuse {
+            status,
+            retry_after,
+        }) => {
+            let e = faults::refusal_error(status, retry_after);
+            let mut resp = problem_with_status(&e, status, None);
+            resp.headers.push((
+                "date".into(),
+                edrlink_core::http::format_http_date(app.clock.now()),
+            ));
+            body::refuse(req, role_answer(resp), body::DRAIN_LIMIT).await
+        }
+        Some(FaultKind::DropAnswer) => {
+            // Processed and committed (the writer answers only after its
+            // commit); then the answer is lost.
+            let _ = partner_answer(app, req).await;
+            Response::new(Body::new(faults::LostAnswer))
+        }
+    }
+}
+
+async fn partner_answer(app: AppState, req: Request) -> Response {
     let path = req.uri().path().to_owned();
     let ip = peer_ip(&req);
     if let Err(wait) = app.limits.admit(ip, RouteClass::of(&path)) {
@@ -871,6 +903,28 @@ async fn generate_token(
         ))
     })
     .await
+}
+
+/// `POST /admin/test/faults` (mounted only with test faults on).
+async fn arm_fault(State(app): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let b: FaultRequest = json_body(req).await?;
+    let faults = app
+        .faults
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("no such endpoint"))?;
+    faults.arm(b)?;
+    tracing::warn!("test fault armed");
+    Ok(json_response(200, &json!({"armed": true})))
+}
+
+/// `DELETE /admin/test/faults` (mounted only with test faults on).
+async fn clear_faults(State(app): State<AppState>) -> Result<Response, ApiError> {
+    let faults = app
+        .faults
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("no such endpoint"))?;
+    faults.clear();
+    Ok(json_response(200, &json!({"cleared": true})))
 }
 
 async fn revoke_token(
