@@ -63,7 +63,7 @@ pub(crate) struct Faults(Mutex<Vec<Fault>>);
 pub(crate) fn code_for_status(status: u16) -> ErrorCode {
     match status {
         429 => ErrorCode::RateLimited,
-        503 | 502 | 504 => ErrorCode::ServiceUnavailable,
+        502..=504 => ErrorCode::ServiceUnavailable,
         500 => ErrorCode::Internal,
         s => ErrorCode::ALL
             .iter()
