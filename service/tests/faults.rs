@@ -134,3 +134,24 @@ fn clearing_disarms_and_bad_faults_are_refused() {
     }
     assert_eq!(s.http.send("GET", "/v1/keys", &[], None).status, 200);
 }
+
+/// A lost answer is lost entirely: not one byte of a status line reaches the
+/// client (it cannot tell a processed request from an unprocessed one).
+#[test]
+fn drop_answer_sends_no_byte() {
+    use std::io::{Read, Write};
+    let s = faults_on();
+    let arm = json!({"path": "/v1/keys", "count": 1, "drop_answer": true});
+    s.admin_ok("POST", "/admin/test/faults", Some(arm));
+    let addr = s.url().trim_start_matches("http://").to_owned();
+    let mut tcp = std::net::TcpStream::connect(&addr).unwrap();
+    tcp.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    tcp.write_all(b"GET /v1/keys HTTP/1.1\r\nhost: x\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    // Closed (EOF) or reset: either way nothing was answered.
+    let _ = tcp.read_to_end(&mut got);
+    assert!(got.is_empty(), "{}", String::from_utf8_lossy(&got));
+    assert_eq!(s.http.send("GET", "/v1/keys", &[], None).status, 200);
+}
