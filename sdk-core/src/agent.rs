@@ -1,8 +1,12 @@
 //! The blocking agent (feature `blocking`): drives a [`PartnerClient`] with
 //! real time, real randomness, a [`Transport`] and a data directory. Every
-//! protocol decision stays in [`crate::client`]; this module only loops
-//! `poll_request` → [`Transport::send`] → `handle_response`, sleeps until
-//! `poll_timeout`, and persists the credential when the client says so.
+//! protocol decision stays in [`crate::client`], including when an
+//! operation is done or failed: each method here starts an [`Operation`]
+//! and runs one loop — ask [`PartnerClient::op_status`], send what
+//! `poll_request` gives through [`Transport::send`], feed the answer to
+//! `handle_response`, sleep until `poll_timeout` — and at its deadline
+//! resolves with [`PartnerClient::op_timed_out`]. The wasm client runs the
+//! same loop over `fetch`.
 //!
 //! The credential lives in `data_dir/credential.json` (mode 0600, replaced
 //! atomically: temporary file, fsync, rename, fsync of the directory); the
@@ -10,14 +14,21 @@
 //! so what one process could not deliver is sent by the next. Without a data
 //! directory both stay in memory.
 //!
+//! Events and diagnostics: after every step the agent persists or deletes
+//! the credential as the client's events say, then hands the events to the
+//! [`EventSink`] and the log records ([`crate::diag`]) to the [`LogSink`] and
+//! to `tracing` (target `edrlink`), outside its locks.
+//!
 //! Threads: [`Agent`] is `Send + Sync` and every method takes `&self`. The
-//! client sits behind a mutex that is never held across I/O or sleeps; a
-//! second mutex lets one thread at a time drive the exchange (the client has
-//! one request in flight at a time), so `submit`/`health` never wait for the
-//! network.
+//! client sits behind a mutex that is never held across I/O, sleeps or sink
+//! calls; a second mutex lets one thread at a time drive the exchange (the
+//! client has one request in flight at a time), so `submit`/`health` never
+//! wait for the network.
 
 pub use crate::client::FlushOutcome;
-use crate::client::{ClientConfig, ClientEvent, OpHandle, OpOutcome, OpStatus, Operation, PartnerClient};
+use crate::client::{
+    ClientConfig, ClientEvent, OpHandle, OpOutcome, OpStatus, Operation, PartnerClient,
+};
 use crate::credential::Credential;
 pub use crate::diag::{LogLevel, LogRecord};
 use crate::eicar;

@@ -789,7 +789,8 @@ impl PartnerClient {
     ///   new token is needed and no decision is known;
     /// - offboard: done once the credential was removed;
     /// - rotate: done once a rotation took effect; fails when a new token is
-    ///   needed or the credential is gone;
+    ///   needed, the flow is blocked (and no re-check is due) or the
+    ///   credential is gone;
     /// - flush: pending while a request is due now; then done when nothing is
     ///   queued or in flight; fails with the typed refusal (`flow_blocked`,
     ///   `revoked`, `epoch_mismatch`, `needs_reenroll`, …) when the flow is
@@ -832,6 +833,14 @@ impl PartnerClient {
                 }
                 if self.needs_new_token {
                     return OpStatus::Failed(self.new_token_error());
+                }
+                // Rotation needs an open flow: a blocked one (nothing due
+                // until its re-check) cannot rotate now.
+                let due = self.poll_timeout(now).is_some_and(|t| t <= now);
+                if !due && self.flow == Some(FlowState::Blocked) {
+                    return OpStatus::Failed(self.last_error.clone().unwrap_or_else(|| {
+                        Error::new(ErrorCode::FlowBlocked, "inbound flow is blocked")
+                    }));
                 }
             }
             OpKind::Flush => return self.flush_status(h, now, false),
@@ -907,7 +916,8 @@ impl PartnerClient {
         if self.is_idle() {
             return OpStatus::Done(OpOutcome::Flushed(self.flush_outcome(h)));
         }
-        if matches!(self.flow, Some(FlowState::Blocked | FlowState::Revoked)) || self.needs_new_token
+        if matches!(self.flow, Some(FlowState::Blocked | FlowState::Revoked))
+            || self.needs_new_token
         {
             return OpStatus::Failed(self.last_error.clone().unwrap_or_else(|| {
                 Error::new(ErrorCode::FlowBlocked, "inbound flow is not open")
@@ -962,7 +972,8 @@ impl PartnerClient {
     fn enter_needs_new_token(&mut self, err: Error) {
         if !self.needs_new_token {
             self.needs_new_token = true;
-            self.events.push_back(ClientEvent::NeedsNewToken(err.code()));
+            self.events
+                .push_back(ClientEvent::NeedsNewToken(err.code()));
             self.log(
                 LogLevel::Warn,
                 format!("a new access token is needed ({})", err.code()),
@@ -976,7 +987,10 @@ impl PartnerClient {
         let v = clamp_offset(v);
         if v != self.clock_offset {
             self.clock_offset = v;
-            self.log(LogLevel::Debug, format!("clock offset to the service: {v} s"));
+            self.log(
+                LogLevel::Debug,
+                format!("clock offset to the service: {v} s"),
+            );
         }
     }
 

@@ -6,8 +6,8 @@ mod common;
 
 use common::*;
 use edrlink_core::client::{
-    ClientConfig, ClientEvent, FlushOutcome, OpKind, OpOutcome, OpStatus, Operation,
-    PartnerClient, WhenFull,
+    ClientConfig, ClientEvent, FlushOutcome, OpKind, OpOutcome, OpStatus, Operation, PartnerClient,
+    WhenFull,
 };
 use edrlink_core::diag::{LogLevel, LogRecord, LOG_QUEUE_LEN};
 use edrlink_core::encoding::{b64url, rfc3339, UnixSeconds};
@@ -139,7 +139,15 @@ fn every_operation_completes_from_client_state_alone() {
         "3 events + the heartbeat"
     );
     assert_eq!(
-        run(&mut w, &mut c, Operation::Handshake, &mut now, 30, &mut pass).unwrap(),
+        run(
+            &mut w,
+            &mut c,
+            Operation::Handshake,
+            &mut now,
+            30,
+            &mut pass
+        )
+        .unwrap(),
         OpOutcome::Flow(FlowState::Open)
     );
 
@@ -158,7 +166,10 @@ fn every_operation_completes_from_client_state_alone() {
     );
     assert_eq!(
         events(&mut c),
-        [ClientEvent::CredentialChanged, ClientEvent::CredentialRotated]
+        [
+            ClientEvent::CredentialChanged,
+            ClientEvent::CredentialRotated
+        ]
     );
     // The next rotation waits for two thirds of the new lifetime again.
     w.drive(&mut c, now + 60, 10);
@@ -218,7 +229,15 @@ fn package_enrollment_and_package_offboarding_are_operations_too() {
     );
     // Down-level handshake: no exchange, the flow is open.
     assert_eq!(
-        run(&mut w, &mut c, Operation::Handshake, &mut now, 30, &mut pass).unwrap(),
+        run(
+            &mut w,
+            &mut c,
+            Operation::Handshake,
+            &mut now,
+            30,
+            &mut pass
+        )
+        .unwrap(),
         OpOutcome::Flow(FlowState::Open)
     );
 
@@ -284,7 +303,15 @@ fn a_refused_hello_keeps_its_own_code_and_still_retries() {
         "/v1/handshake",
         Error::new(ErrorCode::WrongRegion, "this service serves another region"),
     );
-    let e = run(&mut w, &mut c, Operation::Handshake, &mut now, 30, &mut front).unwrap_err();
+    let e = run(
+        &mut w,
+        &mut c,
+        Operation::Handshake,
+        &mut now,
+        30,
+        &mut front,
+    )
+    .unwrap_err();
     assert_eq!(e.code(), ErrorCode::WrongRegion, "{e}");
     let h = c.health(now);
     let last = h.last_error.unwrap();
@@ -446,7 +473,15 @@ fn needs_new_token_fires_once_with_its_reason() {
     w.set_enabled(true); // the epoch moved on
     events(&mut c);
     assert_eq!(
-        run(&mut w, &mut c, Operation::Handshake, &mut now, 30, &mut pass).unwrap(),
+        run(
+            &mut w,
+            &mut c,
+            Operation::Handshake,
+            &mut now,
+            30,
+            &mut pass
+        )
+        .unwrap(),
         OpOutcome::Flow(FlowState::Revoked)
     );
     let evs = events(&mut c);
@@ -468,7 +503,15 @@ fn needs_new_token_fires_once_with_its_reason() {
     c.submit(ev(1, now), now).unwrap();
     let e = run(&mut w, &mut c, Operation::Flush, &mut now, 30, &mut pass).unwrap_err();
     assert_eq!(e.code(), ErrorCode::EpochMismatch);
-    run(&mut w, &mut c, Operation::Handshake, &mut now, 30, &mut pass).unwrap();
+    run(
+        &mut w,
+        &mut c,
+        Operation::Handshake,
+        &mut now,
+        30,
+        &mut pass,
+    )
+    .unwrap();
     assert!(!events(&mut c)
         .iter()
         .any(|e| matches!(e, ClientEvent::NeedsNewToken(_))));
@@ -478,7 +521,15 @@ fn needs_new_token_fires_once_with_its_reason() {
     w.set_enabled(false);
     w.set_enabled(true);
     events(&mut c);
-    run(&mut w, &mut c, Operation::Handshake, &mut now, 30, &mut pass).unwrap();
+    run(
+        &mut w,
+        &mut c,
+        Operation::Handshake,
+        &mut now,
+        30,
+        &mut pass,
+    )
+    .unwrap();
     assert!(events(&mut c).contains(&ClientEvent::NeedsNewToken(ErrorCode::EpochMismatch)));
 }
 
@@ -584,13 +635,22 @@ fn dropping_the_oldest_and_expiry_are_reported_as_drops() {
 #[test]
 fn every_event_has_its_canonical_json() {
     let cases = [
-        (ClientEvent::CredentialChanged, r#"{"type":"credential_changed"}"#),
-        (ClientEvent::CredentialRemoved, r#"{"type":"credential_removed"}"#),
+        (
+            ClientEvent::CredentialChanged,
+            r#"{"type":"credential_changed"}"#,
+        ),
+        (
+            ClientEvent::CredentialRemoved,
+            r#"{"type":"credential_removed"}"#,
+        ),
         (
             ClientEvent::FlowChanged(FlowState::Blocked),
             r#"{"type":"flow_changed","flow":"blocked"}"#,
         ),
-        (ClientEvent::Delivered(7), r#"{"type":"delivered","count":7}"#),
+        (
+            ClientEvent::Delivered(7),
+            r#"{"type":"delivered","count":7}"#,
+        ),
         (
             ClientEvent::Failed(ErrorCode::TokenExpired),
             r#"{"type":"failed","code":"token_expired"}"#,
@@ -607,7 +667,10 @@ fn every_event_has_its_canonical_json() {
             },
             r#"{"type":"events_dropped","reason":"expired","count":3}"#,
         ),
-        (ClientEvent::CredentialRotated, r#"{"type":"credential_rotated"}"#),
+        (
+            ClientEvent::CredentialRotated,
+            r#"{"type":"credential_rotated"}"#,
+        ),
     ];
     for (ev, json) in cases {
         assert_eq!(ev.to_json(), json);
@@ -650,7 +713,8 @@ fn log_records_cover_requests_answers_backoff_refusals_and_flow() {
     assert!(req.url.ends_with("/v1/handshake"));
     let mut resp = problem(&Error::new(ErrorCode::WrongRegion, "another region"), None);
     // Its Date header shows the service's clock 100 s ahead: re-learned.
-    resp.headers.push(("date".into(), format_http_date(now + 100)));
+    resp.headers
+        .push(("date".into(), format_http_date(now + 100)));
     c.handle_response(req.id, &resp, now);
     let l = logs(&mut c);
     assert!(
@@ -796,4 +860,29 @@ fn jti_of(token: &str) -> String {
         .unwrap()
         .claims
         .jti
+}
+
+#[test]
+fn a_rotation_while_blocked_fails_at_once_with_the_reason() {
+    let mut w = World::new();
+    let mut c = client("rotate-blocked");
+    let mut now = NOW;
+    enroll(&mut w, &mut c, &mut now);
+    w.set_enabled(false);
+    assert_eq!(
+        run(
+            &mut w,
+            &mut c,
+            Operation::Handshake,
+            &mut now,
+            30,
+            &mut pass
+        )
+        .unwrap(),
+        OpOutcome::Flow(FlowState::Blocked)
+    );
+    let start = now;
+    let e = run(&mut w, &mut c, Operation::Rotate, &mut now, 600, &mut pass).unwrap_err();
+    assert_eq!(e.code(), ErrorCode::FlowBlocked);
+    assert_eq!(now, start, "no wait for the blocked re-check");
 }
