@@ -1533,6 +1533,9 @@ impl PartnerClient {
                 self.flow = None;
                 self.session = None;
                 self.needs_new_token = false;
+                // Rebuilt from the outbox (same batch id and sequence) under
+                // the installation this credential names.
+                self.inflight = None;
                 self.succeeded();
                 self.counters.enrollments += 1;
                 self.events.push_back(ClientEvent::CredentialChanged);
@@ -1581,7 +1584,10 @@ impl PartnerClient {
                 });
                 self.outbox.resync_seq(next_seq)?;
                 self.flow = Some(FlowState::Open);
+                // A new package after a revocation: sending resumes, and the
+                // held batch is rebuilt for the (possibly new) installation.
                 self.needs_new_token = false;
+                self.inflight = None;
                 self.succeeded();
                 self.counters.enrollments += 1;
                 self.events.push_back(ClientEvent::CredentialChanged);
@@ -1864,7 +1870,9 @@ impl PartnerClient {
         let first = first.unwrap_or(now);
         self.auth_failures = (n + 1, Some(first));
         self.session = None;
-        if self.flow == Some(FlowState::Open) {
+        // Re-handshake next (down-level agents have none: they stay open and
+        // retry the ingest after the backoff).
+        if self.flow == Some(FlowState::Open) && !self.is_downlevel() {
             self.flow = None;
         }
         if n + 1 >= REENROLL_AFTER_FAILURES && now - first >= REENROLL_AFTER_SECONDS {

@@ -266,13 +266,14 @@ fn package_enrollment_and_package_offboarding_are_operations_too() {
 }
 
 fn downlevel_package(w: &mut World, label: &str) -> edrlink_core::downlevel::OnboardingPackage {
+    let epoch = w.epoch();
     let pkg = edrlink_core::downlevel::OnboardingPackage::issue(
         TENANT,
         PARTNER,
         REGION,
         SERVICE_URL,
         w.svc.keyset(),
-        1,
+        epoch,
         NOW,
         &CounterRandom::new(label),
     )
@@ -284,7 +285,7 @@ fn downlevel_package(w: &mut World, label: &str) -> edrlink_core::downlevel::Onb
             tenant_id: TENANT.into(),
             partner_id: PARTNER.into(),
             key: pkg.key_bytes().unwrap(),
-            epoch: 1,
+            epoch,
             expires_at: None,
             revoked: false,
         },
@@ -885,4 +886,53 @@ fn a_rotation_while_blocked_fails_at_once_with_the_reason() {
     let e = run(&mut w, &mut c, Operation::Rotate, &mut now, 600, &mut pass).unwrap_err();
     assert_eq!(e.code(), ErrorCode::FlowBlocked);
     assert_eq!(now, start, "no wait for the blocked re-check");
+}
+
+#[test]
+fn a_new_package_clears_needs_new_token_for_a_downlevel_agent() {
+    let mut w = World::new();
+    let mut c = client("downlevel-renew");
+    let mut now = NOW;
+    let pkg = downlevel_package(&mut w, "ws-old");
+    run(
+        &mut w,
+        &mut c,
+        Operation::EnrollWithPackage {
+            package_json: &pkg.to_json(),
+        },
+        &mut now,
+        30,
+        &mut pass,
+    )
+    .unwrap();
+    // Turned off and on: the old workspace's epoch is over.
+    w.set_enabled(false);
+    w.set_enabled(true);
+    c.submit(ev(1, now), now).unwrap();
+    let e = run(&mut w, &mut c, Operation::Flush, &mut now, 30, &mut pass).unwrap_err();
+    assert!(c.health(now).needs_new_token, "{e}");
+    // A package of the new epoch onboards again, and the held event goes out.
+    let pkg = downlevel_package(&mut w, "ws-new");
+    run(
+        &mut w,
+        &mut c,
+        Operation::EnrollWithPackage {
+            package_json: &pkg.to_json(),
+        },
+        &mut now,
+        30,
+        &mut pass,
+    )
+    .unwrap();
+    assert!(!c.health(now).needs_new_token);
+    let out = run(&mut w, &mut c, Operation::Flush, &mut now, 30, &mut pass).unwrap();
+    assert_eq!(
+        out,
+        OpOutcome::Flushed(FlushOutcome {
+            delivered: 2,
+            queued: 0
+        }),
+        "the held event and a heartbeat: {:?}",
+        c.health(now)
+    );
 }
