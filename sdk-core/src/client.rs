@@ -1410,6 +1410,13 @@ impl PartnerClient {
     }
 
     /// Feeds the answer to request `id`.
+    ///
+    /// Hosts must pass **every** response header (names in any case): the
+    /// client reads `Date` to re-learn its clock offset to the service (so
+    /// signed messages stay inside the freshness window on a wrong local
+    /// clock) and `Retry-After` to wait exactly as long as the service asks
+    /// (kept as `retry_after` on `last_error`). A transport that drops headers
+    /// gets stale-message refusals and guessed backoffs instead.
     pub fn handle_response(&mut self, id: u64, resp: &HttpResponse, now: UnixSeconds) {
         let Some((op_id, op)) = self.op.take() else {
             return;
