@@ -3,14 +3,18 @@
 //! file in a temporary directory, test faults on) on 127.0.0.1:0 and drives
 //! `edrlink_core::agent::Agent` with the built-in HTTP transport, one fresh
 //! data directory per client. Thin on purpose: each step is one public call,
-//! its outcome compared with the scenario's expectations.
+//! its outcome compared with the scenario's expectations. The Agent's event
+//! and log sinks collect what each step emitted (`events`, `no_events`, `log`
+//! expectations, and the secret check on every log message).
 //!
 //! Prints one line per scenario and then exactly
 //! `scenarios: N passed, M failed`; exits non-zero when anything failed or
 //! when N is not the number of scenario files. A non-option argument runs
 //! only the scenarios whose file name contains it.
 
-use edrlink_core::agent::{Agent, AgentConfig, Transport as _};
+use edrlink_core::agent::{Agent, AgentConfig, EventSink, LogSink, Transport as _};
+use edrlink_core::client::ClientEvent;
+use edrlink_core::diag::LogLevel;
 use edrlink_core::error::{Error, ErrorCode, ErrorInfo};
 use edrlink_core::handshake::FlowState;
 use edrlink_core::http::HttpRequest;
@@ -120,25 +124,22 @@ struct Seen {
     logs: Mutex<Vec<(LogLevel, String)>>,
 }
 
-// HOOKS-PENDING: the Agent's event and log hooks (set_event_sink,
-// set_log_sink) and Agent::rotate are not in the core yet.
-#[derive(Debug, Clone, Copy)]
-enum LogLevel {
-    Error,
-    Warn,
-    Info,
-    Debug,
-    Trace,
+impl EventSink for Seen {
+    fn on_event(&self, event: &ClientEvent) {
+        let v = serde_json::from_str(&event.to_json()).unwrap_or(Value::Null);
+        self.events.lock().unwrap().push(v);
+    }
 }
 
-fn install_hooks(_agent: &mut Agent, _seen: &Arc<Seen>) -> bool {
-    false
+impl LogSink for Seen {
+    fn log(&self, level: LogLevel, message: &str) {
+        self.logs.lock().unwrap().push((level, message.to_owned()));
+    }
 }
 
 struct Client {
     agent: Agent,
     seen: Arc<Seen>,
-    hooked: bool,
 }
 
 /// One run of one scenario.
@@ -439,9 +440,6 @@ impl Run<'_> {
             .clients
             .get(client)
             .ok_or("events/log expectations need a client")?;
-        if !c.hooked {
-            return Err("the Agent has no event/log hook in this build".into());
-        }
         let events = c.seen.events.lock().unwrap().clone();
         let matches = |want: &str| {
             let (ty, sub) = match want.split_once(':') {
@@ -482,7 +480,8 @@ impl Run<'_> {
         if let Some(level) = expect.get("log") {
             let want = level_of(level.as_str().ok_or("log: not a string")?)?;
             let logs = c.seen.logs.lock().unwrap();
-            if !logs.iter().any(|(l, _)| severity(*l) >= severity(want)) {
+            // `LogLevel` orders the most severe first.
+            if !logs.iter().any(|(l, _)| *l <= want) {
                 return Err(format!(
                     "no log record at {want:?} or more severe (got {logs:?})"
                 ));
@@ -528,15 +527,9 @@ impl Run<'_> {
         .map_err(|e| e.info())?;
         agent.set_op_timeout(op_timeout);
         let seen = Arc::new(Seen::default());
-        let hooked = install_hooks(&mut agent, &seen);
-        self.clients.insert(
-            name.to_owned(),
-            Client {
-                agent,
-                seen,
-                hooked,
-            },
-        );
+        agent.set_event_sink(Some(seen.clone()));
+        agent.set_log_sink(Some(seen.clone()), LogLevel::Debug);
+        self.clients.insert(name.to_owned(), Client { agent, seen });
         Ok(Value::Null)
     }
 
@@ -663,16 +656,6 @@ fn level_of(s: &str) -> Result<LogLevel, String> {
     })
 }
 
-fn severity(l: LogLevel) -> u8 {
-    match l {
-        LogLevel::Error => 4,
-        LogLevel::Warn => 3,
-        LogLevel::Info => 2,
-        LogLevel::Debug => 1,
-        LogLevel::Trace => 0,
-    }
-}
-
 /// One partner-side step on an existing client.
 fn client_step(agent: &Agent, kind: &str, step: &Value) -> Result<Outcome, String> {
     let info = |e: Error| e.info();
@@ -721,7 +704,7 @@ fn client_step(agent: &Agent, kind: &str, step: &Value) -> Result<Outcome, Strin
                 .map(|()| Value::Null)
                 .map_err(info)
         }
-        "rotate" => return Err("Agent::rotate is not in this build".into()),
+        "rotate" => agent.rotate().map(|()| Value::Null).map_err(info),
         "health" => Ok(to_value(&agent.health())),
         other => return Err(format!("unknown step kind {other}")),
     })
