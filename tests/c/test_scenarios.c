@@ -441,9 +441,11 @@ static void do_stateless(run_ctx *r, const char *kind, const mj *step, outcome *
     if (o->rc == EDRLINK_OK) {
       o->result = mj_new(MJ_OBJ, NULL);
       mj_set(o->result, "payload_type", mj_new(MJ_STR, ptype));
-      char *kid = NULL;
-      if (edrlink_key_id(pk, pkl, &kid, NULL) == EDRLINK_OK) mj_set(o->result, "keyid", mj_new(MJ_STR, kid));
-      edrlink_string_free(kid);
+      /* the envelope's keyid (its signature verified with this key) */
+      mj *ej = mj_parse(env);
+      mj *kid = ej ? mj_path(ej, "signatures.0.keyid") : NULL;
+      mj_set(o->result, "keyid", kid ? kid : mj_new(MJ_NULL, NULL));
+      mj_free(ej);
     }
     edrlink_string_free(ptype);
     free(pk); free(env);

@@ -14,10 +14,11 @@ use zeroize::Zeroizing;
 /// Length of an Ed25519 private key seed and of a public key, in bytes.
 pub const EDRLINK_KEY_LEN: usize = 32;
 
-/// Builds the signing key from a caller seed. The length rule is the core's
-/// (a 32-byte Ed25519 seed; anything else is `malformed`, the code a
-/// wrong-length public key gets from `VerifyingKey::from_bytes`), so C
-/// reports a bad seed exactly like every other binding.
+/// Builds the signing key from a caller seed. The core takes exactly 32
+/// bytes (`SigningKey::from_seed(&[u8; 32])`); a seed of another length is
+/// `invalid_argument`, the code the shared scenarios
+/// (`tests/scenarios/25-public-key-from-seed.json`) and the other bindings
+/// give it. (A public key of the wrong length is the core's `malformed`.)
 fn seed_key(seed: *const u8, seed_len: usize) -> FfiResult<SigningKey> {
     // SAFETY: caller contract (readable for seed_len bytes, or NULL).
     let bytes = unsafe { arg_bytes(seed, seed_len, "seed") }?;
@@ -165,8 +166,8 @@ pub unsafe extern "C" fn edrlink_key_id(
 /// `*out_envelope_json` receives the envelope JSON; free it with
 /// `edrlink_string_free`. The seed is copied into a buffer wiped after use.
 ///
-/// Errors: `EDRLINK_MALFORMED` (seed not 32 bytes, bad payload type),
-/// `EDRLINK_NULL_POINTER`, `EDRLINK_INVALID_UTF8`.
+/// Errors: `EDRLINK_INVALID_ARGUMENT` (seed not 32 bytes), `EDRLINK_MALFORMED`
+/// (bad payload type), `EDRLINK_NULL_POINTER`, `EDRLINK_INVALID_UTF8`.
 ///
 /// # Safety
 /// `seed` readable for `seed_len` bytes, `payload` for `payload_len` bytes
