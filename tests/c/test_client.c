@@ -746,7 +746,7 @@ static const char *DEVICE_JSON =
     "{\"device_id\":\"c-opts\",\"hostname\":\"h\",\"os\":\"linux\",\"os_version\":\"6\",\"product\":\"p\",\"product_version\":\"1\"}";
 
 /* Creates a client from {"device":…, <extra>} and returns its effective
- * options (parsed), or NULL with *rc/*err set. */
+ * options (parsed), or NULL with *rc and *err set. */
 static mj *options_of(const char *extra, edrlink_result *rc, edrlink_error **err) {
   char json[4096];
   snprintf(json, sizeof json, "{\"device\":%s%s%s}", DEVICE_JSON, extra && *extra ? "," : "", extra ? extra : "");

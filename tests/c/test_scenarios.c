@@ -1,4 +1,4 @@
-/* The shared scenario runner for C: runs every tests/scenarios/*.json
+/* The shared scenario runner for C: runs every tests/scenarios/ files (*.json)
  * (format: tests/scenarios/README.md) against the reference service that
  * tests/c/run.sh starts with EDRLINK_TEST_FAULTS=1, through the public C API
  * only. Prints one line per failure (file, step index, reason) and
@@ -314,7 +314,7 @@ static void do_admin(run_ctx *r, const mj *step, outcome *o) {
   free(btext); free(url); free(hdrs);
 }
 
-static void do_client_new(run_ctx *r, const mj *step, const char *cname) {
+static void do_client_new(run_ctx *r, const mj *step, const char *cname, outcome *o) {
   scn_client *sc = find_client(r, cname);
   if (sc) free_client(sc);
   else if (r->nclients == MAX_CLIENTS) { fail(r, "too many clients"); return; }
@@ -339,14 +339,12 @@ static void do_client_new(run_ctx *r, const mj *step, const char *cname) {
   mj_set(dev, "product_version", mj_new(MJ_STR, "1.0"));
   mj_set(opts, "device", dev);
   /* a fresh private data directory */
-  char *dir = xasprintf("%s/scn-%d-%d-%s", TMP, (int)getpid(), ++r->serial, cname);
+  char *dir = xasprintf("%s/%s-%d-%s", TMP, tenant ? tenant : "scn", ++r->serial, cname);
   if (!mj_get(opts, "data_dir")) mj_set(opts, "data_dir", mj_new(MJ_STR, dir));
   char *json = mj_canonical(opts);
   edrlink_error *err = NULL;
-  if (edrlink_client_new_json(json, NULL, &sc->c, &err) != EDRLINK_OK) {
-    fail(r, "client %s: %s: %s", cname, edrlink_error_name(err), edrlink_error_detail(err));
-    edrlink_error_free(err);
-  } else {
+  o->rc = edrlink_client_new_json(json, NULL, &sc->c, &o->err);
+  if (o->rc == EDRLINK_OK) {
     if (edrlink_client_set_log_callback(sc->c, on_log, &sc->hooks, EDRLINK_LOG_DEBUG, &err) != EDRLINK_OK ||
         edrlink_client_set_event_callback(sc->c, on_event, &sc->hooks, &err) != EDRLINK_OK) {
       fail(r, "client %s: installing the hooks: %s", cname, edrlink_error_detail(err));
@@ -588,7 +586,7 @@ static int run_step(run_ctx *r, const mj *raw_step) {
   if (!kind) fail(r, "step without \"do\"");
   else if (!strcmp(kind, "admin")) do_admin(r, step, &o);
   else if (!strcmp(kind, "client")) {
-    do_client_new(r, step, cname);
+    do_client_new(r, step, cname, &o);
     sc = find_client(r, cname);
   } else if (is_client_kind(kind)) {
     sc = find_client(r, cname);
