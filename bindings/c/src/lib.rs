@@ -762,6 +762,23 @@ mod tests {
     }
 
     #[test]
+    fn error_record_is_the_core_error_info() {
+        let core = CoreError::new(ErrorCode::RateLimited, "slow down").with_retry_after(2);
+        let e = edrlink_error::from_ffi(FfiError::from(core.clone()));
+        let ours: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
+        assert_eq!(ours, serde_json::to_value(core.info()).unwrap());
+        assert_eq!(e.code, EDRLINK_RATE_LIMITED);
+        assert_eq!(e.http_status, 429);
+        // a C-only error has the same fields, with its own code
+        let n = edrlink_error::from_ffi(FfiError::null("x"));
+        let v: serde_json::Value = serde_json::from_str(&n.to_json()).unwrap();
+        assert_eq!(v["code"], "null_pointer");
+        assert_eq!(v["number"], 900);
+        assert_eq!(v["http_status"], 400);
+        assert!(v["retry_after"].is_null());
+    }
+
+    #[test]
     fn version_matches_cargo() {
         let v = unsafe { CStr::from_ptr(edrlink_version()) };
         assert_eq!(v.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
