@@ -27,7 +27,7 @@ fn seed_key(seed: *const u8, seed_len: usize) -> FfiResult<SigningKey> {
     }
     let arr: Zeroizing<[u8; 32]> = Zeroizing::new(bytes.try_into().map_err(|_| {
         CoreError::new(
-            ErrorCode::Malformed,
+            ErrorCode::InvalidArgument,
             "Ed25519 private key seed must be 32 bytes",
         )
     })?);
