@@ -27,6 +27,31 @@
 
 
 /**
+ * Log level of `edrlink_client_set_log_callback`: something failed for good.
+ */
+#define EDRLINK_LOG_ERROR 1
+
+/**
+ * Log level: a refusal, a drop, a new token needed — the host should look.
+ */
+#define EDRLINK_LOG_WARN 2
+
+/**
+ * Log level: state changes (flow, backoff, rotation).
+ */
+#define EDRLINK_LOG_INFO 3
+
+/**
+ * Log level: every request and answer (method, path, status, code).
+ */
+#define EDRLINK_LOG_DEBUG 4
+
+/**
+ * Log level: finer detail than debug.
+ */
+#define EDRLINK_LOG_TRACE 5
+
+/**
  * Length of an Ed25519 private key seed and of a public key, in bytes.
  */
 #define EDRLINK_KEY_LEN 32
@@ -634,6 +659,19 @@ typedef struct {
   uint64_t queued;
 } edrlink_flush_outcome;
 
+/**
+ * A log callback: `level` is one of `EDRLINK_LOG_ERROR..EDRLINK_LOG_TRACE`,
+ * `message` a NUL-terminated UTF-8 string valid during the call only (it
+ * never holds a secret).
+ */
+typedef void (*edrlink_log_callback)(void *userdata, uint32_t level, const char *message);
+
+/**
+ * An event callback: `event_json` is the event's canonical JSON (e.g.
+ * `{"type":"flow_changed","flow":"blocked"}`), valid during the call only.
+ */
+typedef void (*edrlink_event_callback)(void *userdata, const char *event_json);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -1018,6 +1056,70 @@ edrlink_result edrlink_client_health_json(const edrlink_client *client,
 edrlink_result edrlink_client_offboard(edrlink_client *client,
                                        const char *offboarding_package,
                                        edrlink_error **err);
+
+/**
+ * Routes the client's diagnostics to `cb`: every record at `min_level` or
+ * more severe (`EDRLINK_LOG_ERROR` = 1 … `EDRLINK_LOG_TRACE` = 5;
+ * `EDRLINK_LOG_DEBUG` shows each request and answer by method, path,
+ * status and code). Messages never contain a secret (tokens, keys,
+ * workspace keys). `cb` NULL removes the hook. Replaces a previous hook.
+ *
+ * Threads: `cb` runs on the thread that is inside a client call (enroll,
+ * handshake, flush, offboard, rotate, submit), outside every client lock:
+ * it may call back into the client (`edrlink_client_health`, …); starting
+ * another long operation from it while one runs on the same thread fails
+ * with `EDRLINK_INVALID_STATE` (no deadlock). `userdata` must stay valid
+ * until the hook is removed or the client is freed; the library never frees
+ * or reads it.
+ *
+ * Errors: `EDRLINK_NULL_POINTER` (client), `EDRLINK_INVALID_ARGUMENT`
+ * (`min_level` not 1..5).
+ *
+ * # Safety
+ * `client` NULL or live; `cb` NULL or a function with this signature that
+ * does not unwind; `err` NULL or writable.
+ */
+edrlink_result edrlink_client_set_log_callback(edrlink_client *client,
+                                               edrlink_log_callback cb,
+                                               void *userdata,
+                                               uint32_t min_level,
+                                               edrlink_error **err);
+
+/**
+ * Delivers the client's state-change events to `cb` as canonical JSON, one
+ * call per event: `{"type":"credential_changed"}`,
+ * `{"type":"credential_removed"}`, `{"type":"flow_changed","flow":"open|blocked|revoked"}`,
+ * `{"type":"delivered","count":n}`, `{"type":"failed","code":"…"}`,
+ * `{"type":"needs_new_token","code":"revoked|offboarded|epoch_mismatch|credential_expired|needs_reenroll"}`,
+ * `{"type":"queue_full"}`, `{"type":"events_dropped","reason":"…","count":n}`,
+ * `{"type":"credential_rotated"}`. The client has already acted on an
+ * event when it arrives (a changed credential is persisted). `cb` NULL
+ * removes the hook. Threads and `userdata`: as
+ * `edrlink_client_set_log_callback`.
+ *
+ * # Safety
+ * `client` NULL or live; `cb` NULL or a function with this signature that
+ * does not unwind; `err` NULL or writable.
+ */
+edrlink_result edrlink_client_set_event_callback(edrlink_client *client,
+                                                 edrlink_event_callback cb,
+                                                 void *userdata,
+                                                 edrlink_error **err);
+
+/**
+ * Rotates the installation key now (normally automatic at two thirds of the
+ * credential's lifetime) and waits, up to `op_timeout_secs`, for the service
+ * to accept it; the new credential is persisted before this returns and the
+ * event hook sees `credential_changed` and `credential_rotated`.
+ *
+ * Errors: `EDRLINK_INVALID_STATE` (not enrolled, or a down-level client),
+ * the service's refusal (`EDRLINK_FLOW_BLOCKED`, `EDRLINK_REVOKED`, …), or
+ * the last error at the deadline (`EDRLINK_TRANSPORT`, …).
+ *
+ * # Safety
+ * `client` NULL or live; `err` NULL or writable.
+ */
+edrlink_result edrlink_client_rotate(edrlink_client *client, edrlink_error **err);
 
 /**
  * Decodes an access token for display, **without** checking its signature

@@ -401,7 +401,7 @@ fn configured_transport(_: &NativeOptions) -> FfiResult<Arc<dyn Transport>> {
 fn build_client(
     opts: ClientConfig,
     native: NativeOptions,
-    host: Option<HostTransport>,
+    host: Option<Box<HostTransport>>,
 ) -> FfiResult<*mut edrlink_client> {
     opts.validate()?;
     let effective = report_options(&opts, &native);
@@ -411,7 +411,7 @@ fn build_client(
         data_dir: native.data_dir.clone(),
     };
     let mut agent = match host {
-        Some(h) => Agent::new(acfg, h)?,
+        Some(h) => Agent::new(acfg, *h)?,
         None => Agent::new(acfg, configured_transport(&native)?)?,
     };
     agent.set_op_timeout(op_timeout);
@@ -461,9 +461,12 @@ pub unsafe extern "C" fn edrlink_client_new(
 ) -> edrlink_result {
     ffi_boundary!(err; {
         // Take the host transport first so its userdata is released on every failure path.
+        // Boxed: the drop of `None` then tests one pointer only (with the
+        // transport inline, optimised drop glue read the uninitialised
+        // fields of `None`, which memcheck reports).
         // SAFETY: caller contract.
         let host = match unsafe { transport.as_ref() } {
-            Some(t) => Some(HostTransport::new(t)?),
+            Some(t) => Some(Box::new(HostTransport::new(t)?)),
             None => None,
         };
         check_out(out_client, "out_client")?;
@@ -551,7 +554,7 @@ pub unsafe extern "C" fn edrlink_client_new_json(
     ffi_boundary!(err; {
         // SAFETY: caller contract.
         let host = match unsafe { transport.as_ref() } {
-            Some(t) => Some(HostTransport::new(t)?),
+            Some(t) => Some(Box::new(HostTransport::new(t)?)),
             None => None,
         };
         check_out(out_client, "out_client")?;

@@ -60,10 +60,12 @@ macro_rules! ffi_boundary {
 }
 
 mod client;
+mod hooks;
 mod tools;
 mod transport;
 
 pub use client::*;
+pub use hooks::*;
 pub use tools::*;
 pub use transport::*;
 
