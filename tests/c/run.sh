@@ -137,7 +137,7 @@ run_scenarios() {  # name, command...
   echo "$line"
   local n m; n="$(echo "$line" | awk '{print $2}')"; m="$(echo "$line" | awk '{print $4}')"
   PASSED=$((PASSED + n)); FAILED=$((FAILED + m))
-  log "$name: $line (files: $files)"
+  log "$name: ${line#scenarios: } (files: $files)"
   if [ "$n" != "$files" ]; then step_fail "$name: $n scenarios passed, $files files"; fi
   if [ "$rc" != 0 ]; then step_fail "$name exited with $rc"; tail -20 "$out.err" >&2; else step_ok "$name exit status"; fi
 }
