@@ -7,7 +7,7 @@
 #   3. built with AddressSanitizer against libedrlink.a (detect_leaks=1),
 # runs the shared scenarios (tests/scenarios/*.json, tests/c/test_scenarios.c;
 # the service runs with EDRLINK_TEST_FAULTS=1) linked against the shared
-# library and again with AddressSanitizer, builds the example against an
+# library, under valgrind and with AddressSanitizer, builds the example against an
 # installed prefix (plain Makefile, pkg-config and CMake consumers) and runs
 # it. Ends with "N passed, N failed".
 #
@@ -154,6 +154,11 @@ if [ "${SKIP_VALGRIND:-0}" != 1 ] && command -v valgrind >/dev/null; then
     --errors-for-leak-kinds=definite,possible --error-exitcode=1 --suppressions="$HERE/valgrind.supp" \
     --log-file="$TMP/valgrind.log" "$TMP/suite"
   if [ -s "$TMP/valgrind.log" ]; then cat "$TMP/valgrind.log" >&2; step_fail "valgrind reported problems"; else step_ok "valgrind: no errors, no leaks"; fi
+  log "run 2b: scenarios under valgrind memcheck"
+  run_scenarios scenarios-valgrind valgrind --quiet --leak-check=full --show-leak-kinds=definite,possible \
+    --errors-for-leak-kinds=definite,possible --error-exitcode=1 --suppressions="$HERE/valgrind.supp" \
+    --log-file="$TMP/valgrind-scenarios.log" "$TMP/scenarios"
+  if [ -s "$TMP/valgrind-scenarios.log" ]; then cat "$TMP/valgrind-scenarios.log" >&2; step_fail "valgrind reported problems in the scenarios"; else step_ok "valgrind (scenarios): no errors, no leaks"; fi
 else
   log "valgrind skipped"
 fi
