@@ -51,6 +51,7 @@ impl PartnerClient {
         self.last_error = Some(e);
     }
 
+    /// A 2xx answer to `op`: each kind of answer has its own step below.
     pub(super) fn on_success(
         &mut self,
         op: Op,
@@ -60,197 +61,222 @@ impl PartnerClient {
         let text = core::str::from_utf8(&resp.body)
             .map_err(|_| Error::malformed("response is not UTF-8"))?;
         match op {
-            Op::Redeem => {
-                let p = self
-                    .pending_redeem
-                    .take()
-                    .ok_or_else(|| Error::new(ErrorCode::Internal, "no redemption pending"))?;
-                let (cred, claims) =
-                    p.accept(text, self.cfg.pinned_keys.as_ref(), self.corrected(now))?;
-                self.set_clock_offset(claims.iat.saturating_sub(now));
-                self.cred = Some(cred);
-                self.flow = None;
-                self.session = None;
-                self.needs_new_token = false;
-                // Rebuilt from the outbox (same batch id and sequence) under
-                // the installation this credential names.
-                self.inflight = None;
-                self.succeeded();
-                self.counters.enrollments += 1;
+            Op::Redeem => self.accept_redeemed(text, now)?,
+            Op::Register => self.accept_registered(text, now)?,
+            Op::Handshake { nonce } => self.accept_flow_decision(text, &nonce, now)?,
+            Op::Ingest => self.accept_ack(text, now)?,
+            Op::Offboard { nonce } => self.accept_offboarded(text, &nonce, now)?,
+            Op::Rotate { nonce, new_key } => self.accept_rotated(text, &nonce, new_key, now)?,
+        }
+        Ok(())
+    }
+
+    /// The credential a redemption answer carries (verified against the
+    /// token's signer or the pinned keyset).
+    fn accept_redeemed(&mut self, text: &str, now: UnixSeconds) -> Result<()> {
+        let p = self
+            .pending_redeem
+            .take()
+            .ok_or_else(|| Error::new(ErrorCode::Internal, "no redemption pending"))?;
+        let (cred, claims) = p.accept(text, self.cfg.pinned_keys.as_ref(), self.corrected(now))?;
+        self.set_clock_offset(claims.iat.saturating_sub(now));
+        self.cred = Some(cred);
+        self.flow = None;
+        self.session = None;
+        self.needs_new_token = false;
+        // Rebuilt from the outbox (same batch id and sequence) under
+        // the installation this credential names.
+        self.inflight = None;
+        self.succeeded();
+        self.counters.enrollments += 1;
+        self.events.push_back(ClientEvent::CredentialChanged);
+        self.log(LogLevel::Info, "enrolled: credential issued");
+        Ok(())
+    }
+
+    /// The down-level credential a registration answer carries: the device
+    /// key, never the workspace key, signs from now on.
+    fn accept_registered(&mut self, text: &str, now: UnixSeconds) -> Result<()> {
+        let r: RegisterResponse =
+            crate::encoding::parse_json(text.as_bytes(), 64 * 1024, "register response")?;
+        let PendingRegister {
+            package: pkg,
+            enrollment_id: enrollment,
+            device_key,
+        } = self
+            .pending_register
+            .take()
+            .ok_or_else(|| Error::new(ErrorCode::Internal, "no registration pending"))?;
+        if r.installation_id.is_empty() || r.installation_id.len() > 128 {
+            return Err(Error::malformed(
+                "installation_id must be 1..128 characters",
+            ));
+        }
+        let next_seq = r.last_seq.checked_add(1).ok_or_else(|| {
+            Error::malformed("register answer: last_seq leaves no next sequence number")
+        })?;
+        self.set_clock_offset(r.server_time.saturating_sub(now));
+        self.cred = Some(Credential {
+            installation_id: r.installation_id,
+            enrollment_id: enrollment,
+            tenant_id: pkg.tenant_id.clone(),
+            partner_id: pkg.partner_id.clone(),
+            region: pkg.region.clone(),
+            service_url: pkg.service_url.clone(),
+            epoch: r.epoch,
+            service_keys: pkg.service_keys.clone(),
+            policy: r.policy,
+            issued_at: r.server_time,
+            expires_at: r
+                .server_time
+                .saturating_add(crate::credential::CREDENTIAL_LIFETIME),
+            // The device key, not the workspace key: the package can
+            // be thrown away once registration succeeded.
+            auth: CredentialAuth::SharedKey {
+                workspace_id: pkg.workspace_id.clone(),
+                key: zeroize::Zeroizing::new(device_key.as_bytes().to_vec()),
+            },
+        });
+        self.outbox.resync_seq(next_seq)?;
+        self.flow = Some(FlowState::Open);
+        // A new package after a revocation: sending resumes, and the
+        // held batch is rebuilt for the (possibly new) installation.
+        self.needs_new_token = false;
+        self.inflight = None;
+        self.succeeded();
+        self.counters.enrollments += 1;
+        self.events.push_back(ClientEvent::CredentialChanged);
+        self.log(LogLevel::Info, "registered: down-level credential issued");
+        self.emit_flow_changed(FlowState::Open);
+        Ok(())
+    }
+
+    /// A signed flow decision: keyset (overlap rule), policy (rollback
+    /// rule), sequence, session and the flow state.
+    fn accept_flow_decision(&mut self, text: &str, nonce: &str, now: UnixSeconds) -> Result<()> {
+        let cred = self
+            .cred
+            .as_mut()
+            .ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
+        let at = now.saturating_add(self.clock_offset);
+        let d = handshake::accept_decision(cred, text, nonce, at)?;
+        let next_seq = d.last_seq.checked_add(1).ok_or_else(|| {
+            Error::malformed("flow decision: last_seq leaves no next sequence number")
+        })?;
+        if let Some(ks) = &d.keyset {
+            // Overlap rule, never a wholesale replacement: new keys
+            // only when vouched for by a pinned key, a pinned key
+            // retired only once another pinned key signed.
+            let signer = jws::parse(text, handshake::FLOW_TYP)?
+                .header
+                .kid
+                .unwrap_or_default();
+            if let Some(next) = cred.service_keys.merge_signed(ks, &signer, at)? {
+                cred.service_keys = next;
                 self.events.push_back(ClientEvent::CredentialChanged);
-                self.log(LogLevel::Info, "enrolled: credential issued");
-            }
-            Op::Register => {
-                let r: RegisterResponse =
-                    crate::encoding::parse_json(text.as_bytes(), 64 * 1024, "register response")?;
-                let PendingRegister {
-                    package: pkg,
-                    enrollment_id: enrollment,
-                    device_key,
-                } = self
-                    .pending_register
-                    .take()
-                    .ok_or_else(|| Error::new(ErrorCode::Internal, "no registration pending"))?;
-                if r.installation_id.is_empty() || r.installation_id.len() > 128 {
-                    return Err(Error::malformed(
-                        "installation_id must be 1..128 characters",
-                    ));
-                }
-                let next_seq = r.last_seq.checked_add(1).ok_or_else(|| {
-                    Error::malformed("register answer: last_seq leaves no next sequence number")
-                })?;
-                self.set_clock_offset(r.server_time.saturating_sub(now));
-                self.cred = Some(Credential {
-                    installation_id: r.installation_id,
-                    enrollment_id: enrollment,
-                    tenant_id: pkg.tenant_id.clone(),
-                    partner_id: pkg.partner_id.clone(),
-                    region: pkg.region.clone(),
-                    service_url: pkg.service_url.clone(),
-                    epoch: r.epoch,
-                    service_keys: pkg.service_keys.clone(),
-                    policy: r.policy,
-                    issued_at: r.server_time,
-                    expires_at: r
-                        .server_time
-                        .saturating_add(crate::credential::CREDENTIAL_LIFETIME),
-                    // The device key, not the workspace key: the package can
-                    // be thrown away once registration succeeded.
-                    auth: CredentialAuth::SharedKey {
-                        workspace_id: pkg.workspace_id.clone(),
-                        key: zeroize::Zeroizing::new(device_key.as_bytes().to_vec()),
-                    },
-                });
-                self.outbox.resync_seq(next_seq)?;
-                self.flow = Some(FlowState::Open);
-                // A new package after a revocation: sending resumes, and the
-                // held batch is rebuilt for the (possibly new) installation.
-                self.needs_new_token = false;
-                self.inflight = None;
-                self.succeeded();
-                self.counters.enrollments += 1;
-                self.events.push_back(ClientEvent::CredentialChanged);
-                self.log(LogLevel::Info, "registered: down-level credential issued");
-                self.emit_flow_changed(FlowState::Open);
-            }
-            Op::Handshake { nonce } => {
-                let cred = self
-                    .cred
-                    .as_mut()
-                    .ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
-                let at = now.saturating_add(self.clock_offset);
-                let d = handshake::accept_decision(cred, text, &nonce, at)?;
-                let next_seq = d.last_seq.checked_add(1).ok_or_else(|| {
-                    Error::malformed("flow decision: last_seq leaves no next sequence number")
-                })?;
-                if let Some(ks) = &d.keyset {
-                    // Overlap rule, never a wholesale replacement: new keys
-                    // only when vouched for by a pinned key, a pinned key
-                    // retired only once another pinned key signed.
-                    let signer = jws::parse(text, handshake::FLOW_TYP)?
-                        .header
-                        .kid
-                        .unwrap_or_default();
-                    if let Some(next) = cred.service_keys.merge_signed(ks, &signer, at)? {
-                        cred.service_keys = next;
-                        self.events.push_back(ClientEvent::CredentialChanged);
-                    }
-                }
-                let iat = d.iat;
-                let policy_refused = match &d.policy {
-                    Some(p) => cred.policy.accept_update(p).err(),
-                    None => None,
-                };
-                self.set_clock_offset(iat.saturating_sub(now));
-                self.last_handshake = Some(now);
-                if let Some(e) = policy_refused {
-                    self.log(
-                        LogLevel::Warn,
-                        format!("policy update refused: {}", e.code()),
-                    );
-                    self.last_error = Some(e);
-                }
-                // The service is ahead (e.g. our state was restored from an old
-                // backup): continue after its sequence. An in-flight batch keeps
-                // its number: it may be the one the service stored.
-                if self.outbox.inflight().is_none() {
-                    self.outbox.resync_seq(next_seq)?;
-                }
-                let reported = self.reported_drops.clone();
-                self.outbox.clear_reported_drops(&reported)?;
-                self.session = d.session_id.clone().zip(d.session_exp);
-                if self.flow != Some(d.decision) {
-                    self.emit_flow_changed(d.decision);
-                }
-                self.flow = Some(d.decision);
-                self.attempts = 0;
-                self.next_attempt = None;
-                self.auth_failures = (0, None);
-                match d.decision {
-                    FlowState::Open => self.next_handshake = None,
-                    FlowState::Blocked => {
-                        self.next_handshake =
-                            Some(now.saturating_add(self.cfg.blocked_recheck_secs));
-                        self.last_error = Some(Error::new(
-                            ErrorCode::FlowBlocked,
-                            "inbound flow is blocked by the service (integration turned off)",
-                        ));
-                    }
-                    FlowState::Revoked => {
-                        let code = d.reason.unwrap_or(ErrorCode::Revoked);
-                        self.enter_needs_new_token(Error::new(
-                            code,
-                            "credential revoked by the service: a new access token is required",
-                        ));
-                    }
-                }
-            }
-            Op::Ingest => {
-                let ack: IngestAck =
-                    crate::encoding::parse_json(text.as_bytes(), 64 * 1024, "ingest ack")?;
-                let inflight = self
-                    .inflight
-                    .as_ref()
-                    .ok_or_else(|| Error::new(ErrorCode::Internal, "no batch in flight"))?;
-                if ack.batch_id != inflight.batch_id {
-                    return Err(Error::malformed("ack names another batch"));
-                }
-                self.inflight = None;
-                let n = self.outbox.ack_inflight(ack.seq)?;
-                self.sent_events += n;
-                self.counters.delivered += n;
-                self.last_send = Some(now);
-                self.succeeded();
-                self.last_error = None;
-                // A delivery made room: a later overflow is a new episode.
-                self.queue_full_signalled = false;
-                self.events.push_back(ClientEvent::Delivered(n));
-            }
-            Op::Offboard { nonce } => {
-                let cred = self
-                    .cred
-                    .as_ref()
-                    .ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
-                offboard::accept_response(
-                    cred,
-                    text,
-                    &nonce,
-                    now.saturating_add(self.clock_offset),
-                )?;
-                self.succeeded();
-                self.wipe();
-            }
-            Op::Rotate { nonce, new_key } => {
-                let cred = self
-                    .cred
-                    .as_mut()
-                    .ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
-                let at = now.saturating_add(self.clock_offset);
-                rotate::accept(cred, new_key, text, &nonce, at)?;
-                self.succeeded();
-                self.rotated("credential rotated");
             }
         }
+        let iat = d.iat;
+        let policy_refused = match &d.policy {
+            Some(p) => cred.policy.accept_update(p).err(),
+            None => None,
+        };
+        self.set_clock_offset(iat.saturating_sub(now));
+        self.last_handshake = Some(now);
+        if let Some(e) = policy_refused {
+            self.log(
+                LogLevel::Warn,
+                format!("policy update refused: {}", e.code()),
+            );
+            self.last_error = Some(e);
+        }
+        // The service is ahead (e.g. our state was restored from an old
+        // backup): continue after its sequence. An in-flight batch keeps
+        // its number: it may be the one the service stored.
+        if self.outbox.inflight().is_none() {
+            self.outbox.resync_seq(next_seq)?;
+        }
+        let reported = self.reported_drops.clone();
+        self.outbox.clear_reported_drops(&reported)?;
+        self.session = d.session_id.clone().zip(d.session_exp);
+        if self.flow != Some(d.decision) {
+            self.emit_flow_changed(d.decision);
+        }
+        self.flow = Some(d.decision);
+        self.attempts = 0;
+        self.next_attempt = None;
+        self.auth_failures = (0, None);
+        match d.decision {
+            FlowState::Open => self.next_handshake = None,
+            FlowState::Blocked => {
+                self.next_handshake = Some(now.saturating_add(self.cfg.blocked_recheck_secs));
+                self.last_error = Some(Error::new(
+                    ErrorCode::FlowBlocked,
+                    "inbound flow is blocked by the service (integration turned off)",
+                ));
+            }
+            FlowState::Revoked => {
+                let code = d.reason.unwrap_or(ErrorCode::Revoked);
+                self.enter_needs_new_token(Error::new(
+                    code,
+                    "credential revoked by the service: a new access token is required",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// An ingest acknowledgement: the in-flight batch leaves the outbox.
+    fn accept_ack(&mut self, text: &str, now: UnixSeconds) -> Result<()> {
+        let ack: IngestAck = crate::encoding::parse_json(text.as_bytes(), 64 * 1024, "ingest ack")?;
+        let inflight = self
+            .inflight
+            .as_ref()
+            .ok_or_else(|| Error::new(ErrorCode::Internal, "no batch in flight"))?;
+        if ack.batch_id != inflight.batch_id {
+            return Err(Error::malformed("ack names another batch"));
+        }
+        self.inflight = None;
+        let n = self.outbox.ack_inflight(ack.seq)?;
+        self.sent_events += n;
+        self.counters.delivered += n;
+        self.last_send = Some(now);
+        self.succeeded();
+        self.last_error = None;
+        // A delivery made room: a later overflow is a new episode.
+        self.queue_full_signalled = false;
+        self.events.push_back(ClientEvent::Delivered(n));
+        Ok(())
+    }
+
+    /// The service acknowledged the opt-out: the credential is wiped.
+    fn accept_offboarded(&mut self, text: &str, nonce: &str, now: UnixSeconds) -> Result<()> {
+        let cred = self
+            .cred
+            .as_ref()
+            .ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
+        offboard::accept_response(cred, text, nonce, now.saturating_add(self.clock_offset))?;
+        self.succeeded();
+        self.wipe();
+        Ok(())
+    }
+
+    /// The service took the new key: it replaces the old one.
+    fn accept_rotated(
+        &mut self,
+        text: &str,
+        nonce: &str,
+        new_key: SigningKey,
+        now: UnixSeconds,
+    ) -> Result<()> {
+        let cred = self
+            .cred
+            .as_mut()
+            .ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
+        let at = now.saturating_add(self.clock_offset);
+        rotate::accept(cred, new_key, text, nonce, at)?;
+        self.succeeded();
+        self.rotated("credential rotated");
         Ok(())
     }
 
