@@ -1,6 +1,6 @@
 //! Building the signed interactive requests (redeem, down-level register,
 //! hello, rotate, opt-out) and the one gate every request passes
-//! ([`PartnerClient::request`]: URL check, request id, the operation in
+//! (`PartnerClient::request`: URL check, request id, the operation in
 //! flight). Bodies and headers carry tokens, keys and MACs, so only method
 //! and path are ever logged.
 

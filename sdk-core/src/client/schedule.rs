@@ -34,6 +34,8 @@ impl PartnerClient {
         }
     }
 
+    /// [`build_request`](Self::build_request) with its failure handled: the
+    /// `failed` event, and a wait before retrying a refused configuration.
     pub(super) fn poll_request_inner(&mut self, now: UnixSeconds) -> Option<HttpRequest> {
         match self.build_request(now) {
             Ok(r) => r,
