@@ -208,10 +208,16 @@ async fn enroll_send_eicar_block_and_resume() {
     assert_eq!(c.flow().as_string().as_deref(), Some("blocked"));
     let h = c.health().unwrap();
     assert!(get(&h, "queued_events").as_f64().unwrap() >= 1.0);
-    assert!(get(&h, "last_error")
-        .as_string()
-        .unwrap()
-        .starts_with("flow_blocked"));
+    // The health report's last error is the core's error record, not a string.
+    let le = get(&h, "last_error");
+    assert_eq!(
+        get(&le, "code").as_string().as_deref(),
+        Some("flow_blocked")
+    );
+    assert_eq!(get(&le, "number").as_f64(), Some(500.0));
+    assert_eq!(get(&le, "http_status").as_f64(), Some(403.0));
+    assert!(get(&le, "retry_after").is_null());
+    assert!(get(&le, "detail").is_string());
 
     // The credential survives an export/import into a new client; on again, a new
     // token resumes the same installation and delivers what was queued.
@@ -290,4 +296,92 @@ async fn options_are_checked() {
     assert_eq!(code_of(&Client::new(o).err().unwrap()), "malformed");
     let o = client_options("", &f);
     assert_eq!(code_of(&Client::new(o).err().unwrap()), "invalid_argument");
+}
+
+/// Every response header reaches the core: a service whose clock runs 1000 s
+/// ahead says so in `Date`, the client learns the offset from the redemption
+/// answer and signs its handshake with the service's time (which the service
+/// would refuse as stale otherwise).
+#[wasm_bindgen_test]
+async fn date_header_reaches_the_core() {
+    let svc = fake_service();
+    let tok = issue_token(&svc, 7200);
+    let c = Client::new(client_options("d-skew", &skewed_service_fetch(&svc, 1000))).unwrap();
+    let h = await_promise(c.enroll(&tok)).await.unwrap();
+    assert_eq!(get(&h, "flow").as_string().as_deref(), Some("open"));
+    let off = get(&c.health().unwrap(), "clock_offset").as_f64().unwrap();
+    assert!((995.0..=1005.0).contains(&off), "clock_offset {off}");
+    let flow = await_promise(c.handshake()).await.unwrap();
+    assert_eq!(flow.as_string().as_deref(), Some("open"));
+}
+
+/// The constructor takes every client and driver option of the shared schema
+/// (tests/options-schema.json) by its camelCase name, with the schema's
+/// default (`defaultOptions()`), and the core refuses a value out of range
+/// with `invalid_argument` naming the option; native and transport options
+/// do not apply in JS and are refused the same way.
+#[wasm_bindgen_test]
+fn every_option_of_the_schema() {
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../options-schema.json")).unwrap();
+    let defaults = json_of(&default_options().unwrap());
+    let f = failing_fetch();
+    let mut checked = 0;
+    for o in schema["options"].as_array().unwrap() {
+        let name = o["name"].as_str().unwrap();
+        let camel: String = name
+            .split('_')
+            .enumerate()
+            .map(|(i, w)| {
+                if i == 0 {
+                    w.to_owned()
+                } else {
+                    w[..1].to_uppercase() + &w[1..]
+                }
+            })
+            .collect();
+        let refused = |v: JsValue| {
+            let opts = client_options("d-opt", &f);
+            set(&opts, &camel, &v);
+            let e = Client::new(opts)
+                .err()
+                .unwrap_or_else(|| panic!("{camel} accepted"));
+            assert_eq!(code_of(&e), "invalid_argument", "{camel}");
+            let detail = get(&e, "detail").as_string().unwrap();
+            assert!(detail.contains(name), "{camel}: {detail}");
+        };
+        match o["scope"].as_str().unwrap() {
+            "client" | "driver" if name == "device" => continue,
+            "client" | "driver" => {
+                assert_eq!(
+                    defaults.get(&camel),
+                    Some(&o["default"]),
+                    "default of {camel}"
+                );
+                if o["type"] == "integer" {
+                    let max = o["max"].as_f64().unwrap();
+                    refused(JsValue::from(max + 1.0));
+                    let min = o["min"].as_f64().unwrap();
+                    if min > 0.0 {
+                        refused(JsValue::from(min - 1.0));
+                    }
+                    // A value in range is taken.
+                    let opts = client_options("d-opt", &f);
+                    set(&opts, &camel, &JsValue::from(min));
+                    Client::new(opts).unwrap_or_else(|_| panic!("{camel} = {min}"));
+                }
+                checked += 1;
+            }
+            _ => refused(JsValue::from_str("x")),
+        }
+    }
+    assert_eq!(checked, defaults.as_object().unwrap().len());
+    assert_eq!(defaults["opTimeoutSecs"], 30);
+    // Unknown names are refused too, not silently ignored.
+    let opts = client_options("d-opt", &f);
+    set(&opts, "timeoutSecs", &JsValue::from(3));
+    assert_eq!(
+        code_of(&Client::new(opts).err().unwrap()),
+        "invalid_argument"
+    );
 }

@@ -5,16 +5,14 @@
 //! `await`, so `health()` and friends can be called while an operation runs,
 //! and several operations may overlap (the core keeps one request in flight).
 
-use crate::{
-    err, from_js, global, js_error, json_text, now_secs, parse_keyset, set, to_js, IntoJs,
-};
-use edrlink_core::client::{ClientConfig, ClientEvent, PartnerClient, WhenFull};
+use crate::options::OptionBag;
+use crate::{err, global, js_error, json_text, now_secs, set, to_js, IntoJs};
+use edrlink_core::client::{ClientConfig, ClientEvent, PartnerClient};
 use edrlink_core::credential::Credential;
 use edrlink_core::error::{Error as CoreError, ErrorCode};
 use edrlink_core::handshake::FlowState;
 use edrlink_core::http::{HttpRequest, HttpResponse};
 use edrlink_core::keys::SystemRandom;
-use edrlink_core::redeem::DeviceFacts;
 use edrlink_core::telemetry::Event;
 use js_sys::{Function, Object, Promise, Reflect, Uint8Array};
 use std::cell::RefCell;
@@ -24,7 +22,6 @@ use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
 /// File path reported by the EICAR test detection unless one is given.
 pub(crate) const EICAR_PATH: &str = "/edrlink/eicar-test.com";
-const DEFAULT_TIMEOUT_SECS: f64 = 15.0;
 
 pub(crate) struct Inner {
     pub(crate) pc: RefCell<PartnerClient>,
@@ -32,7 +29,8 @@ pub(crate) struct Inner {
     pub(crate) cfg: ClientConfig,
     fetch: Option<Function>,
     on_event: Option<Function>,
-    timeout_secs: f64,
+    on_log: Option<Function>,
+    log_level: Option<String>,
 }
 
 /// The partner client for one endpoint (a browser extension, a web app, a
@@ -44,49 +42,6 @@ pub(crate) struct Inner {
 #[wasm_bindgen(js_name = EdrlinkClient)]
 pub struct Client {
     pub(crate) inner: Rc<Inner>,
-}
-
-fn opt(obj: &JsValue, key: &str) -> Option<JsValue> {
-    Reflect::get(obj, &JsValue::from_str(key))
-        .ok()
-        .filter(|v| !v.is_undefined() && !v.is_null())
-}
-
-fn opt_num(obj: &JsValue, key: &str) -> Result<Option<f64>, JsValue> {
-    match opt(obj, key) {
-        None => Ok(None),
-        Some(v) => match v.as_f64() {
-            Some(n) if n.is_finite() && n >= 0.0 => Ok(Some(n)),
-            _ => Err(err(
-                ErrorCode::InvalidArgument,
-                format!("option {key} must be a non-negative number"),
-            )),
-        },
-    }
-}
-
-fn opt_fn(obj: &JsValue, key: &str) -> Result<Option<Function>, JsValue> {
-    match opt(obj, key) {
-        None => Ok(None),
-        Some(v) => v.dyn_into::<Function>().map(Some).map_err(|_| {
-            err(
-                ErrorCode::InvalidArgument,
-                format!("option {key} must be a function"),
-            )
-        }),
-    }
-}
-
-fn opt_str(obj: &JsValue, key: &str) -> Result<Option<String>, JsValue> {
-    match opt(obj, key) {
-        None => Ok(None),
-        Some(v) => v.as_string().map(Some).ok_or_else(|| {
-            err(
-                ErrorCode::InvalidArgument,
-                format!("option {key} must be a string"),
-            )
-        }),
-    }
 }
 
 fn flow_js(f: Option<FlowState>) -> JsValue {
@@ -135,71 +90,34 @@ struct Progress {
 
 #[wasm_bindgen(js_class = EdrlinkClient)]
 impl Client {
-    /// Creates a client. `options.device` is required; see `ClientOptions`.
-    /// Throws `invalid_argument` for bad options and `malformed` for a bad
-    /// `credential` / `pinnedKeys`.
+    /// Creates a client. `options.device` is required; every other option of
+    /// the options schema (docs/OPTIONS.md) is accepted under its camelCase
+    /// name with the schema's default, plus the JS-only `credential`, `fetch`,
+    /// `onEvent`, `onLog` and `logLevel`. Values are checked by the core:
+    /// `invalid_argument` naming the option (snake_case, as in the schema).
     #[wasm_bindgen(constructor)]
     pub fn new(
         #[wasm_bindgen(unchecked_param_type = "ClientOptions")] options: JsValue,
     ) -> Result<Client, JsValue> {
-        if !options.is_object() {
+        let bag = OptionBag::parse(&options)?;
+        if bag.cfg.gzip && !cfg!(feature = "gzip") {
             return Err(err(
                 ErrorCode::InvalidArgument,
-                "options must be an object with at least { device }",
+                "option gzip: this build of edrlink-wasm has no gzip support",
             ));
         }
-        let device_v = opt(&options, "device")
-            .ok_or_else(|| err(ErrorCode::InvalidArgument, "options.device is required"))?;
-        let device: DeviceFacts = from_js(&device_v, "options.device")
-            .map_err(|_| err(ErrorCode::InvalidArgument, "options.device must be { device_id, hostname, os, os_version, product, product_version } (strings)"))?;
-        device.validate().js()?;
-        let mut cfg = ClientConfig::new(device);
-        if let Some(k) = opt(&options, "pinnedKeys") {
-            cfg.pinned_keys = Some(parse_keyset(&k)?);
-        }
-        cfg.service_url = opt_str(&options, "serviceUrl")?;
-        if let Some(g) = opt(&options, "gzip") {
-            cfg.gzip = g
-                .as_bool()
-                .ok_or_else(|| err(ErrorCode::InvalidArgument, "option gzip must be a boolean"))?;
-            if cfg.gzip && !cfg!(feature = "gzip") {
-                return Err(err(
-                    ErrorCode::InvalidArgument,
-                    "this build of edrlink-wasm has no gzip support",
-                ));
-            }
-        }
-        if let Some(n) = opt_num(&options, "maxQueueEvents")? {
-            cfg.max_queue_events = (n as u64).max(1);
-        }
-        if let Some(n) = opt_num(&options, "maxQueueBytes")? {
-            cfg.max_queue_bytes = (n as u64).max(1);
-        }
-        if let Some(n) = opt_num(&options, "maxBatchDelaySecs")? {
-            cfg.max_batch_delay_secs = n as i64;
-        }
-        match opt_str(&options, "whenFull")?.as_deref() {
-            None | Some("refuse_new") => cfg.when_full = WhenFull::RefuseNew,
-            Some("drop_oldest") => cfg.when_full = WhenFull::DropOldest,
-            Some(_) => {
-                return Err(err(
-                    ErrorCode::InvalidArgument,
-                    "option whenFull must be \"refuse_new\" or \"drop_oldest\"",
-                ))
-            }
-        }
-        let timeout_secs = opt_num(&options, "timeoutSecs")?.unwrap_or(DEFAULT_TIMEOUT_SECS);
-        let mut pc = PartnerClient::new(cfg.clone(), Box::new(SystemRandom));
-        if let Some(c) = opt(&options, "credential") {
-            pc.set_credential(Credential::from_json(&json_text(&c, "credential")?).js()?);
+        let mut pc = PartnerClient::new(bag.cfg.clone(), Box::new(SystemRandom));
+        if let Some(c) = &bag.credential {
+            pc.set_credential(Credential::from_json(&json_text(c, "credential")?).js()?);
         }
         Ok(Client {
             inner: Rc::new(Inner {
                 pc: RefCell::new(pc),
-                cfg,
-                fetch: opt_fn(&options, "fetch")?,
-                on_event: opt_fn(&options, "onEvent")?,
-                timeout_secs,
+                cfg: bag.cfg,
+                fetch: bag.fetch,
+                on_event: bag.on_event,
+                on_log: bag.on_log,
+                log_level: bag.log_level,
             }),
         })
     }
@@ -215,6 +133,29 @@ impl Client {
         let started = inner.pc.borrow_mut().redeem(token.trim());
         future_to_promise(async move {
             started.js()?;
+            drive(&inner, Goal::Enrolled, None).await?;
+            let h = inner.pc.borrow().health(now_secs());
+            to_js(&h)
+        })
+    }
+
+    /// Down-level onboarding with an admin-issued onboarding package (object
+    /// or JSON text; it holds the workspace key). Resolves to the health
+    /// report. Rejects with `package_invalid`, `malformed` or the service's refusal.
+    #[wasm_bindgen(js_name = enrollWithPackage, unchecked_return_type = "Promise<HealthReport>")]
+    pub fn enroll_with_package(
+        &self,
+        #[wasm_bindgen(
+            js_name = "onboardingPackage",
+            unchecked_param_type = "object | string"
+        )]
+        package: JsValue,
+    ) -> Promise {
+        let inner = self.inner.clone();
+        let started = json_text(&package, "package")
+            .and_then(|p| inner.pc.borrow_mut().onboard_with_package(&p).js());
+        future_to_promise(async move {
+            started?;
             drive(&inner, Goal::Enrolled, None).await?;
             let h = inner.pc.borrow().health(now_secs());
             to_js(&h)
@@ -479,7 +420,7 @@ async fn drive(
 ) -> Result<Progress, JsValue> {
     let timeout = timeout_secs
         .filter(|t| t.is_finite() && *t >= 0.0)
-        .unwrap_or(inner.timeout_secs);
+        .unwrap_or(inner.cfg.op_timeout_secs as f64);
     let deadline = js_sys::Date::now() + timeout * 1000.0;
     let mut progress = Progress::default();
     loop {
@@ -586,17 +527,10 @@ async fn perform(inner: &Inner, req: &HttpRequest) -> Result<HttpResponse, Strin
         .ok()
         .and_then(|s| s.as_f64())
         .ok_or("fetch returned no Response")? as u16;
-    let mut out_headers = Vec::new();
-    if let Ok(h) = Reflect::get(&resp, &"headers".into()) {
-        for name in ["content-type", "retry-after"] {
-            if let Some(v) = call_method(&h, "get", &[name.into()])
-                .ok()
-                .and_then(|v| v.as_string())
-            {
-                out_headers.push((name.to_owned(), v));
-            }
-        }
-    }
+    let out_headers = match Reflect::get(&resp, &"headers".into()) {
+        Ok(h) if !h.is_undefined() && !h.is_null() => response_headers(&h),
+        _ => Vec::new(),
+    };
     let body = call_method(&resp, "arrayBuffer", &[]).map_err(|e| describe(&e))?;
     let body = JsFuture::from(Promise::resolve(&body))
         .await
@@ -606,6 +540,36 @@ async fn perform(inner: &Inner, req: &HttpRequest) -> Result<HttpResponse, Strin
         headers: out_headers,
         body: Uint8Array::new(&body).to_vec(),
     })
+}
+
+/// Every header of a response, lower-cased: the core reads what it needs
+/// (`content-type`, `retry-after`, and `date`, from which it re-learns the
+/// clock offset). A `Headers` object (or anything iterable over
+/// `[name, value]` pairs, e.g. a `Map`) is iterated; a bare object with only
+/// `get(name)` gets asked for the headers the protocol defines.
+fn response_headers(h: &JsValue) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Ok(Some(iter)) = js_sys::try_iter(h) {
+        for pair in iter.flatten() {
+            let pair: js_sys::Array = match pair.dyn_into() {
+                Ok(a) => a,
+                Err(_) => continue,
+            };
+            if let (Some(k), Some(v)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
+                out.push((k.to_ascii_lowercase(), v));
+            }
+        }
+        return out;
+    }
+    for name in ["content-type", "retry-after", "date"] {
+        if let Some(v) = call_method(h, "get", &[name.into()])
+            .ok()
+            .and_then(|v| v.as_string())
+        {
+            out.push((name.to_owned(), v));
+        }
+    }
+    out
 }
 
 async fn sleep(ms: f64) -> Result<(), JsValue> {

@@ -35,7 +35,8 @@ pub fn set(v: &JsValue, k: &str, x: &JsValue) {
 }
 
 /// The `.code` of a thrown EdrlinkError (also checks it is an Error named EdrlinkError
-/// whose `codeNumber` matches the code).
+/// carrying the core's error record: `number` and `httpStatus` of that code, a
+/// `detail` string and `retryAfter` a number or `null`).
 pub fn code_of(e: &JsValue) -> String {
     assert!(
         e.is_instance_of::<js_sys::Error>(),
@@ -45,7 +46,15 @@ pub fn code_of(e: &JsValue) -> String {
     let code = get(e, "code").as_string().expect("code is a string");
     let c =
         edrlink_core::ErrorCode::from_name(&code).unwrap_or_else(|| panic!("unknown code {code}"));
-    assert_eq!(get(e, "codeNumber").as_f64(), Some(c.as_u32() as f64));
+    assert_eq!(get(e, "number").as_f64(), Some(c.as_u32() as f64));
+    assert_eq!(get(e, "httpStatus").as_f64(), Some(c.http_status() as f64));
+    let detail = get(e, "detail").as_string().expect("detail is a string");
+    assert_eq!(
+        get(e, "message").as_string().as_deref(),
+        Some(format!("{code}: {detail}").as_str())
+    );
+    let retry = get(e, "retryAfter");
+    assert!(retry.is_null() || retry.as_f64().is_some(), "{retry:?}");
     code
 }
 
@@ -204,13 +213,19 @@ fn request_of(url: &JsValue, init: &JsValue) -> HttpRequest {
 
 /// A `fetch` that hands requests to the fake service.
 pub fn service_fetch(svc: &Shared) -> Function {
+    skewed_service_fetch(svc, 0)
+}
+
+/// A `fetch` to a fake service whose clock is `skew` seconds ahead of ours
+/// (its answers carry that time in `Date`).
+pub fn skewed_service_fetch(svc: &Shared, skew: i64) -> Function {
     let svc = svc.clone();
     let f = Closure::<dyn FnMut(JsValue, JsValue) -> Promise>::new(
         move |url: JsValue, init: JsValue| {
             let req = request_of(&url, &init);
             let s = &mut *svc.borrow_mut();
             s.requests += 1;
-            let resp = s.role.handle(&mut s.store, &req, now());
+            let resp = s.role.handle(&mut s.store, &req, now() + skew);
             Promise::resolve(&response(&resp))
         },
     );
@@ -239,7 +254,7 @@ pub fn client_options(dev: &str, fetch: &Function) -> JsValue {
     let o: JsValue = Object::new().into();
     set(&o, "device", &device(dev));
     set(&o, "fetch", fetch);
-    set(&o, "timeoutSecs", &JsValue::from(5));
+    set(&o, "opTimeoutSecs", &JsValue::from(5));
     o
 }
 
