@@ -140,8 +140,10 @@ async fn local_errors() {
     );
     assert_eq!(
         code_of(&SigningKey::from_seed(&[1; 31]).err().unwrap()),
-        "malformed"
+        "invalid_argument"
     );
+    // A public key of the wrong length is the core's `malformed`.
+    assert_eq!(code_of(&key_id_of(&[0; 33]).unwrap_err()), "malformed");
     assert_eq!(
         code_of(&open_envelope(b"{}", "t", &[0; 32]).unwrap_err()),
         "malformed"
@@ -177,6 +179,11 @@ async fn local_errors() {
     );
     assert_eq!(
         code_of(&await_promise(c.offboard(None)).await.unwrap_err()),
+        "invalid_state"
+    );
+    c.send_test_detection(None).unwrap();
+    assert_eq!(
+        code_of(&await_promise(c.flush(Some(0.0))).await.unwrap_err()),
         "invalid_state"
     );
     assert_eq!(code_of(&c.submit("{".into()).unwrap_err()), "malformed");

@@ -248,12 +248,16 @@ impl SigningKey {
         })
     }
 
-    /// A key from a 32-byte seed. Throws `malformed` for any other length.
+    /// A key from a 32-byte seed. Throws `invalid_argument` for any other
+    /// length (the code every binding reports for a seed it cannot use).
     #[wasm_bindgen(js_name = fromSeed)]
     pub fn from_seed(seed: &[u8]) -> Result<SigningKey, JsValue> {
-        let seed: &[u8; 32] = seed
-            .try_into()
-            .map_err(|_| err(ErrorCode::Malformed, "Ed25519 seed must be 32 bytes"))?;
+        let seed: &[u8; 32] = seed.try_into().map_err(|_| {
+            err(
+                ErrorCode::InvalidArgument,
+                "Ed25519 private key seed must be 32 bytes",
+            )
+        })?;
         Ok(SigningKey {
             inner: keys::SigningKey::from_seed(seed).js()?,
         })
