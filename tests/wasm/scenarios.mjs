@@ -130,9 +130,10 @@ class Run {
       logLevel: 'debug',
     };
     for (const [k, v] of Object.entries(step.options ?? {})) options[camel(k)] = v;
+    const client = new edr.EdrlinkClient(options); // a refusal is the step's outcome
     const old = this.clients.get(name);
     if (old) old.client.free();
-    this.clients.set(name, { client: new edr.EdrlinkClient(options), seen });
+    this.clients.set(name, { client, seen });
     return null;
   }
 
