@@ -232,6 +232,25 @@ pub fn skewed_service_fetch(svc: &Shared, skew: i64) -> Function {
     f.into_js_value().unchecked_into()
 }
 
+/// A `fetch` that answers requests to paths ending in `suffix` with `resp`
+/// and hands every other request to the fake service.
+pub fn intercepting_fetch(svc: &Shared, suffix: &'static str, resp: HttpResponse) -> Function {
+    let svc = svc.clone();
+    let f = Closure::<dyn FnMut(JsValue, JsValue) -> Promise>::new(
+        move |url: JsValue, init: JsValue| {
+            let req = request_of(&url, &init);
+            if req.url.ends_with(suffix) {
+                return Promise::resolve(&response(&resp));
+            }
+            let s = &mut *svc.borrow_mut();
+            s.requests += 1;
+            let resp = s.role.handle(&mut s.store, &req, now());
+            Promise::resolve(&response(&resp))
+        },
+    );
+    f.into_js_value().unchecked_into()
+}
+
 /// A `fetch` that answers every request with `resp`.
 pub fn fixed_fetch(resp: HttpResponse) -> Function {
     let f =
