@@ -65,10 +65,11 @@ async function noteNow(error, extra) {
   const next = { ...cur, ...extra };
   if (extra.delivered !== undefined) next.delivered_total = (cur.delivered_total || 0) + extra.delivered;
   delete next.delivered;
-  // EdrlinkError carries the core's error record: keep its fields, not a parsed message.
+  // An EdrlinkError (or health().last_error) is the core's error record: keep its fields,
+  // never a parsed message.
   if (error) {
     next.last_error = { code: error.code || 'internal', detail: typeof error.detail === 'string' ? error.detail : String(error.message || error),
-      retry_after: error.retryAfter ?? null, at: Math.floor(Date.now() / 1000) };
+      retry_after: error.retryAfter ?? error.retry_after ?? null, at: Math.floor(Date.now() / 1000) };
   } else if (!extra.keepError) next.last_error = null;
   delete next.keepError;
   if (client && client.flow) next.flow = client.flow;
@@ -182,7 +183,10 @@ async function flushOnce() {
   if (!client || !client.health().onboarded) return;
   try {
     const out = await client.flush();
-    await note(null, { last_delivery: Math.floor(Date.now() / 1000), delivered: out.delivered });
+    // A flush that ran out of time while backing off (service down, rate limited) resolves
+    // with events still queued; why is the client's last error (an error record).
+    const stuck = out.queued > 0 ? client.health().last_error : null;
+    await note(stuck, { ...(stuck ? {} : { last_delivery: Math.floor(Date.now() / 1000) }), delivered: out.delivered });
     await markDelivered();
   } catch (e) {
     if (!(e instanceof EdrlinkError)) console.error('edrlink: flush', e);

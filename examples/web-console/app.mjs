@@ -190,6 +190,15 @@ $('send-eicar').addEventListener('click', () => run($('send-eicar'), async () =>
   $('sent').textContent = 'sending…';
   try {
     const out = await client.flush();
+    if (out.queued > 0) {
+      // Ran out of time while backing off: the events stay queued; the reason is the
+      // client's last error (an error record with code, detail and retry_after).
+      const why = client.health().last_error;
+      $('sent').textContent = `not delivered yet (${out.queued} queued): ${why ? `${why.code} — ${why.detail}` : 'no answer'}` +
+        (why && why.retry_after ? ` (retry after ${why.retry_after} s)` : '');
+      $('sent').dataset.delivered = '0';
+      return;
+    }
     $('sent').textContent = `delivered (${out.delivered} events acknowledged) at ${new Date().toLocaleTimeString()}`;
     $('sent').dataset.delivered = String(out.delivered);
   } catch (e) { $('sent').textContent = 'not delivered (kept in the queue)'; throw e; }
