@@ -4,7 +4,7 @@
 use edrlink_core::http::{HttpRequest, HttpResponse};
 use edrlink_core::keys::{RandomSource, SigningKey};
 use edrlink_core::memory_store::MemoryStore;
-use edrlink_core::service::{Integration, ServiceConfig, ServiceRole, TokenRecord};
+use edrlink_core::service::{ServiceConfig, ServiceRole};
 use js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -123,15 +123,8 @@ pub fn fake_service() -> Shared {
     let role = ServiceRole::new(cfg, Box::new(Counter(Cell::new(1 << 40)))).unwrap();
     let mut store = MemoryStore::default();
     store.tenants.insert(TENANT.into(), "eu".into());
-    store.integrations.insert(
-        (TENANT.into(), PARTNER.into()),
-        Integration {
-            tenant_id: TENANT.into(),
-            partner_id: PARTNER.into(),
-            enabled: true,
-            epoch: 1,
-        },
-    );
+    role.set_integration(&mut store, TENANT, PARTNER, true, now())
+        .unwrap();
     Rc::new(RefCell::new(FakeService {
         role,
         store,
@@ -139,39 +132,21 @@ pub fn fake_service() -> Shared {
     }))
 }
 
+/// A token from the service role (which records it in the store).
 pub fn issue_token(svc: &Shared, lifetime: i64) -> String {
     let s = &mut *svc.borrow_mut();
-    let (tok, c) = s
-        .role
+    s.role
         .issue_token(&mut s.store, TENANT, PARTNER, lifetime, 10, now())
-        .unwrap();
-    s.store.tokens.insert(
-        c.jti.clone(),
-        TokenRecord {
-            jti: c.jti,
-            tenant_id: TENANT.into(),
-            partner_id: PARTNER.into(),
-            epoch: c.epoch,
-            exp: c.exp,
-            max_uses: 10,
-            uses: 0,
-            revoked: false,
-        },
-    );
-    tok
+        .unwrap()
+        .0
 }
 
+/// The admin's integration toggle, through the service role (off bumps the epoch).
 pub fn set_enabled(svc: &Shared, enabled: bool) {
     let s = &mut *svc.borrow_mut();
-    let i = s
-        .store
-        .integrations
-        .get_mut(&(TENANT.into(), PARTNER.into()))
+    s.role
+        .set_integration(&mut s.store, TENANT, PARTNER, enabled, now())
         .unwrap();
-    if i.enabled && !enabled {
-        i.epoch += 1;
-    }
-    i.enabled = enabled;
 }
 
 fn response(resp: &HttpResponse) -> JsValue {
