@@ -424,8 +424,8 @@ pub fn shared_key_string_to_sign(
 
 /// The `Authorization` header value `SharedKey <workspaceId>:<base64 HMAC-SHA256>`
 /// for a down-level request (`key`: the raw workspace key bytes; `date`: the
-/// RFC 3339 value sent in `x-edrlink-date`). Throws `invalid_argument` when the
-/// workspace id or the key is empty.
+/// RFC 3339 value sent in `x-edrlink-date`). Computed by the core as is, as in
+/// every binding: the service refuses a request signed with a wrong key.
 #[wasm_bindgen(js_name = sharedKeyAuthorization)]
 pub fn shared_key_authorization(
     #[wasm_bindgen(js_name = "workspaceId")] workspace_id: &str,
@@ -435,14 +435,8 @@ pub fn shared_key_authorization(
     #[wasm_bindgen(js_name = "contentType")] content_type: &str,
     date: &str,
     body: &[u8],
-) -> Result<String, JsValue> {
-    if workspace_id.is_empty() || key.is_empty() {
-        return Err(err(
-            ErrorCode::InvalidArgument,
-            "workspace id and key must not be empty",
-        ));
-    }
-    Ok(edrlink_core::downlevel::authorization(
+) -> String {
+    edrlink_core::downlevel::authorization(
         workspace_id,
         key,
         method,
@@ -450,7 +444,7 @@ pub fn shared_key_authorization(
         content_type,
         date,
         body,
-    ))
+    )
 }
 
 /// Random bytes from the platform CSPRNG, as base64url (ids, nonces).
