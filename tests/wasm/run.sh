@@ -24,7 +24,7 @@ report() {  # name passed failed
   [ "$3" -eq 0 ] || RC=1
 }
 
-# wasm32 cargo: the rustup target if installed, else Debian rustc-web + build-std (TOOLCHAIN.md).
+# wasm32 cargo: the rustup target if installed, else Debian rustc-web + build-std (docs/BUILDING.md).
 if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
   CARGO=(cargo test --target wasm32-unknown-unknown --target-dir "$ROOT/target/wasm")
 else
