@@ -855,26 +855,28 @@ impl tracing::Subscriber for Collect {
 
 #[test]
 fn records_also_go_through_tracing() {
+    // A global subscriber, not `with_default`: tracing caches each callsite's
+    // interest process-wide, so a callsite first hit by a parallel test's
+    // thread (no subscriber there) could stay disabled for a thread-scoped
+    // one. This is the only test in this binary that installs a subscriber;
+    // the others' records may arrive too, so the checks look for ours.
+    let seen = Arc::new(Mutex::new(vec![]));
+    tracing::subscriber::set_global_default(Collect(seen.clone())).unwrap();
     let svc = FakeService::new();
     let a = agent(&svc, "tracing", None);
-    let seen = Arc::new(Mutex::new(vec![]));
     let token = svc.token();
-    tracing::subscriber::with_default(Collect(seen.clone()), || {
-        a.enroll(&token).unwrap();
-    });
+    a.enroll(&token).unwrap();
     let seen = seen.lock().unwrap();
     assert!(
-        seen.iter().all(|(t, _, _)| t == "edrlink"),
-        "target edrlink: {seen:?}"
-    );
-    assert!(
-        seen.iter()
-            .any(|(_, l, m)| *l == tracing::Level::DEBUG && m.contains("POST /v1/redeem")),
+        seen.iter().any(|(t, l, m)| t == "edrlink"
+            && *l == tracing::Level::DEBUG
+            && m.contains("POST /v1/redeem")),
         "{seen:?}"
     );
     assert!(
-        seen.iter()
-            .any(|(_, l, m)| *l == tracing::Level::INFO && m == "flow is now open"),
+        seen.iter().any(|(t, l, m)| t == "edrlink"
+            && *l == tracing::Level::INFO
+            && m == "flow is now open"),
         "{seen:?}"
     );
     assert!(
