@@ -307,12 +307,6 @@ impl Run<'_> {
                     .ok_or("verify_envelope: no public_key")?;
                 (|| {
                     let pk = encoding::b64url_decode(pk)?;
-                    if pk.len() != 32 {
-                        return Err(Error::new(
-                            ErrorCode::InvalidArgument,
-                            "an Ed25519 public key is 32 bytes",
-                        ));
-                    }
                     let key = edrlink_core::keys::VerifyingKey::from_bytes(&pk)?;
                     let p = dsse::parse(env.as_bytes())?;
                     p.verify(&key)?;
