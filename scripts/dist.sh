@@ -266,6 +266,7 @@ c_suite() {
   "$cc" -std=c11 -O1 -g -I"$p/include" -Itests/c tests/c/test_main.c tests/c/test_stateless.c tests/c/test_client.c \
     tests/c/minijson.c tests/c/http_socket.c $link -o "$d/suite" >>"$LOGS/$t.log" 2>&1 || { echo "C suite did not build"; return 1; }
   EDRLINK_TEST_VECTORS="$WORK/vectors.tsv" EDRLINK_TEST_TMP="$d/scratch" EDRLINK_CARGO_VERSION="$VERSION" \
+    EDRLINK_TEST_OPTIONS_SCHEMA="$ROOT/tests/options-schema.json" \
     "$@" "$d/suite" >"$d/out" 2>"$d/err"
   local rc=$?
   cat "$d/err" >>"$LOGS/$t.log"
