@@ -15,10 +15,11 @@ fun main(args: Array<String>) {
         try {
             val health = client.enroll(token)
             println("enrolled as ${health.installationId}, flow ${health.flow}")
-        } catch (e: EdrlinkException.TokenExpired) {
-            println("token expired: generate a new one in the portal"); return
         } catch (e: EdrlinkException) {
-            println("enrollment failed [${e.code}]: ${e.detail}"); return
+            // every failure: code, number, httpStatus, retryAfter, detail
+            if (e.code == "token_expired") println("token expired: generate a new one in the portal")
+            else println("enrollment failed [${e.code}]: ${e.detail}")
+            return
         }
         client.sendTestDetection()
         println("flush: ${client.flush(30uL)}")

@@ -31,11 +31,11 @@ def main() -> int:
     with edrlink.EdrlinkClient(edrlink.ClientOptions(device=device, data_dir=data_dir)) as client:
         try:
             health = client.enroll(token)
-        except edrlink.EdrlinkError.TokenExpired:
-            print("the token has expired: generate a new one in the portal")
-            return 1
-        except edrlink.EdrlinkError as e:  # every failure: stable code + message
-            print(f"enrollment failed [{e.code}]: {e.detail}")
+        except edrlink.EdrlinkError as e:  # every failure: code, number, http_status, retry_after, detail
+            if e.code == "token_expired":
+                print("the token has expired: generate a new one in the portal")
+            else:
+                print(f"enrollment failed [{e.code}]: {e.detail}")
             return 1
         print(f"enrolled as installation {health.installation_id}, flow {health.flow}")
         client.send_test_detection()

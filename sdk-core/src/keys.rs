@@ -68,6 +68,19 @@ impl SigningKey {
         })
     }
 
+    /// Builds a key from a seed of any length: anything but 32 bytes is
+    /// `invalid_argument`, as [`SigningKey::from_seed`] reports a seed it
+    /// cannot use, so every binding reports a bad seed with this one code.
+    pub fn from_seed_slice(seed: &[u8]) -> Result<Self> {
+        let seed: Zeroizing<[u8; 32]> = Zeroizing::new(seed.try_into().map_err(|_| {
+            Error::new(
+                ErrorCode::InvalidArgument,
+                "Ed25519 private key seed must be 32 bytes",
+            )
+        })?);
+        SigningKey::from_seed(&seed)
+    }
+
     /// Generates a fresh key from `rng`.
     pub fn generate(rng: &dyn RandomSource) -> Result<Self> {
         let mut seed = Zeroizing::new([0u8; 32]);

@@ -317,7 +317,7 @@ void uniffi_edrlink_uniffi_fn_free_edrlinkclient(uint64_t handle, RustCallStatus
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_CONSTRUCTOR_EDRLINKCLIENT_NEW
 #define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_CONSTRUCTOR_EDRLINKCLIENT_NEW
-uint64_t uniffi_edrlink_uniffi_fn_constructor_edrlinkclient_new(RustBuffer options, RustBuffer transport, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_edrlink_uniffi_fn_constructor_edrlinkclient_new(RustBuffer options, RustBuffer transport, RustBuffer transport_options, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_METHOD_EDRLINKCLIENT_ENROLL
