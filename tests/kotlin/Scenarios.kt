@@ -275,33 +275,15 @@ class ScenarioRun(private val r: ScenarioRunner, file: File, private val tmp: Fi
         }
     }
 
-    private fun num(k: String, v: Any?): ULong = (v as? Long)?.toULong() ?: throw StepFailed("option $k: not an integer")
-
     private fun newClient(cname: String, step: Map<String, Any?>) {
-        val dev = DeviceInfo(
-            deviceId = step["device_id"] as? String ?: "${vars["tenant"]}-$cname", hostname = "host-$cname",
-            os = "linux", osVersion = "6.1", product = "scenario", productVersion = "1.0",
+        val dev = mapOf(
+            "device_id" to (step["device_id"] as? String ?: "${vars["tenant"]}-$cname"), "hostname" to "host-$cname",
+            "os" to "linux", "os_version" to "6.1", "product" to "scenario", "product_version" to "1.0",
         )
         val dir = Files.createTempDirectory(tmp.toPath(), "client-").toString()
-        var o = ClientOptions(device = dev, dataDir = dir)
-        for ((k, v) in (step["options"] ?: mapOf<String, Any?>()).obj()) {
-            o = when (k) {
-                "service_url" -> o.copy(serviceUrl = v as String?)
-                "pinned_keys" -> o.copy(pinnedKeys = v?.let { jsonText(it) })
-                "gzip" -> o.copy(gzip = v as Boolean)
-                "when_full" -> o.copy(whenFull = v.str())
-                "max_queue_events" -> o.copy(maxQueueEvents = num(k, v))
-                "max_queue_bytes" -> o.copy(maxQueueBytes = num(k, v))
-                "max_queue_age_secs" -> o.copy(maxQueueAgeSecs = num(k, v))
-                "max_batch_delay_secs" -> o.copy(maxBatchDelaySecs = num(k, v))
-                "blocked_recheck_secs" -> o.copy(blockedRecheckSecs = num(k, v))
-                "max_backoff_secs" -> o.copy(maxBackoffSecs = num(k, v))
-                "recovery_jitter_secs" -> o.copy(recoveryJitterSecs = num(k, v))
-                "max_batches_per_second" -> o.copy(maxBatchesPerSecond = num(k, v))
-                "op_timeout_secs" -> o.copy(opTimeoutSecs = num(k, v))
-                else -> throw StepFailed("option $k is not a ClientOptions field")
-            }
-        }
+        // Options by their schema names, checked by the core (unknown name or
+        // out of range: invalid_argument naming it).
+        val o = clientOptionsFromJson(Json.write((step["options"] ?: mapOf<String, Any?>()).obj() + mapOf("device" to dev, "data_dir" to dir)))
         val client = EdrlinkClient(o, transportOptions = NativeTransportOptions(noProxy = true))
         val hooks = Hooks()
         client.setLogSink(hooks, LogLevel.DEBUG)

@@ -425,16 +425,12 @@ class Run:
             product="scenario",
             product_version="1.0",
         )
-        opts: Dict[str, Any] = {}
-        fields = set(vars(edrlink.ClientOptions(device=dev)))
-        for k, v in (step.get("options") or {}).items():
-            if k not in fields or k in ("device", "data_dir"):
-                # the names are the core's; an unknown one is the core's error too
-                raise StepFailed(f"option {k} is not a ClientOptions field")
-            opts[k] = json.dumps(v) if k == "pinned_keys" and not isinstance(v, str) else v
         data_dir = os.path.join(self.tmp.name, f"client-{secrets.token_hex(6)}")
+        # Options by their schema names, checked by the core (unknown name or
+        # out of range: invalid_argument naming it).
+        text = json.dumps({**(step.get("options") or {}), "device": plain(dev), "data_dir": data_dir})
         client = edrlink.EdrlinkClient(
-            edrlink.ClientOptions(device=dev, data_dir=data_dir, **opts),
+            edrlink.client_options_from_json(text),
             transport_options=edrlink.NativeTransportOptions(no_proxy=True),
         )
         hooks = Hooks()

@@ -112,3 +112,18 @@ def test_health_last_error_is_an_error_record(tenant: Tenant) -> None:
         e = client.health().last_error
         assert isinstance(e, edrlink.ErrorInfo)
         assert (e.code, e.number, e.http_status, e.retry_after) == ("flow_blocked", 500, 403, None)
+
+
+def test_options_from_json_are_checked_by_the_core(tmp_path) -> None:
+    dev = device()
+    d = {k: getattr(dev, k) for k in ("device_id", "hostname", "os", "os_version", "product", "product_version")}
+    o = edrlink.client_options_from_json(json.dumps({"device": d}))
+    assert o == edrlink.ClientOptions(device=dev)
+    o = edrlink.client_options_from_json(json.dumps({"device": d, "when_full": "drop_oldest", "max_queue_events": 7, "data_dir": str(tmp_path)}))
+    assert (o.when_full, o.max_queue_events, o.data_dir) == ("drop_oldest", 7, str(tmp_path))
+    for bad, name in (({"no_such_option": 1}, "no_such_option"), ({"max_queue_events": 0}, "max_queue_events")):
+        with pytest.raises(edrlink.EdrlinkError) as info:
+            edrlink.client_options_from_json(json.dumps({"device": d, **bad}))
+        assert info.value.code == "invalid_argument" and name in info.value.detail
+    with pytest.raises(edrlink.EdrlinkError, match="^malformed: "):
+        edrlink.client_options_from_json("{not json")

@@ -516,6 +516,11 @@ RustBuffer uniffi_edrlink_uniffi_fn_func_version(RustCallStatus *_Nonnull out_st
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_FUNC_CLIENT_OPTIONS_FROM_JSON
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_FUNC_CLIENT_OPTIONS_FROM_JSON
+RustBuffer uniffi_edrlink_uniffi_fn_func_client_options_from_json(RustBuffer json, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_FUNC_NATIVE_TRANSPORT
 #define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_FUNC_NATIVE_TRANSPORT
 uint64_t uniffi_edrlink_uniffi_fn_func_native_transport(RustBuffer options, RustCallStatus *_Nonnull out_status
@@ -916,6 +921,12 @@ uint16_t uniffi_edrlink_uniffi_checksum_func_verify_token(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_FUNC_VERSION
 #define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_FUNC_VERSION
 uint16_t uniffi_edrlink_uniffi_checksum_func_version(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_FUNC_CLIENT_OPTIONS_FROM_JSON
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_FUNC_CLIENT_OPTIONS_FROM_JSON
+uint16_t uniffi_edrlink_uniffi_checksum_func_client_options_from_json(void
     
 );
 #endif

@@ -316,6 +316,52 @@ impl ClientOptions {
     }
 }
 
+/// Parses the options' JSON form (an object with `device` and any option by
+/// its schema name, e.g. from a config file) and returns the record. The core
+/// checks everything: an unknown name or a value out of range is
+/// `invalid_argument` naming the option, text that is not JSON `malformed`.
+#[uniffi::export]
+pub fn client_options_from_json(json: String) -> Result<ClientOptions> {
+    let mut v: serde_json::Value =
+        edrlink_core::encoding::parse_json(json.as_bytes(), 1 << 20, "options")?;
+    // `data_dir` belongs to the native agent, not to the core's client options.
+    let data_dir = match v.as_object_mut().and_then(|o| o.remove("data_dir")) {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => Some(s),
+        Some(_) => return Err(invalid("option data_dir must be a string")),
+    };
+    let o = options::ClientOptions::from_json(&v.to_string())?;
+    let d = o.device;
+    Ok(ClientOptions {
+        device: DeviceInfo {
+            device_id: d.device_id,
+            hostname: d.hostname,
+            os: d.os,
+            os_version: d.os_version,
+            product: d.product,
+            product_version: d.product_version,
+        },
+        service_url: o.service_url,
+        pinned_keys: o
+            .pinned_keys
+            .map(|k| serde_json::to_string(&k))
+            .transpose()
+            .map_err(|e| EdrlinkError::new(ErrorCode::Internal, e.to_string()))?,
+        gzip: o.gzip,
+        max_queue_events: o.max_queue_events,
+        max_queue_bytes: o.max_queue_bytes,
+        when_full: options::when_full_name(o.when_full).to_owned(),
+        max_queue_age_secs: o.max_queue_age_secs.max(0) as u64,
+        max_batch_delay_secs: o.max_batch_delay_secs.max(0) as u64,
+        blocked_recheck_secs: o.blocked_recheck_secs.max(0) as u64,
+        max_backoff_secs: o.max_backoff_secs.max(0) as u64,
+        recovery_jitter_secs: o.recovery_jitter_secs.max(0) as u64,
+        max_batches_per_second: u64::from(o.max_batches_per_second),
+        op_timeout_secs: o.op_timeout_secs,
+        data_dir,
+    })
+}
+
 /// The service's flow decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
 pub enum FlowState {

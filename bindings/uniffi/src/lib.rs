@@ -17,8 +17,8 @@ mod error;
 
 pub use bytes::Bytes;
 pub use client::{
-    ClientOptions, DeviceInfo, EdrlinkClient, FlushOutcome, Health, NativeTransportOptions,
-    Transport, TransportHeader, TransportRequest, TransportResponse,
+    client_options_from_json, ClientOptions, DeviceInfo, EdrlinkClient, FlushOutcome, Health,
+    NativeTransportOptions, Transport, TransportHeader, TransportRequest, TransportResponse,
 };
 pub use error::{EdrlinkError, ErrorInfo, TransportError};
 

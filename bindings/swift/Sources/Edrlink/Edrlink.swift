@@ -4482,6 +4482,20 @@ public func version() -> String  {
 })
 }
 /**
+ * Parses the options' JSON form (an object with `device` and any option by
+ * its schema name, e.g. from a config file) and returns the record. The core
+ * checks everything: an unknown name or a value out of range is
+ * `invalid_argument` naming the option, text that is not JSON `malformed`.
+ */
+public func clientOptionsFromJson(json: String)throws  -> ClientOptions  {
+    return try  FfiConverterTypeClientOptions_lift(try rustCallWithError(FfiConverterTypeEdrlinkError_lift) {
+        uniffiCallStatus in
+    uniffi_edrlink_uniffi_fn_func_client_options_from_json(
+        FfiConverterString.lower(json),uniffiCallStatus
+    )
+})
+}
+/**
  * The built-in transport as a `Transport` object, so a host transport can
  * wrap (decorate) it, e.g. to log or meter requests.
  */
@@ -4576,6 +4590,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_edrlink_uniffi_checksum_func_version() != 43391) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_edrlink_uniffi_checksum_func_client_options_from_json() != 34446) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_edrlink_uniffi_checksum_func_native_transport() != 34192) {

@@ -743,6 +743,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_edrlink_uniffi_checksum_func_version(
     ): Int
+    external fun uniffi_edrlink_uniffi_checksum_func_client_options_from_json(
+    ): Int
     external fun uniffi_edrlink_uniffi_checksum_func_native_transport(
     ): Int
     external fun uniffi_edrlink_uniffi_checksum_method_envelopesigner_key_id(
@@ -905,6 +907,8 @@ internal object UniffiLib {
     external fun uniffi_edrlink_uniffi_fn_func_verify_token(`token`: RustBuffer.ByValue,`keysetJson`: RustBuffer.ByValue,`now`: RustBuffer.ByValue,`skew`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_edrlink_uniffi_fn_func_version(uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_edrlink_uniffi_fn_func_client_options_from_json(`json`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_edrlink_uniffi_fn_func_native_transport(`options`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -1094,6 +1098,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_edrlink_uniffi_checksum_func_version() and 0xFFFF) != 43391) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_edrlink_uniffi_checksum_func_client_options_from_json() and 0xFFFF) != 34446) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_edrlink_uniffi_checksum_func_native_transport() and 0xFFFF) != 34192) {
@@ -5305,6 +5312,24 @@ public object FfiConverterMapStringULong: FfiConverterRustBuffer<Map<kotlin.Stri
     UniffiLib.uniffi_edrlink_uniffi_fn_func_version(
     
         _status)
+}
+    )
+    }
+    
+
+        /**
+         * Parses the options' JSON form (an object with `device` and any option by
+         * its schema name, e.g. from a config file) and returns the record. The core
+         * checks everything: an unknown name or a value out of range is
+         * `invalid_argument` naming the option, text that is not JSON `malformed`.
+         */
+    @Throws(EdrlinkException::class) fun `clientOptionsFromJson`(`json`: kotlin.String): ClientOptions {
+            return FfiConverterTypeClientOptions.lift(
+    uniffiRustCallWithError(EdrlinkException) { _status ->
+    UniffiLib.uniffi_edrlink_uniffi_fn_func_client_options_from_json(
+    
+        
+        FfiConverterString.lower(`json`),_status)
 }
     )
     }
