@@ -98,6 +98,10 @@ package() {
   rm -rf "$dir"; mkdir -p "$dir/include" "$dir/lib/pkgconfig" "$dir/lib/cmake/edrlink"
   cp include/edrlink.h "$dir/include/"
   cp "$out/libedrlink.a" "$dir/lib/"
+  # musl: Rust's staticlib leaves the unwinder out (it lives in the toolchain's self-contained
+  # libunwind.a); ship it next to the library so a static link needs neither the toolchain nor
+  # the host gcc's libgcc_eh (which references glibc's _dl_find_object and cannot link with musl).
+  [ -f "$out/libedrlink_unwind.a" ] && cp "$out/libedrlink_unwind.a" "$dir/lib/"
   local shared_rel=""
   if [ -n "$shared" ]; then
     case "$shared" in
@@ -134,6 +138,7 @@ Bill of materials: \`sbom/edrlink.cdx.json\` (CycloneDX).
 | \`include/edrlink.h\` | the header |
 | \`lib/libedrlink.a\` | static library |
 EOF
+  [ -f "$(outdir "$t")/libedrlink_unwind.a" ] && echo "| \`lib/libedrlink_unwind.a\` | the unwinder the static library needs (Rust's self-contained libunwind for $t): link it right after \`libedrlink.a\` |"
   [ -n "$shared" ] && echo "| \`$shared\` | shared library |"
   [ -n "$implib" ] && echo "| \`lib/$implib\` | import library for \`$shared\` |"
   cat <<EOF
@@ -173,7 +178,7 @@ EOF
       ;;
     *musl*) cat <<EOF
 \`\`\`sh
-musl-gcc -static app.c -I\$P/include \$P/lib/libedrlink.a $native -o app   # fully static
+musl-gcc -static app.c -I\$P/include \$P/lib/libedrlink.a \$P/lib/libedrlink_unwind.a $native -o app   # fully static
 \`\`\`
 EOF
       ;;
@@ -219,7 +224,7 @@ start_service() {
   if [ -z "${EDRLINK_SERVICE_BIN:-}" ]; then
     cargo build --release --locked -p edrlink-service --bin edrlink-service >"$LOGS/service.build.log" 2>&1 || return 1
   fi
-  export EDRLINK_ADMIN_KEY="dist-admin-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+  export EDRLINK_ADMIN_KEY="dist-admin-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
   rm -f "$WORK/svc.db"*
   : >"$WORK/svc.out"
   "$svc" --db "$WORK/svc.db" --listen 127.0.0.1:0 >"$WORK/svc.out" 2>"$WORK/svc.err" &
@@ -370,11 +375,14 @@ t=x86_64-unknown-linux-musl
 if want $t; then
   s=$SECONDS msg=""
   # musl's crt-static target emits no cdylib: the archive carries the static library only.
-  if build_lib $t static && package $t "" ""; then
+  if build_lib $t static &&
+     cp "$(rustc --print sysroot)/lib/rustlib/$t/lib/self-contained/libunwind.a" "$(outdir $t)/libedrlink_unwind.a" &&
+     sed -i 's/-lunwind *//' "$WORK/$t.native" &&   # the unwinder ships as lib/libedrlink_unwind.a
+     package $t "" ""; then
     if [ "$VERIFY" = 1 ]; then
       p="$(unpack $t)"
       core_tests $t; core_rc=$?
-      if msg="$(c_suite $t "$p" musl-gcc "-static $p/lib/libedrlink.a" env)" && [ "$core_rc" = 0 ]; then
+      if msg="$(c_suite $t "$p" musl-gcc "-static $p/lib/libedrlink.a $p/lib/libedrlink_unwind.a" env)" && [ "$core_rc" = 0 ]; then
         if file "$WORK/c-$t/suite" | grep -q 'statically linked'; then
           result $t "built+tested: $CORE; C suite (fully static binary) $(cat "$WORK/$t.counts") ($((SECONDS - s))s)"
         else result $t "FAILED: C suite binary is not statically linked"; fi
@@ -465,7 +473,9 @@ if want wheels; then
   ok=1
   for t in x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu; do
     # maturin finds the workspace's uniffi-bindgen; zig links against glibc 2.17.
-    if (cd bindings/python && maturin build --release --locked --zig --target "$t" --compatibility manylinux2014 \
+    # CARGO_PROFILE_RELEASE_STRIP=none: through zig's linker, rustc's default strip of debug info
+    # drops the whole symbol table, and uniffi-bindgen reads the bindings' metadata from it.
+    if (cd bindings/python && CARGO_PROFILE_RELEASE_STRIP=none maturin build --release --locked --zig --target "$t" --compatibility manylinux2014 \
           --out "$DIST" >>"$LOGS/wheels.log" 2>&1); then
       whl="$(ls "$DIST"/edrlink-*manylinux*"${t%%-*}"*.whl 2>/dev/null | head -1)"
       sbom_of bindings/uniffi "$t" "${whl%.whl}.cdx.json" || { ok=0; wmsg="$wmsg ${t%%-*} wheel: no SBOM;"; }

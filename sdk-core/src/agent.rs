@@ -1,8 +1,12 @@
 //! The blocking agent (feature `blocking`): drives a [`PartnerClient`] with
 //! real time, real randomness, a [`Transport`] and a data directory. Every
-//! protocol decision stays in [`crate::client`]; this module only loops
-//! `poll_request` → [`Transport::send`] → `handle_response`, sleeps until
-//! `poll_timeout`, and persists the credential when the client says so.
+//! protocol decision stays in [`crate::client`], including when an
+//! operation is done or failed: each method here starts an [`Operation`]
+//! and runs one loop — ask [`PartnerClient::op_status`], send what
+//! `poll_request` gives through [`Transport::send`], feed the answer to
+//! `handle_response`, sleep until `poll_timeout` — and at its deadline
+//! resolves with [`PartnerClient::op_timed_out`]. The wasm client runs the
+//! same loop over `fetch`.
 //!
 //! The credential lives in `data_dir/credential.json` (mode 0600, replaced
 //! atomically: temporary file, fsync, rename, fsync of the directory); the
@@ -10,14 +14,23 @@
 //! so what one process could not deliver is sent by the next. Without a data
 //! directory both stay in memory.
 //!
+//! Events and diagnostics: after every step the agent persists or deletes
+//! the credential as the client's events say, then hands the events to the
+//! [`EventSink`] and the log records ([`crate::diag`]) to the [`LogSink`] and
+//! to `tracing` (target `edrlink`), outside its locks.
+//!
 //! Threads: [`Agent`] is `Send + Sync` and every method takes `&self`. The
-//! client sits behind a mutex that is never held across I/O or sleeps; a
-//! second mutex lets one thread at a time drive the exchange (the client has
-//! one request in flight at a time), so `submit`/`health` never wait for the
-//! network.
+//! client sits behind a mutex that is never held across I/O, sleeps or sink
+//! calls; a second mutex lets one thread at a time drive the exchange (the
+//! client has one request in flight at a time), so `submit`/`health` never
+//! wait for the network.
 
-use crate::client::{ClientConfig, ClientEvent, PartnerClient};
+pub use crate::client::FlushOutcome;
+use crate::client::{
+    ClientConfig, ClientEvent, OpHandle, OpOutcome, OpStatus, Operation, PartnerClient,
+};
 use crate::credential::Credential;
+pub use crate::diag::{LogLevel, LogRecord};
 use crate::eicar;
 use crate::encoding::UnixSeconds;
 use crate::error::{Error, ErrorCode, Result};
@@ -29,12 +42,13 @@ use crate::telemetry::Event;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// File name of the stored credential inside the data directory.
 pub const CREDENTIAL_FILE: &str = "credential.json";
-/// How long `enroll`, `handshake` and `offboard` keep retrying by default.
+/// How long `enroll`, `handshake`, `offboard` and `rotate` keep retrying by default.
 pub const DEFAULT_OP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Performs one HTTP exchange. Non-2xx statuses are responses, not errors;
@@ -63,15 +77,6 @@ pub struct AgentConfig {
     pub client: ClientConfig,
     /// Where the credential is kept; `None` keeps it in memory only.
     pub data_dir: Option<PathBuf>,
-}
-
-/// What [`Agent::flush`] achieved.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct FlushOutcome {
-    /// Events acknowledged by the service during this call.
-    pub delivered: u64,
-    /// Events still queued (including a batch in flight); nothing is dropped by a timeout.
-    pub queued: u64,
 }
 
 /// Where the credential is kept. The default is a 0600 file in the data
@@ -131,10 +136,40 @@ impl CredentialStore for FileCredentialStore {
     }
 }
 
+/// Receives the agent's diagnostic records (see [`crate::diag`]). Called on
+/// the thread that drives the agent, outside every agent lock: a sink may
+/// call back into the agent (`health`, `submit`, …). Starting another
+/// operation from a sink while one runs on the same thread is refused with
+/// `invalid_state` rather than deadlocking.
+pub trait LogSink: Send + Sync {
+    /// One record at `level` (already filtered by the level given to
+    /// [`Agent::set_log_sink`]). `message` never holds a secret.
+    fn log(&self, level: LogLevel, message: &str);
+}
+
+/// Receives the client's state-change events ([`ClientEvent`]), under the
+/// same rules as [`LogSink`]. The agent has already acted on them (the
+/// credential is persisted before `credential_changed` reaches the sink).
+pub trait EventSink: Send + Sync {
+    /// One event; `event.to_json()` is the canonical JSON every binding uses.
+    fn on_event(&self, event: &ClientEvent);
+}
+
+/// The sinks a host installed.
+#[derive(Default)]
+struct Sinks {
+    log: Option<(Arc<dyn LogSink>, LogLevel)>,
+    event: Option<Arc<dyn EventSink>>,
+}
+
 /// The blocking agent.
 pub struct Agent {
     client: Mutex<PartnerClient>,
     driver: Mutex<()>,
+    /// The thread that holds `driver`, so a sink that starts an operation
+    /// while one runs on its own thread gets an error instead of a deadlock.
+    driving: Mutex<Option<ThreadId>>,
+    sinks: Mutex<Sinks>,
     transport: Box<dyn Transport>,
     data_dir: Option<PathBuf>,
     store: Option<Box<dyn CredentialStore>>,
@@ -150,26 +185,6 @@ impl core::fmt::Debug for Agent {
     }
 }
 
-/// What happened while driving, for the stop conditions.
-#[derive(Default)]
-struct Seen {
-    requests: u64,
-    delivered: u64,
-    credential_changed: bool,
-    credential_removed: bool,
-    failed: Option<ErrorCode>,
-}
-
-/// Where a drive stands when its stop condition is asked.
-struct Step<'a> {
-    client: &'a mut PartnerClient,
-    seen: &'a Seen,
-    /// `poll_request` had nothing to send right now.
-    nothing_due: bool,
-    /// The deadline passed.
-    timed_out: bool,
-}
-
 fn unix_now() -> UnixSeconds {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -180,10 +195,38 @@ fn storage(what: &str, e: std::io::Error) -> Error {
     Error::new(ErrorCode::Storage, format!("{what}: {e}"))
 }
 
-fn last_error(c: &PartnerClient, fallback: ErrorCode, msg: &str) -> Error {
-    c.last_error()
-        .cloned()
-        .unwrap_or_else(|| Error::new(fallback, msg.to_owned()))
+/// Sends a record to `tracing` (target `edrlink`) at the matching level.
+fn trace_record(level: LogLevel, message: &str) {
+    match level {
+        LogLevel::Error => tracing::error!(target: "edrlink", "{message}"),
+        LogLevel::Warn => tracing::warn!(target: "edrlink", "{message}"),
+        LogLevel::Info => tracing::info!(target: "edrlink", "{message}"),
+        LogLevel::Debug => tracing::debug!(target: "edrlink", "{message}"),
+        LogLevel::Trace => tracing::trace!(target: "edrlink", "{message}"),
+    }
+}
+
+/// Releases the driver when an operation ends (also on unwinding).
+struct Driving<'a> {
+    agent: &'a Agent,
+    _driver: MutexGuard<'a, ()>,
+}
+
+impl Drop for Driving<'_> {
+    fn drop(&mut self) {
+        *lock_ignoring_poison(&self.agent.driving) = None;
+    }
+}
+
+fn lock_ignoring_poison<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What one turn of the loop does next.
+enum Next {
+    Finish(Result<OpOutcome>),
+    Send(HttpRequest),
+    Sleep(Option<UnixSeconds>),
 }
 
 impl Agent {
@@ -235,6 +278,8 @@ impl Agent {
         Ok(Agent {
             client: Mutex::new(client),
             driver: Mutex::new(()),
+            driving: Mutex::new(None),
+            sinks: Mutex::new(Sinks::default()),
             transport: Box::new(transport),
             data_dir: cfg.data_dir,
             store,
@@ -242,9 +287,24 @@ impl Agent {
         })
     }
 
-    /// Sets how long `enroll`, `handshake` and `offboard` retry (default 30 s).
+    /// Sets how long `enroll`, `handshake`, `offboard` and `rotate` retry (default 30 s).
     pub fn set_op_timeout(&mut self, t: Duration) {
         self.op_timeout = t;
+    }
+
+    /// Installs (or with `None` removes) the log sink: it receives every
+    /// record at `min` or more severe (`LogLevel::Debug` shows each request
+    /// and answer). Records also go to `tracing` (target `edrlink`) whether
+    /// or not a sink is set.
+    pub fn set_log_sink(&self, sink: Option<Arc<dyn LogSink>>, min: LogLevel) {
+        lock_ignoring_poison(&self.sinks).log = sink.map(|s| (s, min));
+    }
+
+    /// Installs (or with `None` removes) the event sink: it receives every
+    /// [`ClientEvent`] (credential, flow, delivery, failure, needs-new-token,
+    /// queue-full, drops, rotation) as it happens.
+    pub fn set_event_sink(&self, sink: Option<Arc<dyn EventSink>>) {
+        lock_ignoring_poison(&self.sinks).event = sink;
     }
 
     /// The data directory, if any.
@@ -253,15 +313,98 @@ impl Agent {
     }
 
     fn lock(&self) -> MutexGuard<'_, PartnerClient> {
-        self.client.lock().unwrap_or_else(|p| p.into_inner())
+        lock_ignoring_poison(&self.client)
+    }
+
+    /// Runs `f` on the client, then — still under the lock — acts on the
+    /// events it caused (persists or deletes the credential) and takes the
+    /// log records; after unlocking, hands both to the sinks and `tracing`.
+    /// `Err` is a persistence failure (the stored credential is then stale).
+    fn with_client<T>(&self, f: impl FnOnce(&mut PartnerClient) -> T) -> Result<T> {
+        let (out, events, logs, persisted) = {
+            let mut c = self.lock();
+            let out = f(&mut c);
+            let events: Vec<ClientEvent> = std::iter::from_fn(|| c.poll_event()).collect();
+            let logs: Vec<LogRecord> = std::iter::from_fn(|| c.poll_log()).collect();
+            let mut persisted = Ok(());
+            for ev in &events {
+                let r = match ev {
+                    ClientEvent::CredentialChanged => match (&self.store, c.credential()) {
+                        (Some(store), Some(cred)) => store.save(&cred.to_json()),
+                        _ => Ok(()),
+                    },
+                    ClientEvent::CredentialRemoved => match &self.store {
+                        Some(store) => store.delete(),
+                        None => Ok(()),
+                    },
+                    _ => Ok(()),
+                };
+                if persisted.is_ok() {
+                    persisted = r;
+                }
+            }
+            (out, events, logs, persisted)
+        };
+        self.emit(&events, &logs);
+        persisted.map(|()| out)
+    }
+
+    /// Hands events and records to the sinks and `tracing`, outside every lock.
+    fn emit(&self, events: &[ClientEvent], logs: &[LogRecord]) {
+        if events.is_empty() && logs.is_empty() {
+            return;
+        }
+        let (log, event) = {
+            let s = lock_ignoring_poison(&self.sinks);
+            (s.log.clone(), s.event.clone())
+        };
+        for r in logs {
+            trace_record(r.level, &r.message);
+            if let Some((sink, min)) = &log {
+                if r.level.passes(*min) {
+                    sink.log(r.level, &r.message);
+                }
+            }
+        }
+        if let Some(sink) = &event {
+            for ev in events {
+                sink.on_event(ev);
+            }
+        }
+    }
+
+    /// Takes the driver (one operation at a time drives the exchange).
+    fn drive_lock(&self) -> Result<Driving<'_>> {
+        let me = std::thread::current().id();
+        if *lock_ignoring_poison(&self.driving) == Some(me) {
+            return Err(Error::new(
+                ErrorCode::InvalidState,
+                "an operation cannot be started from a sink while another runs on this thread",
+            ));
+        }
+        let guard = lock_ignoring_poison(&self.driver);
+        *lock_ignoring_poison(&self.driving) = Some(me);
+        Ok(Driving {
+            agent: self,
+            _driver: guard,
+        })
+    }
+
+    /// Starts `op` and drives it to its end (see [`PartnerClient::op_status`]).
+    fn run(&self, op: Operation<'_>, timeout: Duration) -> Result<OpOutcome> {
+        let _driving = self.drive_lock()?;
+        let h = self.with_client(|c| c.start(op, unix_now()))??;
+        self.drive(&h, timeout)
     }
 
     /// Redeems an access token and performs the first handshake. Refusals come
     /// back with their code (`token_expired`, `integration_disabled`, `epoch_mismatch`, …).
     /// Re-enrolling an onboarded agent keeps its key and queue (re-onboarding).
     pub fn enroll(&self, token: &str) -> Result<HealthReport> {
-        self.lock().redeem(token)?;
-        self.until_enrolled()
+        match self.run(Operation::Enroll { token }, self.op_timeout)? {
+            OpOutcome::Enrolled(h) => Ok(h),
+            o => Err(unexpected(o)),
+        }
     }
 
     /// Down-level onboarding with an onboarding package (workspace id + key).
@@ -278,14 +421,19 @@ impl Agent {
             Some(dir) => read_pending(dir, &ws)?,
             None => None,
         };
-        let pending = {
-            let mut c = self.lock();
-            match &saved {
-                Some(p) => c.resume_onboarding(package_json, &p.enrollment_id, &p.device_key)?,
-                None => c.onboard_with_package(package_json)?,
-            }
-            c.pending_registration()
+        let _driving = self.drive_lock()?;
+        let op = match &saved {
+            Some(p) => Operation::ResumeEnrollWithPackage {
+                package_json,
+                enrollment_id: &p.enrollment_id,
+                device_key: &p.device_key,
+            },
+            None => Operation::EnrollWithPackage { package_json },
         };
+        let (h, pending) = self.with_client(|c| {
+            c.start(op, unix_now())
+                .map(|h| (h, c.pending_registration()))
+        })??;
         if let (Some(dir), Some((enrollment_id, device_key))) = (&self.data_dir, pending) {
             let p = PendingFile {
                 workspace_id: ws,
@@ -295,63 +443,38 @@ impl Agent {
             let text = zeroize::Zeroizing::new(serde_json::to_vec(&p).expect("serializable"));
             write_atomic(dir, PENDING_REGISTRATION_FILE, &text)?;
         }
-        let r = self.until_enrolled();
-        if r.is_ok() {
-            if let Some(dir) = &self.data_dir {
-                remove_durably(dir, PENDING_REGISTRATION_FILE)?;
-            }
+        let h = match self.drive(&h, self.op_timeout)? {
+            OpOutcome::Enrolled(h) => h,
+            o => return Err(unexpected(o)),
+        };
+        if let Some(dir) = &self.data_dir {
+            remove_durably(dir, PENDING_REGISTRATION_FILE)?;
         }
-        r
-    }
-
-    fn until_enrolled(&self) -> Result<HealthReport> {
-        self.drive(self.op_timeout, |s| {
-            if s.seen.credential_changed && s.client.flow().is_some() {
-                return Some(Ok(s.client.health(unix_now())));
-            }
-            s.timed_out.then(|| {
-                Err(last_error(
-                    s.client,
-                    ErrorCode::Transport,
-                    "enrollment timed out",
-                ))
-            })
-        })
+        Ok(h)
     }
 
     /// Asks the service for a flow decision now and returns it (down-level
-    /// agents have no handshake and report `Open`).
+    /// agents have no handshake and report `Open`). Errors: `invalid_state`
+    /// when not enrolled, the refusal, or the last error at the deadline.
     pub fn handshake(&self) -> Result<FlowState> {
-        {
-            let mut c = self.lock();
-            if c.credential().is_none() {
-                return Err(Error::new(ErrorCode::InvalidState, "not enrolled"));
-            }
-            c.handshake_now();
+        match self.run(Operation::Handshake, self.op_timeout)? {
+            OpOutcome::Flow(f) => Ok(f),
+            o => Err(unexpected(o)),
         }
-        self.drive(self.op_timeout, |s| {
-            if let Some(f) = s.client.flow() {
-                return Some(Ok(f));
-            }
-            s.timed_out.then(|| {
-                Err(last_error(
-                    s.client,
-                    ErrorCode::Transport,
-                    "handshake timed out",
-                ))
-            })
-        })
     }
 
-    /// Queues an event (delivered by [`flush`](Self::flush)).
+    /// Queues an event (delivered by [`flush`](Self::flush)). Errors:
+    /// `malformed`/`invalid_argument` for a bad event, `queue_full` when the
+    /// queue refuses it (the event sink then sees `queue_full` and
+    /// `events_dropped`).
     pub fn submit(&self, event: Event) -> Result<()> {
-        self.lock().submit(event, unix_now())
+        self.with_client(|c| c.submit(event, unix_now()))?
     }
 
     /// Queues events with one spool write; returns how many the queue bounds
     /// refused (counted as `queue_full` drops). One invalid event queues none.
     pub fn submit_many(&self, events: &[Event]) -> Result<usize> {
-        self.lock().submit_many(events, unix_now())
+        self.with_client(|c| c.submit_many(events, unix_now()))?
     }
 
     /// Parses, validates and queues one JSON event.
@@ -366,44 +489,31 @@ impl Agent {
     }
 
     /// Delivers what is queued, for at most `timeout_secs`. Returns when the
-    /// queue is empty, or at the deadline with `queued > 0` (kept for later).
-    /// Errors: the client's last error when the flow is blocked (`flow_blocked`),
-    /// revoked (`revoked`, `epoch_mismatch`, …) or a new token is needed
-    /// (`needs_reenroll`); events stay queued in every case.
+    /// queue is empty, or at the deadline with `queued > 0` while merely
+    /// backing off (kept for later; the reason, e.g. `rate_limited` with its
+    /// `retry_after`, is in `health().last_error`).
+    /// Errors, at once: the typed refusal when the flow is blocked
+    /// (`flow_blocked`), revoked (`revoked`, `epoch_mismatch`, …) or a new
+    /// token is needed (`needs_reenroll`), or a request failed for good;
+    /// `invalid_state` when events are queued but the agent is not enrolled.
+    /// Events stay queued in every case.
     pub fn flush(&self, timeout_secs: u64) -> Result<FlushOutcome> {
-        self.lock().flush();
-        self.drive(Duration::from_secs(timeout_secs), |s| {
-            let outcome = |c: &PartnerClient| FlushOutcome {
-                delivered: s.seen.delivered,
-                queued: c.health(unix_now()).queued_events,
-            };
-            // Keep sending while something is due; past the deadline only until one
-            // request went out (so `flush(0)` still makes progress, and a service
-            // that keeps asking for more cannot hold the caller beyond it).
-            let past_deadline = s.timed_out && s.seen.requests > 0;
-            if !(s.nothing_due || past_deadline) {
-                return None;
-            }
-            if s.client.is_idle() {
-                return Some(Ok(outcome(s.client)));
-            }
-            let h = s.client.health(unix_now());
-            if matches!(h.flow, Some(FlowState::Blocked | FlowState::Revoked)) || h.needs_new_token
-            {
-                return Some(Err(last_error(
-                    s.client,
-                    ErrorCode::FlowBlocked,
-                    "inbound flow is not open",
-                )));
-            }
-            if !h.onboarded {
-                return Some(Err(Error::new(
-                    ErrorCode::InvalidState,
-                    "not enrolled: events stay queued",
-                )));
-            }
-            s.timed_out.then(|| Ok(outcome(s.client)))
-        })
+        match self.run(Operation::Flush, Duration::from_secs(timeout_secs))? {
+            OpOutcome::Flushed(f) => Ok(f),
+            o => Err(unexpected(o)),
+        }
+    }
+
+    /// Forces a rotation of the installation key now (normally done at two
+    /// thirds of the credential's lifetime) and waits for it; the new
+    /// credential is persisted before this returns. Errors: `invalid_state`
+    /// when not enrolled or down-level, the service's refusal
+    /// (`flow_blocked`, …), or the last error at the deadline.
+    pub fn rotate(&self) -> Result<()> {
+        match self.run(Operation::Rotate, self.op_timeout)? {
+            OpOutcome::Rotated => Ok(()),
+            o => Err(unexpected(o)),
+        }
     }
 
     /// The health report.
@@ -426,87 +536,56 @@ impl Agent {
     /// answer; `Some(package)` applies an admin-issued offboarding package.
     /// Either way the stored credential is deleted.
     pub fn offboard(&self, package: Option<&str>) -> Result<()> {
-        {
-            let mut c = self.lock();
-            match package {
-                Some(p) => c.apply_offboarding_package(p, unix_now())?,
-                None => c.offboard("partner opt-out")?,
-            }
+        let op = match package {
+            Some(p) => Operation::OffboardWithPackage { package_json: p },
+            None => Operation::Offboard {
+                reason: "partner opt-out",
+            },
+        };
+        match self.run(op, self.op_timeout)? {
+            OpOutcome::Offboarded => Ok(()),
+            o => Err(unexpected(o)),
         }
-        self.drive(self.op_timeout, |s| {
-            if s.seen.credential_removed {
-                return Some(Ok(()));
-            }
-            s.timed_out.then(|| {
-                Err(last_error(
-                    s.client,
-                    ErrorCode::Transport,
-                    "offboarding timed out",
-                ))
-            })
-        })
     }
 
-    /// The loop: pump client events, ask `stop`, send what is due, sleep until
-    /// `poll_timeout` (bounded by the deadline). A `Failed` event ends any drive.
-    fn drive<T>(
-        &self,
-        timeout: Duration,
-        mut stop: impl FnMut(Step<'_>) -> Option<Result<T>>,
-    ) -> Result<T> {
-        let _driver = self.driver.lock().unwrap_or_else(|p| p.into_inner());
+    /// The loop over a started operation: ask its status, send what is due,
+    /// sleep until `poll_timeout` (bounded by the deadline). Past the deadline
+    /// it still sends one request if none went out yet (so `flush(0)` makes
+    /// progress) and then resolves with [`PartnerClient::op_timed_out`].
+    fn drive(&self, h: &OpHandle, timeout: Duration) -> Result<OpOutcome> {
         let deadline = Instant::now() + timeout;
-        let mut seen = Seen::default();
+        let mut sent = 0u64;
         loop {
-            let (req, wake) = {
-                let mut c = self.lock();
-                self.pump(&mut c, &mut seen)?;
-                if seen.failed.is_some() {
-                    return Err(last_error(
-                        &c,
-                        seen.failed.unwrap_or(ErrorCode::Internal),
-                        "operation failed",
-                    ));
-                }
-                let timed_out = Instant::now() >= deadline;
-                if let Some(r) = stop(Step {
-                    client: &mut c,
-                    seen: &seen,
-                    nothing_due: false,
-                    timed_out,
-                }) {
-                    return r;
-                }
+            let past = Instant::now() >= deadline;
+            let next = self.with_client(|c| {
                 let now = unix_now();
+                match c.op_status(h, now) {
+                    OpStatus::Done(o) => return Next::Finish(Ok(o)),
+                    OpStatus::Failed(e) => return Next::Finish(Err(e)),
+                    OpStatus::Pending => {}
+                }
+                if past && sent > 0 {
+                    return Next::Finish(c.op_timed_out(h, now));
+                }
                 match c.poll_request(now) {
-                    Some(req) => (Some(req), None),
-                    None => {
-                        self.pump(&mut c, &mut seen)?;
-                        if seen.failed.is_some() {
-                            continue;
-                        }
-                        if let Some(r) = stop(Step {
-                            client: &mut c,
-                            seen: &seen,
-                            nothing_due: true,
-                            timed_out,
-                        }) {
-                            return r;
-                        }
-                        (None, c.poll_timeout(now))
-                    }
+                    Some(req) => Next::Send(req),
+                    None if past => Next::Finish(c.op_timed_out(h, now)),
+                    None => Next::Sleep(c.poll_timeout(now)),
                 }
+            })?;
+            let wake = match next {
+                Next::Finish(r) => return r,
+                Next::Send(req) => {
+                    sent += 1;
+                    let result = self.transport.send(&req);
+                    self.with_client(|c| match result {
+                        Ok(resp) => c.handle_response(req.id, &resp, unix_now()),
+                        Err(e) => c.handle_transport_error(req.id, e.message(), unix_now()),
+                    })?;
+                    continue;
+                }
+                Next::Sleep(wake) => wake,
             };
-            if let Some(req) = req {
-                seen.requests += 1;
-                let result = self.transport.send(&req);
-                let mut c = self.lock();
-                match result {
-                    Ok(resp) => c.handle_response(req.id, &resp, unix_now()),
-                    Err(e) => c.handle_transport_error(req.id, e.message(), unix_now()),
-                }
-                continue;
-            }
             // Nothing due: sleep until the client's next time (seconds), at least
             // to the next second when it says "now" but had nothing, at most 1 s
             // at a time (other threads may submit), never past the deadline.
@@ -526,30 +605,14 @@ impl Agent {
             std::thread::sleep(nap.max(Duration::from_millis(1)));
         }
     }
+}
 
-    /// Handles the client's events: persistence, delivery counts, failures.
-    fn pump(&self, c: &mut PartnerClient, seen: &mut Seen) -> Result<()> {
-        while let Some(ev) = c.poll_event() {
-            match ev {
-                ClientEvent::CredentialChanged => {
-                    seen.credential_changed = true;
-                    if let (Some(store), Some(cred)) = (&self.store, c.credential()) {
-                        store.save(&cred.to_json())?;
-                    }
-                }
-                ClientEvent::CredentialRemoved => {
-                    seen.credential_removed = true;
-                    if let Some(store) = &self.store {
-                        store.delete()?;
-                    }
-                }
-                ClientEvent::Delivered(n) => seen.delivered += n,
-                ClientEvent::Failed(code) => seen.failed = Some(code),
-                ClientEvent::FlowChanged(_) => {}
-            }
-        }
-        Ok(())
-    }
+/// An operation resolved to another kind of outcome than its own: a bug.
+fn unexpected(o: OpOutcome) -> Error {
+    Error::new(
+        ErrorCode::Internal,
+        format!("operation ended with an unexpected outcome: {o:?}"),
+    )
 }
 
 /// File name of a down-level registration in progress inside the data directory.

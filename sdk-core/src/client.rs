@@ -8,6 +8,7 @@
 //! trivially correct and is plenty for an endpoint.
 
 use crate::credential::{Credential, CredentialAuth};
+use crate::diag::{LogLevel, LogRecord, LOG_QUEUE_LEN};
 use crate::downlevel::{self, DeviceKey, OnboardingPackage, RegisterRequest, RegisterResponse};
 use crate::encoding::{rfc3339, UnixSeconds};
 use crate::error::{Error, ErrorCode, Result};
@@ -30,9 +31,18 @@ pub use crate::options::ClientOptions;
 pub type ClientConfig = ClientOptions;
 
 /// Things the host should act on (persist the credential, show a state).
+///
+/// Canonical JSON ([`to_json`](Self::to_json), also the `Serialize` form):
+/// `{"type":"credential_changed"}`, `{"type":"credential_removed"}`,
+/// `{"type":"flow_changed","flow":"open|blocked|revoked"}`,
+/// `{"type":"delivered","count":n}`, `{"type":"failed","code":"…"}`,
+/// `{"type":"needs_new_token","code":"…"}`, `{"type":"queue_full"}`,
+/// `{"type":"events_dropped","reason":"…","count":n}`,
+/// `{"type":"credential_rotated"}`. Every binding hands hosts these shapes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClientEvent {
-    /// A credential was issued or changed (rotation, re-enrollment): persist it.
+    /// A credential was issued or changed (rotation, re-enrollment, a
+    /// refreshed service keyset): persist it.
     CredentialChanged,
     /// The credential was wiped (offboarded): delete the stored copy.
     CredentialRemoved,
@@ -40,8 +50,224 @@ pub enum ClientEvent {
     FlowChanged(FlowState),
     /// Events were acknowledged by the service.
     Delivered(u64),
-    /// An operation failed for good (e.g. redemption refused).
+    /// An operation failed for good (e.g. redemption refused); the error is
+    /// the client's `last_error`.
     Failed(ErrorCode),
+    /// The client just entered the needs-new-token state, with the reason
+    /// (`revoked`, `offboarded`, `epoch_mismatch`, `credential_expired`,
+    /// `needs_reenroll`): nothing is sent until a new token is redeemed.
+    NeedsNewToken(ErrorCode),
+    /// The event queue is full: a submit was refused, or queued events were
+    /// dropped to make room. Sent once per episode (again only after a
+    /// delivery made room).
+    QueueFull,
+    /// Queued or submitted events were dropped (one event per reason and call).
+    EventsDropped {
+        /// Why (`queue_full`, `expired`, `too_large`, `samples_not_allowed`,
+        /// `rejected_<code>`), as in the health report's `drops`.
+        reason: String,
+        /// How many.
+        count: u64,
+    },
+    /// The installation key was rotated (follows a `CredentialChanged`).
+    CredentialRotated,
+}
+
+impl ClientEvent {
+    /// The event's `type` in the canonical JSON (`credential_changed`, …).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            ClientEvent::CredentialChanged => "credential_changed",
+            ClientEvent::CredentialRemoved => "credential_removed",
+            ClientEvent::FlowChanged(_) => "flow_changed",
+            ClientEvent::Delivered(_) => "delivered",
+            ClientEvent::Failed(_) => "failed",
+            ClientEvent::NeedsNewToken(_) => "needs_new_token",
+            ClientEvent::QueueFull => "queue_full",
+            ClientEvent::EventsDropped { .. } => "events_dropped",
+            ClientEvent::CredentialRotated => "credential_rotated",
+        }
+    }
+
+    /// The canonical JSON text (`"type"` first), as every binding delivers it.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("an event always serializes")
+    }
+}
+
+impl serde::Serialize for ClientEvent {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> core::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("type", self.type_name())?;
+        match self {
+            ClientEvent::FlowChanged(f) => m.serialize_entry("flow", f)?,
+            ClientEvent::Delivered(n) => m.serialize_entry("count", n)?,
+            ClientEvent::Failed(c) | ClientEvent::NeedsNewToken(c) => {
+                m.serialize_entry("code", c.as_str())?
+            }
+            ClientEvent::EventsDropped { reason, count } => {
+                m.serialize_entry("reason", reason)?;
+                m.serialize_entry("count", count)?;
+            }
+            ClientEvent::CredentialChanged
+            | ClientEvent::CredentialRemoved
+            | ClientEvent::QueueFull
+            | ClientEvent::CredentialRotated => {}
+        }
+        m.end()
+    }
+}
+
+/// A long operation the host asks the client to carry out; see
+/// [`PartnerClient::start`]. Borrowed arguments: the client keeps what it
+/// needs (never the token beyond its exchange), the caller keeps the rest.
+#[derive(Clone, Copy)]
+pub enum Operation<'a> {
+    /// Redeem an access token and perform the first handshake.
+    Enroll {
+        /// The access token (a secret: never logged).
+        token: &'a str,
+    },
+    /// Down-level onboarding with an onboarding package (JSON).
+    EnrollWithPackage {
+        /// The onboarding package (holds the workspace key: never logged).
+        package_json: &'a str,
+    },
+    /// Down-level onboarding resuming a registration whose enrollment id and
+    /// device key the host persisted before its first attempt.
+    ResumeEnrollWithPackage {
+        /// The onboarding package.
+        package_json: &'a str,
+        /// The saved enrollment id.
+        enrollment_id: &'a str,
+        /// The saved device key (base64url, 32 bytes; a secret).
+        device_key: &'a str,
+    },
+    /// A fresh flow decision now.
+    Handshake,
+    /// Deliver what is queued.
+    Flush,
+    /// Partner-initiated offboarding (opt-out), with a reason for the service.
+    Offboard {
+        /// Why (e.g. `partner opt-out`, `product uninstalled`).
+        reason: &'a str,
+    },
+    /// Apply an admin-issued offboarding package.
+    OffboardWithPackage {
+        /// The package (JWS text).
+        package_json: &'a str,
+    },
+    /// Rotate the installation key now.
+    Rotate,
+}
+
+impl core::fmt::Debug for Operation<'_> {
+    /// Names the operation only: its arguments are secrets or large.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Operation::Enroll { .. } => "Enroll",
+            Operation::EnrollWithPackage { .. } => "EnrollWithPackage",
+            Operation::ResumeEnrollWithPackage { .. } => "ResumeEnrollWithPackage",
+            Operation::Handshake => "Handshake",
+            Operation::Flush => "Flush",
+            Operation::Offboard { .. } => "Offboard",
+            Operation::OffboardWithPackage { .. } => "OffboardWithPackage",
+            Operation::Rotate => "Rotate",
+        })
+    }
+}
+
+/// Which operation an [`OpHandle`] tracks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OpKind {
+    /// Token enrollment (done once a credential and a flow decision are in).
+    Enroll,
+    /// Package (down-level) enrollment, fresh or resumed.
+    EnrollWithPackage,
+    /// Handshake (done with a flow decision).
+    Handshake,
+    /// Flush (done when the queue is empty).
+    Flush,
+    /// Offboarding, opt-out or package (done when the credential is gone).
+    Offboard,
+    /// Rotation (done when the key was rotated).
+    Rotate,
+}
+
+/// Monotonic counters the client keeps; an operation's status compares them
+/// with the values at its start, so it needs no event pumping.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Counters {
+    /// Credentials issued by redemption or registration.
+    enrollments: u64,
+    /// Credentials wiped (offboarding).
+    removals: u64,
+    /// Events acknowledged by the service.
+    delivered: u64,
+    /// `failed` events.
+    failures: u64,
+    /// Key rotations that took effect.
+    rotations: u64,
+}
+
+/// A started operation: pass it to [`PartnerClient::op_status`]. It holds no
+/// secret and no borrow, so a single-threaded async host can keep it across
+/// `await`s while other calls use the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpHandle {
+    kind: OpKind,
+    started: UnixSeconds,
+    base: Counters,
+}
+
+impl OpHandle {
+    /// The operation.
+    pub fn kind(&self) -> OpKind {
+        self.kind
+    }
+
+    /// When it was started (the `now` given to [`PartnerClient::start`]).
+    pub fn started_at(&self) -> UnixSeconds {
+        self.started
+    }
+}
+
+/// What a flush achieved (the blocking agent's `flush` returns it too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct FlushOutcome {
+    /// Events acknowledged by the service during this operation.
+    pub delivered: u64,
+    /// Events still queued (including a batch in flight); nothing is dropped by a timeout.
+    pub queued: u64,
+}
+
+/// What a completed operation produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpOutcome {
+    /// Enrolled (token or package): the health report at completion.
+    Enrolled(HealthReport),
+    /// The flow decision (down-level credentials report `Open`).
+    Flow(FlowState),
+    /// Flushed.
+    Flushed(FlushOutcome),
+    /// The credential is gone.
+    Offboarded,
+    /// The key was rotated.
+    Rotated,
+}
+
+/// Where an operation stands; a pure function of the client's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpStatus {
+    /// Keep driving: send what [`PartnerClient::poll_request`] gives, wait
+    /// until [`PartnerClient::poll_timeout`], ask again.
+    Pending,
+    /// Finished.
+    Done(OpOutcome),
+    /// Failed for good, with the typed error (the refusal, with its
+    /// `retry_after` when the service sent one).
+    Failed(Error),
 }
 
 #[derive(Debug)]
@@ -52,6 +278,21 @@ enum Op {
     Ingest,
     Offboard { nonce: String },
     Rotate { nonce: String, new_key: SigningKey },
+}
+
+impl Op {
+    /// The request's path, for diagnostics.
+    fn path(&self, downlevel: bool) -> &'static str {
+        match self {
+            Op::Redeem => "/v1/redeem",
+            Op::Register => "/v1/downlevel/register",
+            Op::Handshake { .. } => "/v1/handshake",
+            Op::Ingest if downlevel => "/v1/downlevel/ingest",
+            Op::Ingest => "/v1/ingest",
+            Op::Offboard { .. } => "/v1/offboard",
+            Op::Rotate { .. } => "/v1/rotate",
+        }
+    }
 }
 
 /// A down-level registration in progress. The enrollment id and the device
@@ -144,6 +385,17 @@ pub struct PartnerClient {
     auth_failures: (u32, Option<UnixSeconds>),
     needs_new_token: bool,
     events: VecDeque<ClientEvent>,
+    /// Diagnostics for the host (bounded: [`crate::diag::LOG_QUEUE_LEN`]).
+    logs: VecDeque<LogRecord>,
+    counters: Counters,
+    /// The error of the last `failed` event (what a failed operation reports).
+    last_failure: Option<Error>,
+    /// The host asked for a rotation now ([`PartnerClient::rotate_now`]).
+    force_rotate: bool,
+    /// `queue_full` was signalled and no delivery made room since.
+    queue_full_signalled: bool,
+    /// The outbox's drop totals already reported as `events_dropped`.
+    drops_seen: BTreeMap<String, u64>,
 }
 
 /// Consecutive authentication failures before `needs_reenroll`…
@@ -175,6 +427,7 @@ impl PartnerClient {
         rng: Box<dyn RandomSource + Send>,
         outbox: Outbox,
     ) -> Self {
+        let drops_seen = outbox.drops_total().clone();
         PartnerClient {
             cfg,
             rng,
@@ -207,6 +460,12 @@ impl PartnerClient {
             auth_failures: (0, None),
             needs_new_token: false,
             events: VecDeque::new(),
+            logs: VecDeque::new(),
+            counters: Counters::default(),
+            last_failure: None,
+            force_rotate: false,
+            queue_full_signalled: false,
+            drops_seen,
         }
     }
 
@@ -334,7 +593,9 @@ impl PartnerClient {
     /// `queue_full` when full and the policy refuses.
     pub fn submit(&mut self, event: Event, now: UnixSeconds) -> Result<()> {
         event.validate()?;
-        self.outbox.push(&event, now)
+        let r = self.outbox.push(&event, now);
+        self.note_drops();
+        r
     }
 
     /// Queues events with one spool write. All are validated first (one bad
@@ -342,7 +603,9 @@ impl PartnerClient {
     /// counted as drops).
     pub fn submit_many(&mut self, events: &[Event], now: UnixSeconds) -> Result<usize> {
         events.iter().try_for_each(|e| e.validate())?;
-        self.outbox.push_many(events, now)
+        let r = self.outbox.push_many(events, now);
+        self.note_drops();
+        r
     }
 
     /// Sends whatever is queued without waiting for the batch delay.
@@ -400,12 +663,345 @@ impl PartnerClient {
         self.session = None;
         self.flow = None;
         self.want_offboard = None;
+        self.force_rotate = false;
+        self.counters.removals += 1;
         self.events.push_back(ClientEvent::CredentialRemoved);
+        self.log(LogLevel::Info, "offboarded: the credential was removed");
     }
 
     /// Next event for the host.
     pub fn poll_event(&mut self) -> Option<ClientEvent> {
         self.events.pop_front()
+    }
+
+    /// Next diagnostic record for the host (oldest first). The client keeps
+    /// the last [`LOG_QUEUE_LEN`] records; messages never hold a secret.
+    pub fn poll_log(&mut self) -> Option<LogRecord> {
+        self.logs.pop_front()
+    }
+
+    fn log(&mut self, level: LogLevel, message: impl Into<String>) {
+        if self.logs.len() >= LOG_QUEUE_LEN {
+            self.logs.pop_front();
+        }
+        self.logs.push_back(LogRecord {
+            level,
+            message: message.into(),
+        });
+    }
+
+    /// Makes the next poll send a key rotation (once the flow is open),
+    /// instead of waiting for two thirds of the credential's lifetime.
+    /// Errors: `invalid_state` without a credential, for a down-level
+    /// credential (no installation key to rotate) or while a new token is needed.
+    pub fn rotate_now(&mut self) -> Result<()> {
+        match &self.cred {
+            None => Err(Error::new(ErrorCode::InvalidState, "not enrolled")),
+            Some(c) if c.is_downlevel() => Err(Error::new(
+                ErrorCode::InvalidState,
+                "a down-level credential has no installation key to rotate",
+            )),
+            Some(_) if self.needs_new_token => Err(self.last_error.clone().unwrap_or_else(|| {
+                Error::new(
+                    ErrorCode::NeedsReenroll,
+                    "a new access token is required before rotating",
+                )
+            })),
+            Some(_) => {
+                self.force_rotate = true;
+                self.next_attempt = None;
+                Ok(())
+            }
+        }
+    }
+
+    /// Starts a long operation and returns its handle; drive the client
+    /// (`poll_request` → send → `handle_response`, wait until `poll_timeout`)
+    /// and ask [`op_status`](Self::op_status) after every step until it is not
+    /// `Pending`, or give up at a deadline with [`op_timed_out`](Self::op_timed_out).
+    ///
+    /// Errors that need no exchange come back at once: a malformed token or
+    /// package (`malformed`), a plain-http URL (`invalid_argument`), a
+    /// handshake, rotation or opt-out without a credential (`invalid_state`),
+    /// a refused offboarding package (`package_invalid`, `bad_signature`, …).
+    ///
+    /// Several operations may be pending at once (the client keeps one
+    /// request in flight); each status is computed on its own.
+    pub fn start(&mut self, op: Operation<'_>, now: UnixSeconds) -> Result<OpHandle> {
+        let base = self.counters;
+        let kind = match op {
+            Operation::Enroll { token } => {
+                self.redeem(token)?;
+                OpKind::Enroll
+            }
+            Operation::EnrollWithPackage { package_json } => {
+                self.onboard_with_package(package_json)?;
+                OpKind::EnrollWithPackage
+            }
+            Operation::ResumeEnrollWithPackage {
+                package_json,
+                enrollment_id,
+                device_key,
+            } => {
+                self.resume_onboarding(package_json, enrollment_id, device_key)?;
+                OpKind::EnrollWithPackage
+            }
+            Operation::Handshake => {
+                if self.cred.is_none() {
+                    return Err(Error::new(ErrorCode::InvalidState, "not enrolled"));
+                }
+                self.handshake_now();
+                OpKind::Handshake
+            }
+            Operation::Flush => {
+                self.flush();
+                OpKind::Flush
+            }
+            Operation::Offboard { reason } => {
+                self.offboard(reason)?;
+                OpKind::Offboard
+            }
+            Operation::OffboardWithPackage { package_json } => {
+                self.apply_offboarding_package(package_json, now)?;
+                OpKind::Offboard
+            }
+            Operation::Rotate => {
+                self.rotate_now()?;
+                OpKind::Rotate
+            }
+        };
+        self.log(LogLevel::Debug, format!("operation started: {kind:?}"));
+        Ok(OpHandle {
+            kind,
+            started: now,
+            base,
+        })
+    }
+
+    /// Where operation `h` stands at `now`: a pure function of the client's
+    /// state (no event pumping). The rules:
+    ///
+    /// - every operation fails with the refusal when a `failed` event
+    ///   happened since it started (a redemption refused, an opt-out refused…);
+    /// - enroll: done once a credential was issued since the start and a flow
+    ///   decision is known (down-level: at once);
+    /// - handshake: done with the flow decision; fails with the reason when a
+    ///   new token is needed and no decision is known;
+    /// - offboard: done once the credential was removed;
+    /// - rotate: done once a rotation took effect; fails when a new token is
+    ///   needed, the flow is blocked (and no re-check is due) or the
+    ///   credential is gone;
+    /// - flush: pending while a request is due now; then done when nothing is
+    ///   queued or in flight; fails with the typed refusal (`flow_blocked`,
+    ///   `revoked`, `epoch_mismatch`, `needs_reenroll`, …) when the flow is
+    ///   blocked or revoked or a new token is needed, with `invalid_state`
+    ///   when events are queued but there is no credential. Events stay
+    ///   queued in every case; backing off (`rate_limited`, `transport`) stays
+    ///   pending until the deadline (see [`op_timed_out`](Self::op_timed_out)).
+    pub fn op_status(&self, h: &OpHandle, now: UnixSeconds) -> OpStatus {
+        if self.counters.failures > h.base.failures {
+            return OpStatus::Failed(self.failure());
+        }
+        match h.kind {
+            OpKind::Enroll | OpKind::EnrollWithPackage => {
+                if self.counters.enrollments > h.base.enrollments && self.flow.is_some() {
+                    return OpStatus::Done(OpOutcome::Enrolled(self.health(now)));
+                }
+            }
+            OpKind::Handshake => {
+                if let Some(f) = self.flow {
+                    return OpStatus::Done(OpOutcome::Flow(f));
+                }
+                if self.needs_new_token {
+                    return OpStatus::Failed(self.new_token_error());
+                }
+            }
+            OpKind::Offboard => {
+                if self.counters.removals > h.base.removals {
+                    return OpStatus::Done(OpOutcome::Offboarded);
+                }
+            }
+            OpKind::Rotate => {
+                if self.counters.rotations > h.base.rotations {
+                    return OpStatus::Done(OpOutcome::Rotated);
+                }
+                if self.cred.is_none() {
+                    return OpStatus::Failed(Error::new(
+                        ErrorCode::InvalidState,
+                        "the credential was removed before the rotation",
+                    ));
+                }
+                if self.needs_new_token {
+                    return OpStatus::Failed(self.new_token_error());
+                }
+                // Rotation needs an open flow: a blocked one (nothing due
+                // until its re-check) cannot rotate now.
+                let due = self.poll_timeout(now).is_some_and(|t| t <= now);
+                if !due && self.flow == Some(FlowState::Blocked) {
+                    return OpStatus::Failed(self.last_error.clone().unwrap_or_else(|| {
+                        Error::new(ErrorCode::FlowBlocked, "inbound flow is blocked")
+                    }));
+                }
+            }
+            OpKind::Flush => return self.flush_status(h, now, false),
+        }
+        OpStatus::Pending
+    }
+
+    /// What operation `h` resolves to when its deadline passed while
+    /// `Pending`: a flush returns what it achieved (`queued > 0`: kept for
+    /// later; the reason, e.g. `rate_limited`, is in `health().last_error`),
+    /// every other operation fails with [`op_timeout_error`](Self::op_timeout_error).
+    /// A status that is already final is returned as it is.
+    pub fn op_timed_out(&self, h: &OpHandle, now: UnixSeconds) -> Result<OpOutcome> {
+        let status = match self.op_status(h, now) {
+            OpStatus::Pending if h.kind == OpKind::Flush => self.flush_status(h, now, true),
+            s => s,
+        };
+        match status {
+            OpStatus::Done(o) => Ok(o),
+            OpStatus::Failed(e) => Err(e),
+            OpStatus::Pending if h.kind == OpKind::Flush => {
+                Ok(OpOutcome::Flushed(self.flush_outcome(h)))
+            }
+            OpStatus::Pending => Err(self.op_timeout_error(h, now)),
+        }
+    }
+
+    /// The error an operation that ran out of time reports: the last error
+    /// (typed, e.g. the service's `rate_limited` with its `retry_after`, or
+    /// the last `transport` failure), else `transport` "no answer within …".
+    pub fn op_timeout_error(&self, h: &OpHandle, now: UnixSeconds) -> Error {
+        self.last_error.clone().unwrap_or_else(|| {
+            Error::new(
+                ErrorCode::Transport,
+                format!(
+                    "no answer from the service within {} s",
+                    now.saturating_sub(h.started).max(0)
+                ),
+            )
+        })
+    }
+
+    fn failure(&self) -> Error {
+        self.last_failure
+            .clone()
+            .or_else(|| self.last_error.clone())
+            .unwrap_or_else(|| Error::new(ErrorCode::Internal, "operation failed"))
+    }
+
+    fn new_token_error(&self) -> Error {
+        self.last_error
+            .clone()
+            .filter(|_| self.needs_new_token)
+            .unwrap_or_else(|| {
+                Error::new(ErrorCode::NeedsReenroll, "a new access token is required")
+            })
+    }
+
+    fn flush_outcome(&self, h: &OpHandle) -> FlushOutcome {
+        FlushOutcome {
+            delivered: self.counters.delivered.saturating_sub(h.base.delivered),
+            queued: self.outbox.len() as u64,
+        }
+    }
+
+    /// The flush rules; `at_deadline` ignores that a request is due (the
+    /// driver stops sending at the deadline).
+    fn flush_status(&self, h: &OpHandle, now: UnixSeconds, at_deadline: bool) -> OpStatus {
+        let due = self.poll_timeout(now).is_some_and(|t| t <= now);
+        if due && !at_deadline {
+            return OpStatus::Pending;
+        }
+        if self.is_idle() {
+            return OpStatus::Done(OpOutcome::Flushed(self.flush_outcome(h)));
+        }
+        if matches!(self.flow, Some(FlowState::Blocked | FlowState::Revoked))
+            || self.needs_new_token
+        {
+            return OpStatus::Failed(self.last_error.clone().unwrap_or_else(|| {
+                Error::new(ErrorCode::FlowBlocked, "inbound flow is not open")
+            }));
+        }
+        if self.cred.is_none() {
+            return OpStatus::Failed(Error::new(
+                ErrorCode::InvalidState,
+                "not enrolled: events stay queued",
+            ));
+        }
+        OpStatus::Pending
+    }
+
+    /// Reports what the outbox dropped since the last call: one
+    /// `events_dropped` per reason (and `queue_full` once per episode).
+    fn note_drops(&mut self) {
+        let total = self.outbox.drops_total();
+        let mut by_reason: BTreeMap<&str, u64> = BTreeMap::new();
+        for (k, v) in total {
+            let seen = self.drops_seen.get(k).copied().unwrap_or(0);
+            if *v > seen {
+                let reason = k.rsplit_once('/').map_or(k.as_str(), |(r, _)| r);
+                *by_reason.entry(reason).or_default() += v - seen;
+            }
+        }
+        if by_reason.is_empty() {
+            return;
+        }
+        let by_reason: Vec<(String, u64)> = by_reason
+            .into_iter()
+            .map(|(r, n)| (r.to_owned(), n))
+            .collect();
+        self.drops_seen = total.clone();
+        if !self.queue_full_signalled && by_reason.iter().any(|(r, _)| r == "queue_full") {
+            self.queue_full_signalled = true;
+            self.events.push_back(ClientEvent::QueueFull);
+            self.log(LogLevel::Warn, "the event queue is full");
+        }
+        for (reason, count) in by_reason {
+            self.log(
+                LogLevel::Warn,
+                format!("dropped {count} event(s): {reason}"),
+            );
+            self.events
+                .push_back(ClientEvent::EventsDropped { reason, count });
+        }
+    }
+
+    /// Enters the needs-new-token state with its reason (once: the event and
+    /// the warning fire on the transition only).
+    fn enter_needs_new_token(&mut self, err: Error) {
+        if !self.needs_new_token {
+            self.needs_new_token = true;
+            self.events
+                .push_back(ClientEvent::NeedsNewToken(err.code()));
+            self.log(
+                LogLevel::Warn,
+                format!("a new access token is needed ({})", err.code()),
+            );
+        }
+        self.last_error = Some(err);
+    }
+
+    /// Records the service's clock offset, logging when it moves.
+    fn set_clock_offset(&mut self, v: i64) {
+        let v = clamp_offset(v);
+        if v != self.clock_offset {
+            self.clock_offset = v;
+            self.log(
+                LogLevel::Debug,
+                format!("clock offset to the service: {v} s"),
+            );
+        }
+    }
+
+    fn emit_flow_changed(&mut self, f: FlowState) {
+        self.events.push_back(ClientEvent::FlowChanged(f));
+        let name = match f {
+            FlowState::Open => "open",
+            FlowState::Blocked => "blocked",
+            FlowState::Revoked => "revoked",
+        };
+        self.log(LogLevel::Info, format!("flow is now {name}"));
     }
 
     fn base_url(&self, from_token: Option<&str>) -> String {
@@ -434,6 +1030,8 @@ impl PartnerClient {
         let id = self.next_id;
         self.next_id += 1;
         self.op = Some((id, op));
+        // Method and path only: bodies and headers carry tokens, keys and MACs.
+        self.log(LogLevel::Debug, format!("request #{id}: POST {path}"));
         let mut headers = vec![("content-type".to_owned(), content_type.to_owned())];
         headers.extend(extra);
         Ok(HttpRequest {
@@ -447,6 +1045,12 @@ impl PartnerClient {
 
     /// The next request to perform, if one is due at `now`.
     pub fn poll_request(&mut self, now: UnixSeconds) -> Option<HttpRequest> {
+        let r = self.poll_request_inner(now);
+        self.note_drops();
+        r
+    }
+
+    fn poll_request_inner(&mut self, now: UnixSeconds) -> Option<HttpRequest> {
         match self.build_request(now) {
             Ok(r) => r,
             Err(e) => {
@@ -456,9 +1060,8 @@ impl PartnerClient {
                     // busy loop) until the host fixes its configuration.
                     self.pending_redeem = None;
                     self.pending_register = None;
-                    self.fail(e.clone(), now);
+                    self.fail(e, now);
                     self.next_attempt = Some(now.saturating_add(self.cfg.max_backoff_secs.max(1)));
-                    self.last_error = Some(e);
                 } else {
                     self.fail(e, now);
                 }
@@ -573,7 +1176,9 @@ impl PartnerClient {
                     )
                     .map(Some);
             }
-            if self.flow == Some(FlowState::Open) && self.corrected(now) >= cred.rotate_after() {
+            if self.flow == Some(FlowState::Open)
+                && (self.force_rotate || self.corrected(now) >= cred.rotate_after())
+            {
                 let new_key = SigningKey::generate(&*self.rng)?;
                 let (body, nonce) =
                     rotate::request(cred, &new_key, self.corrected(now), &*self.rng)?;
@@ -805,6 +1410,13 @@ impl PartnerClient {
     }
 
     /// Feeds the answer to request `id`.
+    ///
+    /// Hosts must pass **every** response header (names in any case): the
+    /// client reads `Date` to re-learn its clock offset to the service (so
+    /// signed messages stay inside the freshness window on a wrong local
+    /// clock) and `Retry-After` to wait exactly as long as the service asks
+    /// (kept as `retry_after` on `last_error`). A transport that drops headers
+    /// gets stale-message refusals and guessed backoffs instead.
     pub fn handle_response(&mut self, id: u64, resp: &HttpResponse, now: UnixSeconds) {
         let Some((op_id, op)) = self.op.take() else {
             return;
@@ -817,23 +1429,39 @@ impl PartnerClient {
         // offset current so signed messages stay inside the ±300 s window even
         // when the local clock is wrong.
         if let Some(t) = resp.header("date").and_then(crate::http::parse_http_date) {
-            self.clock_offset = clamp_offset(t.saturating_sub(now));
+            self.set_clock_offset(t.saturating_sub(now));
         }
         let r = if (200..300).contains(&resp.status) {
+            let path = op.path(self.is_downlevel());
+            self.log(
+                LogLevel::Debug,
+                format!("answer #{id}: {} to {path}", resp.status),
+            );
             self.on_success(op, resp, now)
         } else {
-            self.on_error_status(op, resp, now)
+            self.on_error_status(id, op, resp, now)
         };
         if let Err(e) = r {
             self.fail(e, now);
         }
+        self.note_drops();
+    }
+
+    fn is_downlevel(&self) -> bool {
+        self.cred.as_ref().is_some_and(|c| c.is_downlevel())
     }
 
     /// Reports that request `id` failed below HTTP (connection, TLS, timeout).
     pub fn handle_transport_error(&mut self, id: u64, message: &str, now: UnixSeconds) {
         if self.op.as_ref().is_some_and(|(i, _)| *i == id) {
-            if let Some((_, Op::Rotate { new_key, .. })) = self.op.take() {
-                self.keep_rotation_candidate(new_key);
+            if let Some((_, op)) = self.op.take() {
+                let path = op.path(self.is_downlevel());
+                // The transport's text is kept in last_error only: it may
+                // name a proxy with its credentials.
+                self.log(LogLevel::Debug, format!("no answer #{id} to {path}"));
+                if let Op::Rotate { new_key, .. } = op {
+                    self.keep_rotation_candidate(new_key);
+                }
             }
             self.backoff(Error::new(ErrorCode::Transport, message.to_owned()), now);
         }
@@ -846,8 +1474,13 @@ impl PartnerClient {
         self.rotation_candidate = Some(new_key);
     }
 
+    /// An operation failed for good: the `failed` event, the failure counter
+    /// (ends pending operations) and `last_error`.
     fn fail(&mut self, e: Error, _now: UnixSeconds) {
         self.events.push_back(ClientEvent::Failed(e.code()));
+        self.log(LogLevel::Error, format!("operation failed: {}", e.code()));
+        self.counters.failures += 1;
+        self.last_failure = Some(e.clone());
         self.last_error = Some(e);
     }
 
@@ -866,6 +1499,16 @@ impl PartnerClient {
             }
         };
         self.next_attempt = Some(now + delay);
+        let source = if e.retry_after().is_some() {
+            " (the service's Retry-After)"
+        } else {
+            ""
+        };
+        self.log(
+            LogLevel::Info,
+            format!("backing off {delay} s after {}{source}", e.code()),
+        );
+        // The refusal itself stays the last error, with its `retry_after`.
         self.last_error = Some(e);
     }
 
@@ -892,13 +1535,18 @@ impl PartnerClient {
                     .ok_or_else(|| Error::new(ErrorCode::Internal, "no redemption pending"))?;
                 let (cred, claims) =
                     p.accept(text, self.cfg.pinned_keys.as_ref(), self.corrected(now))?;
-                self.clock_offset = clamp_offset(claims.iat.saturating_sub(now));
+                self.set_clock_offset(claims.iat.saturating_sub(now));
                 self.cred = Some(cred);
                 self.flow = None;
                 self.session = None;
                 self.needs_new_token = false;
+                // Rebuilt from the outbox (same batch id and sequence) under
+                // the installation this credential names.
+                self.inflight = None;
                 self.succeeded();
+                self.counters.enrollments += 1;
                 self.events.push_back(ClientEvent::CredentialChanged);
+                self.log(LogLevel::Info, "enrolled: credential issued");
             }
             Op::Register => {
                 let r: RegisterResponse =
@@ -919,7 +1567,7 @@ impl PartnerClient {
                 let next_seq = r.last_seq.checked_add(1).ok_or_else(|| {
                     Error::malformed("register answer: last_seq leaves no next sequence number")
                 })?;
-                self.clock_offset = clamp_offset(r.server_time.saturating_sub(now));
+                self.set_clock_offset(r.server_time.saturating_sub(now));
                 self.cred = Some(Credential {
                     installation_id: r.installation_id,
                     enrollment_id: enrollment,
@@ -943,10 +1591,15 @@ impl PartnerClient {
                 });
                 self.outbox.resync_seq(next_seq)?;
                 self.flow = Some(FlowState::Open);
+                // A new package after a revocation: sending resumes, and the
+                // held batch is rebuilt for the (possibly new) installation.
+                self.needs_new_token = false;
+                self.inflight = None;
                 self.succeeded();
+                self.counters.enrollments += 1;
                 self.events.push_back(ClientEvent::CredentialChanged);
-                self.events
-                    .push_back(ClientEvent::FlowChanged(FlowState::Open));
+                self.log(LogLevel::Info, "registered: down-level credential issued");
+                self.emit_flow_changed(FlowState::Open);
             }
             Op::Handshake { nonce } => {
                 let cred = self
@@ -971,12 +1624,19 @@ impl PartnerClient {
                         self.events.push_back(ClientEvent::CredentialChanged);
                     }
                 }
-                self.clock_offset = clamp_offset(d.iat.saturating_sub(now));
+                let iat = d.iat;
+                let policy_refused = match &d.policy {
+                    Some(p) => cred.policy.accept_update(p).err(),
+                    None => None,
+                };
+                self.set_clock_offset(iat.saturating_sub(now));
                 self.last_handshake = Some(now);
-                if let Some(p) = &d.policy {
-                    if let Err(e) = cred.policy.accept_update(p) {
-                        self.last_error = Some(e);
-                    }
+                if let Some(e) = policy_refused {
+                    self.log(
+                        LogLevel::Warn,
+                        format!("policy update refused: {}", e.code()),
+                    );
+                    self.last_error = Some(e);
                 }
                 // The service is ahead (e.g. our state was restored from an old
                 // backup): continue after its sequence. An in-flight batch keeps
@@ -988,7 +1648,7 @@ impl PartnerClient {
                 self.outbox.clear_reported_drops(&reported)?;
                 self.session = d.session_id.clone().zip(d.session_exp);
                 if self.flow != Some(d.decision) {
-                    self.events.push_back(ClientEvent::FlowChanged(d.decision));
+                    self.emit_flow_changed(d.decision);
                 }
                 self.flow = Some(d.decision);
                 self.attempts = 0;
@@ -1005,9 +1665,8 @@ impl PartnerClient {
                         ));
                     }
                     FlowState::Revoked => {
-                        self.needs_new_token = true;
                         let code = d.reason.unwrap_or(ErrorCode::Revoked);
-                        self.last_error = Some(Error::new(
+                        self.enter_needs_new_token(Error::new(
                             code,
                             "credential revoked by the service: a new access token is required",
                         ));
@@ -1027,9 +1686,12 @@ impl PartnerClient {
                 self.inflight = None;
                 let n = self.outbox.ack_inflight(ack.seq)?;
                 self.sent_events += n;
+                self.counters.delivered += n;
                 self.last_send = Some(now);
                 self.succeeded();
                 self.last_error = None;
+                // A delivery made room: a later overflow is a new episode.
+                self.queue_full_signalled = false;
                 self.events.push_back(ClientEvent::Delivered(n));
             }
             Op::Offboard { nonce } => {
@@ -1054,25 +1716,42 @@ impl PartnerClient {
                 let at = now.saturating_add(self.clock_offset);
                 rotate::accept(cred, new_key, text, &nonce, at)?;
                 self.succeeded();
-                self.events.push_back(ClientEvent::CredentialChanged);
+                self.rotated("credential rotated");
             }
         }
         Ok(())
     }
 
-    fn on_error_status(&mut self, op: Op, resp: &HttpResponse, now: UnixSeconds) -> Result<()> {
+    fn on_error_status(
+        &mut self,
+        id: u64,
+        op: Op,
+        resp: &HttpResponse,
+        now: UnixSeconds,
+    ) -> Result<()> {
         let (err, problem) = error_from_response(resp, now);
+        // Status and code only: a problem's detail is the service's text.
+        let path = op.path(self.is_downlevel());
+        self.log(
+            LogLevel::Debug,
+            format!("answer #{id}: {} to {path} ({})", resp.status, err.code()),
+        );
         // A stale-message refusal is retried at once: the offset was just
         // re-measured from the answer's `Date` header.
         let retryable = matches!(resp.status, 408 | 429 | 500..=599)
             || (err.code() == ErrorCode::StaleMessage && self.attempts < 3);
+        if !retryable {
+            self.log(
+                LogLevel::Warn,
+                format!("{path} refused: {} (HTTP {})", err.code(), resp.status),
+            );
+        }
         match op {
             Op::Redeem | Op::Register if !retryable => {
                 // Refused for good (expired, revoked, exhausted, disabled, region…).
                 self.pending_redeem = None;
                 self.pending_register = None;
-                self.events.push_back(ClientEvent::Failed(err.code()));
-                self.last_error = Some(err);
+                self.fail(err, now);
             }
             Op::Ingest if !retryable => {
                 self.on_ingest_refused(err, problem.and_then(|p| p.expected_seq), now)
@@ -1083,21 +1762,35 @@ impl PartnerClient {
             }
             _ if retryable => self.backoff(err, now),
             _ if resp.status == 401 => self.auth_failure(err, now),
-            _ => {
-                self.events.push_back(ClientEvent::Failed(err.code()));
-                self.last_error = Some(err);
-                self.backoff(
-                    Error::new(ErrorCode::ServiceUnavailable, "request refused"),
-                    now,
-                );
+            op => {
+                // Refused for good (a hello, rotation or opt-out the service
+                // will not take): the `failed` event ends the operation that
+                // asked, the refusal stays the last error (with its
+                // `retry_after`), and the request is retried on the backoff
+                // schedule — a forced rotation is not.
+                if matches!(op, Op::Rotate { .. }) {
+                    self.force_rotate = false;
+                }
+                self.fail(err.clone(), now);
+                self.backoff(err, now);
             }
         }
         Ok(())
     }
 
+    /// The installation key changed by rotation (answered, or recovered
+    /// after a lost answer).
+    fn rotated(&mut self, what: &str) {
+        self.force_rotate = false;
+        self.counters.rotations += 1;
+        self.events.push_back(ClientEvent::CredentialChanged);
+        self.events.push_back(ClientEvent::CredentialRotated);
+        self.log(LogLevel::Info, what.to_owned());
+    }
+
     fn set_flow(&mut self, f: FlowState) {
         if self.flow != Some(f) {
-            self.events.push_back(ClientEvent::FlowChanged(f));
+            self.emit_flow_changed(f);
         }
         self.flow = Some(f);
     }
@@ -1120,8 +1813,7 @@ impl PartnerClient {
             | ErrorCode::EpochMismatch
             | ErrorCode::CredentialExpired => {
                 self.set_flow(FlowState::Revoked);
-                self.needs_new_token = true;
-                self.last_error = Some(err);
+                self.enter_needs_new_token(err);
             }
             ErrorCode::SequenceRegression => {
                 if let Some(exp) = expected_seq {
@@ -1174,7 +1866,7 @@ impl PartnerClient {
                 ErrorCode::BadSignature | ErrorCode::UnknownKey | ErrorCode::UnknownInstallation
             ) {
                 cred.auth = CredentialAuth::Key(key);
-                self.events.push_back(ClientEvent::CredentialChanged);
+                self.rotated("credential rotated: the service took the key whose answer was lost");
                 self.session = None;
                 self.flow = None;
                 self.inflight = None;
@@ -1185,12 +1877,13 @@ impl PartnerClient {
         let first = first.unwrap_or(now);
         self.auth_failures = (n + 1, Some(first));
         self.session = None;
-        if self.flow == Some(FlowState::Open) {
+        // Re-handshake next (down-level agents have none: they stay open and
+        // retry the ingest after the backoff).
+        if self.flow == Some(FlowState::Open) && !self.is_downlevel() {
             self.flow = None;
         }
         if n + 1 >= REENROLL_AFTER_FAILURES && now - first >= REENROLL_AFTER_SECONDS {
-            self.needs_new_token = true;
-            self.last_error = Some(Error::new(
+            self.enter_needs_new_token(Error::new(
                 ErrorCode::NeedsReenroll,
                 format!(
                     "authentication failed {} times over {}s: a new access token is required",

@@ -29,7 +29,8 @@
 //! | [`eicar`] | the EICAR test detection (§20) |
 //! | [`service`] | the service role: every partner-API decision |
 //! | [`options`] | the one client options schema: names, defaults, limits (every binding) |
-//! | [`client`] | the partner role: a sans-IO client (`poll_request`/`handle_response`) |
+//! | [`client`] | the partner role: a sans-IO client (`poll_request`/`handle_response`), its operations (`start`/`op_status`) and events |
+//! | [`diag`] | diagnostics: log levels and records the client emits (never a secret) |
 //! | [`spool`] | the outbox's bookkeeping: bounds, drops, the in-flight batch |
 //! | [`memory_store`] | in-memory outbox and credential storage (tests, wasm hosts) |
 //! | `spool_file` (feature `spool`) | the durable on-disk segment log behind the outbox |
@@ -42,6 +43,7 @@
 pub mod agent;
 pub mod client;
 pub mod credential;
+pub mod diag;
 pub mod downlevel;
 pub mod dsse;
 pub mod eicar;

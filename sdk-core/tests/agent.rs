@@ -2,8 +2,10 @@
 //! transport that injects failures: nothing is lost, nothing is stored twice.
 #![cfg(feature = "blocking")]
 
-use edrlink_core::agent::{Agent, AgentConfig, FlushOutcome, Transport};
-use edrlink_core::client::ClientConfig;
+use edrlink_core::agent::{
+    Agent, AgentConfig, EventSink, FlushOutcome, LogLevel, LogSink, Transport,
+};
+use edrlink_core::client::{ClientConfig, ClientEvent};
 use edrlink_core::handshake::FlowState;
 use edrlink_core::http::{HttpRequest, HttpResponse};
 use edrlink_core::keys::{SigningKey, SystemRandom};
@@ -637,5 +639,263 @@ fn host_credential_store_replaces_the_file() {
     assert!(
         ks.0.lock().unwrap().is_none(),
         "offboarding deletes it from the host store"
+    );
+}
+
+/// Records what the sinks receive; while `agent` is set, the event sink
+/// calls back into the agent (as hosts do: read health, queue an event,
+/// even try to start an operation).
+#[derive(Default)]
+struct Recorder {
+    logs: Mutex<Vec<(LogLevel, String)>>,
+    events: Mutex<Vec<ClientEvent>>,
+    agent: Mutex<Option<std::sync::Weak<Agent>>>,
+    reentry: Mutex<Vec<ErrorCode>>,
+}
+
+impl LogSink for Recorder {
+    fn log(&self, level: LogLevel, message: &str) {
+        self.logs.lock().unwrap().push((level, message.to_owned()));
+    }
+}
+
+impl EventSink for Recorder {
+    fn on_event(&self, event: &ClientEvent) {
+        self.events.lock().unwrap().push(event.clone());
+        let agent = self
+            .agent
+            .lock()
+            .unwrap()
+            .as_ref()
+            .and_then(|w| w.upgrade());
+        if let Some(a) = agent {
+            // Reading state and queueing from a sink must not deadlock.
+            let _ = a.health();
+            if matches!(event, ClientEvent::Delivered(_)) && a.health().sent_events < 3 {
+                a.submit_json(&generic(1000)).unwrap();
+            }
+            // Starting an operation while one runs on this thread is refused.
+            if *event == ClientEvent::CredentialChanged {
+                if let Err(e) = a.flush(0) {
+                    self.reentry.lock().unwrap().push(e.code());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn sinks_see_events_and_filtered_records_and_may_call_back() {
+    let svc = FakeService::new();
+    let a = Arc::new(agent(&svc, "sinks", None));
+    let rec = Arc::new(Recorder::default());
+    *rec.agent.lock().unwrap() = Some(Arc::downgrade(&a));
+    a.set_log_sink(Some(rec.clone()), LogLevel::Info);
+    a.set_event_sink(Some(rec.clone()));
+    a.enroll(&svc.token()).unwrap();
+    {
+        let evs = rec.events.lock().unwrap();
+        assert_eq!(
+            evs.iter().map(|e| e.to_json()).collect::<Vec<_>>(),
+            [
+                r#"{"type":"credential_changed"}"#,
+                r#"{"type":"flow_changed","flow":"open"}"#
+            ]
+        );
+        let logs = rec.logs.lock().unwrap();
+        assert!(
+            logs.iter()
+                .any(|(l, m)| *l == LogLevel::Info && m == "flow is now open"),
+            "{logs:?}"
+        );
+        assert!(
+            logs.iter().all(|(l, _)| *l <= LogLevel::Info),
+            "debug records are filtered: {logs:?}"
+        );
+    }
+    assert_eq!(
+        *rec.reentry.lock().unwrap(),
+        [ErrorCode::InvalidState],
+        "an operation started from a sink during one is refused, not deadlocked"
+    );
+    // The sink queued an event on delivery; the next flush takes it too.
+    a.submit_json(&generic(0)).unwrap();
+    a.flush(10).unwrap();
+    assert_eq!(a.flush(10).unwrap().queued, 0);
+    let inst = a.health().installation_id.unwrap();
+    assert!(svc.stored(&inst).0.iter().any(|e| matches!(
+        e,
+        Event::Generic(g) if g.data["n"] == 1000
+    )));
+    assert!(rec
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Delivered(_))));
+    // Removing the sinks stops delivery to them.
+    a.set_log_sink(None, LogLevel::Trace);
+    a.set_event_sink(None);
+    let (n_logs, n_events) = (
+        rec.logs.lock().unwrap().len(),
+        rec.events.lock().unwrap().len(),
+    );
+    a.handshake().unwrap();
+    assert_eq!(rec.logs.lock().unwrap().len(), n_logs);
+    assert_eq!(rec.events.lock().unwrap().len(), n_events);
+}
+
+#[test]
+fn a_full_queue_reaches_the_event_sink_from_submit() {
+    let svc = FakeService::new();
+    let mut cfg = ClientConfig::new(device("full"));
+    cfg.max_queue_events = 1;
+    let a = Agent::new(
+        AgentConfig {
+            client: cfg,
+            data_dir: None,
+        },
+        svc.clone(),
+    )
+    .unwrap();
+    let rec = Arc::new(Recorder::default());
+    a.set_event_sink(Some(rec.clone()));
+    a.set_log_sink(Some(rec.clone()), LogLevel::Warn);
+    a.submit_json(&generic(0)).unwrap();
+    assert_eq!(
+        a.submit_json(&generic(1)).unwrap_err().code(),
+        ErrorCode::QueueFull
+    );
+    assert_eq!(
+        *rec.events.lock().unwrap(),
+        [
+            ClientEvent::QueueFull,
+            ClientEvent::EventsDropped {
+                reason: "queue_full".into(),
+                count: 1
+            }
+        ]
+    );
+    assert!(rec
+        .logs
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(l, m)| *l == LogLevel::Warn && m.contains("queue is full")));
+}
+
+#[test]
+fn rotate_forces_a_new_key_and_persists_it() {
+    let svc = FakeService::new();
+    let dir = data_dir();
+    let a = agent(&svc, "rot", Some(dir.clone()));
+    let rec = Arc::new(Recorder::default());
+    a.set_event_sink(Some(rec.clone()));
+    let inst = a.enroll(&svc.token()).unwrap().installation_id.unwrap();
+    let before = std::fs::read_to_string(dir.join("credential.json")).unwrap();
+    let old_kid = a.credential().unwrap().signing_key().unwrap().key_id();
+    rec.events.lock().unwrap().clear();
+    a.rotate().unwrap();
+    let new_kid = a.credential().unwrap().signing_key().unwrap().key_id();
+    assert_ne!(new_kid, old_kid);
+    let after = std::fs::read_to_string(dir.join("credential.json")).unwrap();
+    assert_ne!(after, before, "the rotated credential was persisted");
+    assert_eq!(
+        edrlink_core::credential::Credential::from_json(&after)
+            .unwrap()
+            .signing_key()
+            .unwrap()
+            .key_id(),
+        new_kid
+    );
+    assert_eq!(
+        *rec.events.lock().unwrap(),
+        [
+            ClientEvent::CredentialChanged,
+            ClientEvent::CredentialRotated
+        ]
+    );
+    assert_eq!(
+        svc.svc.lock().unwrap().1.installations[&inst]
+            .public_key
+            .unwrap()
+            .key_id(),
+        new_kid
+    );
+    a.submit_json(&generic(0)).unwrap();
+    assert_eq!(a.flush(10).unwrap().queued, 0, "sends with the new key");
+    // Refused while the integration is off: the code comes back and stays.
+    svc.toggle(false);
+    let e = a.rotate().unwrap_err();
+    assert!(
+        matches!(e.code(), ErrorCode::FlowBlocked | ErrorCode::EpochMismatch),
+        "{e}"
+    );
+    drop(a);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A minimal `tracing` subscriber that keeps every event's target, level and message.
+struct Collect(Arc<Mutex<Vec<(String, tracing::Level, String)>>>);
+
+struct Message(String);
+
+impl tracing::field::Visit for Message {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
+}
+
+impl tracing::Subscriber for Collect {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut m = Message(String::new());
+        event.record(&mut m);
+        self.0.lock().unwrap().push((
+            event.metadata().target().to_owned(),
+            *event.metadata().level(),
+            m.0,
+        ));
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[test]
+fn records_also_go_through_tracing() {
+    let svc = FakeService::new();
+    let a = agent(&svc, "tracing", None);
+    let seen = Arc::new(Mutex::new(vec![]));
+    let token = svc.token();
+    tracing::subscriber::with_default(Collect(seen.clone()), || {
+        a.enroll(&token).unwrap();
+    });
+    let seen = seen.lock().unwrap();
+    assert!(
+        seen.iter().all(|(t, _, _)| t == "edrlink"),
+        "target edrlink: {seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|(_, l, m)| *l == tracing::Level::DEBUG && m.contains("POST /v1/redeem")),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter()
+            .any(|(_, l, m)| *l == tracing::Level::INFO && m == "flow is now open"),
+        "{seen:?}"
+    );
+    assert!(
+        seen.iter().all(|(_, _, m)| !m.contains(&token[..20])),
+        "no token text"
     );
 }

@@ -281,6 +281,10 @@ fn pct(sorted: &[u64], p: f64) -> f64 {
     sorted[i] as f64 / 1000.0
 }
 
+/// The admin key of the service this benchmark starts (at least 32 characters,
+/// as the service requires).
+const ADMIN_KEY: &str = "load-admin-key-0123456789abcdefghijkl";
+
 fn main() {
     let a = args();
     let dir = tempfile::tempdir().unwrap();
@@ -288,7 +292,7 @@ fn main() {
     let svc = RunningService::start(Settings {
         db_path: Some(db.clone()),
         listen: "127.0.0.1:0".parse().unwrap(),
-        admin_key: "load-admin-key-0123456789abcdefghijkl".into(),
+        admin_key: ADMIN_KEY.into(),
         // The benchmark measures throughput, not the per-installation limiter.
         rate_limit: RateLimit {
             burst: 1e9,
@@ -307,7 +311,7 @@ fn main() {
     admin(
         &http,
         &base,
-        "load-admin",
+        ADMIN_KEY,
         "POST",
         "/admin/tenants",
         json!({"tenant_id": "load"}),
@@ -315,7 +319,7 @@ fn main() {
     admin(
         &http,
         &base,
-        "load-admin",
+        ADMIN_KEY,
         "PUT",
         "/admin/tenants/load/integrations/acme",
         json!({"enabled": true}),
@@ -323,7 +327,7 @@ fn main() {
     let tok = admin(
         &http,
         &base,
-        "load-admin",
+        ADMIN_KEY,
         "POST",
         "/admin/tenants/load/integrations/acme/tokens",
         json!({"max_uses": a.endpoints.max(1)}),
@@ -380,7 +384,7 @@ fn main() {
     let stats = admin(
         &http,
         &base,
-        "load-admin",
+        ADMIN_KEY,
         "GET",
         "/admin/tenants/load/stats",
         json!({}),

@@ -408,6 +408,17 @@ fn emit_events(inner: &Inner, progress: &mut Progress) {
                 set(&obj, "type", &"failed".into());
                 set(&obj, "code", &code.as_str().into());
             }
+            ClientEvent::NeedsNewToken(code) => {
+                set(&obj, "type", &"needs_new_token".into());
+                set(&obj, "code", &code.as_str().into());
+            }
+            ClientEvent::QueueFull => set(&obj, "type", &"queue_full".into()),
+            ClientEvent::EventsDropped { reason, count } => {
+                set(&obj, "type", &"events_dropped".into());
+                set(&obj, "reason", &reason.as_str().into());
+                set(&obj, "count", &JsValue::from(count as f64));
+            }
+            ClientEvent::CredentialRotated => set(&obj, "type", &"credential_rotated".into()),
         }
         if let Some(f) = &inner.on_event {
             let _ = f.call1(&JsValue::UNDEFINED, &obj);

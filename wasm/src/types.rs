@@ -198,7 +198,11 @@ export type ClientEvent =
   | { type: "credential_removed" }
   | { type: "flow_changed"; flow: FlowState }
   | { type: "delivered"; count: number }
-  | { type: "failed"; code: ErrorCode };
+  | { type: "failed"; code: ErrorCode }
+  | { type: "needs_new_token"; code: ErrorCode }
+  | { type: "queue_full" }
+  | { type: "events_dropped"; reason: string; count: number }
+  | { type: "credential_rotated" };
 
 /** A `fetch`-compatible function (the global `fetch` by default). */
 export type FetchLike = (url: string, init: { method: string; headers: Record<string, string>; body: Uint8Array }) => Promise<{
