@@ -12,6 +12,10 @@ fun main(args: Array<String>) {
     )
     // AutoCloseable: `use` releases the native client.
     EdrlinkClient(ClientOptions(device = device, dataDir = System.getProperty("user.home") + "/.acme-edrlink")).use { client ->
+        // Diagnostics (never a secret) into the host's logging; Android: android.util.Log.
+        client.setLogSink(object : LogSink {
+            override fun log(level: LogLevel, message: String) = println("edrlink $level: $message")
+        }, LogLevel.INFO)
         try {
             val health = client.enroll(token)
             println("enrolled as ${health.installationId}, flow ${health.flow}")

@@ -7,6 +7,7 @@ send the EICAR test detection, print health.
 
 from __future__ import annotations
 
+import logging
 import socket
 import sys
 import uuid
@@ -15,6 +16,7 @@ import edrlink
 
 
 def main() -> int:
+    logging.basicConfig(level=logging.INFO)
     if len(sys.argv) < 2:
         print(__doc__)
         return 2
@@ -29,6 +31,7 @@ def main() -> int:
         os_version="6.1", product="Acme AV", product_version="1.0.0",
     )
     with edrlink.EdrlinkClient(edrlink.ClientOptions(device=device, data_dir=data_dir)) as client:
+        client.set_log_sink(edrlink.LoggingSink(), edrlink.LogLevel.INFO)  # -> logging "edrlink"
         try:
             health = client.enroll(token)
         except edrlink.EdrlinkError as e:  # every failure: code, number, http_status, retry_after, detail

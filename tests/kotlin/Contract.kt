@@ -101,3 +101,80 @@ fun contractTests(admin: Admin, root: File) {
         }
     }
 }
+
+/** Log records into a list (an Android host would call android.util.Log). */
+class ListHooks : LogSink, EventSink {
+    val logs: MutableList<Pair<LogLevel, String>> = java.util.Collections.synchronizedList(mutableListOf())
+    val events: MutableList<Map<String, Any?>> = java.util.Collections.synchronizedList(mutableListOf())
+    override fun log(level: LogLevel, message: String) { logs.add(level to message) }
+    override fun onEvent(event: ClientEvent) { events.add(Json.parse(clientEventToJson(event)).obj()) }
+    fun types() = synchronized(events) { events.map { it["type"] } }
+}
+
+fun hookTests(admin: Admin) {
+    test("log hook: records in a list, filtered by level, never a secret") {
+        val t = Tenant(admin)
+        val tok = t.token()
+        val h = ListHooks()
+        EdrlinkClient(options()).use { c ->
+            c.setLogSink(h, LogLevel.DEBUG)
+            c.enroll(tok)
+            c.sendTestDetection()
+            c.flush(10uL)
+            check(h.logs.isNotEmpty() && h.logs.any { it.first == LogLevel.DEBUG }) { "${h.logs}" }
+            check(h.logs.none { it.second.contains(tok) || it.second.contains(tok.split(".")[2]) })
+            val warn = ListHooks()
+            c.setLogSink(warn, LogLevel.WARN)
+            c.handshake()
+            check(warn.logs.all { it.first == LogLevel.WARN || it.first == LogLevel.ERROR }) { "${warn.logs}" }
+            val tok2 = t.token(); t.setEnabled(false)
+            expectErr("integration_disabled") { c.enroll(tok2) }  // a refusal by the service is worth a warning
+            check(warn.logs.isNotEmpty()) { "no warn record for a refused enroll" }
+            t.setEnabled(true)
+            val all = ListHooks()
+            c.setLogSink(all, LogLevel.TRACE)
+            c.setLogSink(null, LogLevel.TRACE)
+            c.enroll(t.token())
+            check(all.logs.isEmpty()) { "a removed sink still logs: ${all.logs}" }
+        }
+    }
+
+    test("events: state changes with their fields; rotate") {
+        val t = Tenant(admin)
+        val h = ListHooks()
+        EdrlinkClient(options()).use { c ->
+            c.setEventSink(h)
+            expectErr("invalid_state") { c.rotate() }
+            val iid = c.enroll(t.token()).installationId
+            check("credential_changed" in h.types() && mapOf("type" to "flow_changed", "flow" to "open") in h.events) { "${h.events}" }
+            c.sendTestDetection(); c.flush(10uL)
+            check(h.events.any { it["type"] == "delivered" && (it["count"] as Long) >= 1 }) { "${h.events}" }
+            t.setEnabled(false)
+            check(c.handshake() == FlowState.BLOCKED)
+            check(mapOf("type" to "flow_changed", "flow" to "blocked") in h.events) { "${h.events}" }
+            t.setEnabled(true)
+            c.enroll(t.token())
+            h.events.clear()
+            c.rotate()
+            check("credential_rotated" in h.types()) { "${h.events}" }
+            check(c.health().installationId == iid)
+        }
+        check(clientEventToJson(ClientEvent.EventsDropped("expired", 3uL)) == """{"type":"events_dropped","reason":"expired","count":3}""")
+    }
+
+    test("a throwing hook does not break the client") {
+        val t = Tenant(admin)
+        var calls = 0
+        val bad = object : LogSink, EventSink {
+            override fun log(level: LogLevel, message: String) { calls++; throw IllegalStateException("host bug") }
+            override fun onEvent(event: ClientEvent) { calls++; throw IllegalStateException("host bug") }
+        }
+        EdrlinkClient(options()).use { c ->
+            c.setLogSink(bad, LogLevel.TRACE); c.setEventSink(bad)
+            check(c.enroll(t.token()).onboarded)
+            c.sendTestDetection()
+            check(c.flush(10uL).queued == 0uL)
+        }
+        check(calls > 0)
+    }
+}

@@ -30,7 +30,6 @@ PARTNER = "acme-av"
 LOG = logging.getLogger("edrlink")
 
 SEVERITY = {"error": 4, "warn": 3, "info": 2, "debug": 1, "trace": 0}
-PY_LEVEL = {"error": logging.ERROR, "warn": logging.WARNING, "info": logging.INFO, "debug": logging.DEBUG, "trace": 5}
 KNOWN_EXPECT = {"error", "retry_after", "http_status", "number", "status", "result", "events", "no_events", "log"}
 
 
@@ -128,18 +127,21 @@ class Hooks:
             self.logs.clear()
 
 
-class LogSink(getattr(edrlink, "LogSink", object)):  # type: ignore[misc]  # PENDING-CORE
+class LogSink(edrlink.LoggingSink):
+    """edrlink.LoggingSink (records go to Python's ``logging``, logger
+    ``edrlink``) that also keeps what arrived during the current step."""
+
     def __init__(self, hooks: Hooks) -> None:
+        super().__init__(LOG)
         self.hooks = hooks
 
     def log(self, level: Any, message: str) -> None:
-        name = level.name.lower()
-        LOG.log(PY_LEVEL[name], "%s", message)
+        super().log(level, message)
         with self.hooks.lock:
-            self.hooks.logs.append((name, message))
+            self.hooks.logs.append((level.name.lower(), message))
 
 
-class EventSink(getattr(edrlink, "EventSink", object)):  # type: ignore[misc]  # PENDING-CORE
+class EventSink(edrlink.EventSink):  # type: ignore[misc]
     def __init__(self, hooks: Hooks) -> None:
         self.hooks = hooks
 
@@ -434,9 +436,8 @@ class Run:
             transport_options=edrlink.NativeTransportOptions(no_proxy=True),
         )
         hooks = Hooks()
-        if hasattr(client, "set_log_sink"):  # PENDING-CORE
-            client.set_log_sink(LogSink(hooks), edrlink.LogLevel.DEBUG)
-            client.set_event_sink(EventSink(hooks))
+        client.set_log_sink(LogSink(hooks), edrlink.LogLevel.DEBUG)
+        client.set_event_sink(EventSink(hooks))
         old = self.clients.pop(cname, None)
         if old is not None:
             old[0].close()

@@ -3,6 +3,7 @@
 
 use crate::bytes::Bytes;
 use crate::error::{invalid, EdrlinkError, ErrorInfo, TransportError};
+use crate::hooks::{EventAdapter, EventSink, LogAdapter, LogLevel, LogSink};
 use crate::{unix_now, Result};
 use edrlink_core::agent::{Agent, AgentConfig, Transport as CoreTransport};
 use edrlink_core::handshake::FlowState as CoreFlow;
@@ -373,6 +374,16 @@ pub enum FlowState {
     Revoked,
 }
 
+impl From<FlowState> for CoreFlow {
+    fn from(f: FlowState) -> Self {
+        match f {
+            FlowState::Open => CoreFlow::Open,
+            FlowState::Blocked => CoreFlow::Blocked,
+            FlowState::Revoked => CoreFlow::Revoked,
+        }
+    }
+}
+
 impl From<CoreFlow> for FlowState {
     fn from(f: CoreFlow) -> Self {
         match f {
@@ -637,6 +648,30 @@ impl EdrlinkClient {
             delivered: o.delivered,
             queued: o.queued,
         })
+    }
+
+    /// Forces a credential rotation now (a new installation key, signed
+    /// with the old one); the client also rotates on its own before expiry.
+    /// Errors: `invalid_state` when not enrolled or down-level, the
+    /// service's refusal otherwise.
+    pub fn rotate(&self) -> Result<()> {
+        Ok(self.agent()?.rotate()?)
+    }
+
+    /// Routes the client's diagnostic records at `min_level` or more severe to
+    /// `sink` (`None` removes it). Messages never hold a secret.
+    pub fn set_log_sink(&self, sink: Option<Arc<dyn LogSink>>, min_level: LogLevel) -> Result<()> {
+        let sink = sink.map(|s| Arc::new(LogAdapter(s)) as Arc<dyn edrlink_core::agent::LogSink>);
+        self.agent()?.set_log_sink(sink, min_level.into());
+        Ok(())
+    }
+
+    /// Delivers the client's state-change events to `sink` (`None` removes it).
+    pub fn set_event_sink(&self, sink: Option<Arc<dyn EventSink>>) -> Result<()> {
+        let sink =
+            sink.map(|s| Arc::new(EventAdapter(s)) as Arc<dyn edrlink_core::agent::EventSink>);
+        self.agent()?.set_event_sink(sink);
+        Ok(())
     }
 
     /// The health report.

@@ -14,6 +14,7 @@
 mod bytes;
 mod client;
 mod error;
+mod hooks;
 
 pub use bytes::Bytes;
 pub use client::{
@@ -21,6 +22,7 @@ pub use client::{
     NativeTransportOptions, Transport, TransportHeader, TransportRequest, TransportResponse,
 };
 pub use error::{EdrlinkError, ErrorInfo, TransportError};
+pub use hooks::{client_event_to_json, ClientEvent, EventSink, LogLevel, LogSink};
 
 use edrlink_core::encoding::{hex, rfc3339, sha256};
 use edrlink_core::keys::{SigningKey, VerifyingKey};

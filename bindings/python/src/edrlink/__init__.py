@@ -10,13 +10,20 @@ on ``e.code``; :func:`error_codes` lists every code (the table
 ``tests/vectors/errors.json`` is generated from). A host transport raises
 :class:`TransportError`.
 
+Log hook and events: ``client.set_log_sink(LoggingSink(), LogLevel.INFO)``
+routes diagnostics into ``logging``; ``client.set_event_sink(sink)`` with an
+:class:`EventSink` subclass receives :class:`ClientEvent` state changes
+(``client_event_to_json(event)`` is their canonical JSON).
+
 Resources: :class:`EdrlinkClient` and :class:`EnvelopeSigner` are context
 managers (``with EdrlinkClient(...) as client:``) and have ``close()``.
 """
 
 from __future__ import annotations
 
+import logging as _logging
 import os as _os
+from typing import Optional
 
 from ._fastcall import install as _install_fastcall
 from ._native import edrlink as _generated  # the module uniffi generated (maturin's layout)
@@ -30,6 +37,8 @@ from ._native import (  # noqa: E402
     EdrlinkClient,
     EdrlinkError,
     EnvelopeSigner,
+    LogLevel,
+    LogSink,
     version,
 )
 
@@ -44,6 +53,21 @@ def _error_str(self: EdrlinkError) -> str:
 # fields are plain attributes of it, so ``except EdrlinkError as e: e.code``
 # works on the base type. Its text reads ``"<code>: <detail>"``.
 EdrlinkError.Failure.__str__ = _error_str  # type: ignore[attr-defined]
+
+
+class LoggingSink(LogSink):
+    """A log hook that routes edrlink's diagnostics into Python's ``logging``
+    (logger ``edrlink`` unless one is given): ``client.set_log_sink(
+    edrlink.LoggingSink(), edrlink.LogLevel.INFO)``. ``trace`` records use
+    level 5 (below ``DEBUG``). Messages never hold a secret."""
+
+    LEVELS = {"ERROR": _logging.ERROR, "WARN": _logging.WARNING, "INFO": _logging.INFO, "DEBUG": _logging.DEBUG, "TRACE": 5}
+
+    def __init__(self, logger: Optional[_logging.Logger] = None) -> None:
+        self.logger = logger or _logging.getLogger("edrlink")
+
+    def log(self, level: LogLevel, message: str) -> None:
+        self.logger.log(self.LEVELS.get(level.name, _logging.INFO), "%s", message)
 
 
 def _enter(self):  # type: ignore[no-untyped-def]

@@ -674,9 +674,28 @@ public protocol EdrlinkClientProtocol: AnyObject, Sendable {
     func offboard(package: String?) throws 
     
     /**
+     * Forces a credential rotation now (a new installation key, signed
+     * with the old one); the client also rotates on its own before expiry.
+     * Errors: `invalid_state` when not enrolled or down-level, the
+     * service's refusal otherwise.
+     */
+    func rotate() throws 
+    
+    /**
      * Queues the EICAR test detection (the portal raises an "EICAR test file" alert).
      */
     func sendTestDetection() throws 
+    
+    /**
+     * Delivers the client's state-change events to `sink` (`None` removes it).
+     */
+    func setEventSink(sink: EventSink?) throws 
+    
+    /**
+     * Routes the client's diagnostic records at `min_level` or more severe to
+     * `sink` (`None` removes it). Messages never hold a secret.
+     */
+    func setLogSink(sink: LogSink?, minLevel: LogLevel) throws 
     
     /**
      * Releases the native resources now (idempotent; calls in progress finish
@@ -867,12 +886,52 @@ open func offboard(package: String? = nil)throws   {try rustCallWithError(FfiCon
 }
     
     /**
+     * Forces a credential rotation now (a new installation key, signed
+     * with the old one); the client also rotates on its own before expiry.
+     * Errors: `invalid_state` when not enrolled or down-level, the
+     * service's refusal otherwise.
+     */
+open func rotate()throws   {try rustCallWithError(FfiConverterTypeEdrlinkError_lift) {
+        uniffiCallStatus in
+    uniffi_edrlink_uniffi_fn_method_edrlinkclient_rotate(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+    /**
      * Queues the EICAR test detection (the portal raises an "EICAR test file" alert).
      */
 open func sendTestDetection()throws   {try rustCallWithError(FfiConverterTypeEdrlinkError_lift) {
         uniffiCallStatus in
     uniffi_edrlink_uniffi_fn_method_edrlinkclient_send_test_detection(
             self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Delivers the client's state-change events to `sink` (`None` removes it).
+     */
+open func setEventSink(sink: EventSink?)throws   {try rustCallWithError(FfiConverterTypeEdrlinkError_lift) {
+        uniffiCallStatus in
+    uniffi_edrlink_uniffi_fn_method_edrlinkclient_set_event_sink(
+            self.uniffiCloneHandle(),
+        FfiConverterOptionTypeEventSink.lower(sink),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Routes the client's diagnostic records at `min_level` or more severe to
+     * `sink` (`None` removes it). Messages never hold a secret.
+     */
+open func setLogSink(sink: LogSink?, minLevel: LogLevel)throws   {try rustCallWithError(FfiConverterTypeEdrlinkError_lift) {
+        uniffiCallStatus in
+    uniffi_edrlink_uniffi_fn_method_edrlinkclient_set_log_sink(
+            self.uniffiCloneHandle(),
+        FfiConverterOptionTypeLogSink.lower(sink),
+        FfiConverterTypeLogLevel_lower(minLevel),uniffiCallStatus
     )
 }
 }
@@ -1192,6 +1251,437 @@ public func FfiConverterTypeEnvelopeSigner_lift(_ handle: UInt64) throws -> Enve
 #endif
 public func FfiConverterTypeEnvelopeSigner_lower(_ value: EnvelopeSigner) -> UInt64 {
     return FfiConverterTypeEnvelopeSigner.lower(value)
+}
+
+
+
+
+
+
+/**
+ * Receives the client's state-change events, after the client acted on them.
+ * Same threading and exception rules as [`LogSink`].
+ */
+public protocol EventSink: AnyObject, Sendable {
+    
+    /**
+     * One event.
+     */
+    func onEvent(event: ClientEvent) 
+    
+}
+/**
+ * Receives the client's state-change events, after the client acted on them.
+ * Same threading and exception rules as [`LogSink`].
+ */
+open class EventSinkImpl: EventSink, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_edrlink_uniffi_fn_clone_eventsink(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_edrlink_uniffi_fn_free_eventsink(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * One event.
+     */
+open func onEvent(event: ClientEvent)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_edrlink_uniffi_fn_method_eventsink_on_event(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeClientEvent_lower(event),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceEventSink {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceEventSink = UniffiVTableCallbackInterfaceEventSink(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeEventSink.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface EventSink: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeEventSink.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface EventSink: handle missing in uniffiClone")
+            }
+        },
+        onEvent: { (
+            uniffiHandle: UInt64,
+            event: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeEventSink.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return uniffiObj.onEvent(
+                     event: try FfiConverterTypeClientEvent_lift(event)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCall(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceEventSink> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceEventSink>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitEventSink() {
+    uniffi_edrlink_uniffi_fn_init_callback_vtable_eventsink(UniffiCallbackInterfaceEventSink.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeEventSink: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<EventSink>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = EventSink
+
+    public static func lift(_ handle: UInt64) throws -> EventSink {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return EventSinkImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: EventSink) -> UInt64 {
+         if let rustImpl = value as? EventSinkImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> EventSink {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: EventSink, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEventSink_lift(_ handle: UInt64) throws -> EventSink {
+    return try FfiConverterTypeEventSink.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEventSink_lower(_ value: EventSink) -> UInt64 {
+    return FfiConverterTypeEventSink.lower(value)
+}
+
+
+
+
+
+
+/**
+ * Receives edrlink's diagnostic records. Python: route into `logging`;
+ * Android: `Log.println`; Apple: `os_log`. Called on the thread that called
+ * the client method; `message` never holds a secret. An exception raised
+ * here is swallowed (a broken log hook must not break the SDK).
+ */
+public protocol LogSink: AnyObject, Sendable {
+    
+    /**
+     * One record at `level` (at least as severe as the level it was installed with).
+     */
+    func log(level: LogLevel, message: String) 
+    
+}
+/**
+ * Receives edrlink's diagnostic records. Python: route into `logging`;
+ * Android: `Log.println`; Apple: `os_log`. Called on the thread that called
+ * the client method; `message` never holds a secret. An exception raised
+ * here is swallowed (a broken log hook must not break the SDK).
+ */
+open class LogSinkImpl: LogSink, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_edrlink_uniffi_fn_clone_logsink(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_edrlink_uniffi_fn_free_logsink(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * One record at `level` (at least as severe as the level it was installed with).
+     */
+open func log(level: LogLevel, message: String)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_edrlink_uniffi_fn_method_logsink_log(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeLogLevel_lower(level),
+        FfiConverterString.lower(message),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceLogSink {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceLogSink = UniffiVTableCallbackInterfaceLogSink(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeLogSink.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface LogSink: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeLogSink.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface LogSink: handle missing in uniffiClone")
+            }
+        },
+        log: { (
+            uniffiHandle: UInt64,
+            level: RustBuffer,
+            message: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeLogSink.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return uniffiObj.log(
+                     level: try FfiConverterTypeLogLevel_lift(level),
+                     message: try FfiConverterString.lift(message)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCall(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceLogSink> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceLogSink>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitLogSink() {
+    uniffi_edrlink_uniffi_fn_init_callback_vtable_logsink(UniffiCallbackInterfaceLogSink.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLogSink: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<LogSink>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = LogSink
+
+    public static func lift(_ handle: UInt64) throws -> LogSink {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return LogSinkImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: LogSink) -> UInt64 {
+         if let rustImpl = value as? LogSinkImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LogSink {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: LogSink, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLogSink_lift(_ handle: UInt64) throws -> LogSink {
+    return try FfiConverterTypeLogSink.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLogSink_lower(_ value: LogSink) -> UInt64 {
+    return FfiConverterTypeLogSink.lower(value)
 }
 
 
@@ -3235,6 +3725,186 @@ public func FfiConverterTypeValidatedEvent_lower(_ value: ValidatedEvent) -> Rus
 
 
 /**
+ * A state change of the client, with the fields of the core's canonical
+ * JSON (`client_event_to_json` gives that JSON).
+ */
+
+public enum ClientEvent: Equatable, Hashable {
+    
+    /**
+     * A credential was issued or changed (the agent persisted it already).
+     */
+    case credentialChanged
+    /**
+     * The credential was wiped (offboarded).
+     */
+    case credentialRemoved
+    /**
+     * The flow decision changed.
+     */
+    case flowChanged(
+        /**
+         * The new flow.
+         */flow: FlowState
+    )
+    /**
+     * Events were acknowledged by the service.
+     */
+    case delivered(
+        /**
+         * How many.
+         */count: UInt64
+    )
+    /**
+     * An operation failed for good.
+     */
+    case failed(
+        /**
+         * The error code.
+         */code: String
+    )
+    /**
+     * Nothing is sent until a new access token is redeemed.
+     */
+    case needsNewToken(
+        /**
+         * Why: `revoked`, `offboarded`, `epoch_mismatch`, `credential_expired`, `needs_reenroll`.
+         */code: String
+    )
+    /**
+     * The queue is full (once per episode).
+     */
+    case queueFull
+    /**
+     * Queued or submitted events were dropped.
+     */
+    case eventsDropped(
+        /**
+         * Why (`queue_full`, `expired`, …; as in the health report's `drops`).
+         */reason: String, 
+        /**
+         * How many.
+         */count: UInt64
+    )
+    /**
+     * The installation key was rotated.
+     */
+    case credentialRotated
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension ClientEvent: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeClientEvent: FfiConverterRustBuffer {
+    typealias SwiftType = ClientEvent
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ClientEvent {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .credentialChanged
+        
+        case 2: return .credentialRemoved
+        
+        case 3: return .flowChanged(flow: try FfiConverterTypeFlowState.read(from: &buf)
+        )
+        
+        case 4: return .delivered(count: try FfiConverterUInt64.read(from: &buf)
+        )
+        
+        case 5: return .failed(code: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 6: return .needsNewToken(code: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 7: return .queueFull
+        
+        case 8: return .eventsDropped(reason: try FfiConverterString.read(from: &buf), count: try FfiConverterUInt64.read(from: &buf)
+        )
+        
+        case 9: return .credentialRotated
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: ClientEvent, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .credentialChanged:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .credentialRemoved:
+            writeInt(&buf, Int32(2))
+        
+        
+        case let .flowChanged(flow):
+            writeInt(&buf, Int32(3))
+            FfiConverterTypeFlowState.write(flow, into: &buf)
+            
+        
+        case let .delivered(count):
+            writeInt(&buf, Int32(4))
+            FfiConverterUInt64.write(count, into: &buf)
+            
+        
+        case let .failed(code):
+            writeInt(&buf, Int32(5))
+            FfiConverterString.write(code, into: &buf)
+            
+        
+        case let .needsNewToken(code):
+            writeInt(&buf, Int32(6))
+            FfiConverterString.write(code, into: &buf)
+            
+        
+        case .queueFull:
+            writeInt(&buf, Int32(7))
+        
+        
+        case let .eventsDropped(reason,count):
+            writeInt(&buf, Int32(8))
+            FfiConverterString.write(reason, into: &buf)
+            FfiConverterUInt64.write(count, into: &buf)
+            
+        
+        case .credentialRotated:
+            writeInt(&buf, Int32(9))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeClientEvent_lift(_ buf: RustBuffer) throws -> ClientEvent {
+    return try FfiConverterTypeClientEvent.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeClientEvent_lower(_ value: ClientEvent) -> RustBuffer {
+    return FfiConverterTypeClientEvent.lower(value)
+}
+
+
+
+/**
  * What the product did.
  */
 
@@ -3613,6 +4283,111 @@ public func FfiConverterTypeFlowState_lower(_ value: FlowState) -> RustBuffer {
 
 
 /**
+ * Severity of a log record, most severe first.
+ */
+
+public enum LogLevel: Equatable, Hashable {
+    
+    /**
+     * An operation failed for good.
+     */
+    case error
+    /**
+     * A refusal, a drop, a new token needed: the host should look.
+     */
+    case warn
+    /**
+     * State changes: flow, backoff, rotation.
+     */
+    case info
+    /**
+     * Every request and answer (method, path, status, code).
+     */
+    case debug
+    /**
+     * Finer detail than debug.
+     */
+    case trace
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension LogLevel: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLogLevel: FfiConverterRustBuffer {
+    typealias SwiftType = LogLevel
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LogLevel {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .error
+        
+        case 2: return .warn
+        
+        case 3: return .info
+        
+        case 4: return .debug
+        
+        case 5: return .trace
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: LogLevel, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .error:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .warn:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .info:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .debug:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .trace:
+            writeInt(&buf, Int32(5))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLogLevel_lift(_ buf: RustBuffer) throws -> LogLevel {
+    return try FfiConverterTypeLogLevel.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLogLevel_lower(_ value: LogLevel) -> RustBuffer {
+    return FfiConverterTypeLogLevel.lower(value)
+}
+
+
+
+/**
  * Detection severity.
  */
 
@@ -3966,6 +4741,54 @@ fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterString.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeEventSink: FfiConverterRustBuffer {
+    typealias SwiftType = EventSink?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeEventSink.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeEventSink.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeLogSink: FfiConverterRustBuffer {
+    typealias SwiftType = LogSink?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeLogSink.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeLogSink.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -4507,6 +5330,18 @@ public func nativeTransport(options: NativeTransportOptions? = nil)throws  -> Tr
     )
 })
 }
+/**
+ * The core's canonical JSON of an event (`{"type":"flow_changed","flow":"blocked"}`),
+ * the same text the C, JS and Rust APIs deliver.
+ */
+public func clientEventToJson(event: ClientEvent) -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_edrlink_uniffi_fn_func_client_event_to_json(
+        FfiConverterTypeClientEvent_lower(event),uniffiCallStatus
+    )
+})
+}
 
 private enum InitializationResult {
     case ok
@@ -4598,6 +5433,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_edrlink_uniffi_checksum_func_native_transport() != 34192) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_edrlink_uniffi_checksum_func_client_event_to_json() != 8894) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_edrlink_uniffi_checksum_method_envelopesigner_key_id() != 28032) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -4634,7 +5472,16 @@ private let initializationResult: InitializationResult = {
     if (uniffi_edrlink_uniffi_checksum_method_edrlinkclient_offboard() != 21505) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_edrlink_uniffi_checksum_method_edrlinkclient_rotate() != 23339) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_edrlink_uniffi_checksum_method_edrlinkclient_send_test_detection() != 27104) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_edrlink_uniffi_checksum_method_edrlinkclient_set_event_sink() != 42852) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_edrlink_uniffi_checksum_method_edrlinkclient_set_log_sink() != 8088) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_edrlink_uniffi_checksum_method_edrlinkclient_shutdown() != 9521) {
@@ -4649,6 +5496,12 @@ private let initializationResult: InitializationResult = {
     if (uniffi_edrlink_uniffi_checksum_method_transport_send() != 55165) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_edrlink_uniffi_checksum_method_eventsink_on_event() != 56809) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_edrlink_uniffi_checksum_method_logsink_log() != 17601) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_edrlink_uniffi_checksum_constructor_envelopesigner_generate() != 45924) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -4659,6 +5512,8 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
 
+    uniffiCallbackInitEventSink()
+    uniffiCallbackInitLogSink()
     uniffiCallbackInitTransport()
     return InitializationResult.ok
 }()

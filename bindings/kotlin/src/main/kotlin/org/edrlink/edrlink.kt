@@ -653,6 +653,12 @@ internal interface UniffiForeignFutureCompleteVoid : com.sun.jna.Callback {
 internal interface UniffiCallbackInterfaceTransportMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`request`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
 }
+internal interface UniffiCallbackInterfaceEventSinkMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`event`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+internal interface UniffiCallbackInterfaceLogSinkMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`level`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
 @Structure.FieldOrder("uniffiFree", "uniffiClone", "send")
 internal open class UniffiVTableCallbackInterfaceTransport(
     @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
@@ -669,6 +675,44 @@ internal open class UniffiVTableCallbackInterfaceTransport(
         `uniffiFree` = other.`uniffiFree`
         `uniffiClone` = other.`uniffiClone`
         `send` = other.`send`
+    }
+
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "onEvent")
+internal open class UniffiVTableCallbackInterfaceEventSink(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `onEvent`: UniffiCallbackInterfaceEventSinkMethod0? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `onEvent`: UniffiCallbackInterfaceEventSinkMethod0? = null,
+    ): UniffiVTableCallbackInterfaceEventSink(`uniffiFree`,`uniffiClone`,`onEvent`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceEventSink) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `onEvent` = other.`onEvent`
+    }
+
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "log")
+internal open class UniffiVTableCallbackInterfaceLogSink(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `log`: UniffiCallbackInterfaceLogSinkMethod0? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `log`: UniffiCallbackInterfaceLogSinkMethod0? = null,
+    ): UniffiVTableCallbackInterfaceLogSink(`uniffiFree`,`uniffiClone`,`log`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceLogSink) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `log` = other.`log`
     }
 
 }
@@ -747,6 +791,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_edrlink_uniffi_checksum_func_native_transport(
     ): Int
+    external fun uniffi_edrlink_uniffi_checksum_func_client_event_to_json(
+    ): Int
     external fun uniffi_edrlink_uniffi_checksum_method_envelopesigner_key_id(
     ): Int
     external fun uniffi_edrlink_uniffi_checksum_method_envelopesigner_public_key(
@@ -771,7 +817,13 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_edrlink_uniffi_checksum_method_edrlinkclient_offboard(
     ): Int
+    external fun uniffi_edrlink_uniffi_checksum_method_edrlinkclient_rotate(
+    ): Int
     external fun uniffi_edrlink_uniffi_checksum_method_edrlinkclient_send_test_detection(
+    ): Int
+    external fun uniffi_edrlink_uniffi_checksum_method_edrlinkclient_set_event_sink(
+    ): Int
+    external fun uniffi_edrlink_uniffi_checksum_method_edrlinkclient_set_log_sink(
     ): Int
     external fun uniffi_edrlink_uniffi_checksum_method_edrlinkclient_shutdown(
     ): Int
@@ -780,6 +832,10 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_edrlink_uniffi_checksum_method_edrlinkclient_submit_json(
     ): Int
     external fun uniffi_edrlink_uniffi_checksum_method_transport_send(
+    ): Int
+    external fun uniffi_edrlink_uniffi_checksum_method_eventsink_on_event(
+    ): Int
+    external fun uniffi_edrlink_uniffi_checksum_method_logsink_log(
     ): Int
     external fun uniffi_edrlink_uniffi_checksum_constructor_envelopesigner_generate(
     ): Int
@@ -803,6 +859,8 @@ internal object UniffiLib {
 
     init {
         Native.register(UniffiLib::class.java, findLibraryName(componentName = "edrlink"))
+        uniffiCallbackInterfaceEventSink.register(this)
+        uniffiCallbackInterfaceLogSink.register(this)
         uniffiCallbackInterfaceTransport.register(this)
         
     }
@@ -846,7 +904,13 @@ internal object UniffiLib {
     ): Byte
     external fun uniffi_edrlink_uniffi_fn_method_edrlinkclient_offboard(`ptr`: Long,`package`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_edrlink_uniffi_fn_method_edrlinkclient_rotate(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_edrlink_uniffi_fn_method_edrlinkclient_send_test_detection(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_edrlink_uniffi_fn_method_edrlinkclient_set_event_sink(`ptr`: Long,`sink`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_edrlink_uniffi_fn_method_edrlinkclient_set_log_sink(`ptr`: Long,`sink`: RustBuffer.ByValue,`minLevel`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_edrlink_uniffi_fn_method_edrlinkclient_shutdown(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
@@ -862,6 +926,22 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_edrlink_uniffi_fn_method_transport_send(`ptr`: Long,`request`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_edrlink_uniffi_fn_clone_eventsink(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_edrlink_uniffi_fn_free_eventsink(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_edrlink_uniffi_fn_init_callback_vtable_eventsink(`vtable`: UniffiVTableCallbackInterfaceEventSink,
+    ): Unit
+    external fun uniffi_edrlink_uniffi_fn_method_eventsink_on_event(`ptr`: Long,`event`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_edrlink_uniffi_fn_clone_logsink(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_edrlink_uniffi_fn_free_logsink(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_edrlink_uniffi_fn_init_callback_vtable_logsink(`vtable`: UniffiVTableCallbackInterfaceLogSink,
+    ): Unit
+    external fun uniffi_edrlink_uniffi_fn_method_logsink_log(`ptr`: Long,`level`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_edrlink_uniffi_fn_func_eicar_bytes(uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_edrlink_uniffi_fn_func_eicar_sha256(uniffi_out_err: UniffiRustCallStatus, 
@@ -912,6 +992,8 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_edrlink_uniffi_fn_func_native_transport(`options`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
+    external fun uniffi_edrlink_uniffi_fn_func_client_event_to_json(`event`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun ffi_edrlink_uniffi_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun ffi_edrlink_uniffi_rustbuffer_from_bytes(`bytes`: ForeignBytes.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1106,6 +1188,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_edrlink_uniffi_checksum_func_native_transport() and 0xFFFF) != 34192) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_edrlink_uniffi_checksum_func_client_event_to_json() and 0xFFFF) != 8894) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_edrlink_uniffi_checksum_method_envelopesigner_key_id() and 0xFFFF) != 28032) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1142,7 +1227,16 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_edrlink_uniffi_checksum_method_edrlinkclient_offboard() and 0xFFFF) != 21505) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_edrlink_uniffi_checksum_method_edrlinkclient_rotate() and 0xFFFF) != 23339) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_edrlink_uniffi_checksum_method_edrlinkclient_send_test_detection() and 0xFFFF) != 27104) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_edrlink_uniffi_checksum_method_edrlinkclient_set_event_sink() and 0xFFFF) != 42852) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_edrlink_uniffi_checksum_method_edrlinkclient_set_log_sink() and 0xFFFF) != 8088) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_edrlink_uniffi_checksum_method_edrlinkclient_shutdown() and 0xFFFF) != 9521) {
@@ -1155,6 +1249,12 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_edrlink_uniffi_checksum_method_transport_send() and 0xFFFF) != 55165) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_edrlink_uniffi_checksum_method_eventsink_on_event() and 0xFFFF) != 56809) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_edrlink_uniffi_checksum_method_logsink_log() and 0xFFFF) != 17601) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_edrlink_uniffi_checksum_constructor_envelopesigner_generate() and 0xFFFF) != 45924) {
@@ -1696,9 +1796,28 @@ public interface EdrlinkClientInterface {
     fun `offboard`(`package`: kotlin.String? = null)
     
     /**
+     * Forces a credential rotation now (a new installation key, signed
+     * with the old one); the client also rotates on its own before expiry.
+     * Errors: `invalid_state` when not enrolled or down-level, the
+     * service's refusal otherwise.
+     */
+    fun `rotate`()
+    
+    /**
      * Queues the EICAR test detection (the portal raises an "EICAR test file" alert).
      */
     fun `sendTestDetection`()
+    
+    /**
+     * Delivers the client's state-change events to `sink` (`None` removes it).
+     */
+    fun `setEventSink`(`sink`: EventSink?)
+    
+    /**
+     * Routes the client's diagnostic records at `min_level` or more severe to
+     * `sink` (`None` removes it). Messages never hold a secret.
+     */
+    fun `setLogSink`(`sink`: LogSink?, `minLevel`: LogLevel)
     
     /**
      * Releases the native resources now (idempotent; calls in progress finish
@@ -1974,6 +2093,25 @@ open class EdrlinkClient: Disposable, AutoCloseable, EdrlinkClientInterface
 
     
     /**
+     * Forces a credential rotation now (a new installation key, signed
+     * with the old one); the client also rotates on its own before expiry.
+     * Errors: `invalid_state` when not enrolled or down-level, the
+     * service's refusal otherwise.
+     */
+    @Throws(EdrlinkException::class)override fun `rotate`()
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(EdrlinkException) { _status ->
+    UniffiLib.uniffi_edrlink_uniffi_fn_method_edrlinkclient_rotate(
+        it,
+        _status)
+}
+    }
+    
+    
+
+    
+    /**
      * Queues the EICAR test detection (the portal raises an "EICAR test file" alert).
      */
     @Throws(EdrlinkException::class)override fun `sendTestDetection`()
@@ -1983,6 +2121,42 @@ open class EdrlinkClient: Disposable, AutoCloseable, EdrlinkClientInterface
     UniffiLib.uniffi_edrlink_uniffi_fn_method_edrlinkclient_send_test_detection(
         it,
         _status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Delivers the client's state-change events to `sink` (`None` removes it).
+     */
+    @Throws(EdrlinkException::class)override fun `setEventSink`(`sink`: EventSink?)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(EdrlinkException) { _status ->
+    UniffiLib.uniffi_edrlink_uniffi_fn_method_edrlinkclient_set_event_sink(
+        it,
+        
+        FfiConverterOptionalTypeEventSink.lower(`sink`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Routes the client's diagnostic records at `min_level` or more severe to
+     * `sink` (`None` removes it). Messages never hold a secret.
+     */
+    @Throws(EdrlinkException::class)override fun `setLogSink`(`sink`: LogSink?, `minLevel`: LogLevel)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(EdrlinkException) { _status ->
+    UniffiLib.uniffi_edrlink_uniffi_fn_method_edrlinkclient_set_log_sink(
+        it,
+        
+        FfiConverterOptionalTypeLogSink.lower(`sink`),
+        FfiConverterTypeLogLevel.lower(`minLevel`),_status)
 }
     }
     
@@ -2468,6 +2642,662 @@ public object FfiConverterTypeEnvelopeSigner: FfiConverter<EnvelopeSigner, Long>
     override fun allocationSize(value: EnvelopeSigner) = 8UL
 
     override fun write(value: EnvelopeSigner, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * Receives the client's state-change events, after the client acted on them.
+ * Same threading and exception rules as [`LogSink`].
+ */
+public interface EventSink {
+    
+    /**
+     * One event.
+     */
+    fun `onEvent`(`event`: ClientEvent)
+    
+    companion object
+}
+
+/**
+ * Receives the client's state-change events, after the client acted on them.
+ * Same threading and exception rules as [`LogSink`].
+ */
+open class EventSinkImpl: Disposable, AutoCloseable, EventSink
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_edrlink_uniffi_fn_free_eventsink(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_edrlink_uniffi_fn_clone_eventsink(handle, status)
+        }
+    }
+
+    
+    /**
+     * One event.
+     */override fun `onEvent`(`event`: ClientEvent)
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_edrlink_uniffi_fn_method_eventsink_on_event(
+        it,
+        
+        FfiConverterTypeClientEvent.lower(`event`),_status)
+}
+    }
+    
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceEventSink {
+    internal object `onEvent`: UniffiCallbackInterfaceEventSinkMethod0 {
+        override fun callback(`uniffiHandle`: Long,`event`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeEventSink.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`onEvent`(
+                    FfiConverterTypeClientEvent.lift(`event`),
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCall(uniffiCallStatus, makeCall, writeReturn)
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeEventSink.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeEventSink.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceEventSink.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `onEvent`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_edrlink_uniffi_fn_init_callback_vtable_eventsink(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeEventSink: FfiConverter<EventSink, Long> {
+    internal val handleMap = UniffiHandleMap<EventSink>()
+
+    override fun lower(value: EventSink): Long {
+        if (value is EventSinkImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): EventSink {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return EventSinkImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): EventSink {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: EventSink) = 8UL
+
+    override fun write(value: EventSink, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * Receives edrlink's diagnostic records. Python: route into `logging`;
+ * Android: `Log.println`; Apple: `os_log`. Called on the thread that called
+ * the client method; `message` never holds a secret. An exception raised
+ * here is swallowed (a broken log hook must not break the SDK).
+ */
+public interface LogSink {
+    
+    /**
+     * One record at `level` (at least as severe as the level it was installed with).
+     */
+    fun `log`(`level`: LogLevel, `message`: kotlin.String)
+    
+    companion object
+}
+
+/**
+ * Receives edrlink's diagnostic records. Python: route into `logging`;
+ * Android: `Log.println`; Apple: `os_log`. Called on the thread that called
+ * the client method; `message` never holds a secret. An exception raised
+ * here is swallowed (a broken log hook must not break the SDK).
+ */
+open class LogSinkImpl: Disposable, AutoCloseable, LogSink
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_edrlink_uniffi_fn_free_logsink(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_edrlink_uniffi_fn_clone_logsink(handle, status)
+        }
+    }
+
+    
+    /**
+     * One record at `level` (at least as severe as the level it was installed with).
+     */override fun `log`(`level`: LogLevel, `message`: kotlin.String)
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_edrlink_uniffi_fn_method_logsink_log(
+        it,
+        
+        FfiConverterTypeLogLevel.lower(`level`),
+        FfiConverterString.lower(`message`),_status)
+}
+    }
+    
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceLogSink {
+    internal object `log`: UniffiCallbackInterfaceLogSinkMethod0 {
+        override fun callback(`uniffiHandle`: Long,`level`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeLogSink.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`log`(
+                    FfiConverterTypeLogLevel.lift(`level`),
+                    FfiConverterString.lift(`message`),
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCall(uniffiCallStatus, makeCall, writeReturn)
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeLogSink.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeLogSink.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceLogSink.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `log`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_edrlink_uniffi_fn_init_callback_vtable_logsink(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeLogSink: FfiConverter<LogSink, Long> {
+    internal val handleMap = UniffiHandleMap<LogSink>()
+
+    override fun lower(value: LogSink): Long {
+        if (value is LogSinkImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): LogSink {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return LogSinkImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): LogSink {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: LogSink) = 8UL
+
+    override fun write(value: LogSink, buf: ByteBuffer) {
         buf.putLong(lower(value))
     }
 }
@@ -4133,6 +4963,270 @@ public object FfiConverterTypeValidatedEvent: FfiConverterRustBuffer<ValidatedEv
 
 
 /**
+ * A state change of the client, with the fields of the core's canonical
+ * JSON (`client_event_to_json` gives that JSON).
+ */
+sealed class ClientEvent {
+    
+    /**
+     * A credential was issued or changed (the agent persisted it already).
+     */
+    object CredentialChanged : ClientEvent()
+    
+    
+    /**
+     * The credential was wiped (offboarded).
+     */
+    object CredentialRemoved : ClientEvent()
+    
+    
+    /**
+     * The flow decision changed.
+     */
+    data class FlowChanged(
+        /**
+         * The new flow.
+         */
+        val `flow`: org.edrlink.FlowState) : ClientEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * Events were acknowledged by the service.
+     */
+    data class Delivered(
+        /**
+         * How many.
+         */
+        val `count`: kotlin.ULong) : ClientEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * An operation failed for good.
+     */
+    data class Failed(
+        /**
+         * The error code.
+         */
+        val `code`: kotlin.String) : ClientEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * Nothing is sent until a new access token is redeemed.
+     */
+    data class NeedsNewToken(
+        /**
+         * Why: `revoked`, `offboarded`, `epoch_mismatch`, `credential_expired`, `needs_reenroll`.
+         */
+        val `code`: kotlin.String) : ClientEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * The queue is full (once per episode).
+     */
+    object QueueFull : ClientEvent()
+    
+    
+    /**
+     * Queued or submitted events were dropped.
+     */
+    data class EventsDropped(
+        /**
+         * Why (`queue_full`, `expired`, …; as in the health report's `drops`).
+         */
+        val `reason`: kotlin.String, 
+        /**
+         * How many.
+         */
+        val `count`: kotlin.ULong) : ClientEvent()
+        
+    {
+        
+
+        companion object
+    }
+    
+    /**
+     * The installation key was rotated.
+     */
+    object CredentialRotated : ClientEvent()
+    
+    
+
+    
+
+    
+    
+
+
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeClientEvent : FfiConverterRustBuffer<ClientEvent>{
+    override fun read(buf: ByteBuffer): ClientEvent {
+        return when(buf.getInt()) {
+            1 -> ClientEvent.CredentialChanged
+            2 -> ClientEvent.CredentialRemoved
+            3 -> ClientEvent.FlowChanged(
+                FfiConverterTypeFlowState.read(buf),
+                )
+            4 -> ClientEvent.Delivered(
+                FfiConverterULong.read(buf),
+                )
+            5 -> ClientEvent.Failed(
+                FfiConverterString.read(buf),
+                )
+            6 -> ClientEvent.NeedsNewToken(
+                FfiConverterString.read(buf),
+                )
+            7 -> ClientEvent.QueueFull
+            8 -> ClientEvent.EventsDropped(
+                FfiConverterString.read(buf),
+                FfiConverterULong.read(buf),
+                )
+            9 -> ClientEvent.CredentialRotated
+            else -> throw RuntimeException("invalid enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: ClientEvent): ULong = when(value) {
+        is ClientEvent.CredentialChanged -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is ClientEvent.CredentialRemoved -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is ClientEvent.FlowChanged -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterTypeFlowState.allocationSize(value.`flow`)
+            )
+        }
+        is ClientEvent.Delivered -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterULong.allocationSize(value.`count`)
+            )
+        }
+        is ClientEvent.Failed -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`code`)
+            )
+        }
+        is ClientEvent.NeedsNewToken -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`code`)
+            )
+        }
+        is ClientEvent.QueueFull -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+        is ClientEvent.EventsDropped -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+                + FfiConverterULong.allocationSize(value.`count`)
+            )
+        }
+        is ClientEvent.CredentialRotated -> {
+            // Add the size for the Int that specifies the variant plus the size needed for all fields
+            (
+                4UL
+            )
+        }
+    }
+
+    override fun write(value: ClientEvent, buf: ByteBuffer) {
+        when(value) {
+            is ClientEvent.CredentialChanged -> {
+                buf.putInt(1)
+                Unit
+            }
+            is ClientEvent.CredentialRemoved -> {
+                buf.putInt(2)
+                Unit
+            }
+            is ClientEvent.FlowChanged -> {
+                buf.putInt(3)
+                FfiConverterTypeFlowState.write(value.`flow`, buf)
+                Unit
+            }
+            is ClientEvent.Delivered -> {
+                buf.putInt(4)
+                FfiConverterULong.write(value.`count`, buf)
+                Unit
+            }
+            is ClientEvent.Failed -> {
+                buf.putInt(5)
+                FfiConverterString.write(value.`code`, buf)
+                Unit
+            }
+            is ClientEvent.NeedsNewToken -> {
+                buf.putInt(6)
+                FfiConverterString.write(value.`code`, buf)
+                Unit
+            }
+            is ClientEvent.QueueFull -> {
+                buf.putInt(7)
+                Unit
+            }
+            is ClientEvent.EventsDropped -> {
+                buf.putInt(8)
+                FfiConverterString.write(value.`reason`, buf)
+                FfiConverterULong.write(value.`count`, buf)
+                Unit
+            }
+            is ClientEvent.CredentialRotated -> {
+                buf.putInt(9)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+}
+
+
+
+
+
+/**
  * What the product did.
  */
 
@@ -4381,6 +5475,61 @@ public object FfiConverterTypeFlowState: FfiConverterRustBuffer<FlowState> {
     override fun allocationSize(value: FlowState) = 4UL
 
     override fun write(value: FlowState, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
+ * Severity of a log record, most severe first.
+ */
+
+enum class LogLevel {
+    
+    /**
+     * An operation failed for good.
+     */
+    ERROR,
+    /**
+     * A refusal, a drop, a new token needed: the host should look.
+     */
+    WARN,
+    /**
+     * State changes: flow, backoff, rotation.
+     */
+    INFO,
+    /**
+     * Every request and answer (method, path, status, code).
+     */
+    DEBUG,
+    /**
+     * Finer detail than debug.
+     */
+    TRACE;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeLogLevel: FfiConverterRustBuffer<LogLevel> {
+    override fun read(buf: ByteBuffer) = try {
+        LogLevel.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: LogLevel) = 4UL
+
+    override fun write(value: LogLevel, buf: ByteBuffer) {
         buf.putInt(value.ordinal + 1)
     }
 }
@@ -4660,6 +5809,70 @@ public object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String?>
         } else {
             buf.put(1)
             FfiConverterString.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeEventSink: FfiConverterRustBuffer<EventSink?> {
+    override fun read(buf: ByteBuffer): EventSink? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeEventSink.read(buf)
+    }
+
+    override fun allocationSize(value: EventSink?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeEventSink.allocationSize(value)
+        }
+    }
+
+    override fun write(value: EventSink?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeEventSink.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeLogSink: FfiConverterRustBuffer<LogSink?> {
+    override fun read(buf: ByteBuffer): LogSink? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeLogSink.read(buf)
+    }
+
+    override fun allocationSize(value: LogSink?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeLogSink.allocationSize(value)
+        }
+    }
+
+    override fun write(value: LogSink?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeLogSink.write(value, buf)
         }
     }
 }
@@ -5346,6 +6559,21 @@ public object FfiConverterMapStringULong: FfiConverterRustBuffer<Map<kotlin.Stri
     
         
         FfiConverterOptionalTypeNativeTransportOptions.lower(`options`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * The core's canonical JSON of an event (`{"type":"flow_changed","flow":"blocked"}`),
+         * the same text the C, JS and Rust APIs deliver.
+         */ fun `clientEventToJson`(`event`: ClientEvent): kotlin.String {
+            return FfiConverterString.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_edrlink_uniffi_fn_func_client_event_to_json(
+    
+        
+        FfiConverterTypeClientEvent.lower(`event`),_status)
 }
     )
     }
