@@ -61,8 +61,19 @@ impl ServiceStore for MemoryStore {
             .get(&(tenant_id.to_owned(), partner_id.to_owned()))
             .cloned())
     }
+    fn put_integration(&mut self, integ: &Integration, _now: UnixSeconds) -> Result<()> {
+        self.integrations.insert(
+            (integ.tenant_id.clone(), integ.partner_id.clone()),
+            integ.clone(),
+        );
+        Ok(())
+    }
     fn token(&mut self, jti: &str) -> Result<Option<TokenRecord>> {
         Ok(self.tokens.get(jti).cloned())
+    }
+    fn put_token(&mut self, rec: &TokenRecord, _now: UnixSeconds) -> Result<()> {
+        self.tokens.insert(rec.jti.clone(), rec.clone());
+        Ok(())
     }
     fn token_used_by(&mut self, jti: &str, installation_id: &str) -> Result<bool> {
         Ok(self

@@ -25,6 +25,84 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use zeroize::Zeroizing;
 
+/// One partner-API route: what [`ServiceRole::handle`] dispatches on and what
+/// a service's router mounts, so the two cannot disagree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PartnerRoute {
+    /// `GET /v1/keys`.
+    Keys,
+    /// `POST /v1/redeem`.
+    Redeem,
+    /// `POST /v1/handshake`.
+    Handshake,
+    /// `POST /v1/ingest`.
+    Ingest,
+    /// `POST /v1/offboard`.
+    Offboard,
+    /// `POST /v1/rotate`.
+    Rotate,
+    /// `POST /v1/downlevel/register`.
+    DownlevelRegister,
+    /// `POST /v1/downlevel/ingest`.
+    DownlevelIngest,
+}
+
+/// Every partner route as `(method, path, route)`: the one table.
+pub const PARTNER_ROUTES: &[(&str, &str, PartnerRoute)] = &[
+    ("GET", "/v1/keys", PartnerRoute::Keys),
+    ("POST", "/v1/redeem", PartnerRoute::Redeem),
+    ("POST", "/v1/handshake", PartnerRoute::Handshake),
+    ("POST", "/v1/ingest", PartnerRoute::Ingest),
+    ("POST", "/v1/offboard", PartnerRoute::Offboard),
+    ("POST", "/v1/rotate", PartnerRoute::Rotate),
+    (
+        "POST",
+        "/v1/downlevel/register",
+        PartnerRoute::DownlevelRegister,
+    ),
+    (
+        "POST",
+        "/v1/downlevel/ingest",
+        PartnerRoute::DownlevelIngest,
+    ),
+];
+
+impl PartnerRoute {
+    /// The route a path names (any method), from [`PARTNER_ROUTES`].
+    pub fn of_path(path: &str) -> Option<PartnerRoute> {
+        PARTNER_ROUTES
+            .iter()
+            .find(|(_, p, _)| *p == path)
+            .map(|(_, _, r)| *r)
+    }
+
+    /// The route a request line names, from [`PARTNER_ROUTES`].
+    pub fn of(method: &str, path: &str) -> Option<PartnerRoute> {
+        PARTNER_ROUTES
+            .iter()
+            .find(|(m, p, _)| *m == method && *p == path)
+            .map(|(_, _, r)| *r)
+    }
+
+    /// The route's method.
+    pub fn method(self) -> &'static str {
+        self.entry().0
+    }
+
+    /// The route's path.
+    pub fn path(self) -> &'static str {
+        self.entry().1
+    }
+
+    fn entry(self) -> (&'static str, &'static str) {
+        PARTNER_ROUTES
+            .iter()
+            .find(|(_, _, r)| *r == self)
+            .map(|(m, p, _)| (*m, *p))
+            .unwrap_or(("", ""))
+    }
+}
+
 /// A partner integration of a tenant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Integration {
@@ -167,8 +245,12 @@ pub trait ServiceStore {
     fn tenant_region(&mut self, tenant_id: &str) -> Result<Option<String>>;
     /// A partner integration.
     fn integration(&mut self, tenant_id: &str, partner_id: &str) -> Result<Option<Integration>>;
+    /// Inserts or updates an integration (from [`ServiceRole::set_integration`]).
+    fn put_integration(&mut self, integ: &Integration, now: UnixSeconds) -> Result<()>;
     /// A token record by `jti`.
     fn token(&mut self, jti: &str) -> Result<Option<TokenRecord>>;
+    /// Records a newly issued token (from [`ServiceRole::issue_token`]).
+    fn put_token(&mut self, rec: &TokenRecord, now: UnixSeconds) -> Result<()>;
     /// Whether this token was already counted for this installation.
     fn token_used_by(&mut self, jti: &str, installation_id: &str) -> Result<bool>;
     /// Counts one redemption of a token by an installation (the pair is
@@ -360,7 +442,44 @@ impl ServiceRole {
         &*self.rng
     }
 
-    /// Issues an access token for an enabled integration (portal action).
+    /// Turns a partner integration on or off (portal action), creating it
+    /// (epoch 1) on first use. Turning an enabled integration off bumps its
+    /// epoch (PROTOCOL §18.3): every credential, token and package of the old
+    /// epoch stops working, and turning it on again does not restore them.
+    /// Setting the state it already has changes nothing.
+    pub fn set_integration<S: ServiceStore>(
+        &self,
+        store: &mut S,
+        tenant_id: &str,
+        partner_id: &str,
+        enabled: bool,
+        now: UnixSeconds,
+    ) -> Result<Integration> {
+        if store.tenant_region(tenant_id)?.is_none() {
+            return Err(Error::new(ErrorCode::InvalidArgument, "unknown tenant"));
+        }
+        let integ = match store.integration(tenant_id, partner_id)? {
+            None => Integration {
+                tenant_id: tenant_id.into(),
+                partner_id: partner_id.into(),
+                enabled,
+                epoch: 1,
+            },
+            Some(mut i) => {
+                if i.enabled && !enabled {
+                    i.epoch = i.epoch.saturating_add(1);
+                }
+                i.enabled = enabled;
+                i
+            }
+        };
+        store.put_integration(&integ, now)?;
+        Ok(integ)
+    }
+
+    /// Issues an access token for an enabled integration (portal action) and
+    /// records it in the store (by `jti`, never the text): redemption refuses
+    /// a token the store does not know.
     pub fn issue_token<S: ServiceStore>(
         &self,
         store: &mut S,
@@ -392,7 +511,21 @@ impl ServiceRole {
             lifetime,
             max_uses,
         };
-        token::issue(&spec, self.key(), now, &*self.rng)
+        let (text, claims) = token::issue(&spec, self.key(), now, &*self.rng)?;
+        store.put_token(
+            &TokenRecord {
+                jti: claims.jti.clone(),
+                tenant_id: claims.tenant_id.clone(),
+                partner_id: claims.partner_id.clone(),
+                epoch: claims.epoch,
+                exp: claims.exp,
+                max_uses: claims.max_uses,
+                uses: 0,
+                revoked: false,
+            },
+            now,
+        )?;
+        Ok((text, claims))
     }
 
     /// Handles one partner-API request. Every answer carries the service's
@@ -416,39 +549,23 @@ impl ServiceRole {
         now: UnixSeconds,
     ) -> HttpResponse {
         let path = req.url.split('?').next().unwrap_or("");
-        let result = match (req.method.as_str(), path) {
-            ("GET", "/v1/keys") => Ok(HttpResponse::json(200, &self.keyset())),
-            ("POST", "/v1/redeem") => self.redeem(store, req, now),
-            ("POST", "/v1/handshake") => self.handshake(store, req, now),
-            ("POST", "/v1/ingest") => self.ingest(store, req, now),
-            ("POST", "/v1/offboard") => self.offboard(store, req, now),
-            ("POST", "/v1/rotate") => self.rotate(store, req, now),
-            ("POST", "/v1/downlevel/register") => self.downlevel_register(store, req, now),
-            ("POST", "/v1/downlevel/ingest") => self.downlevel_ingest(store, req, now),
-            (
-                _,
-                "/v1/keys"
-                | "/v1/redeem"
-                | "/v1/handshake"
-                | "/v1/ingest"
-                | "/v1/offboard"
-                | "/v1/rotate"
-                | "/v1/downlevel/register"
-                | "/v1/downlevel/ingest",
-            ) => {
-                return problem_with_status(
-                    &Error::new(ErrorCode::InvalidArgument, "method not allowed"),
-                    405,
-                    None,
-                );
-            }
-            _ => {
-                return problem_with_status(
-                    &Error::new(ErrorCode::InvalidArgument, "no such endpoint"),
-                    404,
-                    None,
-                );
-            }
+        let Some(route) = PartnerRoute::of(req.method.as_str(), path) else {
+            let (status, msg) = if PartnerRoute::of_path(path).is_some() {
+                (405, "method not allowed")
+            } else {
+                (404, "no such endpoint")
+            };
+            return problem_with_status(&Error::new(ErrorCode::InvalidArgument, msg), status, None);
+        };
+        let result = match route {
+            PartnerRoute::Keys => Ok(HttpResponse::json(200, &self.keyset())),
+            PartnerRoute::Redeem => self.redeem(store, req, now),
+            PartnerRoute::Handshake => self.handshake(store, req, now),
+            PartnerRoute::Ingest => self.ingest(store, req, now),
+            PartnerRoute::Offboard => self.offboard(store, req, now),
+            PartnerRoute::Rotate => self.rotate(store, req, now),
+            PartnerRoute::DownlevelRegister => self.downlevel_register(store, req, now),
+            PartnerRoute::DownlevelIngest => self.downlevel_ingest(store, req, now),
         };
         match result {
             Ok(r) => r,
@@ -1315,4 +1432,131 @@ pub fn alerts_for(events: &[Event]) -> Vec<Alert> {
             _ => None,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::SystemRandom;
+    use crate::memory_store::MemoryStore;
+
+    const NOW: UnixSeconds = 1_795_435_200;
+
+    fn role() -> ServiceRole {
+        ServiceRole::new(
+            ServiceConfig {
+                issuer: "iss".into(),
+                region: "eu".into(),
+                service_url: "https://svc.example".into(),
+                keys: vec![SigningKey::from_seed(&[7u8; 32]).unwrap()],
+                policy: Policy::default(),
+                rate_limit: RateLimit::default(),
+                session_lifetime: 3600,
+            },
+            Box::new(SystemRandom),
+        )
+        .unwrap()
+    }
+
+    fn store() -> MemoryStore {
+        let mut s = MemoryStore::default();
+        s.tenants.insert("t1".into(), "eu".into());
+        s
+    }
+
+    #[test]
+    fn set_integration_creates_and_off_bumps_the_epoch_once() {
+        let (r, mut s) = (role(), store());
+        let i = r.set_integration(&mut s, "t1", "p", true, NOW).unwrap();
+        assert_eq!((i.enabled, i.epoch), (true, 1));
+        assert_eq!(s.integration("t1", "p").unwrap(), Some(i));
+        // On again: nothing changes.
+        assert_eq!(
+            r.set_integration(&mut s, "t1", "p", true, NOW)
+                .unwrap()
+                .epoch,
+            1
+        );
+        // Off bumps; off again does not bump twice; on keeps the new epoch.
+        let off = r.set_integration(&mut s, "t1", "p", false, NOW).unwrap();
+        assert_eq!((off.enabled, off.epoch), (false, 2));
+        assert_eq!(
+            r.set_integration(&mut s, "t1", "p", false, NOW)
+                .unwrap()
+                .epoch,
+            2
+        );
+        let on = r.set_integration(&mut s, "t1", "p", true, NOW).unwrap();
+        assert_eq!((on.enabled, on.epoch), (true, 2));
+        assert_eq!(s.integration("t1", "p").unwrap(), Some(on));
+        // A new integration created off starts at epoch 1.
+        let other = r.set_integration(&mut s, "t1", "q", false, NOW).unwrap();
+        assert_eq!((other.enabled, other.epoch), (false, 1));
+        // Unknown tenant: refused, nothing stored.
+        let e = r
+            .set_integration(&mut s, "nope", "p", true, NOW)
+            .unwrap_err();
+        assert_eq!(e.code(), ErrorCode::InvalidArgument);
+        assert!(s.integration("nope", "p").unwrap().is_none());
+    }
+
+    #[test]
+    fn issue_token_records_the_token_in_the_current_epoch() {
+        let (r, mut s) = (role(), store());
+        let e = r.issue_token(&mut s, "t1", "p", 3600, 2, NOW).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::IntegrationDisabled);
+        assert!(s.tokens.is_empty());
+        r.set_integration(&mut s, "t1", "p", true, NOW).unwrap();
+        r.set_integration(&mut s, "t1", "p", false, NOW).unwrap();
+        let e = r.issue_token(&mut s, "t1", "p", 3600, 2, NOW).unwrap_err();
+        assert_eq!(e.code(), ErrorCode::IntegrationDisabled);
+        r.set_integration(&mut s, "t1", "p", true, NOW).unwrap();
+        let (text, c) = r.issue_token(&mut s, "t1", "p", 3600, 2, NOW).unwrap();
+        let rec = s.token(&c.jti).unwrap().expect("token recorded");
+        assert_eq!(
+            rec,
+            TokenRecord {
+                jti: c.jti.clone(),
+                tenant_id: "t1".into(),
+                partner_id: "p".into(),
+                epoch: 2,
+                exp: NOW + 3600,
+                max_uses: 2,
+                uses: 0,
+                revoked: false,
+            }
+        );
+        // The record holds the id, never the token text.
+        assert!(!serde_json::to_string(&rec).unwrap().contains(&text));
+    }
+
+    #[test]
+    fn handle_dispatches_exactly_the_route_table() {
+        let (r, mut s) = (role(), store());
+        let req = |m: &str, p: &str| HttpRequest {
+            id: 0,
+            method: m.into(),
+            url: p.into(),
+            headers: vec![],
+            body: vec![],
+        };
+        for (m, p, route) in PARTNER_ROUTES {
+            assert_eq!(PartnerRoute::of(m, p), Some(*route));
+            assert_eq!((route.method(), route.path()), (*m, *p));
+            let resp = r.handle(&mut s, &req(m, p), NOW);
+            assert!(
+                !matches!(resp.status, 404 | 405),
+                "{m} {p}: {}",
+                resp.status
+            );
+            let other = if *m == "GET" { "POST" } else { "GET" };
+            assert_eq!(
+                r.handle(&mut s, &req(other, p), NOW).status,
+                405,
+                "{other} {p}"
+            );
+        }
+        assert_eq!(r.handle(&mut s, &req("GET", "/v1/nope"), NOW).status, 404);
+        assert_eq!(PartnerRoute::of_path("/v1/nope"), None);
+    }
 }

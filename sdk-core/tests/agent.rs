@@ -11,7 +11,7 @@ use edrlink_core::http::{HttpRequest, HttpResponse};
 use edrlink_core::keys::{SigningKey, SystemRandom};
 use edrlink_core::memory_store::MemoryStore;
 use edrlink_core::redeem::DeviceFacts;
-use edrlink_core::service::{Integration, ServiceConfig, ServiceRole, TokenRecord};
+use edrlink_core::service::{Integration, ServiceConfig, ServiceRole};
 use edrlink_core::telemetry::Event;
 use edrlink_core::{Error, ErrorCode, Result};
 use std::collections::VecDeque;
@@ -85,35 +85,18 @@ impl FakeService {
     fn token(&self) -> String {
         let mut g = self.svc.lock().unwrap();
         let (role, store) = &mut *g;
-        let (tok, c) = role
+        let (tok, _) = role
             .issue_token(store, "t1", "bd", 3600, 10, now())
             .unwrap();
-        store.tokens.insert(
-            c.jti.clone(),
-            TokenRecord {
-                jti: c.jti,
-                tenant_id: "t1".into(),
-                partner_id: "bd".into(),
-                epoch: c.epoch,
-                exp: c.exp,
-                max_uses: 10,
-                uses: 0,
-                revoked: false,
-            },
-        );
         tok
     }
 
+    /// Toggles the integration through the service role (off bumps the epoch).
     fn toggle(&self, enabled: bool) {
         let mut g = self.svc.lock().unwrap();
-        let i =
-            g.1.integrations
-                .get_mut(&("t1".to_owned(), "bd".to_owned()))
-                .unwrap();
-        if i.enabled && !enabled {
-            i.epoch += 1; // a toggle-off bumps the epoch
-        }
-        i.enabled = enabled;
+        let (role, store) = &mut *g;
+        role.set_integration(store, "t1", "bd", enabled, now())
+            .unwrap();
     }
 
     fn fault(&self, path: &'static str, f: Fault) {

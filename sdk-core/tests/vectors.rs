@@ -1058,8 +1058,19 @@ impl Scenario {
         self.steps.push(step);
         self.expect.push(json!({}));
     }
+    /// The admin toggle, decided by the service role (off bumps the epoch);
+    /// the step records the resulting integration for replay.
     fn set_integration(&mut self, enabled: bool, epoch: u64) {
-        let step = json!({"set_integration": to_val(&Integration { tenant_id: TENANT.into(), partner_id: PARTNER.into(), enabled, epoch })});
+        let it = self
+            .svc
+            .set_integration(&mut self.store, TENANT, PARTNER, enabled, NOW)
+            .unwrap();
+        assert_eq!(
+            it.epoch, epoch,
+            "the toggle moved the epoch to {}",
+            it.epoch
+        );
+        let step = json!({"set_integration": to_val(&it)});
         apply_admin(&mut self.store, &step);
         self.steps.push(step);
         self.expect.push(json!({}));
@@ -1087,6 +1098,10 @@ impl Scenario {
     }
 }
 
+/// A token issued the way the portal issues one (`ServiceRole::issue_token`,
+/// which also records it), by a role whose store has the integration in
+/// `epoch` and the tenant in `region`: the refusal cases need tokens of
+/// other epochs and regions than the exchange's world.
 fn token_for(
     epoch: u64,
     region: &str,
@@ -1094,27 +1109,25 @@ fn token_for(
     max_uses: u32,
     label: &str,
 ) -> (String, TokenRecord) {
-    let sp = token::TokenSpec {
-        issuer: ISSUER.into(),
-        partner_id: PARTNER.into(),
-        tenant_id: TENANT.into(),
-        region: region.into(),
-        service_url: SERVICE_URL.into(),
-        epoch,
-        lifetime,
-        max_uses,
-    };
-    let (t, c) = token::issue(&sp, &key("service"), NOW - 60, &CounterRandom::new(label)).unwrap();
-    let rec = TokenRecord {
-        jti: c.jti,
-        tenant_id: c.tenant_id,
-        partner_id: c.partner_id,
-        epoch,
-        exp: c.exp,
-        max_uses,
-        uses: 0,
-        revoked: false,
-    };
+    let role = ServiceRole::new(service_config("service"), CounterRandom::boxed(label)).unwrap();
+    let mut store = MemoryStore::default();
+    store.tenants.insert(TENANT.into(), region.into());
+    store.integrations.insert(
+        (TENANT.into(), PARTNER.into()),
+        Integration {
+            tenant_id: TENANT.into(),
+            partner_id: PARTNER.into(),
+            enabled: true,
+            epoch,
+        },
+    );
+    let (t, c) = role
+        .issue_token(&mut store, TENANT, PARTNER, lifetime, max_uses, NOW - 60)
+        .unwrap();
+    let rec = store
+        .token(&c.jti)
+        .unwrap()
+        .expect("issue_token records the token");
     (t, rec)
 }
 

@@ -3,6 +3,7 @@
 
 use crate::body::{self, BodyRefusal};
 use crate::db::{self, SqliteStore};
+use crate::faults::{self, FaultKind, FaultRequest};
 use crate::limits::RouteClass;
 use crate::pipeline::Work;
 use crate::schema::{
@@ -21,8 +22,8 @@ use edrlink_core::downlevel::OnboardingPackage;
 use edrlink_core::encoding::rfc3339;
 use edrlink_core::error::{Error, ErrorCode};
 use edrlink_core::health::{classify, Activity, Coverage, INACTIVE_AFTER};
-use edrlink_core::http::{problem, HttpRequest, HttpResponse};
-use edrlink_core::service::{TokenRecord, Workspace};
+use edrlink_core::http::{problem, problem_with_status, HttpRequest, HttpResponse};
+use edrlink_core::service::{Workspace, PARTNER_ROUTES};
 use edrlink_core::{offboard, token};
 use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 use serde_json::{json, Value};
@@ -61,18 +62,6 @@ fn method_filter(m: &str) -> MethodFilter {
     }
 }
 
-/// Partner API routes (all served by `ServiceRole::handle`).
-const PARTNER_ROUTES: &[(&str, &str)] = &[
-    ("GET", "/v1/keys"),
-    ("POST", "/v1/redeem"),
-    ("POST", "/v1/handshake"),
-    ("POST", "/v1/ingest"),
-    ("POST", "/v1/offboard"),
-    ("POST", "/v1/rotate"),
-    ("POST", "/v1/downlevel/register"),
-    ("POST", "/v1/downlevel/ingest"),
-];
-
 fn routes() -> Vec<(&'static str, &'static str, Access, MethodRouter<AppState>)> {
     let f = |m: &'static str, h: MethodRouter<AppState>| (m, h);
     let mut v: Vec<(&'static str, &'static str, Access, MethodRouter<AppState>)> = Vec::new();
@@ -91,7 +80,8 @@ fn routes() -> Vec<(&'static str, &'static str, Access, MethodRouter<AppState>)>
         Access::Public,
         f("GET", on(MethodFilter::GET, openapi)),
     );
-    for (m, p) in PARTNER_ROUTES {
+    // The partner routes are the service role's own table (what `handle` dispatches on).
+    for (m, p, _) in PARTNER_ROUTES {
         add(p, Access::Public, f(m, on(method_filter(m), partner)));
     }
     add(
@@ -185,6 +175,12 @@ pub(crate) fn router(app: AppState) -> Router {
             Access::Public => public = public.route(path, h),
             Access::Admin => admin = admin.route(path, h),
         }
+    }
+    if app.faults.is_some() {
+        admin = admin.route(
+            "/admin/test/faults",
+            on(MethodFilter::POST, arm_fault).on(MethodFilter::DELETE, clear_faults),
+        );
     }
     let admin = admin.route_layer(middleware::from_fn_with_state(app.clone(), require_admin));
     let timeout = app.timeout;
@@ -637,6 +633,31 @@ async fn early_size_limit(State(app): State<AppState>, req: Request, next: Next)
 /// everything that touches state goes to the writer, which commits requests
 /// in groups and answers each only after its group's commit (`pipeline.rs`).
 async fn partner(State(app): State<AppState>, req: Request) -> Response {
+    let fault = app.faults.as_ref().and_then(|f| f.take(req.uri().path()));
+    match fault {
+        None => partner_answer(app, req).await,
+        Some(FaultKind::Refuse {
+            status,
+            retry_after,
+        }) => {
+            let e = faults::refusal_error(status, retry_after);
+            let mut resp = problem_with_status(&e, status, None);
+            resp.headers.push((
+                "date".into(),
+                edrlink_core::http::format_http_date(app.clock.now()),
+            ));
+            body::refuse(req, role_answer(resp), body::DRAIN_LIMIT).await
+        }
+        Some(FaultKind::DropAnswer) => {
+            // Processed and committed (the writer answers only after its
+            // commit); then the answer is lost.
+            let _ = partner_answer(app, req).await;
+            Response::new(Body::new(faults::LostAnswer))
+        }
+    }
+}
+
+async fn partner_answer(app: AppState, req: Request) -> Response {
     let path = req.uri().path().to_owned();
     let ip = peer_ip(&req);
     if let Err(wait) = app.limits.admit(ip, RouteClass::of(&path)) {
@@ -843,26 +864,16 @@ async fn set_integration(
         .enabled
         .ok_or_else(|| ApiError::new(ErrorCode::Malformed, "body must be {\"enabled\": bool}"))?;
     valid_id("partner_id", &p)?;
-    with_tx(&app, move |_, tx, now| {
+    with_tx(&app, move |app, tx, now| {
         tenant_region(tx, &t)?;
-        let epoch = match integration_row(tx, &t, &p)? {
-            None => {
-                tx.execute("INSERT INTO integrations (tenant_id, partner_id, enabled, epoch, updated_at) VALUES (?1, ?2, ?3, 1, ?4)", params![t, p, enabled, now])?;
-                1
-            }
-            // Turning off bumps the epoch: every credential and token of the old
-            // epoch stops working, and turning on again does not restore them.
-            Some((true, e)) if !enabled => {
-                tx.execute("UPDATE integrations SET enabled = 0, epoch = ?3, updated_at = ?4 WHERE tenant_id = ?1 AND partner_id = ?2", params![t, p, e + 1, now])?;
-                e + 1
-            }
-            Some((_, e)) => {
-                tx.execute("UPDATE integrations SET enabled = ?3, updated_at = ?4 WHERE tenant_id = ?1 AND partner_id = ?2", params![t, p, enabled, now])?;
-                e
-            }
-        };
-        tracing::info!(tenant = %t, partner = %p, enabled, epoch, "integration set");
-        Ok(json_response(200, &json!({"tenant_id": t, "partner_id": p, "enabled": enabled, "epoch": epoch})))
+        let i = app
+            .role
+            .set_integration(&mut SqliteStore { tx }, &t, &p, enabled, now)?;
+        tracing::info!(tenant = %t, partner = %p, enabled, epoch = i.epoch, "integration set");
+        Ok(json_response(
+            200,
+            &json!({"tenant_id": t, "partner_id": p, "enabled": i.enabled, "epoch": i.epoch}),
+        ))
     })
     .await
 }
@@ -885,17 +896,6 @@ async fn generate_token(
         enabled_integration(tx, &t, &p)?;
         let (text, claims) = app.role.issue_token(&mut SqliteStore { tx }, &t, &p, lifetime, max_uses, now)?;
         let text = Zeroizing::new(text);
-        let rec = TokenRecord {
-            jti: claims.jti.clone(),
-            tenant_id: t.clone(),
-            partner_id: p.clone(),
-            epoch: claims.epoch,
-            exp: claims.exp,
-            max_uses: claims.max_uses,
-            uses: 0,
-            revoked: false,
-        };
-        db::insert_token(tx, &rec, now)?;
         tracing::info!(tenant = %t, partner = %p, jti = %claims.jti, exp = claims.exp, "access token generated");
         Ok(json_response(
             201,
@@ -903,6 +903,28 @@ async fn generate_token(
         ))
     })
     .await
+}
+
+/// `POST /admin/test/faults` (mounted only with test faults on).
+async fn arm_fault(State(app): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    let b: FaultRequest = json_body(req).await?;
+    let faults = app
+        .faults
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("no such endpoint"))?;
+    faults.arm(b)?;
+    tracing::warn!("test fault armed");
+    Ok(json_response(200, &json!({"armed": true})))
+}
+
+/// `DELETE /admin/test/faults` (mounted only with test faults on).
+async fn clear_faults(State(app): State<AppState>) -> Result<Response, ApiError> {
+    let faults = app
+        .faults
+        .as_ref()
+        .ok_or_else(|| ApiError::not_found("no such endpoint"))?;
+    faults.clear();
+    Ok(json_response(200, &json!({"cleared": true})))
 }
 
 async fn revoke_token(

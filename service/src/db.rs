@@ -441,6 +441,21 @@ impl ServiceStore for SqliteStore<'_> {
             .map_err(storage)
     }
 
+    fn put_integration(&mut self, i: &Integration, now: UnixSeconds) -> Result<()> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO integrations (tenant_id, partner_id, enabled, epoch, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(tenant_id, partner_id) DO UPDATE SET enabled = excluded.enabled, epoch = excluded.epoch, updated_at = excluded.updated_at",
+            )
+            .and_then(|mut s| s.execute(params![i.tenant_id, i.partner_id, i.enabled, i.epoch as i64, now]))
+            .map(|_| ())
+            .map_err(storage)
+    }
+
+    fn put_token(&mut self, t: &TokenRecord, now: UnixSeconds) -> Result<()> {
+        insert_token(self.tx, t, now).map_err(storage)
+    }
+
     fn token(&mut self, jti: &str) -> Result<Option<TokenRecord>> {
         self.tx
             .prepare_cached("SELECT jti, tenant_id, partner_id, epoch, exp, max_uses, uses, revoked FROM tokens WHERE jti = ?1")
@@ -670,7 +685,7 @@ impl ServiceStore for SqliteStore<'_> {
 // ---- portal / admin queries ---------------------------------------------
 
 /// Records a token issued by the admin.
-pub fn insert_token(tx: &Transaction, t: &TokenRecord, now: UnixSeconds) -> rusqlite::Result<()> {
+fn insert_token(tx: &Transaction, t: &TokenRecord, now: UnixSeconds) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT INTO tokens (jti, tenant_id, partner_id, epoch, exp, max_uses, uses, revoked, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         params![t.jti, t.tenant_id, t.partner_id, t.epoch as i64, t.exp, t.max_uses as i64, t.uses as i64, t.revoked, now],

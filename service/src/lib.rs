@@ -27,6 +27,7 @@
 mod api;
 mod body;
 pub mod db;
+mod faults;
 pub mod limits;
 mod openapi;
 pub mod pipeline;
@@ -107,6 +108,11 @@ pub struct Settings {
     pub flood: FloodLimits,
     /// Group commit and verification tuning.
     pub pipeline: Pipeline,
+    /// Mounts `POST`/`DELETE /admin/test/faults` (refusals and lost answers
+    /// on partner routes, for the shared scenarios; docs/ADMIN-API.md "Test
+    /// faults"). The binary sets it from `EDRLINK_TEST_FAULTS=1`. Never in
+    /// production: an admin could make the service lose answers.
+    pub test_faults: bool,
 }
 
 impl Default for Settings {
@@ -126,6 +132,7 @@ impl Default for Settings {
             clock: Clock::default(),
             flood: FloodLimits::default(),
             pipeline: Pipeline::default(),
+            test_faults: false,
         }
     }
 }
@@ -148,6 +155,7 @@ impl std::fmt::Debug for Settings {
             .field("session_lifetime", &self.session_lifetime)
             .field("flood", &self.flood)
             .field("pipeline", &self.pipeline)
+            .field("test_faults", &self.test_faults)
             .finish()
     }
 }
@@ -175,6 +183,8 @@ pub(crate) struct App {
     pub(crate) region: String,
     pub(crate) clock: Clock,
     pub(crate) timeout: Duration,
+    /// Armed test faults (`Some` only with [`Settings::test_faults`]).
+    pub(crate) faults: Option<faults::Faults>,
 }
 
 impl App {
@@ -250,6 +260,11 @@ async fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
         Box::new(SystemRandom),
     )
     .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if settings.test_faults {
+        tracing::warn!(
+            "test faults are on (EDRLINK_TEST_FAULTS): never use this service in production"
+        );
+    }
     tracing::info!(kid = %role.keyset().keys.first().and_then(|k| k.kid.clone()).unwrap_or_default(), region = %settings.region, "service signing key loaded");
     let role = Arc::new(role);
     let db = Arc::new(Mutex::new(conn));
@@ -273,6 +288,7 @@ async fn prepare(settings: Settings) -> anyhow::Result<Prepared> {
         region: settings.region.clone(),
         clock: settings.clock.clone(),
         timeout: settings.request_timeout,
+        faults: settings.test_faults.then(faults::Faults::default),
     });
     Ok(Prepared {
         app,

@@ -1,14 +1,15 @@
 //! `edrlink-service --db PATH --listen ADDR [--region R] [--public-url URL]`
 //!
 //! Admin key from `EDRLINK_ADMIN_KEY` (generated and printed to stderr when
-//! unset). Prints exactly one line `listening on http://HOST:PORT` to stdout
+//! unset). `EDRLINK_TEST_FAULTS=1` mounts the test-fault admin routes (test
+//! suites only; docs/ADMIN-API.md). Prints exactly one line `listening on http://HOST:PORT` to stdout
 //! once ready; logs go to stderr (filter with `RUST_LOG`).
 
 use std::io::Write as _;
 use std::path::PathBuf;
 
 fn usage() -> ! {
-    eprintln!("usage: edrlink-service [--db PATH | --memory] [--listen ADDR] [--region REGION] [--public-url URL] [--issuer ID]\n  env: EDRLINK_ADMIN_KEY (admin API key), RUST_LOG (log filter)");
+    eprintln!("usage: edrlink-service [--db PATH | --memory] [--listen ADDR] [--region REGION] [--public-url URL] [--issuer ID]\n  env: EDRLINK_ADMIN_KEY (admin API key), RUST_LOG (log filter),\n       EDRLINK_TEST_FAULTS=1 (test faults for test suites; never in production)");
     std::process::exit(2);
 }
 
@@ -40,6 +41,7 @@ fn main() -> anyhow::Result<()> {
         }
     }
     s.admin_key = std::env::var("EDRLINK_ADMIN_KEY").unwrap_or_default();
+    s.test_faults = std::env::var("EDRLINK_TEST_FAULTS").is_ok_and(|v| v == "1");
     let generated = s.admin_key.is_empty();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

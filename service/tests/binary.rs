@@ -15,6 +15,18 @@ fn spawn(
     String,
     BufReader<std::process::ChildStdout>,
 ) {
+    spawn_with(db, admin_key, None)
+}
+
+fn spawn_with(
+    db: &std::path::Path,
+    admin_key: Option<&str>,
+    test_faults: Option<&str>,
+) -> (
+    std::process::Child,
+    String,
+    BufReader<std::process::ChildStdout>,
+) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_edrlink-service"));
     cmd.args([
         "--db",
@@ -28,8 +40,12 @@ fn spawn(
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
     cmd.env_remove("EDRLINK_ADMIN_KEY");
+    cmd.env_remove("EDRLINK_TEST_FAULTS");
     if let Some(k) = admin_key {
         cmd.env("EDRLINK_ADMIN_KEY", k);
+    }
+    if let Some(v) = test_faults {
+        cmd.env("EDRLINK_TEST_FAULTS", v);
     }
     let mut child = cmd.spawn().unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
@@ -110,4 +126,34 @@ fn binary_prints_one_line_and_stops_on_sigterm() {
         .expect("generated key printed");
     assert!(key.len() >= edrlink_service::MIN_ADMIN_KEY_LEN);
     drop(http);
+}
+
+/// `EDRLINK_TEST_FAULTS=1` (exactly) mounts the test-fault route; unset or
+/// any other value leaves it absent (404), and the binary warns when it is on.
+#[test]
+fn test_faults_exist_only_with_the_environment_setting() {
+    const KEY: &str = "bin-admin-key-0123456789abcdefghijkl";
+    let auth = format!("Bearer {KEY}");
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("content-type", "application/json"),
+    ];
+    let arm = br#"{"path":"/v1/keys","count":1,"status":503,"retry_after":1}"#;
+    for (setting, mounted) in [(None, false), (Some("0"), false), (Some("1"), true)] {
+        let dir = tempfile::tempdir().unwrap();
+        let (child, url, out) = spawn_with(&dir.path().join("svc.db"), Some(KEY), setting);
+        let http = Http::new(&url);
+        let r = http.send("POST", "/admin/test/faults", &headers, Some(arm.to_vec()));
+        let keys = http.send("GET", "/v1/keys", &[], None);
+        let err = stop(child, out);
+        if mounted {
+            assert_eq!(r.status, 200, "{}", r.text());
+            assert_eq!(keys.problem(503), "service_unavailable");
+            assert!(err.contains("test faults are on"), "stderr: {err}");
+        } else {
+            assert_eq!(r.status, 404, "{setting:?}: {}", r.text());
+            assert_eq!(keys.status, 200);
+            assert!(!err.contains("test faults are on"), "stderr: {err}");
+        }
+    }
 }

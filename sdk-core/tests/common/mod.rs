@@ -9,7 +9,7 @@ use edrlink_core::keys::{RandomSource, SigningKey};
 use edrlink_core::memory_store::MemoryStore;
 use edrlink_core::policy::Policy;
 use edrlink_core::redeem::DeviceFacts;
-use edrlink_core::service::{Integration, RateLimit, ServiceConfig, ServiceRole, TokenRecord};
+use edrlink_core::service::{Integration, RateLimit, ServiceConfig, ServiceRole};
 use edrlink_core::Result;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -125,39 +125,20 @@ impl World {
         World { svc, store }
     }
 
-    /// Issues a token through the service role and records it (as the portal does).
+    /// Issues a token through the service role (which stores its record, as the portal does).
     pub fn token(&mut self, lifetime: i64, max_uses: u32, now: UnixSeconds) -> String {
-        let (tok, c) = self
+        let (tok, _) = self
             .svc
             .issue_token(&mut self.store, TENANT, PARTNER, lifetime, max_uses, now)
             .unwrap();
-        self.store.tokens.insert(
-            c.jti.clone(),
-            TokenRecord {
-                jti: c.jti.clone(),
-                tenant_id: c.tenant_id,
-                partner_id: c.partner_id,
-                epoch: c.epoch,
-                exp: c.exp,
-                max_uses: c.max_uses,
-                uses: 0,
-                revoked: false,
-            },
-        );
         tok
     }
 
-    /// Toggles the integration the way the portal does: off bumps the epoch.
+    /// Toggles the integration through the service role: off bumps the epoch.
     pub fn set_enabled(&mut self, enabled: bool) {
-        let i = self
-            .store
-            .integrations
-            .get_mut(&(TENANT.to_owned(), PARTNER.to_owned()))
+        self.svc
+            .set_integration(&mut self.store, TENANT, PARTNER, enabled, 0)
             .unwrap();
-        if i.enabled && !enabled {
-            i.epoch += 1;
-        }
-        i.enabled = enabled;
     }
 
     pub fn epoch(&self) -> u64 {
