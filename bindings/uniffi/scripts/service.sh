@@ -15,7 +15,10 @@ start_service() {
     bin="$CARGO_TARGET_DIR/debug/edrlink-service"
   fi
   export EDRLINK_ADMIN_KEY="test-admin-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
-  rm -f "$work/svc.db" "$work/svc.out"
+  rm -f "$work/svc.db"
+  # Created before the service starts: the poll below must not race the
+  # background job's redirection (sed on a missing file fails under pipefail).
+  : >"$work/svc.out"
   # Test faults (POST /admin/test/faults) for the shared scenarios; loopback only.
   EDRLINK_TEST_FAULTS=1 "$bin" --db "$work/svc.db" --listen 127.0.0.1:0 >"$work/svc.out" 2>"$work/svc.err" &
   SERVICE_PID=$!
