@@ -379,6 +379,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn seed_and_public_key_lengths_have_one_code_each() {
+        let k = SigningKey::from_seed_slice(&[7u8; 32]).unwrap();
+        assert_eq!(
+            k.verifying_key(),
+            SigningKey::from_seed(&[7u8; 32]).unwrap().verifying_key()
+        );
+        for n in [0usize, 31, 33, 64] {
+            let e = SigningKey::from_seed_slice(&vec![7u8; n]).err().unwrap();
+            assert_eq!(e.code(), ErrorCode::InvalidArgument, "seed of {n} bytes");
+            assert_eq!(
+                VerifyingKey::from_bytes(&vec![7u8; n]).unwrap_err().code(),
+                ErrorCode::Malformed,
+                "public key of {n} bytes"
+            );
+        }
+    }
+
+    #[test]
     fn sign_verify_and_kid() {
         let k = SigningKey::from_seed(&[7u8; 32]).unwrap();
         let sig = k.sign(b"hello");
