@@ -475,7 +475,10 @@ if want wheels; then
     # maturin finds the workspace's uniffi-bindgen; zig links against glibc 2.17.
     # CARGO_PROFILE_RELEASE_STRIP=none: through zig's linker, rustc's default strip of debug info
     # drops the whole symbol table, and uniffi-bindgen reads the bindings' metadata from it.
-    if (cd bindings/python && CARGO_PROFILE_RELEASE_STRIP=none maturin build --release --locked --zig --target "$t" --compatibility manylinux2014 \
+    # The cross linker/CC settings above are for the C archives; here maturin's zig must link
+    # (against glibc 2.17), so they are removed from the environment.
+    if (cd bindings/python && env -u CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER -u CC_aarch64_unknown_linux_gnu \
+          -u AR_aarch64_unknown_linux_gnu CARGO_PROFILE_RELEASE_STRIP=none maturin build --release --locked --zig --target "$t" --compatibility manylinux2014 \
           --out "$DIST" >>"$LOGS/wheels.log" 2>&1); then
       whl="$(ls "$DIST"/edrlink-*manylinux*"${t%%-*}"*.whl 2>/dev/null | head -1)"
       sbom_of bindings/uniffi "$t" "${whl%.whl}.cdx.json" || { ok=0; wmsg="$wmsg ${t%%-*} wheel: no SBOM;"; }
