@@ -27,6 +27,31 @@
 
 
 /**
+ * Log level of `edrlink_client_set_log_callback`: something failed for good.
+ */
+#define EDRLINK_LOG_ERROR 1
+
+/**
+ * Log level: a refusal, a drop, a new token needed — the host should look.
+ */
+#define EDRLINK_LOG_WARN 2
+
+/**
+ * Log level: state changes (flow, backoff, rotation).
+ */
+#define EDRLINK_LOG_INFO 3
+
+/**
+ * Log level: every request and answer (method, path, status, code).
+ */
+#define EDRLINK_LOG_DEBUG 4
+
+/**
+ * Log level: finer detail than debug.
+ */
+#define EDRLINK_LOG_TRACE 5
+
+/**
  * Length of an Ed25519 private key seed and of a public key, in bytes.
  */
 #define EDRLINK_KEY_LEN 32
@@ -334,7 +359,9 @@ typedef uint32_t edrlink_action;
 typedef struct edrlink_client edrlink_client;
 
 /**
- * A detailed error: a result code plus a message (never containing secrets).
+ * A detailed error: the one error record of every edrlink binding (`code`
+ * name, `number`, `http_status`, `retry_after`, `detail`), taken field by
+ * field from the core's `ErrorInfo` (never parsed out of a message).
  * Created by the library on failure, freed by the caller with
  * `edrlink_error_free`. Immutable, so it may be read from any thread.
  */
@@ -632,6 +659,19 @@ typedef struct {
   uint64_t queued;
 } edrlink_flush_outcome;
 
+/**
+ * A log callback: `level` is one of `EDRLINK_LOG_ERROR..EDRLINK_LOG_TRACE`,
+ * `message` a NUL-terminated UTF-8 string valid during the call only (it
+ * never holds a secret).
+ */
+typedef void (*edrlink_log_callback)(void *userdata, uint32_t level, const char *message);
+
+/**
+ * An event callback: `event_json` is the event's canonical JSON (e.g.
+ * `{"type":"flow_changed","flow":"blocked"}`), valid during the call only.
+ */
+typedef void (*edrlink_event_callback)(void *userdata, const char *event_json);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -679,12 +719,73 @@ const char *edrlink_error_message(const edrlink_error *err);
 
 /**
  * Seconds the service asked to wait before retrying (`EDRLINK_RATE_LIMITED`,
- * `EDRLINK_SERVICE_UNAVAILABLE`), 0 when none or when `err` is NULL.
+ * `EDRLINK_SERVICE_UNAVAILABLE`), 0 when none or when `err` is NULL (tell
+ * the two apart with `edrlink_error_has_retry_after`).
  *
  * # Safety
  * `err` is NULL or an error from this library that was not freed.
  */
 uint64_t edrlink_error_retry_after(const edrlink_error *err);
+
+/**
+ * Whether the error carries a retry delay (`Retry-After`): tells "wait 0
+ * seconds" from "no delay given", which `edrlink_error_retry_after` cannot.
+ *
+ * # Safety
+ * `err` is NULL or an error from this library that was not freed.
+ */
+bool edrlink_error_has_retry_after(const edrlink_error *err);
+
+/**
+ * The error's stable snake_case code name (`"rate_limited"`,
+ * `"null_pointer"`, …; the `code` field of every binding's error and of the
+ * wire's problem bodies). Static storage: do not free. `"null_pointer"`
+ * when `err` is NULL.
+ *
+ * # Safety
+ * `err` is NULL or an error from this library that was not freed.
+ */
+const char *edrlink_error_name(const edrlink_error *err);
+
+/**
+ * The HTTP status that goes with the error's code (the core's table, e.g.
+ * 429 for `EDRLINK_RATE_LIMITED`; 400 for the C-only codes). 0 when `err`
+ * is NULL.
+ *
+ * # Safety
+ * `err` is NULL or an error from this library that was not freed.
+ */
+uint16_t edrlink_error_http_status(const edrlink_error *err);
+
+/**
+ * The error's human-readable detail (the field every binding calls
+ * `detail`; same text as `edrlink_error_message`). Never a secret. Valid
+ * until `edrlink_error_free(err)`. `""` when `err` is NULL.
+ *
+ * # Safety
+ * `err` is NULL or an error from this library that was not freed.
+ */
+const char *edrlink_error_detail(const edrlink_error *err);
+
+/**
+ * The whole error record as JSON, the same shape as the health report's
+ * `last_error` and every binding's error:
+ * `{"code":"rate_limited","number":601,"http_status":429,"retry_after":2,"detail":"…"}`
+ * (`retry_after` is `null` when absent). Free with `edrlink_string_free`.
+ *
+ * # Safety
+ * `err` NULL or a live error from this library; `out_json` NULL or writable;
+ * `out_err` NULL or writable.
+ */
+edrlink_result edrlink_error_to_json(const edrlink_error *err,
+                                     char **out_json,
+                                     edrlink_error **out_err);
+
+/**
+ * The HTTP status that goes with a result code (the core's table; 400 for
+ * the C-only codes, 200 for `EDRLINK_OK`, 0 for unknown numbers). Thread-safe.
+ */
+uint16_t edrlink_result_http_status(uint32_t code);
 
 /**
  * Frees an error. NULL is a no-op. Freeing the same error twice is undefined
@@ -736,6 +837,48 @@ edrlink_result edrlink_client_new(const edrlink_client_options *options,
                                   const edrlink_transport *transport,
                                   edrlink_client **out_client,
                                   edrlink_error **err);
+
+/**
+ * Creates a client from the options' JSON form: an object with `device`
+ * (`{device_id, hostname, os, os_version, product, product_version}`) and
+ * any option of the schema (docs/OPTIONS.md, `tests/options-schema.json`)
+ * by its snake_case name: `service_url`, `pinned_keys` (a JWKS object),
+ * `gzip`, `max_queue_events`, `max_queue_bytes`, `when_full`
+ * (`"refuse_new"`/`"drop_oldest"`), `max_queue_age_secs`,
+ * `max_batch_delay_secs`, `blocked_recheck_secs`, `max_backoff_secs`,
+ * `recovery_jitter_secs`, `max_batches_per_second`, `op_timeout_secs`,
+ * `data_dir`, and the built-in transport's `proxy`, `no_proxy`,
+ * `extra_ca_pem`, `pin_extra_ca`, `request_timeout_secs`. Absent or `null`
+ * means the schema default. Every option is reachable here, including the
+ * ones the `edrlink_client_options` struct has no field for. `transport`
+ * and `out_client` as in `edrlink_client_new` (a host transport ignores the
+ * transport options).
+ *
+ * Errors: `EDRLINK_INVALID_ARGUMENT` naming the option (unknown name, wrong
+ * type, out of range, bad device facts), `EDRLINK_MALFORMED` (not JSON),
+ * `EDRLINK_STORAGE` (data directory unusable), `EDRLINK_NULL_POINTER`,
+ * `EDRLINK_INVALID_UTF8`.
+ *
+ * # Safety
+ * `options_json` NULL or NUL-terminated; `transport` NULL or valid;
+ * out-pointers NULL or writable.
+ */
+edrlink_result edrlink_client_new_json(const char *options_json,
+                                       const edrlink_transport *transport,
+                                       edrlink_client **out_client,
+                                       edrlink_error **err);
+
+/**
+ * The client's effective options as JSON, every option of the schema by
+ * its snake_case name with its value (defaults filled in; a proxy's
+ * credentials redacted). Free with `edrlink_string_free`.
+ *
+ * # Safety
+ * `client` NULL or live; out-pointers NULL or writable.
+ */
+edrlink_result edrlink_client_options_json(const edrlink_client *client,
+                                           char **out_json,
+                                           edrlink_error **err);
 
 /**
  * Frees a client (and, through `free_userdata`, its host transport's
@@ -868,10 +1011,27 @@ edrlink_result edrlink_client_health(const edrlink_client *client,
                                      edrlink_error **err);
 
 /**
+ * The last error the client recorded (the health report's `last_error`)
+ * as an `edrlink_error` with all its fields (`edrlink_error_name`,
+ * `edrlink_error_http_status`, `edrlink_error_retry_after`, …): e.g. the
+ * `EDRLINK_RATE_LIMITED` refusal with its `Retry-After` that a flush ended
+ * on. `*out_error` receives NULL when there is none; free it with
+ * `edrlink_error_free`. Never waits for the network.
+ *
+ * # Safety
+ * `client` NULL or live; out-pointers NULL or writable.
+ */
+edrlink_result edrlink_client_last_error(const edrlink_client *client,
+                                         edrlink_error **out_error,
+                                         edrlink_error **err);
+
+/**
  * Full health report as JSON (`healthy`, `onboarded`, `installation_id`,
  * `flow`, `needs_new_token`, `last_handshake`, `last_send`, `queued_events`,
  * `queued_bytes`, `oldest_queued_age`, `sent_events`, `drops`,
- * `clock_offset`, `last_error`, `next_attempt`; absent values are `null`).
+ * `clock_offset`, `last_error`, `next_attempt`; absent values are `null`;
+ * `last_error` is the error record `{"code","number","http_status",
+ * "retry_after","detail"}`).
  * Free with `edrlink_string_free`. Never waits for the network.
  *
  * # Safety
@@ -896,6 +1056,70 @@ edrlink_result edrlink_client_health_json(const edrlink_client *client,
 edrlink_result edrlink_client_offboard(edrlink_client *client,
                                        const char *offboarding_package,
                                        edrlink_error **err);
+
+/**
+ * Routes the client's diagnostics to `cb`: every record at `min_level` or
+ * more severe (`EDRLINK_LOG_ERROR` = 1 … `EDRLINK_LOG_TRACE` = 5;
+ * `EDRLINK_LOG_DEBUG` shows each request and answer by method, path,
+ * status and code). Messages never contain a secret (tokens, keys,
+ * workspace keys). `cb` NULL removes the hook. Replaces a previous hook.
+ *
+ * Threads: `cb` runs on the thread that is inside a client call (enroll,
+ * handshake, flush, offboard, rotate, submit), outside every client lock:
+ * it may call back into the client (`edrlink_client_health`, …); starting
+ * another long operation from it while one runs on the same thread fails
+ * with `EDRLINK_INVALID_STATE` (no deadlock). `userdata` must stay valid
+ * until the hook is removed or the client is freed; the library never frees
+ * or reads it.
+ *
+ * Errors: `EDRLINK_NULL_POINTER` (client), `EDRLINK_INVALID_ARGUMENT`
+ * (`min_level` not 1..5).
+ *
+ * # Safety
+ * `client` NULL or live; `cb` NULL or a function with this signature that
+ * does not unwind; `err` NULL or writable.
+ */
+edrlink_result edrlink_client_set_log_callback(edrlink_client *client,
+                                               edrlink_log_callback cb,
+                                               void *userdata,
+                                               uint32_t min_level,
+                                               edrlink_error **err);
+
+/**
+ * Delivers the client's state-change events to `cb` as canonical JSON, one
+ * call per event: `{"type":"credential_changed"}`,
+ * `{"type":"credential_removed"}`, `{"type":"flow_changed","flow":"open|blocked|revoked"}`,
+ * `{"type":"delivered","count":n}`, `{"type":"failed","code":"…"}`,
+ * `{"type":"needs_new_token","code":"revoked|offboarded|epoch_mismatch|credential_expired|needs_reenroll"}`,
+ * `{"type":"queue_full"}`, `{"type":"events_dropped","reason":"…","count":n}`,
+ * `{"type":"credential_rotated"}`. The client has already acted on an
+ * event when it arrives (a changed credential is persisted). `cb` NULL
+ * removes the hook. Threads and `userdata`: as
+ * `edrlink_client_set_log_callback`.
+ *
+ * # Safety
+ * `client` NULL or live; `cb` NULL or a function with this signature that
+ * does not unwind; `err` NULL or writable.
+ */
+edrlink_result edrlink_client_set_event_callback(edrlink_client *client,
+                                                 edrlink_event_callback cb,
+                                                 void *userdata,
+                                                 edrlink_error **err);
+
+/**
+ * Rotates the installation key now (normally automatic at two thirds of the
+ * credential's lifetime) and waits, up to `op_timeout_secs`, for the service
+ * to accept it; the new credential is persisted before this returns and the
+ * event hook sees `credential_changed` and `credential_rotated`.
+ *
+ * Errors: `EDRLINK_INVALID_STATE` (not enrolled, or a down-level client),
+ * the service's refusal (`EDRLINK_FLOW_BLOCKED`, `EDRLINK_REVOKED`, …), or
+ * the last error at the deadline (`EDRLINK_TRANSPORT`, …).
+ *
+ * # Safety
+ * `client` NULL or live; `err` NULL or writable.
+ */
+edrlink_result edrlink_client_rotate(edrlink_client *client, edrlink_error **err);
 
 /**
  * Decodes an access token for display, **without** checking its signature
@@ -972,8 +1196,8 @@ edrlink_result edrlink_key_id(const uint8_t *public_key,
  * `*out_envelope_json` receives the envelope JSON; free it with
  * `edrlink_string_free`. The seed is copied into a buffer wiped after use.
  *
- * Errors: `EDRLINK_INVALID_ARGUMENT` (seed length), `EDRLINK_MALFORMED`
- * (payload type), `EDRLINK_NULL_POINTER`, `EDRLINK_INVALID_UTF8`.
+ * Errors: `EDRLINK_INVALID_ARGUMENT` (seed not 32 bytes), `EDRLINK_MALFORMED`
+ * (bad payload type), `EDRLINK_NULL_POINTER`, `EDRLINK_INVALID_UTF8`.
  *
  * # Safety
  * `seed` readable for `seed_len` bytes, `payload` for `payload_len` bytes
@@ -996,7 +1220,7 @@ edrlink_result edrlink_envelope_seal(const uint8_t *seed,
  *
  * Errors: `EDRLINK_MALFORMED`, `EDRLINK_WRONG_TYPE`, `EDRLINK_UNKNOWN_KEY`,
  * `EDRLINK_BAD_SIGNATURE`, `EDRLINK_TOO_LARGE`, `EDRLINK_NULL_POINTER`,
- * `EDRLINK_INVALID_UTF8`, `EDRLINK_INVALID_ARGUMENT` (key length).
+ * `EDRLINK_INVALID_UTF8`; `EDRLINK_MALFORMED` also for a key that is not 32 bytes.
  *
  * # Safety
  * Strings NULL or NUL-terminated; `public_key` readable for `public_key_len`
@@ -1034,7 +1258,7 @@ edrlink_result edrlink_envelope_verify(const char *envelope_json,
  * `workspace_key` of the onboarding package); it is copied into a buffer
  * wiped after use. Free the result with `edrlink_string_free`.
  *
- * Errors: `EDRLINK_INVALID_ARGUMENT` (empty workspace id or key),
+ * Errors:
  * `EDRLINK_NULL_POINTER`, `EDRLINK_INVALID_UTF8`.
  *
  * # Safety

@@ -317,7 +317,7 @@ symbol_check() {  # TRIPLE PREFIX
 # ================================================================== targets
 # The core's tests (all test binaries, also after a failure) for TRIPLE; sets CORE to a summary.
 core_tests() {
-  cargo test --release --locked --no-fail-fast --target "$1" -p edrlink-core --features http,spool,blocking,gzip \
+  cargo test --release --locked --no-fail-fast --target "$1" -p edrlink-core --features transport,spool-file,agent,gzip \
     >"$LOGS/$1.core-tests.log" 2>&1
   local rc=$?
   CORE="core tests $(grep -E '^test result:' "$LOGS/$1.core-tests.log" | awk '{p+=$4; f+=$6} END {print p" passed, "f" failed"}')"

@@ -65,8 +65,12 @@ async function noteNow(error, extra) {
   const next = { ...cur, ...extra };
   if (extra.delivered !== undefined) next.delivered_total = (cur.delivered_total || 0) + extra.delivered;
   delete next.delivered;
-  if (error) next.last_error = { code: error.code || 'internal', message: String(error.message || error), at: Math.floor(Date.now() / 1000) };
-  else if (!extra.keepError) next.last_error = null;
+  // An EdrlinkError (or health().last_error) is the core's error record: keep its fields,
+  // never a parsed message.
+  if (error) {
+    next.last_error = { code: error.code || 'internal', detail: typeof error.detail === 'string' ? error.detail : String(error.message || error),
+      retry_after: error.retryAfter ?? error.retry_after ?? null, at: Math.floor(Date.now() / 1000) };
+  } else if (!extra.keepError) next.last_error = null;
   delete next.keepError;
   if (client && client.flow) next.flow = client.flow;
   await chrome.storage.local.set({ [KEY.status]: next });
@@ -121,7 +125,7 @@ async function clientOptions() {
       product: manifest.short_name,
       product_version: manifest.version,
     },
-    timeoutSecs: 10,
+    opTimeoutSecs: 10,
     // The whole queue is rewritten into chrome.storage.local on every save (10 MB quota
     // without "unlimitedStorage"): keep it well below that. Detections are dropped last.
     maxQueueBytes: 2 * 1024 * 1024,
@@ -179,7 +183,10 @@ async function flushOnce() {
   if (!client || !client.health().onboarded) return;
   try {
     const out = await client.flush();
-    await note(null, { last_delivery: Math.floor(Date.now() / 1000), delivered: out.delivered });
+    // A flush that ran out of time while backing off (service down, rate limited) resolves
+    // with events still queued; why is the client's last error (an error record).
+    const stuck = out.queued > 0 ? client.health().last_error : null;
+    await note(stuck, { ...(stuck ? {} : { last_delivery: Math.floor(Date.now() / 1000) }), delivered: out.delivered });
     await markDelivered();
   } catch (e) {
     if (!(e instanceof EdrlinkError)) console.error('edrlink: flush', e);
@@ -330,7 +337,8 @@ chrome.runtime.onMessage.addListener((msg, sender, sendResponse) => {
   if (sender.id !== chrome.runtime.id) return false;
   handle(msg).then(
     (r) => sendResponse({ ok: true, ...r }),
-    (e) => sendResponse({ ok: false, error: { code: e && e.code ? e.code : 'internal', message: String(e && e.message ? e.message : e), retryAfter: e && e.retryAfter } }),
+    (e) => sendResponse({ ok: false, error: { code: e && e.code ? e.code : 'internal', message: String(e && e.message ? e.message : e),
+      detail: e && typeof e.detail === 'string' ? e.detail : undefined, retryAfter: e && e.retryAfter } }),
   );
   return true; // answered asynchronously
 });

@@ -5,6 +5,7 @@ import { init, inspectToken, version } from './edrlink/js/web.mjs';
 import { $, call, showError, renderStatus, renderDetections } from './ui.mjs';
 
 let claims = null;
+let tokenText = '';
 let timer = null;
 
 function fmtLeft(s) {
@@ -14,18 +15,22 @@ function fmtLeft(s) {
   return neg ? `${t} ago` : t;
 }
 
+// The status (and its expiry-warning threshold) comes from the SDK's inspection: the
+// console re-inspects every second rather than re-coding the thresholds here.
 function tick() {
   if (!claims) return;
-  const now = Math.floor(Date.now() / 1000);
-  const left = claims.exp - now;
-  let status = 'valid', text;
-  if (now < claims.nbf) { status = 'not_yet_valid'; text = `Not valid yet (starts in ${fmtLeft(claims.nbf - now)}) — check this computer's clock`; }
-  else if (left <= 0) { status = 'expired'; text = `EXPIRED ${fmtLeft(left)} — generate a new token in the portal`; }
-  else if (left < 3600) { status = 'expires_soon'; text = `Expires soon: ${fmtLeft(left)} left — enroll now`; }
-  else text = `Valid: ${fmtLeft(left)} left`;
+  let info;
+  try { info = inspectToken(tokenText); } catch { return; }
+  const left = info.seconds_left;
+  const text = {
+    not_yet_valid: `Not valid yet (starts in ${fmtLeft(info.claims.nbf - info.checked_at)}) — check this computer's clock`,
+    expired: `EXPIRED ${fmtLeft(left)} — generate a new token in the portal`,
+    expires_soon: `Expires soon: ${fmtLeft(left)} left — enroll now`,
+    valid: `Valid: ${fmtLeft(left)} left`,
+  }[info.status];
   const el = $('countdown');
   el.textContent = text;
-  el.dataset.status = status;
+  el.dataset.status = info.status;
   el.dataset.secondsLeft = String(left);
 }
 
@@ -40,7 +45,7 @@ async function warnings(info) {
     }
     if (origin.startsWith('http:') && !/^http:\/\/(127\.0\.0\.1|localhost)(:|$)/.test(origin)) w.push('The service URL is not HTTPS.');
   }
-  if (info.status === 'expires_soon') w.push('The token expires in less than an hour.');
+  if (info.status === 'expires_soon') w.push(`The token expires in less than ${fmtLeft(info.expiry_warning_secs)}.`);
   if (info.status === 'expired') w.push('The token has expired: it will be refused.');
   if (info.status === 'not_yet_valid') w.push('The token is not valid yet: this computer\'s clock may be wrong.');
   if (c.max_uses === 1) w.push('Single-use token: it cannot enroll another browser.');
@@ -58,6 +63,7 @@ async function inspect() {
   const token = $('token').value.trim();
   if (!token) return null;
   try {
+    tokenText = token;
     const info = inspectToken(token);
     claims = info.claims;
     const rows = [['tenant', claims.tenant_id], ['partner', claims.partner_id], ['region', claims.region],

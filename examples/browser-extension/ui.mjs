@@ -48,7 +48,7 @@ export function showError(box, e) {
   const detail = document.createElement('div');
   const c = document.createElement('code');
   c.textContent = code;
-  detail.append(c, ' — ' + (msg.startsWith(code + ': ') ? msg.slice(code.length + 2) : msg));
+  detail.append(c, ' — ' + (typeof e.detail === 'string' ? e.detail : msg));
   if (e.retryAfter) detail.append(` (retry after ${e.retryAfter} s)`);
   box.replaceChildren(head, detail);
   box.dataset.code = code;
@@ -72,9 +72,7 @@ export function renderStatus(s) {
   const le = $('last-error');
   if (s.last_error) {
     le.dataset.code = s.last_error.code;
-    const m = s.last_error.message;
-    const detail = m.startsWith(s.last_error.code + ': ') ? m.slice(s.last_error.code.length + 2) : m;
-    le.textContent = `${EXPLAIN[s.last_error.code] || ''} [${s.last_error.code}: ${detail}] ${ago(s.last_error.at)}`;
+    le.textContent = `${EXPLAIN[s.last_error.code] || ''} [${s.last_error.code}: ${s.last_error.detail}] ${ago(s.last_error.at)}`;
   } else {
     le.dataset.code = '';
     le.textContent = 'none';

@@ -14,10 +14,24 @@
 #include <edrlink.h>
 
 static int fail(const char *what, edrlink_result rc, edrlink_error *err) {
-  fprintf(stderr, "%s failed: %s (%u): %s\n", what, edrlink_result_name(rc), (unsigned)rc,
-          err ? edrlink_error_message(err) : edrlink_result_message(rc));
+  fprintf(stderr, "%s failed: %s (%u, HTTP %u): %s\n", what, edrlink_result_name(rc), (unsigned)rc,
+          (unsigned)edrlink_error_http_status(err), err ? edrlink_error_detail(err) : edrlink_result_message(rc));
+  if (edrlink_error_has_retry_after(err))
+    fprintf(stderr, "  the service asks to retry in %llu s\n", (unsigned long long)edrlink_error_retry_after(err));
   edrlink_error_free(err);
   return 1;
+}
+
+/* edrlink's diagnostics into the host's log (here: stderr). Never holds a secret. */
+static void on_log(void *userdata, uint32_t level, const char *message) {
+  static const char *names[] = {"?", "error", "warn", "info", "debug", "trace"};
+  fprintf((FILE *)userdata, "[edrlink %s] %s\n", names[level <= 5 ? level : 0], message);
+}
+
+/* State changes (flow blocked, new token needed, queue full, ...) as JSON. */
+static void on_event(void *userdata, const char *event_json) {
+  (void)userdata;
+  printf("event: %s\n", event_json);
 }
 
 int main(int argc, char **argv) {
@@ -42,6 +56,8 @@ int main(int argc, char **argv) {
   edrlink_error *err = NULL;
   edrlink_result rc = edrlink_client_new(&o, NULL /* built-in HTTPS transport */, &client, &err);
   if (rc != EDRLINK_OK) return fail("create client", rc, err);
+  edrlink_client_set_log_callback(client, on_log, stderr, EDRLINK_LOG_INFO, NULL);
+  edrlink_client_set_event_callback(client, on_event, NULL, NULL);
 
   edrlink_health h;
   edrlink_client_health(client, &h, NULL);

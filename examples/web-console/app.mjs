@@ -32,6 +32,7 @@ const EXPLAIN = {
 
 let client = null;
 let claims = null;
+let tokenText = '';
 let timer = null;
 let config = { proxy: false };
 
@@ -46,8 +47,7 @@ function showError(e) {
   const detail = document.createElement('div');
   const c = document.createElement('code');
   c.textContent = code;
-  const msg = e && e.message ? e.message : String(e);
-  detail.append(c, ' — ' + (msg.startsWith(code + ': ') ? msg.slice(code.length + 2) : msg));
+  detail.append(c, ' — ' + (e instanceof EdrlinkError ? e.detail : e && e.message ? e.message : String(e)));
   if (e && e.retryAfter) detail.append(` (retry after ${e.retryAfter} s)`);
   box.append(head, detail);
   box.dataset.code = code;
@@ -60,18 +60,22 @@ function fmtLeft(s) {
   return neg ? `${t} ago` : t;
 }
 
+// The status (and its expiry-warning threshold) comes from the SDK's inspection: the
+// console re-inspects every second rather than re-coding the thresholds here.
 function tick() {
   if (!claims) return;
-  const now = Math.floor(Date.now() / 1000);
-  const left = claims.exp - now;
-  let status = 'valid', text;
-  if (now < claims.nbf) { status = 'not_yet_valid'; text = `Not valid yet (starts in ${fmtLeft(claims.nbf - now)})`; }
-  else if (left <= 0) { status = 'expired'; text = `EXPIRED ${fmtLeft(left)} — generate a new token in the portal`; }
-  else if (left < 3600) { status = 'expires_soon'; text = `Expires soon: ${fmtLeft(left)} left — redeem it now`; }
-  else text = `Valid: ${fmtLeft(left)} left`;
+  let info;
+  try { info = inspectToken(tokenText); } catch { return; }
+  const left = info.seconds_left;
+  const text = {
+    not_yet_valid: `Not valid yet (starts in ${fmtLeft(info.claims.nbf - info.checked_at)})`,
+    expired: `EXPIRED ${fmtLeft(left)} — generate a new token in the portal`,
+    expires_soon: `Expires soon: ${fmtLeft(left)} left — redeem it now`,
+    valid: `Valid: ${fmtLeft(left)} left`,
+  }[info.status];
   const el = $('countdown');
   el.textContent = text;
-  el.dataset.status = status;
+  el.dataset.status = info.status;
   el.dataset.secondsLeft = String(left);
 }
 
@@ -83,7 +87,8 @@ function inspect() {
   $('countdown').textContent = '';
   $('countdown').dataset.status = 'none';
   try {
-    const info = inspectToken($('token').value);
+    tokenText = $('token').value;
+    const info = inspectToken(tokenText);
     claims = info.claims;
     const rows = [['tenant', claims.tenant_id], ['partner', claims.partner_id], ['region', claims.region],
       ['service', claims.service_url], ['expires', new Date(claims.exp * 1000).toISOString()],
@@ -141,7 +146,7 @@ function newClient(credential) {
     device: device(),
     credential,
     serviceUrl: $('use-proxy').checked ? location.origin : undefined,
-    timeoutSecs: 10,
+    opTimeoutSecs: 10,
     onEvent: (ev) => {
       if (ev.type === 'credential_changed' || ev.type === 'credential_removed') persist().catch(showError);
       render();
@@ -185,6 +190,15 @@ $('send-eicar').addEventListener('click', () => run($('send-eicar'), async () =>
   $('sent').textContent = 'sending…';
   try {
     const out = await client.flush();
+    if (out.queued > 0) {
+      // Ran out of time while backing off: the events stay queued; the reason is the
+      // client's last error (an error record with code, detail and retry_after).
+      const why = client.health().last_error;
+      $('sent').textContent = `not delivered yet (${out.queued} queued): ${why ? `${why.code} — ${why.detail}` : 'no answer'}` +
+        (why && why.retry_after ? ` (retry after ${why.retry_after} s)` : '');
+      $('sent').dataset.delivered = '0';
+      return;
+    }
     $('sent').textContent = `delivered (${out.delivered} events acknowledged) at ${new Date().toLocaleTimeString()}`;
     $('sent').dataset.delivered = String(out.delivered);
   } catch (e) { $('sent').textContent = 'not delivered (kept in the queue)'; throw e; }

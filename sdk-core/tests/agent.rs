@@ -1,6 +1,6 @@
 //! The blocking agent against the in-process service role, through a fake
 //! transport that injects failures: nothing is lost, nothing is stored twice.
-#![cfg(feature = "blocking")]
+#![cfg(feature = "agent")]
 
 use edrlink_core::agent::{
     Agent, AgentConfig, EventSink, FlushOutcome, LogLevel, LogSink, Transport,

@@ -458,7 +458,7 @@ fn service_url_rule() {
     }
 }
 
-#[cfg(feature = "blocking")]
+#[cfg(feature = "agent")]
 mod agent {
     use super::*;
     use edrlink_core::agent::{Agent, AgentConfig, Transport};

@@ -218,3 +218,88 @@ char *mj_canonical_text(const char *text) {
   mj_free(v);
   return out;
 }
+
+/* ---- building, copying, comparing, paths (the scenario runner) ---- */
+
+mj *mj_new(mj_type t, const char *text) {
+  mj *v = new_v(t);
+  if (text) v->text = strdup(text);
+  return v;
+}
+
+mj *mj_new_int(long long n) {
+  char b[32];
+  snprintf(b, sizeof b, "%lld", n);
+  return mj_new(MJ_NUM, b);
+}
+
+mj *mj_clone(const mj *v) {
+  if (!v) return NULL;
+  mj *c = new_v(v->type);
+  if (v->text) c->text = strdup(v->text);
+  c->n = v->n;
+  if (v->n) {
+    c->items = calloc(v->n, sizeof *c->items);
+    for (size_t i = 0; i < v->n; i++) c->items[i] = mj_clone(v->items[i]);
+    if (v->keys) {
+      c->keys = calloc(v->n, sizeof *c->keys);
+      for (size_t i = 0; i < v->n; i++) c->keys[i] = strdup(v->keys[i]);
+    }
+  }
+  return c;
+}
+
+void mj_set(mj *obj, const char *key, mj *val) {
+  if (!obj || obj->type != MJ_OBJ) { mj_free(val); return; }
+  for (size_t i = 0; i < obj->n; i++)
+    if (!strcmp(obj->keys[i], key)) { mj_free(obj->items[i]); obj->items[i] = val; return; }
+  obj->items = realloc(obj->items, (obj->n + 1) * sizeof *obj->items);
+  obj->keys = realloc(obj->keys, (obj->n + 1) * sizeof *obj->keys);
+  obj->keys[obj->n] = strdup(key);
+  obj->items[obj->n++] = val;
+}
+
+void mj_push(mj *arr, mj *val) {
+  if (!arr || arr->type != MJ_ARR) { mj_free(val); return; }
+  arr->items = realloc(arr->items, (arr->n + 1) * sizeof *arr->items);
+  arr->items[arr->n++] = val;
+}
+
+int mj_equal(const mj *a, const mj *b) {
+  if (!a || !b) return a == b;
+  if (a->type != b->type) return 0;
+  switch (a->type) {
+    case MJ_NULL: return 1;
+    case MJ_NUM: return strtod(a->text, NULL) == strtod(b->text, NULL);
+    case MJ_BOOL: case MJ_STR: return !strcmp(a->text, b->text);
+    case MJ_ARR:
+      if (a->n != b->n) return 0;
+      for (size_t i = 0; i < a->n; i++) if (!mj_equal(a->items[i], b->items[i])) return 0;
+      return 1;
+    case MJ_OBJ:
+      if (a->n != b->n) return 0;
+      for (size_t i = 0; i < a->n; i++) if (!mj_equal(a->items[i], mj_get(b, a->keys[i]))) return 0;
+      return 1;
+  }
+  return 0;
+}
+
+mj *mj_path(const mj *root, const char *path) {
+  char *p = strdup(path), *save = NULL;
+  size_t len = strlen(p);
+  int count = len > 0 && p[len - 1] == '#';
+  if (count) p[len - 1] = 0;
+  const mj *cur = root;
+  for (char *tok = strtok_r(p, ".", &save); tok && cur; tok = strtok_r(NULL, ".", &save)) {
+    if (cur->type == MJ_OBJ) cur = mj_get(cur, tok);
+    else if (cur->type == MJ_ARR) {
+      char *end;
+      unsigned long i = strtoul(tok, &end, 10);
+      cur = (*tok && !*end && i < cur->n) ? cur->items[i] : NULL;
+    } else cur = NULL;
+  }
+  free(p);
+  if (!cur) return NULL;
+  if (count) return (cur->type == MJ_ARR || cur->type == MJ_OBJ) ? mj_new_int((long long)cur->n) : NULL;
+  return mj_clone(cur);
+}

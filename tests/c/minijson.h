@@ -22,4 +22,13 @@ const char *mj_str(const mj *obj, const char *key);   /* string member or NULL *
 long long mj_int(const mj *obj, const char *key, long long dflt);
 char *mj_canonical(const mj *v);          /* malloc'd; sorted keys, compact */
 char *mj_canonical_text(const char *text);/* parse + canonical; NULL on error */
+mj *mj_new(mj_type t, const char *text);  /* text: MJ_STR/MJ_NUM/MJ_BOOL contents or NULL */
+mj *mj_new_int(long long n);
+mj *mj_clone(const mj *v);
+void mj_set(mj *obj, const char *key, mj *val);   /* takes val; replaces an existing key */
+void mj_push(mj *arr, mj *val);                   /* takes val */
+int mj_equal(const mj *a, const mj *b);           /* JSON equality, numbers by value */
+/* Value at a dot path ("a.0.b"; a trailing '#' gives the length of the array
+ * or object there) as a new value, or NULL when absent. */
+mj *mj_path(const mj *root, const char *path);
 #endif

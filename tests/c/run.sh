@@ -5,10 +5,14 @@
 #   1. linked against libedrlink.so,
 #   2. the same binary under valgrind memcheck (zero leaks, zero errors),
 #   3. built with AddressSanitizer against libedrlink.a (detect_leaks=1),
-# builds the example against an installed prefix (plain Makefile, pkg-config
-# and CMake consumers) and runs it. Ends with "N passed, N failed".
+# runs the shared scenarios (tests/scenarios/*.json, tests/c/test_scenarios.c;
+# the service runs with EDRLINK_TEST_FAULTS=1) linked against the shared
+# library, under valgrind and with AddressSanitizer, builds the example against an
+# installed prefix (plain Makefile, pkg-config and CMake consumers) and runs
+# it. Ends with "N passed, N failed".
 #
-# Env: CARGO_TARGET_DIR (default target/c), SKIP_VALGRIND=1, SKIP_ASAN=1, KEEP_TMP=1.
+# Env: CARGO_TARGET_DIR (default target/c), SKIP_VALGRIND=1, SKIP_ASAN=1, KEEP_TMP=1,
+# EDRLINK_SCENARIOS_DIR (default tests/scenarios).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -82,7 +86,7 @@ export EDRLINK_TEST_VECTORS="$TMP/vectors.tsv"
 
 # ---------------------------------------------------------------- service
 export EDRLINK_ADMIN_KEY="c-test-admin-$(od -An -N16 -tx1 /dev/urandom | tr -d " \n")"
-"$SVC_BIN" --db "$TMP/svc.db" --listen 127.0.0.1:0 >"$TMP/svc.out" 2>"$TMP/svc.err" &
+EDRLINK_TEST_FAULTS=1 "$SVC_BIN" --db "$TMP/svc.db" --listen 127.0.0.1:0 >"$TMP/svc.out" 2>"$TMP/svc.err" &
 SVC_PID=$!
 URL=""
 for _ in $(seq 1 100); do
@@ -94,6 +98,8 @@ done
 [ -n "$URL" ] || { echo "service did not report its address" >&2; exit 1; }
 log "service at $URL"
 export EDRLINK_TEST_URL="$URL"
+export EDRLINK_TEST_OPTIONS_SCHEMA="$ROOT/tests/options-schema.json"
+export EDRLINK_SCENARIOS_DIR="${EDRLINK_SCENARIOS_DIR:-$ROOT/tests/scenarios}"
 
 # ---------------------------------------------------------------- suite
 SRCS=("$HERE/test_main.c" "$HERE/test_stateless.c" "$HERE/test_client.c" "$HERE/minijson.c" "$HERE/http_socket.c")
@@ -113,8 +119,34 @@ run_suite() {  # name, log, command...
   if [ "$rc" != 0 ]; then step_fail "$name exited with $rc"; tail -30 "$out.err" >&2; else step_ok "$name exit status"; fi
 }
 
+log "building the scenario runner against libedrlink.so"
+SCN_SRCS=("$HERE/test_scenarios.c" "$HERE/minijson.c" "$HERE/http_socket.c")
+"$CC" "${CFLAGS[@]}" "${SCN_SRCS[@]}" -L"$LIBDIR" -Wl,-rpath,"$LIBDIR" -ledrlink -lpthread -o "$TMP/scenarios"
+
+# Runs the scenario runner; its "scenarios: N passed, M failed" line counts
+# once per scenario, and N must equal the number of scenario files.
+run_scenarios() {  # name, command...
+  local name="$1"; shift
+  local out="$TMP/$name.out" rc=0 files line
+  mkdir -p "$TMP/scratch-$name"
+  files="$(find "$EDRLINK_SCENARIOS_DIR" -maxdepth 1 -name '*.json' | wc -l)"
+  EDRLINK_TEST_TMP="$TMP/scratch-$name" "$@" >"$out" 2>"$out.err" || rc=$?
+  grep -E '^FAIL ' "$out" | head -60 >&2 || true
+  line="$(grep -E '^scenarios: [0-9]+ passed, [0-9]+ failed$' "$out" | tail -1 || true)"
+  if [ -z "$line" ]; then step_fail "$name printed no scenario summary"; tail -20 "$out.err" >&2; return; fi
+  echo "$line"
+  local n m; n="$(echo "$line" | awk '{print $2}')"; m="$(echo "$line" | awk '{print $4}')"
+  PASSED=$((PASSED + n)); FAILED=$((FAILED + m))
+  log "$name: ${line#scenarios: } (files: $files)"
+  if [ "$n" != "$files" ]; then step_fail "$name: $n scenarios passed, $files files"; fi
+  if [ "$rc" != 0 ]; then step_fail "$name exited with $rc"; tail -20 "$out.err" >&2; else step_ok "$name exit status"; fi
+}
+
 log "run 1: suite (shared library)"
 run_suite shared "$TMP/shared.out" "$TMP/suite"
+
+log "run 1b: scenarios (shared library)"
+run_scenarios scenarios "$TMP/scenarios"
 
 if [ "${SKIP_VALGRIND:-0}" != 1 ] && command -v valgrind >/dev/null; then
   log "run 2: suite under valgrind memcheck"
@@ -122,6 +154,11 @@ if [ "${SKIP_VALGRIND:-0}" != 1 ] && command -v valgrind >/dev/null; then
     --errors-for-leak-kinds=definite,possible --error-exitcode=1 --suppressions="$HERE/valgrind.supp" \
     --log-file="$TMP/valgrind.log" "$TMP/suite"
   if [ -s "$TMP/valgrind.log" ]; then cat "$TMP/valgrind.log" >&2; step_fail "valgrind reported problems"; else step_ok "valgrind: no errors, no leaks"; fi
+  log "run 2b: scenarios under valgrind memcheck"
+  run_scenarios scenarios-valgrind valgrind --quiet --leak-check=full --show-leak-kinds=definite,possible \
+    --errors-for-leak-kinds=definite,possible --error-exitcode=1 --suppressions="$HERE/valgrind.supp" \
+    --log-file="$TMP/valgrind-scenarios.log" "$TMP/scenarios"
+  if [ -s "$TMP/valgrind-scenarios.log" ]; then cat "$TMP/valgrind-scenarios.log" >&2; step_fail "valgrind reported problems in the scenarios"; else step_ok "valgrind (scenarios): no errors, no leaks"; fi
 else
   log "valgrind skipped"
 fi
@@ -130,6 +167,9 @@ if [ "${SKIP_ASAN:-0}" != 1 ]; then
   log "run 3: suite with AddressSanitizer, static libedrlink.a"
   "$CC" "${CFLAGS[@]}" -fsanitize=address -fno-omit-frame-pointer "${SRCS[@]}" "$LIBDIR/libedrlink.a" "${NATIVE_LIBS[@]}" -o "$TMP/suite-asan"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 run_suite asan "$TMP/asan.out" "$TMP/suite-asan"
+  log "run 3b: scenarios with AddressSanitizer, static libedrlink.a"
+  "$CC" "${CFLAGS[@]}" -fsanitize=address -fno-omit-frame-pointer "${SCN_SRCS[@]}" "$LIBDIR/libedrlink.a" "${NATIVE_LIBS[@]}" -o "$TMP/scenarios-asan"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 run_scenarios scenarios-asan "$TMP/scenarios-asan"
 else
   log "ASan skipped"
 fi

@@ -727,6 +727,368 @@ static void test_network_options(void) {
   free(tok);
 }
 
+/* --- options schema ------------------------------------------------------ */
+
+static char *read_file(const char *path) {
+  FILE *f = path ? fopen(path, "rb") : NULL;
+  if (!f) return NULL;
+  fseek(f, 0, SEEK_END);
+  long n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  char *buf = malloc((size_t)n + 1);
+  size_t got = fread(buf, 1, (size_t)n, f);
+  buf[got] = 0;
+  fclose(f);
+  return buf;
+}
+
+static const char *DEVICE_JSON =
+    "{\"device_id\":\"c-opts\",\"hostname\":\"h\",\"os\":\"linux\",\"os_version\":\"6\",\"product\":\"p\",\"product_version\":\"1\"}";
+
+/* Creates a client from {"device":…, <extra>} and returns its effective
+ * options (parsed), or NULL with *rc and *err set. */
+static mj *options_of(const char *extra, edrlink_result *rc, edrlink_error **err) {
+  char json[4096];
+  snprintf(json, sizeof json, "{\"device\":%s%s%s}", DEVICE_JSON, extra && *extra ? "," : "", extra ? extra : "");
+  edrlink_client *c = NULL;
+  *rc = edrlink_client_new_json(json, NULL, &c, err);
+  if (*rc != EDRLINK_OK) return NULL;
+  char *out = NULL;
+  CHECK_RC(edrlink_client_options_json(c, &out, NULL), EDRLINK_OK);
+  mj *v = out ? mj_parse(out) : NULL;
+  edrlink_string_free(out);
+  edrlink_client_free(c);
+  return v;
+}
+
+/* Expects `extra` to be refused with EDRLINK_INVALID_ARGUMENT naming `name`. */
+static void expect_option_refused(const char *extra, const char *name) {
+  edrlink_result rc;
+  edrlink_error *err = NULL;
+  mj *v = options_of(extra, &rc, &err);
+  CHECK(rc == EDRLINK_INVALID_ARGUMENT, "%s: got %s", extra, edrlink_result_name(rc));
+  CHECK(err && strstr(edrlink_error_detail(err), name), "%s: detail names %s: %s", extra, name,
+        err ? edrlink_error_detail(err) : "(no error)");
+  mj_free(v);
+  edrlink_error_free(err);
+}
+
+static int scope_applies(const char *scope) {
+  return STREQ(scope, "client") || STREQ(scope, "driver") || STREQ(scope, "native") || STREQ(scope, "transport");
+}
+
+static void test_options_schema(void) {
+  SECTION("client: every option of tests/options-schema.json");
+  char *text = read_file(getenv("EDRLINK_TEST_OPTIONS_SCHEMA"));
+  CHECK(text != NULL, "EDRLINK_TEST_OPTIONS_SCHEMA readable");
+  mj *schema = text ? mj_parse(text) : NULL;
+  free(text);
+  const mj *list = mj_get(schema, "options");
+  CHECK(list && list->type == MJ_ARR && list->n >= 20, "schema lists the options");
+  edrlink_result rc;
+  edrlink_error *err = NULL;
+  mj *eff = options_of("", &rc, &err);
+  CHECK_RC(rc, EDRLINK_OK);
+  if (err) { fprintf(stderr, "   %s\n", edrlink_error_detail(err)); edrlink_error_free(err); err = NULL; }
+  int checked = 0;
+  for (size_t i = 0; list && eff && i < list->n; i++) {
+    const mj *o = list->items[i];
+    const char *name = mj_str(o, "name"), *type = mj_str(o, "type");
+    if (!scope_applies(mj_str(o, "scope"))) continue;
+    checked++;
+    const mj *got = mj_get(eff, name);
+    CHECK(got != NULL, "option %s exists in the C API", name);
+    if (!got) continue;
+    char extra[512];
+    if (STREQ(name, "device")) {
+      CHECK(STREQ(mj_str(got, "device_id"), "c-opts"), "device passed through");
+      expect_option_refused("\"device\":{\"device_id\":\"\"}", "device");
+      continue;
+    }
+    char *want = mj_canonical(mj_get(o, "default")), *have = mj_canonical(got);
+    CHECK(STREQ(want, have), "option %s: default %s, C gives %s", name, want, have);
+    free(want);
+    free(have);
+    if (STREQ(type, "integer")) {
+      long long min = mj_int(o, "min", 0), max = mj_int(o, "max", -1);
+      /* a value inside the range passes through ... */
+      snprintf(extra, sizeof extra, "\"%s\":%lld", name, max);
+      mj *v = options_of(extra, &rc, &err);
+      CHECK(rc == EDRLINK_OK && mj_int(v, name, -2) == max, "%s=%lld accepted: %s", name, max, edrlink_result_name(rc));
+      if (err) { fprintf(stderr, "   %s\n", edrlink_error_detail(err)); edrlink_error_free(err); err = NULL; }
+      mj_free(v);
+      /* ... and out of range is refused by the core, naming the option */
+      snprintf(extra, sizeof extra, "\"%s\":%lld", name, max + 1);
+      expect_option_refused(extra, name);
+      if (min > 0) {
+        snprintf(extra, sizeof extra, "\"%s\":%lld", name, min - 1);
+        expect_option_refused(extra, name);
+      }
+      snprintf(extra, sizeof extra, "\"%s\":\"ten\"", name);
+      expect_option_refused(extra, name);
+    } else if (STREQ(type, "bool")) {
+      snprintf(extra, sizeof extra, "\"%s\":\"yes\"", name);
+      expect_option_refused(extra, name);
+    } else if (STREQ(type, "enum")) {
+      snprintf(extra, sizeof extra, "\"%s\":\"sometimes\"", name);
+      expect_option_refused(extra, name);
+      snprintf(extra, sizeof extra, "\"%s\":\"drop_oldest\"", name);
+      mj *v = options_of(extra, &rc, &err);
+      CHECK(rc == EDRLINK_OK && STREQ(mj_str(v, name), "drop_oldest"), "%s=drop_oldest accepted", name);
+      if (err) { edrlink_error_free(err); err = NULL; }
+      mj_free(v);
+    } else if (STREQ(type, "string") || STREQ(type, "path")) {
+      snprintf(extra, sizeof extra, "\"%s\":42", name);
+      expect_option_refused(extra, name);
+    }
+  }
+  CHECK(checked == 20, "%d options apply to C (all 20)", checked);
+  mj_free(eff);
+  expect_option_refused("\"no_such_option\":1", "no_such_option");
+
+  /* Values reach the client: service_url, a pinned keyset, a data_dir, a proxy (redacted). */
+  int st;
+  mj *keys = NULL;
+  {
+    char url[512];
+    snprintf(url, sizeof url, "%s/v1/keys", URL);
+    http_reply r;
+    if (!http_do("GET", url, NULL, NULL, 0, &r)) {
+      st = r.status;
+      keys = mj_parse((const char *)r.body);
+      http_reply_free(&r);
+    } else st = 0;
+  }
+  CHECK(st == 200 && keys, "GET /v1/keys -> %d", st);
+  char *jwks = keys ? mj_canonical(keys) : strdup("{}");
+  char dir[600], extra[8192];
+  snprintf(dir, sizeof dir, "%s/opts-dir", TMP);
+  snprintf(extra, sizeof extra,
+           "\"service_url\":\"%s\",\"pinned_keys\":%s,\"data_dir\":\"%s\",\"proxy\":\"http://user:secret@127.0.0.1:3128\","
+           "\"max_queue_bytes\":2048,\"request_timeout_secs\":5",
+           URL, jwks, dir);
+  mj *v = options_of(extra, &rc, &err);
+  CHECK_RC(rc, EDRLINK_OK);
+  if (err) { fprintf(stderr, "   %s\n", edrlink_error_detail(err)); edrlink_error_free(err); err = NULL; }
+  const mj *pinned = v ? mj_get(mj_get(v, "pinned_keys"), "keys") : NULL;
+  const mj *served = mj_get(keys, "keys");
+  char *pk = pinned && pinned->n > 0 && served && served->n == pinned->n ? strdup(mj_str(pinned->items[0], "kid")) : NULL;
+  CHECK(v && STREQ(mj_str(v, "service_url"), URL), "service_url passed through");
+  CHECK(pk && served && STREQ(pk, mj_str(served->items[0], "kid")), "pinned_keys passed through: %s", pk ? pk : "(null)");
+  CHECK(v && STREQ(mj_str(v, "data_dir"), dir), "data_dir passed through");
+  CHECK(v && mj_str(v, "proxy") && !strstr(mj_str(v, "proxy"), "secret"), "proxy credentials redacted: %s",
+        v && mj_str(v, "proxy") ? mj_str(v, "proxy") : "(null)");
+  CHECK(v && mj_int(v, "max_queue_bytes", 0) == 2048 && mj_int(v, "request_timeout_secs", 0) == 5, "numbers passed through");
+  struct stat dst;
+  CHECK(stat(dir, &dst) == 0, "data_dir created");
+  free(pk);
+  free(jwks);
+  mj_free(v);
+  mj_free(keys);
+  /* pinned_keys that is not a keyset is the core's error */
+  v = options_of("\"pinned_keys\":{\"keys\":42}", &rc, &err);
+  CHECK(rc == EDRLINK_MALFORMED || rc == EDRLINK_INVALID_ARGUMENT, "bad pinned_keys refused: %s", edrlink_result_name(rc));
+  if (err) { edrlink_error_free(err); err = NULL; }
+  mj_free(v);
+  /* not JSON / not an object / NULL / bad UTF-8 */
+  edrlink_client *c = (edrlink_client *)0x1;
+  CHECK_RC(edrlink_client_new_json("{", NULL, &c, &err), EDRLINK_MALFORMED);
+  expect_err(&err, EDRLINK_MALFORMED, __LINE__);
+  CHECK_RC(edrlink_client_new_json("[1]", NULL, &c, &err), EDRLINK_INVALID_ARGUMENT);
+  expect_err(&err, EDRLINK_INVALID_ARGUMENT, __LINE__);
+  CHECK_RC(edrlink_client_new_json(NULL, NULL, &c, &err), EDRLINK_NULL_POINTER);
+  expect_err(&err, EDRLINK_NULL_POINTER, __LINE__);
+  CHECK_RC(edrlink_client_new_json(BAD_UTF8, NULL, &c, &err), EDRLINK_INVALID_UTF8);
+  expect_err(&err, EDRLINK_INVALID_UTF8, __LINE__);
+  CHECK_RC(edrlink_client_new_json("{}", NULL, NULL, &err), EDRLINK_NULL_POINTER);
+  expect_err(&err, EDRLINK_NULL_POINTER, __LINE__);
+  CHECK(c == (edrlink_client *)0x1, "out_client untouched on failures");
+  /* a host transport's userdata is released on failure too */
+  counting_transport ct = {0};
+  edrlink_transport t = {&ct, counting_send, counting_free};
+  CHECK_RC(edrlink_client_new_json("{\"max_queue_events\":0}", &t, &c, &err), EDRLINK_INVALID_ARGUMENT);
+  expect_err(&err, EDRLINK_INVALID_ARGUMENT, __LINE__);
+  CHECK(ct.freed == 1, "free_userdata once on failure (%d)", ct.freed);
+  CHECK_RC(edrlink_client_options_json(NULL, NULL, &err), EDRLINK_NULL_POINTER);
+  expect_err(&err, EDRLINK_NULL_POINTER, __LINE__);
+
+  /* The struct path fills the same options, with the same defaults. */
+  opts_buf b;
+  init_opts(&b);
+  b.o.op_timeout_secs = 0;
+  c = NULL;
+  CHECK_RC(edrlink_client_new(&b.o, NULL, &c, &err), EDRLINK_OK);
+  char *out = NULL;
+  CHECK_RC(edrlink_client_options_json(c, &out, &err), EDRLINK_OK);
+  v = out ? mj_parse(out) : NULL;
+  CHECK(v && mj_int(v, "op_timeout_secs", 0) == 30 && mj_int(v, "max_queue_events", 0) == 100000 &&
+        STREQ(mj_str(v, "when_full"), "refuse_new"), "struct defaults: %s", out ? out : "(null)");
+  mj_free(v);
+  edrlink_string_free(out);
+  edrlink_client_free(c);
+  mj_free(schema);
+}
+
+/* --- log hook, events, rotate, last error --------------------------------- */
+
+typedef struct {
+  pthread_mutex_t mu;
+  int logs, by_level[6], bad_level;
+  char events[4096];    /* event JSON texts, '\n'-separated */
+  int nevents;
+  edrlink_client *client; /* set: call back into the client from the callback */
+  int reentry_health_ok, reentry_flush_rc;
+  char secret[512];     /* must not appear in any message */
+  int secret_seen;
+} hook_rec;
+
+static void rec_log(void *userdata, uint32_t level, const char *message) {
+  hook_rec *h = userdata;
+  pthread_mutex_lock(&h->mu);
+  h->logs++;
+  if (level >= 1 && level <= 5) h->by_level[level]++;
+  else h->bad_level++;
+  if (h->secret[0] && message && strstr(message, h->secret)) h->secret_seen++;
+  pthread_mutex_unlock(&h->mu);
+}
+
+static void rec_event(void *userdata, const char *event_json) {
+  hook_rec *h = userdata;
+  pthread_mutex_lock(&h->mu);
+  size_t used = strlen(h->events);
+  snprintf(h->events + used, sizeof h->events - used, "%s\n", event_json ? event_json : "(null)");
+  h->nevents++;
+  edrlink_client *c = h->client;
+  pthread_mutex_unlock(&h->mu);
+  if (c) {
+    /* Calling back into the client from inside a callback must not deadlock:
+     * a read works, another long operation on this thread is refused. */
+    edrlink_health hh;
+    edrlink_error *e = NULL;
+    if (edrlink_client_health(c, &hh, &e) == EDRLINK_OK) h->reentry_health_ok++;
+    edrlink_error_free(e);
+    e = NULL;
+    h->reentry_flush_rc = (int)edrlink_client_flush(c, 1, NULL, &e);
+    edrlink_error_free(e);
+  }
+}
+
+static int has_event(hook_rec *h, const char *needle) {
+  pthread_mutex_lock(&h->mu);
+  int r = strstr(h->events, needle) != NULL;
+  pthread_mutex_unlock(&h->mu);
+  return r;
+}
+
+static void test_hooks(void) {
+  SECTION("client: log hook, state-change events, rotate, last error");
+  char tenant[64];
+  snprintf(tenant, sizeof tenant, "c%d-hooks", (int)getpid());
+  setup_tenant(tenant);
+  char *tok = new_token(tenant, 0, NULL);
+  edrlink_error *err = NULL;
+  edrlink_client *c = new_client(NULL, NULL);
+  hook_rec h;
+  memset(&h, 0, sizeof h);
+  pthread_mutex_init(&h.mu, NULL);
+  snprintf(h.secret, sizeof h.secret, "%s", tok ? tok : "");
+
+  CHECK_RC(edrlink_client_set_log_callback(NULL, rec_log, &h, EDRLINK_LOG_DEBUG, &err), EDRLINK_NULL_POINTER);
+  expect_err(&err, EDRLINK_NULL_POINTER, __LINE__);
+  CHECK_RC(edrlink_client_set_log_callback(c, rec_log, &h, 0, &err), EDRLINK_INVALID_ARGUMENT);
+  expect_err(&err, EDRLINK_INVALID_ARGUMENT, __LINE__);
+  CHECK_RC(edrlink_client_set_log_callback(c, rec_log, &h, 6, &err), EDRLINK_INVALID_ARGUMENT);
+  expect_err(&err, EDRLINK_INVALID_ARGUMENT, __LINE__);
+  CHECK_RC(edrlink_client_set_event_callback(NULL, rec_event, &h, &err), EDRLINK_NULL_POINTER);
+  expect_err(&err, EDRLINK_NULL_POINTER, __LINE__);
+  CHECK_RC(edrlink_client_rotate(NULL, &err), EDRLINK_NULL_POINTER);
+  expect_err(&err, EDRLINK_NULL_POINTER, __LINE__);
+  /* rotate before enrolling: the core's invalid_state */
+  CHECK_RC(edrlink_client_rotate(c, &err), EDRLINK_INVALID_STATE);
+  expect_err(&err, EDRLINK_INVALID_STATE, __LINE__);
+
+  CHECK_RC(edrlink_client_set_log_callback(c, rec_log, &h, EDRLINK_LOG_DEBUG, &err), EDRLINK_OK);
+  CHECK_RC(edrlink_client_set_event_callback(c, rec_event, &h, &err), EDRLINK_OK);
+  edrlink_health hh;
+  CHECK_RC(edrlink_client_enroll(c, tok, &hh, &err), EDRLINK_OK);
+  if (err) { fprintf(stderr, "   enroll: %s\n", edrlink_error_detail(err)); edrlink_error_free(err); err = NULL; }
+  CHECK(h.logs > 0 && h.by_level[EDRLINK_LOG_DEBUG] > 0, "debug records during enroll (%d records)", h.logs);
+  CHECK(h.by_level[EDRLINK_LOG_TRACE] == 0, "nothing below the minimum level");
+  CHECK(h.bad_level == 0, "levels are 1..5");
+  CHECK(has_event(&h, "{\"type\":\"credential_changed\"}"), "credential_changed on enroll: %s", h.events);
+  CHECK(has_event(&h, "{\"type\":\"flow_changed\",\"flow\":\"open\"}"), "flow_changed open on enroll: %s", h.events);
+
+  /* delivered */
+  CHECK_RC(edrlink_client_submit_json(c, GENERIC, &err), EDRLINK_OK);
+  edrlink_flush_outcome fo;
+  CHECK_RC(edrlink_client_flush(c, 10, &fo, &err), EDRLINK_OK);
+  CHECK(has_event(&h, "\"type\":\"delivered\""), "delivered event: %s", h.events);
+
+  /* rotate: the key changes, events say so */
+  CHECK_RC(edrlink_client_rotate(c, &err), EDRLINK_OK);
+  if (err) { fprintf(stderr, "   rotate: %s\n", edrlink_error_detail(err)); edrlink_error_free(err); err = NULL; }
+  CHECK(has_event(&h, "{\"type\":\"credential_rotated\"}"), "credential_rotated: %s", h.events);
+  CHECK_RC(edrlink_client_submit_json(c, GENERIC, &err), EDRLINK_OK);
+  CHECK_RC(edrlink_client_flush(c, 10, &fo, &err), EDRLINK_OK);
+  CHECK(fo.delivered == 1 && fo.queued == 0, "delivery with the rotated key");
+
+  /* last error: none, then the typed refusal while the integration is off */
+  edrlink_error *last = (edrlink_error *)0x1;
+  CHECK_RC(edrlink_client_last_error(c, &last, &err), EDRLINK_OK);
+  CHECK(last == NULL, "no last error while healthy");
+  CHECK_RC(edrlink_client_last_error(c, NULL, &err), EDRLINK_NULL_POINTER);
+  expect_err(&err, EDRLINK_NULL_POINTER, __LINE__);
+  CHECK_RC(edrlink_client_last_error(NULL, &last, &err), EDRLINK_NULL_POINTER);
+  expect_err(&err, EDRLINK_NULL_POINTER, __LINE__);
+  set_integration(tenant, 0);
+  pthread_mutex_lock(&h.mu);
+  h.events[0] = 0;
+  h.client = c; /* from now on the event callback calls back into the client */
+  pthread_mutex_unlock(&h.mu);
+  edrlink_flow_state f;
+  CHECK_RC(edrlink_client_handshake(c, &f, &err), EDRLINK_OK);
+  CHECK(f == EDRLINK_FLOW_STATE_BLOCKED, "blocked");
+  CHECK(has_event(&h, "{\"type\":\"flow_changed\",\"flow\":\"blocked\"}"), "flow_changed blocked: %s", h.events);
+  CHECK(h.reentry_health_ok > 0, "health from inside the callback");
+  CHECK(h.reentry_flush_rc == EDRLINK_INVALID_STATE, "flush from inside the callback refused, not deadlocked: %s",
+        edrlink_result_name((uint32_t)h.reentry_flush_rc));
+  pthread_mutex_lock(&h.mu);
+  h.client = NULL;
+  pthread_mutex_unlock(&h.mu);
+  CHECK_RC(edrlink_client_submit_json(c, GENERIC, &err), EDRLINK_OK);
+  CHECK_RC(edrlink_client_flush(c, 5, &fo, &err), EDRLINK_FLOW_BLOCKED);
+  CHECK(err && STREQ(edrlink_error_name(err), "flow_blocked") && edrlink_error_http_status(err) == 403, "typed refusal");
+  if (err) { edrlink_error_free(err); err = NULL; }
+  CHECK_RC(edrlink_client_last_error(c, &last, &err), EDRLINK_OK);
+  CHECK(last && edrlink_error_code(last) == EDRLINK_FLOW_BLOCKED && STREQ(edrlink_error_name(last), "flow_blocked") &&
+        edrlink_error_http_status(last) == 403 && strlen(edrlink_error_detail(last)) > 0,
+        "last error is the typed refusal: %s", last ? edrlink_error_name(last) : "(none)");
+  char *lj = NULL, *hj = NULL;
+  if (last) CHECK_RC(edrlink_error_to_json(last, &lj, NULL), EDRLINK_OK);
+  CHECK_RC(edrlink_client_health_json(c, &hj, &err), EDRLINK_OK);
+  mj *hv = hj ? mj_parse(hj) : NULL;
+  char *from_health = hv ? mj_canonical(mj_get(hv, "last_error")) : NULL;
+  char *from_err = lj ? mj_canonical_text(lj) : NULL;
+  CHECK(from_health && from_err && STREQ(from_health, from_err), "health_json last_error is the same record:\n %s\n %s",
+        from_health ? from_health : "-", from_err ? from_err : "-");
+  free(from_health); free(from_err); mj_free(hv);
+  edrlink_string_free(lj); edrlink_string_free(hj);
+  edrlink_error_free(last);
+  set_integration(tenant, 1);
+
+  /* removing the hooks stops the calls */
+  CHECK_RC(edrlink_client_set_log_callback(c, NULL, NULL, EDRLINK_LOG_TRACE, &err), EDRLINK_OK);
+  CHECK_RC(edrlink_client_set_event_callback(c, NULL, NULL, &err), EDRLINK_OK);
+  int logs_before = h.logs, events_before = h.nevents;
+  CHECK_RC(edrlink_client_handshake(c, &f, &err), EDRLINK_OK);
+  if (err) { edrlink_error_free(err); err = NULL; }
+  CHECK(h.logs == logs_before && h.nevents == events_before, "no calls after removal");
+  CHECK(h.secret_seen == 0, "the token never appears in a log message");
+  edrlink_client_free(c);
+  pthread_mutex_destroy(&h.mu);
+  free(tok);
+}
+
 void run_client_tests(const char *url, const char *admin_key, const char *tmpdir) {
   URL = url; ADMIN = admin_key; TMP = tmpdir;
   test_client_args();
@@ -737,4 +1099,6 @@ void run_client_tests(const char *url, const char *admin_key, const char *tmpdir
   test_probe_transport();
   test_threads();
   test_network_options();
+  test_options_schema();
+  test_hooks();
 }

@@ -11,8 +11,8 @@ run() {
   echo "--- $name"
   if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAILED: $name"; fi
 }
-run "sdk-core agent/transport unit tests" cargo test -p edrlink-core --features http --lib -- agent:: transport::
-run "sdk-core agent tests (fake transport)" cargo test -p edrlink-core --features http --test agent
+run "sdk-core agent/transport unit tests" cargo test -p edrlink-core --features transport --lib -- agent:: transport::
+run "sdk-core agent tests (fake transport)" cargo test -p edrlink-core --features transport --test agent
 run "edrlink-cli tests" cargo test -p edrlink-cli
 cargo build -p edrlink-cli
 run "edrlink demo" "$CARGO_TARGET_DIR/debug/edrlink" demo

@@ -162,10 +162,10 @@ async fn enroll_send_eicar_block_and_resume() {
     set(&opts, "onEvent", on_event.as_ref());
     let c = Client::new(opts).unwrap();
     assert!(c.export_credential().is_none());
-    assert_eq!(
-        code_of(&await_promise(c.flush(None)).await.unwrap_err()),
-        "invalid_state"
-    );
+    // Nothing queued, nothing to do (as the native Agent); with events queued and
+    // no credential, flush is invalid_state (tests/wasm/errors.rs).
+    let out = json_of(&await_promise(c.flush(None)).await.unwrap());
+    assert_eq!(out, serde_json::json!({"delivered": 0, "queued": 0}));
 
     let h = await_promise(c.enroll(&tok)).await.unwrap();
     assert_eq!(get(&h, "flow").as_string().as_deref(), Some("open"));
@@ -208,10 +208,16 @@ async fn enroll_send_eicar_block_and_resume() {
     assert_eq!(c.flow().as_string().as_deref(), Some("blocked"));
     let h = c.health().unwrap();
     assert!(get(&h, "queued_events").as_f64().unwrap() >= 1.0);
-    assert!(get(&h, "last_error")
-        .as_string()
-        .unwrap()
-        .starts_with("flow_blocked"));
+    // The health report's last error is the core's error record, not a string.
+    let le = get(&h, "last_error");
+    assert_eq!(
+        get(&le, "code").as_string().as_deref(),
+        Some("flow_blocked")
+    );
+    assert_eq!(get(&le, "number").as_f64(), Some(500.0));
+    assert_eq!(get(&le, "http_status").as_f64(), Some(403.0));
+    assert!(get(&le, "retry_after").is_null());
+    assert!(get(&le, "detail").is_string());
 
     // The credential survives an export/import into a new client; on again, a new
     // token resumes the same installation and delivers what was queued.
@@ -290,4 +296,218 @@ async fn options_are_checked() {
     assert_eq!(code_of(&Client::new(o).err().unwrap()), "malformed");
     let o = client_options("", &f);
     assert_eq!(code_of(&Client::new(o).err().unwrap()), "invalid_argument");
+}
+
+/// Every response header reaches the core: a service whose clock runs 1000 s
+/// ahead says so in `Date`, the client learns the offset from the redemption
+/// answer and signs its handshake with the service's time (which the service
+/// would refuse as stale otherwise).
+#[wasm_bindgen_test]
+async fn date_header_reaches_the_core() {
+    let svc = fake_service();
+    let tok = issue_token(&svc, 7200);
+    let c = Client::new(client_options("d-skew", &skewed_service_fetch(&svc, 1000))).unwrap();
+    let h = await_promise(c.enroll(&tok)).await.unwrap();
+    assert_eq!(get(&h, "flow").as_string().as_deref(), Some("open"));
+    let off = get(&c.health().unwrap(), "clock_offset").as_f64().unwrap();
+    assert!((995.0..=1005.0).contains(&off), "clock_offset {off}");
+    let flow = await_promise(c.handshake()).await.unwrap();
+    assert_eq!(flow.as_string().as_deref(), Some("open"));
+}
+
+/// The constructor takes every client and driver option of the shared schema
+/// (tests/options-schema.json) by its camelCase name, with the schema's
+/// default (`defaultOptions()`), and the core refuses a value out of range
+/// with `invalid_argument` naming the option; native and transport options
+/// do not apply in JS and are refused the same way.
+#[wasm_bindgen_test]
+fn every_option_of_the_schema() {
+    let schema: serde_json::Value =
+        serde_json::from_str(include_str!("../options-schema.json")).unwrap();
+    let defaults = json_of(&default_options().unwrap());
+    let f = failing_fetch();
+    let mut checked = 0;
+    for o in schema["options"].as_array().unwrap() {
+        let name = o["name"].as_str().unwrap();
+        let camel: String = name
+            .split('_')
+            .enumerate()
+            .map(|(i, w)| {
+                if i == 0 {
+                    w.to_owned()
+                } else {
+                    w[..1].to_uppercase() + &w[1..]
+                }
+            })
+            .collect();
+        let refused = |v: JsValue| {
+            let opts = client_options("d-opt", &f);
+            set(&opts, &camel, &v);
+            let e = Client::new(opts)
+                .err()
+                .unwrap_or_else(|| panic!("{camel} accepted"));
+            assert_eq!(code_of(&e), "invalid_argument", "{camel}");
+            let detail = get(&e, "detail").as_string().unwrap();
+            assert!(detail.contains(name), "{camel}: {detail}");
+        };
+        match o["scope"].as_str().unwrap() {
+            "client" | "driver" if name == "device" => continue,
+            "client" | "driver" => {
+                assert_eq!(
+                    defaults.get(&camel),
+                    Some(&o["default"]),
+                    "default of {camel}"
+                );
+                if o["type"] == "integer" {
+                    let max = o["max"].as_f64().unwrap();
+                    refused(JsValue::from(max + 1.0));
+                    let min = o["min"].as_f64().unwrap();
+                    if min > 0.0 {
+                        refused(JsValue::from(min - 1.0));
+                    }
+                    // A value in range is taken.
+                    let opts = client_options("d-opt", &f);
+                    set(&opts, &camel, &JsValue::from(min));
+                    Client::new(opts).unwrap_or_else(|_| panic!("{camel} = {min}"));
+                }
+                checked += 1;
+            }
+            _ => refused(JsValue::from_str("x")),
+        }
+    }
+    assert_eq!(checked, defaults.as_object().unwrap().len());
+    assert_eq!(defaults["opTimeoutSecs"], 30);
+    // Unknown names are refused too, not silently ignored.
+    let opts = client_options("d-opt", &f);
+    set(&opts, "timeoutSecs", &JsValue::from(3));
+    assert_eq!(
+        code_of(&Client::new(opts).err().unwrap()),
+        "invalid_argument"
+    );
+}
+
+type Seen<T> = Rc<RefCell<Vec<T>>>;
+
+/// Collects what the client's `onEvent` and `onLog` hooks receive.
+fn hooked_options(
+    dev: &str,
+    fetch: &Function,
+) -> (JsValue, Seen<serde_json::Value>, Seen<(String, String)>) {
+    let events = Rc::new(RefCell::new(Vec::new()));
+    let logs = Rc::new(RefCell::new(Vec::new()));
+    let (e2, l2) = (events.clone(), logs.clone());
+    let on_event =
+        Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| e2.borrow_mut().push(json_of(&e)));
+    let on_log = Closure::<dyn FnMut(JsValue, JsValue)>::new(move |l: JsValue, m: JsValue| {
+        l2.borrow_mut()
+            .push((l.as_string().unwrap(), m.as_string().unwrap()))
+    });
+    let o = client_options(dev, fetch);
+    set(&o, "onEvent", &on_event.into_js_value());
+    set(&o, "onLog", &on_log.into_js_value());
+    set(&o, "logLevel", &"debug".into());
+    (o, events, logs)
+}
+
+/// The hooks receive the contract's event objects and the core's diagnostics
+/// (level + message, never the token or the key); `rotate()` forces a key
+/// rotation that the service accepts and the events report.
+#[wasm_bindgen_test]
+async fn events_logs_and_rotate() {
+    let svc = fake_service();
+    let tok = issue_token(&svc, 3600);
+    let (o, events, logs) = hooked_options("d-hooks", &service_fetch(&svc));
+    let c = Client::new(o).unwrap();
+    await_promise(c.enroll(&tok)).await.unwrap();
+    {
+        let ev = events.borrow();
+        assert!(
+            ev.contains(&serde_json::json!({"type": "credential_changed"})),
+            "{ev:?}"
+        );
+        assert!(
+            ev.contains(&serde_json::json!({"type": "flow_changed", "flow": "open"})),
+            "{ev:?}"
+        );
+        let logs = logs.borrow();
+        assert!(logs.iter().any(|(l, _)| l == "debug"), "{logs:?}");
+        assert!(logs.iter().all(|(l, m)| {
+            ["error", "warn", "info", "debug", "trace"].contains(&l.as_str()) && !m.contains(&tok)
+        }));
+    }
+    let before = c.export_credential().unwrap();
+    events.borrow_mut().clear();
+    await_promise(c.rotate()).await.unwrap();
+    let after = c.export_credential().unwrap();
+    assert_ne!(before, after, "a new key");
+    let ev = events.borrow().clone();
+    assert!(
+        ev.contains(&serde_json::json!({"type": "credential_rotated"})),
+        "{ev:?}"
+    );
+    assert!(
+        ev.contains(&serde_json::json!({"type": "credential_changed"})),
+        "{ev:?}"
+    );
+    // The rotated credential keeps working.
+    c.send_test_detection(None).unwrap();
+    let out = json_of(&await_promise(c.flush(None)).await.unwrap());
+    assert_eq!(out["queued"], 0);
+    // No log record ever held a key seed.
+    let seed = serde_json::from_str::<serde_json::Value>(&after).unwrap()["key_seed"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(logs.borrow().iter().all(|(_, m)| !m.contains(&seed)));
+    // A level that does not exist is refused; without a credential rotate is invalid_state.
+    let o = client_options("d-lvl", &failing_fetch());
+    set(&o, "logLevel", &"loud".into());
+    assert_eq!(code_of(&Client::new(o).err().unwrap()), "invalid_argument");
+    let c2 = Client::new(client_options("d-rot", &failing_fetch())).unwrap();
+    assert_eq!(
+        code_of(&await_promise(c2.rotate()).await.unwrap_err()),
+        "invalid_state"
+    );
+}
+
+/// Flush while the service answers 429 with Retry-After: at the deadline it
+/// resolves with the events still queued (nothing dropped), the reason is
+/// the typed `last_error` with its `retry_after`; a blocked flow rejects at
+/// once with `flow_blocked` and a `needs_new_token` event follows a toggle.
+#[wasm_bindgen_test]
+async fn flush_semantics_follow_the_core() {
+    let svc = fake_service();
+    let tok = issue_token(&svc, 3600);
+    let limited = edrlink_core::http::problem(
+        &edrlink_core::Error::new(edrlink_core::ErrorCode::RateLimited, "slow down")
+            .with_retry_after(30),
+        None,
+    );
+    let (o, events, _logs) =
+        hooked_options("d-429", &intercepting_fetch(&svc, "/v1/ingest", limited));
+    let c = Client::new(o).unwrap();
+    await_promise(c.enroll(&tok)).await.unwrap();
+    c.send_test_detection(None).unwrap();
+    let out = json_of(&await_promise(c.flush(Some(0.0))).await.unwrap());
+    // The detection (and the client's heartbeat) stay queued.
+    assert!(out["queued"].as_u64().unwrap() >= 1, "{out}");
+    assert_eq!(out["delivered"], 0, "{out}");
+    let queued = out["queued"].as_f64();
+    let le = json_of(&get(&c.health().unwrap(), "last_error"));
+    assert_eq!(le["code"], "rate_limited");
+    assert_eq!(le["retry_after"], 30);
+    assert_eq!(le["http_status"], 429);
+    // Blocked: rejected at once, events kept, the flow change reported.
+    set_enabled(&svc, false);
+    events.borrow_mut().clear();
+    let e = await_promise(c.handshake()).await.unwrap();
+    assert_eq!(e.as_string().as_deref(), Some("blocked"));
+    assert!(events
+        .borrow()
+        .contains(&serde_json::json!({"type": "flow_changed", "flow": "blocked"})));
+    let e = await_promise(c.flush(None)).await.unwrap_err();
+    assert_eq!(code_of(&e), "flow_blocked");
+    // Nothing dropped (a heartbeat may have joined the queue).
+    let now_queued = get(&c.health().unwrap(), "queued_events").as_f64();
+    assert!(now_queued >= queued, "{now_queued:?} < {queued:?}");
 }

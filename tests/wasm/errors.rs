@@ -25,6 +25,29 @@ fn error_code_table_is_complete() {
     }
 }
 
+/// The binding's code table is the shared vector file (tests/vectors/errors.json,
+/// generated from the core): no code missing, none renumbered, and a thrown
+/// error of each code carries that number and HTTP status.
+#[wasm_bindgen_test]
+fn error_codes_match_the_shared_vectors() {
+    let v: serde_json::Value =
+        serde_json::from_str(include_str!("../vectors/errors.json")).unwrap();
+    let cases = v["cases"].as_array().unwrap();
+    let ours = json_of(&error_codes().unwrap());
+    assert_eq!(ours.as_array().unwrap().len(), cases.len());
+    for c in cases {
+        let name = c["name"].as_str().unwrap();
+        let mine = ours
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing"));
+        assert_eq!(mine["number"], c["expect"]["number"], "{name}");
+        assert_eq!(mine["status"], c["expect"]["http_status"], "{name}");
+    }
+}
+
 /// Each code the service can send, as an RFC 9457 problem, rejects `enroll`
 /// with that code (non-retryable statuses at once, retryable ones when the
 /// time limit passes during the backoff).
@@ -38,7 +61,7 @@ async fn every_service_error_code_reaches_js() {
             err = err.with_retry_after(30);
         }
         let opts = client_options("d-err", &fixed_fetch(problem(&err, None)));
-        set(&opts, "timeoutSecs", &JsValue::from(0));
+        set(&opts, "opTimeoutSecs", &JsValue::from(0));
         let c = Client::new(opts).unwrap();
         let e = await_promise(c.enroll(&tok)).await.unwrap_err();
         assert_eq!(code_of(&e), code.as_str(), "for {code}");
@@ -46,6 +69,7 @@ async fn every_service_error_code_reaches_js() {
         assert!(msg.contains(&format!("test {code}")), "{msg}");
         if code == ErrorCode::RateLimited {
             assert_eq!(get(&e, "retryAfter").as_f64(), Some(30.0));
+            assert_eq!(get(&e, "httpStatus").as_f64(), Some(429.0));
         }
         assert!(c.export_credential().is_none(), "{code}: nothing stored");
     }
@@ -56,7 +80,7 @@ async fn transport_failures_and_garbage_answers() {
     let svc = fake_service();
     let tok = issue_token(&svc, 3600);
     let opts = client_options("d-net", &failing_fetch());
-    set(&opts, "timeoutSecs", &JsValue::from(0));
+    set(&opts, "opTimeoutSecs", &JsValue::from(0));
     let c = Client::new(opts).unwrap();
     let e = await_promise(c.enroll(&tok)).await.unwrap_err();
     assert_eq!(code_of(&e), "transport");
@@ -116,8 +140,10 @@ async fn local_errors() {
     );
     assert_eq!(
         code_of(&SigningKey::from_seed(&[1; 31]).err().unwrap()),
-        "malformed"
+        "invalid_argument"
     );
+    // A public key of the wrong length is the core's `malformed`.
+    assert_eq!(code_of(&key_id_of(&[0; 33]).unwrap_err()), "malformed");
     assert_eq!(
         code_of(&open_envelope(b"{}", "t", &[0; 32]).unwrap_err()),
         "malformed"
@@ -153,6 +179,11 @@ async fn local_errors() {
     );
     assert_eq!(
         code_of(&await_promise(c.offboard(None)).await.unwrap_err()),
+        "invalid_state"
+    );
+    c.send_test_detection(None).unwrap();
+    assert_eq!(
+        code_of(&await_promise(c.flush(Some(0.0))).await.unwrap_err()),
         "invalid_state"
     );
     assert_eq!(code_of(&c.submit("{".into()).unwrap_err()), "malformed");

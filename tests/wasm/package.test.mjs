@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { createPublicKey, verify as nodeVerify } from 'node:crypto';
+import { createHmac, createPublicKey, verify as nodeVerify } from 'node:crypto';
 import * as edr from '../../wasm/js/node.mjs';
 import * as web from '../../wasm/js/web.mjs';
 
@@ -19,14 +19,17 @@ test('errors are EdrlinkError instances with a stable code', () => {
     assert.ok(e instanceof Error);
     assert.equal(e.name, 'EdrlinkError');
     assert.equal(e.code, 'malformed');
-    assert.equal(e.codeNumber, 100);
-    assert.match(e.message, /^malformed: /);
+    assert.equal(e.number, 100);
+    assert.equal(e.httpStatus, 400);
+    assert.equal(e.retryAfter, null);
+    assert.equal(e.message, `malformed: ${e.detail}`);
+    assert.deepEqual(e.toJSON(), { code: 'malformed', number: 100, http_status: 400, retry_after: null, detail: e.detail });
     return true;
   });
   assert.throws(() => new edr.EdrlinkClient({}), { code: 'invalid_argument' });
-  assert.equal(edr.errorCodes().length, 36);
-  assert.ok(edr.errorCodes().some((c) => c.name === 'credential_expired' && c.number === 308 && c.status === 401));
-  assert.deepEqual(edr.errorCodes()[0], { name: 'malformed', number: 100, status: 400 });
+  // The code table is the shared vector file (generated from the core).
+  const vec = JSON.parse(readFileSync(new URL('../vectors/errors.json', import.meta.url), 'utf8')).cases;
+  assert.deepEqual(edr.errorCodes(), vec.map((c) => ({ name: c.name, number: c.expect.number, status: c.expect.http_status })));
 });
 
 test('envelopes: Uint8Array in and out, signatures verify with node:crypto', () => {
@@ -73,18 +76,42 @@ test('client driver rejects with the service problem code, or transport', async 
   assert.equal(info.status, 'expired');
   assert.equal(info.seconds_left, -5);
   assert.equal(edr.inspectToken(token, exp - 60).status, 'expires_soon');
-  const c1 = new edr.EdrlinkClient({ device, fetch: problem(403, 'integration_disabled'), timeoutSecs: 2 });
+  const c1 = new edr.EdrlinkClient({ device, fetch: problem(403, 'integration_disabled'), opTimeoutSecs: 2 });
   await assert.rejects(c1.enroll(token), (e) => e instanceof edr.EdrlinkError && e.code === 'integration_disabled');
   const seen = [];
-  const c2 = new edr.EdrlinkClient({ device, timeoutSecs: 0, serviceUrl: 'http://127.0.0.1:9',
+  const c2 = new edr.EdrlinkClient({ device, opTimeoutSecs: 0, serviceUrl: 'http://127.0.0.1:9',
     fetch: async (url, init) => { seen.push([url, init.method, init.headers['content-type']]); throw new TypeError('fetch failed'); } });
   await assert.rejects(c2.enroll(token), { code: 'transport' });
   assert.deepEqual(seen[0], ['http://127.0.0.1:9/v1/redeem', 'POST', 'application/jose']);
   assert.equal(c2.health().onboarded, false);
-  assert.match(c2.health().last_error, /^transport: /);
+  const le = c2.health().last_error;
+  assert.equal(le.code, 'transport');
+  assert.equal(le.number, 700);
+  assert.equal(typeof le.detail, 'string');
   // The global fetch is used by default (nothing listens on port 9).
-  const c3 = new edr.EdrlinkClient({ device, timeoutSecs: 0, serviceUrl: 'http://127.0.0.1:9' });
+  const c3 = new edr.EdrlinkClient({ device, opTimeoutSecs: 0, serviceUrl: 'http://127.0.0.1:9' });
   await assert.rejects(c3.enroll(token), { code: 'transport' });
+});
+
+test('options: every client and driver option of tests/options-schema.json, by camelCase name', () => {
+  const schema = JSON.parse(readFileSync(new URL('../options-schema.json', import.meta.url), 'utf8')).options;
+  const camel = (n) => n.replace(/_([a-z])/g, (_, c) => c.toUpperCase());
+  const defaults = edr.defaultOptions();
+  const applicable = schema.filter((o) => (o.scope === 'client' || o.scope === 'driver') && o.name !== 'device');
+  assert.deepEqual(Object.keys(defaults).sort(), applicable.map((o) => camel(o.name)).sort());
+  for (const o of applicable) {
+    assert.deepEqual(defaults[camel(o.name)], o.default, o.name);
+    if (o.type === 'integer') {
+      assert.throws(() => new edr.EdrlinkClient({ device, [camel(o.name)]: o.max + 1 }),
+        (e) => e.code === 'invalid_argument' && e.detail.includes(o.name), o.name);
+    }
+  }
+  for (const o of schema.filter((o) => o.scope === 'native' || o.scope === 'transport')) {
+    assert.throws(() => new edr.EdrlinkClient({ device, [camel(o.name)]: 'x' }),
+      (e) => e.code === 'invalid_argument' && e.detail.includes(o.name), o.name);
+  }
+  // Every default passed back explicitly is accepted.
+  new edr.EdrlinkClient({ device, ...defaults }).free();
 });
 
 test('glue is CSP-safe (no eval / new Function) and never touches window', () => {
@@ -168,8 +195,12 @@ test('lite: PAE and down-level SharedKey vectors', () => {
   }
   assert.ok(n > 0);
   assert.equal(lite.sharedKeyDateHeader(), 'x-edrlink-date');
-  assert.throws(() => lite.sharedKeyAuthorization('', hex('00'), 'POST', '/', 'a/b', 'd', new Uint8Array()), { code: 'invalid_argument' });
-  assert.throws(() => lite.sharedKeyAuthorization('ws', new Uint8Array(), 'POST', '/', 'a/b', 'd', new Uint8Array()), { code: 'invalid_argument' });
+  // No binding-side checks: an empty key is signed by the core like any other (as in
+  // every binding), the same HMAC node:crypto computes.
+  const sts = lite.sharedKeyStringToSign('POST', '/', 'a/b', 'd', new Uint8Array());
+  const mac = createHmac('sha256', Buffer.alloc(0)).update(sts).digest('base64');
+  assert.equal(lite.sharedKeyAuthorization('ws', new Uint8Array(), 'POST', '/', 'a/b', 'd', new Uint8Array()), `SharedKey ws:${mac}`);
+  assert.equal(edr.sharedKeyAuthorization('ws', new Uint8Array(), 'POST', '/', 'a/b', 'd', new Uint8Array()), `SharedKey ws:${mac}`);
 });
 
 test('lite: token vectors verify and inspect as in the full module', () => {

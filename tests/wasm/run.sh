@@ -4,7 +4,10 @@
 #   2. the same suites in headless Chromium (chromedriver, tests/wasm/webdriver.json)
 #   3. the npm package (wasm/js + wasm/pkg) from Node: tests/wasm/package.test.mjs (node --test)
 #   4. the .d.ts: tsc --noEmit tests/wasm/usage.ts
-#   5. native unit tests of the crate (TypeScript error-code union)
+#   5. native unit tests of the crate (TypeScript error-code union, option names)
+#   6. the shared scenarios (tests/scenarios/*.json) over the npm package from Node against
+#      the real reference service (started here on 127.0.0.1:0 with EDRLINK_TEST_FAULTS=1):
+#      tests/wasm/scenarios.mjs, "scenarios: N passed, M failed"
 # Prints "N passed, N failed" per runner and in total; exits non-zero on any failure.
 # Env: SKIP_BROWSER=1 skips 2; SKIP_PACKAGE_BUILD=1 reuses wasm/pkg.
 set -euo pipefail
@@ -21,7 +24,7 @@ report() {  # name passed failed
   [ "$3" -eq 0 ] || RC=1
 }
 
-# wasm32 cargo: the rustup target if installed, else Debian rustc-web + build-std (TOOLCHAIN.md).
+# wasm32 cargo: the rustup target if installed, else Debian rustc-web + build-std (docs/BUILDING.md).
 if rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown; then
   CARGO=(cargo test --target wasm32-unknown-unknown --target-dir "$ROOT/target/wasm")
 else
@@ -82,6 +85,29 @@ set -e
 read -r p f < <(sum_results "$LOG/native.log")
 [ "$rc" -eq 0 ] || { tail -20 "$LOG/native.log"; [ "$f" -gt 0 ] || f=1; }
 report native "$p" "$f"
+
+echo "== 6. shared scenarios against the reference service"
+SVC_TARGET="${CARGO_TARGET_DIR:-$ROOT/target/wasmdev}"
+if env -u RUSTC -u RUSTDOC -u RUSTC_BOOTSTRAP CARGO_TARGET_DIR="$SVC_TARGET" \
+     cargo build -q -p edrlink-service --bin edrlink-service > "$LOG/svc-build.log" 2>&1; then
+  export EDRLINK_ADMIN_KEY="wasm-scenarios-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+  EDRLINK_TEST_FAULTS=1 "$SVC_TARGET/debug/edrlink-service" --db "$LOG/svc.db" --listen 127.0.0.1:0 \
+    > "$LOG/svc.out" 2> "$LOG/svc.err" &
+  SVC_PID=$!
+  trap 'kill "$SVC_PID" 2>/dev/null || true' EXIT
+  for _ in $(seq 1 300); do grep -q "listening on" "$LOG/svc.out" && break; sleep 0.1; done
+  URL="$(sed -n 's/^listening on //p' "$LOG/svc.out" | head -n1)"
+  set +e
+  node "$HERE/scenarios.mjs" "$URL" > "$LOG/scenarios.log" 2>&1; rc=$?
+  set -e
+  kill "$SVC_PID" 2>/dev/null || true
+  cat "$LOG/scenarios.log"
+  read -r p f < <(awk '/^scenarios: [0-9]+ passed, [0-9]+ failed$/ { print $2, $4 }' "$LOG/scenarios.log")
+  [ "$rc" -eq 0 ] || [ "${f:-0}" -gt 0 ] || f=1
+  report scenarios "${p:-0}" "${f:-0}"
+else
+  tail -20 "$LOG/svc-build.log"; report scenarios 0 1
+fi
 
 echo "logs: $LOG"
 echo "$TOTAL_P passed, $TOTAL_F failed"

@@ -2,8 +2,8 @@
 // the package's public API as a partner console or extension would use it.
 import {
   init, EdrlinkClient, EdrlinkError, SigningKey, inspectToken, verifyToken, sealEnvelope,
-  openEnvelope, verifyEnvelope, eicarTestEvent, errorCodes, version,
-  type ClientOptions, type HealthReport, type TokenInspection, type FlowState, type ErrorCode,
+  openEnvelope, verifyEnvelope, eicarTestEvent, errorCodes, version, defaultOptions,
+  type ClientOptions, type ClientDefaults, type ErrorInfo, type LogLevel, type HealthReport, type TokenInspection, type FlowState, type ErrorCode,
   type EdrlinkEvent, type FlushOutcome, type ClientEvent, type Keyset,
 } from '../../wasm/js/index.js';
 
@@ -19,13 +19,26 @@ export async function console_flow(token: string, keyset: Keyset): Promise<strin
   const events: ClientEvent[] = [];
   const options: ClientOptions = {
     device: { device_id: 'd', hostname: 'h', os: 'browser', os_version: '1', product: 'p', product_version: '1' },
-    timeoutSecs: 10,
+    opTimeoutSecs: 10,
+    maxQueueAgeSecs: 3600,
     whenFull: 'drop_oldest',
-    onEvent: (e) => { events.push(e); if (e.type === 'flow_changed') { const f: FlowState = e.flow; void f; } },
+    onEvent: (e) => {
+      events.push(e);
+      if (e.type === 'flow_changed') { const f: FlowState = e.flow; void f; }
+      if (e.type === 'needs_new_token') { const why: string = e.code; void why; }
+      if (e.type === 'events_dropped') { const n: number = e.count + e.reason.length; void n; }
+    },
+    onLog: (level: LogLevel, message: string) => { void level; void message; },
+    logLevel: 'debug',
   };
   const client = new EdrlinkClient(options);
   try {
+    const defaults: ClientDefaults = defaultOptions();
+    const t: number = defaults.opTimeoutSecs;
+    void t;
     const health: HealthReport = await client.enroll(token);
+    const last: ErrorInfo | null = health.last_error;
+    if (last) { const r: number | null = last.retry_after; void r; }
     const flow: FlowState | null = health.flow;
     const ev: EdrlinkEvent = eicarTestEvent('/tmp/eicar.com');
     client.submit(ev);
@@ -33,15 +46,19 @@ export async function console_flow(token: string, keyset: Keyset): Promise<strin
     client.sendTestDetection();
     const out: FlushOutcome = await client.flush(5);
     const f2: FlowState = await client.handshake();
+    await client.rotate();
     const cred: string | undefined = client.exportCredential();
     if (cred) client.importCredential(cred);
     return `${left} ${warn} ${tenant} ${exp} ${flow} ${out.delivered} ${f2} ${client.flow} ${client.isIdle}`;
   } catch (e) {
     if (e instanceof EdrlinkError) {
       const code: ErrorCode = e.code;
-      const n: number = e.codeNumber;
-      const retry: number | undefined = e.retryAfter;
-      return `${code} ${n} ${retry}`;
+      const n: number = e.number;
+      const status: number = e.httpStatus;
+      const retry: number | null = e.retryAfter;
+      const detail: string = e.detail;
+      const rec: ErrorInfo = e.toJSON();
+      return `${code} ${n} ${status} ${retry} ${detail} ${rec.code}`;
     }
     throw e;
   } finally {

@@ -1,19 +1,26 @@
 // Types of the package entry points (js/web.mjs and js/node.mjs export the same API).
-import type { ErrorCode } from '../pkg/web/edrlink_wasm.js';
+import type { ErrorCode, ErrorInfo } from '../pkg/web/edrlink_wasm.js';
 export * from '../pkg/web/edrlink_wasm.js';
 
 /**
- * Every error edrlink throws or rejects with (a subclass of `Error`).
- * Match on `code`, not on `message`.
+ * Every error edrlink throws or rejects with (a subclass of `Error`), carrying the
+ * core's error record (the same fields in every language). Match on `code`, not on
+ * `message`.
  */
 export declare class EdrlinkError extends Error {
   readonly name: 'EdrlinkError';
   /** Stable snake_case error code. */
   readonly code: ErrorCode;
   /** The C API number of the code. */
-  readonly codeNumber: number;
-  /** Seconds the service asked to wait (429/503), if any. */
-  readonly retryAfter: number | undefined;
+  readonly number: number;
+  /** The HTTP status the service answers with for this code. */
+  readonly httpStatus: number;
+  /** Seconds to wait before retrying (the service's `Retry-After`), or null. */
+  readonly retryAfter: number | null;
+  /** Human-readable detail (`message` is `"<code>: <detail>"`). */
+  readonly detail: string;
+  /** The record in the snake_case shape of `health().last_error`. */
+  toJSON(): ErrorInfo;
 }
 
 /**

@@ -1,20 +1,26 @@
-//! `EdrlinkClient`: drives the core's sans-IO `PartnerClient` over `fetch`
-//! (poll_request → fetch → handle_response, sleeping until poll_timeout).
+//! `EdrlinkClient`: runs the core's operations (`PartnerClient::start` →
+//! `op_status`, at the deadline `op_timed_out`) over `fetch` — the same loop
+//! as the native Agent: ask the operation's status, send what
+//! `poll_request` gives and hand the answer to `handle_response`, sleep until
+//! `poll_timeout`. Whether an operation is done or failed is decided by the
+//! core, never here.
 //!
 //! The state sits in an `Rc<RefCell<…>>` that is never borrowed across an
-//! `await`, so `health()` and friends can be called while an operation runs,
-//! and several operations may overlap (the core keeps one request in flight).
+//! `await` (nor while a host callback runs), so `health()` and friends can be
+//! called while an operation runs, and several operations may overlap (the
+//! core keeps one request in flight; each operation's status is its own).
 
-use crate::{
-    err, from_js, global, js_error, json_text, now_secs, parse_keyset, set, to_js, IntoJs,
+use crate::options::OptionBag;
+use crate::{err, global, js_error, json_text, now_secs, set, to_js, IntoJs};
+use edrlink_core::client::{
+    ClientConfig, ClientEvent, OpHandle, OpOutcome, OpStatus, Operation, PartnerClient,
 };
-use edrlink_core::client::{ClientConfig, ClientEvent, PartnerClient, WhenFull};
 use edrlink_core::credential::Credential;
+use edrlink_core::diag::{LogLevel, LogRecord};
 use edrlink_core::error::{Error as CoreError, ErrorCode};
 use edrlink_core::handshake::FlowState;
 use edrlink_core::http::{HttpRequest, HttpResponse};
 use edrlink_core::keys::SystemRandom;
-use edrlink_core::redeem::DeviceFacts;
 use edrlink_core::telemetry::Event;
 use js_sys::{Function, Object, Promise, Reflect, Uint8Array};
 use std::cell::RefCell;
@@ -24,7 +30,6 @@ use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
 /// File path reported by the EICAR test detection unless one is given.
 pub(crate) const EICAR_PATH: &str = "/edrlink/eicar-test.com";
-const DEFAULT_TIMEOUT_SECS: f64 = 15.0;
 
 pub(crate) struct Inner {
     pub(crate) pc: RefCell<PartnerClient>,
@@ -32,7 +37,9 @@ pub(crate) struct Inner {
     pub(crate) cfg: ClientConfig,
     fetch: Option<Function>,
     on_event: Option<Function>,
-    timeout_secs: f64,
+    on_log: Option<Function>,
+    /// Least severe level handed to `on_log`.
+    log_level: LogLevel,
 }
 
 /// The partner client for one endpoint (a browser extension, a web app, a
@@ -46,49 +53,6 @@ pub struct Client {
     pub(crate) inner: Rc<Inner>,
 }
 
-fn opt(obj: &JsValue, key: &str) -> Option<JsValue> {
-    Reflect::get(obj, &JsValue::from_str(key))
-        .ok()
-        .filter(|v| !v.is_undefined() && !v.is_null())
-}
-
-fn opt_num(obj: &JsValue, key: &str) -> Result<Option<f64>, JsValue> {
-    match opt(obj, key) {
-        None => Ok(None),
-        Some(v) => match v.as_f64() {
-            Some(n) if n.is_finite() && n >= 0.0 => Ok(Some(n)),
-            _ => Err(err(
-                ErrorCode::InvalidArgument,
-                format!("option {key} must be a non-negative number"),
-            )),
-        },
-    }
-}
-
-fn opt_fn(obj: &JsValue, key: &str) -> Result<Option<Function>, JsValue> {
-    match opt(obj, key) {
-        None => Ok(None),
-        Some(v) => v.dyn_into::<Function>().map(Some).map_err(|_| {
-            err(
-                ErrorCode::InvalidArgument,
-                format!("option {key} must be a function"),
-            )
-        }),
-    }
-}
-
-fn opt_str(obj: &JsValue, key: &str) -> Result<Option<String>, JsValue> {
-    match opt(obj, key) {
-        None => Ok(None),
-        Some(v) => v.as_string().map(Some).ok_or_else(|| {
-            err(
-                ErrorCode::InvalidArgument,
-                format!("option {key} must be a string"),
-            )
-        }),
-    }
-}
-
 fn flow_js(f: Option<FlowState>) -> JsValue {
     match f {
         None => JsValue::NULL,
@@ -98,149 +62,122 @@ fn flow_js(f: Option<FlowState>) -> JsValue {
     }
 }
 
-/// The client's last error as a typed error (the health report carries it as
-/// "code: message"), with `retry_after` = seconds until the client's next attempt
-/// when it is backing off (the service's `Retry-After` when it sent one).
-fn last_error(pc: &PartnerClient, fallback: ErrorCode, msg: &str) -> CoreError {
-    let now = now_secs();
-    let h = pc.health(now);
-    let e = pc
-        .last_error()
-        .cloned()
-        .unwrap_or_else(|| CoreError::new(fallback, msg.to_owned()));
-    match h.next_attempt {
-        Some(t) if t > now => e.with_retry_after((t - now) as u64),
-        _ => e,
-    }
+/// An operation resolved to another kind of outcome than its own: a bug.
+fn unexpected(o: OpOutcome) -> JsValue {
+    err(
+        ErrorCode::Internal,
+        format!("operation ended with an unexpected outcome: {o:?}"),
+    )
 }
 
-#[derive(Clone, Copy, PartialEq)]
-enum Goal {
-    /// Credential present and a first flow decision (or a refusal).
-    Enrolled,
-    /// A flow decision.
-    FlowKnown,
-    /// Queue empty, nothing in flight.
-    Idle,
-    /// Credential gone.
-    Offboarded,
-}
-
-#[derive(Default)]
-struct Progress {
-    delivered: u64,
-    failed: Option<ErrorCode>,
-    credential_changed: bool,
+/// Starts `op` now; its handle, or the error that needed no exchange.
+fn start(inner: &Inner, op: Operation<'_>) -> Result<OpHandle, JsValue> {
+    let r = inner.pc.borrow_mut().start(op, now_secs());
+    pump(inner);
+    r.js()
 }
 
 #[wasm_bindgen(js_class = EdrlinkClient)]
 impl Client {
-    /// Creates a client. `options.device` is required; see `ClientOptions`.
-    /// Throws `invalid_argument` for bad options and `malformed` for a bad
-    /// `credential` / `pinnedKeys`.
+    /// Creates a client. `options.device` is required; every other option of
+    /// the options schema (docs/OPTIONS.md) is accepted under its camelCase
+    /// name with the schema's default, plus the JS-only `credential`, `fetch`,
+    /// `onEvent`, `onLog` and `logLevel`. Values are checked by the core:
+    /// `invalid_argument` naming the option (snake_case, as in the schema).
     #[wasm_bindgen(constructor)]
     pub fn new(
         #[wasm_bindgen(unchecked_param_type = "ClientOptions")] options: JsValue,
     ) -> Result<Client, JsValue> {
-        if !options.is_object() {
+        let bag = OptionBag::parse(&options)?;
+        if bag.cfg.gzip && !cfg!(feature = "gzip") {
             return Err(err(
                 ErrorCode::InvalidArgument,
-                "options must be an object with at least { device }",
+                "option gzip: this build of edrlink-wasm has no gzip support",
             ));
         }
-        let device_v = opt(&options, "device")
-            .ok_or_else(|| err(ErrorCode::InvalidArgument, "options.device is required"))?;
-        let device: DeviceFacts = from_js(&device_v, "options.device")
-            .map_err(|_| err(ErrorCode::InvalidArgument, "options.device must be { device_id, hostname, os, os_version, product, product_version } (strings)"))?;
-        device.validate().js()?;
-        let mut cfg = ClientConfig::new(device);
-        if let Some(k) = opt(&options, "pinnedKeys") {
-            cfg.pinned_keys = Some(parse_keyset(&k)?);
-        }
-        cfg.service_url = opt_str(&options, "serviceUrl")?;
-        if let Some(g) = opt(&options, "gzip") {
-            cfg.gzip = g
-                .as_bool()
-                .ok_or_else(|| err(ErrorCode::InvalidArgument, "option gzip must be a boolean"))?;
-            if cfg.gzip && !cfg!(feature = "gzip") {
-                return Err(err(
+        let log_level = match &bag.log_level {
+            None => LogLevel::Info,
+            Some(name) => LogLevel::from_name(name).ok_or_else(|| {
+                err(
                     ErrorCode::InvalidArgument,
-                    "this build of edrlink-wasm has no gzip support",
-                ));
-            }
+                    "option logLevel must be \"error\", \"warn\", \"info\", \"debug\" or \"trace\"",
+                )
+            })?,
+        };
+        let mut pc = PartnerClient::new(bag.cfg.clone(), Box::new(SystemRandom));
+        if let Some(c) = &bag.credential {
+            pc.set_credential(Credential::from_json(&json_text(c, "credential")?).js()?);
         }
-        if let Some(n) = opt_num(&options, "maxQueueEvents")? {
-            cfg.max_queue_events = (n as u64).max(1);
-        }
-        if let Some(n) = opt_num(&options, "maxQueueBytes")? {
-            cfg.max_queue_bytes = (n as u64).max(1);
-        }
-        if let Some(n) = opt_num(&options, "maxBatchDelaySecs")? {
-            cfg.max_batch_delay_secs = n as i64;
-        }
-        match opt_str(&options, "whenFull")?.as_deref() {
-            None | Some("refuse_new") => cfg.when_full = WhenFull::RefuseNew,
-            Some("drop_oldest") => cfg.when_full = WhenFull::DropOldest,
-            Some(_) => {
-                return Err(err(
-                    ErrorCode::InvalidArgument,
-                    "option whenFull must be \"refuse_new\" or \"drop_oldest\"",
-                ))
-            }
-        }
-        let timeout_secs = opt_num(&options, "timeoutSecs")?.unwrap_or(DEFAULT_TIMEOUT_SECS);
-        let mut pc = PartnerClient::new(cfg.clone(), Box::new(SystemRandom));
-        if let Some(c) = opt(&options, "credential") {
-            pc.set_credential(Credential::from_json(&json_text(&c, "credential")?).js()?);
-        }
-        Ok(Client {
-            inner: Rc::new(Inner {
-                pc: RefCell::new(pc),
-                cfg,
-                fetch: opt_fn(&options, "fetch")?,
-                on_event: opt_fn(&options, "onEvent")?,
-                timeout_secs,
-            }),
-        })
+        let inner = Rc::new(Inner {
+            pc: RefCell::new(pc),
+            cfg: bag.cfg,
+            fetch: bag.fetch,
+            on_event: bag.on_event,
+            on_log: bag.on_log,
+            log_level,
+        });
+        pump(&inner);
+        Ok(Client { inner })
     }
 
     /// Redeems an access token and performs the first handshake. Resolves to
     /// the health report (its `flow` says whether data may flow). Rejects with
     /// the service's refusal (`token_expired`, `token_revoked`,
-    /// `integration_disabled`, `wrong_region`, …) or `transport` /
-    /// `service_unavailable` when the service cannot be reached in time.
+    /// `integration_disabled`, `wrong_region`, …) or, after `opTimeoutSecs`,
+    /// with the last error (`transport`, `service_unavailable`, `rate_limited`).
     #[wasm_bindgen(unchecked_return_type = "Promise<HealthReport>")]
     pub fn enroll(&self, token: &str) -> Promise {
         let inner = self.inner.clone();
-        let started = inner.pc.borrow_mut().redeem(token.trim());
+        let h = start(
+            &inner,
+            Operation::Enroll {
+                token: token.trim(),
+            },
+        );
         future_to_promise(async move {
-            started.js()?;
-            drive(&inner, Goal::Enrolled, None).await?;
-            let h = inner.pc.borrow().health(now_secs());
-            to_js(&h)
+            match drive(&inner, &h?, None).await? {
+                OpOutcome::Enrolled(h) => to_js(&h),
+                o => Err(unexpected(o)),
+            }
+        })
+    }
+
+    /// Down-level onboarding with an admin-issued onboarding package (object
+    /// or JSON text; it holds the workspace key). Resolves to the health
+    /// report. Rejects with `package_invalid`, `malformed` or the service's refusal.
+    #[wasm_bindgen(js_name = enrollWithPackage, unchecked_return_type = "Promise<HealthReport>")]
+    pub fn enroll_with_package(
+        &self,
+        #[wasm_bindgen(
+            js_name = "onboardingPackage",
+            unchecked_param_type = "object | string"
+        )]
+        package: JsValue,
+    ) -> Promise {
+        let inner = self.inner.clone();
+        let h = json_text(&package, "package")
+            .and_then(|p| start(&inner, Operation::EnrollWithPackage { package_json: &p }));
+        future_to_promise(async move {
+            match drive(&inner, &h?, None).await? {
+                OpOutcome::Enrolled(h) => to_js(&h),
+                o => Err(unexpected(o)),
+            }
         })
     }
 
     /// Asks the service for a fresh flow decision now. Resolves to the flow
     /// state: `"open"`, `"blocked"` (integration turned off: data is kept) or
-    /// `"revoked"` (a new token is needed).
+    /// `"revoked"` (a new token is needed). Rejects with `invalid_state` when
+    /// not enrolled.
     #[wasm_bindgen(unchecked_return_type = "Promise<FlowState>")]
     pub fn handshake(&self) -> Promise {
         let inner = self.inner.clone();
+        let h = start(&inner, Operation::Handshake);
         future_to_promise(async move {
-            {
-                let mut pc = inner.pc.borrow_mut();
-                if pc.credential().is_none() {
-                    return Err(err(
-                        ErrorCode::InvalidState,
-                        "not enrolled: redeem a token first",
-                    ));
-                }
-                pc.handshake_now();
+            match drive(&inner, &h?, None).await? {
+                OpOutcome::Flow(f) => Ok(flow_js(Some(f))),
+                o => Err(unexpected(o)),
             }
-            drive(&inner, Goal::FlowKnown, None).await?;
-            let f = inner.pc.borrow().flow();
-            Ok(flow_js(f))
         })
     }
 
@@ -253,7 +190,9 @@ impl Client {
         #[wasm_bindgen(unchecked_param_type = "EdrlinkEvent | string")] event: JsValue,
     ) -> Result<(), JsValue> {
         let e = Event::from_json(&json_text(&event, "event")?).js()?;
-        self.inner.pc.borrow_mut().submit(e, now_secs()).js()
+        let r = self.inner.pc.borrow_mut().submit(e, now_secs());
+        pump(&self.inner);
+        r.js()
     }
 
     /// Queues the EICAR test detection (see `eicarTestEvent`); `flush()` sends it.
@@ -265,36 +204,47 @@ impl Client {
         let now = now_secs();
         let e =
             edrlink_core::eicar::test_detection(now, file_path.as_deref().unwrap_or(EICAR_PATH));
-        self.inner.pc.borrow_mut().submit(e, now).js()
+        let r = self.inner.pc.borrow_mut().submit(e, now);
+        pump(&self.inner);
+        r.js()
     }
 
     /// Delivers everything queued (handshaking first if needed). Resolves to
-    /// `{ delivered, queued }`. Rejects with `flow_blocked` when the integration
-    /// is turned off (events stay queued), `revoked` / `needs_reenroll` when a
-    /// new token is needed, or the last error when `timeoutSecs` passes.
+    /// `{ delivered, queued }` once the queue is empty, or at the deadline
+    /// (`timeoutSecs`, default `opTimeoutSecs`) with `queued > 0` while the
+    /// client is merely backing off (the reason is in `health().last_error`).
+    /// Rejects at once with `flow_blocked` when the integration is turned off,
+    /// or with the reason a new token is needed (`revoked`, `epoch_mismatch`,
+    /// `needs_reenroll`, …); events stay queued.
     #[wasm_bindgen(unchecked_return_type = "Promise<FlushOutcome>")]
     pub fn flush(
         &self,
         #[wasm_bindgen(js_name = "timeoutSecs")] timeout_secs: Option<f64>,
     ) -> Promise {
         let inner = self.inner.clone();
+        let h = start(&inner, Operation::Flush);
         future_to_promise(async move {
-            {
-                let mut pc = inner.pc.borrow_mut();
-                if pc.credential().is_none() {
-                    return Err(err(
-                        ErrorCode::InvalidState,
-                        "not enrolled: redeem a token first",
-                    ));
-                }
-                pc.flush();
+            match drive(&inner, &h?, timeout_secs).await? {
+                OpOutcome::Flushed(o) => to_js(&o),
+                o => Err(unexpected(o)),
             }
-            let p = drive(&inner, Goal::Idle, timeout_secs).await?;
-            let out: JsValue = Object::new().into();
-            set(&out, "delivered", &JsValue::from(p.delivered as f64));
-            let queued = inner.pc.borrow().health(now_secs()).queued_events;
-            set(&out, "queued", &JsValue::from(queued as f64));
-            Ok(out)
+        })
+    }
+
+    /// Rotates the installation key now (instead of at two thirds of the
+    /// credential's lifetime). Resolves once the new key is in use
+    /// (`credential_changed` and `credential_rotated` fire: persist the
+    /// credential). Rejects with `invalid_state` when not enrolled or
+    /// down-level, or with the refusal.
+    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    pub fn rotate(&self) -> Promise {
+        let inner = self.inner.clone();
+        let h = start(&inner, Operation::Rotate);
+        future_to_promise(async move {
+            match drive(&inner, &h?, None).await? {
+                OpOutcome::Rotated => Ok(JsValue::UNDEFINED),
+                o => Err(unexpected(o)),
+            }
         })
     }
 
@@ -303,32 +253,48 @@ impl Client {
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn offboard(&self, reason: Option<String>) -> Promise {
         let inner = self.inner.clone();
-        let started = inner
-            .pc
-            .borrow_mut()
-            .offboard(reason.as_deref().unwrap_or("partner opt-out"));
+        let h = start(
+            &inner,
+            Operation::Offboard {
+                reason: reason.as_deref().unwrap_or("partner opt-out"),
+            },
+        );
         future_to_promise(async move {
-            started.js()?;
-            drive(&inner, Goal::Offboarded, None).await?;
-            Ok(JsValue::UNDEFINED)
+            match drive(&inner, &h?, None).await? {
+                OpOutcome::Offboarded => Ok(JsValue::UNDEFINED),
+                o => Err(unexpected(o)),
+            }
         })
     }
 
     /// Applies an admin-issued offboarding package (JSON string): verifies it
-    /// and wipes the credential. Throws `package_invalid`, `bad_signature`, …
+    /// and wipes the credential (no exchange with the service). Throws
+    /// `package_invalid`, `bad_signature`, `invalid_state` (not enrolled), …
     #[wasm_bindgen(js_name = applyOffboardingPackage)]
     pub fn apply_offboarding_package(
         &self,
         #[wasm_bindgen(js_name = "packageJson")] package: &str,
     ) -> Result<(), JsValue> {
-        let mut pc = self.inner.pc.borrow_mut();
-        let r = pc.apply_offboarding_package(package, now_secs());
-        drop(pc);
-        emit_events(&self.inner, &mut Progress::default());
-        r.js()
+        let h = start(
+            &self.inner,
+            Operation::OffboardWithPackage {
+                package_json: package,
+            },
+        )?;
+        let status = self.inner.pc.borrow().op_status(&h, now_secs());
+        match status {
+            OpStatus::Done(OpOutcome::Offboarded) => Ok(()),
+            OpStatus::Done(o) => Err(unexpected(o)),
+            OpStatus::Failed(e) => Err(js_error(&e)),
+            OpStatus::Pending => Err(err(
+                ErrorCode::Internal,
+                "offboarding package applied but the credential is still present",
+            )),
+        }
     }
 
-    /// The health report (plain object; times are Unix seconds).
+    /// The health report (plain object; times are Unix seconds; `last_error`
+    /// is the error record or `null`).
     #[wasm_bindgen(unchecked_return_type = "HealthReport")]
     pub fn health(&self) -> Result<JsValue, JsValue> {
         let h = self.inner.pc.borrow().health(now_secs());
@@ -365,6 +331,7 @@ impl Client {
     pub fn import_credential(&self, json: &str) -> Result<(), JsValue> {
         let c = Credential::from_json(json).js()?;
         self.inner.pc.borrow_mut().set_credential(c);
+        pump(&self.inner);
         Ok(())
     }
 
@@ -379,162 +346,105 @@ impl Client {
     }
 }
 
-/// Hands queued client events to `onEvent` (outside any borrow: the callback
-/// may call back into the client) and records what the driver needs.
-fn emit_events(inner: &Inner, progress: &mut Progress) {
-    let events: Vec<ClientEvent> = {
+/// Hands the client's queued state-change events to `onEvent` (the
+/// contract's JSON objects) and its diagnostics to `onLog`, outside any
+/// borrow: a callback may call back into the client. A callback that throws
+/// does not stop the client.
+pub(crate) fn pump(inner: &Inner) {
+    let (events, logs): (Vec<ClientEvent>, Vec<LogRecord>) = {
         let mut pc = inner.pc.borrow_mut();
-        std::iter::from_fn(|| pc.poll_event()).collect()
+        let events = std::iter::from_fn(|| pc.poll_event()).collect();
+        let logs = std::iter::from_fn(|| pc.poll_log()).collect();
+        (events, logs)
     };
-    for ev in events {
-        let obj: JsValue = Object::new().into();
-        match ev {
-            ClientEvent::CredentialChanged => {
-                progress.credential_changed = true;
-                set(&obj, "type", &"credential_changed".into());
+    if let Some(f) = &inner.on_event {
+        for ev in &events {
+            if let Ok(obj) = to_js(ev) {
+                let _ = f.call1(&JsValue::UNDEFINED, &obj);
             }
-            ClientEvent::CredentialRemoved => set(&obj, "type", &"credential_removed".into()),
-            ClientEvent::FlowChanged(f) => {
-                set(&obj, "type", &"flow_changed".into());
-                set(&obj, "flow", &flow_js(Some(f)));
-            }
-            ClientEvent::Delivered(n) => {
-                progress.delivered += n;
-                set(&obj, "type", &"delivered".into());
-                set(&obj, "count", &JsValue::from(n as f64));
-            }
-            ClientEvent::Failed(code) => {
-                progress.failed = Some(code);
-                set(&obj, "type", &"failed".into());
-                set(&obj, "code", &code.as_str().into());
-            }
-            ClientEvent::NeedsNewToken(code) => {
-                set(&obj, "type", &"needs_new_token".into());
-                set(&obj, "code", &code.as_str().into());
-            }
-            ClientEvent::QueueFull => set(&obj, "type", &"queue_full".into()),
-            ClientEvent::EventsDropped { reason, count } => {
-                set(&obj, "type", &"events_dropped".into());
-                set(&obj, "reason", &reason.as_str().into());
-                set(&obj, "count", &JsValue::from(count as f64));
-            }
-            ClientEvent::CredentialRotated => set(&obj, "type", &"credential_rotated".into()),
         }
-        if let Some(f) = &inner.on_event {
-            let _ = f.call1(&JsValue::UNDEFINED, &obj);
+    }
+    if let Some(f) = &inner.on_log {
+        for rec in logs.iter().filter(|r| r.level.passes(inner.log_level)) {
+            let _ = f.call2(
+                &JsValue::UNDEFINED,
+                &JsValue::from_str(rec.level.as_str()),
+                &JsValue::from_str(&rec.message),
+            );
         }
     }
 }
 
-enum Check {
-    Done,
-    Fail(CoreError),
-    Continue,
+enum Next {
+    Finish(Result<OpOutcome, CoreError>),
+    Send(HttpRequest),
+    Sleep(Option<i64>),
 }
 
-fn check(inner: &Inner, goal: Goal, progress: &Progress) -> Check {
-    let pc = inner.pc.borrow();
-    let h = pc.health(now_secs());
-    let failed = |fallback: ErrorCode, msg: &str| Check::Fail(last_error(&pc, fallback, msg));
-    match goal {
-        Goal::Enrolled => {
-            if let Some(code) = progress.failed {
-                return failed(code, "enrollment failed");
-            }
-            if progress.credential_changed && h.flow.is_some() {
-                Check::Done
-            } else {
-                Check::Continue
-            }
-        }
-        Goal::FlowKnown => {
-            if h.flow.is_some() || h.needs_new_token {
-                Check::Done
-            } else if let Some(code) = progress.failed {
-                failed(code, "handshake failed")
-            } else {
-                Check::Continue
-            }
-        }
-        Goal::Idle => {
-            if h.needs_new_token || h.flow == Some(FlowState::Revoked) {
-                failed(ErrorCode::Revoked, "a new access token is required")
-            } else if h.flow == Some(FlowState::Blocked) {
-                failed(
-                    ErrorCode::FlowBlocked,
-                    "inbound flow is blocked by the service",
-                )
-            } else if pc.is_idle() {
-                Check::Done
-            } else {
-                Check::Continue
-            }
-        }
-        Goal::Offboarded => {
-            if !h.onboarded {
-                Check::Done
-            } else if let Some(code) = progress.failed {
-                failed(code, "offboarding failed")
-            } else {
-                Check::Continue
-            }
-        }
-    }
-}
-
-/// Runs the client until `goal` is reached, it fails, or the timeout passes.
+/// The loop over a started operation, as the native Agent runs it: ask its
+/// status, send what is due, sleep until `poll_timeout` (at most 1 s at a
+/// time: other calls may queue work meanwhile; never past the deadline).
+/// Past the deadline it still sends one request if none went out yet (so
+/// `flush(0)` makes progress) and then resolves with `op_timed_out`.
 async fn drive(
     inner: &Rc<Inner>,
-    goal: Goal,
+    h: &OpHandle,
     timeout_secs: Option<f64>,
-) -> Result<Progress, JsValue> {
+) -> Result<OpOutcome, JsValue> {
     let timeout = timeout_secs
         .filter(|t| t.is_finite() && *t >= 0.0)
-        .unwrap_or(inner.timeout_secs);
+        .unwrap_or(inner.cfg.op_timeout_secs as f64);
     let deadline = js_sys::Date::now() + timeout * 1000.0;
-    let mut progress = Progress::default();
+    let mut sent = 0u64;
     loop {
-        let now = now_secs();
-        let req = inner.pc.borrow_mut().poll_request(now);
-        emit_events(inner, &mut progress);
-        if let Some(req) = &req {
-            let result = perform(inner, req).await;
+        let past = js_sys::Date::now() >= deadline;
+        let next = {
+            let mut pc = inner.pc.borrow_mut();
             let now = now_secs();
-            {
-                let mut pc = inner.pc.borrow_mut();
-                match result {
-                    Ok(resp) => pc.handle_response(req.id, &resp, now),
-                    Err(msg) => pc.handle_transport_error(req.id, &msg, now),
-                }
+            match pc.op_status(h, now) {
+                OpStatus::Done(o) => Next::Finish(Ok(o)),
+                OpStatus::Failed(e) => Next::Finish(Err(e)),
+                OpStatus::Pending if past && sent > 0 => Next::Finish(pc.op_timed_out(h, now)),
+                OpStatus::Pending => match pc.poll_request(now) {
+                    Some(req) => Next::Send(req),
+                    None if past => Next::Finish(pc.op_timed_out(h, now)),
+                    None => Next::Sleep(pc.poll_timeout(now)),
+                },
             }
-            emit_events(inner, &mut progress);
-        }
-        match check(inner, goal, &progress) {
-            Check::Done => return Ok(progress),
-            Check::Fail(e) => return Err(js_error(&e)),
-            Check::Continue => {}
-        }
-        if req.is_some() {
-            continue;
-        }
-        // Nothing to send right now: wait until the core has something due.
-        let now_ms = js_sys::Date::now();
-        let wait_ms = match inner.pc.borrow().poll_timeout(now_secs()) {
-            // Due now, but another operation holds the single in-flight slot.
-            Some(t) => ((t * 1000) as f64 - now_ms).max(25.0),
-            None if !inner.pc.borrow().is_idle() => 25.0,
-            None => f64::INFINITY,
         };
-        if now_ms + wait_ms > deadline {
-            let pc = inner.pc.borrow();
-            let e = last_error(
-                &pc,
-                ErrorCode::Transport,
-                &format!("no answer from the service within {} s", timeout as u64),
-            );
-            return Err(js_error(&e));
-        }
-        sleep(wait_ms).await?;
+        pump(inner);
+        let wake = match next {
+            Next::Finish(r) => return r.map_err(|e| js_error(&e)),
+            Next::Send(req) => {
+                sent += 1;
+                let result = perform(inner, &req).await;
+                {
+                    let mut pc = inner.pc.borrow_mut();
+                    match result {
+                        Ok(resp) => pc.handle_response(req.id, &resp, now_secs()),
+                        Err(msg) => pc.handle_transport_error(req.id, &msg, now_secs()),
+                    }
+                }
+                pump(inner);
+                continue;
+            }
+            Next::Sleep(wake) => wake,
+        };
+        // Nothing due: sleep until the client's next time (seconds), at least
+        // to the next second when it says "now" but had nothing.
+        let now_ms = js_sys::Date::now();
+        let now = now_ms / 1000.0;
+        let wake = wake.map_or(now + 1.0, |t| {
+            if (t as f64) <= now {
+                now.floor() + 1.0
+            } else {
+                t as f64
+            }
+        });
+        let nap_ms = ((wake - now).clamp(0.01, 1.0) * 1000.0)
+            .min(deadline - now_ms)
+            .max(1.0);
+        sleep(nap_ms).await?;
     }
 }
 
@@ -597,17 +507,10 @@ async fn perform(inner: &Inner, req: &HttpRequest) -> Result<HttpResponse, Strin
         .ok()
         .and_then(|s| s.as_f64())
         .ok_or("fetch returned no Response")? as u16;
-    let mut out_headers = Vec::new();
-    if let Ok(h) = Reflect::get(&resp, &"headers".into()) {
-        for name in ["content-type", "retry-after"] {
-            if let Some(v) = call_method(&h, "get", &[name.into()])
-                .ok()
-                .and_then(|v| v.as_string())
-            {
-                out_headers.push((name.to_owned(), v));
-            }
-        }
-    }
+    let out_headers = match Reflect::get(&resp, &"headers".into()) {
+        Ok(h) if !h.is_undefined() && !h.is_null() => response_headers(&h),
+        _ => Vec::new(),
+    };
     let body = call_method(&resp, "arrayBuffer", &[]).map_err(|e| describe(&e))?;
     let body = JsFuture::from(Promise::resolve(&body))
         .await
@@ -617,6 +520,36 @@ async fn perform(inner: &Inner, req: &HttpRequest) -> Result<HttpResponse, Strin
         headers: out_headers,
         body: Uint8Array::new(&body).to_vec(),
     })
+}
+
+/// Every header of a response, lower-cased: the core reads what it needs
+/// (`content-type`, `retry-after`, and `date`, from which it re-learns the
+/// clock offset). A `Headers` object (or anything iterable over
+/// `[name, value]` pairs, e.g. a `Map`) is iterated; a bare object with only
+/// `get(name)` gets asked for the headers the protocol defines.
+fn response_headers(h: &JsValue) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if let Ok(Some(iter)) = js_sys::try_iter(h) {
+        for pair in iter.flatten() {
+            let pair: js_sys::Array = match pair.dyn_into() {
+                Ok(a) => a,
+                Err(_) => continue,
+            };
+            if let (Some(k), Some(v)) = (pair.get(0).as_string(), pair.get(1).as_string()) {
+                out.push((k.to_ascii_lowercase(), v));
+            }
+        }
+        return out;
+    }
+    for name in ["content-type", "retry-after", "date"] {
+        if let Some(v) = call_method(h, "get", &[name.into()])
+            .ok()
+            .and_then(|v| v.as_string())
+        {
+            out.push((name.to_owned(), v));
+        }
+    }
+    out
 }
 
 async fn sleep(ms: f64) -> Result<(), JsValue> {

@@ -11,8 +11,9 @@
 //!   method names are camelCase;
 //! - bytes are `Uint8Array`; async work returns a `Promise`;
 //! - errors are thrown as `EdrlinkError` (a subclass of `Error` defined by the
-//!   package's ESM wrapper) with `.code` = the stable snake_case code,
-//!   `.codeNumber` and `.retryAfter`;
+//!   package's ESM wrapper) with the core's error record as properties:
+//!   `.code` (stable snake_case name), `.number`, `.httpStatus`,
+//!   `.retryAfter` (seconds or `null`) and `.detail`;
 //! - nothing assumes `window`: `fetch`, `setTimeout` and the clock come from
 //!   `globalThis`, and the glue uses no `eval`/`new Function`.
 //!
@@ -24,11 +25,15 @@
 #[cfg(feature = "client")]
 mod client;
 #[cfg(feature = "client")]
+mod options;
+#[cfg(feature = "client")]
 mod persist;
 mod types;
 
 #[cfg(feature = "client")]
 pub use client::Client;
+#[cfg(feature = "client")]
+pub use options::default_options;
 
 use edrlink_core::dsse;
 use edrlink_core::error::{Error as CoreError, ErrorCode};
@@ -70,8 +75,12 @@ fn set(obj: &JsValue, key: &str, value: &JsValue) {
     let _ = Reflect::set(obj, &JsValue::from_str(key), value);
 }
 
-/// Converts a core error into a thrown JS value (`EdrlinkError`).
+/// Converts a core error into a thrown JS value (`EdrlinkError`): the one place
+/// JS errors are made, so every error carries the core's `ErrorInfo` fields
+/// (`code`, `number`, `httpStatus`, `retryAfter`, `detail`) taken from the
+/// typed error itself, never parsed back out of a message.
 pub(crate) fn js_error(e: &CoreError) -> JsValue {
+    let info = e.info();
     let msg = JsValue::from_str(&e.to_string());
     let err = ERROR_CLASS
         .with(|c| {
@@ -84,12 +93,14 @@ pub(crate) fn js_error(e: &CoreError) -> JsValue {
             err.set_name("EdrlinkError");
             err.into()
         });
-    set(&err, "code", &JsValue::from_str(e.code().as_str()));
-    set(&err, "codeNumber", &JsValue::from(e.code().as_u32()));
-    let retry = e
-        .retry_after()
-        .map_or(JsValue::UNDEFINED, |s| JsValue::from(s as f64));
+    set(&err, "code", &JsValue::from_str(info.code.as_str()));
+    set(&err, "number", &JsValue::from(info.number));
+    set(&err, "httpStatus", &JsValue::from(info.http_status));
+    let retry = info
+        .retry_after
+        .map_or(JsValue::NULL, |s| JsValue::from(s as f64));
     set(&err, "retryAfter", &retry);
+    set(&err, "detail", &JsValue::from_str(&info.detail));
     err
 }
 
@@ -112,16 +123,6 @@ impl<T> IntoJs<T> for edrlink_core::Result<T> {
 pub(crate) fn to_js<T: Serialize + ?Sized>(v: &T) -> Result<JsValue, JsValue> {
     let text = serde_json::to_string(v).map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
     js_sys::JSON::parse(&text)
-}
-
-/// A plain object (or JSON string) into a Rust value, through JSON.
-#[cfg_attr(not(feature = "client"), allow(dead_code))]
-pub(crate) fn from_js<T: serde::de::DeserializeOwned>(
-    v: &JsValue,
-    what: &str,
-) -> Result<T, JsValue> {
-    let text = json_text(v, what)?;
-    edrlink_core::encoding::parse_json(text.as_bytes(), 1024 * 1024, what).js()
 }
 
 /// The current time in Unix seconds (`Date.now()`).
@@ -247,12 +248,16 @@ impl SigningKey {
         })
     }
 
-    /// A key from a 32-byte seed. Throws `malformed` for any other length.
+    /// A key from a 32-byte seed. Throws `invalid_argument` for any other
+    /// length (the code every binding reports for a seed it cannot use).
     #[wasm_bindgen(js_name = fromSeed)]
     pub fn from_seed(seed: &[u8]) -> Result<SigningKey, JsValue> {
-        let seed: &[u8; 32] = seed
-            .try_into()
-            .map_err(|_| err(ErrorCode::Malformed, "Ed25519 seed must be 32 bytes"))?;
+        let seed: &[u8; 32] = seed.try_into().map_err(|_| {
+            err(
+                ErrorCode::InvalidArgument,
+                "Ed25519 private key seed must be 32 bytes",
+            )
+        })?;
         Ok(SigningKey {
             inner: keys::SigningKey::from_seed(seed).js()?,
         })
@@ -419,8 +424,8 @@ pub fn shared_key_string_to_sign(
 
 /// The `Authorization` header value `SharedKey <workspaceId>:<base64 HMAC-SHA256>`
 /// for a down-level request (`key`: the raw workspace key bytes; `date`: the
-/// RFC 3339 value sent in `x-edrlink-date`). Throws `invalid_argument` when the
-/// workspace id or the key is empty.
+/// RFC 3339 value sent in `x-edrlink-date`). Computed by the core as is, as in
+/// every binding: the service refuses a request signed with a wrong key.
 #[wasm_bindgen(js_name = sharedKeyAuthorization)]
 pub fn shared_key_authorization(
     #[wasm_bindgen(js_name = "workspaceId")] workspace_id: &str,
@@ -430,14 +435,8 @@ pub fn shared_key_authorization(
     #[wasm_bindgen(js_name = "contentType")] content_type: &str,
     date: &str,
     body: &[u8],
-) -> Result<String, JsValue> {
-    if workspace_id.is_empty() || key.is_empty() {
-        return Err(err(
-            ErrorCode::InvalidArgument,
-            "workspace id and key must not be empty",
-        ));
-    }
-    Ok(edrlink_core::downlevel::authorization(
+) -> String {
+    edrlink_core::downlevel::authorization(
         workspace_id,
         key,
         method,
@@ -445,7 +444,7 @@ pub fn shared_key_authorization(
         content_type,
         date,
         body,
-    ))
+    )
 }
 
 /// Random bytes from the platform CSPRNG, as base64url (ids, nonces).

@@ -22,6 +22,22 @@ export type ErrorCode =
   | "package_invalid" | "queue_full"
   | "transport" | "service_unavailable" | "storage" | "invalid_state" | "internal";
 
+/**
+ * The core's error record, the same in every language: `health().last_error`
+ * (snake_case, as on the wire) and the properties of `EdrlinkError` (camelCase).
+ */
+export interface ErrorInfo {
+  code: ErrorCode;
+  /** The C API number of the code. */
+  number: number;
+  /** The HTTP status the service answers with for this code. */
+  http_status: number;
+  /** Seconds to wait before retrying (the service's `Retry-After`), or null. */
+  retry_after: number | null;
+  /** Human-readable detail (never holds a secret). */
+  detail: string;
+}
+
 /** One entry of `errorCodes()`. */
 export interface ErrorCodeInfo {
   /** snake_case name, as in `EdrlinkError.code` and problem details on the wire. */
@@ -178,8 +194,8 @@ export interface HealthReport {
   drops: Record<string, number>;
   /** Service clock minus local clock, seconds. */
   clock_offset: number;
-  /** "code: message" of the last error. */
-  last_error: string | null;
+  /** The last error (typed), or null. */
+  last_error: ErrorInfo | null;
   /** Next retry time while backing off. */
   next_attempt: number | null;
 }
@@ -192,50 +208,85 @@ export interface FlushOutcome {
   queued: number;
 }
 
-/** Things the host may act on (see `ClientOptions.onEvent`). */
+/** Why a new access token is needed (`needs_new_token` events). */
+export type NeedsNewTokenCode = "revoked" | "offboarded" | "epoch_mismatch" | "credential_expired" | "needs_reenroll";
+
+/**
+ * State changes the host may act on (see `ClientOptions.onEvent`); the same JSON
+ * objects in every language.
+ */
 export type ClientEvent =
   | { type: "credential_changed" }
   | { type: "credential_removed" }
+  | { type: "credential_rotated" }
   | { type: "flow_changed"; flow: FlowState }
   | { type: "delivered"; count: number }
   | { type: "failed"; code: ErrorCode }
-  | { type: "needs_new_token"; code: ErrorCode }
+  | { type: "needs_new_token"; code: NeedsNewTokenCode }
   | { type: "queue_full" }
-  | { type: "events_dropped"; reason: string; count: number }
-  | { type: "credential_rotated" };
+  | { type: "events_dropped"; reason: string; count: number };
 
-/** A `fetch`-compatible function (the global `fetch` by default). */
+/** Severity of a diagnostic record (`onLog`), most severe first. */
+export type LogLevel = "error" | "warn" | "info" | "debug" | "trace";
+
+/** A `fetch`-compatible function (the global `fetch` by default). Every response header is passed to the client. */
 export type FetchLike = (url: string, init: { method: string; headers: Record<string, string>; body: Uint8Array }) => Promise<{
   status: number;
-  headers: { get(name: string): string | null };
+  /** A `Headers` object (or anything iterable over [name, value] pairs). */
+  headers: Iterable<[string, string]> | { get(name: string): string | null };
   arrayBuffer(): Promise<ArrayBuffer>;
 }>;
 
-/** Options of `new EdrlinkClient(options)`. */
-export interface ClientOptions {
+/**
+ * Every option of the shared options schema (docs/OPTIONS.md) that applies in JS, by
+ * its camelCase name, with its default (`defaultOptions()`). Values are checked by
+ * the core: out of range → `invalid_argument` naming the option.
+ */
+export interface ClientDefaults {
+  /** Base URL of the partner API instead of the token's (https; http only to loopback). Default null. */
+  serviceUrl: string | null;
+  /** Service keyset (JWKS, object or JSON text) pinned out of band. Default null: trust is bound to the token's signer. */
+  pinnedKeys: Keyset | string | null;
+  /** Compress batches (builds with the `gzip` feature only). Default false. */
+  gzip: boolean;
+  /** Queue bound in events. Default 100000. */
+  maxQueueEvents: number;
+  /** Queue bound in bytes. Default 104857600 (100 MiB). */
+  maxQueueBytes: number;
+  /** Full queue: `refuse_new` (`submit` throws `queue_full`) or `drop_oldest`. Default `refuse_new`. */
+  whenFull: "refuse_new" | "drop_oldest";
+  /** Oldest queued event kept, seconds. Default 604800 (7 days). */
+  maxQueueAgeSecs: number;
+  /** Send a partial batch once its oldest event waited this long, seconds. Default 5. */
+  maxBatchDelaySecs: number;
+  /** Re-handshake period while the flow is blocked, seconds. Default 300. */
+  blockedRecheckSecs: number;
+  /** Cap of the exponential backoff, seconds. Default 300. */
+  maxBackoffSecs: number;
+  /** Random wait before draining after an outage, seconds. Default 30. */
+  recoveryJitterSecs: number;
+  /** Pacing while draining a large queue, batches per second. Default 20. */
+  maxBatchesPerSecond: number;
+  /** How long enroll, handshake, offboard and rotate keep retrying (and flush's default), seconds. Default 30. */
+  opTimeoutSecs: number;
+}
+
+/** Options of `new EdrlinkClient(options)`: `device`, any schema option, and the JS hooks. */
+export interface ClientOptions extends Partial<ClientDefaults> {
   /** Facts about this device (required). */
   device: DeviceFacts;
   /** A credential from `exportCredential()` to resume with. */
   credential?: string;
-  /** Service keyset pinned out of band (otherwise trust is bound to the token). */
-  pinnedKeys?: Keyset | string;
-  /** Use this base URL instead of the token's `service_url` (e.g. a same-origin proxy). */
-  serviceUrl?: string;
-  /** Compress batches (only in builds with the `gzip` feature; otherwise throws `invalid_argument`). */
-  gzip?: boolean;
-  /** Queue bound in events (default 100000). */
-  maxQueueEvents?: number;
-  /** Queue bound in bytes (default 100 MiB). */
-  maxQueueBytes?: number;
-  /** Send a partial batch once its oldest event waited this long (default 5 s). */
-  maxBatchDelaySecs?: number;
-  /** Full-queue policy (default `refuse_new`: `submit` throws `queue_full`). */
-  whenFull?: "refuse_new" | "drop_oldest";
-  /** Time limit of `enroll`, `handshake`, `flush`, `offboard` in seconds (default 15). */
-  timeoutSecs?: number;
   /** HTTP function to use instead of the global `fetch`. */
   fetch?: FetchLike;
-  /** Called synchronously with each client event (e.g. persist the credential on `credential_changed`). */
+  /** Called synchronously with each state-change event (e.g. persist the credential on `credential_changed`). */
   onEvent?: (event: ClientEvent) => void;
+  /**
+   * Receives edrlink's diagnostics (never a secret). Default: none. To see them in the
+   * console: `onLog: (level, message) => console.log(`[edrlink] ${level}: ${message}`)`.
+   */
+  onLog?: (level: LogLevel, message: string) => void;
+  /** Least severe level passed to `onLog`. Default `info`. */
+  logLevel?: LogLevel;
 }
 "#;

@@ -27,7 +27,10 @@ use zeroize::Zeroizing;
 /// service (enroll, handshake, flush, offboard) take turns. Free it once, when
 /// no other thread uses it any more.
 pub struct edrlink_client {
-    agent: Agent,
+    pub(crate) agent: Agent,
+    /// The effective options as JSON (schema names, secrets redacted), for
+    /// `edrlink_client_options_json`.
+    effective: String,
 }
 
 /// Client settings for `edrlink_client_new`. Zero-initialise it
@@ -231,26 +234,188 @@ pub(crate) fn builtin_transport() -> FfiResult<Arc<dyn Transport>> {
     Ok(Arc::new(HttpTransport::new(HttpOptions::default())?))
 }
 
-/// The built-in transport configured from the client options.
+/// The options outside the sans-IO client: the data directory (scope
+/// `native`) and the built-in transport's settings (scope `transport`),
+/// with the schema's names and defaults.
+#[derive(Default)]
+struct NativeOptions {
+    data_dir: Option<std::path::PathBuf>,
+    proxy: Option<String>,
+    no_proxy: bool,
+    extra_ca_pem: Option<String>,
+    pin_extra_ca: bool,
+    request_timeout_secs: Option<u64>,
+}
+
+impl NativeOptions {
+    /// Takes the native and transport options out of the JSON object (what
+    /// remains is the core's `ClientOptions` JSON). Type and range errors are
+    /// `invalid_argument` naming the option; ranges come from the core schema.
+    fn take_from(obj: &mut serde_json::Map<String, serde_json::Value>) -> FfiResult<Self> {
+        use edrlink_core::options::{spec, Scope, OPTIONS};
+        let invalid = |m: String| FfiError::new(EDRLINK_INVALID_ARGUMENT, m);
+        let mut n = NativeOptions::default();
+        for s in OPTIONS
+            .iter()
+            .filter(|s| matches!(s.scope, Scope::Native | Scope::Transport))
+        {
+            let Some(v) = obj.remove(s.name) else {
+                continue;
+            };
+            if v.is_null() {
+                continue;
+            }
+            let text = || {
+                v.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| invalid(format!("option {} must be a string", s.name)))
+            };
+            let flag = || {
+                v.as_bool()
+                    .ok_or_else(|| invalid(format!("option {} must be a boolean", s.name)))
+            };
+            match s.name {
+                "data_dir" => {
+                    let t = text()?;
+                    if t.is_empty() {
+                        return Err(invalid("option data_dir must not be empty".into()));
+                    }
+                    n.data_dir = Some(t.into());
+                }
+                "proxy" => n.proxy = Some(text()?),
+                "no_proxy" => n.no_proxy = flag()?,
+                "extra_ca_pem" => n.extra_ca_pem = Some(text()?),
+                "pin_extra_ca" => n.pin_extra_ca = flag()?,
+                "request_timeout_secs" => {
+                    let sp = spec("request_timeout_secs")
+                        .ok_or_else(|| invalid("unknown option request_timeout_secs".into()))?;
+                    let (min, max) = (sp.min.unwrap_or(0), sp.max.unwrap_or(u64::MAX));
+                    match v.as_u64() {
+                        Some(x) if (min..=max).contains(&x) => n.request_timeout_secs = Some(x),
+                        _ => {
+                            return Err(invalid(format!(
+                                "option request_timeout_secs must be between {min} and {max}"
+                            )))
+                        }
+                    }
+                }
+                other => {
+                    return Err(invalid(format!(
+                        "option {other} is not supported by the C API"
+                    )))
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    /// The effective values (proxy credentials redacted) for the options report.
+    fn report(&self, out: &mut serde_json::Map<String, serde_json::Value>) {
+        use serde_json::json;
+        out.insert(
+            "data_dir".into(),
+            json!(self
+                .data_dir
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned())),
+        );
+        out.insert(
+            "proxy".into(),
+            json!(self
+                .proxy
+                .as_deref()
+                .map(edrlink_core::transport::redact_proxy)),
+        );
+        out.insert("no_proxy".into(), json!(self.no_proxy));
+        out.insert("extra_ca_pem".into(), json!(self.extra_ca_pem));
+        out.insert("pin_extra_ca".into(), json!(self.pin_extra_ca));
+        let default_timeout = edrlink_core::options::DEFAULT_REQUEST_TIMEOUT_SECS;
+        out.insert(
+            "request_timeout_secs".into(),
+            json!(self.request_timeout_secs.unwrap_or(default_timeout)),
+        );
+    }
+}
+
+/// The effective client options as JSON with the schema's names.
+fn report_options(o: &ClientConfig, n: &NativeOptions) -> String {
+    use serde_json::json;
+    let mut m = serde_json::Map::new();
+    m.insert(
+        "device".into(),
+        serde_json::to_value(&o.device).unwrap_or_default(),
+    );
+    m.insert("service_url".into(), json!(o.service_url));
+    m.insert(
+        "pinned_keys".into(),
+        o.pinned_keys.as_ref().map_or(serde_json::Value::Null, |k| {
+            serde_json::from_str(&k.to_json()).unwrap_or_default()
+        }),
+    );
+    m.insert("gzip".into(), json!(o.gzip));
+    m.insert("max_queue_events".into(), json!(o.max_queue_events));
+    m.insert("max_queue_bytes".into(), json!(o.max_queue_bytes));
+    m.insert(
+        "when_full".into(),
+        json!(edrlink_core::options::when_full_name(o.when_full)),
+    );
+    m.insert("max_queue_age_secs".into(), json!(o.max_queue_age_secs));
+    m.insert("max_batch_delay_secs".into(), json!(o.max_batch_delay_secs));
+    m.insert("blocked_recheck_secs".into(), json!(o.blocked_recheck_secs));
+    m.insert("max_backoff_secs".into(), json!(o.max_backoff_secs));
+    m.insert("recovery_jitter_secs".into(), json!(o.recovery_jitter_secs));
+    m.insert(
+        "max_batches_per_second".into(),
+        json!(o.max_batches_per_second),
+    );
+    m.insert("op_timeout_secs".into(), json!(o.op_timeout_secs));
+    n.report(&mut m);
+    serde_json::Value::Object(m).to_string()
+}
+
+/// The built-in transport configured from the transport options.
 #[cfg(feature = "http")]
-fn configured_transport(o: &edrlink_client_options) -> FfiResult<Arc<dyn Transport>> {
+fn configured_transport(n: &NativeOptions) -> FfiResult<Arc<dyn Transport>> {
     use edrlink_core::transport::{HttpOptions, HttpTransport};
-    // SAFETY: NULL or NUL-terminated strings, per the header.
-    let proxy = unsafe { arg_opt_str(o.proxy, "options.proxy") }?.map(str::to_owned);
-    let ca = unsafe { arg_opt_str(o.extra_ca_pem, "options.extra_ca_pem") }?.map(str::to_owned);
-    let opts = HttpOptions {
-        proxy,
-        no_proxy: o.no_proxy,
-        extra_ca_pem: ca.into_iter().collect(),
-        pin_extra_ca: o.pin_extra_ca,
+    let mut opts = HttpOptions {
+        proxy: n.proxy.clone(),
+        no_proxy: n.no_proxy,
+        extra_ca_pem: n.extra_ca_pem.clone().into_iter().collect(),
+        pin_extra_ca: n.pin_extra_ca,
         ..HttpOptions::default()
     };
+    if let Some(t) = n.request_timeout_secs {
+        opts.read_timeout = Duration::from_secs(t);
+        opts.connect_timeout = opts.connect_timeout.min(opts.read_timeout);
+    }
     Ok(Arc::new(HttpTransport::new(opts)?))
 }
 
 #[cfg(not(feature = "http"))]
-fn configured_transport(_: &edrlink_client_options) -> FfiResult<Arc<dyn Transport>> {
+fn configured_transport(_: &NativeOptions) -> FfiResult<Arc<dyn Transport>> {
     builtin_transport()
+}
+
+/// Creates the agent from core options plus the native ones: the one path
+/// behind both `edrlink_client_new` and `edrlink_client_new_json`.
+fn build_client(
+    opts: ClientConfig,
+    native: NativeOptions,
+    host: Option<Box<HostTransport>>,
+) -> FfiResult<*mut edrlink_client> {
+    opts.validate()?;
+    let effective = report_options(&opts, &native);
+    let op_timeout = Duration::from_secs(opts.op_timeout_secs);
+    let acfg = AgentConfig {
+        client: opts,
+        data_dir: native.data_dir.clone(),
+    };
+    let mut agent = match host {
+        Some(h) => Agent::new(acfg, *h)?,
+        None => Agent::new(acfg, configured_transport(&native)?)?,
+    };
+    agent.set_op_timeout(op_timeout);
+    Ok(Box::into_raw(Box::new(edrlink_client { agent, effective })))
 }
 
 #[cfg(not(feature = "http"))]
@@ -261,7 +426,7 @@ pub(crate) fn builtin_transport() -> FfiResult<Arc<dyn Transport>> {
     ))
 }
 
-fn client_ref<'a>(c: *const edrlink_client) -> FfiResult<&'a edrlink_client> {
+pub(crate) fn client_ref<'a>(c: *const edrlink_client) -> FfiResult<&'a edrlink_client> {
     // SAFETY: NULL or a live client from edrlink_client_new.
     unsafe { c.as_ref() }.ok_or_else(|| FfiError::null("client"))
 }
@@ -296,9 +461,12 @@ pub unsafe extern "C" fn edrlink_client_new(
 ) -> edrlink_result {
     ffi_boundary!(err; {
         // Take the host transport first so its userdata is released on every failure path.
+        // Boxed: the drop of `None` then tests one pointer only (with the
+        // transport inline, optimised drop glue read the uninitialised
+        // fields of `None`, which memcheck reports).
         // SAFETY: caller contract.
         let host = match unsafe { transport.as_ref() } {
-            Some(t) => Some(HostTransport::new(t)?),
+            Some(t) => Some(Box::new(HostTransport::new(t)?)),
             None => None,
         };
         check_out(out_client, "out_client")?;
@@ -313,12 +481,14 @@ pub unsafe extern "C" fn edrlink_client_new(
             product: unsafe { arg_str(o.product, "options.product") }?.to_owned(),
             product_version: unsafe { arg_str(o.product_version, "options.product_version") }?.to_owned(),
         };
-        device.validate()?;
         let mut cfg = ClientConfig::new(device);
         cfg.service_url = unsafe { arg_opt_str(o.service_url, "options.service_url") }?.map(str::to_owned);
         cfg.gzip = o.gzip;
         if o.max_queue_events > 0 {
-            cfg.max_queue_events = o.max_queue_events as u64;
+            cfg.max_queue_events = o.max_queue_events.into();
+        }
+        if o.op_timeout_secs > 0 {
+            cfg.op_timeout_secs = o.op_timeout_secs.into();
         }
         let data_dir = if o.data_dir.is_null() {
             None
@@ -326,7 +496,7 @@ pub unsafe extern "C" fn edrlink_client_new(
             // SAFETY: caller contract; paths are bytes on Unix.
             let bytes = unsafe { std::ffi::CStr::from_ptr(o.data_dir) }.to_bytes();
             if bytes.is_empty() {
-                return Err(FfiError::new(EDRLINK_INVALID_ARGUMENT, "options.data_dir must not be empty"));
+                return Err(FfiError::new(EDRLINK_INVALID_ARGUMENT, "option data_dir must not be empty"));
             }
             #[cfg(unix)]
             let p = std::path::PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(bytes));
@@ -336,17 +506,92 @@ pub unsafe extern "C" fn edrlink_client_new(
             );
             Some(p)
         };
-        let acfg = AgentConfig { client: cfg, data_dir };
-        let mut agent = match host {
-            Some(h) => Agent::new(acfg, h)?,
-            None => Agent::new(acfg, configured_transport(o)?)?,
+        let native = NativeOptions {
+            data_dir,
+            proxy: unsafe { arg_opt_str(o.proxy, "options.proxy") }?.map(str::to_owned),
+            no_proxy: o.no_proxy,
+            extra_ca_pem: unsafe { arg_opt_str(o.extra_ca_pem, "options.extra_ca_pem") }?.map(str::to_owned),
+            pin_extra_ca: o.pin_extra_ca,
+            request_timeout_secs: None,
         };
-        if o.op_timeout_secs > 0 {
-            agent.set_op_timeout(Duration::from_secs(o.op_timeout_secs.into()));
-        }
-        let c = Box::into_raw(Box::new(edrlink_client { agent }));
+        let c = build_client(cfg, native, host)?;
         // SAFETY: checked non-NULL.
         unsafe { *out_client = c };
+        Ok(())
+    })
+}
+
+/// Creates a client from the options' JSON form: an object with `device`
+/// (`{device_id, hostname, os, os_version, product, product_version}`) and
+/// any option of the schema (docs/OPTIONS.md, `tests/options-schema.json`)
+/// by its snake_case name: `service_url`, `pinned_keys` (a JWKS object),
+/// `gzip`, `max_queue_events`, `max_queue_bytes`, `when_full`
+/// (`"refuse_new"`/`"drop_oldest"`), `max_queue_age_secs`,
+/// `max_batch_delay_secs`, `blocked_recheck_secs`, `max_backoff_secs`,
+/// `recovery_jitter_secs`, `max_batches_per_second`, `op_timeout_secs`,
+/// `data_dir`, and the built-in transport's `proxy`, `no_proxy`,
+/// `extra_ca_pem`, `pin_extra_ca`, `request_timeout_secs`. Absent or `null`
+/// means the schema default. Every option is reachable here, including the
+/// ones the `edrlink_client_options` struct has no field for. `transport`
+/// and `out_client` as in `edrlink_client_new` (a host transport ignores the
+/// transport options).
+///
+/// Errors: `EDRLINK_INVALID_ARGUMENT` naming the option (unknown name, wrong
+/// type, out of range, bad device facts), `EDRLINK_MALFORMED` (not JSON),
+/// `EDRLINK_STORAGE` (data directory unusable), `EDRLINK_NULL_POINTER`,
+/// `EDRLINK_INVALID_UTF8`.
+///
+/// # Safety
+/// `options_json` NULL or NUL-terminated; `transport` NULL or valid;
+/// out-pointers NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn edrlink_client_new_json(
+    options_json: *const c_char,
+    transport: *const edrlink_transport,
+    out_client: *mut *mut edrlink_client,
+    err: *mut *mut edrlink_error,
+) -> edrlink_result {
+    ffi_boundary!(err; {
+        // SAFETY: caller contract.
+        let host = match unsafe { transport.as_ref() } {
+            Some(t) => Some(Box::new(HostTransport::new(t)?)),
+            None => None,
+        };
+        check_out(out_client, "out_client")?;
+        // SAFETY: caller contract.
+        let text = unsafe { arg_str(options_json, "options_json") }?;
+        // Parse once to split off the native/transport options; the core
+        // parses (and judges) the rest.
+        let mut v: serde_json::Value = edrlink_core::encoding::parse_json(text.as_bytes(), 1 << 20, "options")?;
+        let native = match v.as_object_mut() {
+            Some(obj) => NativeOptions::take_from(obj)?,
+            None => NativeOptions::default(),
+        };
+        let cfg = ClientConfig::from_json(&v.to_string())?;
+        let c = build_client(cfg, native, host)?;
+        // SAFETY: checked non-NULL.
+        unsafe { *out_client = c };
+        Ok(())
+    })
+}
+
+/// The client's effective options as JSON, every option of the schema by
+/// its snake_case name with its value (defaults filled in; a proxy's
+/// credentials redacted). Free with `edrlink_string_free`.
+///
+/// # Safety
+/// `client` NULL or live; out-pointers NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn edrlink_client_options_json(
+    client: *const edrlink_client,
+    out_json: *mut *mut c_char,
+    err: *mut *mut edrlink_error,
+) -> edrlink_result {
+    ffi_boundary!(err; {
+        check_out(out_json, "out_json")?;
+        let s = to_c_string(client_ref(client)?.effective.as_str())?;
+        // SAFETY: checked non-NULL.
+        unsafe { *out_json = s };
         Ok(())
     })
 }
@@ -610,10 +855,40 @@ pub unsafe extern "C" fn edrlink_client_health(
     })
 }
 
+/// The last error the client recorded (the health report's `last_error`)
+/// as an `edrlink_error` with all its fields (`edrlink_error_name`,
+/// `edrlink_error_http_status`, `edrlink_error_retry_after`, …): e.g. the
+/// `EDRLINK_RATE_LIMITED` refusal with its `Retry-After` that a flush ended
+/// on. `*out_error` receives NULL when there is none; free it with
+/// `edrlink_error_free`. Never waits for the network.
+///
+/// # Safety
+/// `client` NULL or live; out-pointers NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn edrlink_client_last_error(
+    client: *const edrlink_client,
+    out_error: *mut *mut edrlink_error,
+    err: *mut *mut edrlink_error,
+) -> edrlink_result {
+    ffi_boundary!(err; {
+        check_out(out_error, "out_error")?;
+        let last = client_ref(client)?.agent.health().last_error;
+        let p = match last {
+            Some(info) => crate::error_into_raw(FfiError::from(info)),
+            None => std::ptr::null_mut(),
+        };
+        // SAFETY: checked non-NULL.
+        unsafe { *out_error = p };
+        Ok(())
+    })
+}
+
 /// Full health report as JSON (`healthy`, `onboarded`, `installation_id`,
 /// `flow`, `needs_new_token`, `last_handshake`, `last_send`, `queued_events`,
 /// `queued_bytes`, `oldest_queued_age`, `sent_events`, `drops`,
-/// `clock_offset`, `last_error`, `next_attempt`; absent values are `null`).
+/// `clock_offset`, `last_error`, `next_attempt`; absent values are `null`;
+/// `last_error` is the error record `{"code","number","http_status",
+/// "retry_after","detail"}`).
 /// Free with `edrlink_string_free`. Never waits for the network.
 ///
 /// # Safety

@@ -20,6 +20,7 @@
 #![allow(non_camel_case_types)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+use edrlink_core::error::ErrorInfo;
 use edrlink_core::{Error as CoreError, ErrorCode};
 use std::ffi::{c_char, CStr, CString};
 
@@ -59,10 +60,12 @@ macro_rules! ffi_boundary {
 }
 
 mod client;
+mod hooks;
 mod tools;
 mod transport;
 
 pub use client::*;
+pub use hooks::*;
 pub use tools::*;
 pub use transport::*;
 
@@ -260,6 +263,16 @@ impl edrlink_result {
         }
     }
 
+    /// The HTTP status that goes with the code: the core's for core codes;
+    /// the C-only codes are caller mistakes (400); `EDRLINK_OK` is 200.
+    fn http_status(self) -> u16 {
+        match self {
+            EDRLINK_OK => 200,
+            EDRLINK_NULL_POINTER | EDRLINK_INVALID_UTF8 | EDRLINK_BUFFER_TOO_SMALL => 400,
+            other => ErrorCode::from_u32(other as u32).map_or(500, ErrorCode::http_status),
+        }
+    }
+
     #[cfg(test)]
     fn name(self) -> &'static str {
         self.name_c().to_str().unwrap_or("internal")
@@ -315,29 +328,36 @@ impl edrlink_result {
     }
 }
 
-/// A detailed error: a result code plus a message (never containing secrets).
+/// A detailed error: the one error record of every edrlink binding (`code`
+/// name, `number`, `http_status`, `retry_after`, `detail`), taken field by
+/// field from the core's `ErrorInfo` (never parsed out of a message).
 /// Created by the library on failure, freed by the caller with
 /// `edrlink_error_free`. Immutable, so it may be read from any thread.
 pub struct edrlink_error {
     code: edrlink_result,
+    http_status: u16,
     message: CString,
-    retry_after: u64,
+    retry_after: Option<u64>,
 }
 
 /// The error type used inside this crate before it crosses the boundary.
 #[derive(Debug)]
 pub(crate) struct FfiError {
     pub(crate) code: edrlink_result,
+    pub(crate) http_status: u16,
     pub(crate) message: String,
-    pub(crate) retry_after: u64,
+    pub(crate) retry_after: Option<u64>,
 }
 
 impl FfiError {
+    /// An error raised by this layer for its own reasons (NULL pointer, bad
+    /// UTF-8, a small buffer) or a core code without a core `Error` at hand.
     pub(crate) fn new(code: edrlink_result, message: impl Into<String>) -> Self {
         FfiError {
             code,
+            http_status: code.http_status(),
             message: message.into(),
-            retry_after: 0,
+            retry_after: None,
         }
     }
 
@@ -346,17 +366,53 @@ impl FfiError {
     }
 }
 
-impl From<CoreError> for FfiError {
-    fn from(e: CoreError) -> Self {
+impl From<ErrorInfo> for FfiError {
+    fn from(i: ErrorInfo) -> Self {
         FfiError {
-            code: edrlink_result::from_core(e.code()),
-            message: e.message().to_owned(),
-            retry_after: e.retry_after().unwrap_or(0),
+            code: edrlink_result::from_core(i.code),
+            http_status: i.http_status,
+            message: i.detail,
+            retry_after: i.retry_after,
         }
     }
 }
 
+impl From<CoreError> for FfiError {
+    fn from(e: CoreError) -> Self {
+        FfiError::from(e.info())
+    }
+}
+
+impl edrlink_error {
+    fn from_ffi(e: FfiError) -> Self {
+        edrlink_error {
+            code: e.code,
+            http_status: e.http_status,
+            message: CString::new(e.message.replace('\0', " ")).unwrap_or_default(),
+            retry_after: e.retry_after,
+        }
+    }
+
+    /// The error record as JSON, the shape of the core's `ErrorInfo`
+    /// (`{"code","number","http_status","retry_after","detail"}`).
+    fn to_json(&self) -> String {
+        serde_json::json!({
+            "code": self.code.name_c().to_str().unwrap_or("internal"),
+            "number": self.code as u32,
+            "http_status": self.http_status,
+            "retry_after": self.retry_after,
+            "detail": self.message.to_string_lossy(),
+        })
+        .to_string()
+    }
+}
+
 pub(crate) type FfiResult<T = ()> = Result<T, FfiError>;
+
+/// A library-owned `edrlink_error` (freed by `edrlink_error_free`).
+pub(crate) fn error_into_raw(e: FfiError) -> *mut edrlink_error {
+    Box::into_raw(Box::new(edrlink_error::from_ffi(e)))
+}
 
 /// Stores `e` into the caller's optional error out-parameter.
 ///
@@ -365,14 +421,9 @@ pub(crate) type FfiResult<T = ()> = Result<T, FfiError>;
 pub(crate) unsafe fn set_error(err: *mut *mut edrlink_error, e: FfiError) -> edrlink_result {
     let code = e.code;
     if !err.is_null() {
-        let message = CString::new(e.message.replace('\0', " ")).unwrap_or_default();
-        let boxed = Box::new(edrlink_error {
-            code,
-            message,
-            retry_after: e.retry_after,
-        });
+        let boxed = error_into_raw(e);
         // SAFETY: caller contract; checked non-NULL above.
-        unsafe { *err = Box::into_raw(boxed) };
+        unsafe { *err = boxed };
     }
     code
 }
@@ -508,7 +559,8 @@ pub unsafe extern "C" fn edrlink_error_message(err: *const edrlink_error) -> *co
 }
 
 /// Seconds the service asked to wait before retrying (`EDRLINK_RATE_LIMITED`,
-/// `EDRLINK_SERVICE_UNAVAILABLE`), 0 when none or when `err` is NULL.
+/// `EDRLINK_SERVICE_UNAVAILABLE`), 0 when none or when `err` is NULL (tell
+/// the two apart with `edrlink_error_has_retry_after`).
 ///
 /// # Safety
 /// `err` is NULL or an error from this library that was not freed.
@@ -516,7 +568,95 @@ pub unsafe extern "C" fn edrlink_error_message(err: *const edrlink_error) -> *co
 pub unsafe extern "C" fn edrlink_error_retry_after(err: *const edrlink_error) -> u64 {
     ffi_boundary!(default = 0; {
         // SAFETY: NULL or a live error from this library.
-        unsafe { err.as_ref() }.map_or(0, |e| e.retry_after)
+        unsafe { err.as_ref() }.and_then(|e| e.retry_after).unwrap_or(0)
+    })
+}
+
+/// Whether the error carries a retry delay (`Retry-After`): tells "wait 0
+/// seconds" from "no delay given", which `edrlink_error_retry_after` cannot.
+///
+/// # Safety
+/// `err` is NULL or an error from this library that was not freed.
+#[no_mangle]
+pub unsafe extern "C" fn edrlink_error_has_retry_after(err: *const edrlink_error) -> bool {
+    ffi_boundary!(default = false; {
+        // SAFETY: NULL or a live error from this library.
+        unsafe { err.as_ref() }.is_some_and(|e| e.retry_after.is_some())
+    })
+}
+
+/// The error's stable snake_case code name (`"rate_limited"`,
+/// `"null_pointer"`, …; the `code` field of every binding's error and of the
+/// wire's problem bodies). Static storage: do not free. `"null_pointer"`
+/// when `err` is NULL.
+///
+/// # Safety
+/// `err` is NULL or an error from this library that was not freed.
+#[no_mangle]
+pub unsafe extern "C" fn edrlink_error_name(err: *const edrlink_error) -> *const c_char {
+    ffi_boundary!(default = std::ptr::null(); {
+        // SAFETY: NULL or a live error from this library.
+        unsafe { err.as_ref() }.map_or(EDRLINK_NULL_POINTER, |e| e.code).name_c().as_ptr()
+    })
+}
+
+/// The HTTP status that goes with the error's code (the core's table, e.g.
+/// 429 for `EDRLINK_RATE_LIMITED`; 400 for the C-only codes). 0 when `err`
+/// is NULL.
+///
+/// # Safety
+/// `err` is NULL or an error from this library that was not freed.
+#[no_mangle]
+pub unsafe extern "C" fn edrlink_error_http_status(err: *const edrlink_error) -> u16 {
+    ffi_boundary!(default = 0; {
+        // SAFETY: NULL or a live error from this library.
+        unsafe { err.as_ref() }.map_or(0, |e| e.http_status)
+    })
+}
+
+/// The error's human-readable detail (the field every binding calls
+/// `detail`; same text as `edrlink_error_message`). Never a secret. Valid
+/// until `edrlink_error_free(err)`. `""` when `err` is NULL.
+///
+/// # Safety
+/// `err` is NULL or an error from this library that was not freed.
+#[no_mangle]
+pub unsafe extern "C" fn edrlink_error_detail(err: *const edrlink_error) -> *const c_char {
+    // SAFETY: forwarded contract.
+    unsafe { edrlink_error_message(err) }
+}
+
+/// The whole error record as JSON, the same shape as the health report's
+/// `last_error` and every binding's error:
+/// `{"code":"rate_limited","number":601,"http_status":429,"retry_after":2,"detail":"…"}`
+/// (`retry_after` is `null` when absent). Free with `edrlink_string_free`.
+///
+/// # Safety
+/// `err` NULL or a live error from this library; `out_json` NULL or writable;
+/// `out_err` NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn edrlink_error_to_json(
+    err: *const edrlink_error,
+    out_json: *mut *mut c_char,
+    out_err: *mut *mut edrlink_error,
+) -> edrlink_result {
+    ffi_boundary!(out_err; {
+        check_out(out_json, "out_json")?;
+        // SAFETY: NULL or a live error from this library.
+        let e = unsafe { err.as_ref() }.ok_or_else(|| FfiError::null("err"))?;
+        let s = to_c_string(e.to_json())?;
+        // SAFETY: checked non-NULL.
+        unsafe { *out_json = s };
+        Ok(())
+    })
+}
+
+/// The HTTP status that goes with a result code (the core's table; 400 for
+/// the C-only codes, 200 for `EDRLINK_OK`, 0 for unknown numbers). Thread-safe.
+#[no_mangle]
+pub extern "C" fn edrlink_result_http_status(code: u32) -> u16 {
+    ffi_boundary!(default = 0; {
+        edrlink_result::from_u32(code).map_or(0, edrlink_result::http_status)
     })
 }
 
@@ -621,6 +761,23 @@ mod tests {
             1
         });
         assert_eq!(v, 7);
+    }
+
+    #[test]
+    fn error_record_is_the_core_error_info() {
+        let core = CoreError::new(ErrorCode::RateLimited, "slow down").with_retry_after(2);
+        let e = edrlink_error::from_ffi(FfiError::from(core.clone()));
+        let ours: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
+        assert_eq!(ours, serde_json::to_value(core.info()).unwrap());
+        assert_eq!(e.code, EDRLINK_RATE_LIMITED);
+        assert_eq!(e.http_status, 429);
+        // a C-only error has the same fields, with its own code
+        let n = edrlink_error::from_ffi(FfiError::null("x"));
+        let v: serde_json::Value = serde_json::from_str(&n.to_json()).unwrap();
+        assert_eq!(v["code"], "null_pointer");
+        assert_eq!(v["number"], 900);
+        assert_eq!(v["http_status"], 400);
+        assert!(v["retry_after"].is_null());
     }
 
     #[test]

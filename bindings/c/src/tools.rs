@@ -7,42 +7,41 @@ use crate::{
     FfiError, FfiResult,
 };
 use edrlink_core::keys::{Keyset, SigningKey, VerifyingKey};
-use edrlink_core::{downlevel, dsse, eicar, token};
+use edrlink_core::{downlevel, dsse, eicar, token, Error as CoreError, ErrorCode};
 use std::ffi::c_char;
 use zeroize::Zeroizing;
 
 /// Length of an Ed25519 private key seed and of a public key, in bytes.
 pub const EDRLINK_KEY_LEN: usize = 32;
 
-fn seed_arg(seed: *const u8, seed_len: usize) -> FfiResult<Zeroizing<[u8; 32]>> {
+/// Builds the signing key from a caller seed. The core takes exactly 32
+/// bytes (`SigningKey::from_seed(&[u8; 32])`); a seed of another length is
+/// `invalid_argument`, the code the shared scenarios
+/// (`tests/scenarios/25-public-key-from-seed.json`) and the other bindings
+/// give it. (A public key of the wrong length is the core's `malformed`.)
+fn seed_key(seed: *const u8, seed_len: usize) -> FfiResult<SigningKey> {
+    // SAFETY: caller contract (readable for seed_len bytes, or NULL).
+    let bytes = unsafe { arg_bytes(seed, seed_len, "seed") }?;
     if seed.is_null() {
         return Err(FfiError::null("seed"));
     }
-    if seed_len != EDRLINK_KEY_LEN {
-        return Err(FfiError::new(
-            EDRLINK_INVALID_ARGUMENT,
-            "seed must be 32 bytes",
-        ));
-    }
-    let mut out = Zeroizing::new([0u8; 32]);
-    // SAFETY: non-NULL, caller guarantees 32 readable bytes (checked length).
-    out.copy_from_slice(unsafe { std::slice::from_raw_parts(seed, 32) });
-    Ok(out)
+    let arr: Zeroizing<[u8; 32]> = Zeroizing::new(bytes.try_into().map_err(|_| {
+        CoreError::new(
+            ErrorCode::InvalidArgument,
+            "Ed25519 private key seed must be 32 bytes",
+        )
+    })?);
+    Ok(SigningKey::from_seed(&arr)?)
 }
 
+/// The public key argument, checked by the core (`malformed` unless 32 bytes).
 fn public_key_arg(pk: *const u8, pk_len: usize) -> FfiResult<VerifyingKey> {
     if pk.is_null() {
         return Err(FfiError::null("public_key"));
     }
-    if pk_len != EDRLINK_KEY_LEN {
-        return Err(FfiError::new(
-            EDRLINK_INVALID_ARGUMENT,
-            "public key must be 32 bytes",
-        ));
-    }
-    // SAFETY: non-NULL, length checked.
+    // SAFETY: non-NULL, caller guarantees pk_len readable bytes.
     Ok(VerifyingKey::from_bytes(unsafe {
-        std::slice::from_raw_parts(pk, 32)
+        std::slice::from_raw_parts(pk, pk_len)
     })?)
 }
 
@@ -131,7 +130,7 @@ pub unsafe extern "C" fn edrlink_public_key_from_seed(
 ) -> edrlink_result {
     ffi_boundary!(err; {
         check_out(out_public_key, "out_public_key")?;
-        let key = SigningKey::from_seed(&*seed_arg(seed, seed_len)?)?;
+        let key = seed_key(seed, seed_len)?;
         // SAFETY: caller provides 32 writable bytes.
         unsafe { std::ptr::copy_nonoverlapping(key.verifying_key().0.as_ptr(), out_public_key, 32) };
         Ok(())
@@ -167,8 +166,8 @@ pub unsafe extern "C" fn edrlink_key_id(
 /// `*out_envelope_json` receives the envelope JSON; free it with
 /// `edrlink_string_free`. The seed is copied into a buffer wiped after use.
 ///
-/// Errors: `EDRLINK_INVALID_ARGUMENT` (seed length), `EDRLINK_MALFORMED`
-/// (payload type), `EDRLINK_NULL_POINTER`, `EDRLINK_INVALID_UTF8`.
+/// Errors: `EDRLINK_INVALID_ARGUMENT` (seed not 32 bytes), `EDRLINK_MALFORMED`
+/// (bad payload type), `EDRLINK_NULL_POINTER`, `EDRLINK_INVALID_UTF8`.
 ///
 /// # Safety
 /// `seed` readable for `seed_len` bytes, `payload` for `payload_len` bytes
@@ -185,7 +184,7 @@ pub unsafe extern "C" fn edrlink_envelope_seal(
 ) -> edrlink_result {
     ffi_boundary!(err; {
         check_out(out_envelope_json, "out_envelope_json")?;
-        let key = SigningKey::from_seed(&*seed_arg(seed, seed_len)?)?;
+        let key = seed_key(seed, seed_len)?;
         // SAFETY: caller contract.
         let ptype = unsafe { arg_str(payload_type, "payload_type") }?;
         // SAFETY: caller contract.
@@ -206,7 +205,7 @@ pub unsafe extern "C" fn edrlink_envelope_seal(
 ///
 /// Errors: `EDRLINK_MALFORMED`, `EDRLINK_WRONG_TYPE`, `EDRLINK_UNKNOWN_KEY`,
 /// `EDRLINK_BAD_SIGNATURE`, `EDRLINK_TOO_LARGE`, `EDRLINK_NULL_POINTER`,
-/// `EDRLINK_INVALID_UTF8`, `EDRLINK_INVALID_ARGUMENT` (key length).
+/// `EDRLINK_INVALID_UTF8`; `EDRLINK_MALFORMED` also for a key that is not 32 bytes.
 ///
 /// # Safety
 /// Strings NULL or NUL-terminated; `public_key` readable for `public_key_len`
@@ -278,7 +277,7 @@ pub unsafe extern "C" fn edrlink_envelope_verify(
 /// `workspace_key` of the onboarding package); it is copied into a buffer
 /// wiped after use. Free the result with `edrlink_string_free`.
 ///
-/// Errors: `EDRLINK_INVALID_ARGUMENT` (empty workspace id or key),
+/// Errors:
 /// `EDRLINK_NULL_POINTER`, `EDRLINK_INVALID_UTF8`.
 ///
 /// # Safety
@@ -308,9 +307,6 @@ pub unsafe extern "C" fn edrlink_downlevel_authorization(
         let ct = unsafe { arg_str(content_type, "content_type") }?;
         let date = unsafe { arg_str(date, "date") }?;
         let body = unsafe { arg_bytes(body, body_len, "body") }?;
-        if ws.is_empty() || key.is_empty() {
-            return Err(FfiError::new(EDRLINK_INVALID_ARGUMENT, "workspace id and key must not be empty"));
-        }
         let s = to_c_string(downlevel::authorization(ws, &key, method, path, ct, date, body))?;
         // SAFETY: checked non-NULL.
         unsafe { *out_authorization = s };

@@ -4,7 +4,7 @@
 use edrlink_core::http::{HttpRequest, HttpResponse};
 use edrlink_core::keys::{RandomSource, SigningKey};
 use edrlink_core::memory_store::MemoryStore;
-use edrlink_core::service::{Integration, ServiceConfig, ServiceRole, TokenRecord};
+use edrlink_core::service::{ServiceConfig, ServiceRole};
 use js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -35,7 +35,8 @@ pub fn set(v: &JsValue, k: &str, x: &JsValue) {
 }
 
 /// The `.code` of a thrown EdrlinkError (also checks it is an Error named EdrlinkError
-/// whose `codeNumber` matches the code).
+/// carrying the core's error record: `number` and `httpStatus` of that code, a
+/// `detail` string and `retryAfter` a number or `null`).
 pub fn code_of(e: &JsValue) -> String {
     assert!(
         e.is_instance_of::<js_sys::Error>(),
@@ -45,7 +46,15 @@ pub fn code_of(e: &JsValue) -> String {
     let code = get(e, "code").as_string().expect("code is a string");
     let c =
         edrlink_core::ErrorCode::from_name(&code).unwrap_or_else(|| panic!("unknown code {code}"));
-    assert_eq!(get(e, "codeNumber").as_f64(), Some(c.as_u32() as f64));
+    assert_eq!(get(e, "number").as_f64(), Some(c.as_u32() as f64));
+    assert_eq!(get(e, "httpStatus").as_f64(), Some(c.http_status() as f64));
+    let detail = get(e, "detail").as_string().expect("detail is a string");
+    assert_eq!(
+        get(e, "message").as_string().as_deref(),
+        Some(format!("{code}: {detail}").as_str())
+    );
+    let retry = get(e, "retryAfter");
+    assert!(retry.is_null() || retry.as_f64().is_some(), "{retry:?}");
     code
 }
 
@@ -114,15 +123,8 @@ pub fn fake_service() -> Shared {
     let role = ServiceRole::new(cfg, Box::new(Counter(Cell::new(1 << 40)))).unwrap();
     let mut store = MemoryStore::default();
     store.tenants.insert(TENANT.into(), "eu".into());
-    store.integrations.insert(
-        (TENANT.into(), PARTNER.into()),
-        Integration {
-            tenant_id: TENANT.into(),
-            partner_id: PARTNER.into(),
-            enabled: true,
-            epoch: 1,
-        },
-    );
+    role.set_integration(&mut store, TENANT, PARTNER, true, now())
+        .unwrap();
     Rc::new(RefCell::new(FakeService {
         role,
         store,
@@ -130,39 +132,21 @@ pub fn fake_service() -> Shared {
     }))
 }
 
+/// A token from the service role (which records it in the store).
 pub fn issue_token(svc: &Shared, lifetime: i64) -> String {
     let s = &mut *svc.borrow_mut();
-    let (tok, c) = s
-        .role
+    s.role
         .issue_token(&mut s.store, TENANT, PARTNER, lifetime, 10, now())
-        .unwrap();
-    s.store.tokens.insert(
-        c.jti.clone(),
-        TokenRecord {
-            jti: c.jti,
-            tenant_id: TENANT.into(),
-            partner_id: PARTNER.into(),
-            epoch: c.epoch,
-            exp: c.exp,
-            max_uses: 10,
-            uses: 0,
-            revoked: false,
-        },
-    );
-    tok
+        .unwrap()
+        .0
 }
 
+/// The admin's integration toggle, through the service role (off bumps the epoch).
 pub fn set_enabled(svc: &Shared, enabled: bool) {
     let s = &mut *svc.borrow_mut();
-    let i = s
-        .store
-        .integrations
-        .get_mut(&(TENANT.into(), PARTNER.into()))
+    s.role
+        .set_integration(&mut s.store, TENANT, PARTNER, enabled, now())
         .unwrap();
-    if i.enabled && !enabled {
-        i.epoch += 1;
-    }
-    i.enabled = enabled;
 }
 
 fn response(resp: &HttpResponse) -> JsValue {
@@ -204,10 +188,35 @@ fn request_of(url: &JsValue, init: &JsValue) -> HttpRequest {
 
 /// A `fetch` that hands requests to the fake service.
 pub fn service_fetch(svc: &Shared) -> Function {
+    skewed_service_fetch(svc, 0)
+}
+
+/// A `fetch` to a fake service whose clock is `skew` seconds ahead of ours
+/// (its answers carry that time in `Date`).
+pub fn skewed_service_fetch(svc: &Shared, skew: i64) -> Function {
     let svc = svc.clone();
     let f = Closure::<dyn FnMut(JsValue, JsValue) -> Promise>::new(
         move |url: JsValue, init: JsValue| {
             let req = request_of(&url, &init);
+            let s = &mut *svc.borrow_mut();
+            s.requests += 1;
+            let resp = s.role.handle(&mut s.store, &req, now() + skew);
+            Promise::resolve(&response(&resp))
+        },
+    );
+    f.into_js_value().unchecked_into()
+}
+
+/// A `fetch` that answers requests to paths ending in `suffix` with `resp`
+/// and hands every other request to the fake service.
+pub fn intercepting_fetch(svc: &Shared, suffix: &'static str, resp: HttpResponse) -> Function {
+    let svc = svc.clone();
+    let f = Closure::<dyn FnMut(JsValue, JsValue) -> Promise>::new(
+        move |url: JsValue, init: JsValue| {
+            let req = request_of(&url, &init);
+            if req.url.ends_with(suffix) {
+                return Promise::resolve(&response(&resp));
+            }
             let s = &mut *svc.borrow_mut();
             s.requests += 1;
             let resp = s.role.handle(&mut s.store, &req, now());
@@ -239,7 +248,7 @@ pub fn client_options(dev: &str, fetch: &Function) -> JsValue {
     let o: JsValue = Object::new().into();
     set(&o, "device", &device(dev));
     set(&o, "fetch", fetch);
-    set(&o, "timeoutSecs", &JsValue::from(5));
+    set(&o, "opTimeoutSecs", &JsValue::from(5));
     o
 }
 
