@@ -12,13 +12,18 @@ fun main(args: Array<String>) {
     )
     // AutoCloseable: `use` releases the native client.
     EdrlinkClient(ClientOptions(device = device, dataDir = System.getProperty("user.home") + "/.acme-edrlink")).use { client ->
+        // Diagnostics (never a secret) into the host's logging; Android: android.util.Log.
+        client.setLogSink(object : LogSink {
+            override fun log(level: LogLevel, message: String) = println("edrlink $level: $message")
+        }, LogLevel.INFO)
         try {
             val health = client.enroll(token)
             println("enrolled as ${health.installationId}, flow ${health.flow}")
-        } catch (e: EdrlinkException.TokenExpired) {
-            println("token expired: generate a new one in the portal"); return
         } catch (e: EdrlinkException) {
-            println("enrollment failed [${e.code}]: ${e.detail}"); return
+            // every failure: code, number, httpStatus, retryAfter, detail
+            if (e.code == "token_expired") println("token expired: generate a new one in the portal")
+            else println("enrollment failed [${e.code}]: ${e.detail}")
+            return
         }
         client.sendTestDetection()
         println("flush: ${client.flush(30uL)}")

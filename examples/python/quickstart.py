@@ -7,6 +7,7 @@ send the EICAR test detection, print health.
 
 from __future__ import annotations
 
+import logging
 import socket
 import sys
 import uuid
@@ -15,6 +16,7 @@ import edrlink
 
 
 def main() -> int:
+    logging.basicConfig(level=logging.INFO)
     if len(sys.argv) < 2:
         print(__doc__)
         return 2
@@ -29,13 +31,14 @@ def main() -> int:
         os_version="6.1", product="Acme AV", product_version="1.0.0",
     )
     with edrlink.EdrlinkClient(edrlink.ClientOptions(device=device, data_dir=data_dir)) as client:
+        client.set_log_sink(edrlink.LoggingSink(), edrlink.LogLevel.INFO)  # -> logging "edrlink"
         try:
             health = client.enroll(token)
-        except edrlink.EdrlinkError.TokenExpired:
-            print("the token has expired: generate a new one in the portal")
-            return 1
-        except edrlink.EdrlinkError as e:  # every failure: stable code + message
-            print(f"enrollment failed [{e.code}]: {e.detail}")
+        except edrlink.EdrlinkError as e:  # every failure: code, number, http_status, retry_after, detail
+            if e.code == "token_expired":
+                print("the token has expired: generate a new one in the portal")
+            else:
+                print(f"enrollment failed [{e.code}]: {e.detail}")
             return 1
         print(f"enrolled as installation {health.installation_id}, flow {health.flow}")
         client.send_test_detection()

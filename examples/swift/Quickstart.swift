@@ -30,13 +30,16 @@ final class URLSessionTransport: Transport, @unchecked Sendable {
 func quickstart(token: String) throws {
     let device = DeviceInfo(deviceId: UUID().uuidString, hostname: ProcessInfo.processInfo.hostName, os: "macos",
                             osVersion: ProcessInfo.processInfo.operatingSystemVersionString, product: "Acme AV", productVersion: "1.0.0")
-    let client = try EdrlinkClient(options: ClientOptions(device: device), transport: URLSessionTransport())
+    // Every option of docs/OPTIONS.md, camelCase, schema defaults (e.g. whenFull: "refuse_new").
+    let client = try EdrlinkClient(options: ClientOptions(device: device, maxQueueEvents: 50_000), transport: URLSessionTransport())
     defer { client.shutdown() }
     do {
         let health = try client.enroll(token: token)
         print("enrolled as \(health.installationId ?? "?"), flow \(String(describing: health.flow))")
     } catch let e as EdrlinkError {
-        print("enrollment failed [\(e.code)]: \(e)")
+        // every failure: code, number, httpStatus, retryAfter, detail
+        if e.code == "token_expired" { print("token expired: generate a new one in the portal") }
+        else { print("enrollment failed [\(e.code)]: \(e.detail)") }
         throw e
     }
     try client.sendTestDetection()

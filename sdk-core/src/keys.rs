@@ -68,6 +68,19 @@ impl SigningKey {
         })
     }
 
+    /// Builds a key from a seed of any length: anything but 32 bytes is
+    /// `invalid_argument`, as [`SigningKey::from_seed`] reports a seed it
+    /// cannot use, so every binding reports a bad seed with this one code.
+    pub fn from_seed_slice(seed: &[u8]) -> Result<Self> {
+        let seed: Zeroizing<[u8; 32]> = Zeroizing::new(seed.try_into().map_err(|_| {
+            Error::new(
+                ErrorCode::InvalidArgument,
+                "Ed25519 private key seed must be 32 bytes",
+            )
+        })?);
+        SigningKey::from_seed(&seed)
+    }
+
     /// Generates a fresh key from `rng`.
     pub fn generate(rng: &dyn RandomSource) -> Result<Self> {
         let mut seed = Zeroizing::new([0u8; 32]);
@@ -364,6 +377,24 @@ impl Keyset {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seed_and_public_key_lengths_have_one_code_each() {
+        let k = SigningKey::from_seed_slice(&[7u8; 32]).unwrap();
+        assert_eq!(
+            k.verifying_key(),
+            SigningKey::from_seed(&[7u8; 32]).unwrap().verifying_key()
+        );
+        for n in [0usize, 31, 33, 64] {
+            let e = SigningKey::from_seed_slice(&vec![7u8; n]).err().unwrap();
+            assert_eq!(e.code(), ErrorCode::InvalidArgument, "seed of {n} bytes");
+            assert_eq!(
+                VerifyingKey::from_bytes(&vec![7u8; n]).unwrap_err().code(),
+                ErrorCode::Malformed,
+                "public key of {n} bytes"
+            );
+        }
+    }
 
     #[test]
     fn sign_verify_and_kid() {

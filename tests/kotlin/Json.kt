@@ -18,7 +18,7 @@ class Json(private val s: String) {
         fun write(v: Any?): String = when (v) {
             null -> "null"
             is String -> quote(v)
-            is Boolean, is Long, is Int -> v.toString()
+            is Boolean, is Long, is Int, is Double -> v.toString()
             is Map<*, *> -> v.entries.joinToString(",", "{", "}") { quote(it.key as String) + ":" + write(it.value) }
             is List<*> -> v.joinToString(",", "[", "]") { write(it) }
             else -> error("cannot write ${v::class}")

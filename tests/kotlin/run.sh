@@ -2,8 +2,10 @@
 # Kotlin suite: checks the committed generated bindings against a fresh
 # generation, compiles them (+ bindings/kotlin extensions + the test program)
 # with kotlinc-jvm (npm kotlin-compiler) against Debian's JNA, starts the
-# reference service on loopback and runs the program on the JVM. The program
-# prints `N passed, N failed`; the script exits non-zero on any failure.
+# reference service on loopback (EDRLINK_TEST_FAULTS=1) and runs the program on
+# the JVM: the API tests, then every tests/scenarios/*.json (Scenarios.kt). The
+# program prints `scenarios: N passed, M failed` and `N passed, N failed`; the
+# script exits non-zero on any failure.
 #
 # Env: CARGO_TARGET_DIR (default target/uniffi), EDRLINK_SERVICE_BIN, JNA_JAR,
 #      KOTLINC (path to kotlinc-jvm).
@@ -59,4 +61,4 @@ CP="$WORK/tests.jar:$BJAR:$JNA_JAR:$KLIB/kotlin-stdlib.jar"
 
 # 4. the reference service, then the program
 start_service "$WORK/service"
-EDRLINK_VECTORS_DIR="$ROOT/tests/vectors" java -Djna.library.path="$(dirname "$LIB")" -cp "$CP" edrlinktest.EdrlinkTestsKt
+EDRLINK_ROOT="$ROOT" EDRLINK_VECTORS_DIR="$ROOT/tests/vectors" java -Djna.library.path="$(dirname "$LIB")" -cp "$CP" edrlinktest.EdrlinkTestsKt

@@ -123,6 +123,20 @@ def options(tmp_path: Optional[pathlib.Path] = None, **kw: Any) -> edrlink.Clien
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     try:
+        from test_scenarios import FILES, RESULTS
+    except Exception:  # noqa: BLE001
+        FILES, RESULTS = None, {}
+    if FILES is not None and (RESULTS or not FILES):
+        passed = sum(1 for v in RESULTS.values() if v is None)
+        failed = len(FILES) - passed
+        for name, why in sorted(RESULTS.items()):
+            if why is not None:
+                terminalreporter.write_line(f"scenario FAILED {name}: {why}")
+        for f in FILES:
+            if f.name not in RESULTS:
+                terminalreporter.write_line(f"scenario FAILED {f.name}: not run")
+        terminalreporter.write_line(f"scenarios: {passed} passed, {failed} failed")
+    try:
         from test_vectors import CASES, SKIPPED
     except Exception:  # noqa: BLE001
         return

@@ -105,7 +105,7 @@ def test_closed_client_raises_invalid_state() -> None:
     client.close()  # idempotent
     try:
         client.health()
-    except edrlink.EdrlinkError.InvalidState as e:
+    except edrlink.EdrlinkError as e:
         assert e.code == "invalid_state"
     else:
         raise AssertionError("expected InvalidState")

@@ -68,7 +68,7 @@ def test_host_transport_problem_details_keep_their_code(tenant: Tenant) -> None:
     tok = tenant.token()["token"]
     tenant.set_enabled(False)
     with edrlink.EdrlinkClient(options(), UrllibTransport()) as client:
-        with pytest.raises(edrlink.EdrlinkError.IntegrationDisabled):
+        with pytest.raises(edrlink.EdrlinkError, match="^integration_disabled: "):
             client.enroll(tok)
 
 
@@ -80,7 +80,7 @@ def test_host_transport_problem_details_keep_their_code(tenant: Tenant) -> None:
 def test_host_transport_failure_becomes_transport_error(tenant: Tenant, exc: BaseException) -> None:
     t = BrokenTransport(exc)
     with edrlink.EdrlinkClient(options(op_timeout_secs=1), t) as client:
-        with pytest.raises(edrlink.EdrlinkError.Transport) as info:
+        with pytest.raises(edrlink.EdrlinkError) as info:
             client.enroll(tenant.token()["token"])
         assert info.value.code == "transport"
         assert t.calls >= 1

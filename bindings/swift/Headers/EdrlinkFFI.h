@@ -250,6 +250,20 @@ typedef void (*UniffiCallbackInterfaceTransportMethod0)(uint64_t, RustBuffer, Ru
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_EVENT_SINK_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_EVENT_SINK_METHOD0
+typedef void (*UniffiCallbackInterfaceEventSinkMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_LOG_SINK_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_LOG_SINK_METHOD0
+typedef void (*UniffiCallbackInterfaceLogSinkMethod0)(uint64_t, RustBuffer, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_TRANSPORT
 #define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_TRANSPORT
 typedef struct UniffiVTableCallbackInterfaceTransport {
@@ -257,6 +271,24 @@ typedef struct UniffiVTableCallbackInterfaceTransport {
     UniffiCallbackInterfaceClone _Nonnull uniffiClone;
     UniffiCallbackInterfaceTransportMethod0 _Nonnull send;
 } UniffiVTableCallbackInterfaceTransport;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_EVENT_SINK
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_EVENT_SINK
+typedef struct UniffiVTableCallbackInterfaceEventSink {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceEventSinkMethod0 _Nonnull onEvent;
+} UniffiVTableCallbackInterfaceEventSink;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_LOG_SINK
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_LOG_SINK
+typedef struct UniffiVTableCallbackInterfaceLogSink {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceLogSinkMethod0 _Nonnull log;
+} UniffiVTableCallbackInterfaceLogSink;
 
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_CLONE_ENVELOPESIGNER
@@ -317,7 +349,7 @@ void uniffi_edrlink_uniffi_fn_free_edrlinkclient(uint64_t handle, RustCallStatus
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_CONSTRUCTOR_EDRLINKCLIENT_NEW
 #define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_CONSTRUCTOR_EDRLINKCLIENT_NEW
-uint64_t uniffi_edrlink_uniffi_fn_constructor_edrlinkclient_new(RustBuffer options, RustBuffer transport, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_edrlink_uniffi_fn_constructor_edrlinkclient_new(RustBuffer options, RustBuffer transport, RustBuffer transport_options, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_METHOD_EDRLINKCLIENT_ENROLL
@@ -355,9 +387,24 @@ int8_t uniffi_edrlink_uniffi_fn_method_edrlinkclient_is_shut_down(uint64_t ptr, 
 void uniffi_edrlink_uniffi_fn_method_edrlinkclient_offboard(uint64_t ptr, RustBuffer package, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_METHOD_EDRLINKCLIENT_ROTATE
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_METHOD_EDRLINKCLIENT_ROTATE
+void uniffi_edrlink_uniffi_fn_method_edrlinkclient_rotate(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_METHOD_EDRLINKCLIENT_SEND_TEST_DETECTION
 #define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_METHOD_EDRLINKCLIENT_SEND_TEST_DETECTION
 void uniffi_edrlink_uniffi_fn_method_edrlinkclient_send_test_detection(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_METHOD_EDRLINKCLIENT_SET_EVENT_SINK
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_METHOD_EDRLINKCLIENT_SET_EVENT_SINK
+void uniffi_edrlink_uniffi_fn_method_edrlinkclient_set_event_sink(uint64_t ptr, RustBuffer sink, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_METHOD_EDRLINKCLIENT_SET_LOG_SINK
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_METHOD_EDRLINKCLIENT_SET_LOG_SINK
+void uniffi_edrlink_uniffi_fn_method_edrlinkclient_set_log_sink(uint64_t ptr, RustBuffer sink, RustBuffer min_level, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_METHOD_EDRLINKCLIENT_SHUTDOWN
@@ -393,6 +440,46 @@ void uniffi_edrlink_uniffi_fn_init_callback_vtable_transport(const UniffiVTableC
 #ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_METHOD_TRANSPORT_SEND
 #define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_METHOD_TRANSPORT_SEND
 RustBuffer uniffi_edrlink_uniffi_fn_method_transport_send(uint64_t ptr, RustBuffer request, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_CLONE_EVENTSINK
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_CLONE_EVENTSINK
+uint64_t uniffi_edrlink_uniffi_fn_clone_eventsink(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_FREE_EVENTSINK
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_FREE_EVENTSINK
+void uniffi_edrlink_uniffi_fn_free_eventsink(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_INIT_CALLBACK_VTABLE_EVENTSINK
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_INIT_CALLBACK_VTABLE_EVENTSINK
+void uniffi_edrlink_uniffi_fn_init_callback_vtable_eventsink(const UniffiVTableCallbackInterfaceEventSink* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_METHOD_EVENTSINK_ON_EVENT
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_METHOD_EVENTSINK_ON_EVENT
+void uniffi_edrlink_uniffi_fn_method_eventsink_on_event(uint64_t ptr, RustBuffer event, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_CLONE_LOGSINK
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_CLONE_LOGSINK
+uint64_t uniffi_edrlink_uniffi_fn_clone_logsink(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_FREE_LOGSINK
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_FREE_LOGSINK
+void uniffi_edrlink_uniffi_fn_free_logsink(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_INIT_CALLBACK_VTABLE_LOGSINK
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_INIT_CALLBACK_VTABLE_LOGSINK
+void uniffi_edrlink_uniffi_fn_init_callback_vtable_logsink(const UniffiVTableCallbackInterfaceLogSink* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_METHOD_LOGSINK_LOG
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_METHOD_LOGSINK_LOG
+void uniffi_edrlink_uniffi_fn_method_logsink_log(uint64_t ptr, RustBuffer level, RustBuffer message, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_FUNC_EICAR_BYTES
@@ -516,9 +603,19 @@ RustBuffer uniffi_edrlink_uniffi_fn_func_version(RustCallStatus *_Nonnull out_st
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_FUNC_CLIENT_OPTIONS_FROM_JSON
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_FUNC_CLIENT_OPTIONS_FROM_JSON
+RustBuffer uniffi_edrlink_uniffi_fn_func_client_options_from_json(RustBuffer json, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_FUNC_NATIVE_TRANSPORT
 #define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_FUNC_NATIVE_TRANSPORT
 uint64_t uniffi_edrlink_uniffi_fn_func_native_transport(RustBuffer options, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_FUNC_CLIENT_EVENT_TO_JSON
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_FUNC_CLIENT_EVENT_TO_JSON
+RustBuffer uniffi_edrlink_uniffi_fn_func_client_event_to_json(RustBuffer event, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_FFI_EDRLINK_UNIFFI_RUSTBUFFER_ALLOC
@@ -919,9 +1016,21 @@ uint16_t uniffi_edrlink_uniffi_checksum_func_version(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_FUNC_CLIENT_OPTIONS_FROM_JSON
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_FUNC_CLIENT_OPTIONS_FROM_JSON
+uint16_t uniffi_edrlink_uniffi_checksum_func_client_options_from_json(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_FUNC_NATIVE_TRANSPORT
 #define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_FUNC_NATIVE_TRANSPORT
 uint16_t uniffi_edrlink_uniffi_checksum_func_native_transport(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_FUNC_CLIENT_EVENT_TO_JSON
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_FUNC_CLIENT_EVENT_TO_JSON
+uint16_t uniffi_edrlink_uniffi_checksum_func_client_event_to_json(void
     
 );
 #endif
@@ -997,9 +1106,27 @@ uint16_t uniffi_edrlink_uniffi_checksum_method_edrlinkclient_offboard(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_METHOD_EDRLINKCLIENT_ROTATE
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_METHOD_EDRLINKCLIENT_ROTATE
+uint16_t uniffi_edrlink_uniffi_checksum_method_edrlinkclient_rotate(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_METHOD_EDRLINKCLIENT_SEND_TEST_DETECTION
 #define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_METHOD_EDRLINKCLIENT_SEND_TEST_DETECTION
 uint16_t uniffi_edrlink_uniffi_checksum_method_edrlinkclient_send_test_detection(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_METHOD_EDRLINKCLIENT_SET_EVENT_SINK
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_METHOD_EDRLINKCLIENT_SET_EVENT_SINK
+uint16_t uniffi_edrlink_uniffi_checksum_method_edrlinkclient_set_event_sink(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_METHOD_EDRLINKCLIENT_SET_LOG_SINK
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_METHOD_EDRLINKCLIENT_SET_LOG_SINK
+uint16_t uniffi_edrlink_uniffi_checksum_method_edrlinkclient_set_log_sink(void
     
 );
 #endif
@@ -1024,6 +1151,18 @@ uint16_t uniffi_edrlink_uniffi_checksum_method_edrlinkclient_submit_json(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_METHOD_TRANSPORT_SEND
 #define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_METHOD_TRANSPORT_SEND
 uint16_t uniffi_edrlink_uniffi_checksum_method_transport_send(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_METHOD_EVENTSINK_ON_EVENT
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_METHOD_EVENTSINK_ON_EVENT
+uint16_t uniffi_edrlink_uniffi_checksum_method_eventsink_on_event(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_METHOD_LOGSINK_LOG
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_METHOD_LOGSINK_LOG
+uint16_t uniffi_edrlink_uniffi_checksum_method_logsink_log(void
     
 );
 #endif

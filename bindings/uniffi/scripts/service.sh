@@ -1,6 +1,7 @@
 # Sourced by tests/python/run.sh and tests/kotlin/run.sh (bash).
 # start_service WORKDIR: builds (unless EDRLINK_SERVICE_BIN is set) and starts the
-# reference service on 127.0.0.1:0 with a private SQLite file, waits for its
+# reference service on 127.0.0.1:0 with a private SQLite file and test faults
+# (EDRLINK_TEST_FAULTS=1, for tests/scenarios), waits for its
 # `listening on http://…` line and exports EDRLINK_TEST_SERVICE_URL and
 # EDRLINK_ADMIN_KEY. The service is stopped by stop_service (trap it on EXIT).
 
@@ -14,8 +15,12 @@ start_service() {
     bin="$CARGO_TARGET_DIR/debug/edrlink-service"
   fi
   export EDRLINK_ADMIN_KEY="test-admin-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
-  rm -f "$work/svc.db" "$work/svc.out"
-  "$bin" --db "$work/svc.db" --listen 127.0.0.1:0 >"$work/svc.out" 2>"$work/svc.err" &
+  rm -f "$work/svc.db"
+  # Created before the service starts: the poll below must not race the
+  # background job's redirection (sed on a missing file fails under pipefail).
+  : >"$work/svc.out"
+  # Test faults (POST /admin/test/faults) for the shared scenarios; loopback only.
+  EDRLINK_TEST_FAULTS=1 "$bin" --db "$work/svc.db" --listen 127.0.0.1:0 >"$work/svc.out" 2>"$work/svc.err" &
   SERVICE_PID=$!
   local url="" i
   for i in $(seq 1 300); do

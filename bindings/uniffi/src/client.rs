@@ -2,14 +2,13 @@
 //! transport interface a host can implement with its own HTTP stack.
 
 use crate::bytes::Bytes;
-use crate::error::{EdrlinkError, TransportError};
+use crate::error::{invalid, EdrlinkError, ErrorInfo, TransportError};
+use crate::hooks::{EventAdapter, EventSink, LogAdapter, LogLevel, LogSink};
 use crate::{unix_now, Result};
 use edrlink_core::agent::{Agent, AgentConfig, Transport as CoreTransport};
-use edrlink_core::client::ClientConfig;
 use edrlink_core::handshake::FlowState as CoreFlow;
 use edrlink_core::http::{HttpRequest, HttpResponse};
-use edrlink_core::keys::Keyset;
-use edrlink_core::redeem::DeviceFacts;
+use edrlink_core::options;
 use edrlink_core::telemetry::{self, Event};
 use edrlink_core::transport::{HttpOptions, HttpTransport};
 use edrlink_core::{Error, ErrorCode};
@@ -107,22 +106,29 @@ impl CoreTransport for Adapter {
     }
 }
 
-/// Options of the built-in native transport.
+/// Options of the built-in native transport: the `transport` scope of the
+/// options schema (`docs/OPTIONS.md`), same names and defaults.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct NativeTransportOptions {
-    /// Connect timeout, seconds.
-    #[uniffi(default = 10)]
-    pub connect_timeout_secs: u64,
-    /// Timeout for the whole exchange, seconds.
-    #[uniffi(default = 30)]
-    pub read_timeout_secs: u64,
-    /// Extra trusted CA certificates (PEM), e.g. a TLS-inspecting proxy's CA.
-    #[uniffi(default = [])]
-    pub extra_ca_pem: Vec<String>,
-    /// Proxy URL; `None` uses `HTTPS_PROXY` / `ALL_PROXY` / `NO_PROXY`.
+    /// Proxy URL (`http://[user:pass@]host:port`, `socks5://…`); `None` uses
+    /// `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` with `NO_PROXY`.
     #[uniffi(default = None)]
     pub proxy: Option<String>,
-    /// `User-Agent`; `None` = `edrlink/<version>`.
+    /// Connect directly, ignoring `proxy` and the environment.
+    #[uniffi(default = false)]
+    pub no_proxy: bool,
+    /// Extra trusted CA certificates (PEM; one string may hold several), e.g.
+    /// a TLS-inspecting proxy's CA.
+    #[uniffi(default = None)]
+    pub extra_ca_pem: Option<String>,
+    /// Trust only `extra_ca_pem`, not the OS store (opt-in pinning).
+    #[uniffi(default = false)]
+    pub pin_extra_ca: bool,
+    /// Per-request timeout, seconds (1..=3600).
+    #[uniffi(default = 30)]
+    pub request_timeout_secs: u64,
+    /// `User-Agent`; `None` = `edrlink/<version>` (not in the schema: a
+    /// host detail, not a behaviour).
     #[uniffi(default = None)]
     pub user_agent: Option<String>,
 }
@@ -130,21 +136,34 @@ pub struct NativeTransportOptions {
 impl Default for NativeTransportOptions {
     fn default() -> Self {
         NativeTransportOptions {
-            connect_timeout_secs: 10,
-            read_timeout_secs: 30,
-            extra_ca_pem: vec![],
             proxy: None,
+            no_proxy: false,
+            extra_ca_pem: None,
+            pin_extra_ca: false,
+            request_timeout_secs: options::DEFAULT_REQUEST_TIMEOUT_SECS,
             user_agent: None,
         }
     }
 }
 
 fn native(opts: NativeTransportOptions) -> Result<HttpTransport> {
+    // The limits come from the core's schema row, not from this binding.
+    if let Some(spec) = options::spec("request_timeout_secs") {
+        let (min, max) = (spec.min.unwrap_or(0), spec.max.unwrap_or(u64::MAX));
+        if !(min..=max).contains(&opts.request_timeout_secs) {
+            return Err(invalid(format!(
+                "option request_timeout_secs must be between {min} and {max}"
+            )));
+        }
+    }
+    let timeout = Duration::from_secs(opts.request_timeout_secs);
     let mut o = HttpOptions {
-        connect_timeout: Duration::from_secs(opts.connect_timeout_secs),
-        read_timeout: Duration::from_secs(opts.read_timeout_secs),
-        extra_ca_pem: opts.extra_ca_pem,
+        connect_timeout: timeout.min(HttpOptions::default().connect_timeout),
+        read_timeout: timeout,
+        extra_ca_pem: opts.extra_ca_pem.into_iter().collect(),
         proxy: opts.proxy,
+        no_proxy: opts.no_proxy,
+        pin_extra_ca: opts.pin_extra_ca,
         ..HttpOptions::default()
     };
     if let Some(ua) = opts.user_agent {
@@ -209,29 +228,139 @@ pub struct DeviceInfo {
     pub product_version: String,
 }
 
-/// How the client is set up.
+/// How the client is set up: every option of the `client`, `driver` and
+/// `native` scopes of the options schema (`docs/OPTIONS.md`) with its name
+/// and default. Values are checked by the core (`invalid_argument` naming
+/// the option), not here.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct ClientOptions {
-    /// Device facts.
+    /// Device facts (required).
     pub device: DeviceInfo,
-    /// Directory for the credential (created 0700); `None` keeps it in memory only.
+    /// Base URL of the partner API instead of the token's (https; http only to loopback).
     #[uniffi(default = None)]
-    pub data_dir: Option<String>,
-    /// Overrides the service URL from the token / package.
+    pub service_url: Option<String>,
+    /// Service keyset (JWKS JSON) pinned out of band; `None`: trust is bound
+    /// to the token's signer.
     #[uniffi(default = None)]
-    pub service_url_override: Option<String>,
-    /// Pinned service keyset (JWKS JSON) that tokens must verify against.
-    #[uniffi(default = None)]
-    pub pinned_keys_json: Option<String>,
-    /// gzip-compress batches.
+    pub pinned_keys: Option<String>,
+    /// Compress batches with gzip.
     #[uniffi(default = false)]
     pub gzip: bool,
-    /// How long enroll / handshake / offboard retry, seconds (default 30).
+    /// Queue bound in events.
+    #[uniffi(default = 100000)]
+    pub max_queue_events: u64,
+    /// Queue bound in bytes.
+    #[uniffi(default = 104857600)]
+    pub max_queue_bytes: u64,
+    /// What a full queue does with a new event: `"refuse_new"` (`queue_full`;
+    /// a detection still evicts telemetry) or `"drop_oldest"`. Text, not an
+    /// enum, because uniffi cannot give an enum field a default.
+    #[uniffi(default = "refuse_new")]
+    pub when_full: String,
+    /// Oldest queued event kept, seconds; older ones are dropped as `expired`.
+    #[uniffi(default = 604800)]
+    pub max_queue_age_secs: u64,
+    /// Send a partial batch once its oldest event waited this long, seconds.
+    #[uniffi(default = 5)]
+    pub max_batch_delay_secs: u64,
+    /// Re-handshake period while the flow is blocked, seconds.
+    #[uniffi(default = 300)]
+    pub blocked_recheck_secs: u64,
+    /// Cap of the exponential backoff, seconds.
+    #[uniffi(default = 300)]
+    pub max_backoff_secs: u64,
+    /// Random wait before draining after an outage, seconds.
+    #[uniffi(default = 30)]
+    pub recovery_jitter_secs: u64,
+    /// Pacing while draining a large queue, batches per second.
+    #[uniffi(default = 20)]
+    pub max_batches_per_second: u64,
+    /// How long enroll, handshake, offboard and rotate keep retrying, seconds.
+    #[uniffi(default = 30)]
+    pub op_timeout_secs: u64,
+    /// Directory for the credential (0600) and the durable spool; `None`: memory only.
     #[uniffi(default = None)]
-    pub op_timeout_secs: Option<u64>,
-    /// Queue bound in events (default 100 000).
-    #[uniffi(default = None)]
-    pub max_queue_events: Option<u64>,
+    pub data_dir: Option<String>,
+}
+
+impl ClientOptions {
+    /// The core's options, through its JSON form so that every value is
+    /// checked once, by the core, with the option's name in the error.
+    fn to_core(&self) -> Result<options::ClientOptions> {
+        let d = &self.device;
+        let mut v = serde_json::json!({
+            "device": {
+                "device_id": d.device_id, "hostname": d.hostname, "os": d.os,
+                "os_version": d.os_version, "product": d.product,
+                "product_version": d.product_version,
+            },
+            "service_url": self.service_url,
+            "gzip": self.gzip,
+            "max_queue_events": self.max_queue_events,
+            "max_queue_bytes": self.max_queue_bytes,
+            "when_full": self.when_full,
+            "max_queue_age_secs": self.max_queue_age_secs,
+            "max_batch_delay_secs": self.max_batch_delay_secs,
+            "blocked_recheck_secs": self.blocked_recheck_secs,
+            "max_backoff_secs": self.max_backoff_secs,
+            "recovery_jitter_secs": self.recovery_jitter_secs,
+            "max_batches_per_second": self.max_batches_per_second,
+            "op_timeout_secs": self.op_timeout_secs,
+        });
+        if let Some(keys) = &self.pinned_keys {
+            // A keyset that is not JSON is the core's `malformed`, as in C.
+            let parsed: serde_json::Value =
+                edrlink_core::encoding::parse_json(keys.as_bytes(), 1 << 20, "pinned_keys")?;
+            v["pinned_keys"] = parsed;
+        }
+        Ok(options::ClientOptions::from_json(&v.to_string())?)
+    }
+}
+
+/// Parses the options' JSON form (an object with `device` and any option by
+/// its schema name, e.g. from a config file) and returns the record. The core
+/// checks everything: an unknown name or a value out of range is
+/// `invalid_argument` naming the option, text that is not JSON `malformed`.
+#[uniffi::export]
+pub fn client_options_from_json(json: String) -> Result<ClientOptions> {
+    let mut v: serde_json::Value =
+        edrlink_core::encoding::parse_json(json.as_bytes(), 1 << 20, "options")?;
+    // `data_dir` belongs to the native agent, not to the core's client options.
+    let data_dir = match v.as_object_mut().and_then(|o| o.remove("data_dir")) {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => Some(s),
+        Some(_) => return Err(invalid("option data_dir must be a string")),
+    };
+    let o = options::ClientOptions::from_json(&v.to_string())?;
+    let d = o.device;
+    Ok(ClientOptions {
+        device: DeviceInfo {
+            device_id: d.device_id,
+            hostname: d.hostname,
+            os: d.os,
+            os_version: d.os_version,
+            product: d.product,
+            product_version: d.product_version,
+        },
+        service_url: o.service_url,
+        pinned_keys: o
+            .pinned_keys
+            .map(|k| serde_json::to_string(&k))
+            .transpose()
+            .map_err(|e| EdrlinkError::new(ErrorCode::Internal, e.to_string()))?,
+        gzip: o.gzip,
+        max_queue_events: o.max_queue_events,
+        max_queue_bytes: o.max_queue_bytes,
+        when_full: options::when_full_name(o.when_full).to_owned(),
+        max_queue_age_secs: o.max_queue_age_secs.max(0) as u64,
+        max_batch_delay_secs: o.max_batch_delay_secs.max(0) as u64,
+        blocked_recheck_secs: o.blocked_recheck_secs.max(0) as u64,
+        max_backoff_secs: o.max_backoff_secs.max(0) as u64,
+        recovery_jitter_secs: o.recovery_jitter_secs.max(0) as u64,
+        max_batches_per_second: u64::from(o.max_batches_per_second),
+        op_timeout_secs: o.op_timeout_secs,
+        data_dir,
+    })
 }
 
 /// The service's flow decision.
@@ -243,6 +372,16 @@ pub enum FlowState {
     Blocked,
     /// A new access token is required.
     Revoked,
+}
+
+impl From<FlowState> for CoreFlow {
+    fn from(f: FlowState) -> Self {
+        match f {
+            FlowState::Open => CoreFlow::Open,
+            FlowState::Blocked => CoreFlow::Blocked,
+            FlowState::Revoked => CoreFlow::Revoked,
+        }
+    }
 }
 
 impl From<CoreFlow> for FlowState {
@@ -284,8 +423,9 @@ pub struct Health {
     pub drops: HashMap<String, u64>,
     /// Service clock minus local clock, seconds.
     pub clock_offset: i64,
-    /// Last error (`code: message`).
-    pub last_error: Option<String>,
+    /// Why the last attempt failed (e.g. `rate_limited` with `retry_after`),
+    /// `None` after a success.
+    pub last_error: Option<ErrorInfo>,
     /// Next retry (Unix seconds), when backing off.
     pub next_attempt: Option<i64>,
 }
@@ -306,7 +446,7 @@ impl From<edrlink_core::health::HealthReport> for Health {
             sent_events: h.sent_events,
             drops: h.drops.into_iter().collect(),
             clock_offset: h.clock_offset,
-            last_error: h.last_error.map(|e| e.to_string()),
+            last_error: h.last_error.map(Into::into),
             next_attempt: h.next_attempt,
         }
     }
@@ -429,46 +569,36 @@ impl EdrlinkClient {
     fn agent(&self) -> Result<Arc<Agent>> {
         let g = self.agent.read().unwrap_or_else(|p| p.into_inner());
         g.clone()
-            .ok_or_else(|| EdrlinkError::InvalidState("the client is shut down".into()))
+            .ok_or_else(|| EdrlinkError::new(ErrorCode::InvalidState, "the client is shut down"))
     }
 }
 
 #[uniffi::export]
 impl EdrlinkClient {
     /// Creates a client, loading a stored credential from `data_dir` if present.
-    /// `transport`: the host's HTTP stack; `None` = the built-in native one.
-    #[uniffi::constructor(default(transport = None))]
-    pub fn new(options: ClientOptions, transport: Option<Arc<dyn Transport>>) -> Result<Arc<Self>> {
-        let d = options.device;
-        let device = DeviceFacts {
-            device_id: d.device_id,
-            hostname: d.hostname,
-            os: d.os,
-            os_version: d.os_version,
-            product: d.product,
-            product_version: d.product_version,
-        };
-        device.validate()?;
-        let mut cfg = ClientConfig::new(device);
-        cfg.service_url = options.service_url_override;
-        cfg.gzip = options.gzip;
-        if let Some(n) = options.max_queue_events {
-            cfg.max_queue_events = n.max(1);
-        }
-        if let Some(json) = options.pinned_keys_json {
-            cfg.pinned_keys = Some(Keyset::from_json(&json)?);
-        }
+    /// `transport`: the host's HTTP stack; `None` = the built-in native one,
+    /// set up with `transport_options` (which a host transport does not take:
+    /// passing both is `invalid_argument`).
+    #[uniffi::constructor(default(transport = None, transport_options = None))]
+    pub fn new(
+        options: ClientOptions,
+        transport: Option<Arc<dyn Transport>>,
+        transport_options: Option<NativeTransportOptions>,
+    ) -> Result<Arc<Self>> {
+        let core = options.to_core()?;
+        let op_timeout = Duration::from_secs(core.op_timeout_secs);
         let agent_cfg = AgentConfig {
-            client: cfg,
+            client: core,
             data_dir: options.data_dir.map(Into::into),
         };
-        let mut agent = match transport {
-            Some(t) => Agent::new(agent_cfg, Adapter(t))?,
-            None => Agent::new(agent_cfg, native(NativeTransportOptions::default())?)?,
+        let mut agent = match (transport, transport_options) {
+            (Some(_), Some(_)) => return Err(invalid(
+                "transport_options configure the built-in transport; a host transport was given",
+            )),
+            (Some(t), None) => Agent::new(agent_cfg, Adapter(t))?,
+            (None, o) => Agent::new(agent_cfg, native(o.unwrap_or_default())?)?,
         };
-        if let Some(s) = options.op_timeout_secs {
-            agent.set_op_timeout(Duration::from_secs(s.max(1)));
-        }
+        agent.set_op_timeout(op_timeout);
         Ok(Arc::new(EdrlinkClient {
             agent: RwLock::new(Some(Arc::new(agent))),
         }))
@@ -518,6 +648,30 @@ impl EdrlinkClient {
             delivered: o.delivered,
             queued: o.queued,
         })
+    }
+
+    /// Forces a credential rotation now (a new installation key, signed
+    /// with the old one); the client also rotates on its own before expiry.
+    /// Errors: `invalid_state` when not enrolled or down-level, the
+    /// service's refusal otherwise.
+    pub fn rotate(&self) -> Result<()> {
+        Ok(self.agent()?.rotate()?)
+    }
+
+    /// Routes the client's diagnostic records at `min_level` or more severe to
+    /// `sink` (`None` removes it). Messages never hold a secret.
+    pub fn set_log_sink(&self, sink: Option<Arc<dyn LogSink>>, min_level: LogLevel) -> Result<()> {
+        let sink = sink.map(|s| Arc::new(LogAdapter(s)) as Arc<dyn edrlink_core::agent::LogSink>);
+        self.agent()?.set_log_sink(sink, min_level.into());
+        Ok(())
+    }
+
+    /// Delivers the client's state-change events to `sink` (`None` removes it).
+    pub fn set_event_sink(&self, sink: Option<Arc<dyn EventSink>>) -> Result<()> {
+        let sink =
+            sink.map(|s| Arc::new(EventAdapter(s)) as Arc<dyn edrlink_core::agent::EventSink>);
+        self.agent()?.set_event_sink(sink);
+        Ok(())
     }
 
     /// The health report.

@@ -14,18 +14,19 @@
 mod bytes;
 mod client;
 mod error;
+mod hooks;
 
 pub use bytes::Bytes;
 pub use client::{
-    ClientOptions, DeviceInfo, EdrlinkClient, FlushOutcome, Health, NativeTransportOptions,
-    Transport, TransportHeader, TransportRequest, TransportResponse,
+    client_options_from_json, ClientOptions, DeviceInfo, EdrlinkClient, FlushOutcome, Health,
+    NativeTransportOptions, Transport, TransportHeader, TransportRequest, TransportResponse,
 };
-pub use error::{EdrlinkError, TransportError};
+pub use error::{EdrlinkError, ErrorInfo, TransportError};
+pub use hooks::{client_event_to_json, ClientEvent, EventSink, LogLevel, LogSink};
 
 use edrlink_core::encoding::{hex, rfc3339, sha256};
 use edrlink_core::keys::{SigningKey, VerifyingKey};
 use edrlink_core::{downlevel, dsse, eicar, token, ErrorCode};
-use error::invalid;
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 use zeroize::Zeroizing;
@@ -59,7 +60,7 @@ pub fn protocol_version() -> u32 {
 /// One row of the stable error table.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
 pub struct ErrorCodeInfo {
-    /// snake_case name (what `EdrlinkError.code` returns).
+    /// snake_case name (what `EdrlinkError.code` holds).
     pub name: String,
     /// The number the C API uses.
     pub number: u32,
@@ -75,7 +76,8 @@ fn code_info(c: ErrorCode) -> ErrorCodeInfo {
     }
 }
 
-/// Every error code, in numeric order.
+/// Every error code, in numeric order: the table `tests/vectors/errors.json`
+/// is generated from (the suites compare the two).
 #[uniffi::export]
 pub fn error_codes() -> Vec<ErrorCodeInfo> {
     ErrorCode::ALL.iter().map(|&c| code_info(c)).collect()
@@ -151,37 +153,48 @@ pub enum TokenStatus {
     Expired,
 }
 
-/// What [`inspect_token`] reads from a token. No signature was checked.
+/// What [`inspect_token`] reads from a token: the one inspection shape of
+/// every binding (`token::inspect_at` in the core). No signature was checked.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
-pub struct TokenInfo {
+pub struct TokenInspection {
     /// Signing key id named by the token.
     pub kid: String,
     /// The claims as written (untrusted).
     pub claims: TokenClaims,
-    /// Status at the time asked (no skew allowance).
+    /// Status at `checked_at` (no skew allowance).
     pub status: TokenStatus,
-    /// Seconds until `exp` (negative when expired).
+    /// Seconds until `exp` at `checked_at` (negative when expired).
     pub seconds_left: i64,
+    /// `exp` as RFC 3339 (UTC).
+    pub expires_at: String,
+    /// Below this many seconds left the status is `ExpiresSoon`.
+    pub expiry_warning_secs: i64,
+    /// The time the status was computed for (Unix seconds).
+    pub checked_at: i64,
+    /// Always `false`: inspection reads, [`verify_token`] checks.
+    pub verified: bool,
 }
 
 /// Decodes a token for display without checking its signature; status and
 /// seconds left are computed at `now` (Unix seconds; default: the system clock).
 #[uniffi::export(default(now = None))]
-pub fn inspect_token(token: String, now: Option<i64>) -> Result<TokenInfo> {
-    let info = token::inspect(&token)?;
-    let now = now.unwrap_or_else(unix_now);
-    let status = match info.status(now) {
-        token::TokenStatus::NotYetValid => TokenStatus::NotYetValid,
-        token::TokenStatus::Valid => TokenStatus::Valid,
-        token::TokenStatus::ExpiresSoon => TokenStatus::ExpiresSoon,
-        token::TokenStatus::Expired => TokenStatus::Expired,
-    };
-    let seconds_left = info.seconds_left(now);
-    Ok(TokenInfo {
-        kid: info.kid,
-        claims: info.claims.into(),
-        status,
-        seconds_left,
+pub fn inspect_token(token: String, now: Option<i64>) -> Result<TokenInspection> {
+    let token = Zeroizing::new(token);
+    let i = token::inspect_at(&token, now.unwrap_or_else(unix_now))?;
+    Ok(TokenInspection {
+        kid: i.kid,
+        claims: i.claims.into(),
+        status: match i.status {
+            token::TokenStatus::NotYetValid => TokenStatus::NotYetValid,
+            token::TokenStatus::Valid => TokenStatus::Valid,
+            token::TokenStatus::ExpiresSoon => TokenStatus::ExpiresSoon,
+            token::TokenStatus::Expired => TokenStatus::Expired,
+        },
+        seconds_left: i.seconds_left,
+        expires_at: i.expires_at,
+        expiry_warning_secs: i.expiry_warning_secs,
+        checked_at: i.checked_at,
+        verified: i.verified,
     })
 }
 
@@ -202,31 +215,14 @@ pub fn verify_token(
 // ---------------------------------------------------------------------------
 // Keys and DSSE envelopes
 
-fn seed32(seed: &[u8]) -> Result<Zeroizing<[u8; 32]>> {
-    let mut s = Zeroizing::new([0u8; 32]);
-    if seed.len() != 32 {
-        return Err(invalid(format!(
-            "an Ed25519 private key seed is 32 bytes, got {}",
-            seed.len()
-        )));
-    }
-    s.copy_from_slice(seed);
-    Ok(s)
-}
-
+/// Lengths and contents are checked by the core (`invalid_argument` for a
+/// seed, `malformed` for a public key that is not 32 bytes), never here.
 fn signing_key(seed: Bytes) -> Result<SigningKey> {
     let seed = Zeroizing::new(seed.0);
-    let s = seed32(&seed)?;
-    Ok(SigningKey::from_seed(&s)?)
+    Ok(SigningKey::from_seed_slice(&seed)?)
 }
 
 fn verifying_key(public_key: &[u8]) -> Result<VerifyingKey> {
-    if public_key.len() != 32 {
-        return Err(invalid(format!(
-            "an Ed25519 public key is 32 bytes, got {}",
-            public_key.len()
-        )));
-    }
     Ok(VerifyingKey::from_bytes(public_key)?)
 }
 
@@ -331,7 +327,7 @@ impl EnvelopeSigner {
         let g = self.key.read().unwrap_or_else(|p| p.into_inner());
         g.as_ref()
             .map(f)
-            .ok_or_else(|| EdrlinkError::InvalidState("the signer's key was wiped".into()))
+            .ok_or_else(|| EdrlinkError::new(ErrorCode::InvalidState, "the signer's key was wiped"))
     }
 }
 
@@ -416,7 +412,8 @@ pub fn shared_key_string_to_sign(
 
 /// The `Authorization` header value `SharedKey <workspace_id>:<base64 HMAC-SHA256>`
 /// for a request (key: the raw workspace key bytes; `date` the RFC 3339 value
-/// sent in `x-edrlink-date`).
+/// sent in `x-edrlink-date`). Computes what it is given, as the core does
+/// (an onboarding package with an empty id or key is refused when parsed).
 #[uniffi::export]
 #[allow(clippy::too_many_arguments)]
 pub fn shared_key_authorization(
@@ -427,12 +424,9 @@ pub fn shared_key_authorization(
     content_type: String,
     date: String,
     body: Bytes,
-) -> Result<String> {
+) -> String {
     let key = Zeroizing::new(key.0);
-    if workspace_id.is_empty() || key.is_empty() {
-        return Err(invalid("workspace id and key must not be empty"));
-    }
-    Ok(downlevel::authorization(
+    downlevel::authorization(
         &workspace_id,
         &key,
         &method,
@@ -440,7 +434,7 @@ pub fn shared_key_authorization(
         &content_type,
         &date,
         &body,
-    ))
+    )
 }
 
 /// Service role: verifies a SharedKey authorization (MAC first, then the date
@@ -526,7 +520,7 @@ pub fn eicar_sha256() -> String {
 #[uniffi::export(default(now = None))]
 pub fn eicar_test_event_json(file_path: String, now: Option<i64>) -> Result<String> {
     let e = eicar::test_detection(now.unwrap_or_else(unix_now), &file_path);
-    serde_json::to_string(&e).map_err(|e| EdrlinkError::Internal(e.to_string()))
+    serde_json::to_string(&e).map_err(|e| EdrlinkError::new(ErrorCode::Internal, e.to_string()))
 }
 
 /// How an event is treated when the queue is full (telemetry is dropped first).
@@ -556,7 +550,8 @@ pub fn validate_event_json(json: String) -> Result<ValidatedEvent> {
         edrlink_core::telemetry::Category::Detection => EventCategory::Detection,
         _ => EventCategory::Telemetry,
     };
-    let json = serde_json::to_string(&e).map_err(|e| EdrlinkError::Internal(e.to_string()))?;
+    let json = serde_json::to_string(&e)
+        .map_err(|e| EdrlinkError::new(ErrorCode::Internal, e.to_string()))?;
     Ok(ValidatedEvent { category, json })
 }
 
@@ -590,26 +585,37 @@ mod tests {
         );
         assert_eq!(signer.public_key().unwrap(), pk);
         signer.wipe();
-        assert!(matches!(
-            signer.seal("a".into(), b(b"")),
-            Err(EdrlinkError::InvalidState(_))
-        ));
-        assert!(matches!(
-            open_envelope(env.clone(), pk.clone(), "application/y".into()),
-            Err(EdrlinkError::WrongType(_))
-        ));
-        assert!(matches!(
-            open_envelope(b(b"{"), pk.clone(), "a".into()),
-            Err(EdrlinkError::Malformed(_))
-        ));
-        assert!(matches!(
-            open_envelope(env, b(&[1, 2]), "a".into()),
-            Err(EdrlinkError::InvalidArgument(_))
-        ));
-        assert!(matches!(
-            seal_envelope("a".into(), b(b""), b(&[0; 31])),
-            Err(EdrlinkError::InvalidArgument(_))
-        ));
+        let code = |r: Result<Bytes>| r.unwrap_err().code();
+        assert_eq!(
+            code(signer.seal("a".into(), b(b""))),
+            ErrorCode::InvalidState
+        );
+        assert_eq!(
+            code(open_envelope(
+                env.clone(),
+                pk.clone(),
+                "application/y".into()
+            )),
+            ErrorCode::WrongType
+        );
+        assert_eq!(
+            code(open_envelope(b(b"{"), pk.clone(), "a".into())),
+            ErrorCode::Malformed
+        );
+        // The core's codes: a wrong-length public key is `malformed`, a
+        // wrong-length seed `invalid_argument`.
+        assert_eq!(
+            code(open_envelope(env, b(&[1, 2]), "a".into())),
+            ErrorCode::Malformed
+        );
+        assert_eq!(
+            code(seal_envelope("a".into(), b(b""), b(&[0; 31]))),
+            ErrorCode::InvalidArgument
+        );
+        assert_eq!(
+            code(public_key_from_seed(b(&[0; 33]))),
+            ErrorCode::InvalidArgument
+        );
     }
 
     #[test]
@@ -624,9 +630,9 @@ mod tests {
         let j = eicar_test_event_json("/tmp/eicar.com".into(), Some(1_700_000_000)).unwrap();
         let v = validate_event_json(j.clone()).unwrap();
         assert_eq!((v.json, v.category), (j, EventCategory::Detection));
-        assert!(matches!(
-            validate_event_json("{}".into()),
-            Err(EdrlinkError::Malformed(_))
-        ));
+        assert_eq!(
+            validate_event_json("{}".into()).unwrap_err().code(),
+            ErrorCode::Malformed
+        );
     }
 }

@@ -674,9 +674,28 @@ public protocol EdrlinkClientProtocol: AnyObject, Sendable {
     func offboard(package: String?) throws 
     
     /**
+     * Forces a credential rotation now (a new installation key, signed
+     * with the old one); the client also rotates on its own before expiry.
+     * Errors: `invalid_state` when not enrolled or down-level, the
+     * service's refusal otherwise.
+     */
+    func rotate() throws 
+    
+    /**
      * Queues the EICAR test detection (the portal raises an "EICAR test file" alert).
      */
     func sendTestDetection() throws 
+    
+    /**
+     * Delivers the client's state-change events to `sink` (`None` removes it).
+     */
+    func setEventSink(sink: EventSink?) throws 
+    
+    /**
+     * Routes the client's diagnostic records at `min_level` or more severe to
+     * `sink` (`None` removes it). Messages never hold a secret.
+     */
+    func setLogSink(sink: LogSink?, minLevel: LogLevel) throws 
     
     /**
      * Releases the native resources now (idempotent; calls in progress finish
@@ -745,15 +764,18 @@ open class EdrlinkClient: EdrlinkClientProtocol, @unchecked Sendable {
     }
     /**
      * Creates a client, loading a stored credential from `data_dir` if present.
-     * `transport`: the host's HTTP stack; `None` = the built-in native one.
+     * `transport`: the host's HTTP stack; `None` = the built-in native one,
+     * set up with `transport_options` (which a host transport does not take:
+     * passing both is `invalid_argument`).
      */
-public convenience init(options: ClientOptions, transport: Transport? = nil)throws  {
+public convenience init(options: ClientOptions, transport: Transport? = nil, transportOptions: NativeTransportOptions? = nil)throws  {
     let handle =
         try rustCallWithError(FfiConverterTypeEdrlinkError_lift) {
         uniffiCallStatus in
     uniffi_edrlink_uniffi_fn_constructor_edrlinkclient_new(
         FfiConverterTypeClientOptions_lower(options),
-        FfiConverterOptionTypeTransport.lower(transport),uniffiCallStatus
+        FfiConverterOptionTypeTransport.lower(transport),
+        FfiConverterOptionTypeNativeTransportOptions.lower(transportOptions),uniffiCallStatus
     )
 }
     self.init(unsafeFromHandle: handle)
@@ -864,12 +886,52 @@ open func offboard(package: String? = nil)throws   {try rustCallWithError(FfiCon
 }
     
     /**
+     * Forces a credential rotation now (a new installation key, signed
+     * with the old one); the client also rotates on its own before expiry.
+     * Errors: `invalid_state` when not enrolled or down-level, the
+     * service's refusal otherwise.
+     */
+open func rotate()throws   {try rustCallWithError(FfiConverterTypeEdrlinkError_lift) {
+        uniffiCallStatus in
+    uniffi_edrlink_uniffi_fn_method_edrlinkclient_rotate(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+    /**
      * Queues the EICAR test detection (the portal raises an "EICAR test file" alert).
      */
 open func sendTestDetection()throws   {try rustCallWithError(FfiConverterTypeEdrlinkError_lift) {
         uniffiCallStatus in
     uniffi_edrlink_uniffi_fn_method_edrlinkclient_send_test_detection(
             self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Delivers the client's state-change events to `sink` (`None` removes it).
+     */
+open func setEventSink(sink: EventSink?)throws   {try rustCallWithError(FfiConverterTypeEdrlinkError_lift) {
+        uniffiCallStatus in
+    uniffi_edrlink_uniffi_fn_method_edrlinkclient_set_event_sink(
+            self.uniffiCloneHandle(),
+        FfiConverterOptionTypeEventSink.lower(sink),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Routes the client's diagnostic records at `min_level` or more severe to
+     * `sink` (`None` removes it). Messages never hold a secret.
+     */
+open func setLogSink(sink: LogSink?, minLevel: LogLevel)throws   {try rustCallWithError(FfiConverterTypeEdrlinkError_lift) {
+        uniffiCallStatus in
+    uniffi_edrlink_uniffi_fn_method_edrlinkclient_set_log_sink(
+            self.uniffiCloneHandle(),
+        FfiConverterOptionTypeLogSink.lower(sink),
+        FfiConverterTypeLogLevel_lower(minLevel),uniffiCallStatus
     )
 }
 }
@@ -1197,6 +1259,437 @@ public func FfiConverterTypeEnvelopeSigner_lower(_ value: EnvelopeSigner) -> UIn
 
 
 /**
+ * Receives the client's state-change events, after the client acted on them.
+ * Same threading and exception rules as [`LogSink`].
+ */
+public protocol EventSink: AnyObject, Sendable {
+    
+    /**
+     * One event.
+     */
+    func onEvent(event: ClientEvent) 
+    
+}
+/**
+ * Receives the client's state-change events, after the client acted on them.
+ * Same threading and exception rules as [`LogSink`].
+ */
+open class EventSinkImpl: EventSink, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_edrlink_uniffi_fn_clone_eventsink(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_edrlink_uniffi_fn_free_eventsink(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * One event.
+     */
+open func onEvent(event: ClientEvent)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_edrlink_uniffi_fn_method_eventsink_on_event(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeClientEvent_lower(event),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceEventSink {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceEventSink = UniffiVTableCallbackInterfaceEventSink(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeEventSink.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface EventSink: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeEventSink.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface EventSink: handle missing in uniffiClone")
+            }
+        },
+        onEvent: { (
+            uniffiHandle: UInt64,
+            event: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeEventSink.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return uniffiObj.onEvent(
+                     event: try FfiConverterTypeClientEvent_lift(event)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCall(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceEventSink> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceEventSink>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitEventSink() {
+    uniffi_edrlink_uniffi_fn_init_callback_vtable_eventsink(UniffiCallbackInterfaceEventSink.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeEventSink: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<EventSink>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = EventSink
+
+    public static func lift(_ handle: UInt64) throws -> EventSink {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return EventSinkImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: EventSink) -> UInt64 {
+         if let rustImpl = value as? EventSinkImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> EventSink {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: EventSink, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEventSink_lift(_ handle: UInt64) throws -> EventSink {
+    return try FfiConverterTypeEventSink.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeEventSink_lower(_ value: EventSink) -> UInt64 {
+    return FfiConverterTypeEventSink.lower(value)
+}
+
+
+
+
+
+
+/**
+ * Receives edrlink's diagnostic records. Python: route into `logging`;
+ * Android: `Log.println`; Apple: `os_log`. Called on the thread that called
+ * the client method; `message` never holds a secret. An exception raised
+ * here is swallowed (a broken log hook must not break the SDK).
+ */
+public protocol LogSink: AnyObject, Sendable {
+    
+    /**
+     * One record at `level` (at least as severe as the level it was installed with).
+     */
+    func log(level: LogLevel, message: String) 
+    
+}
+/**
+ * Receives edrlink's diagnostic records. Python: route into `logging`;
+ * Android: `Log.println`; Apple: `os_log`. Called on the thread that called
+ * the client method; `message` never holds a secret. An exception raised
+ * here is swallowed (a broken log hook must not break the SDK).
+ */
+open class LogSinkImpl: LogSink, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_edrlink_uniffi_fn_clone_logsink(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_edrlink_uniffi_fn_free_logsink(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * One record at `level` (at least as severe as the level it was installed with).
+     */
+open func log(level: LogLevel, message: String)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_edrlink_uniffi_fn_method_logsink_log(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeLogLevel_lower(level),
+        FfiConverterString.lower(message),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceLogSink {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceLogSink = UniffiVTableCallbackInterfaceLogSink(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeLogSink.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface LogSink: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeLogSink.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface LogSink: handle missing in uniffiClone")
+            }
+        },
+        log: { (
+            uniffiHandle: UInt64,
+            level: RustBuffer,
+            message: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeLogSink.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return uniffiObj.log(
+                     level: try FfiConverterTypeLogLevel_lift(level),
+                     message: try FfiConverterString.lift(message)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCall(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceLogSink> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceLogSink>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitLogSink() {
+    uniffi_edrlink_uniffi_fn_init_callback_vtable_logsink(UniffiCallbackInterfaceLogSink.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLogSink: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<LogSink>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = LogSink
+
+    public static func lift(_ handle: UInt64) throws -> LogSink {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return LogSinkImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: LogSink) -> UInt64 {
+         if let rustImpl = value as? LogSinkImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LogSink {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: LogSink, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLogSink_lift(_ handle: UInt64) throws -> LogSink {
+    return try FfiConverterTypeLogSink.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLogSink_lower(_ value: LogSink) -> UInt64 {
+    return FfiConverterTypeLogSink.lower(value)
+}
+
+
+
+
+
+
+/**
  * Performs one HTTP exchange for the SDK. Implement it to route the SDK's
  * traffic through the app's own HTTP stack (OkHttp, URLSession, requests, a
  * corporate proxy library); the default is the built-in native transport
@@ -1417,69 +1910,142 @@ public func FfiConverterTypeTransport_lower(_ value: Transport) -> UInt64 {
 
 
 /**
- * How the client is set up.
+ * How the client is set up: every option of the `client`, `driver` and
+ * `native` scopes of the options schema (`docs/OPTIONS.md`) with its name
+ * and default. Values are checked by the core (`invalid_argument` naming
+ * the option), not here.
  */
 public struct ClientOptions: Equatable, Hashable {
     /**
-     * Device facts.
+     * Device facts (required).
      */
     public var device: DeviceInfo
     /**
-     * Directory for the credential (created 0700); `None` keeps it in memory only.
+     * Base URL of the partner API instead of the token's (https; http only to loopback).
      */
-    public var dataDir: String?
+    public var serviceUrl: String?
     /**
-     * Overrides the service URL from the token / package.
+     * Service keyset (JWKS JSON) pinned out of band; `None`: trust is bound
+     * to the token's signer.
      */
-    public var serviceUrlOverride: String?
+    public var pinnedKeys: String?
     /**
-     * Pinned service keyset (JWKS JSON) that tokens must verify against.
-     */
-    public var pinnedKeysJson: String?
-    /**
-     * gzip-compress batches.
+     * Compress batches with gzip.
      */
     public var gzip: Bool
     /**
-     * How long enroll / handshake / offboard retry, seconds (default 30).
+     * Queue bound in events.
      */
-    public var opTimeoutSecs: UInt64?
+    public var maxQueueEvents: UInt64
     /**
-     * Queue bound in events (default 100 000).
+     * Queue bound in bytes.
      */
-    public var maxQueueEvents: UInt64?
+    public var maxQueueBytes: UInt64
+    /**
+     * What a full queue does with a new event: `"refuse_new"` (`queue_full`;
+     * a detection still evicts telemetry) or `"drop_oldest"`. Text, not an
+     * enum, because uniffi cannot give an enum field a default.
+     */
+    public var whenFull: String
+    /**
+     * Oldest queued event kept, seconds; older ones are dropped as `expired`.
+     */
+    public var maxQueueAgeSecs: UInt64
+    /**
+     * Send a partial batch once its oldest event waited this long, seconds.
+     */
+    public var maxBatchDelaySecs: UInt64
+    /**
+     * Re-handshake period while the flow is blocked, seconds.
+     */
+    public var blockedRecheckSecs: UInt64
+    /**
+     * Cap of the exponential backoff, seconds.
+     */
+    public var maxBackoffSecs: UInt64
+    /**
+     * Random wait before draining after an outage, seconds.
+     */
+    public var recoveryJitterSecs: UInt64
+    /**
+     * Pacing while draining a large queue, batches per second.
+     */
+    public var maxBatchesPerSecond: UInt64
+    /**
+     * How long enroll, handshake, offboard and rotate keep retrying, seconds.
+     */
+    public var opTimeoutSecs: UInt64
+    /**
+     * Directory for the credential (0600) and the durable spool; `None`: memory only.
+     */
+    public var dataDir: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
     public init(
         /**
-         * Device facts.
+         * Device facts (required).
          */device: DeviceInfo, 
         /**
-         * Directory for the credential (created 0700); `None` keeps it in memory only.
-         */dataDir: String? = nil, 
+         * Base URL of the partner API instead of the token's (https; http only to loopback).
+         */serviceUrl: String? = nil, 
         /**
-         * Overrides the service URL from the token / package.
-         */serviceUrlOverride: String? = nil, 
+         * Service keyset (JWKS JSON) pinned out of band; `None`: trust is bound
+         * to the token's signer.
+         */pinnedKeys: String? = nil, 
         /**
-         * Pinned service keyset (JWKS JSON) that tokens must verify against.
-         */pinnedKeysJson: String? = nil, 
-        /**
-         * gzip-compress batches.
+         * Compress batches with gzip.
          */gzip: Bool = false, 
         /**
-         * How long enroll / handshake / offboard retry, seconds (default 30).
-         */opTimeoutSecs: UInt64? = nil, 
+         * Queue bound in events.
+         */maxQueueEvents: UInt64 = UInt64(100000), 
         /**
-         * Queue bound in events (default 100 000).
-         */maxQueueEvents: UInt64? = nil) {
+         * Queue bound in bytes.
+         */maxQueueBytes: UInt64 = UInt64(104857600), 
+        /**
+         * What a full queue does with a new event: `"refuse_new"` (`queue_full`;
+         * a detection still evicts telemetry) or `"drop_oldest"`. Text, not an
+         * enum, because uniffi cannot give an enum field a default.
+         */whenFull: String = "refuse_new", 
+        /**
+         * Oldest queued event kept, seconds; older ones are dropped as `expired`.
+         */maxQueueAgeSecs: UInt64 = UInt64(604800), 
+        /**
+         * Send a partial batch once its oldest event waited this long, seconds.
+         */maxBatchDelaySecs: UInt64 = UInt64(5), 
+        /**
+         * Re-handshake period while the flow is blocked, seconds.
+         */blockedRecheckSecs: UInt64 = UInt64(300), 
+        /**
+         * Cap of the exponential backoff, seconds.
+         */maxBackoffSecs: UInt64 = UInt64(300), 
+        /**
+         * Random wait before draining after an outage, seconds.
+         */recoveryJitterSecs: UInt64 = UInt64(30), 
+        /**
+         * Pacing while draining a large queue, batches per second.
+         */maxBatchesPerSecond: UInt64 = UInt64(20), 
+        /**
+         * How long enroll, handshake, offboard and rotate keep retrying, seconds.
+         */opTimeoutSecs: UInt64 = UInt64(30), 
+        /**
+         * Directory for the credential (0600) and the durable spool; `None`: memory only.
+         */dataDir: String? = nil) {
         self.device = device
-        self.dataDir = dataDir
-        self.serviceUrlOverride = serviceUrlOverride
-        self.pinnedKeysJson = pinnedKeysJson
+        self.serviceUrl = serviceUrl
+        self.pinnedKeys = pinnedKeys
         self.gzip = gzip
-        self.opTimeoutSecs = opTimeoutSecs
         self.maxQueueEvents = maxQueueEvents
+        self.maxQueueBytes = maxQueueBytes
+        self.whenFull = whenFull
+        self.maxQueueAgeSecs = maxQueueAgeSecs
+        self.maxBatchDelaySecs = maxBatchDelaySecs
+        self.blockedRecheckSecs = blockedRecheckSecs
+        self.maxBackoffSecs = maxBackoffSecs
+        self.recoveryJitterSecs = recoveryJitterSecs
+        self.maxBatchesPerSecond = maxBatchesPerSecond
+        self.opTimeoutSecs = opTimeoutSecs
+        self.dataDir = dataDir
     }
 
     
@@ -1499,23 +2065,39 @@ public struct FfiConverterTypeClientOptions: FfiConverterRustBuffer {
         return
             try ClientOptions(
                 device: FfiConverterTypeDeviceInfo.read(from: &buf), 
-                dataDir: FfiConverterOptionString.read(from: &buf), 
-                serviceUrlOverride: FfiConverterOptionString.read(from: &buf), 
-                pinnedKeysJson: FfiConverterOptionString.read(from: &buf), 
+                serviceUrl: FfiConverterOptionString.read(from: &buf), 
+                pinnedKeys: FfiConverterOptionString.read(from: &buf), 
                 gzip: FfiConverterBool.read(from: &buf), 
-                opTimeoutSecs: FfiConverterOptionUInt64.read(from: &buf), 
-                maxQueueEvents: FfiConverterOptionUInt64.read(from: &buf)
+                maxQueueEvents: FfiConverterUInt64.read(from: &buf), 
+                maxQueueBytes: FfiConverterUInt64.read(from: &buf), 
+                whenFull: FfiConverterString.read(from: &buf), 
+                maxQueueAgeSecs: FfiConverterUInt64.read(from: &buf), 
+                maxBatchDelaySecs: FfiConverterUInt64.read(from: &buf), 
+                blockedRecheckSecs: FfiConverterUInt64.read(from: &buf), 
+                maxBackoffSecs: FfiConverterUInt64.read(from: &buf), 
+                recoveryJitterSecs: FfiConverterUInt64.read(from: &buf), 
+                maxBatchesPerSecond: FfiConverterUInt64.read(from: &buf), 
+                opTimeoutSecs: FfiConverterUInt64.read(from: &buf), 
+                dataDir: FfiConverterOptionString.read(from: &buf)
         )
     }
 
     public static func write(_ value: ClientOptions, into buf: inout [UInt8]) {
         FfiConverterTypeDeviceInfo.write(value.device, into: &buf)
-        FfiConverterOptionString.write(value.dataDir, into: &buf)
-        FfiConverterOptionString.write(value.serviceUrlOverride, into: &buf)
-        FfiConverterOptionString.write(value.pinnedKeysJson, into: &buf)
+        FfiConverterOptionString.write(value.serviceUrl, into: &buf)
+        FfiConverterOptionString.write(value.pinnedKeys, into: &buf)
         FfiConverterBool.write(value.gzip, into: &buf)
-        FfiConverterOptionUInt64.write(value.opTimeoutSecs, into: &buf)
-        FfiConverterOptionUInt64.write(value.maxQueueEvents, into: &buf)
+        FfiConverterUInt64.write(value.maxQueueEvents, into: &buf)
+        FfiConverterUInt64.write(value.maxQueueBytes, into: &buf)
+        FfiConverterString.write(value.whenFull, into: &buf)
+        FfiConverterUInt64.write(value.maxQueueAgeSecs, into: &buf)
+        FfiConverterUInt64.write(value.maxBatchDelaySecs, into: &buf)
+        FfiConverterUInt64.write(value.blockedRecheckSecs, into: &buf)
+        FfiConverterUInt64.write(value.maxBackoffSecs, into: &buf)
+        FfiConverterUInt64.write(value.recoveryJitterSecs, into: &buf)
+        FfiConverterUInt64.write(value.maxBatchesPerSecond, into: &buf)
+        FfiConverterUInt64.write(value.opTimeoutSecs, into: &buf)
+        FfiConverterOptionString.write(value.dataDir, into: &buf)
     }
 }
 
@@ -1857,7 +2439,7 @@ public func FfiConverterTypeEnvelopeContent_lower(_ value: EnvelopeContent) -> R
  */
 public struct ErrorCodeInfo: Equatable, Hashable {
     /**
-     * snake_case name (what `EdrlinkError.code` returns).
+     * snake_case name (what `EdrlinkError.code` holds).
      */
     public var name: String
     /**
@@ -1873,7 +2455,7 @@ public struct ErrorCodeInfo: Equatable, Hashable {
     // declare one manually.
     public init(
         /**
-         * snake_case name (what `EdrlinkError.code` returns).
+         * snake_case name (what `EdrlinkError.code` holds).
          */name: String, 
         /**
          * The number the C API uses.
@@ -1928,6 +2510,106 @@ public func FfiConverterTypeErrorCodeInfo_lift(_ buf: RustBuffer) throws -> Erro
 #endif
 public func FfiConverterTypeErrorCodeInfo_lower(_ value: ErrorCodeInfo) -> RustBuffer {
     return FfiConverterTypeErrorCodeInfo.lower(value)
+}
+
+
+/**
+ * An error as a record, with the fields of [`EdrlinkError`]: what
+ * `Health.last_error` holds (the reason of the last failed attempt).
+ */
+public struct ErrorInfo: Equatable, Hashable {
+    /**
+     * Stable snake_case code name.
+     */
+    public var code: String
+    /**
+     * Stable number of the code.
+     */
+    public var number: UInt32
+    /**
+     * HTTP status that goes with the code.
+     */
+    public var httpStatus: UInt16
+    /**
+     * Seconds the service asked the client to wait, if any.
+     */
+    public var retryAfter: UInt64?
+    /**
+     * Human-readable detail (never a secret).
+     */
+    public var detail: String
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Stable snake_case code name.
+         */code: String, 
+        /**
+         * Stable number of the code.
+         */number: UInt32, 
+        /**
+         * HTTP status that goes with the code.
+         */httpStatus: UInt16, 
+        /**
+         * Seconds the service asked the client to wait, if any.
+         */retryAfter: UInt64?, 
+        /**
+         * Human-readable detail (never a secret).
+         */detail: String) {
+        self.code = code
+        self.number = number
+        self.httpStatus = httpStatus
+        self.retryAfter = retryAfter
+        self.detail = detail
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension ErrorInfo: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeErrorInfo: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ErrorInfo {
+        return
+            try ErrorInfo(
+                code: FfiConverterString.read(from: &buf), 
+                number: FfiConverterUInt32.read(from: &buf), 
+                httpStatus: FfiConverterUInt16.read(from: &buf), 
+                retryAfter: FfiConverterOptionUInt64.read(from: &buf), 
+                detail: FfiConverterString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: ErrorInfo, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.code, into: &buf)
+        FfiConverterUInt32.write(value.number, into: &buf)
+        FfiConverterUInt16.write(value.httpStatus, into: &buf)
+        FfiConverterOptionUInt64.write(value.retryAfter, into: &buf)
+        FfiConverterString.write(value.detail, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeErrorInfo_lift(_ buf: RustBuffer) throws -> ErrorInfo {
+    return try FfiConverterTypeErrorInfo.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeErrorInfo_lower(_ value: ErrorInfo) -> RustBuffer {
+    return FfiConverterTypeErrorInfo.lower(value)
 }
 
 
@@ -2057,9 +2739,10 @@ public struct Health: Equatable, Hashable {
      */
     public var clockOffset: Int64
     /**
-     * Last error (`code: message`).
+     * Why the last attempt failed (e.g. `rate_limited` with `retry_after`),
+     * `None` after a success.
      */
-    public var lastError: String?
+    public var lastError: ErrorInfo?
     /**
      * Next retry (Unix seconds), when backing off.
      */
@@ -2108,8 +2791,9 @@ public struct Health: Equatable, Hashable {
          * Service clock minus local clock, seconds.
          */clockOffset: Int64, 
         /**
-         * Last error (`code: message`).
-         */lastError: String?, 
+         * Why the last attempt failed (e.g. `rate_limited` with `retry_after`),
+         * `None` after a success.
+         */lastError: ErrorInfo?, 
         /**
          * Next retry (Unix seconds), when backing off.
          */nextAttempt: Int64?) {
@@ -2159,7 +2843,7 @@ public struct FfiConverterTypeHealth: FfiConverterRustBuffer {
                 sentEvents: FfiConverterUInt64.read(from: &buf), 
                 drops: FfiConverterDictionaryStringUInt64.read(from: &buf), 
                 clockOffset: FfiConverterInt64.read(from: &buf), 
-                lastError: FfiConverterOptionString.read(from: &buf), 
+                lastError: FfiConverterOptionTypeErrorInfo.read(from: &buf), 
                 nextAttempt: FfiConverterOptionInt64.read(from: &buf)
         )
     }
@@ -2178,7 +2862,7 @@ public struct FfiConverterTypeHealth: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.sentEvents, into: &buf)
         FfiConverterDictionaryStringUInt64.write(value.drops, into: &buf)
         FfiConverterInt64.write(value.clockOffset, into: &buf)
-        FfiConverterOptionString.write(value.lastError, into: &buf)
+        FfiConverterOptionTypeErrorInfo.write(value.lastError, into: &buf)
         FfiConverterOptionInt64.write(value.nextAttempt, into: &buf)
     }
 }
@@ -2200,27 +2884,35 @@ public func FfiConverterTypeHealth_lower(_ value: Health) -> RustBuffer {
 
 
 /**
- * Options of the built-in native transport.
+ * Options of the built-in native transport: the `transport` scope of the
+ * options schema (`docs/OPTIONS.md`), same names and defaults.
  */
 public struct NativeTransportOptions: Equatable, Hashable {
     /**
-     * Connect timeout, seconds.
-     */
-    public var connectTimeoutSecs: UInt64
-    /**
-     * Timeout for the whole exchange, seconds.
-     */
-    public var readTimeoutSecs: UInt64
-    /**
-     * Extra trusted CA certificates (PEM), e.g. a TLS-inspecting proxy's CA.
-     */
-    public var extraCaPem: [String]
-    /**
-     * Proxy URL; `None` uses `HTTPS_PROXY` / `ALL_PROXY` / `NO_PROXY`.
+     * Proxy URL (`http://[user:pass@]host:port`, `socks5://…`); `None` uses
+     * `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` with `NO_PROXY`.
      */
     public var proxy: String?
     /**
-     * `User-Agent`; `None` = `edrlink/<version>`.
+     * Connect directly, ignoring `proxy` and the environment.
+     */
+    public var noProxy: Bool
+    /**
+     * Extra trusted CA certificates (PEM; one string may hold several), e.g.
+     * a TLS-inspecting proxy's CA.
+     */
+    public var extraCaPem: String?
+    /**
+     * Trust only `extra_ca_pem`, not the OS store (opt-in pinning).
+     */
+    public var pinExtraCa: Bool
+    /**
+     * Per-request timeout, seconds (1..=3600).
+     */
+    public var requestTimeoutSecs: UInt64
+    /**
+     * `User-Agent`; `None` = `edrlink/<version>` (not in the schema: a
+     * host detail, not a behaviour).
      */
     public var userAgent: String?
 
@@ -2228,24 +2920,31 @@ public struct NativeTransportOptions: Equatable, Hashable {
     // declare one manually.
     public init(
         /**
-         * Connect timeout, seconds.
-         */connectTimeoutSecs: UInt64 = UInt64(10), 
-        /**
-         * Timeout for the whole exchange, seconds.
-         */readTimeoutSecs: UInt64 = UInt64(30), 
-        /**
-         * Extra trusted CA certificates (PEM), e.g. a TLS-inspecting proxy's CA.
-         */extraCaPem: [String] = [], 
-        /**
-         * Proxy URL; `None` uses `HTTPS_PROXY` / `ALL_PROXY` / `NO_PROXY`.
+         * Proxy URL (`http://[user:pass@]host:port`, `socks5://…`); `None` uses
+         * `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` with `NO_PROXY`.
          */proxy: String? = nil, 
         /**
-         * `User-Agent`; `None` = `edrlink/<version>`.
+         * Connect directly, ignoring `proxy` and the environment.
+         */noProxy: Bool = false, 
+        /**
+         * Extra trusted CA certificates (PEM; one string may hold several), e.g.
+         * a TLS-inspecting proxy's CA.
+         */extraCaPem: String? = nil, 
+        /**
+         * Trust only `extra_ca_pem`, not the OS store (opt-in pinning).
+         */pinExtraCa: Bool = false, 
+        /**
+         * Per-request timeout, seconds (1..=3600).
+         */requestTimeoutSecs: UInt64 = UInt64(30), 
+        /**
+         * `User-Agent`; `None` = `edrlink/<version>` (not in the schema: a
+         * host detail, not a behaviour).
          */userAgent: String? = nil) {
-        self.connectTimeoutSecs = connectTimeoutSecs
-        self.readTimeoutSecs = readTimeoutSecs
-        self.extraCaPem = extraCaPem
         self.proxy = proxy
+        self.noProxy = noProxy
+        self.extraCaPem = extraCaPem
+        self.pinExtraCa = pinExtraCa
+        self.requestTimeoutSecs = requestTimeoutSecs
         self.userAgent = userAgent
     }
 
@@ -2265,19 +2964,21 @@ public struct FfiConverterTypeNativeTransportOptions: FfiConverterRustBuffer {
     public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> NativeTransportOptions {
         return
             try NativeTransportOptions(
-                connectTimeoutSecs: FfiConverterUInt64.read(from: &buf), 
-                readTimeoutSecs: FfiConverterUInt64.read(from: &buf), 
-                extraCaPem: FfiConverterSequenceString.read(from: &buf), 
                 proxy: FfiConverterOptionString.read(from: &buf), 
+                noProxy: FfiConverterBool.read(from: &buf), 
+                extraCaPem: FfiConverterOptionString.read(from: &buf), 
+                pinExtraCa: FfiConverterBool.read(from: &buf), 
+                requestTimeoutSecs: FfiConverterUInt64.read(from: &buf), 
                 userAgent: FfiConverterOptionString.read(from: &buf)
         )
     }
 
     public static func write(_ value: NativeTransportOptions, into buf: inout [UInt8]) {
-        FfiConverterUInt64.write(value.connectTimeoutSecs, into: &buf)
-        FfiConverterUInt64.write(value.readTimeoutSecs, into: &buf)
-        FfiConverterSequenceString.write(value.extraCaPem, into: &buf)
         FfiConverterOptionString.write(value.proxy, into: &buf)
+        FfiConverterBool.write(value.noProxy, into: &buf)
+        FfiConverterOptionString.write(value.extraCaPem, into: &buf)
+        FfiConverterBool.write(value.pinExtraCa, into: &buf)
+        FfiConverterUInt64.write(value.requestTimeoutSecs, into: &buf)
         FfiConverterOptionString.write(value.userAgent, into: &buf)
     }
 }
@@ -2587,9 +3288,10 @@ public func FfiConverterTypeTokenClaims_lower(_ value: TokenClaims) -> RustBuffe
 
 
 /**
- * What [`inspect_token`] reads from a token. No signature was checked.
+ * What [`inspect_token`] reads from a token: the one inspection shape of
+ * every binding (`token::inspect_at` in the core). No signature was checked.
  */
-public struct TokenInfo: Equatable, Hashable {
+public struct TokenInspection: Equatable, Hashable {
     /**
      * Signing key id named by the token.
      */
@@ -2599,13 +3301,29 @@ public struct TokenInfo: Equatable, Hashable {
      */
     public var claims: TokenClaims
     /**
-     * Status at the time asked (no skew allowance).
+     * Status at `checked_at` (no skew allowance).
      */
     public var status: TokenStatus
     /**
-     * Seconds until `exp` (negative when expired).
+     * Seconds until `exp` at `checked_at` (negative when expired).
      */
     public var secondsLeft: Int64
+    /**
+     * `exp` as RFC 3339 (UTC).
+     */
+    public var expiresAt: String
+    /**
+     * Below this many seconds left the status is `ExpiresSoon`.
+     */
+    public var expiryWarningSecs: Int64
+    /**
+     * The time the status was computed for (Unix seconds).
+     */
+    public var checkedAt: Int64
+    /**
+     * Always `false`: inspection reads, [`verify_token`] checks.
+     */
+    public var verified: Bool
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -2617,15 +3335,31 @@ public struct TokenInfo: Equatable, Hashable {
          * The claims as written (untrusted).
          */claims: TokenClaims, 
         /**
-         * Status at the time asked (no skew allowance).
+         * Status at `checked_at` (no skew allowance).
          */status: TokenStatus, 
         /**
-         * Seconds until `exp` (negative when expired).
-         */secondsLeft: Int64) {
+         * Seconds until `exp` at `checked_at` (negative when expired).
+         */secondsLeft: Int64, 
+        /**
+         * `exp` as RFC 3339 (UTC).
+         */expiresAt: String, 
+        /**
+         * Below this many seconds left the status is `ExpiresSoon`.
+         */expiryWarningSecs: Int64, 
+        /**
+         * The time the status was computed for (Unix seconds).
+         */checkedAt: Int64, 
+        /**
+         * Always `false`: inspection reads, [`verify_token`] checks.
+         */verified: Bool) {
         self.kid = kid
         self.claims = claims
         self.status = status
         self.secondsLeft = secondsLeft
+        self.expiresAt = expiresAt
+        self.expiryWarningSecs = expiryWarningSecs
+        self.checkedAt = checkedAt
+        self.verified = verified
     }
 
     
@@ -2634,28 +3368,36 @@ public struct TokenInfo: Equatable, Hashable {
 }
 
 #if compiler(>=6)
-extension TokenInfo: Sendable {}
+extension TokenInspection: Sendable {}
 #endif
 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public struct FfiConverterTypeTokenInfo: FfiConverterRustBuffer {
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TokenInfo {
+public struct FfiConverterTypeTokenInspection: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TokenInspection {
         return
-            try TokenInfo(
+            try TokenInspection(
                 kid: FfiConverterString.read(from: &buf), 
                 claims: FfiConverterTypeTokenClaims.read(from: &buf), 
                 status: FfiConverterTypeTokenStatus.read(from: &buf), 
-                secondsLeft: FfiConverterInt64.read(from: &buf)
+                secondsLeft: FfiConverterInt64.read(from: &buf), 
+                expiresAt: FfiConverterString.read(from: &buf), 
+                expiryWarningSecs: FfiConverterInt64.read(from: &buf), 
+                checkedAt: FfiConverterInt64.read(from: &buf), 
+                verified: FfiConverterBool.read(from: &buf)
         )
     }
 
-    public static func write(_ value: TokenInfo, into buf: inout [UInt8]) {
+    public static func write(_ value: TokenInspection, into buf: inout [UInt8]) {
         FfiConverterString.write(value.kid, into: &buf)
         FfiConverterTypeTokenClaims.write(value.claims, into: &buf)
         FfiConverterTypeTokenStatus.write(value.status, into: &buf)
         FfiConverterInt64.write(value.secondsLeft, into: &buf)
+        FfiConverterString.write(value.expiresAt, into: &buf)
+        FfiConverterInt64.write(value.expiryWarningSecs, into: &buf)
+        FfiConverterInt64.write(value.checkedAt, into: &buf)
+        FfiConverterBool.write(value.verified, into: &buf)
     }
 }
 
@@ -2663,15 +3405,15 @@ public struct FfiConverterTypeTokenInfo: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public func FfiConverterTypeTokenInfo_lift(_ buf: RustBuffer) throws -> TokenInfo {
-    return try FfiConverterTypeTokenInfo.lift(buf)
+public func FfiConverterTypeTokenInspection_lift(_ buf: RustBuffer) throws -> TokenInspection {
+    return try FfiConverterTypeTokenInspection.lift(buf)
 }
 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-public func FfiConverterTypeTokenInfo_lower(_ value: TokenInfo) -> RustBuffer {
-    return FfiConverterTypeTokenInfo.lower(value)
+public func FfiConverterTypeTokenInspection_lower(_ value: TokenInspection) -> RustBuffer {
+    return FfiConverterTypeTokenInspection.lower(value)
 }
 
 
@@ -2983,6 +3725,186 @@ public func FfiConverterTypeValidatedEvent_lower(_ value: ValidatedEvent) -> Rus
 
 
 /**
+ * A state change of the client, with the fields of the core's canonical
+ * JSON (`client_event_to_json` gives that JSON).
+ */
+
+public enum ClientEvent: Equatable, Hashable {
+    
+    /**
+     * A credential was issued or changed (the agent persisted it already).
+     */
+    case credentialChanged
+    /**
+     * The credential was wiped (offboarded).
+     */
+    case credentialRemoved
+    /**
+     * The flow decision changed.
+     */
+    case flowChanged(
+        /**
+         * The new flow.
+         */flow: FlowState
+    )
+    /**
+     * Events were acknowledged by the service.
+     */
+    case delivered(
+        /**
+         * How many.
+         */count: UInt64
+    )
+    /**
+     * An operation failed for good.
+     */
+    case failed(
+        /**
+         * The error code.
+         */code: String
+    )
+    /**
+     * Nothing is sent until a new access token is redeemed.
+     */
+    case needsNewToken(
+        /**
+         * Why: `revoked`, `offboarded`, `epoch_mismatch`, `credential_expired`, `needs_reenroll`.
+         */code: String
+    )
+    /**
+     * The queue is full (once per episode).
+     */
+    case queueFull
+    /**
+     * Queued or submitted events were dropped.
+     */
+    case eventsDropped(
+        /**
+         * Why (`queue_full`, `expired`, …; as in the health report's `drops`).
+         */reason: String, 
+        /**
+         * How many.
+         */count: UInt64
+    )
+    /**
+     * The installation key was rotated.
+     */
+    case credentialRotated
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension ClientEvent: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeClientEvent: FfiConverterRustBuffer {
+    typealias SwiftType = ClientEvent
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> ClientEvent {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .credentialChanged
+        
+        case 2: return .credentialRemoved
+        
+        case 3: return .flowChanged(flow: try FfiConverterTypeFlowState.read(from: &buf)
+        )
+        
+        case 4: return .delivered(count: try FfiConverterUInt64.read(from: &buf)
+        )
+        
+        case 5: return .failed(code: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 6: return .needsNewToken(code: try FfiConverterString.read(from: &buf)
+        )
+        
+        case 7: return .queueFull
+        
+        case 8: return .eventsDropped(reason: try FfiConverterString.read(from: &buf), count: try FfiConverterUInt64.read(from: &buf)
+        )
+        
+        case 9: return .credentialRotated
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: ClientEvent, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .credentialChanged:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .credentialRemoved:
+            writeInt(&buf, Int32(2))
+        
+        
+        case let .flowChanged(flow):
+            writeInt(&buf, Int32(3))
+            FfiConverterTypeFlowState.write(flow, into: &buf)
+            
+        
+        case let .delivered(count):
+            writeInt(&buf, Int32(4))
+            FfiConverterUInt64.write(count, into: &buf)
+            
+        
+        case let .failed(code):
+            writeInt(&buf, Int32(5))
+            FfiConverterString.write(code, into: &buf)
+            
+        
+        case let .needsNewToken(code):
+            writeInt(&buf, Int32(6))
+            FfiConverterString.write(code, into: &buf)
+            
+        
+        case .queueFull:
+            writeInt(&buf, Int32(7))
+        
+        
+        case let .eventsDropped(reason,count):
+            writeInt(&buf, Int32(8))
+            FfiConverterString.write(reason, into: &buf)
+            FfiConverterUInt64.write(count, into: &buf)
+            
+        
+        case .credentialRotated:
+            writeInt(&buf, Int32(9))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeClientEvent_lift(_ buf: RustBuffer) throws -> ClientEvent {
+    return try FfiConverterTypeClientEvent.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeClientEvent_lower(_ value: ClientEvent) -> RustBuffer {
+    return FfiConverterTypeClientEvent.lower(value)
+}
+
+
+
+/**
  * What the product did.
  */
 
@@ -3088,91 +4010,42 @@ public func FfiConverterTypeDetectionAction_lower(_ value: DetectionAction) -> R
 
 
 /**
- * Every failure of the SDK. One variant per stable `ErrorCode`; the
- * message reads `"<code name>: <detail>"` (never a secret).
+ * Every failure of the SDK, carrying the core's error fields (never parsed
+ * out of a message, never derived from a class name).
  *
- * Python: `edrlink.EdrlinkError.TokenExpired` (subclass of
- * `EdrlinkError`, with `.code` added by the package). Kotlin:
- * `EdrlinkException.TokenExpired` (+ `.code` extension). Swift:
- * `EdrlinkError.TokenExpired(message:)` (+ `.code` extension).
+ * uniffi generates exceptions only from enums, so this is an enum with one
+ * variant; hosts use the fields through the base type:
+ * Python `except EdrlinkError as e: e.code, e.number, e.http_status,
+ * e.retry_after, e.detail`; Kotlin `catch (e: EdrlinkException) { e.code;
+ * e.httpStatus; e.retryAfter }` (base-type properties in
+ * `EdrlinkExtensions.kt`); Swift `catch let e as EdrlinkError { e.code }`
+ * (`EdrlinkExtensions.swift`).
  */
 public 
 enum EdrlinkError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
 
     
     
-    case Malformed(message: String)
-    
-    case InvalidArgument(message: String)
-    
-    case WrongType(message: String)
-    
-    case TooLarge(message: String)
-    
-    case BadSignature(message: String)
-    
-    case UnknownKey(message: String)
-    
-    case UnsupportedAlgorithm(message: String)
-    
-    case TokenExpired(message: String)
-    
-    case TokenNotYetValid(message: String)
-    
-    case TokenRevoked(message: String)
-    
-    case TokenExhausted(message: String)
-    
-    case IntegrationDisabled(message: String)
-    
-    case WrongRegion(message: String)
-    
-    case EpochMismatch(message: String)
-    
-    case PossibleClone(message: String)
-    
-    case CredentialExpired(message: String)
-    
-    case StaleMessage(message: String)
-    
-    case Replay(message: String)
-    
-    case SessionExpired(message: String)
-    
-    case UnknownInstallation(message: String)
-    
-    case Unauthorized(message: String)
-    
-    case FlowBlocked(message: String)
-    
-    case Revoked(message: String)
-    
-    case Offboarded(message: String)
-    
-    case NeedsReenroll(message: String)
-    
-    case BatchTooLarge(message: String)
-    
-    case RateLimited(message: String)
-    
-    case SequenceRegression(message: String)
-    
-    case PolicyRollback(message: String)
-    
-    case PackageInvalid(message: String)
-    
-    case QueueFull(message: String)
-    
-    case Transport(message: String)
-    
-    case ServiceUnavailable(message: String)
-    
-    case Storage(message: String)
-    
-    case InvalidState(message: String)
-    
-    case Internal(message: String)
-    
+    /**
+     * The one shape of an SDK error.
+     */
+    case Failure(
+        /**
+         * Stable snake_case code name, e.g. `"flow_blocked"` (see `error_codes()`).
+         */code: String, 
+        /**
+         * Stable number of the code (what the C API returns).
+         */number: UInt32, 
+        /**
+         * HTTP status that goes with the code.
+         */httpStatus: UInt16, 
+        /**
+         * Seconds the service asked the client to wait (`Retry-After`), if any.
+         */retryAfter: UInt64?, 
+        /**
+         * Human-readable detail (never a secret).
+         */detail: String
+    )
 
     
 
@@ -3202,152 +4075,15 @@ public struct FfiConverterTypeEdrlinkError: FfiConverterRustBuffer {
         
 
         
-        case 1: return .Malformed(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 2: return .InvalidArgument(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 3: return .WrongType(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 4: return .TooLarge(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 5: return .BadSignature(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 6: return .UnknownKey(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 7: return .UnsupportedAlgorithm(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 8: return .TokenExpired(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 9: return .TokenNotYetValid(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 10: return .TokenRevoked(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 11: return .TokenExhausted(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 12: return .IntegrationDisabled(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 13: return .WrongRegion(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 14: return .EpochMismatch(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 15: return .PossibleClone(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 16: return .CredentialExpired(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 17: return .StaleMessage(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 18: return .Replay(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 19: return .SessionExpired(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 20: return .UnknownInstallation(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 21: return .Unauthorized(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 22: return .FlowBlocked(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 23: return .Revoked(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 24: return .Offboarded(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 25: return .NeedsReenroll(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 26: return .BatchTooLarge(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 27: return .RateLimited(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 28: return .SequenceRegression(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 29: return .PolicyRollback(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 30: return .PackageInvalid(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 31: return .QueueFull(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 32: return .Transport(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 33: return .ServiceUnavailable(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 34: return .Storage(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 35: return .InvalidState(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
-        case 36: return .Internal(
-            message: try FfiConverterString.read(from: &buf)
-        )
-        
+        case 1: return .Failure(
+            code: try FfiConverterString.read(from: &buf), 
+            number: try FfiConverterUInt32.read(from: &buf), 
+            httpStatus: try FfiConverterUInt16.read(from: &buf), 
+            retryAfter: try FfiConverterOptionUInt64.read(from: &buf), 
+            detail: try FfiConverterString.read(from: &buf)
+            )
 
-        default: throw UniffiInternalError.unexpectedEnumCase
+         default: throw UniffiInternalError.unexpectedEnumCase
         }
     }
 
@@ -3357,80 +4093,15 @@ public struct FfiConverterTypeEdrlinkError: FfiConverterRustBuffer {
         
 
         
-        case .Malformed(_ /* message is ignored*/):
-            writeInt(&buf, Int32(1))
-        case .InvalidArgument(_ /* message is ignored*/):
-            writeInt(&buf, Int32(2))
-        case .WrongType(_ /* message is ignored*/):
-            writeInt(&buf, Int32(3))
-        case .TooLarge(_ /* message is ignored*/):
-            writeInt(&buf, Int32(4))
-        case .BadSignature(_ /* message is ignored*/):
-            writeInt(&buf, Int32(5))
-        case .UnknownKey(_ /* message is ignored*/):
-            writeInt(&buf, Int32(6))
-        case .UnsupportedAlgorithm(_ /* message is ignored*/):
-            writeInt(&buf, Int32(7))
-        case .TokenExpired(_ /* message is ignored*/):
-            writeInt(&buf, Int32(8))
-        case .TokenNotYetValid(_ /* message is ignored*/):
-            writeInt(&buf, Int32(9))
-        case .TokenRevoked(_ /* message is ignored*/):
-            writeInt(&buf, Int32(10))
-        case .TokenExhausted(_ /* message is ignored*/):
-            writeInt(&buf, Int32(11))
-        case .IntegrationDisabled(_ /* message is ignored*/):
-            writeInt(&buf, Int32(12))
-        case .WrongRegion(_ /* message is ignored*/):
-            writeInt(&buf, Int32(13))
-        case .EpochMismatch(_ /* message is ignored*/):
-            writeInt(&buf, Int32(14))
-        case .PossibleClone(_ /* message is ignored*/):
-            writeInt(&buf, Int32(15))
-        case .CredentialExpired(_ /* message is ignored*/):
-            writeInt(&buf, Int32(16))
-        case .StaleMessage(_ /* message is ignored*/):
-            writeInt(&buf, Int32(17))
-        case .Replay(_ /* message is ignored*/):
-            writeInt(&buf, Int32(18))
-        case .SessionExpired(_ /* message is ignored*/):
-            writeInt(&buf, Int32(19))
-        case .UnknownInstallation(_ /* message is ignored*/):
-            writeInt(&buf, Int32(20))
-        case .Unauthorized(_ /* message is ignored*/):
-            writeInt(&buf, Int32(21))
-        case .FlowBlocked(_ /* message is ignored*/):
-            writeInt(&buf, Int32(22))
-        case .Revoked(_ /* message is ignored*/):
-            writeInt(&buf, Int32(23))
-        case .Offboarded(_ /* message is ignored*/):
-            writeInt(&buf, Int32(24))
-        case .NeedsReenroll(_ /* message is ignored*/):
-            writeInt(&buf, Int32(25))
-        case .BatchTooLarge(_ /* message is ignored*/):
-            writeInt(&buf, Int32(26))
-        case .RateLimited(_ /* message is ignored*/):
-            writeInt(&buf, Int32(27))
-        case .SequenceRegression(_ /* message is ignored*/):
-            writeInt(&buf, Int32(28))
-        case .PolicyRollback(_ /* message is ignored*/):
-            writeInt(&buf, Int32(29))
-        case .PackageInvalid(_ /* message is ignored*/):
-            writeInt(&buf, Int32(30))
-        case .QueueFull(_ /* message is ignored*/):
-            writeInt(&buf, Int32(31))
-        case .Transport(_ /* message is ignored*/):
-            writeInt(&buf, Int32(32))
-        case .ServiceUnavailable(_ /* message is ignored*/):
-            writeInt(&buf, Int32(33))
-        case .Storage(_ /* message is ignored*/):
-            writeInt(&buf, Int32(34))
-        case .InvalidState(_ /* message is ignored*/):
-            writeInt(&buf, Int32(35))
-        case .Internal(_ /* message is ignored*/):
-            writeInt(&buf, Int32(36))
-
         
+        case let .Failure(code,number,httpStatus,retryAfter,detail):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(code, into: &buf)
+            FfiConverterUInt32.write(number, into: &buf)
+            FfiConverterUInt16.write(httpStatus, into: &buf)
+            FfiConverterOptionUInt64.write(retryAfter, into: &buf)
+            FfiConverterString.write(detail, into: &buf)
+            
         }
     }
 }
@@ -3607,6 +4278,111 @@ public func FfiConverterTypeFlowState_lift(_ buf: RustBuffer) throws -> FlowStat
 #endif
 public func FfiConverterTypeFlowState_lower(_ value: FlowState) -> RustBuffer {
     return FfiConverterTypeFlowState.lower(value)
+}
+
+
+
+/**
+ * Severity of a log record, most severe first.
+ */
+
+public enum LogLevel: Equatable, Hashable {
+    
+    /**
+     * An operation failed for good.
+     */
+    case error
+    /**
+     * A refusal, a drop, a new token needed: the host should look.
+     */
+    case warn
+    /**
+     * State changes: flow, backoff, rotation.
+     */
+    case info
+    /**
+     * Every request and answer (method, path, status, code).
+     */
+    case debug
+    /**
+     * Finer detail than debug.
+     */
+    case trace
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension LogLevel: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLogLevel: FfiConverterRustBuffer {
+    typealias SwiftType = LogLevel
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LogLevel {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .error
+        
+        case 2: return .warn
+        
+        case 3: return .info
+        
+        case 4: return .debug
+        
+        case 5: return .trace
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: LogLevel, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .error:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .warn:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .info:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .debug:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .trace:
+            writeInt(&buf, Int32(5))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLogLevel_lift(_ buf: RustBuffer) throws -> LogLevel {
+    return try FfiConverterTypeLogLevel.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLogLevel_lower(_ value: LogLevel) -> RustBuffer {
+    return FfiConverterTypeLogLevel.lower(value)
 }
 
 
@@ -3816,7 +4592,7 @@ public func FfiConverterTypeTokenStatus_lower(_ value: TokenStatus) -> RustBuffe
  * response at all (DNS, connection, TLS, timeout). Any other exception the
  * host code throws is treated the same way. HTTP error statuses are *not*
  * errors: return them as a `TransportResponse`. The SDK reports these
- * failures as `EdrlinkError.Transport`.
+ * failures as an `EdrlinkError` with code `transport`.
  */
 public 
 enum TransportError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
@@ -3973,6 +4749,54 @@ fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeEventSink: FfiConverterRustBuffer {
+    typealias SwiftType = EventSink?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeEventSink.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeEventSink.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeLogSink: FfiConverterRustBuffer {
+    typealias SwiftType = LogSink?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeLogSink.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeLogSink.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeTransport: FfiConverterRustBuffer {
     typealias SwiftType = Transport?
 
@@ -4013,6 +4837,30 @@ fileprivate struct FfiConverterOptionTypeErrorCodeInfo: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeErrorCodeInfo.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeErrorInfo: FfiConverterRustBuffer {
+    typealias SwiftType = ErrorInfo?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeErrorInfo.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeErrorInfo.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -4063,31 +4911,6 @@ fileprivate struct FfiConverterOptionTypeFlowState: FfiConverterRustBuffer {
         case 1: return try FfiConverterTypeFlowState.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
-    }
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
-    typealias SwiftType = [String]
-
-    public static func write(_ value: [String], into buf: inout [UInt8]) {
-        let len = Int32(value.count)
-        writeInt(&buf, len)
-        for item in value {
-            FfiConverterString.write(item, into: &buf)
-        }
-    }
-
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [String] {
-        let len: Int32 = try readInt(&buf)
-        var seq = [String]()
-        seq.reserveCapacity(Int(len))
-        for _ in 0 ..< len {
-            seq.append(try FfiConverterString.read(from: &buf))
-        }
-        return seq
     }
 }
 
@@ -4235,7 +5058,8 @@ public func errorCodeInfo(name: String) -> ErrorCodeInfo?  {
 })
 }
 /**
- * Every error code, in numeric order.
+ * Every error code, in numeric order: the table `tests/vectors/errors.json`
+ * is generated from (the suites compare the two).
  */
 public func errorCodes() -> [ErrorCodeInfo]  {
     return try!  FfiConverterSequenceTypeErrorCodeInfo.lift(try! rustCall() {
@@ -4272,8 +5096,8 @@ public func inspectOnboardingPackage(packageJson: String)throws  -> OnboardingPa
  * Decodes a token for display without checking its signature; status and
  * seconds left are computed at `now` (Unix seconds; default: the system clock).
  */
-public func inspectToken(token: String, now: Int64? = nil)throws  -> TokenInfo  {
-    return try  FfiConverterTypeTokenInfo_lift(try rustCallWithError(FfiConverterTypeEdrlinkError_lift) {
+public func inspectToken(token: String, now: Int64? = nil)throws  -> TokenInspection  {
+    return try  FfiConverterTypeTokenInspection_lift(try rustCallWithError(FfiConverterTypeEdrlinkError_lift) {
         uniffiCallStatus in
     uniffi_edrlink_uniffi_fn_func_inspect_token(
         FfiConverterString.lower(token),
@@ -4370,10 +5194,11 @@ public func sealEnvelope(payloadType: String, payload: Data, privateKeySeed: Dat
 /**
  * The `Authorization` header value `SharedKey <workspace_id>:<base64 HMAC-SHA256>`
  * for a request (key: the raw workspace key bytes; `date` the RFC 3339 value
- * sent in `x-edrlink-date`).
+ * sent in `x-edrlink-date`). Computes what it is given, as the core does
+ * (an onboarding package with an empty id or key is refused when parsed).
  */
-public func sharedKeyAuthorization(workspaceId: String, key: Data, method: String, path: String, contentType: String, date: String, body: Data)throws  -> String  {
-    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeEdrlinkError_lift) {
+public func sharedKeyAuthorization(workspaceId: String, key: Data, method: String, path: String, contentType: String, date: String, body: Data) -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
         uniffiCallStatus in
     uniffi_edrlink_uniffi_fn_func_shared_key_authorization(
         FfiConverterString.lower(workspaceId),
@@ -4480,6 +5305,20 @@ public func version() -> String  {
 })
 }
 /**
+ * Parses the options' JSON form (an object with `device` and any option by
+ * its schema name, e.g. from a config file) and returns the record. The core
+ * checks everything: an unknown name or a value out of range is
+ * `invalid_argument` naming the option, text that is not JSON `malformed`.
+ */
+public func clientOptionsFromJson(json: String)throws  -> ClientOptions  {
+    return try  FfiConverterTypeClientOptions_lift(try rustCallWithError(FfiConverterTypeEdrlinkError_lift) {
+        uniffiCallStatus in
+    uniffi_edrlink_uniffi_fn_func_client_options_from_json(
+        FfiConverterString.lower(json),uniffiCallStatus
+    )
+})
+}
+/**
  * The built-in transport as a `Transport` object, so a host transport can
  * wrap (decorate) it, e.g. to log or meter requests.
  */
@@ -4488,6 +5327,18 @@ public func nativeTransport(options: NativeTransportOptions? = nil)throws  -> Tr
         uniffiCallStatus in
     uniffi_edrlink_uniffi_fn_func_native_transport(
         FfiConverterOptionTypeNativeTransportOptions.lower(options),uniffiCallStatus
+    )
+})
+}
+/**
+ * The core's canonical JSON of an event (`{"type":"flow_changed","flow":"blocked"}`),
+ * the same text the C, JS and Rust APIs deliver.
+ */
+public func clientEventToJson(event: ClientEvent) -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_edrlink_uniffi_fn_func_client_event_to_json(
+        FfiConverterTypeClientEvent_lower(event),uniffiCallStatus
     )
 })
 }
@@ -4519,7 +5370,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_edrlink_uniffi_checksum_func_error_code_info() != 36878) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_edrlink_uniffi_checksum_func_error_codes() != 35209) {
+    if (uniffi_edrlink_uniffi_checksum_func_error_codes() != 58357) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_edrlink_uniffi_checksum_func_inspect_envelope() != 32163) {
@@ -4528,7 +5379,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_edrlink_uniffi_checksum_func_inspect_onboarding_package() != 10748) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_edrlink_uniffi_checksum_func_inspect_token() != 62988) {
+    if (uniffi_edrlink_uniffi_checksum_func_inspect_token() != 15527) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_edrlink_uniffi_checksum_func_key_id() != 54630) {
@@ -4552,7 +5403,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_edrlink_uniffi_checksum_func_seal_envelope() != 44521) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_edrlink_uniffi_checksum_func_shared_key_authorization() != 11103) {
+    if (uniffi_edrlink_uniffi_checksum_func_shared_key_authorization() != 852) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_edrlink_uniffi_checksum_func_shared_key_date_header() != 33703) {
@@ -4576,7 +5427,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_edrlink_uniffi_checksum_func_version() != 43391) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_edrlink_uniffi_checksum_func_client_options_from_json() != 34446) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_edrlink_uniffi_checksum_func_native_transport() != 34192) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_edrlink_uniffi_checksum_func_client_event_to_json() != 8894) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_edrlink_uniffi_checksum_method_envelopesigner_key_id() != 28032) {
@@ -4615,7 +5472,16 @@ private let initializationResult: InitializationResult = {
     if (uniffi_edrlink_uniffi_checksum_method_edrlinkclient_offboard() != 21505) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_edrlink_uniffi_checksum_method_edrlinkclient_rotate() != 23339) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_edrlink_uniffi_checksum_method_edrlinkclient_send_test_detection() != 27104) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_edrlink_uniffi_checksum_method_edrlinkclient_set_event_sink() != 42852) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_edrlink_uniffi_checksum_method_edrlinkclient_set_log_sink() != 8088) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_edrlink_uniffi_checksum_method_edrlinkclient_shutdown() != 9521) {
@@ -4630,16 +5496,24 @@ private let initializationResult: InitializationResult = {
     if (uniffi_edrlink_uniffi_checksum_method_transport_send() != 55165) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_edrlink_uniffi_checksum_method_eventsink_on_event() != 56809) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_edrlink_uniffi_checksum_method_logsink_log() != 17601) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_edrlink_uniffi_checksum_constructor_envelopesigner_generate() != 45924) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_edrlink_uniffi_checksum_constructor_envelopesigner_new() != 19682) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_edrlink_uniffi_checksum_constructor_edrlinkclient_new() != 58612) {
+    if (uniffi_edrlink_uniffi_checksum_constructor_edrlinkclient_new() != 32013) {
         return InitializationResult.apiChecksumMismatch
     }
 
+    uniffiCallbackInitEventSink()
+    uniffiCallbackInitLogSink()
     uniffiCallbackInitTransport()
     return InitializationResult.ok
 }()

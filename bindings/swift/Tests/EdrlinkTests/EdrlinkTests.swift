@@ -19,6 +19,17 @@ final class EdrlinkTests: XCTestCase {
                        Data("DSSEv1 29 http://example.com/HelloWorld 11 hello world".utf8))
     }
 
+    func testErrorFieldsOnTheBaseType() {
+        XCTAssertThrowsError(try inspectToken(token: "not-a-token")) { error in
+            let e = error as? EdrlinkError
+            XCTAssertEqual(e?.code, "malformed")
+            XCTAssertEqual(e?.number, 100)
+            XCTAssertEqual(e?.httpStatus, 400)
+            XCTAssertNil(e?.retryAfter ?? nil)
+        }
+        XCTAssertEqual(clientEventToJson(event: .flowChanged(flow: .blocked)), #"{"type":"flow_changed","flow":"blocked"}"#)
+    }
+
     func testErrorTableAndEicar() {
         XCTAssertEqual(errorCodeInfo(name: "token_expired")?.number, 300)
         XCTAssertEqual(eicarBytes().count, 68)

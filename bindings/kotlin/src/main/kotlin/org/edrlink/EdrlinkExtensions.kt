@@ -1,20 +1,25 @@
 // Hand-written companions to the generated bindings (edrlink.kt). Not generated.
+// uniffi generates exceptions from enums only, so EdrlinkException has the one
+// subclass `Failure` holding the core's fields; these properties read them on
+// the base type, so `catch (e: EdrlinkException) { e.code }` needs no cast.
 package org.edrlink
 
-private val CAMEL = Regex("(?<!^)(?=[A-Z])")
-
-/** The stable snake_case code name, e.g. `"token_expired"`. */
+/** The stable snake_case code name, e.g. `"token_expired"` (see [errorCodes]). */
 val EdrlinkException.code: String
-    get() = CAMEL.replace(javaClass.simpleName, "_").lowercase()
+    get() = when (this) { is EdrlinkException.Failure -> this.code }
 
 /** The stable number of the code (as the C API returns it). */
-val EdrlinkException.number: UInt?
-    get() = errorCodeInfo(code)?.number
+val EdrlinkException.number: UInt
+    get() = when (this) { is EdrlinkException.Failure -> this.number }
 
-/** The HTTP status the service uses for this code. */
-val EdrlinkException.httpStatus: UShort?
-    get() = errorCodeInfo(code)?.httpStatus
+/** The HTTP status that goes with the code. */
+val EdrlinkException.httpStatus: UShort
+    get() = when (this) { is EdrlinkException.Failure -> this.httpStatus }
 
-/** The message without its `code: ` prefix. */
+/** Seconds the service asked the client to wait (`Retry-After`), or null. */
+val EdrlinkException.retryAfter: ULong?
+    get() = when (this) { is EdrlinkException.Failure -> this.retryAfter }
+
+/** Human-readable detail (never a secret). */
 val EdrlinkException.detail: String
-    get() = (message ?: "").removePrefix("$code: ")
+    get() = when (this) { is EdrlinkException.Failure -> this.detail }
