@@ -132,7 +132,8 @@ impl ClientOptions {
         match name {
             "service_url" => {
                 let s = string(name, val)?;
-                crate::client::check_service_url(s.trim_end_matches('/'))?;
+                crate::client::check_service_url(s.trim_end_matches('/'))
+                    .map_err(|e| invalid(format!("option service_url: {}", e.detail())))?;
                 self.service_url = Some(s);
             }
             "pinned_keys" => {
@@ -319,6 +320,25 @@ pub const OPTIONS: &[OptionSpec] = &[
     other("pin_extra_ca", "bool", "false", Scope::Transport, "Trust only extra_ca_pem (opt-in pinning)."),
     int("request_timeout_secs", "30", 1, 3_600, Scope::Transport, "Per-request timeout of the built-in transport."),
 ];
+
+/// Checks an integer option of any scope (the native transport's
+/// `request_timeout_secs` included) against the schema's limits, so no
+/// binding range-checks anything itself. Error: `invalid_argument` naming it.
+pub fn check_integer(name: &str, value: u64) -> Result<()> {
+    let s = spec(name)
+        .filter(|s| s.kind == "integer")
+        .ok_or_else(|| invalid(format!("unknown integer option {name}")))?;
+    check_range(s, value)
+}
+
+/// Reads an integer option of any scope from its JSON value, with the
+/// schema's limits (see [`check_integer`]).
+pub fn integer(name: &str, value: &serde_json::Value) -> Result<u64> {
+    let s = spec(name)
+        .filter(|s| s.kind == "integer")
+        .ok_or_else(|| invalid(format!("unknown integer option {name}")))?;
+    number(s, value)
+}
 
 /// The spec of option `name`.
 pub fn spec(name: &str) -> Option<&'static OptionSpec> {

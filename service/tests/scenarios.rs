@@ -320,10 +320,7 @@ impl Run<'_> {
                     .ok_or("public_key_from_seed: no seed")?;
                 (|| {
                     let seed = zeroize::Zeroizing::new(encoding::b64url_decode(seed)?);
-                    let seed: [u8; 32] = seed.as_slice().try_into().map_err(|_| {
-                        Error::new(ErrorCode::InvalidArgument, "seed must be 32 bytes")
-                    })?;
-                    let k = SigningKey::from_seed(&seed)?;
+                    let k = SigningKey::from_seed_slice(&seed)?;
                     Ok(json!({"public_key": encoding::b64url(&k.verifying_key().0)}))
                 })()
                 .map_err(|e: Error| e.info())

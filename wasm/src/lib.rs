@@ -249,17 +249,11 @@ impl SigningKey {
     }
 
     /// A key from a 32-byte seed. Throws `invalid_argument` for any other
-    /// length (the code every binding reports for a seed it cannot use).
+    /// length (the core's code, `SigningKey::from_seed_slice`).
     #[wasm_bindgen(js_name = fromSeed)]
     pub fn from_seed(seed: &[u8]) -> Result<SigningKey, JsValue> {
-        let seed: &[u8; 32] = seed.try_into().map_err(|_| {
-            err(
-                ErrorCode::InvalidArgument,
-                "Ed25519 private key seed must be 32 bytes",
-            )
-        })?;
         Ok(SigningKey {
-            inner: keys::SigningKey::from_seed(seed).js()?,
+            inner: keys::SigningKey::from_seed_slice(seed).js()?,
         })
     }
 

@@ -252,7 +252,7 @@ impl NativeOptions {
     /// remains is the core's `ClientOptions` JSON). Type and range errors are
     /// `invalid_argument` naming the option; ranges come from the core schema.
     fn take_from(obj: &mut serde_json::Map<String, serde_json::Value>) -> FfiResult<Self> {
-        use edrlink_core::options::{spec, Scope, OPTIONS};
+        use edrlink_core::options::{Scope, OPTIONS};
         let invalid = |m: String| FfiError::new(EDRLINK_INVALID_ARGUMENT, m);
         let mut n = NativeOptions::default();
         for s in OPTIONS
@@ -287,17 +287,9 @@ impl NativeOptions {
                 "extra_ca_pem" => n.extra_ca_pem = Some(text()?),
                 "pin_extra_ca" => n.pin_extra_ca = flag()?,
                 "request_timeout_secs" => {
-                    let sp = spec("request_timeout_secs")
-                        .ok_or_else(|| invalid("unknown option request_timeout_secs".into()))?;
-                    let (min, max) = (sp.min.unwrap_or(0), sp.max.unwrap_or(u64::MAX));
-                    match v.as_u64() {
-                        Some(x) if (min..=max).contains(&x) => n.request_timeout_secs = Some(x),
-                        _ => {
-                            return Err(invalid(format!(
-                                "option request_timeout_secs must be between {min} and {max}"
-                            )))
-                        }
-                    }
+                    // The core judges the value against its schema.
+                    n.request_timeout_secs =
+                        Some(edrlink_core::options::integer("request_timeout_secs", &v)?);
                 }
                 other => {
                     return Err(invalid(format!(

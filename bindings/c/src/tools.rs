@@ -7,31 +7,22 @@ use crate::{
     FfiError, FfiResult,
 };
 use edrlink_core::keys::{Keyset, SigningKey, VerifyingKey};
-use edrlink_core::{downlevel, dsse, eicar, token, Error as CoreError, ErrorCode};
+use edrlink_core::{downlevel, dsse, eicar, token};
 use std::ffi::c_char;
 use zeroize::Zeroizing;
 
 /// Length of an Ed25519 private key seed and of a public key, in bytes.
 pub const EDRLINK_KEY_LEN: usize = 32;
 
-/// Builds the signing key from a caller seed. The core takes exactly 32
-/// bytes (`SigningKey::from_seed(&[u8; 32])`); a seed of another length is
-/// `invalid_argument`, the code the shared scenarios
-/// (`tests/scenarios/25-public-key-from-seed.json`) and the other bindings
-/// give it. (A public key of the wrong length is the core's `malformed`.)
+/// Builds the signing key from a caller seed; the core judges its length
+/// (`SigningKey::from_seed_slice`: `invalid_argument` unless 32 bytes).
 fn seed_key(seed: *const u8, seed_len: usize) -> FfiResult<SigningKey> {
     // SAFETY: caller contract (readable for seed_len bytes, or NULL).
     let bytes = unsafe { arg_bytes(seed, seed_len, "seed") }?;
     if seed.is_null() {
         return Err(FfiError::null("seed"));
     }
-    let arr: Zeroizing<[u8; 32]> = Zeroizing::new(bytes.try_into().map_err(|_| {
-        CoreError::new(
-            ErrorCode::InvalidArgument,
-            "Ed25519 private key seed must be 32 bytes",
-        )
-    })?);
-    Ok(SigningKey::from_seed(&arr)?)
+    Ok(SigningKey::from_seed_slice(bytes)?)
 }
 
 /// The public key argument, checked by the core (`malformed` unless 32 bytes).

@@ -147,15 +147,8 @@ impl Default for NativeTransportOptions {
 }
 
 fn native(opts: NativeTransportOptions) -> Result<HttpTransport> {
-    // The limits come from the core's schema row, not from this binding.
-    if let Some(spec) = options::spec("request_timeout_secs") {
-        let (min, max) = (spec.min.unwrap_or(0), spec.max.unwrap_or(u64::MAX));
-        if !(min..=max).contains(&opts.request_timeout_secs) {
-            return Err(invalid(format!(
-                "option request_timeout_secs must be between {min} and {max}"
-            )));
-        }
-    }
+    // The core judges the value against its schema.
+    options::check_integer("request_timeout_secs", opts.request_timeout_secs)?;
     let timeout = Duration::from_secs(opts.request_timeout_secs);
     let mut o = HttpOptions {
         connect_timeout: timeout.min(HttpOptions::default().connect_timeout),
