@@ -340,6 +340,19 @@ pub fn integer(name: &str, value: &serde_json::Value) -> Result<u64> {
     number(s, value)
 }
 
+/// A proxy URL with its password hidden, for logs, errors and option reports
+/// (always built: hosts report the `proxy` option without the native transport).
+pub fn redact_proxy(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let userinfo = &url[s + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// The spec of option `name`.
 pub fn spec(name: &str) -> Option<&'static OptionSpec> {
     OPTIONS.iter().find(|s| s.name == name)

@@ -82,17 +82,7 @@ impl core::fmt::Debug for HttpOptions {
     }
 }
 
-/// A proxy URL with its password hidden (for logs and errors).
-pub fn redact_proxy(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let userinfo = &url[s + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..s + 3], &url[at..])
-        }
-        _ => url.to_owned(),
-    }
-}
+pub use crate::options::redact_proxy;
 
 impl Default for HttpOptions {
     fn default() -> Self {

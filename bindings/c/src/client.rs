@@ -316,7 +316,7 @@ impl NativeOptions {
             json!(self
                 .proxy
                 .as_deref()
-                .map(edrlink_core::transport::redact_proxy)),
+                .map(edrlink_core::options::redact_proxy)),
         );
         out.insert("no_proxy".into(), json!(self.no_proxy));
         out.insert("extra_ca_pem".into(), json!(self.extra_ca_pem));
