@@ -49,7 +49,7 @@ trap stop_service EXIT
 start_service "$WORK/service" >&2
 mkdir -p "$WORK/run"
 set +e
-(cd "$WORK/run" && EDRLINK_VECTORS_DIR="$ROOT/tests/vectors" java -cp "$WORK/tests.jar:$JAR:$JNA_JAR:$KLIB/kotlin-stdlib.jar" \
+(cd "$WORK/run" && EDRLINK_VECTORS_DIR="$ROOT/tests/vectors" EDRLINK_ROOT="$ROOT" java -cp "$WORK/tests.jar:$JAR:$JNA_JAR:$KLIB/kotlin-stdlib.jar" \
   edrlinktest.EdrlinkTestsKt) >"$WORK/suite.out" 2>&1
 rc=$?
 set -e
