@@ -115,8 +115,8 @@ package() {
   subst() { sed -e "s|@VERSION@|$VERSION|g" -e "s|@TRIPLE@|$t|g" -e "s|@NATIVE_LIBS@|$native|g" \
                 -e "s|@NATIVE_LIBS_CMAKE@|$native_cmake|g" -e "s|@STATIC_LIB@|libedrlink.a|g" \
                 -e "s|@SHARED_LIB@|$shared_rel|g" -e "s|@IMPORT_LIB@|$implib|g" "$1"; }
-  subst scripts/dist/edrlink.pc.in >"$dir/lib/pkgconfig/edrlink.pc"
-  subst scripts/dist/edrlinkConfig.cmake.in >"$dir/lib/cmake/edrlink/edrlinkConfig.cmake"
+  subst bindings/c/pkg/edrlink.pc.in >"$dir/lib/pkgconfig/edrlink.pc"
+  subst bindings/c/pkg/edrlinkConfig.cmake.in >"$dir/lib/cmake/edrlink/edrlinkConfig.cmake"
   sed -e "s|@VERSION@|$VERSION|g" bindings/c/pkg/edrlinkConfigVersion.cmake.in >"$dir/lib/cmake/edrlink/edrlinkConfigVersion.cmake"
   cp LICENSE "$dir/LICENSE"
   archive_readme "$t" "$shared_rel" "$implib" "$native" >"$dir/README.md"

@@ -22,8 +22,12 @@ install -d "$PREFIX/include" "$PREFIX/lib/pkgconfig" "$PREFIX/lib/cmake/edrlink"
 install -m 0644 "$ROOT/include/edrlink.h" "$PREFIX/include/edrlink.h"
 install -m 0644 "$TARGET/release/libedrlink.a" "$PREFIX/lib/libedrlink.a"
 install -m 0755 "$TARGET/release/libedrlink.so" "$PREFIX/lib/libedrlink.so"
-subst() { sed -e "s|@PREFIX@|$PREFIX|g" -e "s|@VERSION@|$VERSION|g" -e "s|@NATIVE_LIBS@|$NATIVE_LIBS|g" \
-              -e "s|@NATIVE_LIBS_CMAKE@|$NATIVE_LIBS_CMAKE|g" "$1" >"$2"; }
+# The same relocatable templates as the release archives (scripts/dist.sh): paths are
+# relative to the installed files, so the prefix can be moved after installing.
+TRIPLE="$(rustc -vV | sed -n 's/^host: //p')"
+subst() { sed -e "s|@VERSION@|$VERSION|g" -e "s|@TRIPLE@|$TRIPLE|g" -e "s|@NATIVE_LIBS@|$NATIVE_LIBS|g" \
+              -e "s|@NATIVE_LIBS_CMAKE@|$NATIVE_LIBS_CMAKE|g" -e "s|@STATIC_LIB@|libedrlink.a|g" \
+              -e "s|@SHARED_LIB@|lib/libedrlink.so|g" -e "s|@IMPORT_LIB@||g" "$1" >"$2"; }
 subst "$HERE/pkg/edrlink.pc.in" "$PREFIX/lib/pkgconfig/edrlink.pc"
 subst "$HERE/pkg/edrlinkConfig.cmake.in" "$PREFIX/lib/cmake/edrlink/edrlinkConfig.cmake"
 subst "$HERE/pkg/edrlinkConfigVersion.cmake.in" "$PREFIX/lib/cmake/edrlink/edrlinkConfigVersion.cmake"
