@@ -80,7 +80,8 @@ log "wasm-bindgen $WASM_BINDGEN_VERSION (from $WBG_SOURCE), cbindgen $CBINDGEN_V
 
 # ---------------------------------------------------------------- 1. Debian packages
 APT_PKGS=(rustc-web cargo-web rust-web-src rust-web-llvm lld-22 clang chromium chromium-driver
-          libjna-java libcmocka-dev cmake valgrind pkg-config build-essential gdb git ca-certificates)
+          libjna-java libcmocka-dev cmake valgrind pkg-config build-essential gdb git ca-certificates
+          libssl-dev)   # libssl-dev: the C suite's and examples/c's OpenSSL host signers (-lcrypto)
 command -v java    >/dev/null || APT_PKGS+=(default-jdk-headless)
 command -v python3 >/dev/null || APT_PKGS+=(python3 python3-pip)
 APT_PKGS+=(python3-venv)   # tools/schemathesis-venv
@@ -247,6 +248,7 @@ lld                   $(v ld.lld-22 --version)
 cmake                 $(v cmake --version)
 valgrind              $(v valgrind --version)
 cmocka                $(v pkg-config --modversion cmocka)
+openssl (libcrypto)   $(v pkg-config --modversion libcrypto)
 forward proxy         $proxy_bin
 python3               $(v python3 --version)
 ===========================================================

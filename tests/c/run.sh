@@ -9,7 +9,8 @@
 # the service runs with EDRLINK_TEST_FAULTS=1) linked against the shared
 # library, under valgrind and with AddressSanitizer, builds the example against an
 # installed prefix (plain Makefile, pkg-config and CMake consumers) and runs
-# it. Ends with "N passed, N failed".
+# it, and builds and runs the host-signer example (OpenSSL; the suite links
+# -lcrypto for its EVP host signers). Ends with "N passed, N failed".
 #
 # Env: CARGO_TARGET_DIR (default target/c), SKIP_VALGRIND=1, SKIP_ASAN=1, KEEP_TMP=1,
 # EDRLINK_SCENARIOS_DIR (default tests/scenarios).
@@ -102,12 +103,13 @@ export EDRLINK_TEST_OPTIONS_SCHEMA="$ROOT/tests/options-schema.json"
 export EDRLINK_SCENARIOS_DIR="${EDRLINK_SCENARIOS_DIR:-$ROOT/tests/scenarios}"
 
 # ---------------------------------------------------------------- suite
-SRCS=("$HERE/test_main.c" "$HERE/test_stateless.c" "$HERE/test_client.c" "$HERE/minijson.c" "$HERE/http_socket.c")
+SRCS=("$HERE/test_main.c" "$HERE/test_stateless.c" "$HERE/test_client.c" "$HERE/test_hostkeys.c" "$HERE/ossl_keys.c"
+      "$HERE/minijson.c" "$HERE/http_socket.c")
 CFLAGS=(-std=c11 -Wall -Wextra -Werror -g -O1 -I"$ROOT/include" -I"$HERE")
 NATIVE_LIBS=(-lpthread -ldl -lm -lrt -lutil)
 
 log "building the suite against libedrlink.so"
-"$CC" "${CFLAGS[@]}" "${SRCS[@]}" -L"$LIBDIR" -Wl,-rpath,"$LIBDIR" -ledrlink -lpthread -o "$TMP/suite"
+"$CC" "${CFLAGS[@]}" "${SRCS[@]}" -L"$LIBDIR" -Wl,-rpath,"$LIBDIR" -ledrlink -lcrypto -lpthread -o "$TMP/suite"
 
 run_suite() {  # name, log, command...
   local name="$1" out="$2"; shift 2
@@ -165,7 +167,7 @@ fi
 
 if [ "${SKIP_ASAN:-0}" != 1 ]; then
   log "run 3: suite with AddressSanitizer, static libedrlink.a"
-  "$CC" "${CFLAGS[@]}" -fsanitize=address -fno-omit-frame-pointer "${SRCS[@]}" "$LIBDIR/libedrlink.a" "${NATIVE_LIBS[@]}" -o "$TMP/suite-asan"
+  "$CC" "${CFLAGS[@]}" -fsanitize=address -fno-omit-frame-pointer "${SRCS[@]}" "$LIBDIR/libedrlink.a" -lcrypto "${NATIVE_LIBS[@]}" -o "$TMP/suite-asan"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 run_suite asan "$TMP/asan.out" "$TMP/suite-asan"
   log "run 3b: scenarios with AddressSanitizer, static libedrlink.a"
   "$CC" "${CFLAGS[@]}" -fsanitize=address -fno-omit-frame-pointer "${SCN_SRCS[@]}" "$LIBDIR/libedrlink.a" "${NATIVE_LIBS[@]}" -o "$TMP/scenarios-asan"
@@ -177,8 +179,8 @@ fi
 # ---------------------------------------------------------------- install + example
 log "installing into $TMP/prefix and building examples/c (Makefile, pkg-config, CMake)"
 NO_BUILD=1 "$ROOT/bindings/c/install.sh" "$TMP/prefix" >/dev/null
-if make -s -C "$ROOT/examples/c" PREFIX="$TMP/prefix" OUT="$TMP/example" >"$TMP/make.log" 2>&1; then
-  step_ok "example builds with its Makefile against the installed prefix"
+if make -s -C "$ROOT/examples/c" PREFIX="$TMP/prefix" OUT="$TMP/example" HOST_OUT="$TMP/host-signer" >"$TMP/make.log" 2>&1; then
+  step_ok "examples (partner_agent, host_signer) build with their Makefile against the installed prefix"
 else
   cat "$TMP/make.log" >&2; step_fail "example Makefile build"
 fi
@@ -221,6 +223,20 @@ if EDRLINK_TOKEN="$TOKEN" EDRLINK_DATA_DIR="$TMP/example-data" "$TMP/example" >"
   step_ok "example enrolled, sent a batch and the EICAR test (alert raised)"
 else
   cat "$TMP/example.out" >&2; step_fail "example run"
+fi
+
+# The host-signer example: an OpenSSL P-256 key edrlink never sees; run twice
+# (enroll, then restart from data_dir with the same host key).
+TOKEN="$(admin -X POST "$URL/admin/tenants/c-example/integrations/acme-av/tokens" -d '{}' |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')"
+if EDRLINK_TOKEN="$TOKEN" EDRLINK_DATA_DIR="$TMP/host-signer-data" "$TMP/host-signer" >"$TMP/host-signer.out" 2>&1 &&
+   EDRLINK_DATA_DIR="$TMP/host-signer-data" "$TMP/host-signer" >>"$TMP/host-signer.out" 2>&1 &&
+   [ "$(grep -c '"healthy":true' "$TMP/host-signer.out")" = 2 ] &&
+   grep -q '"host_key"' "$TMP/host-signer-data/credential.json" && ! grep -q '"key_seed"' "$TMP/host-signer-data/credential.json" &&
+   [ "$(admin "$URL/admin/tenants/c-example/alerts" | grep -o 'EICAR test file' | wc -l)" -ge 3 ]; then
+  step_ok "host_signer example enrolled with a host-held P-256 key, sent twice across a restart (alerts raised)"
+else
+  cat "$TMP/host-signer.out" >&2; step_fail "host_signer example run"
 fi
 
 echo "$PASSED passed, $FAILED failed"

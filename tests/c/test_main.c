@@ -18,7 +18,10 @@ int main(void) {
   const char *key = getenv("EDRLINK_ADMIN_KEY");
   const char *tmp = getenv("EDRLINK_TEST_TMP");
   CHECK(url && key && tmp, "EDRLINK_TEST_URL, EDRLINK_ADMIN_KEY and EDRLINK_TEST_TMP must be set");
-  if (url && key && tmp) run_client_tests(url, key, tmp);
+  if (url && key && tmp) {
+    run_client_tests(url, key, tmp);
+    run_hostkey_tests(url, key, tmp);
+  }
   printf("%d passed, %d failed\n", t_passed, t_failed);
   return t_failed ? 1 : 0;
 }

@@ -63,9 +63,11 @@ static void test_results(void) {
       CHECK(strlen(msg) > 0 && strcmp(msg, "unknown result code"), "message for %u", n);
     }
   }
-  CHECK(named == 40, "%d named codes (36 core + ok + 3 FFI)", named);
+  CHECK(named == 41, "%d named codes (37 core + ok + 3 FFI)", named);
   CHECK(STREQ(edrlink_result_name(308), "credential_expired"), "308 is credential_expired");
   CHECK(EDRLINK_CREDENTIAL_EXPIRED == 308, "EDRLINK_CREDENTIAL_EXPIRED");
+  CHECK(EDRLINK_SIGNER_FAILED == 704 && STREQ(edrlink_result_name(704), "signer_failed") && edrlink_result_http_status(704) == 500,
+        "EDRLINK_SIGNER_FAILED is 704 signer_failed, HTTP 500");
 
   SECTION("error objects");
   CHECK(edrlink_error_code(NULL) == EDRLINK_NULL_POINTER, "code(NULL)");
@@ -484,8 +486,8 @@ static void test_vectors(const char *path) {
   CHECK(ran >= 100, "ran %d vector cases", ran);
   /* tests/vectors/errors.json lists every core code: each one has the same
    * name, number and HTTP status here, and the C table has no core code the
-   * file lacks (40 = ok + the core's codes + 3 C-only ones). */
-  CHECK(error_codes_seen + 4 == 40, "errors.json has %d codes, the C table 36", error_codes_seen);
+   * file lacks (41 = ok + the core's codes + 3 C-only ones). */
+  CHECK(error_codes_seen + 4 == 41, "errors.json has %d codes, the C table 37", error_codes_seen);
 }
 
 void run_stateless_tests(void) {

@@ -6,7 +6,9 @@ use crate::{
     arg_opt_str, arg_str, check_out, edrlink_error, edrlink_result, to_c_string, FfiError,
     FfiResult,
 };
-use edrlink_core::agent::{Agent, AgentConfig, Transport};
+use crate::host::{edrlink_credential_store, edrlink_host_keys, CHostKeys, HostStore};
+use edrlink_core::agent::{Agent, AgentConfig, CredentialStore, FileCredentialStore, Transport};
+use edrlink_core::signer::HostKeys;
 use edrlink_core::client::ClientConfig;
 use edrlink_core::encoding::rfc3339;
 use edrlink_core::handshake::FlowState;
@@ -395,16 +397,34 @@ fn build_client(
     native: NativeOptions,
     host: Option<Box<HostTransport>>,
 ) -> FfiResult<*mut edrlink_client> {
+    build_client_with_host(opts, native, host, None, None)
+}
+
+/// [`build_client`] with an optional host credential store and host keys
+/// (`edrlink_client_new_with_host`). Without a host store the credential
+/// stays in `data_dir/credential.json`, as with `edrlink_client_new`.
+fn build_client_with_host(
+    opts: ClientConfig,
+    native: NativeOptions,
+    host: Option<Box<HostTransport>>,
+    store: Option<Box<dyn CredentialStore>>,
+    keys: Option<Arc<dyn HostKeys>>,
+) -> FfiResult<*mut edrlink_client> {
     opts.validate()?;
     let effective = report_options(&opts, &native);
     let op_timeout = Duration::from_secs(opts.op_timeout_secs);
+    let store: Option<Box<dyn CredentialStore>> = match (store, &native.data_dir) {
+        (Some(s), _) => Some(s),
+        (None, Some(dir)) => Some(Box::new(FileCredentialStore::new(dir)?)),
+        (None, None) => None,
+    };
     let acfg = AgentConfig {
         client: opts,
         data_dir: native.data_dir.clone(),
     };
     let mut agent = match host {
-        Some(h) => Agent::new(acfg, *h)?,
-        None => Agent::new(acfg, configured_transport(&native)?)?,
+        Some(h) => Agent::with_host(acfg, *h, store, keys)?,
+        None => Agent::with_host(acfg, configured_transport(&native)?, store, keys)?,
     };
     agent.set_op_timeout(op_timeout);
     Ok(Box::into_raw(Box::new(edrlink_client { agent, effective })))
@@ -561,6 +581,70 @@ pub unsafe extern "C" fn edrlink_client_new_json(
         };
         let cfg = ClientConfig::from_json(&v.to_string())?;
         let c = build_client(cfg, native, host)?;
+        // SAFETY: checked non-NULL.
+        unsafe { *out_client = c };
+        Ok(())
+    })
+}
+
+/// Creates a client whose credential and device key stay with the host:
+/// `edrlink_client_new_json` plus an optional host credential store and
+/// optional host keys (each NULL: the default — `data_dir/credential.json`,
+/// and a device key the SDK generates and keeps in the credential).
+///
+/// - `store`: the credential JSON goes through its callbacks (a platform
+///   keystore); the event spool still lives in `data_dir` when one is given.
+///   A stored credential is loaded now, so `load` runs during this call.
+/// - `keys`: enrollment and every rotation call `create_key`; the SDK signs
+///   through `sign` and never sees a private key; the credential holds
+///   `host_key` (handle and public key) instead of `key_seed`. A stored
+///   credential with `host_key` needs `keys` (`EDRLINK_INVALID_STATE`
+///   otherwise). A slow `sign` is bounded by the option
+///   `signer_timeout_secs` (default 10).
+///
+/// Every struct is copied. The client owns each non-NULL struct's userdata
+/// from then on (`free_userdata` runs once at `edrlink_client_free`), also
+/// when this call fails (then it runs before the call returns).
+///
+/// Errors: as `edrlink_client_new_json`, plus `EDRLINK_INVALID_ARGUMENT` for
+/// a NULL callback in `transport`, `store` or `keys`, `EDRLINK_STORAGE` when
+/// `load` fails, `EDRLINK_INVALID_STATE` for a `host_key` credential
+/// without `keys`.
+///
+/// # Safety
+/// `options_json` NULL or NUL-terminated; `transport`, `store`, `keys` NULL
+/// or valid; out-pointers NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn edrlink_client_new_with_host(
+    options_json: *const c_char,
+    transport: *const edrlink_transport,
+    store: *const edrlink_credential_store,
+    keys: *const edrlink_host_keys,
+    out_client: *mut *mut edrlink_client,
+    err: *mut *mut edrlink_error,
+) -> edrlink_result {
+    ffi_boundary!(err; {
+        // Take every host struct before anything can fail, so each userdata
+        // is released on every failure path (the taken ones drop on return).
+        // SAFETY: caller contract.
+        let host = unsafe { transport.as_ref() }.map(HostTransport::new);
+        // SAFETY: caller contract.
+        let store = unsafe { store.as_ref() }.map(HostStore::new);
+        // SAFETY: caller contract.
+        let keys = unsafe { keys.as_ref() }.map(CHostKeys::new);
+        let host = host.transpose()?.map(Box::new);
+        let store = store.transpose()?.map(|s| Box::new(s) as Box<dyn CredentialStore>);
+        let keys = keys.transpose()?.map(|k| Arc::new(k) as Arc<dyn HostKeys>);
+        check_out(out_client, "out_client")?;
+        // SAFETY: caller contract.
+        let text = unsafe { arg_str(options_json, "options_json") }?;
+        let mut v: serde_json::Value = edrlink_core::encoding::parse_json(text.as_bytes(), 1 << 20, "options")?;
+        let native = match v.as_object_mut() {
+            Some(obj) => NativeOptions::take_from(obj)?,
+            None => NativeOptions::default(),
+        };
+        let cfg = ClientConfig::from_json(&v.to_string())?;
+        let c = build_client_with_host(cfg, native, host, store, keys)?;
         // SAFETY: checked non-NULL.
         unsafe { *out_client = c };
         Ok(())

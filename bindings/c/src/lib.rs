@@ -61,11 +61,13 @@ macro_rules! ffi_boundary {
 
 mod client;
 mod hooks;
+mod host;
 mod tools;
 mod transport;
 
 pub use client::*;
 pub use hooks::*;
+pub use host::*;
 pub use tools::*;
 pub use transport::*;
 
@@ -146,6 +148,10 @@ pub enum edrlink_result {
     EDRLINK_STORAGE = 702,
     /// The call is not valid in the current state (e.g. handshake before enroll).
     EDRLINK_INVALID_STATE = 703,
+    /// The host signer (`edrlink_host_keys`) failed, returned a signature
+    /// that does not verify or has the wrong length, or took longer than
+    /// `signer_timeout_secs`; queued events are kept.
+    EDRLINK_SIGNER_FAILED = 704,
     /// A bug: a panic was caught at the C boundary, or an invariant broke.
     EDRLINK_INTERNAL = 799,
     /// C API only: a required pointer argument was NULL.
@@ -196,6 +202,7 @@ const ALL_RESULTS: &[edrlink_result] = &[
     EDRLINK_SERVICE_UNAVAILABLE,
     EDRLINK_STORAGE,
     EDRLINK_INVALID_STATE,
+    EDRLINK_SIGNER_FAILED,
     EDRLINK_INTERNAL,
     EDRLINK_NULL_POINTER,
     EDRLINK_INVALID_UTF8,
@@ -256,6 +263,7 @@ impl edrlink_result {
             EDRLINK_SERVICE_UNAVAILABLE => c"service_unavailable",
             EDRLINK_STORAGE => c"storage",
             EDRLINK_INVALID_STATE => c"invalid_state",
+            EDRLINK_SIGNER_FAILED => c"signer_failed",
             EDRLINK_INTERNAL => c"internal",
             EDRLINK_NULL_POINTER => c"null_pointer",
             EDRLINK_INVALID_UTF8 => c"invalid_utf8",
@@ -320,6 +328,7 @@ impl edrlink_result {
             EDRLINK_SERVICE_UNAVAILABLE => c"the service is unavailable",
             EDRLINK_STORAGE => c"local storage failed",
             EDRLINK_INVALID_STATE => c"the call is not valid in the current state",
+            EDRLINK_SIGNER_FAILED => c"the host signer failed",
             EDRLINK_INTERNAL => c"internal error",
             EDRLINK_NULL_POINTER => c"a required pointer argument was NULL",
             EDRLINK_INVALID_UTF8 => c"a string argument is not valid UTF-8",
