@@ -514,3 +514,131 @@ impl HostKeys for CHostKeys {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// What the test store's `load` does, picked by the userdata.
+    struct Script {
+        rc: c_int,
+        /// What `load` reports in `*out_len` (None: leaves it unset).
+        len: Option<usize>,
+        body: &'static [u8],
+        calls: AtomicUsize,
+        freed: AtomicUsize,
+    }
+
+    unsafe extern "C" fn load(ud: *mut c_void, buf: *mut u8, cap: usize, out_len: *mut usize) -> c_int {
+        let s = unsafe { &*(ud as *const Script) };
+        s.calls.fetch_add(1, Ordering::SeqCst);
+        if s.rc == EDRLINK_BUFFER_TOO_SMALL as c_int && cap >= s.body.len() {
+            // the second call: the buffer is large enough now
+            unsafe { std::ptr::copy_nonoverlapping(s.body.as_ptr(), buf, s.body.len()) };
+            unsafe { *out_len = s.body.len() };
+            return 0;
+        }
+        if s.rc == 0 && s.body.len() <= cap {
+            unsafe { std::ptr::copy_nonoverlapping(s.body.as_ptr(), buf, s.body.len()) };
+        }
+        if let Some(l) = s.len {
+            unsafe { *out_len = l };
+        }
+        s.rc
+    }
+    unsafe extern "C" fn save(_: *mut c_void, _: *const c_char, _: usize) -> c_int {
+        9
+    }
+    unsafe extern "C" fn delete(_: *mut c_void) -> c_int {
+        0
+    }
+    unsafe extern "C" fn free_ud(ud: *mut c_void) {
+        let s = unsafe { &*(ud as *const Script) };
+        s.freed.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn script(rc: c_int, len: Option<usize>, body: &'static [u8]) -> Script {
+        Script {
+            rc,
+            len,
+            body,
+            calls: AtomicUsize::new(0),
+            freed: AtomicUsize::new(0),
+        }
+    }
+
+    fn store(s: &Script) -> HostStore {
+        HostStore::new(&edrlink_credential_store {
+            userdata: s as *const Script as *mut c_void,
+            load: Some(load),
+            save: Some(save),
+            delete_credential: Some(delete),
+            free_userdata: Some(free_ud),
+        })
+        .unwrap_or_else(|_| panic!("valid store refused"))
+    }
+
+    #[test]
+    fn load_protocol() {
+        let s = script(0, Some(2), b"{}");
+        assert_eq!(store(&s).load().unwrap().as_deref().map(String::as_str), Some("{}"));
+        assert_eq!(s.freed.load(Ordering::SeqCst), 1, "freed once on drop");
+
+        let s = script(EDRLINK_STORE_NONE, None, b"");
+        assert!(store(&s).load().unwrap().is_none());
+
+        // too small: asked again with the reported size
+        let big: &'static [u8] = Box::leak(format!("{{\"a\":\"{}\"}}", "x".repeat(5000)).into_bytes().into_boxed_slice());
+        let s = script(EDRLINK_BUFFER_TOO_SMALL as c_int, Some(big.len()), big);
+        assert_eq!(store(&s).load().unwrap().unwrap().len(), big.len());
+        assert_eq!(s.calls.load(Ordering::SeqCst), 2);
+
+        // a host error, an unset or oversized length, an absurd request: storage, with the code
+        for (rc, len) in [
+            (77, None),
+            (0, None),
+            (0, Some(0)),
+            (0, Some(EDRLINK_STORE_INITIAL_CAPACITY + 1)),
+            (EDRLINK_BUFFER_TOO_SMALL as c_int, Some(EDRLINK_STORE_MAX_CREDENTIAL + 1)),
+            (EDRLINK_BUFFER_TOO_SMALL as c_int, Some(10)),
+        ] {
+            let s = script(rc, len, b"{}");
+            let e = store(&s).load().unwrap_err();
+            assert_eq!(e.code(), ErrorCode::Storage, "{rc} {len:?}");
+            if rc == 77 {
+                assert!(e.message().contains("77"), "{}", e.message());
+            }
+        }
+        // not UTF-8
+        let s = script(0, Some(2), b"\xff\xfe");
+        assert_eq!(store(&s).load().unwrap_err().code(), ErrorCode::Storage);
+        // save failure carries the code
+        let s = script(0, Some(2), b"{}");
+        let e = store(&s).save("{}").unwrap_err();
+        assert!(e.code() == ErrorCode::Storage && e.message().contains('9'));
+    }
+
+    #[test]
+    fn null_callbacks_are_refused_and_userdata_released() {
+        let s = script(0, None, b"");
+        let r = HostStore::new(&edrlink_credential_store {
+            userdata: &s as *const Script as *mut c_void,
+            load: Some(load),
+            save: None,
+            delete_credential: Some(delete),
+            free_userdata: Some(free_ud),
+        });
+        assert_eq!(r.err().map(|e| e.code), Some(EDRLINK_INVALID_ARGUMENT));
+        assert_eq!(s.freed.load(Ordering::SeqCst), 1);
+        let r = CHostKeys::new(&edrlink_host_keys {
+            userdata: &s as *const Script as *mut c_void,
+            create_key: None,
+            sign: None,
+            delete_key: None,
+            free_userdata: Some(free_ud),
+        });
+        assert_eq!(r.err().map(|e| e.code), Some(EDRLINK_INVALID_ARGUMENT));
+        assert_eq!(s.freed.load(Ordering::SeqCst), 2);
+    }
+}
