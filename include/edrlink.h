@@ -52,6 +52,42 @@
 #define EDRLINK_LOG_TRACE 5
 
 /**
+ * Return value of a store's `load` callback: no credential is stored (the
+ * client starts not enrolled).
+ */
+#define EDRLINK_STORE_NONE 1
+
+/**
+ * Size of the buffer `load` first receives. A larger credential is asked
+ * for again with the size `load` reports (`EDRLINK_BUFFER_TOO_SMALL`).
+ */
+#define EDRLINK_STORE_INITIAL_CAPACITY 4096
+
+/**
+ * The largest credential `load` may report (bytes): the core's limit for a
+ * credential document.
+ */
+#define EDRLINK_STORE_MAX_CREDENTIAL (1 << 20)
+
+/**
+ * Capacity of the handle buffer `create_key` fills: a handle is the host's
+ * own name for the key, 1..256 bytes of UTF-8 (not secret).
+ */
+#define EDRLINK_HOST_KEY_HANDLE_MAX 256
+
+/**
+ * Capacity of the public-key buffer `create_key` fills: 32 bytes (Ed25519,
+ * raw) or 65 bytes (ECDSA P-256, uncompressed SEC1 point `04‖x‖y`).
+ */
+#define EDRLINK_HOST_PUBLIC_KEY_MAX 65
+
+/**
+ * Capacity of the signature buffer `sign` fills: Ed25519 64 bytes; ECDSA
+ * P-256 either DER (X9.62, at most 72 bytes) or raw `r‖s` (64 bytes).
+ */
+#define EDRLINK_HOST_SIGNATURE_MAX 72
+
+/**
  * Length of an Ed25519 private key seed and of a public key, in bytes.
  */
 #define EDRLINK_KEY_LEN 32
@@ -214,6 +250,12 @@ enum edrlink_result
    * The call is not valid in the current state (e.g. handshake before enroll).
    */
   EDRLINK_INVALID_STATE = 703,
+  /**
+   * The host signer (`edrlink_host_keys`) failed, returned a signature
+   * that does not verify or has the wrong length, or took longer than
+   * `signer_timeout_secs`; queued events are kept.
+   */
+  EDRLINK_SIGNER_FAILED = 704,
   /**
    * A bug: a panic was caught at the C boundary, or an invariant broke.
    */
@@ -544,6 +586,158 @@ typedef struct {
 } edrlink_transport;
 
 /**
+ * Reads the stored credential JSON into the library's buffer `buf` of
+ * `buf_cap` bytes.
+ *
+ * Return `0` with `*out_len` set to the JSON's length (1..`buf_cap` bytes,
+ * no NUL needed); `EDRLINK_STORE_NONE` when nothing is stored;
+ * `EDRLINK_BUFFER_TOO_SMALL` (902) with `*out_len` set to the size needed,
+ * and the library calls again with a buffer that large (at most
+ * `EDRLINK_STORE_MAX_CREDENTIAL`); any other value is a failure
+ * (`EDRLINK_STORAGE`, the value in the detail).
+ */
+typedef int (*edrlink_store_load_fn)(void *userdata, uint8_t *buf, size_t buf_cap, size_t *out_len);
+
+/**
+ * Replaces the stored credential with `json` (`json_len` bytes; also
+ * NUL-terminated at `json[json_len]`). Keep the old one until the new one
+ * is safe (atomic replace). Return 0, or non-zero on failure
+ * (`EDRLINK_STORAGE`, the value in the detail).
+ */
+typedef int (*edrlink_store_save_fn)(void *userdata, const char *json, size_t json_len);
+
+/**
+ * Deletes the stored credential (offboarding). Deleting when nothing is
+ * stored succeeds. Return 0, or non-zero on failure (`EDRLINK_STORAGE`).
+ */
+typedef int (*edrlink_store_delete_fn)(void *userdata);
+
+/**
+ * Releases a host struct's userdata.
+ */
+typedef void (*edrlink_host_free_fn)(void *userdata);
+
+/**
+ * A host credential store, handed to `edrlink_client_new_with_host` (which
+ * copies the struct; NULL there keeps the default `data_dir/credential.json`).
+ * The credential JSON is secret when the SDK holds the device key
+ * (`key_seed`); with `edrlink_host_keys` it holds only the key's handle and
+ * public key (`host_key`).
+ *
+ * Threading: the callbacks run on the thread inside a client call (client
+ * creation, enroll, handshake, flush, rotate, offboard), one at a time per
+ * client. If one userdata serves several clients, the callbacks must be
+ * safe to call concurrently. They must not call functions of the same client.
+ *
+ * Buffers: everything passed to a callback is owned by the library and
+ * valid only during the call; the buffer `load` fills is wiped afterwards.
+ *
+ * Lifetime: as `edrlink_transport`: `userdata` stays valid until the client
+ * is freed; `free_userdata` (optional) is called exactly once then, or when
+ * `edrlink_client_new_with_host` fails after taking the struct.
+ */
+typedef struct {
+  /**
+   * Passed back to the callbacks unchanged.
+   */
+  void *userdata;
+  /**
+   * Required.
+   */
+  edrlink_store_load_fn load;
+  /**
+   * Required.
+   */
+  edrlink_store_save_fn save;
+  /**
+   * Required. (Not named `delete`: the header is also valid C++.)
+   */
+  edrlink_store_delete_fn delete_credential;
+  /**
+   * Optional (NULL: the host manages userdata itself).
+   */
+  edrlink_host_free_fn free_userdata;
+} edrlink_credential_store;
+
+/**
+ * Makes a new device key pair inside the platform (Ed25519 or ECDSA P-256,
+ * the host's choice); called at enrollment and at every rotation. Write
+ * the key's handle (1..`handle_cap` bytes of UTF-8, no NUL needed) to
+ * `handle_out` and its length to `*handle_len`; the public key (32 bytes
+ * Ed25519 raw, or 65 bytes P-256 uncompressed `04‖x‖y`) to
+ * `public_key_out` and its length to `*public_key_len`. The capacities are
+ * `EDRLINK_HOST_KEY_HANDLE_MAX` and `EDRLINK_HOST_PUBLIC_KEY_MAX`.
+ * Return 0, or non-zero on failure (`EDRLINK_SIGNER_FAILED`, the value in
+ * the detail).
+ */
+typedef int (*edrlink_host_create_key_fn)(void *userdata,
+                                          char *handle_out,
+                                          size_t handle_cap,
+                                          size_t *handle_len,
+                                          uint8_t *public_key_out,
+                                          size_t public_key_cap,
+                                          size_t *public_key_len);
+
+/**
+ * Signs `msg` (`msg_len` bytes) with the key named `handle` (`handle_len`
+ * bytes, also NUL-terminated). Ed25519: the 64-byte signature. P-256: ECDSA
+ * over SHA-256 of `msg`, DER (what OpenSSL, PKCS#11 wrappers and
+ * CryptoKit's `derRepresentation` give) or raw `r‖s` (64 bytes). Write it
+ * to `sig_out` (capacity `sig_cap` = `EDRLINK_HOST_SIGNATURE_MAX`) and its
+ * length to `*sig_len`. Return 0, or non-zero on failure. The library
+ * verifies every signature against the key's public key: a failure, a
+ * signature that does not verify and a call that takes longer than the
+ * option `signer_timeout_secs` are `EDRLINK_SIGNER_FAILED`, and no queued
+ * event is dropped.
+ */
+typedef int (*edrlink_host_sign_fn)(void *userdata,
+                                    const char *handle,
+                                    size_t handle_len,
+                                    const uint8_t *msg,
+                                    size_t msg_len,
+                                    uint8_t *sig_out,
+                                    size_t sig_cap,
+                                    size_t *sig_len);
+
+/**
+ * Deletes the key named `handle` (best effort): called for the old key once
+ * a rotation is committed, and after offboarding. Return 0, or non-zero
+ * (logged; the operation still succeeds).
+ */
+typedef int (*edrlink_host_delete_key_fn)(void *userdata, const char *handle, size_t handle_len);
+
+/**
+ * Device keys that never leave the platform, handed to
+ * `edrlink_client_new_with_host` (which copies the struct). With keys set
+ * the SDK never generates or stores a private key: the credential holds
+ * `"host_key":{"handle":…,"jwk":{…}}` instead of `key_seed`.
+ *
+ * Threading, buffers and lifetime: as `edrlink_credential_store`.
+ */
+typedef struct {
+  /**
+   * Passed back to the callbacks unchanged.
+   */
+  void *userdata;
+  /**
+   * Required.
+   */
+  edrlink_host_create_key_fn create_key;
+  /**
+   * Required.
+   */
+  edrlink_host_sign_fn sign;
+  /**
+   * Required.
+   */
+  edrlink_host_delete_key_fn delete_key;
+  /**
+   * Optional (NULL: the host manages userdata itself).
+   */
+  edrlink_host_free_fn free_userdata;
+} edrlink_host_keys;
+
+/**
  * Health snapshot (the scalar part of `edrlink_client_health_json`).
  * Times are Unix seconds, 0 when they never happened.
  */
@@ -867,6 +1061,42 @@ edrlink_result edrlink_client_new_json(const char *options_json,
                                        const edrlink_transport *transport,
                                        edrlink_client **out_client,
                                        edrlink_error **err);
+
+/**
+ * Creates a client whose credential and device key stay with the host:
+ * `edrlink_client_new_json` plus an optional host credential store and
+ * optional host keys (each NULL: the default — `data_dir/credential.json`,
+ * and a device key the SDK generates and keeps in the credential).
+ *
+ * - `store`: the credential JSON goes through its callbacks (a platform
+ *   keystore); the event spool still lives in `data_dir` when one is given.
+ *   A stored credential is loaded now, so `load` runs during this call.
+ * - `keys`: enrollment and every rotation call `create_key`; the SDK signs
+ *   through `sign` and never sees a private key; the credential holds
+ *   `host_key` (handle and public key) instead of `key_seed`. A stored
+ *   credential with `host_key` needs `keys` (`EDRLINK_INVALID_STATE`
+ *   otherwise). A slow `sign` is bounded by the option
+ *   `signer_timeout_secs` (default 10).
+ *
+ * Every struct is copied. The client owns each non-NULL struct's userdata
+ * from then on (`free_userdata` runs once at `edrlink_client_free`), also
+ * when this call fails (then it runs before the call returns).
+ *
+ * Errors: as `edrlink_client_new_json`, plus `EDRLINK_INVALID_ARGUMENT` for
+ * a NULL callback in `transport`, `store` or `keys`, `EDRLINK_STORAGE` when
+ * `load` fails, `EDRLINK_INVALID_STATE` for a `host_key` credential
+ * without `keys`.
+ *
+ * # Safety
+ * `options_json` NULL or NUL-terminated; `transport`, `store`, `keys` NULL
+ * or valid; out-pointers NULL or writable.
+ */
+edrlink_result edrlink_client_new_with_host(const char *options_json,
+                                            const edrlink_transport *transport,
+                                            const edrlink_credential_store *store,
+                                            const edrlink_host_keys *keys,
+                                            edrlink_client **out_client,
+                                            edrlink_error **err);
 
 /**
  * The client's effective options as JSON, every option of the schema by

@@ -842,7 +842,7 @@ static void test_options_schema(void) {
       expect_option_refused(extra, name);
     }
   }
-  CHECK(checked == 20, "%d options apply to C (all 20)", checked);
+  CHECK(checked == 21, "%d options apply to C (all 21)", checked);
   mj_free(eff);
   expect_option_refused("\"no_such_option\":1", "no_such_option");
 

@@ -1,19 +1,19 @@
 //! The client handle: `edrlink_core::agent::Agent` behind a C pointer.
 
 use crate::edrlink_result::*;
+use crate::host::{edrlink_credential_store, edrlink_host_keys, CHostKeys, HostStore};
 use crate::transport::{edrlink_transport, HostTransport};
 use crate::{
     arg_opt_str, arg_str, check_out, edrlink_error, edrlink_result, to_c_string, FfiError,
     FfiResult,
 };
-use crate::host::{edrlink_credential_store, edrlink_host_keys, CHostKeys, HostStore};
 use edrlink_core::agent::{Agent, AgentConfig, CredentialStore, FileCredentialStore, Transport};
-use edrlink_core::signer::HostKeys;
 use edrlink_core::client::ClientConfig;
 use edrlink_core::encoding::rfc3339;
 use edrlink_core::handshake::FlowState;
 use edrlink_core::health::HealthReport;
 use edrlink_core::redeem::DeviceFacts;
+use edrlink_core::signer::HostKeys;
 use edrlink_core::telemetry::{Action, Detection, Event, Severity};
 use std::ffi::c_char;
 use std::sync::Arc;
@@ -363,6 +363,7 @@ fn report_options(o: &ClientConfig, n: &NativeOptions) -> String {
         json!(o.max_batches_per_second),
     );
     m.insert("op_timeout_secs".into(), json!(o.op_timeout_secs));
+    m.insert("signer_timeout_secs".into(), json!(o.signer_timeout_secs));
     n.report(&mut m);
     serde_json::Value::Object(m).to_string()
 }

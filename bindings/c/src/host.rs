@@ -338,7 +338,9 @@ impl CredentialStore for HostStore {
                 if rc == 0 {
                     Ok(())
                 } else {
-                    Err(storage(format!("host credential store save failed (rc {rc})")))
+                    Err(storage(format!(
+                        "host credential store save failed (rc {rc})"
+                    )))
                 }
             })
     }
@@ -463,7 +465,8 @@ impl HostKeys for CHostKeys {
                         e.message()
                     ))
                 })?;
-                Ok(HostKey { handle, public_key })
+                // The core judges the handle (length, control characters).
+                HostKey::new(handle, public_key)
             })
     }
 
@@ -530,11 +533,17 @@ mod tests {
         freed: AtomicUsize,
     }
 
-    unsafe extern "C" fn load(ud: *mut c_void, buf: *mut u8, cap: usize, out_len: *mut usize) -> c_int {
+    unsafe extern "C" fn load(
+        ud: *mut c_void,
+        buf: *mut u8,
+        cap: usize,
+        out_len: *mut usize,
+    ) -> c_int {
         let s = unsafe { &*(ud as *const Script) };
-        s.calls.fetch_add(1, Ordering::SeqCst);
-        if s.rc == EDRLINK_BUFFER_TOO_SMALL as c_int && cap >= s.body.len() {
-            // the second call: the buffer is large enough now
+        let call = s.calls.fetch_add(1, Ordering::SeqCst);
+        if s.rc == EDRLINK_BUFFER_TOO_SMALL as c_int && call > 0 && s.len.is_some_and(|l| l <= cap)
+        {
+            // asked again with the size reported: the buffer is large enough now
             unsafe { std::ptr::copy_nonoverlapping(s.body.as_ptr(), buf, s.body.len()) };
             unsafe { *out_len = s.body.len() };
             return 0;
@@ -582,14 +591,21 @@ mod tests {
     #[test]
     fn load_protocol() {
         let s = script(0, Some(2), b"{}");
-        assert_eq!(store(&s).load().unwrap().as_deref().map(String::as_str), Some("{}"));
+        assert_eq!(
+            store(&s).load().unwrap().as_deref().map(String::as_str),
+            Some("{}")
+        );
         assert_eq!(s.freed.load(Ordering::SeqCst), 1, "freed once on drop");
 
         let s = script(EDRLINK_STORE_NONE, None, b"");
         assert!(store(&s).load().unwrap().is_none());
 
         // too small: asked again with the reported size
-        let big: &'static [u8] = Box::leak(format!("{{\"a\":\"{}\"}}", "x".repeat(5000)).into_bytes().into_boxed_slice());
+        let big: &'static [u8] = Box::leak(
+            format!("{{\"a\":\"{}\"}}", "x".repeat(5000))
+                .into_bytes()
+                .into_boxed_slice(),
+        );
         let s = script(EDRLINK_BUFFER_TOO_SMALL as c_int, Some(big.len()), big);
         assert_eq!(store(&s).load().unwrap().unwrap().len(), big.len());
         assert_eq!(s.calls.load(Ordering::SeqCst), 2);
@@ -600,7 +616,10 @@ mod tests {
             (0, None),
             (0, Some(0)),
             (0, Some(EDRLINK_STORE_INITIAL_CAPACITY + 1)),
-            (EDRLINK_BUFFER_TOO_SMALL as c_int, Some(EDRLINK_STORE_MAX_CREDENTIAL + 1)),
+            (
+                EDRLINK_BUFFER_TOO_SMALL as c_int,
+                Some(EDRLINK_STORE_MAX_CREDENTIAL + 1),
+            ),
             (EDRLINK_BUFFER_TOO_SMALL as c_int, Some(10)),
         ] {
             let s = script(rc, len, b"{}");
@@ -617,6 +636,157 @@ mod tests {
         let s = script(0, Some(2), b"{}");
         let e = store(&s).save("{}").unwrap_err();
         assert!(e.code() == ErrorCode::Storage && e.message().contains('9'));
+    }
+
+    /// A host key whose callbacks misbehave as `Keys` says.
+    struct Keys {
+        handle: &'static [u8],
+        handle_len: Option<usize>,
+        public: Vec<u8>,
+        rc: c_int,
+        sig_len: Option<usize>,
+    }
+
+    unsafe extern "C" fn k_create(
+        ud: *mut c_void,
+        h: *mut c_char,
+        h_cap: usize,
+        h_len: *mut usize,
+        p: *mut u8,
+        p_cap: usize,
+        p_len: *mut usize,
+    ) -> c_int {
+        let k = unsafe { &*(ud as *const Keys) };
+        assert_eq!(
+            (h_cap, p_cap),
+            (EDRLINK_HOST_KEY_HANDLE_MAX, EDRLINK_HOST_PUBLIC_KEY_MAX)
+        );
+        unsafe {
+            std::ptr::copy_nonoverlapping(k.handle.as_ptr(), h.cast(), k.handle.len().min(h_cap));
+            std::ptr::copy_nonoverlapping(k.public.as_ptr(), p, k.public.len().min(p_cap));
+            if let Some(l) = k.handle_len {
+                *h_len = l;
+            }
+            *p_len = k.public.len();
+        }
+        k.rc
+    }
+    unsafe extern "C" fn k_sign(
+        ud: *mut c_void,
+        h: *const c_char,
+        h_len: usize,
+        _: *const u8,
+        _: usize,
+        _: *mut u8,
+        cap: usize,
+        sig_len: *mut usize,
+    ) -> c_int {
+        let k = unsafe { &*(ud as *const Keys) };
+        // the handle arrives NUL-terminated
+        assert_eq!(unsafe { *h.add(h_len) }, 0);
+        assert_eq!(cap, EDRLINK_HOST_SIGNATURE_MAX);
+        if let Some(l) = k.sig_len {
+            unsafe { *sig_len = l };
+        }
+        k.rc
+    }
+    unsafe extern "C" fn k_delete(ud: *mut c_void, _: *const c_char, _: usize) -> c_int {
+        unsafe { &*(ud as *const Keys) }.rc
+    }
+
+    fn keys(k: &Keys) -> CHostKeys {
+        CHostKeys::new(&edrlink_host_keys {
+            userdata: k as *const Keys as *mut c_void,
+            create_key: Some(k_create),
+            sign: Some(k_sign),
+            delete_key: Some(k_delete),
+            free_userdata: None,
+        })
+        .unwrap_or_else(|_| panic!("valid keys refused"))
+    }
+
+    #[test]
+    fn host_key_callbacks() {
+        let ed = edrlink_core::keys::SigningKey::from_seed_slice(&[7; 32]).unwrap();
+        let public = ed.verifying_key().as_bytes().to_vec();
+        let good = Keys {
+            handle: b"tpm-key-1",
+            handle_len: Some(9),
+            public: public.clone(),
+            rc: 0,
+            sig_len: Some(64),
+        };
+        let k = keys(&good);
+        let hk = k.create_key().unwrap();
+        assert_eq!(hk.handle, "tpm-key-1");
+        assert_eq!(hk.public_key.as_bytes(), &public[..]);
+        assert_eq!(k.sign("tpm-key-1", b"m").unwrap().len(), 64);
+        k.delete_key("tpm-key-1").unwrap();
+
+        let signer_failed = |e: CoreError| {
+            assert_eq!(e.code(), ErrorCode::SignerFailed, "{}", e.message());
+            e.message().to_owned()
+        };
+        // the host's code reaches the detail
+        let failing = Keys {
+            rc: 4242,
+            ..Keys {
+                public: public.clone(),
+                ..good
+            }
+        };
+        let k = keys(&failing);
+        assert!(signer_failed(k.create_key().unwrap_err()).contains("4242"));
+        assert!(signer_failed(k.sign("h", b"m").unwrap_err()).contains("4242"));
+        assert!(signer_failed(k.delete_key("h").unwrap_err()).contains("4242"));
+        // lengths unset or past the buffers, a handle that is not UTF-8, a public key of a wrong size
+        for bad in [
+            Keys {
+                handle_len: None,
+                public: public.clone(),
+                ..good
+            },
+            Keys {
+                handle_len: Some(0),
+                public: public.clone(),
+                ..good
+            },
+            Keys {
+                handle_len: Some(EDRLINK_HOST_KEY_HANDLE_MAX + 1),
+                public: public.clone(),
+                ..good
+            },
+            Keys {
+                handle: b"\xff\xfe",
+                handle_len: Some(2),
+                public: public.clone(),
+                ..good
+            },
+            Keys {
+                handle: b"a\nb",
+                handle_len: Some(3),
+                public: public.clone(),
+                ..good
+            },
+            Keys {
+                public: vec![4; 33],
+                ..good
+            },
+            Keys {
+                public: vec![5; 65],
+                ..good
+            },
+        ] {
+            signer_failed(keys(&bad).create_key().unwrap_err());
+        }
+        for sig_len in [None, Some(EDRLINK_HOST_SIGNATURE_MAX + 1)] {
+            let bad = Keys {
+                sig_len,
+                public: public.clone(),
+                ..good
+            };
+            signer_failed(keys(&bad).sign("h", b"m").unwrap_err());
+        }
     }
 
     #[test]
