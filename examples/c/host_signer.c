@@ -98,6 +98,18 @@ static int delete_key(void *ud, const char *handle, size_t handle_len) {
   return unlink(path) == 0 || errno == ENOENT ? 0 : 2;
 }
 
+/* Copies `s` into a JSON string body (quotes, backslashes and control characters escaped). */
+static void json_escape(const char *s, char *out, size_t cap) {
+  size_t o = 0;
+  for (; *s && o + 7 < cap; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if (ch == '"' || ch == '\\') { out[o++] = '\\'; out[o++] = (char)ch; }
+    else if (ch < 0x20) o += (size_t)snprintf(out + o, cap - o, "\\u%04x", ch);
+    else out[o++] = (char)ch;
+  }
+  out[o] = 0;
+}
+
 static int fail(const char *what, edrlink_result rc, edrlink_error *err) {
   fprintf(stderr, "%s failed: %s (%u): %s\n", what, edrlink_result_name(rc), (unsigned)rc,
           err ? edrlink_error_detail(err) : edrlink_result_message(rc));
@@ -116,12 +128,15 @@ int main(int argc, char **argv) {
 
   char host[256] = "unknown";
   gethostname(host, sizeof host - 1);
-  char options[4096];
+  char hn[1600], dd[6200], url[6200], options[16384];
+  json_escape(host, hn, sizeof hn);
+  json_escape(data_dir, dd, sizeof dd);
+  json_escape(service_url ? service_url : "", url, sizeof url);
   snprintf(options, sizeof options,
            "{\"device\":{\"device_id\":\"%s\",\"hostname\":\"%s\",\"os\":\"linux\",\"os_version\":\"6\","
            "\"product\":\"Example AV\",\"product_version\":\"1.0.0\"},"
            "\"data_dir\":\"%s\",\"signer_timeout_secs\":5%s%s%s}",
-           host, host, data_dir, service_url ? ",\"service_url\":\"" : "", service_url ? service_url : "", service_url ? "\"" : "");
+           hn, hn, dd, service_url ? ",\"service_url\":\"" : "", url, service_url ? "\"" : "");
 
   edrlink_host_keys keys = {&ks, create_key, sign, delete_key, NULL};
   edrlink_client *client = NULL;

@@ -105,9 +105,8 @@ static int der_to_raw(const uint8_t *der, size_t der_len, uint8_t out[64]) {
   return ok ? 0 : -1;
 }
 
-static int cb_sign(void *ud, const char *handle, size_t handle_len, const uint8_t *msg, size_t msg_len, uint8_t *sig_out,
-                   size_t sig_cap, size_t *sig_len) {
-  ossl_keys *k = ud;
+static int sign_body(ossl_keys *k, const char *handle, size_t handle_len, const uint8_t *msg, size_t msg_len,
+                     uint8_t *sig_out, size_t sig_cap, size_t *sig_len) {
   pthread_mutex_lock(&k->mu);
   ossl_mode mode = k->mode;
   unsigned slow = k->slow_ms;
@@ -149,6 +148,20 @@ static int cb_sign(void *ud, const char *handle, size_t handle_len, const uint8_
   memcpy(sig_out, buf, n);
   *sig_len = n;
   return 0;
+}
+
+/* Counts overlapping calls: the SDK promises one callback at a time per client. */
+static int cb_sign(void *ud, const char *handle, size_t handle_len, const uint8_t *msg, size_t msg_len, uint8_t *sig_out,
+                   size_t sig_cap, size_t *sig_len) {
+  ossl_keys *k = ud;
+  pthread_mutex_lock(&k->mu);
+  if (k->in_call++ > 0) k->overlaps++;
+  pthread_mutex_unlock(&k->mu);
+  int rc = sign_body(k, handle, handle_len, msg, msg_len, sig_out, sig_cap, sig_len);
+  pthread_mutex_lock(&k->mu);
+  k->in_call--;
+  pthread_mutex_unlock(&k->mu);
+  return rc;
 }
 
 static int cb_delete_key(void *ud, const char *handle, size_t handle_len) {

@@ -47,6 +47,7 @@ typedef struct {
   ossl_key keys[OSSL_MAX_KEYS];
   int nkeys;
   int creates, signs, deletes, sign_failures, freed;
+  int in_call, overlaps;   /* callbacks running now; times one started while another ran */
   char last_deleted[64];
   char last_signed[64];
 } ossl_keys;

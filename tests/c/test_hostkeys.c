@@ -570,6 +570,54 @@ static void test_store_and_keys_alone(void) {
   ossl_keys_cleanup(&k);
 }
 
+/* Several threads submit and flush on one client with host keys: the SDK
+ * calls the signer one call at a time, and every event arrives. */
+#define HK_THREADS 4
+#define HK_PER_THREAD 20
+
+typedef struct { edrlink_client *c; int failures; } hk_thread;
+
+static void *hk_worker(void *p) {
+  hk_thread *a = p;
+  for (int i = 0; i < HK_PER_THREAD; i++) {
+    if (edrlink_client_submit_json(a->c, GENERIC, NULL) != EDRLINK_OK) a->failures++;
+    if (i % 5 == 4 && edrlink_client_flush(a->c, 10, NULL, NULL) != EDRLINK_OK) a->failures++;
+  }
+  return NULL;
+}
+
+static void test_host_keys_threads(void) {
+  SECTION("host signer: several threads on one client");
+  char tenant[64];
+  snprintf(tenant, sizeof tenant, "c%d-hk-threads", (int)getpid());
+  setup_tenant(tenant);
+  char *tok = new_token(tenant);
+  ossl_keys k;
+  ossl_keys_init(&k, OSSL_P256_DER);
+  edrlink_host_keys ks = ossl_keys_struct(&k);
+  edrlink_client *c = new_host_client(NULL, NULL, NULL, &ks);
+  edrlink_error *err = NULL;
+  CHECK_RC(edrlink_client_enroll(c, tok, NULL, &err), EDRLINK_OK);
+  if (err) { fprintf(stderr, "   enroll: %s\n", edrlink_error_detail(err)); edrlink_error_free(err); err = NULL; }
+  pthread_t th[HK_THREADS];
+  hk_thread args[HK_THREADS];
+  for (int i = 0; i < HK_THREADS; i++) {
+    args[i] = (hk_thread){c, 0};
+    pthread_create(&th[i], NULL, hk_worker, &args[i]);
+  }
+  int failures = 0;
+  for (int i = 0; i < HK_THREADS; i++) { pthread_join(th[i], NULL); failures += args[i].failures; }
+  CHECK(failures == 0, "%d failed calls across threads", failures);
+  CHECK_RC(flush_c(c, 30, NULL, NULL, 0), EDRLINK_OK);
+  CHECK(k.overlaps == 0 && k.signs > 2, "the signer ran one call at a time (%d overlaps in %d signatures)", k.overlaps, k.signs);
+  CHECK(sent(c) >= HK_THREADS * HK_PER_THREAD && queued(c) == 0, "all %d events delivered (%llu)", HK_THREADS * HK_PER_THREAD,
+        (unsigned long long)sent(c));
+  CHECK(stored_events(tenant) == (long long)sent(c), "stored == sent (%lld)", stored_events(tenant));
+  edrlink_client_free(c);
+  ossl_keys_cleanup(&k);
+  free(tok);
+}
+
 void run_hostkey_tests(const char *url, const char *admin_key, const char *tmpdir) {
   URL = url; ADMIN = admin_key; TMP = tmpdir;
   test_construction();
@@ -578,4 +626,5 @@ void run_hostkey_tests(const char *url, const char *admin_key, const char *tmpdi
   signer_round(OSSL_ED25519, "ed25519", 0);
   test_failing_signer();
   test_store_and_keys_alone();
+  test_host_keys_threads();
 }
