@@ -271,6 +271,16 @@ impl HostStore {
     }
 }
 
+/// A length a callback reported, for an error detail. Lengths start as
+/// `usize::MAX` so that one a callback never wrote shows as "(unset)".
+fn shown(len: usize) -> String {
+    if len == usize::MAX {
+        "(unset)".to_owned()
+    } else {
+        len.to_string()
+    }
+}
+
 fn storage(msg: String) -> CoreError {
     CoreError::new(ErrorCode::Storage, msg)
 }
@@ -291,7 +301,7 @@ impl CredentialStore for HostStore {
                         0 if len == 0 || len > cap => {
                             return Err(storage(format!(
                                 "host credential store load returned 0 with a length of {} for a {cap}-byte buffer",
-                                if len == usize::MAX { "(unset)".to_owned() } else { len.to_string() }
+                                shown(len)
                             )))
                         }
                         0 => {
@@ -308,7 +318,7 @@ impl CredentialStore for HostStore {
                             if len <= cap || len > EDRLINK_STORE_MAX_CREDENTIAL {
                                 return Err(storage(format!(
                                     "host credential store load asked for {} bytes (more than the {cap}-byte buffer, at most {EDRLINK_STORE_MAX_CREDENTIAL})",
-                                    if len == usize::MAX { "(unset)".to_owned() } else { len.to_string() }
+                                    shown(len)
                                 )));
                             }
                             cap = len;
@@ -446,13 +456,13 @@ impl HostKeys for CHostKeys {
                 if handle_len == 0 || handle_len > handle.len() {
                     return Err(signer_failed(format!(
                         "host create_key returned a handle length of {} (1..{EDRLINK_HOST_KEY_HANDLE_MAX})",
-                        if handle_len == usize::MAX { "(unset)".to_owned() } else { handle_len.to_string() }
+                        shown(handle_len)
                     )));
                 }
                 if public_len > public.len() {
                     return Err(signer_failed(format!(
                         "host create_key returned a public key length of {} (32 or 65)",
-                        if public_len == usize::MAX { "(unset)".to_owned() } else { public_len.to_string() }
+                        shown(public_len)
                     )));
                 }
                 let handle = std::str::from_utf8(&handle[..handle_len])
@@ -495,7 +505,7 @@ impl HostKeys for CHostKeys {
             if sig_len > sig.len() {
                 return Err(signer_failed(format!(
                     "host sign returned a signature length of {} (at most {EDRLINK_HOST_SIGNATURE_MAX})",
-                    if sig_len == usize::MAX { "(unset)".to_owned() } else { sig_len.to_string() }
+                    shown(sig_len)
                 )));
             }
             // The core normalizes the signature and verifies it.
