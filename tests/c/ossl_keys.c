@@ -83,6 +83,7 @@ static int cb_create_key(void *ud, char *handle_out, size_t handle_cap, size_t *
     rc = 3;
     goto out;
   }
+  if (k->corrupt_public) pub_out[n - 1] ^= 1; /* a P-256 point off the curve / another Ed25519 key */
   memcpy(handle_out, key->handle, hl);
   *handle_len = hl;
   *pub_len = n;

@@ -44,6 +44,7 @@ typedef struct {
   ossl_mode mode;
   int fail_rc;
   unsigned slow_ms;
+  int corrupt_public;  /* create_key: flip a bit of the public key it reports */
   ossl_key keys[OSSL_MAX_KEYS];
   int nkeys;
   int creates, signs, deletes, sign_failures, freed;

@@ -451,7 +451,13 @@ static void test_failing_signer(void) {
             edrlink_error_http_status(err) == 500,
         "create_key failure: %s", err ? edrlink_error_detail(err) : "-");
   expect_err(&err, EDRLINK_SIGNER_FAILED, __LINE__);
+  /* a public key that does not match the host's signatures: nothing it signs is used */
   ossl_keys_set_mode(&k, OSSL_BEHAVE);
+  k.corrupt_public = 1;
+  CHECK_RC(edrlink_client_enroll(c, tok, NULL, &err), EDRLINK_SIGNER_FAILED);
+  CHECK(err && strstr(edrlink_error_detail(err), "verify"), "mismatched public key: %s", err ? edrlink_error_detail(err) : "-");
+  expect_err(&err, EDRLINK_SIGNER_FAILED, __LINE__);
+  k.corrupt_public = 0;
   CHECK_RC(edrlink_client_enroll(c, tok, NULL, &err), EDRLINK_OK);
   if (err) { fprintf(stderr, "   enroll: %s\n", edrlink_error_detail(err)); edrlink_error_free(err); err = NULL; }
 
