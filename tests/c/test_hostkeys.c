@@ -441,7 +441,9 @@ static void test_failing_signer(void) {
   ossl_keys k;
   ossl_keys_init(&k, OSSL_P256_DER);
   edrlink_host_keys ks = ossl_keys_struct(&k);
-  edrlink_client *c = new_host_client("\"signer_timeout_secs\":1", NULL, NULL, &ks);
+  /* backoff capped at 1 s and no recovery jitter: every flush below asks the signer */
+  edrlink_client *c =
+      new_host_client("\"signer_timeout_secs\":1,\"max_backoff_secs\":1,\"recovery_jitter_secs\":0", NULL, NULL, &ks);
   edrlink_error *err = NULL;
 
   /* create_key fails: enrollment is signer_failed with the host's code; the token is untouched */
@@ -480,7 +482,9 @@ static void test_failing_signer(void) {
     ossl_keys_set_mode(&k, cases[i].mode);
     edrlink_flush_outcome fo = {77, 77};
     char detail[512];
+    int signs = k.signs;
     edrlink_result rc = flush_c(c, 5, &fo, detail, sizeof detail);
+    CHECK(k.signs > signs, "%s: the signer was asked", cases[i].name);
     CHECK(rc == EDRLINK_SIGNER_FAILED, "%s: flush -> %s (%s)", cases[i].name, edrlink_result_name(rc), detail);
     CHECK(!cases[i].needle || strstr(detail, cases[i].needle), "%s: the host's code in the detail: %s", cases[i].name, detail);
     CHECK(queued(c) == q0, "%s: queue depth unchanged (%llu, was %llu)", cases[i].name, (unsigned long long)queued(c),
