@@ -50,12 +50,12 @@ class JavaP256Keys : HostKeys {
         val kp = gen.generateKeyPair()
         val w = (kp.public as ECPublicKey).w
         // Uncompressed SEC1 point: 04 || x || y.
-        val public = byteArrayOf(4) + fixed(w.affineX, 32) + fixed(w.affineY, 32)
+        val point = byteArrayOf(4) + fixed(w.affineX, 32) + fixed(w.affineY, 32)
         val handle = "kt-p256-${next.incrementAndGet()}"
         keys[handle] = kp
-        publicKeys[handle] = public
+        publicKeys[handle] = point
         created.add(handle)
-        return HostKey(handle, public)
+        return HostKey(handle, point)
     }
 
     override fun sign(handle: String, message: ByteArray): ByteArray {
@@ -102,7 +102,7 @@ class RecordingLog : LogSink {
     override fun log(level: LogLevel, message: String) { messages.add(message) }
 }
 
-fun contains(hay: ByteArray, needle: ByteArray): Boolean {
+fun containsBytes(hay: ByteArray, needle: ByteArray): Boolean {
     if (needle.isEmpty() || needle.size > hay.size) return false
     outer@ for (i in 0..hay.size - needle.size) {
         for (j in needle.indices) if (hay[i + j] != needle[j]) continue@outer
@@ -119,7 +119,7 @@ fun leaks(secrets: List<ByteArray>, blobs: List<ByteArray>): List<String> {
             s, hex(s).toByteArray(), hex(s).uppercase().toByteArray(),
             Base64.getEncoder().encode(s), Base64.getUrlEncoder().withoutPadding().encode(s), Base64.getUrlEncoder().encode(s),
         )
-        for (f in forms) for ((n, b) in blobs.withIndex()) if (contains(b, f)) found.add("secret $i in blob $n")
+        for (f in forms) for ((n, b) in blobs.withIndex()) if (containsBytes(b, f)) found.add("secret $i in blob $n")
     }
     return found
 }
