@@ -35,27 +35,30 @@ KOTLIN_USES = [
 ]
 SWIFT_USES = [
     "public init(handle: String, publicKey: Data)",
-    "case Failed(reason: String )",
+    "case Failed(reason: String)",
     "opTimeoutSecs: UInt64 = UInt64(30), signerTimeoutSecs: UInt64 = UInt64(10), dataDir: String? = nil",
     "credentialStore: CredentialStore? = nil, hostKeys: HostKeys? = nil",
 ]
 
 
 def norm(text: str) -> str:
-    text = text.replace("`", "")
+    """Whitespace, backticks and `kotlin.` qualifiers do not matter."""
+    text = text.replace("`", "").replace("kotlin.", "")
     text = re.sub(r"\s+", " ", text)
     text = re.sub(r" ?([(),:]) ?", r"\1 ", text)
     return re.sub(r"\s+", " ", text).strip()
 
 
-def requirements(source: str, opener: str) -> list[str]:
-    """The `fun …` / `func …` lines of the declaration that starts with `opener`."""
+def requirements(source: str, opener: str) -> list[tuple[str, str]]:
+    """The `fun …` / `func …` lines (as written, normalised) of the
+    declaration that starts with `opener`."""
     start = source.find(opener)
     if start < 0:
         return []
     body = source[start : source.index("\n}", start)]
     keyword = "fun " if "interface" in opener else "func "
-    return [norm(line) for line in body.splitlines() if line.strip().startswith(keyword)]
+    lines = [line.strip() for line in body.splitlines() if line.strip().startswith(keyword)]
+    return [(line, norm(line)) for line in lines]
 
 
 def check(lang: str, generated: pathlib.Path, examples: pathlib.Path, uses: list[str]) -> list[str]:
@@ -76,10 +79,10 @@ def check(lang: str, generated: pathlib.Path, examples: pathlib.Path, uses: list
         conforms = re.search(rf":\s*{proto}\b", text)
         if not conforms:
             errors.append(f"{lang}: no example implements {proto}")
-        for r in reqs:
+        for raw, r in reqs:
             want = ("override " + r) if lang == "kotlin" else r
             if want not in flat_text:
-                errors.append(f"{lang}: the examples do not implement `{r}` of {proto} as generated")
+                errors.append(f"{lang}: the examples do not implement `{raw}` of {proto} as generated")
     flat_gen = norm(gen)
     for u in uses:
         if norm(u) not in flat_gen:
