@@ -260,7 +260,7 @@ impl SigningKey {
     /// The raw 32-byte public key.
     #[wasm_bindgen(getter, js_name = publicKey)]
     pub fn public_key(&self) -> Vec<u8> {
-        self.inner.verifying_key().0.to_vec()
+        self.inner.verifying_key().as_bytes().to_vec()
     }
 
     /// The derived key id (base64url of the first 16 bytes of SHA-256(public key)).
