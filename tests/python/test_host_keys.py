@@ -245,15 +245,22 @@ def test_create_key_failures_are_signer_failed(tenant: Tenant) -> None:
         keys.create_fails = None
         assert client.enroll(tenant.token()["token"]).onboarded
 
-    class NotOnTheCurve(HostSigner):
-        def create_key(self) -> edrlink.HostKey:
-            return edrlink.HostKey(handle="bogus", public_key=b"\x04" + b"\x01" * 64)
+    class BadPublicKey(HostSigner):
+        """Returns a public key that is not the key's: off the curve, or of a wrong length."""
 
-    with edrlink.EdrlinkClient(failure_options(op_timeout_secs=2), credential_store=DictStore(), host_keys=NotOnTheCurve("p256")) as client:
-        with pytest.raises(edrlink.EdrlinkError) as info:
-            client.enroll(tenant.token()["token"])
-        assert info.value.code == "signer_failed"
-        assert not client.health().onboarded
+        def __init__(self, public: bytes) -> None:
+            super().__init__("p256")
+            self.bad = public
+
+        def create_key(self) -> edrlink.HostKey:
+            return edrlink.HostKey(handle=super().create_key().handle, public_key=self.bad)
+
+    for bad in (b"\x04" + b"\x01" * 64, b"\x04" * 10, b""):
+        with edrlink.EdrlinkClient(failure_options(op_timeout_secs=2), credential_store=DictStore(), host_keys=BadPublicKey(bad)) as client:
+            with pytest.raises(edrlink.EdrlinkError) as info:
+                client.enroll(tenant.token()["token"])
+            assert info.value.code == "signer_failed", str(info.value)
+            assert not client.health().onboarded
 
 
 def test_a_failing_store_is_storage_with_the_hosts_message(tenant: Tenant) -> None:

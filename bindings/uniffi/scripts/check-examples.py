@@ -41,9 +41,16 @@ SWIFT_USES = [
 ]
 
 
+def uncomment(text: str) -> str:
+    """Drops doc comments and whole-line comments (the generator puts them
+    between parameters)."""
+    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
+    return re.sub(r"(?m)^\s*//.*$", " ", text)
+
+
 def norm(text: str) -> str:
-    """Whitespace, backticks and `kotlin.` qualifiers do not matter."""
-    text = text.replace("`", "").replace("kotlin.", "")
+    """Comments, whitespace, backticks and `kotlin.` qualifiers do not matter."""
+    text = uncomment(text).replace("`", "").replace("kotlin.", "")
     text = re.sub(r"\s+", " ", text)
     text = re.sub(r" ?([(),:]) ?", r"\1 ", text)
     return re.sub(r"\s+", " ", text).strip()

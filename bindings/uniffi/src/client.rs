@@ -630,9 +630,7 @@ impl EdrlinkClient {
                 "transport_options configure the built-in transport; a host transport was given",
             )),
             (Some(t), None) => Agent::with_host(agent_cfg, Adapter(t), store, keys)?,
-            (None, o) => {
-                Agent::with_host(agent_cfg, native(o.unwrap_or_default())?, store, keys)?
-            }
+            (None, o) => Agent::with_host(agent_cfg, native(o.unwrap_or_default())?, store, keys)?,
         };
         agent.set_op_timeout(op_timeout);
         Ok(Arc::new(EdrlinkClient {

@@ -90,7 +90,11 @@ fn storage(op: &str, e: HostError) -> Error {
 
 impl CoreStore for StoreAdapter {
     fn load(&self) -> edrlink_core::Result<Option<Zeroizing<String>>> {
-        Ok(self.0.load().map_err(|e| storage("load", e))?.map(Zeroizing::new))
+        Ok(self
+            .0
+            .load()
+            .map_err(|e| storage("load", e))?
+            .map(Zeroizing::new))
     }
     fn save(&self, credential_json: &str) -> edrlink_core::Result<()> {
         self.0
@@ -130,9 +134,10 @@ pub struct HostKey {
 /// on the next attempt).
 ///
 /// Called on the thread that called the client method (enroll, flush,
-/// rotate, offboard…), possibly from a helper thread while that call waits
-/// (so the timeout can be kept): do not require the UI thread, and do not
-/// call back into the same client.
+/// rotate, offboard…), one call at a time per client, so it must not need
+/// the UI thread and must not call back into the same client. A call is not
+/// interrupted: an answer that arrives after `signer_timeout_secs` is
+/// discarded when it returns, and the operation fails then.
 #[uniffi::export(with_foreign)]
 pub trait HostKeys: Send + Sync {
     /// Makes a new key pair inside the platform; called at enrollment and at
@@ -160,14 +165,11 @@ impl CoreHostKeys for KeysAdapter {
             .0
             .create_key()
             .map_err(|e| signer_failed("create_key", reason(e)))?;
-        // The core judges the public key (length, point on the curve); a bad
-        // one is the host signer's failure, reported with the core's words.
+        // The core judges the public key (length, point on the curve) and the
+        // handle; a bad one is the host signer's failure, in the core's words.
         let public_key = VerifyingKey::from_bytes(&k.public_key)
             .map_err(|e| signer_failed("create_key", e.message()))?;
-        Ok(CoreHostKey {
-            handle: k.handle,
-            public_key,
-        })
+        CoreHostKey::new(k.handle, public_key)
     }
 
     fn sign(&self, handle: &str, message: &[u8]) -> edrlink_core::Result<Vec<u8>> {
@@ -181,5 +183,142 @@ impl CoreHostKeys for KeysAdapter {
         self.0
             .delete_key(handle.to_owned())
             .map_err(|e| signer_failed("delete_key", reason(e)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edrlink_core::keys::{SigningKey, SystemRandom};
+
+    /// A host signer implemented in Rust through the foreign trait (what
+    /// generated Python/Kotlin/Swift code calls into), refusing or lying on demand.
+    struct Host {
+        key: SigningKey,
+        refuse: bool,
+        public_key: Option<Vec<u8>>,
+    }
+
+    impl HostKeys for Host {
+        fn create_key(&self) -> Result<HostKey, HostError> {
+            if self.refuse {
+                return Err(HostError::Failed {
+                    reason: "no secure hardware".into(),
+                });
+            }
+            Ok(HostKey {
+                handle: "k1".into(),
+                public_key: Bytes(
+                    self.public_key
+                        .clone()
+                        .unwrap_or_else(|| self.key.verifying_key().as_bytes().to_vec()),
+                ),
+            })
+        }
+        fn sign(&self, _handle: String, message: Bytes) -> Result<Bytes, HostError> {
+            if self.refuse {
+                return Err(HostError::Failed {
+                    reason: "keystore locked".into(),
+                });
+            }
+            Ok(Bytes(self.key.sign(&message).to_vec()))
+        }
+        fn delete_key(&self, _handle: String) -> Result<(), HostError> {
+            Ok(())
+        }
+    }
+
+    fn host(refuse: bool, public_key: Option<Vec<u8>>) -> KeysAdapter {
+        KeysAdapter(Arc::new(Host {
+            key: SigningKey::generate(&SystemRandom).unwrap(),
+            refuse,
+            public_key,
+        }))
+    }
+
+    #[test]
+    fn host_answers_reach_the_core_and_refusals_are_signer_failed() {
+        let ok = host(false, None);
+        let k = ok.create_key().unwrap();
+        assert_eq!(k.handle, "k1");
+        let sig = ok.sign("k1", b"m").unwrap();
+        assert!(k.public_key.verify(b"m", &sig).is_ok());
+
+        let e = host(true, None).create_key().unwrap_err();
+        assert_eq!(e.code(), ErrorCode::SignerFailed);
+        assert!(
+            e.message().contains("no secure hardware"),
+            "{}",
+            e.message()
+        );
+        let e = host(true, None).sign("k1", b"m").unwrap_err();
+        assert_eq!(e.code(), ErrorCode::SignerFailed);
+        assert!(e.message().contains("keystore locked"));
+    }
+
+    #[test]
+    fn a_bad_public_key_or_handle_from_the_host_is_signer_failed() {
+        // (whether a 65-byte point lies on the curve is the core's check)
+        for bad in [vec![5u8; 65], vec![4u8; 64], vec![1, 2, 3], vec![]] {
+            let e = host(false, Some(bad)).create_key().unwrap_err();
+            assert_eq!(e.code(), ErrorCode::SignerFailed);
+        }
+        struct LongHandle;
+        impl HostKeys for LongHandle {
+            fn create_key(&self) -> Result<HostKey, HostError> {
+                Ok(HostKey {
+                    handle: "h".repeat(257),
+                    public_key: Bytes(vec![7; 32]),
+                })
+            }
+            fn sign(&self, _: String, _: Bytes) -> Result<Bytes, HostError> {
+                unreachable!()
+            }
+            fn delete_key(&self, _: String) -> Result<(), HostError> {
+                Ok(())
+            }
+        }
+        let e = KeysAdapter(Arc::new(LongHandle)).create_key().unwrap_err();
+        assert_eq!(e.code(), ErrorCode::SignerFailed);
+    }
+
+    #[test]
+    fn store_refusals_are_storage_with_the_hosts_reason() {
+        struct Locked;
+        impl CredentialStore for Locked {
+            fn load(&self) -> Result<Option<String>, HostError> {
+                Err(HostError::Failed {
+                    reason: "keychain locked".into(),
+                })
+            }
+            fn save(&self, _: String) -> Result<(), HostError> {
+                self.load().map(|_| ())
+            }
+            fn delete(&self) -> Result<(), HostError> {
+                self.load().map(|_| ())
+            }
+        }
+        let s = StoreAdapter(Arc::new(Locked));
+        for e in [
+            s.load().map(|_| ()).unwrap_err(),
+            s.save("{}").unwrap_err(),
+            s.delete().unwrap_err(),
+        ] {
+            assert_eq!(e.code(), ErrorCode::Storage);
+            assert!(e.message().contains("keychain locked"));
+        }
+    }
+
+    #[test]
+    fn an_unexpected_host_exception_keeps_its_text() {
+        let e = HostError::from(uniffi::UnexpectedUniFFICallbackError::new(
+            "RuntimeError('boom')",
+        ));
+        assert_eq!(
+            e,
+            HostError::Failed {
+                reason: "host code raised: RuntimeError('boom')".into()
+            }
+        );
     }
 }
