@@ -14,7 +14,7 @@ import os
 import pathlib
 import threading
 import time
-from typing import Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
@@ -210,17 +210,21 @@ class DictStore(edrlink.CredentialStore):  # type: ignore[misc]
 
 class RecordingTransport(edrlink.Transport):  # type: ignore[misc]
     """Decorates the native transport and keeps every request the SDK made
-    (URL, headers, body) and every response it got."""
+    (URL, headers, body) with the response it got."""
 
     def __init__(self) -> None:
         self.native = edrlink.native_transport()
         self.lock = threading.Lock()
         self.requests: List[edrlink.TransportRequest] = []
+        self.exchanges: List[Tuple[edrlink.TransportRequest, edrlink.TransportResponse]] = []
 
     def send(self, request: edrlink.TransportRequest) -> edrlink.TransportResponse:
         with self.lock:
             self.requests.append(request)
-        return self.native.send(request)
+        response = self.native.send(request)
+        with self.lock:
+            self.exchanges.append((request, response))
+        return response
 
     def blobs(self) -> List[bytes]:
         with self.lock:
@@ -234,6 +238,21 @@ class RecordingTransport(edrlink.Transport):  # type: ignore[misc]
     def ingest_bodies(self) -> List[bytes]:
         with self.lock:
             return [bytes(r.body) for r in self.requests if r.url.endswith("/v1/ingest")]
+
+    def accepted_events(self) -> List[Dict[str, Any]]:
+        """The events of every batch the service acknowledged as newly stored
+        (``status: accepted``; a re-sent duplicate is not counted twice)."""
+        out: List[Dict[str, Any]] = []
+        with self.lock:
+            exchanges = list(self.exchanges)
+        for req, resp in exchanges:
+            if not req.url.endswith("/v1/ingest") or resp.status != 200:
+                continue
+            if json.loads(bytes(resp.body)).get("status") != "accepted":
+                continue
+            env = json.loads(bytes(req.body))
+            out.extend(json.loads(base64.b64decode(env["payload"]))["events"])
+        return out
 
 
 class RecordingLog(edrlink.LogSink):  # type: ignore[misc]

@@ -43,6 +43,16 @@ def stored(tenant: Tenant) -> int:
     return int(tenant.stats()["events"])
 
 
+def check_stored_equals_sent(tenant: Tenant, transport: RecordingTransport, ours: int) -> None:
+    """The service stored exactly the events of the batches it accepted (the
+    SDK's own heartbeats included), and among them each event this test
+    submitted exactly once."""
+    events = transport.accepted_events()
+    assert stored(tenant) == len(events)
+    submitted = [(e["data"]["tag"], e["data"]["i"]) for e in events if e.get("name") == "process_start"]
+    assert len(submitted) == len(set(submitted)) == ours
+
+
 def b64url(b: bytes) -> str:
     return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
 
@@ -82,7 +92,7 @@ def test_host_key_enrolls_sends_rotates_and_never_shows_its_private_key(tenant: 
         for batch in range(3):
             sent += submit(client, 5, f"before-{batch}")
             assert client.flush(30).queued == 0
-        assert stored(tenant) == sent
+        check_stored_equals_sent(tenant, transport, sent)
 
         client.rotate()
         assert len(keys.created) == 2 and keys.deleted == [first]
@@ -93,7 +103,7 @@ def test_host_key_enrolls_sends_rotates_and_never_shows_its_private_key(tenant: 
         assert client.health().installation_id == health.installation_id
         sent += submit(client, 5, "after")
         assert client.flush(30).queued == 0
-        assert stored(tenant) == sent
+        check_stored_equals_sent(tenant, transport, sent)
 
         kids = envelope_keyids(transport)
         assert kids[0] == edrlink.key_id(keys.public[first]) and kids[-1] == edrlink.key_id(keys.public[second])
@@ -111,13 +121,13 @@ def test_host_key_enrolls_sends_rotates_and_never_shows_its_private_key(tenant: 
 
 
 def test_restart_from_the_host_store_keeps_sending(tenant: Tenant) -> None:
-    keys, store = HostSigner("p256"), DictStore()
+    keys, store, transport = HostSigner("p256"), DictStore(), RecordingTransport()
     opts = options()
-    with edrlink.EdrlinkClient(opts, credential_store=store, host_keys=keys) as client:
+    with edrlink.EdrlinkClient(opts, transport, credential_store=store, host_keys=keys) as client:
         iid = client.enroll(tenant.token()["token"]).installation_id
         submit(client, 4, "first-run")
         assert client.flush(30).queued == 0
-    with edrlink.EdrlinkClient(opts, credential_store=store, host_keys=keys) as client:
+    with edrlink.EdrlinkClient(opts, transport, credential_store=store, host_keys=keys) as client:
         health = client.health()
         assert health.onboarded and health.installation_id == iid
         submit(client, 4, "second-run")
@@ -125,11 +135,11 @@ def test_restart_from_the_host_store_keeps_sending(tenant: Tenant) -> None:
         client.rotate()
         submit(client, 2, "rotated")
         assert client.flush(30).queued == 0
-    with edrlink.EdrlinkClient(opts, credential_store=store, host_keys=keys) as client:
+    with edrlink.EdrlinkClient(opts, transport, credential_store=store, host_keys=keys) as client:
         assert client.health().installation_id == iid
         submit(client, 1, "third-run")
         assert client.flush(30).queued == 0
-    assert stored(tenant) == 11
+    check_stored_equals_sent(tenant, transport, 11)
     assert len(keys.created) == 2 and store.loads == 3
     # A credential bound to host keys is refused without them.
     with pytest.raises(edrlink.EdrlinkError) as info:
@@ -150,7 +160,8 @@ def test_p256_envelope_verifies_outside_edrlink(tenant: Tenant) -> None:
     [signature] = env["signatures"]
     sig = base64.b64decode(signature["sig"], validate=True)
     assert signature["keyid"] == edrlink.key_id(public)
-    assert [e["data"]["tag"] for e in json.loads(payload)["events"]] == ["outside"] * 3
+    ours = [e for e in json.loads(payload)["events"] if e.get("name") == "process_start"]
+    assert [e["data"]["tag"] for e in ours] == ["outside"] * 3
 
     # cryptography over a PAE written from the DSSE spec; the signature is DER
     decode_dss_signature(sig)
@@ -163,8 +174,9 @@ def test_p256_envelope_verifies_outside_edrlink(tenant: Tenant) -> None:
     # securesystemslib's DSSE verifier, keyed by the envelope's key id
     sslib_key = SSlibKey.from_crypto(key, keyid=signature["keyid"])
     assert sslib_key.scheme == "ecdsa-sha2-nistp256"
-    assert signature["keyid"] in Envelope.from_dict(env).verify([sslib_key], 1)
-    tampered = dict(env, payload=base64.b64encode(payload.replace(b"outside", b"outsidE")).decode())
+    # (Envelope.from_dict rewrites the dict it is given: each call gets a fresh parse)
+    assert signature["keyid"] in Envelope.from_dict(json.loads(body)).verify([sslib_key], 1)
+    tampered = dict(json.loads(body), payload=base64.b64encode(payload.replace(b"outside", b"outsidE")).decode())
     with pytest.raises(VerificationError):
         Envelope.from_dict(tampered).verify([sslib_key], 1)
 
@@ -173,14 +185,17 @@ def test_p256_envelope_verifies_outside_edrlink(tenant: Tenant) -> None:
 
 
 def test_raw_r_s_p256_signatures_are_accepted(tenant: Tenant) -> None:
-    keys = HostSigner("p256")
+    keys, transport = HostSigner("p256"), RecordingTransport()
     keys.mode = "raw"  # WebCrypto's format
-    with edrlink.EdrlinkClient(options(), credential_store=DictStore(), host_keys=keys) as client:
+    with edrlink.EdrlinkClient(options(), transport, credential_store=DictStore(), host_keys=keys) as client:
         client.enroll(tenant.token()["token"])
         submit(client, 3, "raw")
         assert client.flush(30).queued == 0
         client.rotate()
-    assert stored(tenant) == 3
+        submit(client, 2, "raw-rotated")
+        assert client.flush(30).queued == 0
+    assert keys.deleted == [keys.created[0]]
+    check_stored_equals_sent(tenant, transport, 5)
 
 
 FAILURES = [("p256", m) for m in ("raise", "declared", "short", "garbage", "other_key")] + [
@@ -222,6 +237,7 @@ def test_a_slow_signer_times_out_as_signer_failed(tenant: Tenant) -> None:
     keys = HostSigner("p256")
     with edrlink.EdrlinkClient(failure_options(signer_timeout_secs=1), credential_store=DictStore(), host_keys=keys) as client:
         assert client.enroll(tenant.token()["token"]).onboarded
+        assert client.flush(30).queued == 0  # the first heartbeat goes out
         before = stored(tenant)
         submit(client, 5, "slow")
         keys.mode, keys.delay = "slow", 3.0

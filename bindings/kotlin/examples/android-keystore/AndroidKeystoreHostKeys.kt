@@ -29,8 +29,8 @@ import java.util.UUID
  * which edrlink accepts as is).
  *
  * edrlink calls these methods on the thread that called the client method
- * (never the main thread if you follow the client's rules), possibly from a
- * helper thread while that call waits: the Keystore is thread-safe. An
+ * (never the main thread if you follow the client's rules); the Keystore is
+ * thread-safe, and several clients may share one instance. An
  * exception thrown here (a `KeyPermanentlyInvalidatedException`, a locked
  * StrongBox) fails the operation with `signer_failed`; queued events stay
  * queued and are signed again on the next flush.

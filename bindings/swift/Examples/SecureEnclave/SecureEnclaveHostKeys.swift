@@ -10,8 +10,8 @@ import Edrlink
 /// as is). The handle edrlink stores is the key's application tag.
 ///
 /// Called on the thread that called the client method (never the main thread
-/// if you follow the client's rules), possibly from a helper thread while that
-/// call waits; the Security framework is thread-safe. A thrown error fails the
+/// if you follow the client's rules); the Security framework is thread-safe,
+/// so several clients may share one instance. A thrown error fails the
 /// operation with `signer_failed` and keeps queued events for the next flush.
 ///
 /// Keys are created without user presence (`.privateKeyUsage` only): edrlink
