@@ -292,3 +292,20 @@ def test_a_failing_store_is_storage_with_the_hosts_message(tenant: Tenant) -> No
         with pytest.raises(edrlink.EdrlinkError) as info:
             client.enroll(tenant.token()["token"])
         assert info.value.code == "storage" and "disk full" in info.value.detail
+
+
+def test_a_failing_delete_key_does_not_undo_a_rotation(tenant: Tenant) -> None:
+    class KeepsKeys(HostSigner):
+        def delete_key(self, handle: str) -> None:
+            self.deleted.append(handle)
+            raise RuntimeError("key in use by another app")
+
+    keys, store, transport = KeepsKeys("ed25519"), DictStore(), RecordingTransport()
+    with edrlink.EdrlinkClient(options(), transport, credential_store=store, host_keys=keys) as client:
+        client.enroll(tenant.token()["token"])
+        client.rotate()  # deletion is best effort: its failure is not the rotation's
+        assert keys.deleted == [keys.created[0]]
+        assert store.credential()["host_key"]["handle"] == keys.created[1]
+        submit(client, 3, "after-failed-delete")
+        assert client.flush(30).queued == 0
+    check_stored_equals_sent(tenant, transport, 3)
