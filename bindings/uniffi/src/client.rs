@@ -281,7 +281,8 @@ pub struct ClientOptions {
     /// seconds; a slower answer is `signer_failed` (the batch stays queued).
     #[uniffi(default = 10)]
     pub signer_timeout_secs: u64,
-    /// Directory for the credential (0600) and the durable spool; `None`: memory only.
+    /// Directory for the credential (0600; not used for it when a
+    /// `credential_store` is given) and the durable spool; `None`: memory only.
     #[uniffi(default = None)]
     pub data_dir: Option<String>,
 }

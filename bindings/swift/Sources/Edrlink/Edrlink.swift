@@ -2642,7 +2642,8 @@ public struct ClientOptions: Equatable, Hashable {
      */
     public var signerTimeoutSecs: UInt64
     /**
-     * Directory for the credential (0600) and the durable spool; `None`: memory only.
+     * Directory for the credential (0600; not used for it when a
+     * `credential_store` is given) and the durable spool; `None`: memory only.
      */
     public var dataDir: String?
 
@@ -2699,7 +2700,8 @@ public struct ClientOptions: Equatable, Hashable {
          * seconds; a slower answer is `signer_failed` (the batch stays queued).
          */signerTimeoutSecs: UInt64 = UInt64(10), 
         /**
-         * Directory for the credential (0600) and the durable spool; `None`: memory only.
+         * Directory for the credential (0600; not used for it when a
+         * `credential_store` is given) and the durable spool; `None`: memory only.
          */dataDir: String? = nil) {
         self.device = device
         self.serviceUrl = serviceUrl

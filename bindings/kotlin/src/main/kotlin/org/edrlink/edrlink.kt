@@ -4746,7 +4746,8 @@ data class ClientOptions (
     var `signerTimeoutSecs`: kotlin.ULong = 10uL 
     , 
     /**
-     * Directory for the credential (0600) and the durable spool; `None`: memory only.
+     * Directory for the credential (0600; not used for it when a
+     * `credential_store` is given) and the durable spool; `None`: memory only.
      */
     var `dataDir`: kotlin.String? = null 
     
