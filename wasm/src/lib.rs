@@ -70,6 +70,30 @@ pub fn register_error_class(ctor: js_sys::Function) {
     ERROR_CLASS.with(|c| *c.borrow_mut() = Some(ctor));
 }
 
+#[cfg(feature = "client")]
+thread_local! {
+    static DEFAULT_KEYS: RefCell<Option<js_sys::Function>> = const { RefCell::new(None) };
+}
+
+/// Registers the factory of the default host key store (`ClientOptions.keys` when none
+/// is given). The browser entry registers one that returns `webCryptoKeys()` where
+/// `crypto.subtle` and `indexedDB` exist; the Node entry none (software keys).
+#[cfg(feature = "client")]
+#[wasm_bindgen(js_name = __registerDefaultKeys, skip_typescript)]
+pub fn register_default_keys(factory: js_sys::Function) {
+    DEFAULT_KEYS.with(|c| *c.borrow_mut() = Some(factory));
+}
+
+/// The default host key store, if a factory is registered and it gives one here.
+#[cfg(feature = "client")]
+pub(crate) fn default_keys() -> Option<JsValue> {
+    let factory = DEFAULT_KEYS.with(|c| c.borrow().clone())?;
+    factory
+        .call0(&JsValue::UNDEFINED)
+        .ok()
+        .filter(|k| k.is_object())
+}
+
 fn set(obj: &JsValue, key: &str, value: &JsValue) {
     // Reflect.set only fails on non-objects / frozen objects, which we never pass.
     let _ = Reflect::set(obj, &JsValue::from_str(key), value);
@@ -260,7 +284,7 @@ impl SigningKey {
     /// The raw 32-byte public key.
     #[wasm_bindgen(getter, js_name = publicKey)]
     pub fn public_key(&self) -> Vec<u8> {
-        self.inner.verifying_key().0.to_vec()
+        self.inner.verifying_key().as_bytes().to_vec()
     }
 
     /// The derived key id (base64url of the first 16 bytes of SHA-256(public key)).
