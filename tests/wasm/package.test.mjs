@@ -290,3 +290,23 @@ test('keys option: the redeem request is signed by the host key (P-256, WebCrypt
   assert.equal(await store.load(), null);
   c.free();
 });
+
+test('P-256 public keys (WebCrypto raw export) in verifySignature and keyIdOf, full and lite alike', async () => {
+  const { subtle } = globalThis.crypto;
+  const pair = await subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify']);
+  const pub = new Uint8Array(await subtle.exportKey('raw', pair.publicKey));
+  assert.equal(pub.length, 65);
+  const msg = new TextEncoder().encode('host-signed');
+  const sig = new Uint8Array(await subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, pair.privateKey, msg));
+  for (const m of [edr, lite]) {
+    assert.equal(m.verifySignature(pub, msg, sig), true);
+    assert.equal(m.verifySignature(pub, new TextEncoder().encode('other'), sig), false);
+    assert.equal(m.keyIdOf(pub), edr.keyIdOf(pub));
+    const offCurve = pub.slice(); offCurve[64] ^= 1;
+    // An off-curve point never verifies (refused as malformed, or not verifying).
+    let verdict;
+    try { verdict = m.verifySignature(offCurve, msg, sig); } catch (e) { verdict = e.code; }
+    assert.ok(verdict === false || verdict === 'malformed', String(verdict));
+    assert.throws(() => m.keyIdOf(pub.slice(1)), (e) => e.code === 'malformed');
+  }
+});

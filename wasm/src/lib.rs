@@ -312,7 +312,8 @@ fn verifying_key(public_key: &[u8]) -> Result<keys::VerifyingKey, JsValue> {
     keys::VerifyingKey::from_bytes(public_key).js()
 }
 
-/// The key id of a raw 32-byte Ed25519 public key.
+/// The key id of a public key: 32 raw bytes (Ed25519) or the 65-byte
+/// uncompressed point (ECDSA P-256, `04‖x‖y`, what WebCrypto's `exportKey("raw")` gives).
 #[wasm_bindgen(js_name = keyIdOf)]
 pub fn key_id_of(
     #[wasm_bindgen(js_name = "publicKey")] public_key: &[u8],
@@ -320,8 +321,10 @@ pub fn key_id_of(
     Ok(verifying_key(public_key)?.key_id())
 }
 
-/// Checks a raw Ed25519 signature. Returns `false` when it does not verify;
-/// throws `malformed` when the public key is not 32 bytes.
+/// Checks a signature in the JOSE form: Ed25519 (64 bytes) with a 32-byte key,
+/// ECDSA P-256 over SHA-256 as raw `r‖s` (64 bytes, WebCrypto's form) with a
+/// 65-byte uncompressed point. Returns `false` when it does not verify; throws
+/// `malformed` when the public key is neither.
 #[wasm_bindgen(js_name = verifySignature)]
 pub fn verify_signature(
     #[wasm_bindgen(js_name = "publicKey")] public_key: &[u8],
@@ -352,7 +355,8 @@ pub fn seal_envelope(
     dsse::seal(payload_type, payload, &key.inner).js()
 }
 
-/// Verifies an envelope with a raw 32-byte public key, checks its payload
+/// Verifies an envelope with a public key (32-byte Ed25519, or a 65-byte
+/// P-256 point: DSSE P-256 signatures are DER), checks its payload
 /// type equals `expectedType`, and returns the payload bytes.
 /// Throws `malformed`, `wrong_type`, `unknown_key` (keyid names another key) or `bad_signature`.
 #[wasm_bindgen(js_name = openEnvelope)]
@@ -364,7 +368,7 @@ pub fn open_envelope(
     dsse::open(envelope, expected_type, &verifying_key(public_key)?).js()
 }
 
-/// Verifies an envelope with a raw 32-byte public key whatever its payload
+/// Verifies an envelope with a public key (as `openEnvelope`) whatever its payload
 /// type, and returns `{ payload_type, keyid, payload }` (payload as `Uint8Array`).
 /// Throws like `openEnvelope` except for `wrong_type`.
 #[wasm_bindgen(js_name = verifyEnvelope, unchecked_return_type = "EnvelopeContents")]

@@ -93,14 +93,19 @@ export interface TokenInspection {
   verified: false;
 }
 
-/** An RFC 8037 OKP/Ed25519 public key. */
+/**
+ * A public key as a JWK: RFC 8037 OKP/Ed25519 (service and device keys) or RFC 7518
+ * EC/P-256 (device keys, e.g. WebCrypto keys where Ed25519 is unavailable).
+ */
 export interface Jwk {
-  kty: "OKP";
-  crv: "Ed25519";
-  /** base64url public key. */
+  kty: "OKP" | "EC";
+  crv: "Ed25519" | "P-256";
+  /** base64url public key (Ed25519) or x coordinate (P-256). */
   x: string;
+  /** base64url y coordinate (P-256 only). */
+  y?: string;
   kid?: string;
-  alg?: "EdDSA";
+  alg?: "EdDSA" | "ES256";
   /** Not trusted after this Unix time (service key rotation overlap). */
   not_after?: number;
 }
