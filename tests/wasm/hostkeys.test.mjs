@@ -205,6 +205,8 @@ for (const algorithm of ['ed25519', 'ecdsa-p256']) {
     // the same host key.
     client.free();
     const again = newClient({ keys, store, deviceFacts: facts });
+    // Its first call needs the credential: it waits for the store's load.
+    assert.equal(await again.client.handshake(), 'open');
     sent.push(...submit(again.client, 'after-restart', 2));
     out = await again.client.flush(10);
     assert.equal(out.queued, 0);

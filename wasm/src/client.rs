@@ -99,6 +99,52 @@ fn start(inner: &Inner, op: Operation<'_>) -> Result<OpHandle, JsValue> {
     r.js()
 }
 
+/// An operation with its inputs owned, so it can start after the credential
+/// store was loaded.
+enum Op {
+    Enroll(String),
+    EnrollWithPackage(String),
+    Handshake,
+    Flush,
+    Rotate,
+    Offboard(String),
+}
+
+impl Op {
+    fn as_op(&self) -> Operation<'_> {
+        match self {
+            Op::Enroll(token) => Operation::Enroll { token },
+            Op::EnrollWithPackage(p) => Operation::EnrollWithPackage { package_json: p },
+            Op::Handshake => Operation::Handshake,
+            Op::Flush => Operation::Flush,
+            Op::Rotate => Operation::Rotate,
+            Op::Offboard(reason) => Operation::Offboard { reason },
+        }
+    }
+}
+
+/// Starts `op` and drives it to its outcome. It starts at once (as before
+/// stores existed) unless `options.store` was not loaded yet: then it starts
+/// once the stored credential is in (a handshake or a rotation needs it).
+fn run(
+    inner: &Rc<Inner>,
+    op: Op,
+    timeout_secs: Option<f64>,
+) -> impl std::future::Future<Output = Result<OpOutcome, JsValue>> {
+    let inner = inner.clone();
+    let early = (inner.store.is_none() || inner.loaded.get()).then(|| start(&inner, op.as_op()));
+    async move {
+        let h = match early {
+            Some(h) => h?,
+            None => {
+                ensure_loaded(&inner).await?;
+                start(&inner, op.as_op())?
+            }
+        };
+        drive(&inner, &h, timeout_secs).await
+    }
+}
+
 #[wasm_bindgen(js_class = EdrlinkClient)]
 impl Client {
     /// Creates a client. `options.device` is required; every other option of
@@ -163,15 +209,9 @@ impl Client {
     /// with the last error (`transport`, `service_unavailable`, `rate_limited`).
     #[wasm_bindgen(unchecked_return_type = "Promise<HealthReport>")]
     pub fn enroll(&self, token: &str) -> Promise {
-        let inner = self.inner.clone();
-        let h = start(
-            &inner,
-            Operation::Enroll {
-                token: token.trim(),
-            },
-        );
+        let run = run(&self.inner, Op::Enroll(token.trim().to_owned()), None);
         future_to_promise(async move {
-            match drive(&inner, &h?, None).await? {
+            match run.await? {
                 OpOutcome::Enrolled(h) => to_js(&h),
                 o => Err(unexpected(o)),
             }
@@ -190,11 +230,10 @@ impl Client {
         )]
         package: JsValue,
     ) -> Promise {
-        let inner = self.inner.clone();
-        let h = json_text(&package, "package")
-            .and_then(|p| start(&inner, Operation::EnrollWithPackage { package_json: &p }));
+        let run = json_text(&package, "package")
+            .map(|p| run(&self.inner, Op::EnrollWithPackage(p), None));
         future_to_promise(async move {
-            match drive(&inner, &h?, None).await? {
+            match run?.await? {
                 OpOutcome::Enrolled(h) => to_js(&h),
                 o => Err(unexpected(o)),
             }
@@ -207,10 +246,9 @@ impl Client {
     /// not enrolled.
     #[wasm_bindgen(unchecked_return_type = "Promise<FlowState>")]
     pub fn handshake(&self) -> Promise {
-        let inner = self.inner.clone();
-        let h = start(&inner, Operation::Handshake);
+        let run = run(&self.inner, Op::Handshake, None);
         future_to_promise(async move {
-            match drive(&inner, &h?, None).await? {
+            match run.await? {
                 OpOutcome::Flow(f) => Ok(flow_js(Some(f))),
                 o => Err(unexpected(o)),
             }
@@ -257,10 +295,9 @@ impl Client {
         &self,
         #[wasm_bindgen(js_name = "timeoutSecs")] timeout_secs: Option<f64>,
     ) -> Promise {
-        let inner = self.inner.clone();
-        let h = start(&inner, Operation::Flush);
+        let run = run(&self.inner, Op::Flush, timeout_secs);
         future_to_promise(async move {
-            match drive(&inner, &h?, timeout_secs).await? {
+            match run.await? {
                 OpOutcome::Flushed(o) => to_js(&o),
                 o => Err(unexpected(o)),
             }
@@ -274,10 +311,9 @@ impl Client {
     /// down-level, or with the refusal.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn rotate(&self) -> Promise {
-        let inner = self.inner.clone();
-        let h = start(&inner, Operation::Rotate);
+        let run = run(&self.inner, Op::Rotate, None);
         future_to_promise(async move {
-            match drive(&inner, &h?, None).await? {
+            match run.await? {
                 OpOutcome::Rotated => Ok(JsValue::UNDEFINED),
                 o => Err(unexpected(o)),
             }
@@ -288,15 +324,10 @@ impl Client {
     /// the credential (`credential_removed` event).
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn offboard(&self, reason: Option<String>) -> Promise {
-        let inner = self.inner.clone();
-        let h = start(
-            &inner,
-            Operation::Offboard {
-                reason: reason.as_deref().unwrap_or("partner opt-out"),
-            },
-        );
+        let reason = reason.unwrap_or_else(|| "partner opt-out".to_owned());
+        let run = run(&self.inner, Op::Offboard(reason), None);
         future_to_promise(async move {
-            match drive(&inner, &h?, None).await? {
+            match run.await? {
                 OpOutcome::Offboarded => Ok(JsValue::UNDEFINED),
                 o => Err(unexpected(o)),
             }
