@@ -7,7 +7,8 @@
 //     node --test tests/wasm/hostkeys.test.mjs          (tests/wasm/run.sh starts the service)
 //
 // What it proves: enrollment, batches and rotation with a host key (stored == sent, the
-// old key deleted once the new one is in use); a host signer that rejects, returns a
+// old key deleted once the new one is in use), a restart from the store with the same key,
+// offboarding deleting the credential and the key; a host signer that rejects, returns a
 // signature of the wrong length, never answers or answers after `signerTimeoutSecs`
 // fails the operation with `signer_failed` and loses no queued event (recovery delivers
 // them all, exactly once); no byte of the private key reaches the store, the transport,
@@ -222,6 +223,13 @@ for (const algorithm of ['ed25519', 'ecdsa-p256']) {
       texts: [...store.saved, again.client.exportState(), again.client.exportCredential(),
         ...all.flatMap((s) => [...s.requests.map((r) => r.url + r.headers + r.body.toString('latin1')), ...s.events, ...s.logs])],
     });
+
+    // Offboarding: the credential is deleted from the store and the key from the host.
+    await again.client.offboard();
+    assert.equal(store.value, null);
+    assert.equal(store.deletes, 1);
+    assert.deepEqual(keys.handles(), []);
+    assert.deepEqual(keys.deleted, [oldHandle, second.host_key.handle]);
     again.client.free();
   });
 }
