@@ -232,6 +232,35 @@ async function main() {
       await con.screenshot({ path: path.join(SHOTS, '03b-console-webcrypto-key.png'), fullPage: true });
     });
 
+    await step('webCryptoKeys in the page: P-256 fallback where WebCrypto Ed25519 is missing, keys persist in IndexedDB', async () => {
+      const r = await con.evaluate(async () => {
+        const m = await import('/wasm/js/web.mjs');
+        // A browser without WebCrypto Ed25519: generateKey refuses it as Chromium used to.
+        const subtle = crypto.subtle;
+        const real = subtle.generateKey.bind(subtle);
+        subtle.generateKey = (alg, ...rest) => (alg && alg.name === 'Ed25519'
+          ? Promise.reject(new DOMException('Algorithm: Unrecognized name', 'NotSupportedError')) : real(alg, ...rest));
+        try {
+          const k = m.webCryptoKeys({ dbName: 'edrlink-e2e-fallback' });
+          const { handle, publicKey } = await k.createKey();
+          const msg = new TextEncoder().encode('batch');
+          const sig = await k.sign(handle, msg);
+          // A second view of the same database (a new page or worker) finds the key.
+          const again = m.webCryptoKeys({ dbName: 'edrlink-e2e-fallback' });
+          const sig2 = await again.sign(handle, msg);
+          const key = await again.cryptoKey(handle);
+          const out = { alg: await k.algorithm(), pub: publicKey.length, sig: sig.length, verifies: m.verifySignature(publicKey, msg, sig) && m.verifySignature(publicKey, msg, sig2),
+            extractable: key.extractable, curve: key.algorithm.namedCurve };
+          await k.deleteKey(handle);
+          out.afterDelete = await again.cryptoKey(handle) === null && await m.webCryptoKeys({ dbName: 'edrlink-e2e-fallback' }).cryptoKey(handle) === null;
+          return out;
+        } finally { subtle.generateKey = real; }
+      });
+      if (r.alg !== 'ecdsa-p256' || r.pub !== 65 || r.sig !== 64 || !r.verifies || r.extractable !== false || r.curve !== 'P-256' || !r.afterDelete) {
+        throw new Error('fallback: ' + JSON.stringify(r));
+      }
+    });
+
     await step('portal: toggle off → console reports the blocked flow', async () => {
       await portal.click('#toggle');
       await until('integration off', () => portal.$eval('#integrations', (t) => /acme-av\s*off/.test(t.textContent)));

@@ -106,7 +106,9 @@ export function webCryptoKeys({ dbName = 'edrlink-keys', algorithm } = {}) {
     throw new TypeError('webCryptoKeys: algorithm must be "ed25519" or "ecdsa-p256"');
   }
   const records = idbRecords(dbName);
-  const cache = new Map(); // handle -> { algorithm, privateKey }
+  // handle -> { algorithm, privateKey }: signing does not read IndexedDB every time. Keys
+  // are only deleted once edrlink no longer signs with them (handles are never reused).
+  const cache = new Map();
   let chosen = algorithm;
 
   async function generate(name) {
@@ -154,7 +156,10 @@ export function webCryptoKeys({ dbName = 'edrlink-keys', algorithm } = {}) {
       await records.delete(handle);
     },
     async cryptoKey(handle) {
-      try { return (await lookup(handle)).privateKey; } catch { return null; }
+      // Read from IndexedDB itself (not this instance's cache): another view of the
+      // database may have deleted the key.
+      const rec = await records.get(handle);
+      return rec && rec.privateKey ? rec.privateKey : null;
     },
     async algorithm() {
       if (!chosen) await newPair();
