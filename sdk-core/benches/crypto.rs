@@ -36,7 +36,7 @@ fn token_verify(c: &mut Criterion) {
     let keys = Keyset::from_keys(&[key.verifying_key()]);
     let (input, sig) = tok.rsplit_once('.').unwrap();
     let sig = edrlink_core::encoding::b64url_decode(sig).unwrap();
-    let pk = key.verifying_key().0;
+    let pk: [u8; 32] = key.verifying_key().as_bytes().try_into().unwrap();
     let mut g = c.benchmark_group("token");
     g.bench_function("verify", |b| {
         b.iter(|| token::verify(black_box(&tok), &keys, NOW, 60).unwrap())
@@ -122,7 +122,7 @@ fn interleaved_report() {
     let key = SigningKey::from_seed(&SEED).unwrap();
     let pair = Ed25519KeyPair::from_seed_unchecked(&SEED).unwrap();
     let vk = key.verifying_key();
-    let pk = vk.0;
+    let pk: [u8; 32] = vk.as_bytes().try_into().unwrap();
     let spec = TokenSpec {
         issuer: "https://edr.example.test".into(),
         partner_id: "acme-av".into(),

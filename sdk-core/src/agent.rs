@@ -27,7 +27,8 @@
 
 pub use crate::client::FlushOutcome;
 use crate::client::{
-    ClientConfig, ClientEvent, OpHandle, OpOutcome, OpStatus, Operation, PartnerClient,
+    ClientConfig, ClientEvent, HostAnswer, HostRequest, HostRequestKind, OpHandle, OpOutcome,
+    OpStatus, Operation, PartnerClient,
 };
 use crate::credential::Credential;
 pub use crate::diag::{LogLevel, LogRecord};
@@ -38,6 +39,7 @@ use crate::handshake::{FlowState, SensorState};
 use crate::health::HealthReport;
 pub use crate::http::{HttpRequest, HttpResponse};
 use crate::keys::SystemRandom;
+use crate::signer::{HostKeys, InstallationKey};
 use crate::telemetry::Event;
 use std::fs;
 use std::io::Write;
@@ -173,7 +175,10 @@ pub struct Agent {
     transport: Box<dyn Transport>,
     data_dir: Option<PathBuf>,
     store: Option<Box<dyn CredentialStore>>,
+    /// The host's key store, when the host keeps the installation key.
+    keys: Option<Arc<dyn HostKeys>>,
     op_timeout: Duration,
+    signer_timeout: Duration,
 }
 
 impl core::fmt::Debug for Agent {
@@ -226,6 +231,7 @@ fn lock_ignoring_poison<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 enum Next {
     Finish(Result<OpOutcome>),
     Send(HttpRequest),
+    Host(HostRequest),
     Sleep(Option<UnixSeconds>),
 }
 
@@ -248,6 +254,23 @@ impl Agent {
         transport: T,
         store: Option<Box<dyn CredentialStore>>,
     ) -> Result<Agent> {
+        Agent::with_host(cfg, transport, store, None)
+    }
+
+    /// Like [`with_store`](Self::with_store), with the installation key kept
+    /// by the host: with `keys`, enrollment and rotation ask the host to
+    /// create the key ([`HostKeys::create_key`]), every signature comes from
+    /// [`HostKeys::sign`] (verified before use), and the stored credential
+    /// holds only the key's handle and public key — no private key byte ever
+    /// reaches edrlink. A stored credential whose key the host keeps needs
+    /// `keys` (`invalid_state` otherwise).
+    pub fn with_host<T: Transport + 'static>(
+        cfg: AgentConfig,
+        transport: T,
+        store: Option<Box<dyn CredentialStore>>,
+        keys: Option<Arc<dyn HostKeys>>,
+    ) -> Result<Agent> {
+        let signer_timeout = Duration::from_secs(cfg.client.signer_timeout_secs.max(1));
         let mut client = match &cfg.data_dir {
             // Events wait in the durable spool (data_dir/spool): nothing handed to
             // the agent is lost across restarts or crashes.
@@ -273,7 +296,21 @@ impl Agent {
                     format!("the stored credential is unreadable: {}", e.message()),
                 )
             })?;
+            if keys.is_none()
+                && matches!(
+                    cred.auth,
+                    crate::credential::CredentialAuth::Key(InstallationKey::Host(_))
+                )
+            {
+                return Err(Error::new(
+                    ErrorCode::InvalidState,
+                    "the stored credential's key is kept by the host: pass its HostKeys",
+                ));
+            }
             client.set_credential(cred);
+        }
+        if keys.is_some() {
+            client.use_host_keys();
         }
         Ok(Agent {
             client: Mutex::new(client),
@@ -283,7 +320,9 @@ impl Agent {
             transport: Box::new(transport),
             data_dir: cfg.data_dir,
             store,
+            keys,
             op_timeout: DEFAULT_OP_TIMEOUT,
+            signer_timeout,
         })
     }
 
@@ -552,6 +591,38 @@ impl Agent {
     /// sleep until `poll_timeout` (bounded by the deadline). Past the deadline
     /// it still sends one request if none went out yet (so `flush(0)` makes
     /// progress) and then resolves with [`PartnerClient::op_timed_out`].
+    /// Does one piece of host work through [`HostKeys`]. A call that took
+    /// longer than `signer_timeout_secs` counts as failed (its result is
+    /// not used: a signer that hangs must not stall the queue unnoticed).
+    fn host_work(&self, kind: &HostRequestKind) -> Result<HostAnswer> {
+        let Some(keys) = &self.keys else {
+            return Err(Error::new(
+                ErrorCode::InvalidState,
+                "the installation key is kept by the host, but no HostKeys were given",
+            ));
+        };
+        let started = Instant::now();
+        let answer = match kind {
+            HostRequestKind::CreateKey => keys.create_key().map(HostAnswer::Key),
+            HostRequestKind::Sign { handle, message } => {
+                keys.sign(handle, message).map(HostAnswer::Signature)
+            }
+            HostRequestKind::DeleteKey { handle } => {
+                keys.delete_key(handle).map(|()| HostAnswer::Deleted)
+            }
+        };
+        if started.elapsed() > self.signer_timeout {
+            return Err(Error::new(
+                ErrorCode::SignerFailed,
+                format!(
+                    "the host signer took longer than signer_timeout_secs ({} s)",
+                    self.signer_timeout.as_secs()
+                ),
+            ));
+        }
+        answer
+    }
+
     fn drive(&self, h: &OpHandle, timeout: Duration) -> Result<OpOutcome> {
         let deadline = Instant::now() + timeout;
         let mut sent = 0u64;
@@ -569,12 +640,29 @@ impl Agent {
                 }
                 match c.poll_request(now) {
                     Some(req) => Next::Send(req),
-                    None if past => Next::Finish(c.op_timed_out(h, now)),
-                    None => Next::Sleep(c.poll_timeout(now)),
+                    None => match c.poll_host_request() {
+                        Some(work) => Next::Host(work),
+                        None if past => Next::Finish(c.op_timed_out(h, now)),
+                        None => Next::Sleep(c.poll_timeout(now)),
+                    },
                 }
             })?;
             let wake = match next {
-                Next::Finish(r) => return r,
+                Next::Finish(r) => {
+                    // Key deletions the operation left (after a rotation or
+                    // offboarding) are done before returning.
+                    while let Some(work) = self.with_client(|c| c.poll_host_request())? {
+                        let answer = self.host_work(&work.kind);
+                        self.with_client(|c| c.handle_host_answer(work.id, answer, unix_now()))?;
+                    }
+                    return r;
+                }
+                Next::Host(work) => {
+                    // Outside the client lock: a host signer may take seconds.
+                    let answer = self.host_work(&work.kind);
+                    self.with_client(|c| c.handle_host_answer(work.id, answer, unix_now()))?;
+                    continue;
+                }
                 Next::Send(req) => {
                     sent += 1;
                     let result = self.transport.send(&req);

@@ -7,8 +7,9 @@
 
 use crate::encoding::{b64url, b64url_decode, parse_json, UnixSeconds};
 use crate::error::{Error, ErrorCode, Result};
-use crate::keys::{Keyset, SigningKey};
+use crate::keys::{Jwk, Keyset, SigningKey, VerifyingKey};
 use crate::policy::Policy;
+use crate::signer::{HostKey, InstallationKey};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -18,8 +19,9 @@ pub const CREDENTIAL_LIFETIME: i64 = 90 * 86_400;
 /// How the endpoint authenticates.
 #[derive(Clone)]
 pub enum CredentialAuth {
-    /// Ed25519 installation key (token onboarding).
-    Key(SigningKey),
+    /// The installation key (token onboarding): a software Ed25519 key, or a
+    /// key the host keeps (only its handle and public key are here).
+    Key(InstallationKey),
     /// Down-level onboarding (HMAC-SHA256): the workspace the agent
     /// registered in and its per-device key, which signs its ingest as
     /// `SharedKey <installation-id>:…`.
@@ -91,9 +93,19 @@ struct Stored {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     key_seed: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    host_key: Option<StoredHostKey>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     workspace_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     device_key: Option<String>,
+}
+
+/// A host-kept key as stored: its handle and public JWK (no private part).
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredHostKey {
+    handle: String,
+    jwk: Jwk,
 }
 
 impl Drop for Stored {
@@ -105,8 +117,8 @@ impl Drop for Stored {
 }
 
 impl Credential {
-    /// The signing key, for token-onboarded credentials.
-    pub fn signing_key(&self) -> Result<&SigningKey> {
+    /// The installation key, for token-onboarded credentials.
+    pub fn installation_key(&self) -> Result<&InstallationKey> {
         match &self.auth {
             CredentialAuth::Key(k) => Ok(k),
             CredentialAuth::SharedKey { .. } => Err(Error::new(
@@ -114,6 +126,23 @@ impl Credential {
                 "down-level credential has no signing key",
             )),
         }
+    }
+
+    /// The software signing key; `invalid_state` for a down-level credential
+    /// or a key the host keeps (sign through the host then).
+    pub fn signing_key(&self) -> Result<&SigningKey> {
+        match self.installation_key()? {
+            InstallationKey::Software(k) => Ok(k),
+            InstallationKey::Host(_) => Err(Error::new(
+                ErrorCode::InvalidState,
+                "the installation key is kept by the host signer",
+            )),
+        }
+    }
+
+    /// The installation's public key (token-onboarded credentials).
+    pub fn public_key(&self) -> Result<VerifyingKey> {
+        Ok(self.installation_key()?.public_key())
     }
 
     /// Whether this is a down-level (workspace key) credential.
@@ -131,10 +160,21 @@ impl Credential {
 
     /// Serializes for storage. The result holds secrets.
     pub fn to_json(&self) -> Zeroizing<String> {
-        let (key_seed, workspace_id, device_key) = match &self.auth {
-            CredentialAuth::Key(k) => (Some(b64url(k.seed())), None, None),
+        let (key_seed, host_key, workspace_id, device_key) = match &self.auth {
+            CredentialAuth::Key(InstallationKey::Software(k)) => {
+                (Some(b64url(k.seed())), None, None, None)
+            }
+            CredentialAuth::Key(InstallationKey::Host(h)) => (
+                None,
+                Some(StoredHostKey {
+                    handle: h.handle.clone(),
+                    jwk: h.public_key.to_jwk(),
+                }),
+                None,
+                None,
+            ),
             CredentialAuth::SharedKey { workspace_id, key } => {
-                (None, Some(workspace_id.clone()), Some(b64url(key)))
+                (None, None, Some(workspace_id.clone()), Some(b64url(key)))
             }
         };
         let s = Stored {
@@ -151,6 +191,7 @@ impl Credential {
             issued_at: self.issued_at,
             expires_at: self.expires_at,
             key_seed,
+            host_key,
             workspace_id,
             device_key,
         };
@@ -164,13 +205,24 @@ impl Credential {
             return Err(Error::malformed("unsupported credential version"));
         }
         let auth = match (&s.key_seed, &s.workspace_id, &s.device_key) {
+            _ if s.host_key.is_some() && (s.key_seed.is_some() || s.workspace_id.is_some() || s.device_key.is_some()) => {
+                return Err(Error::malformed(
+                    "credential must hold exactly one of key_seed, host_key or workspace_id + device_key",
+                ))
+            }
+            (None, None, None) if s.host_key.is_some() => {
+                let h = s.host_key.as_ref().expect("checked");
+                let key = HostKey::new(h.handle.clone(), h.jwk.to_key()?)
+                    .map_err(|_| Error::malformed("credential host_key handle is invalid"))?;
+                CredentialAuth::Key(InstallationKey::Host(key))
+            }
             (Some(seed), None, None) => {
                 let bytes = Zeroizing::new(b64url_decode(seed)?);
                 let seed: &[u8; 32] = bytes
                     .as_slice()
                     .try_into()
                     .map_err(|_| Error::malformed("key seed must be 32 bytes"))?;
-                CredentialAuth::Key(SigningKey::from_seed(seed)?)
+                CredentialAuth::Key(InstallationKey::Software(SigningKey::from_seed(seed)?))
             }
             (None, Some(id), Some(key)) => {
                 let key = Zeroizing::new(b64url_decode(key)?);
@@ -184,7 +236,7 @@ impl Credential {
             }
             _ => {
                 return Err(Error::malformed(
-                    "credential must hold either key_seed or workspace_id + device_key",
+                    "credential must hold exactly one of key_seed, host_key or workspace_id + device_key",
                 ))
             }
         };

@@ -2,13 +2,16 @@
 //! `{"payload": b64, "payloadType": "...", "signatures": [{"keyid", "sig"}]}`
 //! signed over the pre-authentication encoding (PAE).
 //!
-//! edrlink's profile: exactly one Ed25519 signature, `keyid` always present,
-//! ASCII `payloadType`. Verification happens on the raw payload bytes before
+//! edrlink's profile: exactly one signature, `keyid` always present, ASCII
+//! `payloadType`. The signature is Ed25519 (64 bytes) or, for a P-256 device
+//! key, ECDSA P-256 SHA-256 DER-encoded (X9.62 `ECDSA-Sig-Value`, as
+//! securesystemslib, sigstore and `cryptography` write it); which one is
+//! decided by the verifying key, never by the envelope. Verification happens on the raw payload bytes before
 //! anything interprets them (decompression included).
 
 use crate::encoding::b64_dsse_decode;
 use crate::error::{Error, ErrorCode, Result};
-use crate::keys::{SigningKey, VerifyingKey};
+use crate::keys::{ecdsa_p256_raw_to_der, KeyAlgorithm, Signer, VerifyingKey};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -116,29 +119,87 @@ fn push_b64(out: &mut Vec<u8>, bytes: &[u8]) {
     debug_assert_eq!(written, n);
 }
 
-/// Seals `payload` and returns the envelope's JSON bytes.
-///
-/// The JSON is written directly (base64 needs no escaping) in the field order
-/// serde would use for [`Envelope`], so the bytes are identical to
-/// `serde_json::to_vec(&Envelope{..})` (the vectors and a unit test check it)
-/// without building the intermediate strings.
-pub fn seal(payload_type: &str, payload: &[u8], key: &SigningKey) -> Result<Vec<u8>> {
+/// An envelope waiting for its signature: the PAE (which ends with the
+/// payload, so the payload is kept once) and what the JSON needs besides.
+/// The signature can come later, from a host signer that answers
+/// asynchronously.
+#[derive(Debug, Clone)]
+pub struct Unsigned {
+    pae: Vec<u8>,
+    header_len: usize,
+    payload_type: String,
+    public: VerifyingKey,
+}
+
+/// The PAE for `payload` under `payload_type`, to be signed by `public`'s key.
+pub fn prepare(payload_type: &str, payload: &[u8], public: &VerifyingKey) -> Result<Unsigned> {
     check_payload_type(payload_type)?;
-    let sig = key.sign(&pae(payload_type, payload));
-    let kid = key.key_id();
-    let b64_len = base64::encoded_len(payload.len(), true)
-        .ok_or_else(|| Error::new(ErrorCode::TooLarge, "payload too large"))?;
-    let mut out = Vec::with_capacity(b64_len + 2 * payload_type.len() + kid.len() + 160);
-    out.extend_from_slice(b"{\"payload\":\"");
-    push_b64(&mut out, payload);
-    out.extend_from_slice(b"\",\"payloadType\":");
-    push_json_str(&mut out, payload_type)?;
-    out.extend_from_slice(b",\"signatures\":[{\"keyid\":");
-    push_json_str(&mut out, &kid)?;
-    out.extend_from_slice(b",\"sig\":\"");
-    push_b64(&mut out, &sig);
-    out.extend_from_slice(b"\"}]}");
-    Ok(out)
+    let mut pae = pae_header(payload_type, payload.len(), payload.len());
+    let header_len = pae.len();
+    pae.extend_from_slice(payload);
+    Ok(Unsigned {
+        pae,
+        header_len,
+        payload_type: payload_type.to_owned(),
+        public: *public,
+    })
+}
+
+impl Unsigned {
+    /// The bytes the key signs (the PAE).
+    pub fn message(&self) -> &[u8] {
+        &self.pae
+    }
+
+    /// The envelope's JSON with `sig` in the JOSE form (Ed25519 or P-256
+    /// `r‖s`, 64 bytes; P-256 is written DER-encoded).
+    ///
+    /// The JSON is written directly (base64 needs no escaping) in the field
+    /// order serde would use for [`Envelope`], so the bytes are identical to
+    /// `serde_json::to_vec(&Envelope{..})` (the vectors and a unit test check
+    /// it) without building the intermediate strings.
+    pub fn finish(self, sig: &[u8]) -> Result<Vec<u8>> {
+        let der;
+        let sig = match (self.public.algorithm(), <&[u8; 64]>::try_from(sig)) {
+            (KeyAlgorithm::Ed25519, _) => sig,
+            (KeyAlgorithm::EcdsaP256, Ok(raw)) => {
+                der = ecdsa_p256_raw_to_der(raw);
+                &der
+            }
+            (KeyAlgorithm::EcdsaP256, Err(_)) => {
+                return Err(Error::new(
+                    ErrorCode::Internal,
+                    "a P-256 signature in the JOSE form is 64 bytes",
+                ))
+            }
+        };
+        let payload = &self.pae[self.header_len..];
+        let kid = self.public.key_id();
+        let b64_len = base64::encoded_len(payload.len(), true)
+            .ok_or_else(|| Error::new(ErrorCode::TooLarge, "payload too large"))?;
+        let mut out = Vec::with_capacity(b64_len + 2 * self.payload_type.len() + kid.len() + 160);
+        out.extend_from_slice(b"{\"payload\":\"");
+        push_b64(&mut out, payload);
+        out.extend_from_slice(b"\",\"payloadType\":");
+        push_json_str(&mut out, &self.payload_type)?;
+        out.extend_from_slice(b",\"signatures\":[{\"keyid\":");
+        push_json_str(&mut out, &kid)?;
+        out.extend_from_slice(b",\"sig\":\"");
+        push_b64(&mut out, sig);
+        out.extend_from_slice(b"\"}]}");
+        Ok(out)
+    }
+
+    /// Signs with `key` and finishes.
+    pub fn sign(self, key: &dyn Signer) -> Result<Vec<u8>> {
+        let sig = key.sign_message(self.message())?;
+        self.finish(&sig)
+    }
+}
+
+/// Seals `payload` and returns the envelope's JSON bytes.
+pub fn seal(payload_type: &str, payload: &[u8], key: &dyn Signer) -> Result<Vec<u8>> {
+    prepare(payload_type, payload, &key.public_key())?.sign(key)
 }
 
 /// The envelope as parsed, borrowing the (long) base64 text from the input
@@ -162,7 +223,7 @@ struct SignatureRef<'a> {
 }
 
 /// Structure checks shared by [`parse`] and [`open`]: the profile (one
-/// signature, with keyid, 64-byte Ed25519 signature) and the payload type.
+/// signature, with keyid, 64 bytes or DER-shaped) and the payload type.
 fn check_profile(env: EnvelopeRef<'_>) -> Result<(EnvelopeRef<'_>, Vec<u8>)> {
     check_payload_type(&env.payload_type)?;
     let [sig] = env.signatures.as_slice() else {
@@ -174,10 +235,12 @@ fn check_profile(env: EnvelopeRef<'_>) -> Result<(EnvelopeRef<'_>, Vec<u8>)> {
         return Err(Error::malformed("envelope signature lacks keyid"));
     }
     let signature = b64_dsse_decode(&sig.sig)?;
-    if signature.len() != 64 {
+    // Ed25519: 64 bytes; P-256: DER, 8..=72 bytes. The key decides which.
+    let der_shaped = (8..=72).contains(&signature.len()) && signature[0] == 0x30;
+    if signature.len() != 64 && !der_shaped {
         return Err(Error::new(
             ErrorCode::BadSignature,
-            "Ed25519 signature must be 64 bytes",
+            "signature must be 64 bytes (Ed25519) or DER (ECDSA P-256)",
         ));
     }
     Ok((env, signature))
@@ -371,7 +434,7 @@ impl Parsed {
     /// Verifies the signature with `key` (whose id must match `keyid`).
     pub fn verify(&self, key: &VerifyingKey) -> Result<()> {
         check_keyid(&self.keyid, key)?;
-        key.verify(&pae(&self.payload_type, &self.payload), &self.signature)
+        key.verify_dsse(&pae(&self.payload_type, &self.payload), &self.signature)
     }
 }
 
@@ -430,7 +493,7 @@ pub fn open(json: &[u8], expected_type: &str, key: &VerifyingKey) -> Result<Vec<
             ));
         }
         check_keyid(&env.signatures[0].keyid, key)?;
-        key.verify(&buf, &signature)?;
+        key.verify_dsse(&buf, &signature)?;
         buf.drain(..header);
         Ok(buf)
     })
@@ -439,6 +502,7 @@ pub fn open(json: &[u8], expected_type: &str, key: &VerifyingKey) -> Result<Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::SigningKey;
 
     #[test]
     fn pae_matches_the_dsse_spec_example() {

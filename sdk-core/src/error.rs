@@ -134,6 +134,10 @@ error_codes! {
     Storage = 702, "storage", 500;
     /// The call is not valid in the current state (e.g. send before redeem).
     InvalidState = 703, "invalid_state", 409;
+    /// The host signer failed: it returned an error, a signature that does
+    /// not verify with its public key (or of the wrong length), or took
+    /// longer than `signer_timeout_secs`. Nothing queued is dropped.
+    SignerFailed = 704, "signer_failed", 500;
     /// A bug: a panic was caught at an FFI boundary, or an invariant broke.
     Internal = 799, "internal", 500;
 }

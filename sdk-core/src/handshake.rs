@@ -99,15 +99,27 @@ pub struct FlowDecision {
 /// Partner role: builds a signed hello. Returns (body, nonce).
 pub fn hello(
     cred: &Credential,
-    mut h: Hello,
+    h: Hello,
     now: UnixSeconds,
     rng: &dyn RandomSource,
 ) -> Result<(String, String)> {
+    let (unsigned, nonce) = hello_unsigned(cred, h, now, rng)?;
+    Ok((unsigned.sign(cred.signing_key()?)?, nonce))
+}
+
+/// [`hello`] up to the signature (for a key the host keeps). Returns
+/// (unsigned JWS, nonce).
+pub fn hello_unsigned(
+    cred: &Credential,
+    mut h: Hello,
+    now: UnixSeconds,
+    rng: &dyn RandomSource,
+) -> Result<(jws::Unsigned, String)> {
     h.installation_id = cred.installation_id.clone();
     h.nonce = random_id(rng, 16)?;
     h.iat = now;
-    let body = jws::sign(HELLO_TYP, &h, cred.signing_key()?, false)?;
-    Ok((body, h.nonce))
+    let unsigned = jws::prepare(HELLO_TYP, &h, &cred.public_key()?, false)?;
+    Ok((unsigned, h.nonce))
 }
 
 /// Partner role: verifies a decision against the pinned keyset and our nonce.

@@ -1,4 +1,6 @@
-//! A strict compact-JWS profile (RFC 7515 + RFC 8037): `alg` pinned to `EdDSA`,
+//! A strict compact-JWS profile (RFC 7515 + RFC 8037 / RFC 7518): `alg` is
+//! `EdDSA`, or `ES256` for messages signed by a P-256 device key, and must
+//! match the verifying key's type (never chosen by the message alone);
 //! explicit `typ` (RFC 8725 §3.11), unknown header parameters rejected.
 //!
 //! Access tokens and every interactive message (redeem, handshake, offboard,
@@ -7,7 +9,7 @@
 
 use crate::encoding::{b64url, b64url_decode, UnixSeconds};
 use crate::error::{Error, ErrorCode, Result};
-use crate::keys::{Jwk, Keyset, SigningKey, VerifyingKey};
+use crate::keys::{Jwk, KeyAlgorithm, Keyset, Signer, VerifyingKey};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +20,7 @@ pub const MAX_JWS_LEN: usize = 64 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Header {
-    /// Always `EdDSA`.
+    /// `EdDSA` or `ES256`.
     pub alg: String,
     /// Explicit type, e.g. `edrlink-access+jwt`.
     pub typ: String,
@@ -48,8 +50,30 @@ impl Unverified<'_> {
             .map_err(|e| Error::malformed(format!("JWS payload: {e}")))
     }
 
+    /// The algorithm the header names (checked against the key on verify).
+    pub fn algorithm(&self) -> KeyAlgorithm {
+        KeyAlgorithm::from_jws_alg(&self.header.alg).expect("checked by parse")
+    }
+
+    /// A key of another type than `alg` names is refused: the algorithm is
+    /// the key's, never the message's choice (RFC 8725 §3.1).
+    fn check_alg(&self, key: &VerifyingKey) -> Result<()> {
+        if key.algorithm() != self.algorithm() {
+            return Err(Error::new(
+                ErrorCode::UnsupportedAlgorithm,
+                format!(
+                    "JWS alg {} does not match the {} key",
+                    self.header.alg,
+                    key.algorithm().name()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Checks the signature with `key`.
     pub fn verify_with(&self, key: &VerifyingKey) -> Result<()> {
+        self.check_alg(key)?;
         if let Some(kid) = &self.header.kid {
             if *kid != key.key_id() {
                 return Err(Error::new(
@@ -69,24 +93,57 @@ impl Unverified<'_> {
             .as_deref()
             .ok_or_else(|| Error::malformed("JWS header lacks kid"))?;
         let key = keys.find(kid, now)?;
+        self.check_alg(&key)?;
         key.verify(self.signing_input.as_bytes(), &self.signature)?;
         Ok(key)
     }
 }
 
-/// Signs `claims` as a compact JWS with header `{alg, typ, kid}` (or `jwk`).
-pub fn sign<T: Serialize>(
+/// A JWS waiting for its signature: the signing input is fixed, so the
+/// signature can come later (from a host signer that answers asynchronously).
+#[derive(Debug, Clone)]
+pub struct Unsigned {
+    input: String,
+}
+
+impl Unsigned {
+    /// The bytes the key signs (`base64url(header).base64url(payload)`).
+    pub fn message(&self) -> &[u8] {
+        self.input.as_bytes()
+    }
+
+    /// The compact JWS with `sig` (JOSE form: 64 bytes).
+    pub fn finish(mut self, sig: &[u8]) -> String {
+        self.input.push('.');
+        self.input.push_str(&b64url(sig));
+        self.input
+    }
+
+    /// Signs with `key` and finishes.
+    pub fn sign(self, key: &dyn Signer) -> Result<String> {
+        let sig = key.sign_message(self.message())?;
+        Ok(self.finish(&sig))
+    }
+}
+
+/// The signing input of a compact JWS with header `{alg, typ, kid}` (or
+/// `jwk`) for `public`'s algorithm.
+pub fn prepare<T: Serialize>(
     typ: &str,
     claims: &T,
-    key: &SigningKey,
+    public: &VerifyingKey,
     embed_jwk: bool,
-) -> Result<String> {
+) -> Result<Unsigned> {
     let header = Header {
-        alg: "EdDSA".into(),
+        alg: public.algorithm().jws_alg().into(),
         typ: typ.into(),
-        kid: if embed_jwk { None } else { Some(key.key_id()) },
+        kid: if embed_jwk {
+            None
+        } else {
+            Some(public.key_id())
+        },
         jwk: if embed_jwk {
-            Some(key.verifying_key().to_jwk())
+            Some(public.to_jwk())
         } else {
             None
         },
@@ -95,14 +152,21 @@ pub fn sign<T: Serialize>(
         serde_json::to_vec(&header).map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))?;
     let p =
         serde_json::to_vec(claims).map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))?;
-    let mut out = String::with_capacity((h.len() + p.len()) * 4 / 3 + 100);
-    out.push_str(&b64url(&h));
-    out.push('.');
-    out.push_str(&b64url(&p));
-    let sig = key.sign(out.as_bytes());
-    out.push('.');
-    out.push_str(&b64url(&sig));
-    Ok(out)
+    let mut input = String::with_capacity((h.len() + p.len()) * 4 / 3 + 100);
+    input.push_str(&b64url(&h));
+    input.push('.');
+    input.push_str(&b64url(&p));
+    Ok(Unsigned { input })
+}
+
+/// Signs `claims` as a compact JWS with header `{alg, typ, kid}` (or `jwk`).
+pub fn sign<T: Serialize>(
+    typ: &str,
+    claims: &T,
+    key: &dyn Signer,
+    embed_jwk: bool,
+) -> Result<String> {
+    prepare(typ, claims, &key.public_key(), embed_jwk)?.sign(key)
 }
 
 /// Parses a compact JWS, checking `alg` and `typ` but not the signature.
@@ -118,12 +182,7 @@ pub fn parse<'a>(compact: &'a str, expected_typ: &str) -> Result<Unverified<'a>>
     };
     let header: Header = serde_json::from_slice(&b64url_decode(h)?)
         .map_err(|e| Error::malformed(format!("JWS header: {e}")))?;
-    if header.alg != "EdDSA" {
-        return Err(Error::new(
-            ErrorCode::UnsupportedAlgorithm,
-            "JWS alg must be EdDSA",
-        ));
-    }
+    KeyAlgorithm::from_jws_alg(&header.alg)?;
     if header.typ != expected_typ {
         return Err(Error::new(
             ErrorCode::WrongType,
@@ -132,8 +191,9 @@ pub fn parse<'a>(compact: &'a str, expected_typ: &str) -> Result<Unverified<'a>>
     }
     let payload = b64url_decode(p)?;
     let signature = b64url_decode(s)?;
+    // EdDSA and ES256 (r‖s, RFC 7518 §3.4) signatures are both 64 bytes.
     if signature.len() != 64 {
-        return Err(Error::malformed("Ed25519 signature must be 64 bytes"));
+        return Err(Error::malformed("JWS signature must be 64 bytes"));
     }
     let signing_input = &compact[..h.len() + 1 + p.len()];
     Ok(Unverified {
@@ -147,6 +207,7 @@ pub fn parse<'a>(compact: &'a str, expected_typ: &str) -> Result<Unverified<'a>>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::SigningKey;
 
     #[derive(Serialize, Deserialize, PartialEq, Debug)]
     struct C {
@@ -193,6 +254,51 @@ mod tests {
         assert_eq!(
             parse(&crit, "x+jwt").unwrap_err().code(),
             ErrorCode::Malformed
+        );
+    }
+
+    #[test]
+    fn es256_round_trip_and_algorithm_confusion() {
+        let p = crate::signer::EcdsaP256Key::generate().unwrap();
+        let jws = sign("x+jwt", &C { a: 2 }, &p, true).unwrap();
+        let u = parse(&jws, "x+jwt").unwrap();
+        assert_eq!(u.header.alg, "ES256");
+        let key = u.header.jwk.as_ref().unwrap().to_key().unwrap();
+        assert_eq!(key, p.public_key());
+        u.verify_with(&key).unwrap();
+        // An Ed25519 key never verifies an ES256 message, and the reverse.
+        let ed = SigningKey::from_seed(&[3u8; 32]).unwrap();
+        assert_eq!(
+            u.verify_with(&ed.verifying_key()).unwrap_err().code(),
+            ErrorCode::UnsupportedAlgorithm
+        );
+        let ed_jws = sign("x+jwt", &C { a: 2 }, &ed, false).unwrap();
+        assert_eq!(
+            parse(&ed_jws, "x+jwt")
+                .unwrap()
+                .verify_with(&key)
+                .unwrap_err()
+                .code(),
+            ErrorCode::UnsupportedAlgorithm
+        );
+        // ES256 claimed by a message, checked against a service keyset
+        // (Ed25519 only), is refused.
+        let set = Keyset::from_keys(&[ed.verifying_key()]);
+        let forged = format!(
+            "{}.{}.{}",
+            b64url(
+                format!(r#"{{"alg":"ES256","typ":"x+jwt","kid":"{}"}}"#, ed.key_id()).as_bytes()
+            ),
+            b64url(b"{}"),
+            b64url(&[1u8; 64])
+        );
+        assert_eq!(
+            parse(&forged, "x+jwt")
+                .unwrap()
+                .verify_with_keyset(&set, 0)
+                .unwrap_err()
+                .code(),
+            ErrorCode::UnsupportedAlgorithm
         );
     }
 }

@@ -1,5 +1,10 @@
-//! Ed25519 keys (ring), key ids, JWKs (RFC 8037 OKP) and service keysets, plus
-//! the randomness source trait.
+//! Keys (ring): Ed25519 signing keys, Ed25519 and ECDSA P-256 public keys,
+//! key ids, JWKs (RFC 8037 OKP, RFC 7518 EC) and service keysets, plus the
+//! randomness source trait.
+//!
+//! Device keys may be Ed25519 or P-256 (the Secure Enclave, most TPMs and
+//! older Android Keystores only offer P-256); token and service keys are
+//! always Ed25519.
 //!
 //! Private key material is held so that it is zeroized on drop and never shown
 //! by `Debug`.
@@ -7,7 +12,10 @@
 use crate::encoding::{b64url, b64url_decode, sha256, UnixSeconds};
 use crate::error::{Error, ErrorCode, Result};
 use core::mem::ManuallyDrop;
-use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
+use ring::signature::{
+    Ed25519KeyPair, KeyPair, UnparsedPublicKey, ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_FIXED,
+    ED25519,
+};
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -38,10 +46,69 @@ pub fn random_id(rng: &dyn RandomSource, n: usize) -> Result<String> {
     Ok(b64url(&buf))
 }
 
-/// Key id: base64url of the first 16 bytes of SHA-256 over the raw 32-byte
-/// public key. Derived, so both sides agree without a registry.
-pub fn key_id(public_key: &[u8; 32]) -> String {
+/// Key id: base64url of the first 16 bytes of SHA-256 over the public key's
+/// bytes (the raw 32 bytes for Ed25519, the 65-byte uncompressed SEC1 point
+/// for P-256). Derived, so both sides agree without a registry.
+pub fn key_id(public_key: &[u8]) -> String {
     b64url(&sha256(public_key)[..16])
+}
+
+/// The signature algorithm of a device key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyAlgorithm {
+    /// Ed25519 (RFC 8032); JWS `EdDSA`. The default for software keys.
+    Ed25519,
+    /// ECDSA over P-256 with SHA-256; JWS `ES256`.
+    EcdsaP256,
+}
+
+impl KeyAlgorithm {
+    /// The name used in options, credentials and bindings.
+    pub fn name(self) -> &'static str {
+        match self {
+            KeyAlgorithm::Ed25519 => "ed25519",
+            KeyAlgorithm::EcdsaP256 => "ecdsa-p256",
+        }
+    }
+
+    /// The JWS `alg` (RFC 8037 / RFC 7518).
+    pub fn jws_alg(self) -> &'static str {
+        match self {
+            KeyAlgorithm::Ed25519 => "EdDSA",
+            KeyAlgorithm::EcdsaP256 => "ES256",
+        }
+    }
+
+    /// The algorithm a JWS `alg` names; anything else is `unsupported_algorithm`.
+    pub fn from_jws_alg(alg: &str) -> Result<Self> {
+        match alg {
+            "EdDSA" => Ok(KeyAlgorithm::Ed25519),
+            "ES256" => Ok(KeyAlgorithm::EcdsaP256),
+            _ => Err(Error::new(
+                ErrorCode::UnsupportedAlgorithm,
+                "JWS alg must be EdDSA or ES256",
+            )),
+        }
+    }
+}
+
+/// Something that signs with a device key in the JOSE signature form
+/// (Ed25519: 64 bytes; P-256: `r‖s`, 64 bytes). The protocol functions take
+/// this, so a software key and a key the host keeps are used the same way.
+pub trait Signer {
+    /// The public half.
+    fn public_key(&self) -> VerifyingKey;
+    /// Signs `msg`.
+    fn sign_message(&self, msg: &[u8]) -> Result<Vec<u8>>;
+}
+
+impl Signer for SigningKey {
+    fn public_key(&self) -> VerifyingKey {
+        self.public
+    }
+    fn sign_message(&self, msg: &[u8]) -> Result<Vec<u8>> {
+        Ok(self.sign(msg).to_vec())
+    }
 }
 
 /// An Ed25519 private key. Zeroized on drop, redacted in `Debug`.
@@ -64,7 +131,7 @@ impl SigningKey {
         Ok(SigningKey {
             seed: Zeroizing::new(*seed),
             pair: ManuallyDrop::new(pair),
-            public: VerifyingKey(pk),
+            public: VerifyingKey::Ed25519(pk),
         })
     }
 
@@ -139,39 +206,88 @@ impl core::fmt::Debug for SigningKey {
     }
 }
 
-/// An Ed25519 public key.
+/// A device, token or service public key.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct VerifyingKey(pub [u8; 32]);
+pub enum VerifyingKey {
+    /// Ed25519, the raw 32 bytes.
+    Ed25519([u8; 32]),
+    /// ECDSA P-256, the uncompressed SEC1 point `04‖x‖y` (65 bytes). Whether
+    /// the point is on the curve is checked by every verification (an
+    /// off-curve point verifies nothing).
+    P256([u8; 65]),
+}
 
 impl VerifyingKey {
-    /// From raw bytes (length checked).
+    /// From raw bytes: 32 bytes are an Ed25519 key, 65 bytes starting with
+    /// `04` a P-256 point; anything else is `malformed`.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let arr: [u8; 32] = bytes
-            .try_into()
-            .map_err(|_| Error::malformed("Ed25519 public key must be 32 bytes"))?;
-        Ok(VerifyingKey(arr))
+        match bytes.len() {
+            32 => Ok(VerifyingKey::Ed25519(bytes.try_into().expect("32 bytes"))),
+            65 if bytes[0] == 4 => Ok(VerifyingKey::P256(bytes.try_into().expect("65 bytes"))),
+            _ => Err(Error::malformed(
+                "public key must be 32 bytes (Ed25519) or a 65-byte uncompressed P-256 point",
+            )),
+        }
+    }
+
+    /// The key's bytes (see [`VerifyingKey::from_bytes`]).
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            VerifyingKey::Ed25519(b) => b,
+            VerifyingKey::P256(b) => b,
+        }
+    }
+
+    /// The key's algorithm.
+    pub fn algorithm(&self) -> KeyAlgorithm {
+        match self {
+            VerifyingKey::Ed25519(_) => KeyAlgorithm::Ed25519,
+            VerifyingKey::P256(_) => KeyAlgorithm::EcdsaP256,
+        }
     }
 
     /// The derived key id.
     pub fn key_id(&self) -> String {
-        key_id(&self.0)
+        key_id(self.as_bytes())
     }
 
-    /// Verifies a signature.
+    /// Verifies a signature in the JOSE form (Ed25519: 64 bytes; P-256:
+    /// `r‖s`, 64 bytes — RFC 7518 §3.4), as JWS and the rotation proof use.
     pub fn verify(&self, msg: &[u8], sig: &[u8]) -> Result<()> {
-        UnparsedPublicKey::new(&ED25519, &self.0)
-            .verify(msg, sig)
-            .map_err(|_| Error::new(ErrorCode::BadSignature, "signature does not verify"))
+        let ok = match self {
+            VerifyingKey::Ed25519(k) => UnparsedPublicKey::new(&ED25519, k).verify(msg, sig),
+            VerifyingKey::P256(k) => {
+                UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, k).verify(msg, sig)
+            }
+        };
+        ok.map_err(|_| Error::new(ErrorCode::BadSignature, "signature does not verify"))
     }
 
-    /// As an RFC 8037 OKP JWK.
+    /// Verifies a DSSE signature: Ed25519 as in [`verify`](Self::verify);
+    /// P-256 DER-encoded (X9.62 `ECDSA-Sig-Value`), the form DSSE tools
+    /// (securesystemslib, sigstore, `cryptography`) produce and expect.
+    pub fn verify_dsse(&self, msg: &[u8], sig: &[u8]) -> Result<()> {
+        match self {
+            VerifyingKey::Ed25519(_) => self.verify(msg, sig),
+            VerifyingKey::P256(k) => UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, k)
+                .verify(msg, sig)
+                .map_err(|_| Error::new(ErrorCode::BadSignature, "signature does not verify")),
+        }
+    }
+
+    /// As a JWK: RFC 8037 `OKP`/`Ed25519`, or RFC 7518 `EC`/`P-256`.
     pub fn to_jwk(&self) -> Jwk {
+        let (kty, crv, x, y) = match self {
+            VerifyingKey::Ed25519(k) => ("OKP", "Ed25519", b64url(k), None),
+            VerifyingKey::P256(k) => ("EC", "P-256", b64url(&k[1..33]), Some(b64url(&k[33..]))),
+        };
         Jwk {
-            kty: "OKP".into(),
-            crv: "Ed25519".into(),
-            x: b64url(&self.0),
+            kty: kty.into(),
+            crv: crv.into(),
+            x,
+            y,
             kid: Some(self.key_id()),
-            alg: Some("EdDSA".into()),
+            alg: Some(self.algorithm().jws_alg().into()),
             not_after: None,
         }
     }
@@ -179,23 +295,106 @@ impl VerifyingKey {
 
 impl core::fmt::Debug for VerifyingKey {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "VerifyingKey({})", self.key_id())
+        write!(
+            f,
+            "VerifyingKey({} {})",
+            self.algorithm().name(),
+            self.key_id()
+        )
     }
 }
 
-/// A public key as a JWK (RFC 7517 / RFC 8037 `OKP`, `Ed25519`).
+/// The JOSE form (`r‖s`, 64 bytes) of an ECDSA P-256 signature given either
+/// DER-encoded (what Java, Apple, OpenSSL and `cryptography` return) or
+/// already raw (what WebCrypto returns). Strict DER: a 64-byte input that
+/// is not a complete DER signature is taken as raw; the result is verified
+/// by the caller anyway, so a misreading cannot pass.
+pub fn ecdsa_p256_to_raw(sig: &[u8]) -> Result<[u8; 64]> {
+    if let Some(raw) = der_to_raw(sig) {
+        return Ok(raw);
+    }
+    sig.try_into()
+        .map_err(|_| Error::malformed("ECDSA P-256 signature is neither DER nor 64 bytes r‖s"))
+}
+
+fn der_to_raw(sig: &[u8]) -> Option<[u8; 64]> {
+    // SEQUENCE { INTEGER r, INTEGER s }, short-form lengths (at most 72 bytes).
+    let (&tag, rest) = sig.split_first()?;
+    let (&len, body) = rest.split_first()?;
+    if tag != 0x30 || len as usize != body.len() || len >= 0x80 {
+        return None;
+    }
+    let mut out = [0u8; 64];
+    let mut body = body;
+    for half in out.chunks_mut(32) {
+        let (&t, rest) = body.split_first()?;
+        let (&l, rest) = rest.split_first()?;
+        let l = l as usize;
+        if t != 0x02 || l == 0 || l > 33 || rest.len() < l {
+            return None;
+        }
+        let (int, rest) = rest.split_at(l);
+        // Minimal encoding: a leading zero only before a high bit.
+        if int.len() > 1 && int[0] == 0 && int[1] & 0x80 == 0 {
+            return None;
+        }
+        if int[0] & 0x80 != 0 {
+            return None;
+        }
+        let int = if int.len() == 33 {
+            if int[0] != 0 {
+                return None;
+            }
+            &int[1..]
+        } else {
+            int
+        };
+        half[32 - int.len()..].copy_from_slice(int);
+        body = rest;
+    }
+    body.is_empty().then_some(out)
+}
+
+/// DER-encodes a raw `r‖s` P-256 signature (the DSSE form).
+pub fn ecdsa_p256_raw_to_der(raw: &[u8; 64]) -> Vec<u8> {
+    fn int(out: &mut Vec<u8>, v: &[u8]) {
+        let start = v.iter().position(|&b| b != 0).unwrap_or(v.len() - 1);
+        let v = &v[start..];
+        let pad = v[0] & 0x80 != 0;
+        out.push(0x02);
+        out.push((v.len() + usize::from(pad)) as u8);
+        if pad {
+            out.push(0);
+        }
+        out.extend_from_slice(v);
+    }
+    let mut body = Vec::with_capacity(72);
+    int(&mut body, &raw[..32]);
+    int(&mut body, &raw[32..]);
+    let mut out = Vec::with_capacity(body.len() + 2);
+    out.push(0x30);
+    out.push(body.len() as u8);
+    out.extend_from_slice(&body);
+    out
+}
+
+/// A public key as a JWK (RFC 7517: RFC 8037 `OKP`/`Ed25519`, or RFC 7518
+/// `EC`/`P-256` for device keys).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Jwk {
-    /// Always `OKP`.
+    /// `OKP` (Ed25519) or `EC` (P-256).
     pub kty: String,
-    /// Always `Ed25519`.
+    /// `Ed25519` or `P-256`.
     pub crv: String,
-    /// base64url public key.
+    /// base64url public key (Ed25519) or x coordinate (P-256).
     pub x: String,
+    /// base64url y coordinate (P-256 only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub y: Option<String>,
     /// Key id (derived; checked on parse when present).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kid: Option<String>,
-    /// `EdDSA` when present.
+    /// `EdDSA` / `ES256` when present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alg: Option<String>,
     /// For service keysets: the key is not trusted after this time (rotation overlap).
@@ -204,27 +403,62 @@ pub struct Jwk {
 }
 
 impl Jwk {
-    /// Validates and converts to a [`VerifyingKey`].
+    /// Validates and converts to a [`VerifyingKey`] (Ed25519 or P-256).
     pub fn to_key(&self) -> Result<VerifyingKey> {
-        if self.kty != "OKP" || self.crv != "Ed25519" {
-            return Err(Error::new(
-                ErrorCode::UnsupportedAlgorithm,
-                "only OKP/Ed25519 keys are accepted",
-            ));
-        }
-        if let Some(alg) = &self.alg {
-            if alg != "EdDSA" {
+        let key = match (self.kty.as_str(), self.crv.as_str(), &self.y) {
+            ("OKP", "Ed25519", None) => {
+                let x = b64url_decode(&self.x)?;
+                if x.len() != 32 {
+                    return Err(Error::malformed("Ed25519 public key must be 32 bytes"));
+                }
+                VerifyingKey::from_bytes(&x)?
+            }
+            ("EC", "P-256", Some(y)) => {
+                let (x, y) = (b64url_decode(&self.x)?, b64url_decode(y)?);
+                if x.len() != 32 || y.len() != 32 {
+                    return Err(Error::malformed("P-256 coordinates must be 32 bytes each"));
+                }
+                let mut p = [0u8; 65];
+                p[0] = 4;
+                p[1..33].copy_from_slice(&x);
+                p[33..].copy_from_slice(&y);
+                VerifyingKey::P256(p)
+            }
+            ("OKP", "Ed25519", Some(_)) | ("EC", "P-256", None) => {
+                return Err(Error::malformed("JWK coordinates do not fit its curve"))
+            }
+            _ => {
                 return Err(Error::new(
                     ErrorCode::UnsupportedAlgorithm,
-                    "JWK alg must be EdDSA",
+                    "only OKP/Ed25519 and EC/P-256 keys are accepted",
+                ))
+            }
+        };
+        if let Some(alg) = &self.alg {
+            if *alg != key.algorithm().jws_alg() {
+                return Err(Error::new(
+                    ErrorCode::UnsupportedAlgorithm,
+                    "JWK alg does not match its key type",
                 ));
             }
         }
-        let key = VerifyingKey::from_bytes(&b64url_decode(&self.x)?)?;
         if let Some(kid) = &self.kid {
             if *kid != key.key_id() {
                 return Err(Error::malformed("JWK kid does not match its key"));
             }
+        }
+        Ok(key)
+    }
+
+    /// Like [`to_key`](Self::to_key), for token and service keys, which are
+    /// always Ed25519: a P-256 key in a service keyset is `unsupported_algorithm`.
+    pub fn to_service_key(&self) -> Result<VerifyingKey> {
+        let key = self.to_key()?;
+        if key.algorithm() != KeyAlgorithm::Ed25519 {
+            return Err(Error::new(
+                ErrorCode::UnsupportedAlgorithm,
+                "service and token keys are Ed25519",
+            ));
         }
         Ok(key)
     }
@@ -253,7 +487,7 @@ impl Keyset {
     /// Finds the key for `kid` that is valid at `now`.
     pub fn find(&self, kid: &str, now: UnixSeconds) -> Result<VerifyingKey> {
         for jwk in &self.keys {
-            let key = jwk.to_key()?;
+            let key = jwk.to_service_key()?;
             if key.key_id() == kid {
                 if jwk.not_after.is_some_and(|t| now > t) {
                     return Err(Error::new(
@@ -300,7 +534,7 @@ impl Keyset {
         let pinned: Vec<(VerifyingKey, &Jwk)> = self
             .keys
             .iter()
-            .map(|j| j.to_key().map(|k| (k, j)))
+            .map(|j| j.to_service_key().map(|k| (k, j)))
             .collect::<Result<_>>()?;
         if !pinned.iter().any(|(k, _)| k.key_id() == signer_kid) {
             return Err(Error::new(
@@ -311,7 +545,7 @@ impl Keyset {
         let alive = |j: &Jwk| j.not_after.is_none_or(|t| now <= t);
         let mut out: Vec<(VerifyingKey, Jwk)> = Vec::new();
         for j in &carried.keys {
-            let k = j.to_key()?;
+            let k = j.to_service_key()?;
             if out.iter().any(|(o, _)| *o == k) {
                 continue;
             }
@@ -363,7 +597,7 @@ impl Keyset {
     pub fn from_json(json: &str) -> Result<Self> {
         let set: Keyset = crate::encoding::parse_json(json.as_bytes(), 64 * 1024, "keyset")?;
         for k in &set.keys {
-            k.to_key()?;
+            k.to_service_key()?;
         }
         Ok(set)
     }
@@ -408,7 +642,7 @@ mod tests {
         assert_eq!(k.key_id().len(), 22);
         assert!(!format!("{k:?}").contains(&b64url(k.seed())));
         let jwk = k.verifying_key().to_jwk();
-        assert_eq!(jwk.to_key().unwrap(), k.verifying_key());
+        assert_eq!(jwk.to_service_key().unwrap(), k.verifying_key());
         let mut bad = jwk.clone();
         bad.kid = Some("AAAAAAAAAAAAAAAAAAAAAA".into());
         assert!(bad.to_key().is_err());

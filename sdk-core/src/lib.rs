@@ -29,6 +29,8 @@
 //! | [`http`] | — | the sans-IO HTTP request/response model and problem bodies (§16); not an HTTP stack |
 //! | [`error`] | — | one error type with stable codes (§17) |
 //! | [`eicar`] | — | the EICAR test detection (§20) |
+//! | [`signer`] | — | device keys the host keeps ([`signer::HostKeys`]): host key handles, signature checks, software test keys |
+//! | `client/host.rs` | — | the sans-IO host requests (create a key, sign, delete a key) and their answers |
 //! | [`service`] | — | the service role: every partner-API decision |
 //! | [`options`] | — | the one client options schema: names, defaults, limits (every binding; docs/OPTIONS.md is generated from it) |
 //! | [`client`] | — | the partner role: a sans-IO client (`poll_request`/`handle_response`), its operations (`start`/`op_status`) and events |
@@ -79,6 +81,7 @@ pub mod policy;
 pub mod redeem;
 pub mod rotate;
 pub mod service;
+pub mod signer;
 pub mod spool;
 #[cfg(feature = "spool-file")]
 pub mod spool_file;

@@ -40,6 +40,18 @@ pub fn request(
     now: UnixSeconds,
     rng: &dyn RandomSource,
 ) -> Result<(String, String)> {
+    let (unsigned, nonce) = request_unsigned(cred, reason, now, rng)?;
+    Ok((unsigned.sign(cred.signing_key()?)?, nonce))
+}
+
+/// [`request`] up to the signature (for a key the host keeps). Returns
+/// (unsigned JWS, nonce).
+pub fn request_unsigned(
+    cred: &Credential,
+    reason: &str,
+    now: UnixSeconds,
+    rng: &dyn RandomSource,
+) -> Result<(jws::Unsigned, String)> {
     let c = OffboardClaims {
         installation_id: cred.installation_id.clone(),
         nonce: random_id(rng, 16)?,
@@ -47,7 +59,7 @@ pub fn request(
         reason: reason.chars().take(256).collect(),
     };
     Ok((
-        jws::sign(REQUEST_TYP, &c, cred.signing_key()?, false)?,
+        jws::prepare(REQUEST_TYP, &c, &cred.public_key()?, false)?,
         c.nonce,
     ))
 }

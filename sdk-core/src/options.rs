@@ -32,6 +32,9 @@ pub const DEFAULT_MAX_BATCHES_PER_SECOND: u32 = 20;
 /// Default time a blocking/awaited operation (enroll, handshake, offboard,
 /// rotate) keeps retrying, seconds.
 pub const DEFAULT_OP_TIMEOUT_SECS: u64 = 30;
+/// Default of `signer_timeout_secs`: a platform signer asking the user
+/// (biometry) or a busy TPM answers within seconds.
+pub const DEFAULT_SIGNER_TIMEOUT_SECS: u64 = 10;
 /// Default HTTP request timeout of the built-in native transport, seconds.
 pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
 
@@ -69,6 +72,9 @@ pub struct ClientOptions {
     pub max_batches_per_second: u32,
     /// How long enroll, handshake, offboard and rotate keep retrying (driver option).
     pub op_timeout_secs: u64,
+    /// How long a host signer may take for one key creation or signature
+    /// before the operation fails with `signer_failed` (driver option).
+    pub signer_timeout_secs: u64,
 }
 
 impl ClientOptions {
@@ -89,6 +95,7 @@ impl ClientOptions {
             recovery_jitter_secs: DEFAULT_RECOVERY_JITTER_SECS,
             max_batches_per_second: DEFAULT_MAX_BATCHES_PER_SECOND,
             op_timeout_secs: DEFAULT_OP_TIMEOUT_SECS,
+            signer_timeout_secs: DEFAULT_SIGNER_TIMEOUT_SECS,
         }
     }
 
@@ -154,6 +161,7 @@ impl ClientOptions {
             "recovery_jitter_secs" => self.recovery_jitter_secs = number(spec, val)? as i64,
             "max_batches_per_second" => self.max_batches_per_second = number(spec, val)? as u32,
             "op_timeout_secs" => self.op_timeout_secs = number(spec, val)?,
+            "signer_timeout_secs" => self.signer_timeout_secs = number(spec, val)?,
             _ => return Err(invalid(format!("unknown option {name}"))),
         }
         Ok(())
@@ -166,7 +174,7 @@ impl ClientOptions {
         if let Some(u) = &self.service_url {
             crate::client::check_service_url(u.trim_end_matches('/'))?;
         }
-        let nums: [(&str, u64); 9] = [
+        let nums: [(&str, u64); 10] = [
             ("max_queue_events", self.max_queue_events),
             ("max_queue_bytes", self.max_queue_bytes),
             ("max_queue_age_secs", self.max_queue_age_secs.max(0) as u64),
@@ -185,6 +193,7 @@ impl ClientOptions {
             ),
             ("max_batches_per_second", self.max_batches_per_second as u64),
             ("op_timeout_secs", self.op_timeout_secs),
+            ("signer_timeout_secs", self.signer_timeout_secs),
         ];
         for (name, v) in nums {
             let s = spec(name).expect("every numeric option has a spec");
@@ -313,6 +322,7 @@ pub const OPTIONS: &[OptionSpec] = &[
     int("recovery_jitter_secs", "30", 0, 3_600, Scope::Client, "Random wait before draining after an outage."),
     int("max_batches_per_second", "20", 1, 10_000, Scope::Client, "Pacing while draining a large queue."),
     int("op_timeout_secs", "30", 0, 86_400, Scope::Driver, "How long enroll, handshake, offboard and rotate keep retrying."),
+    int("signer_timeout_secs", "10", 1, 600, Scope::Driver, "How long a host signer may take to create a key or sign before the operation fails with signer_failed."),
     other("data_dir", "path", "null", Scope::Native, "Directory for the credential (0600) and the durable spool; unset: memory only."),
     other("proxy", "string", "null", Scope::Transport, "Proxy URL (http://[user:pass@]host:port, socks5://); unset: HTTPS_PROXY/HTTP_PROXY/ALL_PROXY with NO_PROXY."),
     other("no_proxy", "bool", "false", Scope::Transport, "Connect directly, ignoring proxy settings and the environment."),

@@ -12,6 +12,7 @@ use crate::fresh::{check_fresh, check_nonce};
 use crate::jws;
 use crate::keys::{random_id, Keyset, RandomSource, SigningKey, VerifyingKey};
 use crate::policy::Policy;
+use crate::signer::{HostKey, InstallationKey};
 use crate::token;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -113,7 +114,8 @@ pub struct PendingRedeem {
     token: Zeroizing<String>,
     /// Enrollment id (persist before the first attempt for idempotent retries).
     pub enrollment_id: String,
-    key: SigningKey,
+    /// `None` until the host created its key ([`PendingRedeem::new_for_host`]).
+    key: Option<InstallationKey>,
     device: DeviceFacts,
     nonce: String,
     service_url: String,
@@ -123,7 +125,7 @@ impl core::fmt::Debug for PendingRedeem {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("PendingRedeem")
             .field("enrollment_id", &self.enrollment_id)
-            .field("kid", &self.key.key_id())
+            .field("kid", &self.key.as_ref().map(|k| k.key_id()))
             .field("token", &"<redacted>")
             .finish()
     }
@@ -139,13 +141,42 @@ impl PendingRedeem {
         enrollment_id: Option<String>,
         rng: &dyn RandomSource,
     ) -> Result<Self> {
-        device.validate()?;
-        // Fail early on something that is not a token at all (advisory; the service decides).
-        let info = token::inspect(token_text)?;
         let key = match key {
             Some(k) => k,
             None => SigningKey::generate(rng)?,
         };
+        Self::with_key(
+            token_text,
+            device,
+            Some(InstallationKey::Software(key)),
+            enrollment_id,
+            rng,
+        )
+    }
+
+    /// Starts a redemption whose key the host will create and keep: set it
+    /// with [`set_host_key`](Self::set_host_key) before the first request.
+    pub fn new_for_host(
+        token_text: &str,
+        device: DeviceFacts,
+        enrollment_id: Option<String>,
+        rng: &dyn RandomSource,
+    ) -> Result<Self> {
+        Self::with_key(token_text, device, None, enrollment_id, rng)
+    }
+
+    /// Starts a redemption with `key` (software or host-kept; `None` until
+    /// the host created one, see [`set_host_key`](Self::set_host_key)).
+    pub fn with_key(
+        token_text: &str,
+        device: DeviceFacts,
+        key: Option<InstallationKey>,
+        enrollment_id: Option<String>,
+        rng: &dyn RandomSource,
+    ) -> Result<Self> {
+        device.validate()?;
+        // Fail early on something that is not a token at all (advisory; the service decides).
+        let info = token::inspect(token_text)?;
         let enrollment_id = match enrollment_id {
             Some(e) => e,
             None => random_id(rng, 16)?,
@@ -165,13 +196,39 @@ impl PendingRedeem {
         &self.service_url
     }
 
-    /// The endpoint key being enrolled.
-    pub fn key(&self) -> &SigningKey {
-        &self.key
+    /// The endpoint key being enrolled (`None` while a host creates it).
+    pub fn key(&self) -> Option<&InstallationKey> {
+        self.key.as_ref()
     }
 
-    /// Builds a (fresh-nonce) signed request body.
+    /// The key the host created for this enrollment.
+    pub fn set_host_key(&mut self, key: HostKey) {
+        self.key = Some(InstallationKey::Host(key));
+    }
+
+    /// Builds a (fresh-nonce) signed request body (software key).
     pub fn request(&mut self, now: UnixSeconds, rng: &dyn RandomSource) -> Result<String> {
+        let unsigned = self.request_unsigned(now, rng)?;
+        match &self.key {
+            Some(InstallationKey::Software(k)) => unsigned.sign(k),
+            _ => Err(Error::new(
+                ErrorCode::InvalidState,
+                "the enrollment key is kept by the host: sign request_unsigned's message there",
+            )),
+        }
+    }
+
+    /// The (fresh-nonce) request up to its signature by [`key`](Self::key).
+    pub fn request_unsigned(
+        &mut self,
+        now: UnixSeconds,
+        rng: &dyn RandomSource,
+    ) -> Result<jws::Unsigned> {
+        let public = self
+            .key
+            .as_ref()
+            .ok_or_else(|| Error::new(ErrorCode::InvalidState, "no enrollment key yet"))?
+            .public_key();
         self.nonce = random_id(rng, 16)?;
         let claims = RequestClaims {
             token: self.token.to_string(),
@@ -180,7 +237,7 @@ impl PendingRedeem {
             iat: now,
             device: self.device.clone(),
         };
-        jws::sign(REQUEST_TYP, &claims, &self.key, true)
+        jws::prepare(REQUEST_TYP, &claims, &public, true)
     }
 
     /// Verifies the service's answer and builds the credential.
@@ -276,7 +333,10 @@ impl PendingRedeem {
             policy: claims.policy.clone(),
             issued_at: claims.iat,
             expires_at: claims.credential_exp,
-            auth: CredentialAuth::Key(self.key),
+            auth: CredentialAuth::Key(
+                self.key
+                    .ok_or_else(|| Error::new(ErrorCode::InvalidState, "no enrollment key"))?,
+            ),
         };
         Ok((cred, claims))
     }

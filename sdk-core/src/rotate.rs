@@ -7,7 +7,8 @@ use crate::encoding::{b64url, b64url_decode, UnixSeconds};
 use crate::error::{Error, ErrorCode, Result};
 use crate::fresh::{check_fresh, check_nonce};
 use crate::jws;
-use crate::keys::{random_id, Jwk, RandomSource, SigningKey, VerifyingKey};
+use crate::keys::{random_id, Jwk, RandomSource, Signer, VerifyingKey};
+use crate::signer::InstallationKey;
 use serde::{Deserialize, Serialize};
 
 /// JOSE `typ` of the request.
@@ -53,22 +54,60 @@ pub fn proof_input(installation_id: &str, nonce: &str) -> Vec<u8> {
 /// Partner role: builds a request for `new_key`. Returns (body, nonce).
 pub fn request(
     cred: &Credential,
-    new_key: &SigningKey,
+    new_key: &dyn Signer,
     now: UnixSeconds,
     rng: &dyn RandomSource,
 ) -> Result<(String, String)> {
-    let nonce = random_id(rng, 16)?;
-    let c = RotateClaims {
-        installation_id: cred.installation_id.clone(),
-        nonce: nonce.clone(),
-        iat: now,
-        new_jwk: new_key.verifying_key().to_jwk(),
-        new_key_proof: b64url(&new_key.sign(&proof_input(&cred.installation_id, &nonce))),
-    };
-    Ok((
-        jws::sign(REQUEST_TYP, &c, cred.signing_key()?, false)?,
-        nonce,
-    ))
+    let p = Unsigned::new(cred, &new_key.public_key(), now, rng)?;
+    let nonce = p.nonce().to_owned();
+    let proof = new_key.sign_message(&p.proof_message())?;
+    Ok((p.with_proof(&proof)?.sign(cred.signing_key()?)?, nonce))
+}
+
+/// A rotation request in two signing steps, for keys the host keeps: the
+/// new key signs [`proof_message`](Self::proof_message), then the current
+/// key signs the JWS that carries that proof.
+#[derive(Debug, Clone)]
+pub struct Unsigned {
+    claims: RotateClaims,
+    current: VerifyingKey,
+}
+
+impl Unsigned {
+    /// Starts a request registering `new_key` (fresh nonce, `iat` = `now`).
+    pub fn new(
+        cred: &Credential,
+        new_key: &VerifyingKey,
+        now: UnixSeconds,
+        rng: &dyn RandomSource,
+    ) -> Result<Self> {
+        Ok(Unsigned {
+            claims: RotateClaims {
+                installation_id: cred.installation_id.clone(),
+                nonce: random_id(rng, 16)?,
+                iat: now,
+                new_jwk: new_key.to_jwk(),
+                new_key_proof: String::new(),
+            },
+            current: cred.public_key()?,
+        })
+    }
+
+    /// The request's nonce.
+    pub fn nonce(&self) -> &str {
+        &self.claims.nonce
+    }
+
+    /// What the new key signs ([`proof_input`]).
+    pub fn proof_message(&self) -> Vec<u8> {
+        proof_input(&self.claims.installation_id, &self.claims.nonce)
+    }
+
+    /// The JWS for the current key to sign, carrying `proof` (JOSE form).
+    pub fn with_proof(mut self, proof: &[u8]) -> Result<jws::Unsigned> {
+        self.claims.new_key_proof = b64url(proof);
+        jws::prepare(REQUEST_TYP, &self.claims, &self.current, false)
+    }
 }
 
 /// Service role: verifies with the current key and the proof of the new key.
@@ -103,7 +142,7 @@ pub fn peek_installation(body: &str) -> Result<String> {
 /// `not_after` is judged against it, not against the answer's `iat`).
 pub fn accept(
     cred: &mut Credential,
-    new_key: SigningKey,
+    new_key: InstallationKey,
     body: &str,
     nonce: &str,
     now: UnixSeconds,

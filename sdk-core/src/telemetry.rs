@@ -4,7 +4,7 @@
 use crate::dsse;
 use crate::encoding::{parse_json, parse_rfc3339};
 use crate::error::{Error, ErrorCode, Result};
-use crate::keys::{SigningKey, VerifyingKey};
+use crate::keys::{Signer, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
 /// Payload type of a JSON batch.
@@ -262,14 +262,20 @@ impl Batch {
 
 /// Serializes and seals a batch. With `gzip`, the payload is compressed first
 /// (and the `+gzip` payload type is used).
-pub fn seal_batch(batch: &Batch, key: &SigningKey, gzip: bool) -> Result<Vec<u8>> {
+pub fn seal_batch(batch: &Batch, key: &dyn Signer, gzip: bool) -> Result<Vec<u8>> {
+    prepare_batch(batch, &key.public_key(), gzip)?.sign(key)
+}
+
+/// [`seal_batch`] up to the signature: the envelope waiting for `public`'s
+/// key to sign its PAE (a host signer may answer later).
+pub fn prepare_batch(batch: &Batch, public: &VerifyingKey, gzip: bool) -> Result<dsse::Unsigned> {
     let json =
         serde_json::to_vec(batch).map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))?;
     if gzip {
         let z = gzip_compress(&json)?;
-        dsse::seal(BATCH_TYPE_GZIP, &z, key)
+        dsse::prepare(BATCH_TYPE_GZIP, &z, public)
     } else {
-        dsse::seal(BATCH_TYPE, &json, key)
+        dsse::prepare(BATCH_TYPE, &json, public)
     }
 }
 

@@ -68,7 +68,7 @@ fn our_tokens_verify_with_jsonwebtoken_raw_key_and_jwk() {
     // From the raw 32-byte public key.
     let by_raw = decode::<AccessTokenClaims>(
         &tok,
-        &DecodingKey::from_ed_der(&svc.verifying_key().0),
+        &DecodingKey::from_ed_der(svc.verifying_key().as_bytes()),
         &validation(),
     )
     .unwrap();
@@ -87,7 +87,7 @@ fn our_tokens_verify_with_jsonwebtoken_raw_key_and_jwk() {
     let other = key("service-2");
     assert!(decode::<AccessTokenClaims>(
         &tok,
-        &DecodingKey::from_ed_der(&other.verifying_key().0),
+        &DecodingKey::from_ed_der(other.verifying_key().as_bytes()),
         &validation()
     )
     .is_err());
@@ -102,7 +102,7 @@ fn our_tokens_verify_with_jsonwebtoken_raw_key_and_jwk() {
     );
     assert!(decode::<AccessTokenClaims>(
         &forged,
-        &DecodingKey::from_ed_der(&svc.verifying_key().0),
+        &DecodingKey::from_ed_der(svc.verifying_key().as_bytes()),
         &validation()
     )
     .is_err());
@@ -136,7 +136,7 @@ fn tokens_signed_by_jsonwebtoken_verify_in_the_core() {
     let confused = encode(
         &hs,
         &claims,
-        &EncodingKey::from_secret(&svc.verifying_key().0),
+        &EncodingKey::from_secret(svc.verifying_key().as_bytes()),
     )
     .unwrap();
     assert_eq!(
@@ -172,7 +172,7 @@ fn dalek_verify_envelope(env: &[u8], pk: &[u8; 32]) -> Result<(String, Vec<u8>),
 #[test]
 fn envelopes_verify_with_ed25519_dalek_and_back() {
     let k = key("endpoint");
-    let pk = k.verifying_key().0;
+    let pk: [u8; 32] = k.verifying_key().as_bytes().try_into().unwrap();
     for (t, body) in [
         ("text/plain", b"hello".to_vec()),
         (telemetry::BATCH_TYPE, br#"{"v":1}"#.to_vec()),

@@ -550,7 +550,7 @@ fn handshake_replay_stale_and_foreign_key() {
         }
     }
     let mut forged = Credential::from_json(&e.cred.to_json()).unwrap();
-    forged.auth = CredentialAuth::Key(key("endpoint-2"));
+    forged.auth = CredentialAuth::Key(key("endpoint-2").into());
     assert_eq!(
         handshake_at(&mut w, &forged, NOW, "h4").err(),
         Some(ErrorCode::UnknownKey)
@@ -1276,7 +1276,7 @@ fn rotation_acquires_then_replaces() {
     let r = w.handle(&post("/v1/rotate", http::JOSE, body), t);
     // Until the answer is accepted the endpoint still holds its old key.
     assert_eq!(e.cred.signing_key().unwrap().key_id(), old.key_id());
-    rotate::accept(&mut e.cred, new_key.clone(), text(&r), &nonce, t).unwrap();
+    rotate::accept(&mut e.cred, new_key.clone().into(), text(&r), &nonce, t).unwrap();
     assert_eq!(e.cred.signing_key().unwrap().key_id(), new_key.key_id());
     assert_eq!(
         (e.cred.issued_at, e.cred.expires_at),
@@ -1284,7 +1284,7 @@ fn rotation_acquires_then_replaces() {
     );
     assert!(handshake_at(&mut w, &e.cred, t + 1, "after").is_ok());
     let mut stale = Credential::from_json(&e.cred.to_json()).unwrap();
-    stale.auth = CredentialAuth::Key(old);
+    stale.auth = CredentialAuth::Key(old.into());
     assert_eq!(
         handshake_at(&mut w, &stale, t + 2, "old").err(),
         Some(ErrorCode::UnknownKey)
@@ -1301,7 +1301,7 @@ fn rotation_answer_must_name_the_new_key() {
     let r = w.handle(&post("/v1/rotate", http::JOSE, body), NOW);
     let before = e.cred.signing_key().unwrap().key_id();
     assert_eq!(
-        rotate::accept(&mut e.cred, key("endpoint-2"), text(&r), &nonce, NOW)
+        rotate::accept(&mut e.cred, key("endpoint-2").into(), text(&r), &nonce, NOW)
             .unwrap_err()
             .code(),
         ErrorCode::BadSignature
@@ -1502,7 +1502,7 @@ fn error_code_table_is_stable() {
         assert!((400..600).contains(&c.http_status()), "{c}");
     }
     let names: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
-    assert_eq!(names.len(), 36);
+    assert_eq!(names.len(), 37);
     let mut sorted = ErrorCode::ALL
         .iter()
         .map(|c| c.as_u32())

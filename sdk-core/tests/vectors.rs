@@ -100,7 +100,7 @@ fn run(kind: &str, inp: &Value) -> Outcome {
             let k = seed_of(inp, "seed_hex");
             let pk = k.verifying_key();
             Ok(
-                json!({"public_key_hex": hex(&pk.0), "public_key_b64url": b64url(&pk.0), "kid": pk.key_id(), "jwk": to_val(&pk.to_jwk())}),
+                json!({"public_key_hex": hex(pk.as_bytes()), "public_key_b64url": b64url(pk.as_bytes()), "kid": pk.key_id(), "jwk": to_val(&pk.to_jwk())}),
             )
         }
         "ed25519_sign" => {
@@ -173,6 +173,20 @@ fn run(kind: &str, inp: &Value) -> Outcome {
             let h =
                 String::from_utf8(b64url_decode(jws.split('.').next().unwrap()).unwrap()).unwrap();
             Ok(json!({"jws": jws, "header_json": h}))
+        }
+        "jwk_parse" => {
+            let jwk: edrlink_core::keys::Jwk =
+                serde_json::from_str(s(inp, "jwk_json")).map_err(|_| "malformed".to_owned())?;
+            let k = jwk.to_key().map_err(err)?;
+            Ok(
+                json!({"algorithm": k.algorithm().name(), "public_key_hex": hex(k.as_bytes()), "kid": k.key_id()}),
+            )
+        }
+        "jws_verify" => {
+            let pk = VerifyingKey::from_bytes(&unhex(s(inp, "public_key_hex"))).map_err(err)?;
+            let u = edrlink_core::jws::parse(s(inp, "jws"), s(inp, "typ")).map_err(err)?;
+            u.verify_with(&pk).map_err(err)?;
+            Ok(json!({"payload_json": String::from_utf8(u.payload.clone()).unwrap()}))
         }
         "service_exchange" => Ok(run_exchange(
             &inp["world"],
@@ -493,6 +507,192 @@ fn gen_keys() -> VectorFile {
     g.file("Ed25519 keys: seed -> public key, key id (b64url of the first 16 bytes of SHA-256 of the public key), JWK; RFC 8032 signatures")
 }
 
+/// ECDSA P-256 installation keys (section 3). ECDSA signatures are
+/// randomized, so these were made once, outside edrlink (Python
+/// `cryptography`, private scalar = SHA-256("edrlink-vector-p256") mod n),
+/// and are checked here, not re-made.
+const P256_PUB: &str = "04301899349177f0ba2e14ff602af42ca6cfeffb8ff8aefc7c4a0aece810c8f444521b4453536bb6ef673daca21b23100a483df3a5a4485ea104a9c88afed3caff";
+/// DER signature over PAE("text/plain", "hello world").
+const P256_ENV_DER: &str = "304402202e7aff009db578a989bbd8ad1dd273dfb30fdf61112f01ac1a5b2cf800aa422c022057b1bbf2192cba1ff6c7a9aabf575fcf3983f4c655cf3a9a3a47d35a520baaf8";
+/// An ES256 compact JWS (`r‖s`), and the same signature DER-encoded.
+const P256_JWS: &str = "eyJhbGciOiJFUzI1NiIsInR5cCI6ImVkcmxpbmstaGVsbG8rand0Iiwia2lkIjoiLU5JQ285ZXAxaG51QkdUUUpfeW51USJ9.eyJpbnN0YWxsYXRpb25faWQiOiJpbnN0LXZlY3RvciIsIm5vbmNlIjoiQUFBQUFBQUFBQUFBQUFBQUFBQUFBQSIsImlhdCI6MTc2NzIyNTYwMH0.ZuiVy1Db4LfjCUKNwl6TnxLjcItJ-HdnZy0iNn6dNyyx_X5bz5wU_r4dO-Di7wgt9ub3hqw_w3MBT_RE6YtqOw";
+const P256_JWS_DER: &str = "eyJhbGciOiJFUzI1NiIsInR5cCI6ImVkcmxpbmstaGVsbG8rand0Iiwia2lkIjoiLU5JQ285ZXAxaG51QkdUUUpfeW51USJ9.eyJpbnN0YWxsYXRpb25faWQiOiJpbnN0LXZlY3RvciIsIm5vbmNlIjoiQUFBQUFBQUFBQUFBQUFBQUFBQUFBQSIsImlhdCI6MTc2NzIyNTYwMH0.MEUCIGbolctQ2-C34wlCjcJek58S43CLSfh3Z2ctIjZ-nTcsAiEAsf1-W8-cFP6-HTvg4u8ILfbm94asP8NzAU_0ROmLajs";
+
+fn gen_p256() -> VectorFile {
+    let mut g = Gen::new();
+    let pk = VerifyingKey::from_bytes(&unhex(P256_PUB)).unwrap();
+    let jwk = pk.to_jwk();
+    let jwk_json = serde_json::to_string(&jwk).unwrap();
+    g.ok("jwk-p256", "jwk_parse", json!({"jwk_json": jwk_json}));
+    let ed = serde_json::to_string(&key("endpoint").verifying_key().to_jwk()).unwrap();
+    g.ok("jwk-ed25519", "jwk_parse", json!({"jwk_json": ed}));
+    let mut v: Value = serde_json::to_value(&jwk).unwrap();
+    let mut bad = |name: &str, f: &dyn Fn(&mut Value), code: ErrorCode| {
+        let mut j = v.clone();
+        f(&mut j);
+        g.fail(name, "jwk_parse", json!({"jwk_json": j.to_string()}), code);
+    };
+    bad(
+        "jwk-ec-without-y",
+        &|j| {
+            j.as_object_mut().unwrap().remove("y");
+        },
+        ErrorCode::Malformed,
+    );
+    bad(
+        "jwk-p384",
+        &|j| j["crv"] = json!("P-384"),
+        ErrorCode::UnsupportedAlgorithm,
+    );
+    bad(
+        "jwk-ec-alg-eddsa",
+        &|j| j["alg"] = json!("EdDSA"),
+        ErrorCode::UnsupportedAlgorithm,
+    );
+    bad(
+        "jwk-ec-short-x",
+        &|j| j["x"] = json!(b64url(&[1u8; 31])),
+        ErrorCode::Malformed,
+    );
+    bad(
+        "jwk-ec-wrong-kid",
+        &|j| j["kid"] = json!("AAAAAAAAAAAAAAAAAAAAAA"),
+        ErrorCode::Malformed,
+    );
+    v = serde_json::from_str(&ed).unwrap();
+    let mut okp_y = v.clone();
+    okp_y["y"] = json!(b64url(&[1u8; 32]));
+    g.fail(
+        "jwk-okp-with-y",
+        "jwk_parse",
+        json!({"jwk_json": okp_y.to_string()}),
+        ErrorCode::Malformed,
+    );
+    // Service keysets are Ed25519 only.
+    let tok = token_for(1, REGION, 3600, 1, "p256").0;
+    let set = format!(r#"{{"keys":[{jwk_json}]}}"#);
+    g.fail(
+        "keyset-with-p256-key",
+        "token_verify",
+        json!({"token": tok, "keyset_json": set, "now": NOW, "skew": 60}),
+        ErrorCode::UnsupportedAlgorithm,
+    );
+    // DSSE: DER signature.
+    let envelope = |sig: &[u8]| {
+        serde_json::to_string(&dsse::Envelope {
+            payload: edrlink_core::encoding::b64std(b"hello world"),
+            payload_type: "text/plain".into(),
+            signatures: vec![dsse::Signature {
+                keyid: pk.key_id(),
+                sig: edrlink_core::encoding::b64std(sig),
+            }],
+        })
+        .unwrap()
+    };
+    let der = unhex(P256_ENV_DER);
+    let open = |e: &str, k: &str| json!({"envelope": e, "public_key_hex": k, "payload_type": "text/plain"});
+    g.ok(
+        "envelope-p256-der",
+        "envelope_open",
+        open(&envelope(&der), P256_PUB),
+    );
+    let raw = edrlink_core::keys::ecdsa_p256_to_raw(&der).unwrap();
+    g.fail(
+        "envelope-p256-raw-signature",
+        "envelope_open",
+        open(&envelope(&raw), P256_PUB),
+        ErrorCode::BadSignature,
+    );
+    let mut flipped = der.clone();
+    let last = flipped.len() - 1;
+    flipped[last] ^= 1;
+    g.fail(
+        "envelope-p256-bad-signature",
+        "envelope_open",
+        open(&envelope(&flipped), P256_PUB),
+        ErrorCode::BadSignature,
+    );
+    let tampered = envelope(&der).replace(
+        &edrlink_core::encoding::b64std(b"hello world"),
+        &edrlink_core::encoding::b64std(b"hello worle"),
+    );
+    g.fail(
+        "envelope-p256-tampered-payload",
+        "envelope_open",
+        open(&tampered, P256_PUB),
+        ErrorCode::BadSignature,
+    );
+    g.fail(
+        "envelope-p256-opened-with-ed25519-key",
+        "envelope_open",
+        open(
+            &envelope(&der),
+            &hex(key("endpoint").verifying_key().as_bytes()),
+        ),
+        ErrorCode::UnknownKey,
+    );
+    let mut off_curve = unhex(P256_PUB);
+    off_curve[64] ^= 1;
+    g.fail(
+        "envelope-p256-key-off-curve",
+        "envelope_open",
+        open(
+            &envelope(&der).replace(
+                &pk.key_id(),
+                &VerifyingKey::from_bytes(&off_curve).unwrap().key_id(),
+            ),
+            &hex(&off_curve),
+        ),
+        ErrorCode::BadSignature,
+    );
+    // JWS: ES256 with r‖s.
+    let jv = |j: &str, k: &str| json!({"jws": j, "typ": handshake::HELLO_TYP, "public_key_hex": k});
+    g.ok("jws-es256", "jws_verify", jv(P256_JWS, P256_PUB));
+    g.fail(
+        "jws-es256-der-signature",
+        "jws_verify",
+        jv(P256_JWS_DER, P256_PUB),
+        ErrorCode::Malformed,
+    );
+    g.fail(
+        "jws-es256-with-ed25519-key",
+        "jws_verify",
+        jv(P256_JWS, &hex(key("endpoint").verifying_key().as_bytes())),
+        ErrorCode::UnsupportedAlgorithm,
+    );
+    let eddsa = splice(
+        P256_JWS,
+        Some(&format!(
+            r#"{{"alg":"EdDSA","typ":"{}","kid":"{}"}}"#,
+            handshake::HELLO_TYP,
+            pk.key_id()
+        )),
+        None,
+    );
+    g.fail(
+        "jws-eddsa-header-with-p256-key",
+        "jws_verify",
+        jv(&eddsa, P256_PUB),
+        ErrorCode::UnsupportedAlgorithm,
+    );
+    let es384 = splice(
+        P256_JWS,
+        Some(&format!(
+            r#"{{"alg":"ES384","typ":"{}","kid":"{}"}}"#,
+            handshake::HELLO_TYP,
+            pk.key_id()
+        )),
+        None,
+    );
+    g.fail(
+        "jws-es384",
+        "jws_verify",
+        jv(&es384, P256_PUB),
+        ErrorCode::UnsupportedAlgorithm,
+    );
+    g.file("ECDSA P-256 installation keys: EC JWKs, ES256 JWS (r||s) and DSSE envelopes with DER signatures; service keysets stay Ed25519. Signatures were made outside edrlink (ECDSA is randomized) and are verified here.")
+}
+
 fn spec(epoch: u64, lifetime: i64, max_uses: u32) -> Value {
     json!({"issuer": ISSUER, "partner_id": PARTNER, "tenant_id": TENANT, "region": REGION, "service_url": SERVICE_URL, "epoch": epoch, "lifetime": lifetime, "max_uses": max_uses})
 }
@@ -729,7 +929,7 @@ fn gen_tokens() -> VectorFile {
         ),
         tok.split('.').nth(1).unwrap()
     );
-    let hs_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &svc.verifying_key().0);
+    let hs_key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, svc.verifying_key().as_bytes());
     let hs = format!(
         "{hs_input}.{}",
         b64url(ring::hmac::sign(&hs_key, hs_input.as_bytes()).as_ref())
@@ -808,8 +1008,8 @@ fn sample_batch(seq: u64, session: Option<&str>) -> Batch {
 fn gen_envelopes() -> VectorFile {
     let mut g = Gen::new();
     let sd = seed_hex("endpoint");
-    let pk = hex(&key("endpoint").verifying_key().0);
-    let pk2 = hex(&key("endpoint-2").verifying_key().0);
+    let pk = hex(key("endpoint").verifying_key().as_bytes());
+    let pk2 = hex(key("endpoint-2").verifying_key().as_bytes());
     let batch_json = serde_json::to_vec(&sample_batch(1, Some("sess-example"))).unwrap();
     let gz = {
         use std::io::Write;
@@ -1460,7 +1660,7 @@ fn gen_messages() -> VectorFile {
     let mut sc = Scenario::new(world());
     enrolled(&mut sc, &tok);
     let mut forged = Credential::from_json(&cred.to_json()).unwrap();
-    forged.auth = edrlink_core::credential::CredentialAuth::Key(key("endpoint-2"));
+    forged.auth = edrlink_core::credential::CredentialAuth::Key(key("endpoint-2").into());
     sc.jose(
         NOW + 10,
         "/v1/handshake",
@@ -2639,6 +2839,7 @@ fn generate() -> Vec<(&'static str, VectorFile)> {
         ("errors.json", gen_errors()),
         ("encodings.json", gen_encodings()),
         ("events.json", gen_events()),
+        ("p256.json", gen_p256()),
     ]
 }
 

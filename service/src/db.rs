@@ -394,7 +394,7 @@ impl SqliteStore<'_> {
             i.enrollment_id,
             i.device.device_id,
             device_json,
-            i.public_key.map(|k| k.0.to_vec()),
+            i.public_key.map(|k| k.as_bytes().to_vec()),
             i.public_key.map(|k| k.key_id()),
             i.workspace_id,
             i.epoch as i64,

@@ -190,7 +190,11 @@ fn commit_refuses_a_key_replaced_after_verification() {
     let new_key = SigningKey::generate(&SystemRandom).unwrap().verifying_key();
     conn.execute(
         "UPDATE installations SET public_key = ?1, key_id = ?2 WHERE id = ?3",
-        rusqlite::params![new_key.0.to_vec(), new_key.key_id(), r.installation_id],
+        rusqlite::params![
+            new_key.as_bytes().to_vec(),
+            new_key.key_id(),
+            r.installation_id
+        ],
     )
     .unwrap();
     let answers = commit_group(&mut conn, &role, vec![Work::Ingest(prepared)], now);

@@ -321,7 +321,7 @@ impl Run<'_> {
                 (|| {
                     let seed = zeroize::Zeroizing::new(encoding::b64url_decode(seed)?);
                     let k = SigningKey::from_seed_slice(&seed)?;
-                    Ok(json!({"public_key": encoding::b64url(&k.verifying_key().0)}))
+                    Ok(json!({"public_key": encoding::b64url(k.verifying_key().as_bytes())}))
                 })()
                 .map_err(|e: Error| e.info())
             }

@@ -123,7 +123,7 @@ pub unsafe extern "C" fn edrlink_public_key_from_seed(
         check_out(out_public_key, "out_public_key")?;
         let key = seed_key(seed, seed_len)?;
         // SAFETY: caller provides 32 writable bytes.
-        unsafe { std::ptr::copy_nonoverlapping(key.verifying_key().0.as_ptr(), out_public_key, 32) };
+        unsafe { std::ptr::copy_nonoverlapping(key.verifying_key().as_bytes().as_ptr(), out_public_key, 32) };
         Ok(())
     })
 }

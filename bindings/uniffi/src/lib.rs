@@ -229,7 +229,9 @@ fn verifying_key(public_key: &[u8]) -> Result<VerifyingKey> {
 /// The raw 32-byte Ed25519 public key of a 32-byte seed.
 #[uniffi::export]
 pub fn public_key_from_seed(seed: Bytes) -> Result<Bytes> {
-    Ok(Bytes(signing_key(seed)?.verifying_key().0.to_vec()))
+    Ok(Bytes(
+        signing_key(seed)?.verifying_key().as_bytes().to_vec(),
+    ))
 }
 
 /// The edrlink key id of a raw public key (base64url of the first 16 bytes of its SHA-256).
@@ -374,7 +376,7 @@ impl EnvelopeSigner {
 
     /// The raw 32-byte public key.
     pub fn public_key(&self) -> Result<Bytes> {
-        self.with_key(|k| Bytes(k.verifying_key().0.to_vec()))
+        self.with_key(|k| Bytes(k.verifying_key().as_bytes().to_vec()))
     }
 
     /// The key id put into envelopes.

@@ -14,8 +14,9 @@ use crate::encoding::UnixSeconds;
 use crate::error::{Error, ErrorCode, Result};
 use crate::handshake::{self, FlowState};
 use crate::http::{error_from_response, HttpResponse};
-use crate::keys::{random_id, SigningKey};
+use crate::keys::random_id;
 use crate::service::IngestAck;
+use crate::signer::InstallationKey;
 use crate::{jws, offboard, rotate};
 
 impl PartnerClient {
@@ -37,7 +38,7 @@ impl PartnerClient {
     /// A rotation whose answer was lost may have taken effect at the service:
     /// keep the new key so that, if the old one is refused, we switch to it
     /// instead of stranding the installation.
-    pub(super) fn keep_rotation_candidate(&mut self, new_key: SigningKey) {
+    pub(super) fn keep_rotation_candidate(&mut self, new_key: InstallationKey) {
         self.rotation_candidate = Some(new_key);
     }
 
@@ -266,7 +267,7 @@ impl PartnerClient {
         &mut self,
         text: &str,
         nonce: &str,
-        new_key: SigningKey,
+        new_key: InstallationKey,
         now: UnixSeconds,
     ) -> Result<()> {
         let cred = self
@@ -274,7 +275,9 @@ impl PartnerClient {
             .as_mut()
             .ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
         let at = now.saturating_add(self.clock_offset);
+        let old = cred.installation_key()?.clone();
         rotate::accept(cred, new_key, text, nonce, at)?;
+        self.retire_key(&old);
         self.succeeded();
         self.rotated("credential rotated");
         Ok(())
@@ -428,7 +431,10 @@ impl PartnerClient {
                 err.code(),
                 ErrorCode::BadSignature | ErrorCode::UnknownKey | ErrorCode::UnknownInstallation
             ) {
-                cred.auth = CredentialAuth::Key(key);
+                let old = core::mem::replace(&mut cred.auth, CredentialAuth::Key(key));
+                if let CredentialAuth::Key(old) = old {
+                    self.retire_key(&old);
+                }
                 self.rotated("credential rotated: the service took the key whose answer was lost");
                 self.session = None;
                 self.flow = None;

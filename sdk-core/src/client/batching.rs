@@ -3,6 +3,7 @@
 //! the service deduplicates), applying the sample-sharing policy, and
 //! sealing it into the ingest request (DSSE, or HMAC for down-level agents).
 
+use super::host::{Signing, Step, Who};
 use super::requests::{shared_key_headers, Op};
 use super::PartnerClient;
 use crate::credential::CredentialAuth;
@@ -86,7 +87,7 @@ impl PartnerClient {
         Ok(())
     }
 
-    pub(super) fn ingest_request(&mut self, now: UnixSeconds) -> Result<HttpRequest> {
+    pub(super) fn ingest_request(&mut self, now: UnixSeconds) -> Result<Option<HttpRequest>> {
         let cred = self
             .cred
             .as_ref()
@@ -96,15 +97,15 @@ impl PartnerClient {
         match &cred.auth {
             CredentialAuth::Key(k) => {
                 inflight.session_id = self.session.as_ref().map(|(s, _)| s.clone());
-                let body = telemetry::seal_batch(inflight, k, self.cfg.gzip)?;
-                self.request(
-                    Op::Ingest,
-                    "/v1/ingest",
-                    dsse::ENVELOPE_MEDIA_TYPE,
-                    body,
-                    vec![],
-                    None,
-                )
+                let unsigned = telemetry::prepare_batch(inflight, &k.public_key(), self.cfg.gzip)?;
+                self.sign_request(Signing {
+                    op: Op::Ingest,
+                    path: "/v1/ingest",
+                    content_type: dsse::ENVELOPE_MEDIA_TYPE,
+                    base: None,
+                    step: Step::Dsse(unsigned),
+                    who: Who::Current,
+                })
             }
             CredentialAuth::SharedKey { key, .. } => {
                 inflight.session_id = None;
@@ -126,6 +127,7 @@ impl PartnerClient {
                     headers,
                     None,
                 )
+                .map(Some)
             }
         }
     }

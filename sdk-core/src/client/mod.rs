@@ -25,6 +25,7 @@
 mod answers;
 mod batching;
 mod events;
+mod host;
 mod ops;
 mod requests;
 mod schedule;
@@ -34,6 +35,7 @@ mod url;
 mod tests;
 
 pub use events::ClientEvent;
+pub use host::{HostAnswer, HostRequest, HostRequestKind};
 pub use ops::{FlushOutcome, OpHandle, OpKind, OpOutcome, OpStatus, Operation};
 pub use url::check_service_url;
 
@@ -45,9 +47,10 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::handshake::{FlowState, SensorState};
 use crate::health::HealthReport;
 use crate::http::{HttpRequest, HttpResponse};
-use crate::keys::{random_id, RandomSource, SigningKey};
+use crate::keys::{random_id, RandomSource};
 use crate::offboard;
 use crate::redeem::PendingRedeem;
+use crate::signer::InstallationKey;
 use crate::telemetry::{Batch, Event};
 use ops::Counters;
 use requests::Op;
@@ -92,7 +95,17 @@ pub struct PartnerClient {
     send_not_before: Option<UnixSeconds>,
     pace: (UnixSeconds, u32),
     samples_counted: Option<String>,
-    rotation_candidate: Option<SigningKey>,
+    rotation_candidate: Option<InstallationKey>,
+    /// A new key the host made for the next rotation (not sent yet).
+    rotation_new: Option<InstallationKey>,
+    /// New installation keys come from the host ([`PartnerClient::use_host_keys`]).
+    host_keys: bool,
+    /// Host work not yet handed out ([`PartnerClient::poll_host_request`]).
+    host_queue: VecDeque<HostRequest>,
+    /// The host request an operation waits for, and why.
+    host_waiting: Option<(u64, host::Waiting)>,
+    /// A request finished with a host signature, for the next poll.
+    ready: Option<HttpRequest>,
     next_handshake: Option<UnixSeconds>,
     last_heartbeat: Option<UnixSeconds>,
     sensor: SensorState,
@@ -168,6 +181,11 @@ impl PartnerClient {
             pace: (0, 0),
             samples_counted: None,
             rotation_candidate: None,
+            rotation_new: None,
+            host_keys: false,
+            host_queue: VecDeque::new(),
+            host_waiting: None,
+            ready: None,
             next_handshake: None,
             last_heartbeat: None,
             sensor: SensorState::Running,
@@ -220,7 +238,15 @@ impl PartnerClient {
             },
             None => (None, None),
         };
-        let p = PendingRedeem::new(token, self.cfg.device.clone(), key, enrollment, &*self.rng)?;
+        let key = match key {
+            Some(k) => Some(k),
+            None if self.host_keys => None,
+            None => Some(InstallationKey::Software(
+                crate::keys::SigningKey::generate(&*self.rng)?,
+            )),
+        };
+        let p =
+            PendingRedeem::with_key(token, self.cfg.device.clone(), key, enrollment, &*self.rng)?;
         check_service_url(&self.base_url(Some(p.service_url())))?;
         self.pending_redeem = Some(p);
         self.next_attempt = None;
@@ -379,7 +405,13 @@ impl PartnerClient {
     }
 
     fn wipe(&mut self) {
-        self.cred = None;
+        if let Some(CredentialAuth::Key(k)) = self.cred.take().map(|c| c.auth.clone()) {
+            self.retire_key(&k);
+        }
+        if let Some(k) = self.rotation_new.take() {
+            self.retire_key(&k);
+        }
+        self.rotation_candidate = None;
         self.session = None;
         self.flow = None;
         self.want_offboard = None;
@@ -427,6 +459,9 @@ impl PartnerClient {
 
     /// The next request to perform, if one is due at `now`.
     pub fn poll_request(&mut self, now: UnixSeconds) -> Option<HttpRequest> {
+        if let Some(r) = self.ready.take() {
+            return Some(r);
+        }
         let r = self.poll_request_inner(now);
         self.note_drops();
         r
@@ -535,6 +570,6 @@ impl PartnerClient {
 
     /// Whether nothing is queued or in flight.
     pub fn is_idle(&self) -> bool {
-        self.outbox.is_empty() && self.op.is_none()
+        self.outbox.is_empty() && self.op.is_none() && !self.waiting_for_host()
     }
 }

@@ -5,6 +5,8 @@
 //! and path are ever logged.
 
 use super::check_service_url;
+use super::host::{Signing, Step, Waiting, Who};
+use super::HostRequestKind;
 use super::PartnerClient;
 use crate::diag::LogLevel;
 use crate::downlevel::{self, RegisterRequest};
@@ -14,16 +16,24 @@ use crate::handshake::{self, Hello};
 use crate::http::{HttpRequest, JOSE, JSON};
 use crate::keys::SigningKey;
 use crate::redeem::PendingRedeem;
+use crate::signer::InstallationKey;
 use crate::{offboard, rotate};
 
 #[derive(Debug)]
 pub(super) enum Op {
     Redeem,
     Register,
-    Handshake { nonce: String },
+    Handshake {
+        nonce: String,
+    },
     Ingest,
-    Offboard { nonce: String },
-    Rotate { nonce: String, new_key: SigningKey },
+    Offboard {
+        nonce: String,
+    },
+    Rotate {
+        nonce: String,
+        new_key: InstallationKey,
+    },
 }
 
 impl Op {
@@ -91,18 +101,18 @@ impl PartnerClient {
         &mut self,
         mut p: PendingRedeem,
         now: UnixSeconds,
-    ) -> Result<HttpRequest> {
+    ) -> Result<Option<HttpRequest>> {
         let url = p.service_url().to_owned();
-        let body = p.request(self.corrected(now), &*self.rng);
+        let unsigned = p.request_unsigned(self.corrected(now), &*self.rng);
         self.pending_redeem = Some(p);
-        self.request(
-            Op::Redeem,
-            "/v1/redeem",
-            JOSE,
-            body?.into_bytes(),
-            vec![],
-            Some(&url),
-        )
+        self.sign_request(Signing {
+            op: Op::Redeem,
+            path: "/v1/redeem",
+            content_type: JOSE,
+            base: Some(url),
+            step: Step::Jws(unsigned?),
+            who: Who::Enrolling,
+        })
     }
 
     /// The down-level registration request, signed with the package's
@@ -147,25 +157,26 @@ impl PartnerClient {
         &mut self,
         reason: &str,
         now: UnixSeconds,
-    ) -> Result<HttpRequest> {
+    ) -> Result<Option<HttpRequest>> {
         let cred = self
             .cred
             .as_ref()
             .ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
-        let (body, nonce) = offboard::request(cred, reason, self.corrected(now), &*self.rng)?;
-        self.request(
-            Op::Offboard { nonce },
-            "/v1/offboard",
-            JOSE,
-            body.into_bytes(),
-            vec![],
-            None,
-        )
+        let (unsigned, nonce) =
+            offboard::request_unsigned(cred, reason, self.corrected(now), &*self.rng)?;
+        self.sign_request(Signing {
+            op: Op::Offboard { nonce },
+            path: "/v1/offboard",
+            content_type: JOSE,
+            base: None,
+            step: Step::Jws(unsigned),
+            who: Who::Current,
+        })
     }
 
     /// The signed hello: sensor state, sequence, queue depth and the drops
     /// it reports (cleared from the outbox once the decision arrives).
-    pub(super) fn hello_request(&mut self, now: UnixSeconds) -> Result<HttpRequest> {
+    pub(super) fn hello_request(&mut self, now: UnixSeconds) -> Result<Option<HttpRequest>> {
         let cred = self
             .cred
             .as_ref()
@@ -181,34 +192,48 @@ impl PartnerClient {
             queued_events: self.outbox.len() as u64,
             drops: self.outbox.drops().clone(),
         };
-        self.reported_drops = h.drops.clone();
-        let (body, nonce) = handshake::hello(cred, h, self.corrected(now), &*self.rng)?;
-        self.request(
-            Op::Handshake { nonce },
-            "/v1/handshake",
-            JOSE,
-            body.into_bytes(),
-            vec![],
-            None,
-        )
+        let drops = h.drops.clone();
+        let (unsigned, nonce) =
+            handshake::hello_unsigned(cred, h, self.corrected(now), &*self.rng)?;
+        self.reported_drops = drops;
+        self.sign_request(Signing {
+            op: Op::Handshake { nonce },
+            path: "/v1/handshake",
+            content_type: JOSE,
+            base: None,
+            step: Step::Jws(unsigned),
+            who: Who::Current,
+        })
     }
 
-    /// The rotation request with a freshly generated key (kept with the
-    /// operation: it replaces the old key only once the service answered).
-    pub(super) fn rotate_request(&mut self, now: UnixSeconds) -> Result<HttpRequest> {
+    /// The rotation request with a fresh key (kept with the operation: it
+    /// replaces the old one only once the service answered). The key is
+    /// generated here, or made by the host when the host keeps keys. (A key
+    /// from a rotation whose answer was lost stays the candidate the client
+    /// switches to if the service refuses the old key.)
+    pub(super) fn rotate_request(&mut self, now: UnixSeconds) -> Result<Option<HttpRequest>> {
+        let new_key = match self.rotation_new.take() {
+            Some(k) => k,
+            None if self.host_keys => {
+                self.ask_host(HostRequestKind::CreateKey, Some(Waiting::RotationKey));
+                return Ok(None);
+            }
+            None => InstallationKey::Software(SigningKey::generate(&*self.rng)?),
+        };
         let cred = self
             .cred
             .as_ref()
             .ok_or_else(|| Error::new(ErrorCode::InvalidState, "not onboarded"))?;
-        let new_key = SigningKey::generate(&*self.rng)?;
-        let (body, nonce) = rotate::request(cred, &new_key, self.corrected(now), &*self.rng)?;
-        self.request(
-            Op::Rotate { nonce, new_key },
-            "/v1/rotate",
-            JOSE,
-            body.into_bytes(),
-            vec![],
-            None,
-        )
+        let unsigned =
+            rotate::Unsigned::new(cred, &new_key.public_key(), self.corrected(now), &*self.rng)?;
+        let nonce = unsigned.nonce().to_owned();
+        self.sign_request(Signing {
+            op: Op::Rotate { nonce, new_key },
+            path: "/v1/rotate",
+            content_type: JOSE,
+            base: None,
+            step: Step::RotateProof(unsigned),
+            who: Who::New,
+        })
     }
 }

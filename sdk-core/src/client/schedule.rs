@@ -4,6 +4,8 @@
 //! offset; and [`PartnerClient::poll_timeout`], which must agree with all of it
 //! (a host sleeps until then).
 
+use super::host::Waiting;
+use super::HostRequestKind;
 use super::PartnerClient;
 use crate::diag::LogLevel;
 use crate::encoding::{rfc3339, UnixSeconds};
@@ -61,11 +63,20 @@ impl PartnerClient {
     /// a heartbeat if one is due, within the pacing limit). Everything after
     /// the onboarding needs a credential and no pending new-token state.
     pub(super) fn build_request(&mut self, now: UnixSeconds) -> Result<Option<HttpRequest>> {
-        if self.op.is_some() || self.next_attempt.is_some_and(|t| now < t) {
+        if self.op.is_some()
+            || self.waiting_for_host()
+            || self.next_attempt.is_some_and(|t| now < t)
+        {
             return Ok(None);
         }
         if let Some(p) = self.pending_redeem.take() {
-            return self.redeem_request(p, now).map(Some);
+            if p.key().is_none() {
+                // The host makes the installation key first.
+                self.pending_redeem = Some(p);
+                self.ask_host(HostRequestKind::CreateKey, Some(Waiting::EnrollKey));
+                return Ok(None);
+            }
+            return self.redeem_request(p, now);
         }
         if self.pending_register.is_some() {
             return self.register_request(now);
@@ -77,15 +88,15 @@ impl PartnerClient {
             return Ok(None);
         }
         if let Some(reason) = self.want_offboard.clone() {
-            return self.offboard_request(&reason, now).map(Some);
+            return self.offboard_request(&reason, now);
         }
         let downlevel = cred.is_downlevel();
         if !downlevel {
             if self.handshake_due(now) {
-                return self.hello_request(now).map(Some);
+                return self.hello_request(now);
             }
             if self.rotation_due(now) {
-                return self.rotate_request(now).map(Some);
+                return self.rotate_request(now);
             }
         }
         // Down-level agents have no handshake: after `flow_blocked` they retry
@@ -109,7 +120,7 @@ impl PartnerClient {
             return Ok(None);
         }
         self.count_send(now);
-        self.ingest_request(now).map(Some)
+        self.ingest_request(now)
     }
 
     /// Whether a hello is due: no flow decision yet, an open flow whose
@@ -188,7 +199,10 @@ impl PartnerClient {
 
     /// When [`poll_request`](Self::poll_request) may next have something to do.
     pub fn poll_timeout(&self, now: UnixSeconds) -> Option<UnixSeconds> {
-        if self.op.is_some() {
+        if self.ready.is_some() || !self.host_queue.is_empty() {
+            return Some(now);
+        }
+        if self.op.is_some() || self.waiting_for_host() {
             return None;
         }
         if let Some(t) = self.next_attempt {

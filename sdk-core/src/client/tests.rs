@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::encoding::rfc3339;
+use crate::keys::SigningKey;
 use crate::memory_store::MemoryStore;
 use crate::redeem::DeviceFacts;
 use crate::service::{Integration, ServiceConfig, ServiceRole, TokenRecord};
