@@ -16,6 +16,12 @@
 //!   `.retryAfter` (seconds or `null`) and `.detail`;
 //! - nothing assumes `window`: `fetch`, `setTimeout` and the clock come from
 //!   `globalThis`, and the glue uses no `eval`/`new Function`.
+//! - device keys the host keeps (`options.keys`: `createKey` / `sign` /
+//!   `deleteKey`, async) and the credential store (`options.store`: `load` /
+//!   `save` / `delete`) are JS objects the client's driver calls when the core
+//!   asks (`poll_host_request` → `handle_host_answer`); the browser entry
+//!   defaults `keys` to non-extractable WebCrypto keys in IndexedDB
+//!   (`js/hostkeys.mjs`), so a browser credential holds no private key.
 //!
 //! Times are Unix seconds (`number`); functions that need "now" take an
 //! optional `now` and default to `Date.now()`.
