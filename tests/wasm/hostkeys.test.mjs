@@ -311,3 +311,20 @@ test('a host key credential without keys → invalid_state; keys that are not an
   assert.throws(() => new edr.EdrlinkClient({ device: device('x'), store: { load() {} } }), (e) => e.code === 'invalid_argument' && e.detail.includes('store'));
   assert.equal(keys.handles().length, 1);
 });
+
+test('an existing software-key credential keeps working under host keys (browsers upgraded to the WebCrypto default)', async () => {
+  const t = await tenant();
+  const facts = device('hk-upgrade');
+  const store = recordingStore();
+  const old = newClient({ keys: 'software', store, deviceFacts: facts });
+  await old.client.enroll(t.token);
+  assert.ok(JSON.parse(store.value).key_seed, 'enrolled with a software key');
+  old.client.free();
+  const keys = subtleKeys('ed25519');
+  const { client } = newClient({ keys, store, deviceFacts: facts });
+  const sent = submit(client, 'upgrade', 2);
+  assert.equal((await client.flush(10)).queued, 0);
+  assert.deepEqual(keys.calls, [], 'the software key signs; the host is not asked');
+  assert.deepEqual(await t.stored(), [...sent].sort());
+  client.free();
+});
