@@ -202,3 +202,50 @@ fn extreme_times_never_overflow() {
         }
     }
 }
+
+/// P-256 material mutated byte by byte: DER signatures (what host signers
+/// hand back), EC JWKs and ES256 messages never panic, and a mutated
+/// signature or message never verifies.
+#[test]
+fn mutated_p256_material_never_verifies() {
+    let key = crate::signer::EcdsaP256Key::generate().unwrap();
+    let public = keys::Signer::public_key(&key);
+    let msg = b"DSSEv1 10 text/plain 11 hello world";
+    let raw: [u8; 64] = keys::Signer::sign_message(&key, msg)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let der = keys::ecdsa_p256_raw_to_der(&raw);
+    public.verify_dsse(msg, &der).unwrap();
+    let jwk = serde_json::to_vec(&public.to_jwk()).unwrap();
+    let jws = jws::sign(
+        "edrlink-hello+jwt",
+        &serde_json::json!({"a": 1}),
+        &key,
+        false,
+    )
+    .unwrap();
+    let mut r = XorShift(0x0bad_cafe_f00d_1234);
+    for seed in [der.clone(), jwk, jws.clone().into_bytes()] {
+        for _ in 0..400 {
+            let mut m = seed.clone();
+            let i = (r.next() as usize) % m.len();
+            m[i] ^= (r.next() as u8) | 1;
+            crate::fuzzing::parse_everything(&m);
+            if seed == der {
+                assert!(public.verify_dsse(msg, &m).is_err(), "mutated DER verified");
+                assert!(
+                    crate::signer::accept_host_signature(&public, msg, &m).is_err(),
+                    "a mutated host signature was accepted"
+                );
+            }
+            if seed == jws.as_bytes() {
+                if let Ok(text) = core::str::from_utf8(&m) {
+                    if let Ok(u) = jws::parse(text, "edrlink-hello+jwt") {
+                        assert!(u.verify_with(&public).is_err(), "mutated JWS verified");
+                    }
+                }
+            }
+        }
+    }
+}

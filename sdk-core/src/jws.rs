@@ -50,15 +50,16 @@ impl Unverified<'_> {
             .map_err(|e| Error::malformed(format!("JWS payload: {e}")))
     }
 
-    /// The algorithm the header names (checked against the key on verify).
-    pub fn algorithm(&self) -> KeyAlgorithm {
-        KeyAlgorithm::from_jws_alg(&self.header.alg).expect("checked by parse")
+    /// The algorithm the header names (checked against the key on verify);
+    /// `unsupported_algorithm` if the header was changed to another.
+    pub fn algorithm(&self) -> Result<KeyAlgorithm> {
+        KeyAlgorithm::from_jws_alg(&self.header.alg)
     }
 
     /// A key of another type than `alg` names is refused: the algorithm is
     /// the key's, never the message's choice (RFC 8725 §3.1).
     fn check_alg(&self, key: &VerifyingKey) -> Result<()> {
-        if key.algorithm() != self.algorithm() {
+        if key.algorithm() != self.algorithm()? {
             return Err(Error::new(
                 ErrorCode::UnsupportedAlgorithm,
                 format!(

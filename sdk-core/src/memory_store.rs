@@ -189,6 +189,7 @@ impl ServiceStore for MemoryStore {
         &mut self,
         inst: &Installation,
         batch: &Batch,
+        _events_json: &[u8],
         alerts: &[Alert],
         _now: UnixSeconds,
     ) -> Result<()> {

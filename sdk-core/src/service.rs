@@ -292,11 +292,17 @@ pub trait ServiceStore {
     fn drop_sessions(&mut self, installation_id: &str) -> Result<()>;
     /// The sequence a batch id was stored with, if it was.
     fn batch_seq(&mut self, installation_id: &str, batch_id: &str) -> Result<Option<u64>>;
-    /// Durably stores a batch, its alerts and the updated installation.
+    /// Durably stores a batch, its alerts and the installation's ingest
+    /// state (`last_seq`, `missing_seq`, `last_seen`, `sensor_running`: the
+    /// only fields an accepted batch changes). `events_json` is the batch's
+    /// events serialized as a JSON array, made before the writer (outside it
+    /// on the pipelined route) so a store that keeps JSON need not
+    /// serialize again.
     fn store_batch(
         &mut self,
         inst: &Installation,
         batch: &Batch,
+        events_json: &[u8],
         alerts: &[Alert],
         now: UnixSeconds,
     ) -> Result<()>;
@@ -377,6 +383,11 @@ pub struct IngestAck {
     pub gap: u64,
 }
 
+/// A batch's events as the JSON array the service stores.
+fn events_json(batch: &Batch) -> Result<Vec<u8>> {
+    serde_json::to_vec(&batch.events).map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))
+}
+
 /// An ingest request past its stateless checks: the envelope parsed, its
 /// signature verified with the key its installation had when it was looked
 /// up, its batch decompressed and validated (from
@@ -386,6 +397,9 @@ pub struct PreparedIngest {
     installation_id: String,
     key: VerifyingKey,
     batch: Batch,
+    /// The events as stored, serialized here (in parallel) rather than in
+    /// the single writer.
+    events_json: Vec<u8>,
 }
 
 impl PreparedIngest {
@@ -953,10 +967,12 @@ impl ServiceRole {
                 "batch names another installation",
             ));
         }
+        let events_json = events_json(&batch)?;
         Ok(PreparedIngest {
             installation_id: inst.id,
             key,
             batch,
+            events_json,
         })
     }
 
@@ -1027,6 +1043,7 @@ impl ServiceRole {
             installation_id,
             key,
             batch,
+            events_json,
         } = prepared;
         let mut inst = store
             .installation(&installation_id)?
@@ -1055,7 +1072,7 @@ impl ServiceRole {
                 .into())
             }
         }
-        self.accept_batch(store, &mut inst, batch, now)
+        self.accept_batch(store, &mut inst, batch, &events_json, now)
     }
 
     fn accept_batch<S: ServiceStore>(
@@ -1063,6 +1080,7 @@ impl ServiceRole {
         store: &mut S,
         inst: &mut Installation,
         batch: Batch,
+        events_json: &[u8],
         now: UnixSeconds,
     ) -> Handled {
         if batch.events.len() as u64 > u64::from(self.cfg.policy.max_batch_events) {
@@ -1113,7 +1131,7 @@ impl ServiceRole {
             }
         }
         let alerts = alerts_for(&batch.events);
-        store.store_batch(inst, &batch, &alerts, now)?;
+        store.store_batch(inst, &batch, events_json, &alerts, now)?;
         Ok(HttpResponse::json(
             200,
             &IngestAck {
@@ -1402,7 +1420,8 @@ impl ServiceRole {
         if let Some(exp) = now.checked_add(CREDENTIAL_LIFETIME) {
             inst.credential_exp = exp;
         }
-        self.accept_batch(store, &mut inst, batch, now)
+        let events = events_json(&batch)?;
+        self.accept_batch(store, &mut inst, batch, &events, now)
     }
 }
 

@@ -604,12 +604,34 @@ impl ServiceStore for SqliteStore<'_> {
         &mut self,
         inst: &Installation,
         batch: &Batch,
+        events: &[u8],
         alerts: &[Alert],
         now: UnixSeconds,
     ) -> Result<()> {
-        self.put_installation_inner(inst)?;
-        let events = serde_json::to_vec(&batch.events)
-            .map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))?;
+        // Only the ingest state changes with a batch: a narrow UPDATE of
+        // unindexed columns, not the full upsert (which rewrites the row and
+        // its indexes and re-serializes the device facts) in the one writer.
+        let updated = self
+            .tx
+            .prepare_cached(
+                "UPDATE installations SET last_seen = ?2, sensor_running = ?3, last_seq = ?4, missing_seq = ?5 WHERE id = ?1",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    inst.id,
+                    inst.last_seen,
+                    inst.sensor_running,
+                    inst.last_seq as i64,
+                    inst.missing_seq as i64
+                ])
+            })
+            .map_err(storage)?;
+        if updated != 1 {
+            return Err(Error::new(
+                ErrorCode::Internal,
+                "the installation of an accepted batch is gone",
+            ));
+        }
         self.tx
             .prepare_cached("INSERT INTO batches (installation_id, batch_id, tenant_id, seq, event_count, received_at, events_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
             .and_then(|mut s| s.execute(params![inst.id, batch.batch_id, inst.tenant_id, batch.seq as i64, batch.events.len() as i64, now, events]))
