@@ -2,8 +2,11 @@
 //
 // Lifecycle: Chrome stops this worker after ~30 s without events and starts it again
 // for the next event (alarm, message, startup). Nothing survives in memory, so the
-// durable state lives in chrome.storage.local (never storage.sync: it holds the
-// installation's private key, which must never leave this browser profile):
+// durable state lives in chrome.storage.local (never storage.sync: the credential and
+// the queue belong to this browser profile):
+//   edrlink_credential  the credential JSON, kept by the client's store
+//                  (chromeStorageStore): installation id, the device key's handle and
+//                  public key, the service keyset — no private key
 //   edrlink_state  EdrlinkClient.exportState(): credential + outbox snapshot (queued
 //                  events, sequence numbers, the in-flight batch with its batch_id)
 //   device_id      stable device id for this profile
@@ -14,7 +17,12 @@
 // right before each batch is sent — so a batch that was in flight when the worker
 // died is re-sent with the same batch_id on the next wake and the service
 // deduplicates it: exactly once across restarts.
-import { init, EdrlinkClient, EdrlinkError, urlDetectionEvent, randomId, version } from './edrlink/js/web.mjs';
+//
+// The device key is a non-extractable WebCrypto key (Ed25519, or ECDSA P-256 where
+// WebCrypto lacks Ed25519) that Chrome keeps in this extension's IndexedDB (database
+// "edrlink-keys"; IndexedDB is available in MV3 service workers): the SDK's default in
+// browsers. Neither the SDK nor this code ever holds its private bytes.
+import { init, EdrlinkClient, EdrlinkError, urlDetectionEvent, randomId, version, chromeStorageStore } from './edrlink/js/web.mjs';
 
 const WASM_URL = chrome.runtime.getURL('edrlink/pkg/web/edrlink_wasm_bg.wasm');
 const KEY = { state: 'edrlink_state', device: 'device_id', status: 'status', detections: 'detections', settings: 'settings' };
@@ -132,6 +140,9 @@ async function clientOptions() {
     maxQueueEvents: 5000,
     fetch: hostFetch,
     onEvent,
+    // The credential in chrome.storage.local (saved at enrollment and rotation, deleted at
+    // offboarding). No `keys`: the default, WebCrypto keys in IndexedDB.
+    store: chromeStorageStore({ key: 'edrlink_credential' }),
   };
 }
 
@@ -283,8 +294,8 @@ async function handle(msg) {
     case 'status':
       return { status: await status() };
     case 'enroll': {
-      // The key pair is generated here, inside the wasm module; the token is used
-      // once for redemption and never stored.
+      // The key pair is generated here by WebCrypto (non-extractable, kept in
+      // IndexedDB); the token is used once for redemption and never stored.
       const c = await ensureClient();
       try {
         await c.enroll(String(msg.token || ''));

@@ -29,7 +29,7 @@ fi
 rm -rf "$DIST"
 mkdir -p "$DIST/edrlink/js" "$DIST/edrlink/pkg/web"
 cp "$HERE"/manifest.json "$HERE"/*.mjs "$HERE"/*.html "$HERE"/*.css "$DIST/"
-cp "$ROOT/wasm/js/web.mjs" "$ROOT/wasm/js/errors.mjs" "$DIST/edrlink/js/"
+cp "$ROOT/wasm/js/web.mjs" "$ROOT/wasm/js/errors.mjs" "$ROOT/wasm/js/hostkeys.mjs" "$DIST/edrlink/js/"
 cp "$PKG/edrlink_wasm.js" "$PKG/edrlink_wasm_bg.wasm" "$DIST/edrlink/pkg/web/"
 python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$DIST/manifest.json"
 

@@ -1,11 +1,14 @@
 // edrlink partner console: paste a token → inspect (live countdown) → redeem + handshake
 // → send the EICAR test detection → flow state and health. Uses the wasm package only.
 //
-// Credential storage: by default the credential (it holds this endpoint's private key)
-// lives only in memory and is gone when the tab closes. With "remember" checked it is
-// kept in IndexedDB (database "edrlink-console", store "credentials", key "default"),
-// readable by any script of this origin: fine for a demo console, not for production.
-import { init, EdrlinkClient, EdrlinkError, inspectToken, randomId, version } from '../../wasm/js/web.mjs';
+// Keys and credential storage: the device key is a non-extractable WebCrypto key (Ed25519,
+// or ECDSA P-256 where the browser lacks WebCrypto Ed25519) that the browser keeps in
+// IndexedDB (database "edrlink-keys") — the SDK's default in browsers; no script, this
+// page's included, can read its private bytes. The credential (installation id, the key's
+// handle and public key, the service keyset; no private key) is kept in IndexedDB too
+// (database "edrlink-console", record "credential") through the client's `store`, so a
+// reload resumes with the same key.
+import { init, EdrlinkClient, EdrlinkError, inspectToken, randomId, version, indexedDbStore, webCryptoKeys } from '../../wasm/js/web.mjs';
 
 const $ = (id) => document.getElementById(id);
 const EXPLAIN = {
@@ -104,29 +107,28 @@ function inspect() {
   } catch (e) { showError(e); return null; }
 }
 
-// ---- credential storage (IndexedDB, only when "remember" is checked)
-function db() {
-  return new Promise((resolve, reject) => {
-    const r = indexedDB.open('edrlink-console', 1);
-    r.onupgradeneeded = () => r.result.createObjectStore('credentials');
-    r.onsuccess = () => resolve(r.result);
-    r.onerror = () => reject(r.error);
-  });
-}
-async function store(op, value) {
-  const d = await db();
-  return new Promise((resolve, reject) => {
-    const tx = d.transaction('credentials', op === 'get' ? 'readonly' : 'readwrite');
-    const s = tx.objectStore('credentials');
-    const r = op === 'get' ? s.get('default') : op === 'put' ? s.put(value, 'default') : s.delete('default');
-    r.onsuccess = () => resolve(r.result);
-    r.onerror = () => reject(r.error);
-  });
-}
-async function persist() {
-  if (!$('remember').checked || !client) return;
-  const cred = client.exportCredential();
-  await (cred ? store('put', cred) : store('delete'));
+// ---- credential storage: IndexedDB through the client's store (loaded at start, saved
+// on enrollment and rotation, deleted at offboarding)
+const store = indexedDbStore({ dbName: 'edrlink-console' });
+
+/** Shows which device key the credential names (algorithm, handle, non-extractable). */
+async function showKey() {
+  const el = $('device-key');
+  const cred = client ? client.exportCredential() : undefined;
+  const hk = cred ? JSON.parse(cred).host_key : undefined;
+  if (!hk) {
+    el.textContent = cred ? 'software key (held in the credential)' : 'none yet (made at enrollment)';
+    delete el.dataset.handle; delete el.dataset.extractable;
+    return;
+  }
+  // Inspect the stored CryptoKey through a second view of the same IndexedDB database.
+  const key = await webCryptoKeys().cryptoKey(hk.handle);
+  el.dataset.handle = hk.handle;
+  el.dataset.algorithm = key ? key.algorithm.name : 'missing';
+  el.dataset.extractable = key ? String(key.extractable) : 'missing';
+  el.textContent = key
+    ? `${key.algorithm.name}${key.algorithm.namedCurve ? ' ' + key.algorithm.namedCurve : ''}, WebCrypto, ${key.extractable ? 'EXTRACTABLE' : 'non-extractable'} (IndexedDB) — ${hk.handle}`
+    : `key ${hk.handle} is missing from IndexedDB: redeem a new token`;
 }
 
 function device() {
@@ -140,18 +142,21 @@ function device() {
   };
 }
 
-function newClient(credential) {
+/** A client over the stored credential (if any): default keys (WebCrypto), IndexedDB store. */
+async function newClient() {
   client?.free();
   client = new EdrlinkClient({
     device: device(),
-    credential,
+    store,
     serviceUrl: $('use-proxy').checked ? location.origin : undefined,
     opTimeoutSecs: 10,
     onEvent: (ev) => {
-      if (ev.type === 'credential_changed' || ev.type === 'credential_removed') persist().catch(showError);
+      if (ev.type.startsWith('credential_')) showKey().catch(showError);
       render();
     },
   });
+  await client.load();
+  await showKey();
 }
 
 function render() {
@@ -176,16 +181,16 @@ $('enroll').addEventListener('click', () => run($('enroll'), async () => {
   const info = inspect();
   if (!info) return;
   if (info.status === 'expired') throw Object.assign(new EdrlinkError('token_expired: token has expired'), { code: 'token_expired' });
-  if (!client) newClient();
+  if (!client) await newClient();
   await client.enroll($('token').value);
-  await persist();
+  await showKey();
 }));
 $('handshake').addEventListener('click', () => run($('handshake'), async () => {
-  if (!client) newClient();
+  if (!client) await newClient();
   await client.handshake();
 }));
 $('send-eicar').addEventListener('click', () => run($('send-eicar'), async () => {
-  if (!client) newClient();
+  if (!client) await newClient();
   client.sendTestDetection('C:\\Users\\Public\\eicar.com');
   $('sent').textContent = 'sending…';
   try {
@@ -204,11 +209,16 @@ $('send-eicar').addEventListener('click', () => run($('send-eicar'), async () =>
   } catch (e) { $('sent').textContent = 'not delivered (kept in the queue)'; throw e; }
 }));
 $('forget').addEventListener('click', () => run($('forget'), async () => {
+  // Forgets this browser's credential and its key (the service still lists the
+  // installation until the administrator offboards it).
+  const cred = client ? client.exportCredential() : await store.load();
+  const hk = cred ? JSON.parse(cred).host_key : undefined;
   client?.free(); client = null;
-  await store('delete').catch(() => {});
+  await store.delete();
+  if (hk) await webCryptoKeys().deleteKey(hk.handle);
+  await showKey();
 }));
-$('use-proxy').addEventListener('change', () => { if (client) newClient(client.exportCredential()); render(); });
-$('remember').addEventListener('change', () => { localStorage.setItem('edrlink-remember', $('remember').checked ? '1' : ''); persist().catch(showError); });
+$('use-proxy').addEventListener('change', () => { (client ? newClient() : Promise.resolve()).then(render, showError); });
 
 (async () => {
   try {
@@ -216,11 +226,7 @@ $('remember').addEventListener('change', () => { localStorage.setItem('edrlink-r
     $('version').textContent = version();
     config = await fetch('config.json').then((r) => (r.ok ? r.json() : {})).catch(() => ({}));
     $('use-proxy').checked = !!config.proxy;
-    $('remember').checked = localStorage.getItem('edrlink-remember') === '1';
-    if ($('remember').checked) {
-      const cred = await store('get').catch(() => undefined);
-      if (cred) newClient(cred);
-    }
+    await newClient(); // resumes with the stored credential and its key, if any
     render();
     setInterval(() => { if (client) render(); }, 2000);
     document.body.dataset.ready = '1';

@@ -2,7 +2,11 @@
 // + the web console (examples/web-console) in headless Chromium via playwright-core.
 //   portal: create tenant, enable the integration, generate a token
 //   console: paste, inspect (countdown), redeem + handshake, send the EICAR test detection
-//   portal: the "EICAR test file" alert appears; toggle the integration off
+//   portal: the "EICAR test file" alert appears
+//   console: the device key is a non-extractable WebCrypto key in IndexedDB (the
+//     credential in IndexedDB holds its handle, no key seed); more batches, stored == sent;
+//     the page is reloaded and keeps sending with the same key from IndexedDB
+//   portal: toggle the integration off
 //   console: sending again reports the blocked flow
 // Screenshots: artifacts/screenshots/*.png.  Usage: node tests/browser/e2e.mjs <edrlink-service binary>
 import { spawn } from 'node:child_process';
@@ -161,6 +165,100 @@ async function main() {
       await until('EICAR alert in portal', () => portal.$eval('#alerts', (e) => e.textContent.includes('EICAR test file')), 20000);
       await until('installation listed', () => portal.$eval('#installations', (e) => e.children.length >= 1));
       await portal.screenshot({ path: path.join(SHOTS, '03-portal-eicar-alert.png'), fullPage: true });
+    });
+
+    // Everything the page's origin keeps in IndexedDB: the credential and the key records.
+    const idb = () => con.evaluate(async () => {
+      const open = (name) => new Promise((res, rej) => { const r = indexedDB.open(name); r.onsuccess = () => res(r.result); r.onerror = () => rej(r.error); });
+      const all = async (name) => {
+        const db = await open(name);
+        if (!db.objectStoreNames.contains('records')) { db.close(); return []; }
+        const tx = db.transaction('records', 'readonly').objectStore('records');
+        const [keys, values] = await Promise.all([tx.getAllKeys(), tx.getAll()].map((r) => new Promise((res) => { r.onsuccess = () => res(r.result); })));
+        db.close();
+        return keys.map((k, i) => [k, values[i]]);
+      };
+      const cred = (await all('edrlink-console')).find(([k]) => k === 'credential');
+      const keys = (await all('edrlink-keys')).map(([handle, rec]) => ({ handle, isCryptoKey: rec.privateKey instanceof CryptoKey,
+        extractable: rec.privateKey.extractable, type: rec.privateKey.type, algorithm: rec.privateKey.algorithm.name, usages: rec.privateKey.usages }));
+      return { credential: cred ? cred[1] : null, keys };
+    });
+    const eicarAlerts = async () => {
+      const r = await fetch(`${svc}/admin/tenants/${TENANT}/alerts`, { headers: { authorization: `Bearer ${ADMIN_KEY}` } });
+      return (await r.json()).alerts.filter((a) => a.title === 'EICAR test file').length;
+    };
+    const sendEicar = async () => {
+      await con.$eval('#sent', (e) => { e.dataset.delivered = ''; });
+      await con.click('#send-eicar');
+      await until('delivered', () => con.$eval('#sent', (e) => Number(e.dataset.delivered || 0) >= 1));
+    };
+    let enrolledKey;
+    let sent = 1;
+
+    await step('console: the device key is a non-extractable WebCrypto key kept in IndexedDB', async () => {
+      const s = await idb();
+      if (!s.credential) throw new Error('no credential in IndexedDB');
+      const cred = JSON.parse(s.credential);
+      if (cred.key_seed !== undefined || !cred.host_key || !cred.host_key.handle) throw new Error('credential: ' + Object.keys(cred));
+      if (s.keys.length !== 1) throw new Error('keys: ' + JSON.stringify(s.keys));
+      const [k] = s.keys;
+      if (k.handle !== cred.host_key.handle || !k.isCryptoKey || k.extractable !== false || k.type !== 'private'
+          || !['Ed25519', 'ECDSA'].includes(k.algorithm) || k.usages.join() !== 'sign') throw new Error('key: ' + JSON.stringify(k));
+      const shown = await con.$eval('#device-key', (e) => [e.dataset.handle, e.dataset.extractable, e.textContent]);
+      if (shown[0] !== k.handle || shown[1] !== 'false' || !/non-extractable/.test(shown[2])) throw new Error('shown: ' + shown);
+      enrolledKey = k;
+      console.log(`     device key: ${k.algorithm}, extractable=${k.extractable}`);
+    });
+
+    await step('console: more batches signed by the WebCrypto key, stored == sent', async () => {
+      for (let i = 0; i < 3; i++) { await sendEicar(); sent++; }
+      await until('stored == sent', async () => (await eicarAlerts()) === sent);
+      const h = JSON.parse(await con.$eval('#health', (e) => e.textContent));
+      if (h.queued_events !== 0) throw new Error('still queued: ' + JSON.stringify(h));
+    });
+
+    await step('console: reload → same key from IndexedDB, keeps sending', async () => {
+      const before = JSON.parse(await con.$eval('#health', (e) => e.textContent)).installation_id;
+      await con.reload();
+      await con.waitForSelector('body[data-ready="1"]');
+      const h = JSON.parse(await con.$eval('#health', (e) => e.textContent));
+      if (!h.onboarded || h.installation_id !== before) throw new Error('not resumed: ' + JSON.stringify(h));
+      await sendEicar(); sent++;
+      await sendEicar(); sent++;
+      await until('stored == sent after reload', async () => (await eicarAlerts()) === sent);
+      const s = await idb();
+      if (s.keys.length !== 1 || s.keys[0].handle !== enrolledKey.handle || s.keys[0].extractable !== false) throw new Error('key changed: ' + JSON.stringify(s.keys));
+      if (JSON.parse(s.credential).host_key.handle !== enrolledKey.handle) throw new Error('credential names another key');
+      await con.screenshot({ path: path.join(SHOTS, '03b-console-webcrypto-key.png'), fullPage: true });
+    });
+
+    await step('webCryptoKeys in the page: P-256 fallback where WebCrypto Ed25519 is missing, keys persist in IndexedDB', async () => {
+      const r = await con.evaluate(async () => {
+        const m = await import('/wasm/js/web.mjs');
+        // A browser without WebCrypto Ed25519: generateKey refuses it as Chromium used to.
+        const subtle = crypto.subtle;
+        const real = subtle.generateKey.bind(subtle);
+        subtle.generateKey = (alg, ...rest) => (alg && alg.name === 'Ed25519'
+          ? Promise.reject(new DOMException('Algorithm: Unrecognized name', 'NotSupportedError')) : real(alg, ...rest));
+        try {
+          const k = m.webCryptoKeys({ dbName: 'edrlink-e2e-fallback' });
+          const { handle, publicKey } = await k.createKey();
+          const msg = new TextEncoder().encode('batch');
+          const sig = await k.sign(handle, msg);
+          // A second view of the same database (a new page or worker) finds the key.
+          const again = m.webCryptoKeys({ dbName: 'edrlink-e2e-fallback' });
+          const sig2 = await again.sign(handle, msg);
+          const key = await again.cryptoKey(handle);
+          const out = { alg: await k.algorithm(), pub: publicKey.length, sig: sig.length, verifies: m.verifySignature(publicKey, msg, sig) && m.verifySignature(publicKey, msg, sig2),
+            extractable: key.extractable, curve: key.algorithm.namedCurve };
+          await k.deleteKey(handle);
+          out.afterDelete = await again.cryptoKey(handle) === null && await m.webCryptoKeys({ dbName: 'edrlink-e2e-fallback' }).cryptoKey(handle) === null;
+          return out;
+        } finally { subtle.generateKey = real; }
+      });
+      if (r.alg !== 'ecdsa-p256' || r.pub !== 65 || r.sig !== 64 || !r.verifies || r.extractable !== false || r.curve !== 'P-256' || !r.afterDelete) {
+        throw new Error('fallback: ' + JSON.stringify(r));
+      }
     });
 
     await step('portal: toggle off → console reports the blocked flow', async () => {

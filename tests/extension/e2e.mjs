@@ -2,7 +2,9 @@
 // End-to-end: the example MV3 extension (examples/browser-extension/dist) in Chromium
 // (playwright-core launchPersistentContext, --load-extension, new headless mode) against the
 // REAL reference service (edrlink-service on loopback, temp SQLite db), driven over the admin API.
-//   options page: paste + inspect the token (countdown, warnings), enroll (key made in the extension)
+//   options page: paste + inspect the token (countdown, warnings), enroll (a non-extractable
+//     WebCrypto key made in the extension and kept in its IndexedDB; the credential, with the
+//     key's handle and no key seed, in chrome.storage.local)
 //   simulate a blocked download → the URL detection arrives as an alert
 //   service stopped → two more detections queue up (in-flight batch persisted in chrome.storage.local)
 //   the service worker is stopped (as Chrome does when idle) → service restarted (same db, same port)
@@ -250,7 +252,7 @@ async function main() {
     await opts.screenshot({ path: path.join(SHOTS, 'extension-01-options-token.png'), fullPage: true });
   });
 
-  await step('enroll: key generated in the extension, credential only in chrome.storage.local', async () => {
+  await step('enroll: non-extractable WebCrypto key in the extension, credential only in chrome.storage.local', async () => {
     await opts.click('#enroll');
     await until('flow open', () => opts.$eval('#flow', (e) => e.dataset.flow === 'open'));
     const onb = await opts.$eval('#onboarded', (e) => e.dataset.onboarded);
@@ -259,6 +261,20 @@ async function main() {
     const st = await storage();
     const state = JSON.parse(st.edrlink_state);
     if (!state.credential || !state.credential.installation_id) throw new Error('no credential in storage.local');
+    // The credential (the store's copy and the state's) names a WebCrypto key by its handle
+    // and holds no key seed; the key is a non-extractable CryptoKey in the extension's IndexedDB.
+    const cred = JSON.parse(st.edrlink_credential || 'null');
+    if (!cred || cred.installation_id !== state.credential.installation_id) throw new Error('no credential under edrlink_credential');
+    for (const c of [cred, state.credential]) {
+      if (c.key_seed !== undefined || !c.host_key || !c.host_key.handle) throw new Error('credential holds: ' + Object.keys(c));
+    }
+    const key = await opts.evaluate(async (handle) => {
+      const db = await new Promise((res, rej) => { const r = indexedDB.open('edrlink-keys'); r.onsuccess = () => res(r.result); r.onerror = () => rej(r.error); });
+      const rec = await new Promise((res) => { const r = db.transaction('records').objectStore('records').get(handle); r.onsuccess = () => res(r.result); });
+      db.close();
+      return rec ? { isCryptoKey: rec.privateKey instanceof CryptoKey, extractable: rec.privateKey.extractable, algorithm: rec.privateKey.algorithm.name } : null;
+    }, cred.host_key.handle);
+    if (!key || !key.isCryptoKey || key.extractable !== false) throw new Error('device key: ' + JSON.stringify(key));
     if (JSON.stringify(st).includes(token)) throw new Error('the access token was stored');
     const sync = await opts.evaluate(() => chrome.storage.sync.get(null));
     if (Object.keys(sync).length) throw new Error('storage.sync used: ' + Object.keys(sync));

@@ -64,6 +64,7 @@ fun contractTests(admin: Admin, root: File) {
             "blocked_recheck_secs" to base.copy(blockedRecheckSecs = 0uL),
             "max_batches_per_second" to base.copy(maxBatchesPerSecond = 1uL shl 40),
             "op_timeout_secs" to base.copy(opTimeoutSecs = 1_000_000_000uL),
+            "signer_timeout_secs" to base.copy(signerTimeoutSecs = 0uL),
             "when_full" to base.copy(whenFull = "drop_newest"),
         )
         for ((name, o) in bad) {

@@ -364,6 +364,7 @@ fun main() {
 
     contractTests(admin, File(System.getenv("EDRLINK_ROOT") ?: "."))
     hookTests(admin)
+    hostKeyTests(admin)
 
     // --- shared vectors
     val implemented = setOf("pae", "key_from_seed", "token_inspect", "token_verify", "envelope_seal", "envelope_open",

@@ -17,6 +17,8 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target/uniffi}"
 MATURIN_VERSION="${MATURIN_VERSION:-1.16.0}"
 PYTEST_VERSION="${PYTEST_VERSION:-9.2.0}"
 CRYPTOGRAPHY_VERSION="${CRYPTOGRAPHY_VERSION:-50.0.2}"
+# A DSSE verifier nobody here wrote (test_host_keys.py checks the SDK's envelopes with it).
+SECURESYSTEMSLIB_VERSION="${SECURESYSTEMSLIB_VERSION:-1.6.0}"
 PY="${PYTHON:-python3}"
 WORK="$CARGO_TARGET_DIR/python"
 mkdir -p "$WORK"
@@ -48,7 +50,7 @@ fi
 # 3. a fresh virtualenv with the wheel + test deps
 rm -rf "$WORK/venv"
 "$PY" -m venv "$WORK/venv"
-"$WORK/venv/bin/pip" install --quiet --disable-pip-version-check "$WHEEL" "pytest==$PYTEST_VERSION" "cryptography==$CRYPTOGRAPHY_VERSION"
+"$WORK/venv/bin/pip" install --quiet --disable-pip-version-check "$WHEEL" "pytest==$PYTEST_VERSION" "cryptography==$CRYPTOGRAPHY_VERSION" "securesystemslib==$SECURESYSTEMSLIB_VERSION"
 (cd "$WORK" && "$WORK/venv/bin/python" -c 'import edrlink, sys; print("== edrlink", edrlink.__version__, "from", edrlink.__file__, file=sys.stderr)')
 
 # 4. generated Kotlin/Swift still in sync with this library

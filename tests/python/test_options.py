@@ -43,6 +43,8 @@ def test_every_schema_option_exists_with_its_default() -> None:
         ("max_backoff_secs", 10**9),
         ("max_batches_per_second", 2**40),
         ("op_timeout_secs", 10**9),
+        ("signer_timeout_secs", 0),
+        ("signer_timeout_secs", 601),
         ("when_full", "drop_newest"),
     ],
 )

@@ -4,9 +4,14 @@
 // Compares, in one run on the same 1 KiB payload: edrlink (wasm, ring Ed25519),
 // @noble/ed25519 (pure JS, sync, sha512 from node:crypto — its fastest setup) and
 // Node's built-in crypto.sign/verify('ed25519') (OpenSSL).
+// Then "WebCrypto device keys": sign and seal with non-extractable WebCrypto keys
+// (Ed25519 and ECDSA P-256, `crypto.subtle.sign`, awaited one at a time as the client's
+// driver does) next to the software paths, as ratios to the wasm (ring) path. The
+// WebCrypto seal includes what the core adds for a host signature: it verifies it
+// against the public key (P-256 in wasm through ring) before building the envelope.
 import { readFileSync } from 'node:fs';
 import { gzipSync, constants } from 'node:zlib';
-import { createHash, createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify } from 'node:crypto';
+import { createHash, createPrivateKey, createPublicKey, sign as nodeSign, verify as nodeVerify, webcrypto } from 'node:crypto';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import * as edr from '../../wasm/js/node.mjs';
@@ -25,7 +30,7 @@ const sizes = {
   'web .wasm': size('wasm/pkg/web/edrlink_wasm_bg.wasm'),
   'web glue .js': size('wasm/pkg/web/edrlink_wasm.js'),
   'node glue .js': size('wasm/pkg/node/edrlink_wasm.js'),
-  'wrapper js/*.mjs': ['wasm/js/web.mjs', 'wasm/js/errors.mjs'].map(size).reduce((a, b) => ({ raw: a.raw + b.raw, gzip9: a.gzip9 + b.gzip9 })),
+  'wrapper js/*.mjs': ['wasm/js/web.mjs', 'wasm/js/errors.mjs', 'wasm/js/hostkeys.mjs'].map(size).reduce((a, b) => ({ raw: a.raw + b.raw, gzip9: a.gzip9 + b.gzip9 })),
 };
 sizes['lite web .wasm'] = size('wasm/pkg/lite-web/edrlink_lite_bg.wasm');
 sizes['lite web glue .js'] = size('wasm/pkg/lite-web/edrlink_lite.js');
@@ -109,9 +114,64 @@ const rows = {
   }),
 };
 
+// ---- WebCrypto device keys (async: each call awaited, as the client's driver awaits
+// the host signer). Interleaved rounds with the synchronous paths, medians of ratios.
+const subtle = webcrypto.subtle;
+const wcKeys = {
+  ed25519: await subtle.generateKey({ name: 'Ed25519' }, false, ['sign']),
+  p256: await subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']),
+};
+const wcPub = {
+  ed25519: new Uint8Array(await subtle.exportKey('raw', wcKeys.ed25519.publicKey)),
+  p256: new Uint8Array(await subtle.exportKey('raw', wcKeys.p256.publicKey)),
+};
+const wcAlg = { ed25519: { name: 'Ed25519' }, p256: { name: 'ECDSA', hash: 'SHA-256' } };
+const wcSign = async (k, m) => new Uint8Array(await subtle.sign(wcAlg[k], wcKeys[k].privateKey, m));
+// The host-key seal: PAE, the host's signature, the core's check of it, the envelope.
+const wcSeal = async (k) => {
+  const m = edr.pae(TYPE, payload);
+  const s = await wcSign(k, m);
+  if (!edr.verifySignature(wcPub[k], m, s)) throw new Error('WebCrypto signature does not verify');
+  return new TextEncoder().encode(JSON.stringify({ payload: b64(payload), payloadType: TYPE, signatures: [{ keyid: kid, sig: b64(s) }] }));
+};
+for (const k of ['ed25519', 'p256']) await wcSeal(k); // sanity: both verify in wasm
+
+async function benchAsync(fn, minMs) {
+  let n = 0; const t0 = process.hrtime.bigint(); let el = 0;
+  do { for (let i = 0; i < 10; i++) await fn(); n += 10; el = Number(process.hrtime.bigint() - t0) / 1e6; } while (el < minMs);
+  return n / (el / 1000);
+}
+async function compareAsync(impls) {
+  for (const f of Object.values(impls)) for (let i = 0; i < 30; i++) await f();
+  const runs = Object.fromEntries(Object.keys(impls).map((k) => [k, []]));
+  for (let r = 0; r < ROUNDS; r++) for (const [k, f] of Object.entries(impls)) runs[k].push(await benchAsync(f, MS));
+  const out = { opsPerSec: {}, ratioToWasm: {} };
+  for (const [k, v] of Object.entries(runs)) {
+    out.opsPerSec[k] = median(v);
+    out.ratioToWasm[k] = median(v.map((x, i) => x / runs.wasm[i]));
+  }
+  return out;
+}
+const webcryptoRows = {
+  'sign 1 KiB': await compareAsync({
+    wasm: () => key.sign(pae),
+    node: () => nodeSign(null, pae, nodePriv),
+    noble: () => ed.sign(pae, seed),
+    'webcrypto-ed25519': () => wcSign('ed25519', pae),
+    'webcrypto-p256': () => wcSign('p256', pae),
+  }),
+  'seal 1 KiB': await compareAsync({
+    wasm: () => edr.sealEnvelope(TYPE, payload, key),
+    node: () => sealWith((m) => nodeSign(null, m, nodePriv)),
+    noble: () => sealWith((m) => ed.sign(m, seed)),
+    'webcrypto-ed25519': () => wcSeal('ed25519'),
+    'webcrypto-p256': () => wcSeal('p256'),
+  }),
+};
+
 const fmt = (n) => n >= 1000 ? `${(n / 1000).toFixed(1)}k` : n.toFixed(0);
 if (process.argv.includes('--json')) {
-  console.log(JSON.stringify({ node: process.version, loadavg: os.loadavg(), sizes, browserTotal, liteTotal, opsPerSec: rows }, null, 2));
+  console.log(JSON.stringify({ node: process.version, loadavg: os.loadavg(), sizes, browserTotal, liteTotal, opsPerSec: rows, webcrypto: webcryptoRows }, null, 2));
 } else {
   console.log(`edrlink-wasm ${edr.version()}  node ${process.version}  ${new Date().toISOString()}`);
   console.log('\nsize            raw bytes   gzip -9');
@@ -124,5 +184,12 @@ if (process.argv.includes('--json')) {
   }
   console.log(`\n(medians of ${ROUNDS} interleaved rounds of ${MS} ms; load average ${os.loadavg()[0].toFixed(1)} on ${os.cpus().length} CPUs)`);
   console.log('goals: sign and seal >= 4x noble, verify >= 10x noble, sign >= 0.5x node built-in');
+  const cols = ['wasm', 'node', 'noble', 'webcrypto-ed25519', 'webcrypto-p256'];
+  console.log('\nWebCrypto device keys (ops/s; ratio to wasm)   ' + cols.map((c) => c.padStart(18)).join(''));
+  for (const [k, r] of Object.entries(webcryptoRows)) {
+    console.log(`${k.padEnd(20)} ops/s${' '.repeat(22)}${cols.map((c) => fmt(r.opsPerSec[c]).padStart(18)).join('')}`);
+    console.log(`${''.padEnd(20)} ratio to wasm${' '.repeat(14)}${cols.map((c) => `${r.ratioToWasm[c].toFixed(2)}x`.padStart(18)).join('')}`);
+  }
+  console.log('(WebCrypto calls awaited one at a time; its seal includes the core\'s verification of the host signature)');
 }
 key.free();

@@ -228,3 +228,85 @@ test('lite: the web build loads from bytes and agrees with the node build', asyn
   assert.deepEqual(edr.openEnvelope(env, 'a/b', k.publicKey), payload);
   assert.throws(() => liteWeb.openEnvelope(env, 'a/b', new Uint8Array(31)), (e) => e instanceof liteWeb.EdrlinkError && e.code === 'malformed');
 });
+
+// ---------------------------------------------------------------- host keys and stores
+// (against the real service: tests/wasm/hostkeys.test.mjs; here without one)
+
+test('stores: memoryStore and chromeStorageStore keep the credential JSON; webCryptoKeys needs IndexedDB', async () => {
+  const m = edr.memoryStore();
+  assert.equal(await m.load(), null);
+  await m.save('{"v":1}');
+  assert.equal(await m.load(), '{"v":1}');
+  await m.delete();
+  assert.equal(await m.load(), null);
+  const items = {};
+  const area = { get: async (k) => (k in items ? { [k]: items[k] } : {}), set: async (o) => Object.assign(items, o), remove: async (k) => { delete items[k]; } };
+  const c = edr.chromeStorageStore({ key: 'cred', area });
+  assert.equal(await c.load(), null);
+  await c.save('{"a":1}');
+  assert.deepEqual(items, { cred: '{"a":1}' });
+  assert.equal(await c.load(), '{"a":1}');
+  await c.delete();
+  assert.deepEqual(items, {});
+  assert.throws(() => edr.chromeStorageStore(), TypeError);
+  // Node has WebCrypto but no IndexedDB: no default host keys here (software keys).
+  assert.equal(globalThis.indexedDB, undefined);
+  assert.throws(() => edr.webCryptoKeys(), /IndexedDB/);
+  assert.throws(() => edr.webCryptoKeys({ algorithm: 'rsa' }), /algorithm/);
+  for (const f of ['webCryptoKeys', 'indexedDbStore', 'chromeStorageStore', 'memoryStore']) assert.equal(typeof web[f], 'function', f);
+});
+
+test('keys option: the redeem request is signed by the host key (P-256, WebCrypto raw r||s), the store gets nothing before enrollment', async () => {
+  const vec = JSON.parse(readFileSync(new URL('../vectors/tokens.json', import.meta.url), 'utf8'));
+  const token = vec.cases.find((c) => c.kind === 'token_issue').expect.token;
+  const { subtle } = globalThis.crypto;
+  let pair;
+  const calls = [];
+  const keys = {
+    async createKey() {
+      calls.push('createKey');
+      pair = await subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify']);
+      return { handle: 'p256-1', publicKey: new Uint8Array(await subtle.exportKey('raw', pair.publicKey)) };
+    },
+    async sign(handle, message) {
+      calls.push(`sign ${handle}`);
+      return subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, pair.privateKey, message); // an ArrayBuffer
+    },
+    async deleteKey(handle) { calls.push(`delete ${handle}`); },
+  };
+  const store = edr.memoryStore();
+  let body;
+  const c = new edr.EdrlinkClient({ device, keys, store, opTimeoutSecs: 0, serviceUrl: 'http://127.0.0.1:9',
+    fetch: async (url, init) => { body = new TextDecoder().decode(init.body); throw new TypeError('fetch failed'); } });
+  // The token is past its expiry; the client does not judge that (the service does).
+  await assert.rejects(c.enroll(token), { code: 'transport' });
+  assert.deepEqual(calls, ['createKey', 'sign p256-1']);
+  const [h, p, sig] = body.split('.');
+  const header = JSON.parse(Buffer.from(h, 'base64url'));
+  assert.equal(header.alg, 'ES256');
+  assert.equal(header.jwk.kty, 'EC');
+  const ok = await subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, pair.publicKey, Buffer.from(sig, 'base64url'), new TextEncoder().encode(`${h}.${p}`));
+  assert.ok(ok, 'the request carries the host signature');
+  assert.equal(await store.load(), null);
+  c.free();
+});
+
+test('P-256 public keys (WebCrypto raw export) in verifySignature and keyIdOf, full and lite alike', async () => {
+  const { subtle } = globalThis.crypto;
+  const pair = await subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify']);
+  const pub = new Uint8Array(await subtle.exportKey('raw', pair.publicKey));
+  assert.equal(pub.length, 65);
+  const msg = new TextEncoder().encode('host-signed');
+  const sig = new Uint8Array(await subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, pair.privateKey, msg));
+  for (const m of [edr, lite]) {
+    assert.equal(m.verifySignature(pub, msg, sig), true);
+    assert.equal(m.verifySignature(pub, new TextEncoder().encode('other'), sig), false);
+    assert.equal(m.keyIdOf(pub), edr.keyIdOf(pub));
+    const offCurve = pub.slice(); offCurve[64] ^= 1;
+    // An off-curve point never verifies (refused as malformed, or not verifying).
+    let verdict;
+    try { verdict = m.verifySignature(offCurve, msg, sig); } catch (e) { verdict = e.code; }
+    assert.ok(verdict === false || verdict === 'malformed', String(verdict));
+    assert.throws(() => m.keyIdOf(pub.slice(1)), (e) => e.code === 'malformed');
+  }
+});

@@ -8,6 +8,9 @@
 #   6. the shared scenarios (tests/scenarios/*.json) over the npm package from Node against
 #      the real reference service (started here on 127.0.0.1:0 with EDRLINK_TEST_FAULTS=1):
 #      tests/wasm/scenarios.mjs, "scenarios: N passed, M failed"
+#   7. host keys and the host credential store against the same service: signers on Node's
+#      WebCrypto (Ed25519, P-256), failing and slow signers, no private key byte leaving the
+#      host: tests/wasm/hostkeys.test.mjs (node --test)
 # Prints "N passed, N failed" per runner and in total; exits non-zero on any failure.
 # Env: SKIP_BROWSER=1 skips 2; SKIP_PACKAGE_BUILD=1 reuses wasm/pkg.
 set -euo pipefail
@@ -100,11 +103,20 @@ if env -u RUSTC -u RUSTDOC -u RUSTC_BOOTSTRAP CARGO_TARGET_DIR="$SVC_TARGET" \
   set +e
   node "$HERE/scenarios.mjs" "$URL" > "$LOG/scenarios.log" 2>&1; rc=$?
   set -e
-  kill "$SVC_PID" 2>/dev/null || true
   cat "$LOG/scenarios.log"
   read -r p f < <(awk '/^scenarios: [0-9]+ passed, [0-9]+ failed$/ { print $2, $4 }' "$LOG/scenarios.log")
   [ "$rc" -eq 0 ] || [ "${f:-0}" -gt 0 ] || f=1
   report scenarios "${p:-0}" "${f:-0}"
+
+  echo "== 7. host keys and credential store against the reference service"
+  set +e
+  EDRLINK_SERVICE_URL="$URL" node --test "$HERE/hostkeys.test.mjs" > "$LOG/hostkeys.log" 2>&1; rc=$?
+  set -e
+  kill "$SVC_PID" 2>/dev/null || true
+  grep -E "^(not )?ok |^# (pass|fail)" "$LOG/hostkeys.log" || true
+  p="$(awk '/^# pass/{print $3}' "$LOG/hostkeys.log")"; f="$(awk '/^# fail/{print $3}' "$LOG/hostkeys.log")"
+  [ "$rc" -eq 0 ] || { tail -60 "$LOG/hostkeys.log"; [ "${f:-0}" -gt 0 ] || f=1; }
+  report hostkeys "${p:-0}" "${f:-0}"
 else
   tail -20 "$LOG/svc-build.log"; report scenarios 0 1
 fi

@@ -5,6 +5,8 @@ import {
   openEnvelope, verifyEnvelope, eicarTestEvent, errorCodes, version, defaultOptions,
   type ClientOptions, type ClientDefaults, type ErrorInfo, type LogLevel, type HealthReport, type TokenInspection, type FlowState, type ErrorCode,
   type EdrlinkEvent, type FlushOutcome, type ClientEvent, type Keyset,
+  webCryptoKeys, indexedDbStore, chromeStorageStore, memoryStore,
+  type HostKeys, type CredentialStore, type WebCryptoKeys, type KeyAlgorithm,
 } from '../../wasm/js/index.js';
 
 export async function console_flow(token: string, keyset: Keyset): Promise<string> {
@@ -77,6 +79,33 @@ export function envelopes(): Uint8Array {
   void codes; void version();
   return payload;
 }
+
+// Host keys and credential stores: the WebCrypto default spelled out, a store, a custom signer.
+export async function host_keys(token: string): Promise<string> {
+  await init();
+  const wc: WebCryptoKeys = webCryptoKeys({ dbName: 'acme-keys', algorithm: 'ecdsa-p256' });
+  const alg: KeyAlgorithm = await wc.algorithm();
+  const store: CredentialStore = indexedDbStore({ dbName: 'acme' });
+  const device = { device_id: 'd', hostname: 'h', os: 'browser', os_version: '1', product: 'p', product_version: '1' };
+  const a = new EdrlinkClient({ device, keys: wc, store, signerTimeoutSecs: 30 });
+  const enrolled: boolean = await a.load();
+  if (!enrolled) await a.enroll(token);
+  const h = (await a.exportCredential()) ?? '';
+  const k: CryptoKey | null = await wc.cryptoKey(JSON.parse(h).host_key.handle);
+  // A signer of the host's own (a native messaging host, a hardware token, ...).
+  const custom: HostKeys = {
+    async createKey() { return { handle: 'hw-1', publicKey: new Uint8Array(65) }; },
+    async sign(handle: string, message: Uint8Array) { void handle; return message.slice(0, 64); },
+    async deleteKey(handle: string) { void handle; },
+  };
+  const b = new EdrlinkClient({ device, keys: custom, store: memoryStore() });
+  const c = new EdrlinkClient({ device, keys: 'software', store: chromeStorageStore({ key: 'cred' }) });
+  a.free(); b.free(); c.free();
+  return `${alg} ${k?.extractable}`;
+}
+
+// @ts-expect-error: keys must be a HostKeys object or "software"
+void new EdrlinkClient({ device: { device_id: 'd' } as never, keys: 'hsm' });
 
 // @ts-expect-error: enroll takes a token string
 void new EdrlinkClient({ device: { device_id: 'd' } as never }).enroll(42);

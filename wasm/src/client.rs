@@ -9,21 +9,32 @@
 //! `await` (nor while a host callback runs), so `health()` and friends can be
 //! called while an operation runs, and several operations may overlap (the
 //! core keeps one request in flight; each operation's status is its own).
+//!
+//! Host keys and the credential store (`options.keys`, `options.store`) are
+//! serviced by the same loop: when nothing is to be sent, the core's next
+//! host request (`poll_host_request`: create a key, sign, delete a key) is
+//! handed to the JS object and awaited for at most `signerTimeoutSecs`, and
+//! the answer goes back to `handle_host_answer`; whatever it means (a
+//! signature that does not verify, a failure, a timeout) is decided by the
+//! core. The credential is loaded from the store before the first operation
+//! and saved whenever it changed, before the next request or host call.
 
-use crate::options::OptionBag;
+use crate::options::{KeysOption, OptionBag};
 use crate::{err, global, js_error, json_text, now_secs, set, to_js, IntoJs};
 use edrlink_core::client::{
-    ClientConfig, ClientEvent, OpHandle, OpOutcome, OpStatus, Operation, PartnerClient,
+    ClientConfig, ClientEvent, HostAnswer, HostRequest, HostRequestKind, OpHandle, OpOutcome,
+    OpStatus, Operation, PartnerClient,
 };
 use edrlink_core::credential::Credential;
 use edrlink_core::diag::{LogLevel, LogRecord};
 use edrlink_core::error::{Error as CoreError, ErrorCode};
 use edrlink_core::handshake::FlowState;
 use edrlink_core::http::{HttpRequest, HttpResponse};
-use edrlink_core::keys::SystemRandom;
+use edrlink_core::keys::{SystemRandom, VerifyingKey};
+use edrlink_core::signer::{HostKey, InstallationKey};
 use edrlink_core::telemetry::Event;
 use js_sys::{Function, Object, Promise, Reflect, Uint8Array};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{future_to_promise, JsFuture};
@@ -40,6 +51,17 @@ pub(crate) struct Inner {
     on_log: Option<Function>,
     /// Least severe level handed to `on_log`.
     log_level: LogLevel,
+    /// The host's key store (`options.keys` or the browser default), if any.
+    pub(crate) keys: Option<JsValue>,
+    /// The host's credential store (`options.store`), if any.
+    store: Option<JsValue>,
+    /// Whether `store.load()` ran (it runs before the first operation).
+    loaded: Cell<bool>,
+    /// What the store holds as far as this client knows (`Some(None)`: nothing);
+    /// `None` until loaded or saved once.
+    saved: RefCell<Option<Option<String>>>,
+    /// A save is running (another caller's change is picked up by its loop).
+    saving: Cell<bool>,
 }
 
 /// The partner client for one endpoint (a browser extension, a web app, a
@@ -77,6 +99,52 @@ fn start(inner: &Inner, op: Operation<'_>) -> Result<OpHandle, JsValue> {
     r.js()
 }
 
+/// An operation with its inputs owned, so it can start after the credential
+/// store was loaded.
+enum Op {
+    Enroll(String),
+    EnrollWithPackage(String),
+    Handshake,
+    Flush,
+    Rotate,
+    Offboard(String),
+}
+
+impl Op {
+    fn as_op(&self) -> Operation<'_> {
+        match self {
+            Op::Enroll(token) => Operation::Enroll { token },
+            Op::EnrollWithPackage(p) => Operation::EnrollWithPackage { package_json: p },
+            Op::Handshake => Operation::Handshake,
+            Op::Flush => Operation::Flush,
+            Op::Rotate => Operation::Rotate,
+            Op::Offboard(reason) => Operation::Offboard { reason },
+        }
+    }
+}
+
+/// Starts `op` and drives it to its outcome. It starts at once (as before
+/// stores existed) unless `options.store` was not loaded yet: then it starts
+/// once the stored credential is in (a handshake or a rotation needs it).
+fn run(
+    inner: &Rc<Inner>,
+    op: Op,
+    timeout_secs: Option<f64>,
+) -> impl std::future::Future<Output = Result<OpOutcome, JsValue>> {
+    let inner = inner.clone();
+    let early = (inner.store.is_none() || inner.loaded.get()).then(|| start(&inner, op.as_op()));
+    async move {
+        let h = match early {
+            Some(h) => h?,
+            None => {
+                ensure_loaded(&inner).await?;
+                start(&inner, op.as_op())?
+            }
+        };
+        drive(&inner, &h, timeout_secs).await
+    }
+}
+
 #[wasm_bindgen(js_class = EdrlinkClient)]
 impl Client {
     /// Creates a client. `options.device` is required; every other option of
@@ -104,9 +172,18 @@ impl Client {
                 )
             })?,
         };
+        let keys = match bag.keys {
+            Some(KeysOption::Host(k)) => Some(k),
+            Some(KeysOption::Software) => None,
+            None => crate::default_keys(),
+        };
         let mut pc = PartnerClient::new(bag.cfg.clone(), Box::new(SystemRandom));
+        if keys.is_some() {
+            pc.use_host_keys();
+        }
         if let Some(c) = &bag.credential {
-            pc.set_credential(Credential::from_json(&json_text(c, "credential")?).js()?);
+            let c = Credential::from_json(&json_text(c, "credential")?).js()?;
+            adopt_credential(&mut pc, c).js()?;
         }
         let inner = Rc::new(Inner {
             pc: RefCell::new(pc),
@@ -115,6 +192,11 @@ impl Client {
             on_event: bag.on_event,
             on_log: bag.on_log,
             log_level,
+            keys,
+            store: bag.store,
+            loaded: Cell::new(false),
+            saved: RefCell::new(None),
+            saving: Cell::new(false),
         });
         pump(&inner);
         Ok(Client { inner })
@@ -127,15 +209,9 @@ impl Client {
     /// with the last error (`transport`, `service_unavailable`, `rate_limited`).
     #[wasm_bindgen(unchecked_return_type = "Promise<HealthReport>")]
     pub fn enroll(&self, token: &str) -> Promise {
-        let inner = self.inner.clone();
-        let h = start(
-            &inner,
-            Operation::Enroll {
-                token: token.trim(),
-            },
-        );
+        let run = run(&self.inner, Op::Enroll(token.trim().to_owned()), None);
         future_to_promise(async move {
-            match drive(&inner, &h?, None).await? {
+            match run.await? {
                 OpOutcome::Enrolled(h) => to_js(&h),
                 o => Err(unexpected(o)),
             }
@@ -154,11 +230,10 @@ impl Client {
         )]
         package: JsValue,
     ) -> Promise {
-        let inner = self.inner.clone();
-        let h = json_text(&package, "package")
-            .and_then(|p| start(&inner, Operation::EnrollWithPackage { package_json: &p }));
+        let run = json_text(&package, "package")
+            .map(|p| run(&self.inner, Op::EnrollWithPackage(p), None));
         future_to_promise(async move {
-            match drive(&inner, &h?, None).await? {
+            match run?.await? {
                 OpOutcome::Enrolled(h) => to_js(&h),
                 o => Err(unexpected(o)),
             }
@@ -171,10 +246,9 @@ impl Client {
     /// not enrolled.
     #[wasm_bindgen(unchecked_return_type = "Promise<FlowState>")]
     pub fn handshake(&self) -> Promise {
-        let inner = self.inner.clone();
-        let h = start(&inner, Operation::Handshake);
+        let run = run(&self.inner, Op::Handshake, None);
         future_to_promise(async move {
-            match drive(&inner, &h?, None).await? {
+            match run.await? {
                 OpOutcome::Flow(f) => Ok(flow_js(Some(f))),
                 o => Err(unexpected(o)),
             }
@@ -221,10 +295,9 @@ impl Client {
         &self,
         #[wasm_bindgen(js_name = "timeoutSecs")] timeout_secs: Option<f64>,
     ) -> Promise {
-        let inner = self.inner.clone();
-        let h = start(&inner, Operation::Flush);
+        let run = run(&self.inner, Op::Flush, timeout_secs);
         future_to_promise(async move {
-            match drive(&inner, &h?, timeout_secs).await? {
+            match run.await? {
                 OpOutcome::Flushed(o) => to_js(&o),
                 o => Err(unexpected(o)),
             }
@@ -238,10 +311,9 @@ impl Client {
     /// down-level, or with the refusal.
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn rotate(&self) -> Promise {
-        let inner = self.inner.clone();
-        let h = start(&inner, Operation::Rotate);
+        let run = run(&self.inner, Op::Rotate, None);
         future_to_promise(async move {
-            match drive(&inner, &h?, None).await? {
+            match run.await? {
                 OpOutcome::Rotated => Ok(JsValue::UNDEFINED),
                 o => Err(unexpected(o)),
             }
@@ -252,15 +324,10 @@ impl Client {
     /// the credential (`credential_removed` event).
     #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
     pub fn offboard(&self, reason: Option<String>) -> Promise {
-        let inner = self.inner.clone();
-        let h = start(
-            &inner,
-            Operation::Offboard {
-                reason: reason.as_deref().unwrap_or("partner opt-out"),
-            },
-        );
+        let reason = reason.unwrap_or_else(|| "partner opt-out".to_owned());
+        let run = run(&self.inner, Op::Offboard(reason), None);
         future_to_promise(async move {
-            match drive(&inner, &h?, None).await? {
+            match run.await? {
                 OpOutcome::Offboarded => Ok(JsValue::UNDEFINED),
                 o => Err(unexpected(o)),
             }
@@ -282,6 +349,9 @@ impl Client {
             },
         )?;
         let status = self.inner.pc.borrow().op_status(&h, now_secs());
+        // The credential is gone: delete it from the store and the key from the host.
+        persist_later(&self.inner);
+        service_host_later(&self.inner);
         match status {
             OpStatus::Done(OpOutcome::Offboarded) => Ok(()),
             OpStatus::Done(o) => Err(unexpected(o)),
@@ -313,9 +383,11 @@ impl Client {
         self.inner.pc.borrow().is_idle()
     }
 
-    /// The credential as a JSON string (**holds the installation's private
-    /// key**), or `undefined` before enrollment. Store it where only this
-    /// product can read it (extension storage, IndexedDB, a 0600 file).
+    /// The credential as a JSON string, or `undefined` before enrollment. With
+    /// a software key (Node's default, `keys: "software"`) it **holds the
+    /// installation's private key**: store it where only this product can read
+    /// it (extension storage, a 0600 file). With host keys it holds the key's
+    /// handle and public key (`host_key`) and no secret key material.
     #[wasm_bindgen(js_name = exportCredential)]
     pub fn export_credential(&self) -> Option<String> {
         self.inner
@@ -325,14 +397,32 @@ impl Client {
             .map(|c| c.to_json().as_str().to_owned())
     }
 
-    /// Restores a credential exported earlier. Throws `malformed` when it does
-    /// not parse. The next operation re-handshakes.
+    /// Restores a credential exported earlier (and saves it to `options.store`,
+    /// if any). Throws `malformed` when it does not parse, `invalid_state` when
+    /// it names a host key and the client has no `keys`. The next operation
+    /// re-handshakes.
     #[wasm_bindgen(js_name = importCredential)]
     pub fn import_credential(&self, json: &str) -> Result<(), JsValue> {
         let c = Credential::from_json(json).js()?;
-        self.inner.pc.borrow_mut().set_credential(c);
+        adopt_credential(&mut self.inner.pc.borrow_mut(), c).js()?;
+        self.inner.loaded.set(true);
         pump(&self.inner);
+        persist_later(&self.inner);
         Ok(())
+    }
+
+    /// Loads the credential from `options.store` (once; operations do it
+    /// themselves before their first step). Resolves to whether the client
+    /// now holds a credential. Rejects with `storage` when the store fails,
+    /// `malformed` when what it holds is not a credential, `invalid_state`
+    /// when it names a host key and the client has no `keys`.
+    #[wasm_bindgen(unchecked_return_type = "Promise<boolean>")]
+    pub fn load(&self) -> Promise {
+        let inner = self.inner.clone();
+        future_to_promise(async move {
+            ensure_loaded(&inner).await?;
+            Ok(JsValue::from_bool(inner.pc.borrow().credential().is_some()))
+        })
     }
 
     /// Installation id assigned by the service, once enrolled.
@@ -378,14 +468,18 @@ pub(crate) fn pump(inner: &Inner) {
 enum Next {
     Finish(Result<OpOutcome, CoreError>),
     Send(HttpRequest),
+    Host(HostRequest),
     Sleep(Option<i64>),
 }
 
 /// The loop over a started operation, as the native Agent runs it: ask its
-/// status, send what is due, sleep until `poll_timeout` (at most 1 s at a
+/// status, send what is due, else hand the host what the core asks of it
+/// (keys, signatures), else sleep until `poll_timeout` (at most 1 s at a
 /// time: other calls may queue work meanwhile; never past the deadline).
 /// Past the deadline it still sends one request if none went out yet (so
 /// `flush(0)` makes progress) and then resolves with `op_timed_out`.
+/// The credential is loaded from the store first and saved after each step
+/// that changed it.
 async fn drive(
     inner: &Rc<Inner>,
     h: &OpHandle,
@@ -395,6 +489,7 @@ async fn drive(
         .filter(|t| t.is_finite() && *t >= 0.0)
         .unwrap_or(inner.cfg.op_timeout_secs as f64);
     let deadline = js_sys::Date::now() + timeout * 1000.0;
+    ensure_loaded(inner).await?;
     let mut sent = 0u64;
     loop {
         let past = js_sys::Date::now() >= deadline;
@@ -407,14 +502,24 @@ async fn drive(
                 OpStatus::Pending if past && sent > 0 => Next::Finish(pc.op_timed_out(h, now)),
                 OpStatus::Pending => match pc.poll_request(now) {
                     Some(req) => Next::Send(req),
-                    None if past => Next::Finish(pc.op_timed_out(h, now)),
-                    None => Next::Sleep(pc.poll_timeout(now)),
+                    None => match pc.poll_host_request() {
+                        Some(hr) => Next::Host(hr),
+                        None if past => Next::Finish(pc.op_timed_out(h, now)),
+                        None => Next::Sleep(pc.poll_timeout(now)),
+                    },
                 },
             }
         };
         pump(inner);
         let wake = match next {
-            Next::Finish(r) => return r.map_err(|e| js_error(&e)),
+            Next::Finish(r) => {
+                // Saved before the host deletes a replaced key; then the
+                // host work the outcome left (deleting a retired key).
+                persist(inner).await?;
+                service_host(inner).await;
+                persist(inner).await?;
+                return r.map_err(|e| js_error(&e));
+            }
             Next::Send(req) => {
                 sent += 1;
                 let result = perform(inner, &req).await;
@@ -426,6 +531,12 @@ async fn drive(
                     }
                 }
                 pump(inner);
+                persist(inner).await?;
+                continue;
+            }
+            Next::Host(hr) => {
+                answer_host(inner, hr).await;
+                persist(inner).await?;
                 continue;
             }
             Next::Sleep(wake) => wake,
@@ -446,6 +557,276 @@ async fn drive(
             .max(1.0);
         sleep(nap_ms).await?;
     }
+}
+
+// ---------------------------------------------------------------- host keys
+
+/// Sets a loaded or imported credential. A credential whose key the host
+/// keeps needs host keys to sign with (the contract's `invalid_state`).
+pub(crate) fn adopt_credential(pc: &mut PartnerClient, c: Credential) -> Result<(), CoreError> {
+    if matches!(c.installation_key(), Ok(InstallationKey::Host(_))) && !pc.uses_host_keys() {
+        return Err(CoreError::new(
+            ErrorCode::InvalidState,
+            "the credential's key is kept by a host key store: pass options.keys",
+        ));
+    }
+    pc.set_credential(c);
+    Ok(())
+}
+
+/// Answers every host request queued now (e.g. deleting a key a finished
+/// rotation or offboarding retired).
+async fn service_host(inner: &Rc<Inner>) {
+    for _ in 0..16 {
+        let Some(hr) = inner.pc.borrow_mut().poll_host_request() else {
+            return;
+        };
+        answer_host(inner, hr).await;
+    }
+}
+
+/// `service_host` for the synchronous calls (`applyOffboardingPackage`).
+fn service_host_later(inner: &Rc<Inner>) {
+    let inner = inner.clone();
+    wasm_bindgen_futures::spawn_local(async move { service_host(&inner).await });
+}
+
+/// Hands one host request to `options.keys` and its answer to the core.
+async fn answer_host(inner: &Rc<Inner>, hr: HostRequest) {
+    let answer = match &inner.keys {
+        Some(keys) => ask_keys(keys, &hr.kind, inner.cfg.signer_timeout_secs).await,
+        // The core asks only when told keys come from the host.
+        None => Err(CoreError::new(
+            ErrorCode::SignerFailed,
+            "no host key store (options.keys)",
+        )),
+    };
+    inner
+        .pc
+        .borrow_mut()
+        .handle_host_answer(hr.id, answer, now_secs());
+    pump(inner);
+}
+
+fn signer_failed(msg: String) -> CoreError {
+    CoreError::new(ErrorCode::SignerFailed, msg)
+}
+
+/// Calls `keys.createKey()`, `keys.sign(handle, message)` or
+/// `keys.deleteKey(handle)` and awaits it for at most `timeout_secs`. A
+/// throw, a rejection, a timeout or an answer of the wrong shape is
+/// `signer_failed` naming the call; the core checks the rest (handle rules,
+/// signature form, verification against the public key).
+async fn ask_keys(
+    keys: &JsValue,
+    kind: &HostRequestKind,
+    timeout_secs: u64,
+) -> Result<HostAnswer, CoreError> {
+    let (method, args): (&str, Vec<JsValue>) = match kind {
+        HostRequestKind::CreateKey => ("createKey", vec![]),
+        HostRequestKind::Sign { handle, message } => (
+            "sign",
+            vec![
+                JsValue::from_str(handle),
+                Uint8Array::from(message.as_slice()).into(),
+            ],
+        ),
+        HostRequestKind::DeleteKey { handle } => ("deleteKey", vec![JsValue::from_str(handle)]),
+    };
+    let p = call_method(keys, method, &args)
+        .map_err(|e| signer_failed(format!("keys.{method} threw: {}", describe(&e))))?;
+    let v = with_timeout(&Promise::resolve(&p), timeout_secs)
+        .await
+        .map_err(|e| signer_failed(format!("keys.{method} failed: {}", describe(&e))))?
+        .ok_or_else(|| {
+            signer_failed(format!(
+                "keys.{method} did not answer within {timeout_secs} s (signerTimeoutSecs)"
+            ))
+        })?;
+    match kind {
+        HostRequestKind::CreateKey => {
+            let handle = Reflect::get(&v, &"handle".into())
+                .ok()
+                .and_then(|h| h.as_string())
+                .ok_or_else(|| signer_failed("keys.createKey() gave no string handle".into()))?;
+            let public = Reflect::get(&v, &"publicKey".into())
+                .ok()
+                .and_then(|b| bytes_of(&b))
+                .ok_or_else(|| signer_failed("keys.createKey() gave no publicKey bytes".into()))?;
+            let public = VerifyingKey::from_bytes(&public).map_err(|_| {
+                signer_failed(format!(
+                    "keys.createKey() gave a {}-byte public key: expected 32 (Ed25519) or a 65-byte uncompressed P-256 point",
+                    public.len()
+                ))
+            })?;
+            Ok(HostAnswer::Key(HostKey::new(handle, public)?))
+        }
+        HostRequestKind::Sign { .. } => bytes_of(&v)
+            .map(HostAnswer::Signature)
+            .ok_or_else(|| signer_failed("keys.sign() gave no signature bytes".into())),
+        HostRequestKind::DeleteKey { .. } => Ok(HostAnswer::Deleted),
+    }
+}
+
+/// The bytes of a `Uint8Array` (or any typed array / `DataView`) or an `ArrayBuffer`.
+fn bytes_of(v: &JsValue) -> Option<Vec<u8>> {
+    if let Some(a) = v.dyn_ref::<Uint8Array>() {
+        return Some(a.to_vec());
+    }
+    if v.is_instance_of::<js_sys::ArrayBuffer>() {
+        return Some(Uint8Array::new(v).to_vec());
+    }
+    if js_sys::ArrayBuffer::is_view(v) {
+        let buf = Reflect::get(v, &"buffer".into()).ok()?;
+        let off = Reflect::get(v, &"byteOffset".into()).ok()?.as_f64()? as u32;
+        let len = Reflect::get(v, &"byteLength".into()).ok()?.as_f64()? as u32;
+        return Some(Uint8Array::new_with_byte_offset_and_length(&buf, off, len).to_vec());
+    }
+    None
+}
+
+/// `p`'s value, `Ok(None)` when it did not settle within `secs`, `Err` when it rejected.
+async fn with_timeout(p: &Promise, secs: u64) -> Result<Option<JsValue>, JsValue> {
+    let g = global();
+    let set_timeout: Function = Reflect::get(&g, &"setTimeout".into())?.dyn_into()?;
+    let timed_out: JsValue = Object::new().into();
+    let timer = Rc::new(Cell::new(JsValue::UNDEFINED));
+    let ms = (secs as f64 * 1000.0).min(2_147_483_647.0);
+    let timeout = {
+        let (timed_out, timer) = (timed_out.clone(), timer.clone());
+        Promise::new(&mut |resolve, _| {
+            if let Ok(id) = set_timeout.call2(
+                &g,
+                &resolve.bind1(&JsValue::NULL, &timed_out),
+                &JsValue::from(ms),
+            ) {
+                timer.set(id);
+            }
+        })
+    };
+    let race = Promise::race(&js_sys::Array::of2(p, &timeout));
+    let r = JsFuture::from(race).await;
+    // The timer must not keep Node (or a worker) alive once the call answered.
+    if let Ok(clear) =
+        Reflect::get(&g, &"clearTimeout".into()).and_then(|f| f.dyn_into::<Function>())
+    {
+        let _ = clear.call1(&g, &timer.take());
+    }
+    let v = r?;
+    Ok(if v == timed_out { None } else { Some(v) })
+}
+
+// ---------------------------------------------------------------- the credential store
+
+fn storage_error(what: &str, e: &JsValue) -> JsValue {
+    err(
+        ErrorCode::Storage,
+        format!("credential store {what} failed: {}", describe(e)),
+    )
+}
+
+async fn call_store(store: &JsValue, method: &str, args: &[JsValue]) -> Result<JsValue, JsValue> {
+    let p = call_method(store, method, args).map_err(|e| storage_error(method, &e))?;
+    JsFuture::from(Promise::resolve(&p))
+        .await
+        .map_err(|e| storage_error(method, &e))
+}
+
+/// Loads the credential from `options.store` once, before the first
+/// operation. A credential given in the options or imported wins (nothing
+/// is loaded over it).
+pub(crate) async fn ensure_loaded(inner: &Rc<Inner>) -> Result<(), JsValue> {
+    let Some(store) = &inner.store else {
+        return Ok(());
+    };
+    if inner.loaded.get() {
+        return Ok(());
+    }
+    let v = call_store(store, "load", &[]).await?;
+    if inner.loaded.replace(true) {
+        return Ok(()); // another operation loaded meanwhile
+    }
+    let text = if v.is_null() || v.is_undefined() {
+        None
+    } else {
+        Some(v.as_string().ok_or_else(|| {
+            err(
+                ErrorCode::Storage,
+                "credential store load() must resolve to a JSON string or null",
+            )
+        })?)
+    };
+    let mut pc = inner.pc.borrow_mut();
+    if pc.credential().is_none() {
+        if let Some(t) = &text {
+            adopt_credential(&mut pc, Credential::from_json(t).js()?).js()?;
+        }
+        *inner.saved.borrow_mut() = Some(text);
+    }
+    drop(pc);
+    pump(inner);
+    Ok(())
+}
+
+/// The credential JSON now (`None`: no credential).
+fn current_credential(inner: &Inner) -> Option<String> {
+    inner
+        .pc
+        .borrow()
+        .credential()
+        .map(|c| c.to_json().as_str().to_owned())
+}
+
+/// Saves the credential to `options.store` when it changed since the last
+/// save (enrollment, rotation, a new keyset or policy), deletes it when it
+/// is gone (offboarding). A failing store is `storage`; the client keeps
+/// its state and the next step tries again.
+pub(crate) async fn persist(inner: &Rc<Inner>) -> Result<(), JsValue> {
+    let Some(store) = &inner.store else {
+        return Ok(());
+    };
+    if inner.saving.replace(true) {
+        return Ok(()); // the running save picks this change up
+    }
+    let r = async {
+        loop {
+            let cur = current_credential(inner);
+            if inner.saved.borrow().as_ref() == Some(&cur) {
+                return Ok(());
+            }
+            match &cur {
+                Some(json) => call_store(store, "save", &[JsValue::from_str(json)]).await?,
+                None => call_store(store, "delete", &[]).await?,
+            };
+            *inner.saved.borrow_mut() = Some(cur);
+        }
+    }
+    .await;
+    inner.saving.set(false);
+    r
+}
+
+/// `persist` for the synchronous calls; a failure goes to `onLog`.
+fn persist_later(inner: &Rc<Inner>) {
+    if inner.store.is_none() {
+        return;
+    }
+    let inner = inner.clone();
+    wasm_bindgen_futures::spawn_local(async move {
+        if let Err(e) = persist(&inner).await {
+            if let Some(f) = &inner.on_log {
+                let detail = Reflect::get(&e, &"message".into())
+                    .ok()
+                    .and_then(|m| m.as_string())
+                    .unwrap_or_default();
+                let _ = f.call2(
+                    &JsValue::UNDEFINED,
+                    &"error".into(),
+                    &JsValue::from_str(&detail),
+                );
+            }
+        }
+    });
 }
 
 fn call_method(target: &JsValue, name: &str, args: &[JsValue]) -> Result<JsValue, JsValue> {

@@ -16,6 +16,12 @@
 //!   `.retryAfter` (seconds or `null`) and `.detail`;
 //! - nothing assumes `window`: `fetch`, `setTimeout` and the clock come from
 //!   `globalThis`, and the glue uses no `eval`/`new Function`.
+//! - device keys the host keeps (`options.keys`: `createKey` / `sign` /
+//!   `deleteKey`, async) and the credential store (`options.store`: `load` /
+//!   `save` / `delete`) are JS objects the client's driver calls when the core
+//!   asks (`poll_host_request` → `handle_host_answer`); the browser entry
+//!   defaults `keys` to non-extractable WebCrypto keys in IndexedDB
+//!   (`js/hostkeys.mjs`), so a browser credential holds no private key.
 //!
 //! Times are Unix seconds (`number`); functions that need "now" take an
 //! optional `now` and default to `Date.now()`.
@@ -68,6 +74,30 @@ thread_local! {
 #[wasm_bindgen(js_name = __registerErrorClass, skip_typescript)]
 pub fn register_error_class(ctor: js_sys::Function) {
     ERROR_CLASS.with(|c| *c.borrow_mut() = Some(ctor));
+}
+
+#[cfg(feature = "client")]
+thread_local! {
+    static DEFAULT_KEYS: RefCell<Option<js_sys::Function>> = const { RefCell::new(None) };
+}
+
+/// Registers the factory of the default host key store (`ClientOptions.keys` when none
+/// is given). The browser entry registers one that returns `webCryptoKeys()` where
+/// `crypto.subtle` and `indexedDB` exist; the Node entry none (software keys).
+#[cfg(feature = "client")]
+#[wasm_bindgen(js_name = __registerDefaultKeys, skip_typescript)]
+pub fn register_default_keys(factory: js_sys::Function) {
+    DEFAULT_KEYS.with(|c| *c.borrow_mut() = Some(factory));
+}
+
+/// The default host key store, if a factory is registered and it gives one here.
+#[cfg(feature = "client")]
+pub(crate) fn default_keys() -> Option<JsValue> {
+    let factory = DEFAULT_KEYS.with(|c| c.borrow().clone())?;
+    factory
+        .call0(&JsValue::UNDEFINED)
+        .ok()
+        .filter(|k| k.is_object())
 }
 
 fn set(obj: &JsValue, key: &str, value: &JsValue) {
@@ -288,7 +318,8 @@ fn verifying_key(public_key: &[u8]) -> Result<keys::VerifyingKey, JsValue> {
     keys::VerifyingKey::from_bytes(public_key).js()
 }
 
-/// The key id of a raw 32-byte Ed25519 public key.
+/// The key id of a public key: 32 raw bytes (Ed25519) or the 65-byte
+/// uncompressed point (ECDSA P-256, `04‖x‖y`, what WebCrypto's `exportKey("raw")` gives).
 #[wasm_bindgen(js_name = keyIdOf)]
 pub fn key_id_of(
     #[wasm_bindgen(js_name = "publicKey")] public_key: &[u8],
@@ -296,8 +327,10 @@ pub fn key_id_of(
     Ok(verifying_key(public_key)?.key_id())
 }
 
-/// Checks a raw Ed25519 signature. Returns `false` when it does not verify;
-/// throws `malformed` when the public key is not 32 bytes.
+/// Checks a signature in the JOSE form: Ed25519 (64 bytes) with a 32-byte key,
+/// ECDSA P-256 over SHA-256 as raw `r‖s` (64 bytes, WebCrypto's form) with a
+/// 65-byte uncompressed point. Returns `false` when it does not verify; throws
+/// `malformed` when the public key is neither.
 #[wasm_bindgen(js_name = verifySignature)]
 pub fn verify_signature(
     #[wasm_bindgen(js_name = "publicKey")] public_key: &[u8],
@@ -328,7 +361,8 @@ pub fn seal_envelope(
     dsse::seal(payload_type, payload, &key.inner).js()
 }
 
-/// Verifies an envelope with a raw 32-byte public key, checks its payload
+/// Verifies an envelope with a public key (32-byte Ed25519, or a 65-byte
+/// P-256 point: DSSE P-256 signatures are DER), checks its payload
 /// type equals `expectedType`, and returns the payload bytes.
 /// Throws `malformed`, `wrong_type`, `unknown_key` (keyid names another key) or `bad_signature`.
 #[wasm_bindgen(js_name = openEnvelope)]
@@ -340,7 +374,7 @@ pub fn open_envelope(
     dsse::open(envelope, expected_type, &verifying_key(public_key)?).js()
 }
 
-/// Verifies an envelope with a raw 32-byte public key whatever its payload
+/// Verifies an envelope with a public key (as `openEnvelope`) whatever its payload
 /// type, and returns `{ payload_type, keyid, payload }` (payload as `Uint8Array`).
 /// Throws like `openEnvelope` except for `wrong_type`.
 #[wasm_bindgen(js_name = verifyEnvelope, unchecked_return_type = "EnvelopeContents")]

@@ -14,7 +14,28 @@ use js_sys::{Array, Function, Object};
 use wasm_bindgen::prelude::*;
 
 /// Options that configure the JS host glue rather than the client.
-const JS_ONLY: [&str; 5] = ["credential", "fetch", "onEvent", "onLog", "logLevel"];
+const JS_ONLY: [&str; 7] = [
+    "credential",
+    "fetch",
+    "onEvent",
+    "onLog",
+    "logLevel",
+    "keys",
+    "store",
+];
+
+/// The methods a `keys` object must have (`HostKeys` in the .d.ts).
+const KEYS_METHODS: [&str; 3] = ["createKey", "sign", "deleteKey"];
+/// The methods a `store` object must have (`CredentialStore` in the .d.ts).
+const STORE_METHODS: [&str; 3] = ["load", "save", "delete"];
+
+/// What `options.keys` asked for.
+pub(crate) enum KeysOption {
+    /// A host key store (an object with `createKey`, `sign`, `deleteKey`).
+    Host(JsValue),
+    /// `"software"`: the SDK's own Ed25519 key, even where a default host store exists.
+    Software,
+}
 
 /// What `new EdrlinkClient(options)` was given, split into the core's options
 /// and the JS hooks.
@@ -25,6 +46,8 @@ pub(crate) struct OptionBag {
     pub(crate) on_event: Option<Function>,
     pub(crate) on_log: Option<Function>,
     pub(crate) log_level: Option<String>,
+    pub(crate) keys: Option<KeysOption>,
+    pub(crate) store: Option<JsValue>,
 }
 
 /// `maxQueueEvents` → `max_queue_events` (the schema's names are snake_case).
@@ -56,6 +79,24 @@ pub(crate) fn camel_case(name: &str) -> String {
         }
     }
     out
+}
+
+/// `v` when it is an object with every method in `methods`; the error names the option.
+fn host_object(v: JsValue, key: &str, methods: &[&str], shape: &str) -> Result<JsValue, JsValue> {
+    let ok = v.is_object()
+        && methods.iter().all(|m| {
+            js_sys::Reflect::get(&v, &JsValue::from_str(m))
+                .map(|f| f.is_function())
+                .unwrap_or(false)
+        });
+    if ok {
+        Ok(v)
+    } else {
+        Err(err(
+            ErrorCode::InvalidArgument,
+            format!("option {key} must be an object with {shape}"),
+        ))
+    }
 }
 
 fn function(v: JsValue, key: &str) -> Result<Function, JsValue> {
@@ -96,6 +137,7 @@ impl OptionBag {
         }
         let (mut credential, mut fetch, mut on_event, mut on_log, mut log_level) =
             (None, None, None, None, None);
+        let (mut keys, mut store) = (None, None);
         let mut core = serde_json::Map::new();
         for entry in Object::entries(options.unchecked_ref()).iter() {
             let entry: Array = entry.unchecked_into();
@@ -116,6 +158,25 @@ impl OptionBag {
                         )
                     })?)
                 }
+                "keys" if v.as_string().as_deref() == Some("software") => {
+                    keys = Some(KeysOption::Software)
+                }
+                "keys" => {
+                    keys = Some(KeysOption::Host(host_object(
+                        v,
+                        &key,
+                        &KEYS_METHODS,
+                        "createKey(), sign(handle, message) and deleteKey(handle), or \"software\"",
+                    )?))
+                }
+                "store" => {
+                    store = Some(host_object(
+                        v,
+                        &key,
+                        &STORE_METHODS,
+                        "load(), save(json) and delete()",
+                    )?)
+                }
                 _ => {
                     let name = snake_case(&key);
                     let value = json_value(&v, &name)?;
@@ -131,6 +192,8 @@ impl OptionBag {
             on_event,
             on_log,
             log_level,
+            keys,
+            store,
         })
     }
 }

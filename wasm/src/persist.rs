@@ -1,8 +1,9 @@
 //! State that must outlive the JS context: MV3 extension service workers are
 //! stopped after ~30 s idle and restarted on the next event, web pages reload.
 //!
-//! `exportState()` returns one JSON document holding the credential (**with
-//! the installation's private key**) and a snapshot of the outbox — queued
+//! `exportState()` returns one JSON document holding the credential (with a
+//! software key: **the installation's private key**; with host keys only the
+//! key's handle and public key) and a snapshot of the outbox — queued
 //! events, sequence numbers and the in-flight batch with its `batch_id`.
 //! `EdrlinkClient.restore(options, state)` rebuilds the core client over that
 //! outbox (`PartnerClient::with_outbox` + `Outbox::from_snapshot`), so a batch
@@ -64,8 +65,9 @@ fn malformed(msg: impl Into<String>) -> JsValue {
 impl Client {
     /// The client's durable state as a JSON string: `{ v, credential, outbox }`
     /// (credential as `exportCredential()` gives it, or `null`; the outbox
-    /// snapshot with queued events and the in-flight batch). **Holds the private
-    /// key**: keep it where only the product can read it (`chrome.storage.local`).
+    /// snapshot with queued events and the in-flight batch). With a software key
+    /// it **holds the private key**: keep it where only the product can read it
+    /// (`chrome.storage.local`); with host keys, only the key's handle.
     /// Save it after every state-changing call and before each batch is sent;
     /// restore with `EdrlinkClient.restore(options, state)`.
     /// Throws `invalid_state` if called re-entrantly while the client is busy.
@@ -118,8 +120,11 @@ impl Client {
             Outbox::from_snapshot(doc.outbox.unwrap_or_default(), PartnerClient::limits(&cfg))
                 .js()?;
         let mut pc = PartnerClient::with_outbox(cfg, Box::new(SystemRandom), outbox);
+        if client.inner.keys.is_some() {
+            pc.use_host_keys();
+        }
         if let Some(c) = credential {
-            pc.set_credential(c);
+            crate::client::adopt_credential(&mut pc, c).js()?;
         }
         *client.inner.pc.borrow_mut() = pc;
         Ok(client)

@@ -20,7 +20,7 @@ export type ErrorCode =
   | "flow_blocked" | "revoked" | "offboarded" | "needs_reenroll"
   | "batch_too_large" | "rate_limited" | "sequence_regression" | "policy_rollback"
   | "package_invalid" | "queue_full"
-  | "transport" | "service_unavailable" | "storage" | "invalid_state" | "internal";
+  | "transport" | "service_unavailable" | "storage" | "invalid_state" | "signer_failed" | "internal";
 
 /**
  * The core's error record, the same in every language: `health().last_error`
@@ -93,14 +93,19 @@ export interface TokenInspection {
   verified: false;
 }
 
-/** An RFC 8037 OKP/Ed25519 public key. */
+/**
+ * A public key as a JWK: RFC 8037 OKP/Ed25519 (service and device keys) or RFC 7518
+ * EC/P-256 (device keys, e.g. WebCrypto keys where Ed25519 is unavailable).
+ */
 export interface Jwk {
-  kty: "OKP";
-  crv: "Ed25519";
-  /** base64url public key. */
+  kty: "OKP" | "EC";
+  crv: "Ed25519" | "P-256";
+  /** base64url public key (Ed25519) or x coordinate (P-256). */
   x: string;
+  /** base64url y coordinate (P-256 only). */
+  y?: string;
   kid?: string;
-  alg?: "EdDSA";
+  alg?: "EdDSA" | "ES256";
   /** Not trusted after this Unix time (service key rotation overlap). */
   not_after?: number;
 }
@@ -269,6 +274,44 @@ export interface ClientDefaults {
   maxBatchesPerSecond: number;
   /** How long enroll, handshake, offboard and rotate keep retrying (and flush's default), seconds. Default 30. */
   opTimeoutSecs: number;
+  /** How long one call of the host's `keys` may take before it counts as failed (`signer_failed`), seconds. Default 10. */
+  signerTimeoutSecs: number;
+}
+
+/**
+ * A device key store the host keeps (`ClientOptions.keys`): edrlink never sees the
+ * private key. Every call is awaited for at most `signerTimeoutSecs`; a rejection, a
+ * timeout or a signature that does not verify with the key's public key fails the
+ * operation with `signer_failed` and drops nothing queued (the batch is sealed again
+ * on the next attempt). `webCryptoKeys()` is one (the browser default).
+ */
+export interface HostKeys {
+  /**
+   * Makes a new key pair (Ed25519 or ECDSA P-256, the host chooses): its handle (the
+   * host's own name for it, 1..256 bytes, not secret) and its public key (Ed25519: 32
+   * raw bytes; P-256: the 65-byte uncompressed point `04‖x‖y`). Called at enrollment
+   * and at every rotation.
+   */
+  createKey(): Promise<{ handle: string; publicKey: Uint8Array }>;
+  /**
+   * Signs `message` with the key `handle`. Ed25519: 64 bytes. P-256: ECDSA over
+   * SHA-256 of `message`, raw `r‖s` (WebCrypto's form) or DER.
+   */
+  sign(handle: string, message: Uint8Array): Promise<Uint8Array | ArrayBuffer>;
+  /** Deletes a key edrlink no longer uses (after a rotation, after offboarding). Best effort. */
+  deleteKey(handle: string): Promise<void>;
+}
+
+/**
+ * Where the credential JSON lives (`ClientOptions.store`): loaded before the first
+ * operation, saved when it changes (enrollment, rotation), deleted at offboarding.
+ * A failing call fails the operation with `storage`.
+ */
+export interface CredentialStore {
+  /** The saved credential JSON, or null. */
+  load(): Promise<string | null>;
+  save(json: string): Promise<void>;
+  delete(): Promise<void>;
 }
 
 /** Options of `new EdrlinkClient(options)`: `device`, any schema option, and the JS hooks. */
@@ -288,5 +331,13 @@ export interface ClientOptions extends Partial<ClientDefaults> {
   onLog?: (level: LogLevel, message: string) => void;
   /** Least severe level passed to `onLog`. Default `info`. */
   logLevel?: LogLevel;
+  /**
+   * Device keys the host keeps. Default in browsers (the web entry, where `crypto.subtle`
+   * and `indexedDB` exist): `webCryptoKeys()`, non-extractable WebCrypto keys in IndexedDB.
+   * In Node, or with `"software"`: a software Ed25519 key held in the credential.
+   */
+  keys?: HostKeys | "software";
+  /** Where the credential JSON is kept (loaded, saved and deleted by the client). Default: none (use `onEvent` + `exportCredential()`). */
+  store?: CredentialStore;
 }
 "#;

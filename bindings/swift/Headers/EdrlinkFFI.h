@@ -264,6 +264,48 @@ typedef void (*UniffiCallbackInterfaceLogSinkMethod0)(uint64_t, RustBuffer, Rust
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_CREDENTIAL_STORE_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_CREDENTIAL_STORE_METHOD0
+typedef void (*UniffiCallbackInterfaceCredentialStoreMethod0)(uint64_t, RustBuffer* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_CREDENTIAL_STORE_METHOD1
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_CREDENTIAL_STORE_METHOD1
+typedef void (*UniffiCallbackInterfaceCredentialStoreMethod1)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_CREDENTIAL_STORE_METHOD2
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_CREDENTIAL_STORE_METHOD2
+typedef void (*UniffiCallbackInterfaceCredentialStoreMethod2)(uint64_t, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_HOST_KEYS_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_HOST_KEYS_METHOD0
+typedef void (*UniffiCallbackInterfaceHostKeysMethod0)(uint64_t, RustBuffer* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_HOST_KEYS_METHOD1
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_HOST_KEYS_METHOD1
+typedef void (*UniffiCallbackInterfaceHostKeysMethod1)(uint64_t, RustBuffer, RustBuffer, RustBuffer* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_HOST_KEYS_METHOD2
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_HOST_KEYS_METHOD2
+typedef void (*UniffiCallbackInterfaceHostKeysMethod2)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_TRANSPORT
 #define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_TRANSPORT
 typedef struct UniffiVTableCallbackInterfaceTransport {
@@ -289,6 +331,28 @@ typedef struct UniffiVTableCallbackInterfaceLogSink {
     UniffiCallbackInterfaceClone _Nonnull uniffiClone;
     UniffiCallbackInterfaceLogSinkMethod0 _Nonnull log;
 } UniffiVTableCallbackInterfaceLogSink;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_CREDENTIAL_STORE
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_CREDENTIAL_STORE
+typedef struct UniffiVTableCallbackInterfaceCredentialStore {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceCredentialStoreMethod0 _Nonnull load;
+    UniffiCallbackInterfaceCredentialStoreMethod1 _Nonnull save;
+    UniffiCallbackInterfaceCredentialStoreMethod2 _Nonnull delete;
+} UniffiVTableCallbackInterfaceCredentialStore;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_HOST_KEYS
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_HOST_KEYS
+typedef struct UniffiVTableCallbackInterfaceHostKeys {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceHostKeysMethod0 _Nonnull createKey;
+    UniffiCallbackInterfaceHostKeysMethod1 _Nonnull sign;
+    UniffiCallbackInterfaceHostKeysMethod2 _Nonnull deleteKey;
+} UniffiVTableCallbackInterfaceHostKeys;
 
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_CLONE_ENVELOPESIGNER
@@ -349,7 +413,7 @@ void uniffi_edrlink_uniffi_fn_free_edrlinkclient(uint64_t handle, RustCallStatus
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_CONSTRUCTOR_EDRLINKCLIENT_NEW
 #define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_CONSTRUCTOR_EDRLINKCLIENT_NEW
-uint64_t uniffi_edrlink_uniffi_fn_constructor_edrlinkclient_new(RustBuffer options, RustBuffer transport, RustBuffer transport_options, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_edrlink_uniffi_fn_constructor_edrlinkclient_new(RustBuffer options, RustBuffer transport, RustBuffer transport_options, RustBuffer credential_store, RustBuffer host_keys, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_METHOD_EDRLINKCLIENT_ENROLL
@@ -480,6 +544,66 @@ void uniffi_edrlink_uniffi_fn_init_callback_vtable_logsink(const UniffiVTableCal
 #ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_METHOD_LOGSINK_LOG
 #define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_METHOD_LOGSINK_LOG
 void uniffi_edrlink_uniffi_fn_method_logsink_log(uint64_t ptr, RustBuffer level, RustBuffer message, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_CLONE_CREDENTIALSTORE
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_CLONE_CREDENTIALSTORE
+uint64_t uniffi_edrlink_uniffi_fn_clone_credentialstore(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_FREE_CREDENTIALSTORE
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_FREE_CREDENTIALSTORE
+void uniffi_edrlink_uniffi_fn_free_credentialstore(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_INIT_CALLBACK_VTABLE_CREDENTIALSTORE
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_INIT_CALLBACK_VTABLE_CREDENTIALSTORE
+void uniffi_edrlink_uniffi_fn_init_callback_vtable_credentialstore(const UniffiVTableCallbackInterfaceCredentialStore* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_METHOD_CREDENTIALSTORE_LOAD
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_METHOD_CREDENTIALSTORE_LOAD
+RustBuffer uniffi_edrlink_uniffi_fn_method_credentialstore_load(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_METHOD_CREDENTIALSTORE_SAVE
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_METHOD_CREDENTIALSTORE_SAVE
+void uniffi_edrlink_uniffi_fn_method_credentialstore_save(uint64_t ptr, RustBuffer json, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_METHOD_CREDENTIALSTORE_DELETE
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_METHOD_CREDENTIALSTORE_DELETE
+void uniffi_edrlink_uniffi_fn_method_credentialstore_delete(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_CLONE_HOSTKEYS
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_CLONE_HOSTKEYS
+uint64_t uniffi_edrlink_uniffi_fn_clone_hostkeys(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_FREE_HOSTKEYS
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_FREE_HOSTKEYS
+void uniffi_edrlink_uniffi_fn_free_hostkeys(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_INIT_CALLBACK_VTABLE_HOSTKEYS
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_INIT_CALLBACK_VTABLE_HOSTKEYS
+void uniffi_edrlink_uniffi_fn_init_callback_vtable_hostkeys(const UniffiVTableCallbackInterfaceHostKeys* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_METHOD_HOSTKEYS_CREATE_KEY
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_METHOD_HOSTKEYS_CREATE_KEY
+RustBuffer uniffi_edrlink_uniffi_fn_method_hostkeys_create_key(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_METHOD_HOSTKEYS_SIGN
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_METHOD_HOSTKEYS_SIGN
+RustBuffer uniffi_edrlink_uniffi_fn_method_hostkeys_sign(uint64_t ptr, RustBuffer handle, RustBuffer message, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_METHOD_HOSTKEYS_DELETE_KEY
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_METHOD_HOSTKEYS_DELETE_KEY
+void uniffi_edrlink_uniffi_fn_method_hostkeys_delete_key(uint64_t ptr, RustBuffer handle, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_FN_FUNC_EICAR_BYTES
@@ -1163,6 +1287,42 @@ uint16_t uniffi_edrlink_uniffi_checksum_method_eventsink_on_event(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_METHOD_LOGSINK_LOG
 #define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_METHOD_LOGSINK_LOG
 uint16_t uniffi_edrlink_uniffi_checksum_method_logsink_log(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_METHOD_CREDENTIALSTORE_LOAD
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_METHOD_CREDENTIALSTORE_LOAD
+uint16_t uniffi_edrlink_uniffi_checksum_method_credentialstore_load(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_METHOD_CREDENTIALSTORE_SAVE
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_METHOD_CREDENTIALSTORE_SAVE
+uint16_t uniffi_edrlink_uniffi_checksum_method_credentialstore_save(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_METHOD_CREDENTIALSTORE_DELETE
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_METHOD_CREDENTIALSTORE_DELETE
+uint16_t uniffi_edrlink_uniffi_checksum_method_credentialstore_delete(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_METHOD_HOSTKEYS_CREATE_KEY
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_METHOD_HOSTKEYS_CREATE_KEY
+uint16_t uniffi_edrlink_uniffi_checksum_method_hostkeys_create_key(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_METHOD_HOSTKEYS_SIGN
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_METHOD_HOSTKEYS_SIGN
+uint16_t uniffi_edrlink_uniffi_checksum_method_hostkeys_sign(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_METHOD_HOSTKEYS_DELETE_KEY
+#define UNIFFI_FFIDEF_UNIFFI_EDRLINK_UNIFFI_CHECKSUM_METHOD_HOSTKEYS_DELETE_KEY
+uint16_t uniffi_edrlink_uniffi_checksum_method_hostkeys_delete_key(void
     
 );
 #endif

@@ -2,7 +2,10 @@
 # Generates the committed Kotlin and Swift bindings from the compiled
 # edrlink-uniffi library with the workspace's pinned uniffi-bindgen, or with
 # --check verifies that the committed copies equal a fresh generation (drift
-# fails). Python bindings are generated at wheel build time by maturin.
+# fails). Either way the platform examples that cannot be compiled here
+# (bindings/kotlin/examples, bindings/swift/Examples) are checked against the
+# generated interfaces (check-examples.py). Python bindings are generated at
+# wheel build time by maturin.
 #
 #   bindings/uniffi/scripts/generate.sh [--check] [--lib PATH/libedrlink_uniffi.so]
 set -euo pipefail
@@ -51,4 +54,7 @@ for p in "${PAIRS[@]}"; do
   fi
 done
 [ "$CHECK" = 1 ] && [ "$fail" = 0 ] && echo "generated bindings in sync (kotlin, swift)"
+# The Android Keystore and Secure Enclave examples cannot be compiled here:
+# check that they still implement the generated interfaces as generated.
+python3 bindings/uniffi/scripts/check-examples.py "$OUT/kotlin/org/edrlink/edrlink.kt" "$OUT/swift/Edrlink.swift" || fail=1
 exit "$fail"

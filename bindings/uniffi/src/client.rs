@@ -4,15 +4,21 @@
 use crate::bytes::Bytes;
 use crate::error::{invalid, EdrlinkError, ErrorInfo, TransportError};
 use crate::hooks::{EventAdapter, EventSink, LogAdapter, LogLevel, LogSink};
+use crate::host::{CredentialStore, HostKeys, KeysAdapter, StoreAdapter};
 use crate::{unix_now, Result};
-use edrlink_core::agent::{Agent, AgentConfig, Transport as CoreTransport};
+use edrlink_core::agent::{
+    Agent, AgentConfig, CredentialStore as CoreStore, FileCredentialStore,
+    Transport as CoreTransport,
+};
 use edrlink_core::handshake::FlowState as CoreFlow;
 use edrlink_core::http::{HttpRequest, HttpResponse};
 use edrlink_core::options;
+use edrlink_core::signer::HostKeys as CoreHostKeys;
 use edrlink_core::telemetry::{self, Event};
 use edrlink_core::transport::{HttpOptions, HttpTransport};
 use edrlink_core::{Error, ErrorCode};
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use zeroize::Zeroizing;
@@ -271,7 +277,12 @@ pub struct ClientOptions {
     /// How long enroll, handshake, offboard and rotate keep retrying, seconds.
     #[uniffi(default = 30)]
     pub op_timeout_secs: u64,
-    /// Directory for the credential (0600) and the durable spool; `None`: memory only.
+    /// How long one call of a host signer ([`crate::HostKeys`]) may take,
+    /// seconds; a slower answer is `signer_failed` (the batch stays queued).
+    #[uniffi(default = 10)]
+    pub signer_timeout_secs: u64,
+    /// Directory for the credential (0600; not used for it when a
+    /// `credential_store` is given) and the durable spool; `None`: memory only.
     #[uniffi(default = None)]
     pub data_dir: Option<String>,
 }
@@ -299,6 +310,7 @@ impl ClientOptions {
             "recovery_jitter_secs": self.recovery_jitter_secs,
             "max_batches_per_second": self.max_batches_per_second,
             "op_timeout_secs": self.op_timeout_secs,
+            "signer_timeout_secs": self.signer_timeout_secs,
         });
         if let Some(keys) = &self.pinned_keys {
             // A keyset that is not JSON is the core's `malformed`, as in C.
@@ -352,6 +364,7 @@ pub fn client_options_from_json(json: String) -> Result<ClientOptions> {
         recovery_jitter_secs: o.recovery_jitter_secs.max(0) as u64,
         max_batches_per_second: u64::from(o.max_batches_per_second),
         op_timeout_secs: o.op_timeout_secs,
+        signer_timeout_secs: o.signer_timeout_secs,
         data_dir,
     })
 }
@@ -568,28 +581,57 @@ impl EdrlinkClient {
 
 #[uniffi::export]
 impl EdrlinkClient {
-    /// Creates a client, loading a stored credential from `data_dir` if present.
+    /// Creates a client, loading the stored credential if present.
+    ///
     /// `transport`: the host's HTTP stack; `None` = the built-in native one,
     /// set up with `transport_options` (which a host transport does not take:
     /// passing both is `invalid_argument`).
-    #[uniffi::constructor(default(transport = None, transport_options = None))]
+    ///
+    /// `credential_store`: where the credential JSON is kept (Keychain,
+    /// EncryptedSharedPreferences…); `None` = `data_dir/credential.json`, or
+    /// memory only without a data directory. A store that raises on `load`
+    /// fails the constructor with `storage`.
+    ///
+    /// `host_keys`: the device key held by the host (Secure Enclave, Android
+    /// Keystore…); `None` = an Ed25519 key edrlink generates and keeps in the
+    /// credential. With host keys the credential holds the key's handle and
+    /// public key only; a stored credential made with host keys cannot be
+    /// loaded without them (`invalid_state`).
+    #[uniffi::constructor(default(
+        transport = None,
+        transport_options = None,
+        credential_store = None,
+        host_keys = None
+    ))]
     pub fn new(
         options: ClientOptions,
         transport: Option<Arc<dyn Transport>>,
         transport_options: Option<NativeTransportOptions>,
+        credential_store: Option<Arc<dyn CredentialStore>>,
+        host_keys: Option<Arc<dyn HostKeys>>,
     ) -> Result<Arc<Self>> {
         let core = options.to_core()?;
         let op_timeout = Duration::from_secs(core.op_timeout_secs);
+        let data_dir: Option<PathBuf> = options.data_dir.map(Into::into);
+        let store: Option<Box<dyn CoreStore>> = match credential_store {
+            Some(s) => Some(Box::new(StoreAdapter(s))),
+            // The default store, as `Agent::new` chooses it.
+            None => match &data_dir {
+                Some(dir) => Some(Box::new(FileCredentialStore::new(dir)?)),
+                None => None,
+            },
+        };
+        let keys = host_keys.map(|k| Arc::new(KeysAdapter(k)) as Arc<dyn CoreHostKeys>);
         let agent_cfg = AgentConfig {
             client: core,
-            data_dir: options.data_dir.map(Into::into),
+            data_dir,
         };
         let mut agent = match (transport, transport_options) {
             (Some(_), Some(_)) => return Err(invalid(
                 "transport_options configure the built-in transport; a host transport was given",
             )),
-            (Some(t), None) => Agent::new(agent_cfg, Adapter(t))?,
-            (None, o) => Agent::new(agent_cfg, native(o.unwrap_or_default())?)?,
+            (Some(t), None) => Agent::with_host(agent_cfg, Adapter(t), store, keys)?,
+            (None, o) => Agent::with_host(agent_cfg, native(o.unwrap_or_default())?, store, keys)?,
         };
         agent.set_op_timeout(op_timeout);
         Ok(Arc::new(EdrlinkClient {

@@ -15,6 +15,7 @@ mod bytes;
 mod client;
 mod error;
 mod hooks;
+mod host;
 
 pub use bytes::Bytes;
 pub use client::{
@@ -23,6 +24,7 @@ pub use client::{
 };
 pub use error::{EdrlinkError, ErrorInfo, TransportError};
 pub use hooks::{client_event_to_json, ClientEvent, EventSink, LogLevel, LogSink};
+pub use host::{CredentialStore, HostError, HostKey, HostKeys};
 
 use edrlink_core::encoding::{hex, rfc3339, sha256};
 use edrlink_core::keys::{SigningKey, VerifyingKey};
@@ -216,7 +218,8 @@ pub fn verify_token(
 // Keys and DSSE envelopes
 
 /// Lengths and contents are checked by the core (`invalid_argument` for a
-/// seed, `malformed` for a public key that is not 32 bytes), never here.
+/// seed, `malformed` for a public key that is neither 32 bytes of Ed25519
+/// nor a 65-byte P-256 point on the curve), never here.
 fn signing_key(seed: Bytes) -> Result<SigningKey> {
     let seed = Zeroizing::new(seed.0);
     Ok(SigningKey::from_seed_slice(&seed)?)
@@ -234,7 +237,8 @@ pub fn public_key_from_seed(seed: Bytes) -> Result<Bytes> {
     ))
 }
 
-/// The edrlink key id of a raw public key (base64url of the first 16 bytes of its SHA-256).
+/// The edrlink key id of a raw public key (32 bytes Ed25519 or 65 bytes
+/// uncompressed P-256; base64url of the first 16 bytes of its SHA-256).
 #[uniffi::export]
 pub fn key_id(public_key: Bytes) -> Result<String> {
     Ok(verifying_key(&public_key)?.key_id())
@@ -262,7 +266,8 @@ pub fn seal_envelope(
     )?))
 }
 
-/// Verifies an envelope with the raw 32-byte public key and returns its
+/// Verifies an envelope with the signer's raw public key (32 bytes Ed25519,
+/// or 65 bytes uncompressed P-256 `04 ‖ x ‖ y` for a host key) and returns its
 /// payload. Errors, in this order: `malformed`, `wrong_type` (payloadType is
 /// not `expected_payload_type`), `unknown_key` (keyid is not the key's),
 /// `bad_signature`.

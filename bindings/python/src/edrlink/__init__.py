@@ -15,6 +15,13 @@ routes diagnostics into ``logging``; ``client.set_event_sink(sink)`` with an
 :class:`EventSink` subclass receives :class:`ClientEvent` state changes
 (``client_event_to_json(event)`` is their canonical JSON).
 
+Keys that never leave the device: subclass :class:`HostKeys` (``create_key``,
+``sign``, ``delete_key``; Ed25519 or P-256, DER or raw ``r||s`` signatures) and
+:class:`CredentialStore` (``load``, ``save``, ``delete``) and pass them as
+``EdrlinkClient(options, credential_store=..., host_keys=...)``; host code
+raises :class:`HostError` (or anything), which the call reports as
+``signer_failed`` / ``storage`` with the host's message.
+
 Resources: :class:`EdrlinkClient` and :class:`EnvelopeSigner` are context
 managers (``with EdrlinkClient(...) as client:``) and have ``close()``.
 """

@@ -624,6 +624,318 @@ fileprivate struct FfiConverterData: FfiConverterRustBuffer {
 
 
 /**
+ * Where the credential JSON is kept, implemented by the host: Keychain,
+ * EncryptedSharedPreferences, DPAPI, a secrets service. The default (no
+ * store given) is `data_dir/credential.json` (mode 0600), or memory only
+ * without a data directory. The JSON is opaque: store and return it
+ * byte for byte. With a [`HostKeys`] signer it holds the key's handle and
+ * public key, never a private key; without one it holds the installation's
+ * Ed25519 seed, so keep it where secrets go.
+ *
+ * Called on the thread that called the client method (the constructor calls
+ * `load`); never two calls at once for one client. Raise [`HostError`]
+ * (or any exception) when the platform refuses: the client method then fails
+ * with `storage`.
+ */
+public protocol CredentialStore: AnyObject, Sendable {
+    
+    /**
+     * The stored credential JSON, `None` when there is none.
+     */
+    func load() throws  -> String?
+    
+    /**
+     * Replaces the stored credential. Keep the old one until the new one is safe.
+     */
+    func save(json: String) throws 
+    
+    /**
+     * Deletes the stored credential (offboarding); deleting nothing is not an error.
+     */
+    func delete() throws 
+    
+}
+/**
+ * Where the credential JSON is kept, implemented by the host: Keychain,
+ * EncryptedSharedPreferences, DPAPI, a secrets service. The default (no
+ * store given) is `data_dir/credential.json` (mode 0600), or memory only
+ * without a data directory. The JSON is opaque: store and return it
+ * byte for byte. With a [`HostKeys`] signer it holds the key's handle and
+ * public key, never a private key; without one it holds the installation's
+ * Ed25519 seed, so keep it where secrets go.
+ *
+ * Called on the thread that called the client method (the constructor calls
+ * `load`); never two calls at once for one client. Raise [`HostError`]
+ * (or any exception) when the platform refuses: the client method then fails
+ * with `storage`.
+ */
+open class CredentialStoreImpl: CredentialStore, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_edrlink_uniffi_fn_clone_credentialstore(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_edrlink_uniffi_fn_free_credentialstore(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * The stored credential JSON, `None` when there is none.
+     */
+open func load()throws  -> String?  {
+    return try  FfiConverterOptionString.lift(try rustCallWithError(FfiConverterTypeHostError_lift) {
+        uniffiCallStatus in
+    uniffi_edrlink_uniffi_fn_method_credentialstore_load(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Replaces the stored credential. Keep the old one until the new one is safe.
+     */
+open func save(json: String)throws   {try rustCallWithError(FfiConverterTypeHostError_lift) {
+        uniffiCallStatus in
+    uniffi_edrlink_uniffi_fn_method_credentialstore_save(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(json),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Deletes the stored credential (offboarding); deleting nothing is not an error.
+     */
+open func delete()throws   {try rustCallWithError(FfiConverterTypeHostError_lift) {
+        uniffiCallStatus in
+    uniffi_edrlink_uniffi_fn_method_credentialstore_delete(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceCredentialStore {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceCredentialStore = UniffiVTableCallbackInterfaceCredentialStore(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeCredentialStore.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface CredentialStore: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeCredentialStore.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface CredentialStore: handle missing in uniffiClone")
+            }
+        },
+        load: { (
+            uniffiHandle: UInt64,
+            uniffiOutReturn: UnsafeMutablePointer<RustBuffer>,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> String? in
+                guard let uniffiObj = try? FfiConverterTypeCredentialStore.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.load(
+                )
+            }
+
+            
+            let writeReturn = { uniffiOutReturn.pointee = FfiConverterOptionString.lower($0) }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeHostError_lower
+            )
+        },
+        save: { (
+            uniffiHandle: UInt64,
+            json: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeCredentialStore.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.save(
+                     json: try FfiConverterString.lift(json)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeHostError_lower
+            )
+        },
+        delete: { (
+            uniffiHandle: UInt64,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeCredentialStore.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.delete(
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeHostError_lower
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceCredentialStore> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceCredentialStore>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitCredentialStore() {
+    uniffi_edrlink_uniffi_fn_init_callback_vtable_credentialstore(UniffiCallbackInterfaceCredentialStore.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeCredentialStore: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<CredentialStore>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = CredentialStore
+
+    public static func lift(_ handle: UInt64) throws -> CredentialStore {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return CredentialStoreImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: CredentialStore) -> UInt64 {
+         if let rustImpl = value as? CredentialStoreImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> CredentialStore {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: CredentialStore, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCredentialStore_lift(_ handle: UInt64) throws -> CredentialStore {
+    return try FfiConverterTypeCredentialStore.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeCredentialStore_lower(_ value: CredentialStore) -> UInt64 {
+    return FfiConverterTypeCredentialStore.lower(value)
+}
+
+
+
+
+
+
+/**
  * The partner client: enrolls the endpoint, keeps the credential, queues and
  * delivers telemetry. Thread-safe; every method blocks (call it off the UI
  * thread). Holds native resources: release them with Kotlin `use {}` /
@@ -763,19 +1075,33 @@ open class EdrlinkClient: EdrlinkClientProtocol, @unchecked Sendable {
         return try! rustCall { uniffi_edrlink_uniffi_fn_clone_edrlinkclient(self.handle, $0) }
     }
     /**
-     * Creates a client, loading a stored credential from `data_dir` if present.
+     * Creates a client, loading the stored credential if present.
+     *
      * `transport`: the host's HTTP stack; `None` = the built-in native one,
      * set up with `transport_options` (which a host transport does not take:
      * passing both is `invalid_argument`).
+     *
+     * `credential_store`: where the credential JSON is kept (Keychain,
+     * EncryptedSharedPreferences…); `None` = `data_dir/credential.json`, or
+     * memory only without a data directory. A store that raises on `load`
+     * fails the constructor with `storage`.
+     *
+     * `host_keys`: the device key held by the host (Secure Enclave, Android
+     * Keystore…); `None` = an Ed25519 key edrlink generates and keeps in the
+     * credential. With host keys the credential holds the key's handle and
+     * public key only; a stored credential made with host keys cannot be
+     * loaded without them (`invalid_state`).
      */
-public convenience init(options: ClientOptions, transport: Transport? = nil, transportOptions: NativeTransportOptions? = nil)throws  {
+public convenience init(options: ClientOptions, transport: Transport? = nil, transportOptions: NativeTransportOptions? = nil, credentialStore: CredentialStore? = nil, hostKeys: HostKeys? = nil)throws  {
     let handle =
         try rustCallWithError(FfiConverterTypeEdrlinkError_lift) {
         uniffiCallStatus in
     uniffi_edrlink_uniffi_fn_constructor_edrlinkclient_new(
         FfiConverterTypeClientOptions_lower(options),
         FfiConverterOptionTypeTransport.lower(transport),
-        FfiConverterOptionTypeNativeTransportOptions.lower(transportOptions),uniffiCallStatus
+        FfiConverterOptionTypeNativeTransportOptions.lower(transportOptions),
+        FfiConverterOptionTypeCredentialStore.lower(credentialStore),
+        FfiConverterOptionTypeHostKeys.lower(hostKeys),uniffiCallStatus
     )
 }
     self.init(unsafeFromHandle: handle)
@@ -1471,6 +1797,341 @@ public func FfiConverterTypeEventSink_lower(_ value: EventSink) -> UInt64 {
 
 
 /**
+ * The device key, held by the host: the SDK never sees a private key.
+ * Ed25519 or ECDSA P-256 (the host chooses per key).
+ *
+ * `sign` returns, for Ed25519, the 64-byte signature; for P-256, ECDSA over
+ * SHA-256 of `message` (the host hashes: Java `SHA256withECDSA`, Apple
+ * `.ecdsaSignatureMessageX962SHA256`), either DER (X9.62, what Java, Apple,
+ * OpenSSL and `cryptography` return) or raw `r ‖ s` (64 bytes, WebCrypto).
+ * The SDK verifies every signature against the key's public key before
+ * using it; one that does not verify, an exception, or an answer slower
+ * than the option `signer_timeout_secs` fails the operation with
+ * `signer_failed`, and no queued event is lost (the batch is signed again
+ * on the next attempt).
+ *
+ * Called on the thread that called the client method (enroll, flush,
+ * rotate, offboard…), one call at a time per client, so it must not need
+ * the UI thread and must not call back into the same client. A call is not
+ * interrupted: an answer that arrives after `signer_timeout_secs` is
+ * discarded when it returns, and the operation fails then.
+ */
+public protocol HostKeys: AnyObject, Sendable {
+    
+    /**
+     * Makes a new key pair inside the platform; called at enrollment and at
+     * every rotation.
+     */
+    func createKey() throws  -> HostKey
+    
+    /**
+     * Signs `message` with the key named `handle`.
+     */
+    func sign(handle: String, message: Data) throws  -> Data
+    
+    /**
+     * Deletes the key named `handle` (best effort): called for the old key
+     * once a rotation is committed, and after offboarding.
+     */
+    func deleteKey(handle: String) throws 
+    
+}
+/**
+ * The device key, held by the host: the SDK never sees a private key.
+ * Ed25519 or ECDSA P-256 (the host chooses per key).
+ *
+ * `sign` returns, for Ed25519, the 64-byte signature; for P-256, ECDSA over
+ * SHA-256 of `message` (the host hashes: Java `SHA256withECDSA`, Apple
+ * `.ecdsaSignatureMessageX962SHA256`), either DER (X9.62, what Java, Apple,
+ * OpenSSL and `cryptography` return) or raw `r ‖ s` (64 bytes, WebCrypto).
+ * The SDK verifies every signature against the key's public key before
+ * using it; one that does not verify, an exception, or an answer slower
+ * than the option `signer_timeout_secs` fails the operation with
+ * `signer_failed`, and no queued event is lost (the batch is signed again
+ * on the next attempt).
+ *
+ * Called on the thread that called the client method (enroll, flush,
+ * rotate, offboard…), one call at a time per client, so it must not need
+ * the UI thread and must not call back into the same client. A call is not
+ * interrupted: an answer that arrives after `signer_timeout_secs` is
+ * discarded when it returns, and the operation fails then.
+ */
+open class HostKeysImpl: HostKeys, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_edrlink_uniffi_fn_clone_hostkeys(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_edrlink_uniffi_fn_free_hostkeys(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Makes a new key pair inside the platform; called at enrollment and at
+     * every rotation.
+     */
+open func createKey()throws  -> HostKey  {
+    return try  FfiConverterTypeHostKey_lift(try rustCallWithError(FfiConverterTypeHostError_lift) {
+        uniffiCallStatus in
+    uniffi_edrlink_uniffi_fn_method_hostkeys_create_key(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Signs `message` with the key named `handle`.
+     */
+open func sign(handle: String, message: Data)throws  -> Data  {
+    return try  FfiConverterData.lift(try rustCallWithError(FfiConverterTypeHostError_lift) {
+        uniffiCallStatus in
+    uniffi_edrlink_uniffi_fn_method_hostkeys_sign(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(handle),
+        FfiConverterData.lower(message),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Deletes the key named `handle` (best effort): called for the old key
+     * once a rotation is committed, and after offboarding.
+     */
+open func deleteKey(handle: String)throws   {try rustCallWithError(FfiConverterTypeHostError_lift) {
+        uniffiCallStatus in
+    uniffi_edrlink_uniffi_fn_method_hostkeys_delete_key(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(handle),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceHostKeys {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceHostKeys = UniffiVTableCallbackInterfaceHostKeys(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeHostKeys.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface HostKeys: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeHostKeys.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface HostKeys: handle missing in uniffiClone")
+            }
+        },
+        createKey: { (
+            uniffiHandle: UInt64,
+            uniffiOutReturn: UnsafeMutablePointer<RustBuffer>,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> HostKey in
+                guard let uniffiObj = try? FfiConverterTypeHostKeys.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.createKey(
+                )
+            }
+
+            
+            let writeReturn = { uniffiOutReturn.pointee = FfiConverterTypeHostKey_lower($0) }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeHostError_lower
+            )
+        },
+        sign: { (
+            uniffiHandle: UInt64,
+            handle: RustBuffer,
+            message: RustBuffer,
+            uniffiOutReturn: UnsafeMutablePointer<RustBuffer>,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> Data in
+                guard let uniffiObj = try? FfiConverterTypeHostKeys.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.sign(
+                     handle: try FfiConverterString.lift(handle),
+                     message: try FfiConverterData.lift(message)
+                )
+            }
+
+            
+            let writeReturn = { uniffiOutReturn.pointee = FfiConverterData.lower($0) }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeHostError_lower
+            )
+        },
+        deleteKey: { (
+            uniffiHandle: UInt64,
+            handle: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeHostKeys.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.deleteKey(
+                     handle: try FfiConverterString.lift(handle)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeHostError_lower
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceHostKeys> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceHostKeys>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitHostKeys() {
+    uniffi_edrlink_uniffi_fn_init_callback_vtable_hostkeys(UniffiCallbackInterfaceHostKeys.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeHostKeys: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<HostKeys>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = HostKeys
+
+    public static func lift(_ handle: UInt64) throws -> HostKeys {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return HostKeysImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: HostKeys) -> UInt64 {
+         if let rustImpl = value as? HostKeysImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> HostKeys {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: HostKeys, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHostKeys_lift(_ handle: UInt64) throws -> HostKeys {
+    return try FfiConverterTypeHostKeys.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHostKeys_lower(_ value: HostKeys) -> UInt64 {
+    return FfiConverterTypeHostKeys.lower(value)
+}
+
+
+
+
+
+
+/**
  * Receives edrlink's diagnostic records. Python: route into `logging`;
  * Android: `Log.println`; Apple: `os_log`. Called on the thread that called
  * the client method; `message` never holds a secret. An exception raised
@@ -1976,7 +2637,13 @@ public struct ClientOptions: Equatable, Hashable {
      */
     public var opTimeoutSecs: UInt64
     /**
-     * Directory for the credential (0600) and the durable spool; `None`: memory only.
+     * How long one call of a host signer ([`crate::HostKeys`]) may take,
+     * seconds; a slower answer is `signer_failed` (the batch stays queued).
+     */
+    public var signerTimeoutSecs: UInt64
+    /**
+     * Directory for the credential (0600; not used for it when a
+     * `credential_store` is given) and the durable spool; `None`: memory only.
      */
     public var dataDir: String?
 
@@ -2029,7 +2696,12 @@ public struct ClientOptions: Equatable, Hashable {
          * How long enroll, handshake, offboard and rotate keep retrying, seconds.
          */opTimeoutSecs: UInt64 = UInt64(30), 
         /**
-         * Directory for the credential (0600) and the durable spool; `None`: memory only.
+         * How long one call of a host signer ([`crate::HostKeys`]) may take,
+         * seconds; a slower answer is `signer_failed` (the batch stays queued).
+         */signerTimeoutSecs: UInt64 = UInt64(10), 
+        /**
+         * Directory for the credential (0600; not used for it when a
+         * `credential_store` is given) and the durable spool; `None`: memory only.
          */dataDir: String? = nil) {
         self.device = device
         self.serviceUrl = serviceUrl
@@ -2045,6 +2717,7 @@ public struct ClientOptions: Equatable, Hashable {
         self.recoveryJitterSecs = recoveryJitterSecs
         self.maxBatchesPerSecond = maxBatchesPerSecond
         self.opTimeoutSecs = opTimeoutSecs
+        self.signerTimeoutSecs = signerTimeoutSecs
         self.dataDir = dataDir
     }
 
@@ -2078,6 +2751,7 @@ public struct FfiConverterTypeClientOptions: FfiConverterRustBuffer {
                 recoveryJitterSecs: FfiConverterUInt64.read(from: &buf), 
                 maxBatchesPerSecond: FfiConverterUInt64.read(from: &buf), 
                 opTimeoutSecs: FfiConverterUInt64.read(from: &buf), 
+                signerTimeoutSecs: FfiConverterUInt64.read(from: &buf), 
                 dataDir: FfiConverterOptionString.read(from: &buf)
         )
     }
@@ -2097,6 +2771,7 @@ public struct FfiConverterTypeClientOptions: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.recoveryJitterSecs, into: &buf)
         FfiConverterUInt64.write(value.maxBatchesPerSecond, into: &buf)
         FfiConverterUInt64.write(value.opTimeoutSecs, into: &buf)
+        FfiConverterUInt64.write(value.signerTimeoutSecs, into: &buf)
         FfiConverterOptionString.write(value.dataDir, into: &buf)
     }
 }
@@ -2880,6 +3555,84 @@ public func FfiConverterTypeHealth_lift(_ buf: RustBuffer) throws -> Health {
 #endif
 public func FfiConverterTypeHealth_lower(_ value: Health) -> RustBuffer {
     return FfiConverterTypeHealth.lower(value)
+}
+
+
+/**
+ * A key pair the host made inside its platform (Secure Enclave, Android
+ * Keystore, TPM, a non-extractable WebCrypto key).
+ */
+public struct HostKey: Equatable, Hashable {
+    /**
+     * The host's own name for the key (Keychain label, keystore alias): not
+     * secret, at most 256 bytes of UTF-8. The SDK stores it in the
+     * credential and passes it back to `sign` and `delete_key`.
+     */
+    public var handle: String
+    /**
+     * The public key: 32 bytes raw Ed25519, or 65 bytes uncompressed P-256
+     * (`04 ‖ x ‖ y`, SEC1 / X9.62, what `SecKeyCopyExternalRepresentation`
+     * and `cryptography`'s `X962 UncompressedPoint` give).
+     */
+    public var publicKey: Data
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The host's own name for the key (Keychain label, keystore alias): not
+         * secret, at most 256 bytes of UTF-8. The SDK stores it in the
+         * credential and passes it back to `sign` and `delete_key`.
+         */handle: String, 
+        /**
+         * The public key: 32 bytes raw Ed25519, or 65 bytes uncompressed P-256
+         * (`04 ‖ x ‖ y`, SEC1 / X9.62, what `SecKeyCopyExternalRepresentation`
+         * and `cryptography`'s `X962 UncompressedPoint` give).
+         */publicKey: Data) {
+        self.handle = handle
+        self.publicKey = publicKey
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension HostKey: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeHostKey: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> HostKey {
+        return
+            try HostKey(
+                handle: FfiConverterString.read(from: &buf), 
+                publicKey: FfiConverterData.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: HostKey, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.handle, into: &buf)
+        FfiConverterData.write(value.publicKey, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHostKey_lift(_ buf: RustBuffer) throws -> HostKey {
+    return try FfiConverterTypeHostKey.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHostKey_lower(_ value: HostKey) -> RustBuffer {
+    return FfiConverterTypeHostKey.lower(value)
 }
 
 
@@ -4283,6 +5036,95 @@ public func FfiConverterTypeFlowState_lower(_ value: FlowState) -> RustBuffer {
 
 
 /**
+ * What host code raises from a [`CredentialStore`] or [`HostKeys`] method:
+ * the platform refused (Keychain locked, key invalidated by a biometric
+ * change, user cancelled). Any other exception is treated the same way. The
+ * SDK reports it as an `EdrlinkError` with code `signer_failed` (signer) or
+ * `storage` (store) and `reason` in its detail, so `reason` must not hold a
+ * secret.
+ */
+public 
+enum HostError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
+
+    
+    
+    /**
+     * The host operation failed.
+     */
+    case Failed(
+        /**
+         * Why (a diagnostic; no secrets).
+         */reason: String
+    )
+
+    
+
+    
+
+    
+    public var errorDescription: String? {
+        String(reflecting: self)
+    }
+    
+}
+
+#if compiler(>=6)
+extension HostError: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeHostError: FfiConverterRustBuffer {
+    typealias SwiftType = HostError
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> HostError {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+
+        
+
+        
+        case 1: return .Failed(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+
+         default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: HostError, into buf: inout [UInt8]) {
+        switch value {
+
+        
+
+        
+        
+        case let .Failed(reason):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(reason, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHostError_lift(_ buf: RustBuffer) throws -> HostError {
+    return try FfiConverterTypeHostError.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeHostError_lower(_ value: HostError) -> RustBuffer {
+    return FfiConverterTypeHostError.lower(value)
+}
+
+
+/**
  * Severity of a log record, most severe first.
  */
 
@@ -4749,6 +5591,30 @@ fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeCredentialStore: FfiConverterRustBuffer {
+    typealias SwiftType = CredentialStore?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeCredentialStore.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeCredentialStore.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeEventSink: FfiConverterRustBuffer {
     typealias SwiftType = EventSink?
 
@@ -4765,6 +5631,30 @@ fileprivate struct FfiConverterOptionTypeEventSink: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeEventSink.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeHostKeys: FfiConverterRustBuffer {
+    typealias SwiftType = HostKeys?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeHostKeys.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeHostKeys.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -5106,7 +5996,8 @@ public func inspectToken(token: String, now: Int64? = nil)throws  -> TokenInspec
 })
 }
 /**
- * The edrlink key id of a raw public key (base64url of the first 16 bytes of its SHA-256).
+ * The edrlink key id of a raw public key (32 bytes Ed25519 or 65 bytes
+ * uncompressed P-256; base64url of the first 16 bytes of its SHA-256).
  */
 public func keyId(publicKey: Data)throws  -> String  {
     return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeEdrlinkError_lift) {
@@ -5117,7 +6008,8 @@ public func keyId(publicKey: Data)throws  -> String  {
 })
 }
 /**
- * Verifies an envelope with the raw 32-byte public key and returns its
+ * Verifies an envelope with the signer's raw public key (32 bytes Ed25519,
+ * or 65 bytes uncompressed P-256 `04 ‖ x ‖ y` for a host key) and returns its
  * payload. Errors, in this order: `malformed`, `wrong_type` (payloadType is
  * not `expected_payload_type`), `unknown_key` (keyid is not the key's),
  * `bad_signature`.
@@ -5382,10 +6274,10 @@ private let initializationResult: InitializationResult = {
     if (uniffi_edrlink_uniffi_checksum_func_inspect_token() != 15527) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_edrlink_uniffi_checksum_func_key_id() != 54630) {
+    if (uniffi_edrlink_uniffi_checksum_func_key_id() != 59604) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_edrlink_uniffi_checksum_func_open_envelope() != 11223) {
+    if (uniffi_edrlink_uniffi_checksum_func_open_envelope() != 64016) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_edrlink_uniffi_checksum_func_pae() != 31543) {
@@ -5502,17 +6394,37 @@ private let initializationResult: InitializationResult = {
     if (uniffi_edrlink_uniffi_checksum_method_logsink_log() != 17601) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_edrlink_uniffi_checksum_method_credentialstore_load() != 53654) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_edrlink_uniffi_checksum_method_credentialstore_save() != 51849) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_edrlink_uniffi_checksum_method_credentialstore_delete() != 25325) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_edrlink_uniffi_checksum_method_hostkeys_create_key() != 63961) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_edrlink_uniffi_checksum_method_hostkeys_sign() != 53421) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_edrlink_uniffi_checksum_method_hostkeys_delete_key() != 63055) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_edrlink_uniffi_checksum_constructor_envelopesigner_generate() != 45924) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_edrlink_uniffi_checksum_constructor_envelopesigner_new() != 19682) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_edrlink_uniffi_checksum_constructor_edrlinkclient_new() != 32013) {
+    if (uniffi_edrlink_uniffi_checksum_constructor_edrlinkclient_new() != 14601) {
         return InitializationResult.apiChecksumMismatch
     }
 
+    uniffiCallbackInitCredentialStore()
     uniffiCallbackInitEventSink()
+    uniffiCallbackInitHostKeys()
     uniffiCallbackInitLogSink()
     uniffiCallbackInitTransport()
     return InitializationResult.ok

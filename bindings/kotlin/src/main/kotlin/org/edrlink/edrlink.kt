@@ -659,6 +659,24 @@ internal interface UniffiCallbackInterfaceEventSinkMethod0 : com.sun.jna.Callbac
 internal interface UniffiCallbackInterfaceLogSinkMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`level`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
 }
+internal interface UniffiCallbackInterfaceCredentialStoreMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+internal interface UniffiCallbackInterfaceCredentialStoreMethod1 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`json`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+internal interface UniffiCallbackInterfaceCredentialStoreMethod2 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+internal interface UniffiCallbackInterfaceHostKeysMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+internal interface UniffiCallbackInterfaceHostKeysMethod1 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`handle`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
+}
+internal interface UniffiCallbackInterfaceHostKeysMethod2 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`handle`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
+}
 @Structure.FieldOrder("uniffiFree", "uniffiClone", "send")
 internal open class UniffiVTableCallbackInterfaceTransport(
     @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
@@ -713,6 +731,56 @@ internal open class UniffiVTableCallbackInterfaceLogSink(
         `uniffiFree` = other.`uniffiFree`
         `uniffiClone` = other.`uniffiClone`
         `log` = other.`log`
+    }
+
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "load", "save", "delete")
+internal open class UniffiVTableCallbackInterfaceCredentialStore(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `load`: UniffiCallbackInterfaceCredentialStoreMethod0? = null,
+    @JvmField internal var `save`: UniffiCallbackInterfaceCredentialStoreMethod1? = null,
+    @JvmField internal var `delete`: UniffiCallbackInterfaceCredentialStoreMethod2? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `load`: UniffiCallbackInterfaceCredentialStoreMethod0? = null,
+        `save`: UniffiCallbackInterfaceCredentialStoreMethod1? = null,
+        `delete`: UniffiCallbackInterfaceCredentialStoreMethod2? = null,
+    ): UniffiVTableCallbackInterfaceCredentialStore(`uniffiFree`,`uniffiClone`,`load`,`save`,`delete`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceCredentialStore) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `load` = other.`load`
+        `save` = other.`save`
+        `delete` = other.`delete`
+    }
+
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "createKey", "sign", "deleteKey")
+internal open class UniffiVTableCallbackInterfaceHostKeys(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `createKey`: UniffiCallbackInterfaceHostKeysMethod0? = null,
+    @JvmField internal var `sign`: UniffiCallbackInterfaceHostKeysMethod1? = null,
+    @JvmField internal var `deleteKey`: UniffiCallbackInterfaceHostKeysMethod2? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `createKey`: UniffiCallbackInterfaceHostKeysMethod0? = null,
+        `sign`: UniffiCallbackInterfaceHostKeysMethod1? = null,
+        `deleteKey`: UniffiCallbackInterfaceHostKeysMethod2? = null,
+    ): UniffiVTableCallbackInterfaceHostKeys(`uniffiFree`,`uniffiClone`,`createKey`,`sign`,`deleteKey`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceHostKeys) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `createKey` = other.`createKey`
+        `sign` = other.`sign`
+        `deleteKey` = other.`deleteKey`
     }
 
 }
@@ -837,6 +905,18 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_edrlink_uniffi_checksum_method_logsink_log(
     ): Int
+    external fun uniffi_edrlink_uniffi_checksum_method_credentialstore_load(
+    ): Int
+    external fun uniffi_edrlink_uniffi_checksum_method_credentialstore_save(
+    ): Int
+    external fun uniffi_edrlink_uniffi_checksum_method_credentialstore_delete(
+    ): Int
+    external fun uniffi_edrlink_uniffi_checksum_method_hostkeys_create_key(
+    ): Int
+    external fun uniffi_edrlink_uniffi_checksum_method_hostkeys_sign(
+    ): Int
+    external fun uniffi_edrlink_uniffi_checksum_method_hostkeys_delete_key(
+    ): Int
     external fun uniffi_edrlink_uniffi_checksum_constructor_envelopesigner_generate(
     ): Int
     external fun uniffi_edrlink_uniffi_checksum_constructor_envelopesigner_new(
@@ -859,7 +939,9 @@ internal object UniffiLib {
 
     init {
         Native.register(UniffiLib::class.java, findLibraryName(componentName = "edrlink"))
+        uniffiCallbackInterfaceCredentialStore.register(this)
         uniffiCallbackInterfaceEventSink.register(this)
+        uniffiCallbackInterfaceHostKeys.register(this)
         uniffiCallbackInterfaceLogSink.register(this)
         uniffiCallbackInterfaceTransport.register(this)
         
@@ -888,7 +970,7 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_edrlink_uniffi_fn_free_edrlinkclient(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
-    external fun uniffi_edrlink_uniffi_fn_constructor_edrlinkclient_new(`options`: RustBuffer.ByValue,`transport`: RustBuffer.ByValue,`transportOptions`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_constructor_edrlinkclient_new(`options`: RustBuffer.ByValue,`transport`: RustBuffer.ByValue,`transportOptions`: RustBuffer.ByValue,`credentialStore`: RustBuffer.ByValue,`hostKeys`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_edrlink_uniffi_fn_method_edrlinkclient_enroll(`ptr`: Long,`token`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -941,6 +1023,30 @@ internal object UniffiLib {
     external fun uniffi_edrlink_uniffi_fn_init_callback_vtable_logsink(`vtable`: UniffiVTableCallbackInterfaceLogSink,
     ): Unit
     external fun uniffi_edrlink_uniffi_fn_method_logsink_log(`ptr`: Long,`level`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_edrlink_uniffi_fn_clone_credentialstore(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_edrlink_uniffi_fn_free_credentialstore(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_edrlink_uniffi_fn_init_callback_vtable_credentialstore(`vtable`: UniffiVTableCallbackInterfaceCredentialStore,
+    ): Unit
+    external fun uniffi_edrlink_uniffi_fn_method_credentialstore_load(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_edrlink_uniffi_fn_method_credentialstore_save(`ptr`: Long,`json`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_edrlink_uniffi_fn_method_credentialstore_delete(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_edrlink_uniffi_fn_clone_hostkeys(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_edrlink_uniffi_fn_free_hostkeys(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_edrlink_uniffi_fn_init_callback_vtable_hostkeys(`vtable`: UniffiVTableCallbackInterfaceHostKeys,
+    ): Unit
+    external fun uniffi_edrlink_uniffi_fn_method_hostkeys_create_key(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_edrlink_uniffi_fn_method_hostkeys_sign(`ptr`: Long,`handle`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_edrlink_uniffi_fn_method_hostkeys_delete_key(`ptr`: Long,`handle`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_edrlink_uniffi_fn_func_eicar_bytes(uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -1137,10 +1243,10 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_edrlink_uniffi_checksum_func_inspect_token() and 0xFFFF) != 15527) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_edrlink_uniffi_checksum_func_key_id() and 0xFFFF) != 54630) {
+    if ((lib.uniffi_edrlink_uniffi_checksum_func_key_id() and 0xFFFF) != 59604) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_edrlink_uniffi_checksum_func_open_envelope() and 0xFFFF) != 11223) {
+    if ((lib.uniffi_edrlink_uniffi_checksum_func_open_envelope() and 0xFFFF) != 64016) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_edrlink_uniffi_checksum_func_pae() and 0xFFFF) != 31543) {
@@ -1257,13 +1363,31 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_edrlink_uniffi_checksum_method_logsink_log() and 0xFFFF) != 17601) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_edrlink_uniffi_checksum_method_credentialstore_load() and 0xFFFF) != 53654) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_edrlink_uniffi_checksum_method_credentialstore_save() and 0xFFFF) != 51849) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_edrlink_uniffi_checksum_method_credentialstore_delete() and 0xFFFF) != 25325) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_edrlink_uniffi_checksum_method_hostkeys_create_key() and 0xFFFF) != 63961) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_edrlink_uniffi_checksum_method_hostkeys_sign() and 0xFFFF) != 53421) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_edrlink_uniffi_checksum_method_hostkeys_delete_key() and 0xFFFF) != 63055) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_edrlink_uniffi_checksum_constructor_envelopesigner_generate() and 0xFFFF) != 45924) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_edrlink_uniffi_checksum_constructor_envelopesigner_new() and 0xFFFF) != 19682) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_edrlink_uniffi_checksum_constructor_edrlinkclient_new() and 0xFFFF) != 32013) {
+    if ((lib.uniffi_edrlink_uniffi_checksum_constructor_edrlinkclient_new() and 0xFFFF) != 14601) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
 }
@@ -1746,6 +1870,434 @@ public object FfiConverterByteArray: FfiConverterRustBuffer<ByteArray> {
 
 
 /**
+ * Where the credential JSON is kept, implemented by the host: Keychain,
+ * EncryptedSharedPreferences, DPAPI, a secrets service. The default (no
+ * store given) is `data_dir/credential.json` (mode 0600), or memory only
+ * without a data directory. The JSON is opaque: store and return it
+ * byte for byte. With a [`HostKeys`] signer it holds the key's handle and
+ * public key, never a private key; without one it holds the installation's
+ * Ed25519 seed, so keep it where secrets go.
+ *
+ * Called on the thread that called the client method (the constructor calls
+ * `load`); never two calls at once for one client. Raise [`HostError`]
+ * (or any exception) when the platform refuses: the client method then fails
+ * with `storage`.
+ */
+public interface CredentialStore {
+    
+    /**
+     * The stored credential JSON, `None` when there is none.
+     */
+    fun `load`(): kotlin.String?
+    
+    /**
+     * Replaces the stored credential. Keep the old one until the new one is safe.
+     */
+    fun `save`(`json`: kotlin.String)
+    
+    /**
+     * Deletes the stored credential (offboarding); deleting nothing is not an error.
+     */
+    fun `delete`()
+    
+    companion object
+}
+
+/**
+ * Where the credential JSON is kept, implemented by the host: Keychain,
+ * EncryptedSharedPreferences, DPAPI, a secrets service. The default (no
+ * store given) is `data_dir/credential.json` (mode 0600), or memory only
+ * without a data directory. The JSON is opaque: store and return it
+ * byte for byte. With a [`HostKeys`] signer it holds the key's handle and
+ * public key, never a private key; without one it holds the installation's
+ * Ed25519 seed, so keep it where secrets go.
+ *
+ * Called on the thread that called the client method (the constructor calls
+ * `load`); never two calls at once for one client. Raise [`HostError`]
+ * (or any exception) when the platform refuses: the client method then fails
+ * with `storage`.
+ */
+open class CredentialStoreImpl: Disposable, AutoCloseable, CredentialStore
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_edrlink_uniffi_fn_free_credentialstore(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_edrlink_uniffi_fn_clone_credentialstore(handle, status)
+        }
+    }
+
+    
+    /**
+     * The stored credential JSON, `None` when there is none.
+     */
+    @Throws(HostException::class)override fun `load`(): kotlin.String? {
+            return FfiConverterOptionalString.lift(
+    callWithHandle {
+    uniffiRustCallWithError(HostException) { _status ->
+    UniffiLib.uniffi_edrlink_uniffi_fn_method_credentialstore_load(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Replaces the stored credential. Keep the old one until the new one is safe.
+     */
+    @Throws(HostException::class)override fun `save`(`json`: kotlin.String)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(HostException) { _status ->
+    UniffiLib.uniffi_edrlink_uniffi_fn_method_credentialstore_save(
+        it,
+        
+        FfiConverterString.lower(`json`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * Deletes the stored credential (offboarding); deleting nothing is not an error.
+     */
+    @Throws(HostException::class)override fun `delete`()
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(HostException) { _status ->
+    UniffiLib.uniffi_edrlink_uniffi_fn_method_credentialstore_delete(
+        it,
+        _status)
+}
+    }
+    
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceCredentialStore {
+    internal object `load`: UniffiCallbackInterfaceCredentialStoreMethod0 {
+        override fun callback(`uniffiHandle`: Long,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeCredentialStore.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`load`(
+                )
+            }
+            val writeReturn = { value: kotlin.String? -> uniffiOutReturn.setValue(FfiConverterOptionalString.lower(value)) }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: HostException -> FfiConverterTypeHostError.lower(e) }
+            )
+        }
+    }
+    internal object `save`: UniffiCallbackInterfaceCredentialStoreMethod1 {
+        override fun callback(`uniffiHandle`: Long,`json`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeCredentialStore.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`save`(
+                    FfiConverterString.lift(`json`),
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: HostException -> FfiConverterTypeHostError.lower(e) }
+            )
+        }
+    }
+    internal object `delete`: UniffiCallbackInterfaceCredentialStoreMethod2 {
+        override fun callback(`uniffiHandle`: Long,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeCredentialStore.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`delete`(
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: HostException -> FfiConverterTypeHostError.lower(e) }
+            )
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeCredentialStore.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeCredentialStore.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceCredentialStore.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `load`,
+        `save`,
+        `delete`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_edrlink_uniffi_fn_init_callback_vtable_credentialstore(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeCredentialStore: FfiConverter<CredentialStore, Long> {
+    internal val handleMap = UniffiHandleMap<CredentialStore>()
+
+    override fun lower(value: CredentialStore): Long {
+        if (value is CredentialStoreImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): CredentialStore {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return CredentialStoreImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): CredentialStore {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: CredentialStore) = 8UL
+
+    override fun write(value: CredentialStore, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
  * The partner client: enrolls the endpoint, keeps the credential, queues and
  * delivers telemetry. Thread-safe; every method blocks (call it off the UI
  * thread). Holds native resources: release them with Kotlin `use {}` /
@@ -1872,12 +2424,24 @@ open class EdrlinkClient: Disposable, AutoCloseable, EdrlinkClientInterface
         this.cleanable = null
     }
     /**
-     * Creates a client, loading a stored credential from `data_dir` if present.
+     * Creates a client, loading the stored credential if present.
+     *
      * `transport`: the host's HTTP stack; `None` = the built-in native one,
      * set up with `transport_options` (which a host transport does not take:
      * passing both is `invalid_argument`).
+     *
+     * `credential_store`: where the credential JSON is kept (Keychain,
+     * EncryptedSharedPreferences…); `None` = `data_dir/credential.json`, or
+     * memory only without a data directory. A store that raises on `load`
+     * fails the constructor with `storage`.
+     *
+     * `host_keys`: the device key held by the host (Secure Enclave, Android
+     * Keystore…); `None` = an Ed25519 key edrlink generates and keeps in the
+     * credential. With host keys the credential holds the key's handle and
+     * public key only; a stored credential made with host keys cannot be
+     * loaded without them (`invalid_state`).
      */
-    constructor(`options`: ClientOptions, `transport`: Transport? = null, `transportOptions`: NativeTransportOptions? = null) :
+    constructor(`options`: ClientOptions, `transport`: Transport? = null, `transportOptions`: NativeTransportOptions? = null, `credentialStore`: CredentialStore? = null, `hostKeys`: HostKeys? = null) :
         this(UniffiWithHandle, 
     uniffiRustCallWithError(EdrlinkException) { _status ->
     UniffiLib.uniffi_edrlink_uniffi_fn_constructor_edrlinkclient_new(
@@ -1885,7 +2449,9 @@ open class EdrlinkClient: Disposable, AutoCloseable, EdrlinkClientInterface
         
         FfiConverterTypeClientOptions.lower(`options`),
         FfiConverterOptionalTypeTransport.lower(`transport`),
-        FfiConverterOptionalTypeNativeTransportOptions.lower(`transportOptions`),_status)
+        FfiConverterOptionalTypeNativeTransportOptions.lower(`transportOptions`),
+        FfiConverterOptionalTypeCredentialStore.lower(`credentialStore`),
+        FfiConverterOptionalTypeHostKeys.lower(`hostKeys`),_status)
 }
     )
 
@@ -3068,6 +3634,455 @@ public object FfiConverterTypeEventSink: FfiConverter<EventSink, Long> {
 
 
 /**
+ * The device key, held by the host: the SDK never sees a private key.
+ * Ed25519 or ECDSA P-256 (the host chooses per key).
+ *
+ * `sign` returns, for Ed25519, the 64-byte signature; for P-256, ECDSA over
+ * SHA-256 of `message` (the host hashes: Java `SHA256withECDSA`, Apple
+ * `.ecdsaSignatureMessageX962SHA256`), either DER (X9.62, what Java, Apple,
+ * OpenSSL and `cryptography` return) or raw `r ‖ s` (64 bytes, WebCrypto).
+ * The SDK verifies every signature against the key's public key before
+ * using it; one that does not verify, an exception, or an answer slower
+ * than the option `signer_timeout_secs` fails the operation with
+ * `signer_failed`, and no queued event is lost (the batch is signed again
+ * on the next attempt).
+ *
+ * Called on the thread that called the client method (enroll, flush,
+ * rotate, offboard…), one call at a time per client, so it must not need
+ * the UI thread and must not call back into the same client. A call is not
+ * interrupted: an answer that arrives after `signer_timeout_secs` is
+ * discarded when it returns, and the operation fails then.
+ */
+public interface HostKeys {
+    
+    /**
+     * Makes a new key pair inside the platform; called at enrollment and at
+     * every rotation.
+     */
+    fun `createKey`(): HostKey
+    
+    /**
+     * Signs `message` with the key named `handle`.
+     */
+    fun `sign`(`handle`: kotlin.String, `message`: kotlin.ByteArray): kotlin.ByteArray
+    
+    /**
+     * Deletes the key named `handle` (best effort): called for the old key
+     * once a rotation is committed, and after offboarding.
+     */
+    fun `deleteKey`(`handle`: kotlin.String)
+    
+    companion object
+}
+
+/**
+ * The device key, held by the host: the SDK never sees a private key.
+ * Ed25519 or ECDSA P-256 (the host chooses per key).
+ *
+ * `sign` returns, for Ed25519, the 64-byte signature; for P-256, ECDSA over
+ * SHA-256 of `message` (the host hashes: Java `SHA256withECDSA`, Apple
+ * `.ecdsaSignatureMessageX962SHA256`), either DER (X9.62, what Java, Apple,
+ * OpenSSL and `cryptography` return) or raw `r ‖ s` (64 bytes, WebCrypto).
+ * The SDK verifies every signature against the key's public key before
+ * using it; one that does not verify, an exception, or an answer slower
+ * than the option `signer_timeout_secs` fails the operation with
+ * `signer_failed`, and no queued event is lost (the batch is signed again
+ * on the next attempt).
+ *
+ * Called on the thread that called the client method (enroll, flush,
+ * rotate, offboard…), one call at a time per client, so it must not need
+ * the UI thread and must not call back into the same client. A call is not
+ * interrupted: an answer that arrives after `signer_timeout_secs` is
+ * discarded when it returns, and the operation fails then.
+ */
+open class HostKeysImpl: Disposable, AutoCloseable, HostKeys
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_edrlink_uniffi_fn_free_hostkeys(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_edrlink_uniffi_fn_clone_hostkeys(handle, status)
+        }
+    }
+
+    
+    /**
+     * Makes a new key pair inside the platform; called at enrollment and at
+     * every rotation.
+     */
+    @Throws(HostException::class)override fun `createKey`(): HostKey {
+            return FfiConverterTypeHostKey.lift(
+    callWithHandle {
+    uniffiRustCallWithError(HostException) { _status ->
+    UniffiLib.uniffi_edrlink_uniffi_fn_method_hostkeys_create_key(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Signs `message` with the key named `handle`.
+     */
+    @Throws(HostException::class)override fun `sign`(`handle`: kotlin.String, `message`: kotlin.ByteArray): kotlin.ByteArray {
+            return FfiConverterByteArray.lift(
+    callWithHandle {
+    uniffiRustCallWithError(HostException) { _status ->
+    UniffiLib.uniffi_edrlink_uniffi_fn_method_hostkeys_sign(
+        it,
+        
+        FfiConverterString.lower(`handle`),
+        FfiConverterByteArray.lower(`message`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Deletes the key named `handle` (best effort): called for the old key
+     * once a rotation is committed, and after offboarding.
+     */
+    @Throws(HostException::class)override fun `deleteKey`(`handle`: kotlin.String)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(HostException) { _status ->
+    UniffiLib.uniffi_edrlink_uniffi_fn_method_hostkeys_delete_key(
+        it,
+        
+        FfiConverterString.lower(`handle`),_status)
+}
+    }
+    
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceHostKeys {
+    internal object `createKey`: UniffiCallbackInterfaceHostKeysMethod0 {
+        override fun callback(`uniffiHandle`: Long,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeHostKeys.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`createKey`(
+                )
+            }
+            val writeReturn = { value: HostKey -> uniffiOutReturn.setValue(FfiConverterTypeHostKey.lower(value)) }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: HostException -> FfiConverterTypeHostError.lower(e) }
+            )
+        }
+    }
+    internal object `sign`: UniffiCallbackInterfaceHostKeysMethod1 {
+        override fun callback(`uniffiHandle`: Long,`handle`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeHostKeys.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`sign`(
+                    FfiConverterString.lift(`handle`),
+                    FfiConverterByteArray.lift(`message`),
+                )
+            }
+            val writeReturn = { value: kotlin.ByteArray -> uniffiOutReturn.setValue(FfiConverterByteArray.lower(value)) }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: HostException -> FfiConverterTypeHostError.lower(e) }
+            )
+        }
+    }
+    internal object `deleteKey`: UniffiCallbackInterfaceHostKeysMethod2 {
+        override fun callback(`uniffiHandle`: Long,`handle`: RustBuffer.ByValue,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,) {
+            val uniffiObj = FfiConverterTypeHostKeys.handleMap.get(uniffiHandle)
+            val makeCall = { ->
+                uniffiObj.`deleteKey`(
+                    FfiConverterString.lift(`handle`),
+                )
+            }
+            val writeReturn = { _: Unit -> Unit }
+            uniffiTraitInterfaceCallWithError(
+                uniffiCallStatus,
+                makeCall,
+                writeReturn,
+                { e: HostException -> FfiConverterTypeHostError.lower(e) }
+            )
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeHostKeys.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeHostKeys.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceHostKeys.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `createKey`,
+        `sign`,
+        `deleteKey`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_edrlink_uniffi_fn_init_callback_vtable_hostkeys(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeHostKeys: FfiConverter<HostKeys, Long> {
+    internal val handleMap = UniffiHandleMap<HostKeys>()
+
+    override fun lower(value: HostKeys): Long {
+        if (value is HostKeysImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): HostKeys {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return HostKeysImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): HostKeys {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: HostKeys) = 8UL
+
+    override fun write(value: HostKeys, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
  * Receives edrlink's diagnostic records. Python: route into `logging`;
  * Android: `Log.println`; Apple: `os_log`. Called on the thread that called
  * the client method; `message` never holds a secret. An exception raised
@@ -3725,7 +4740,14 @@ data class ClientOptions (
     var `opTimeoutSecs`: kotlin.ULong = 30uL 
     , 
     /**
-     * Directory for the credential (0600) and the durable spool; `None`: memory only.
+     * How long one call of a host signer ([`crate::HostKeys`]) may take,
+     * seconds; a slower answer is `signer_failed` (the batch stays queued).
+     */
+    var `signerTimeoutSecs`: kotlin.ULong = 10uL 
+    , 
+    /**
+     * Directory for the credential (0600; not used for it when a
+     * `credential_store` is given) and the durable spool; `None`: memory only.
      */
     var `dataDir`: kotlin.String? = null 
     
@@ -3758,6 +4780,7 @@ public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOption
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterULong.read(buf),
+            FfiConverterULong.read(buf),
             FfiConverterOptionalString.read(buf),
         )
     }
@@ -3777,6 +4800,7 @@ public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOption
             FfiConverterULong.allocationSize(value.`recoveryJitterSecs`) +
             FfiConverterULong.allocationSize(value.`maxBatchesPerSecond`) +
             FfiConverterULong.allocationSize(value.`opTimeoutSecs`) +
+            FfiConverterULong.allocationSize(value.`signerTimeoutSecs`) +
             FfiConverterOptionalString.allocationSize(value.`dataDir`)
     )
 
@@ -3795,6 +4819,7 @@ public object FfiConverterTypeClientOptions: FfiConverterRustBuffer<ClientOption
             FfiConverterULong.write(value.`recoveryJitterSecs`, buf)
             FfiConverterULong.write(value.`maxBatchesPerSecond`, buf)
             FfiConverterULong.write(value.`opTimeoutSecs`, buf)
+            FfiConverterULong.write(value.`signerTimeoutSecs`, buf)
             FfiConverterOptionalString.write(value.`dataDir`, buf)
     }
 }
@@ -4351,6 +5376,58 @@ public object FfiConverterTypeHealth: FfiConverterRustBuffer<Health> {
             FfiConverterLong.write(value.`clockOffset`, buf)
             FfiConverterOptionalTypeErrorInfo.write(value.`lastError`, buf)
             FfiConverterOptionalLong.write(value.`nextAttempt`, buf)
+    }
+}
+
+
+
+/**
+ * A key pair the host made inside its platform (Secure Enclave, Android
+ * Keystore, TPM, a non-extractable WebCrypto key).
+ */
+data class HostKey (
+    /**
+     * The host's own name for the key (Keychain label, keystore alias): not
+     * secret, at most 256 bytes of UTF-8. The SDK stores it in the
+     * credential and passes it back to `sign` and `delete_key`.
+     */
+    var `handle`: kotlin.String
+    , 
+    /**
+     * The public key: 32 bytes raw Ed25519, or 65 bytes uncompressed P-256
+     * (`04 ‖ x ‖ y`, SEC1 / X9.62, what `SecKeyCopyExternalRepresentation`
+     * and `cryptography`'s `X962 UncompressedPoint` give).
+     */
+    var `publicKey`: kotlin.ByteArray
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeHostKey: FfiConverterRustBuffer<HostKey> {
+    override fun read(buf: ByteBuffer): HostKey {
+        return HostKey(
+            FfiConverterString.read(buf),
+            FfiConverterByteArray.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: HostKey) = (
+            FfiConverterString.allocationSize(value.`handle`) +
+            FfiConverterByteArray.allocationSize(value.`publicKey`)
+    )
+
+    override fun write(value: HostKey, buf: ByteBuffer) {
+            FfiConverterString.write(value.`handle`, buf)
+            FfiConverterByteArray.write(value.`publicKey`, buf)
     }
 }
 
@@ -5483,6 +6560,82 @@ public object FfiConverterTypeFlowState: FfiConverterRustBuffer<FlowState> {
 
 
 
+
+
+/**
+ * What host code raises from a [`CredentialStore`] or [`HostKeys`] method:
+ * the platform refused (Keychain locked, key invalidated by a biometric
+ * change, user cancelled). Any other exception is treated the same way. The
+ * SDK reports it as an `EdrlinkError` with code `signer_failed` (signer) or
+ * `storage` (store) and `reason` in its detail, so `reason` must not hold a
+ * secret.
+ */
+sealed class HostException: kotlin.Exception() {
+    
+    /**
+     * The host operation failed.
+     */
+    class Failed(
+        
+        /**
+         * Why (a diagnostic; no secrets).
+         */
+        val `reason`: kotlin.String
+        ) : HostException() {
+        override val message
+            get() = "reason=${ `reason` }"
+    }
+    
+
+    
+
+
+    companion object ErrorHandler : UniffiRustCallStatusErrorHandler<HostException> {
+        override fun lift(error_buf: RustBuffer.ByValue): HostException = FfiConverterTypeHostError.lift(error_buf)
+    }
+
+    
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeHostError : FfiConverterRustBuffer<HostException> {
+    override fun read(buf: ByteBuffer): HostException {
+        
+
+        return when(buf.getInt()) {
+            1 -> HostException.Failed(
+                FfiConverterString.read(buf),
+                )
+            else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: HostException): ULong {
+        return when(value) {
+            is HostException.Failed -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`reason`)
+            )
+        }
+    }
+
+    override fun write(value: HostException, buf: ByteBuffer) {
+        when(value) {
+            is HostException.Failed -> {
+                buf.putInt(1)
+                FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+
+}
+
+
+
 /**
  * Severity of a log record, most severe first.
  */
@@ -5819,6 +6972,38 @@ public object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String?>
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeCredentialStore: FfiConverterRustBuffer<CredentialStore?> {
+    override fun read(buf: ByteBuffer): CredentialStore? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeCredentialStore.read(buf)
+    }
+
+    override fun allocationSize(value: CredentialStore?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeCredentialStore.allocationSize(value)
+        }
+    }
+
+    override fun write(value: CredentialStore?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeCredentialStore.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeEventSink: FfiConverterRustBuffer<EventSink?> {
     override fun read(buf: ByteBuffer): EventSink? {
         if (buf.get().toInt() == 0) {
@@ -5841,6 +7026,38 @@ public object FfiConverterOptionalTypeEventSink: FfiConverterRustBuffer<EventSin
         } else {
             buf.put(1)
             FfiConverterTypeEventSink.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeHostKeys: FfiConverterRustBuffer<HostKeys?> {
+    override fun read(buf: ByteBuffer): HostKeys? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeHostKeys.read(buf)
+    }
+
+    override fun allocationSize(value: HostKeys?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeHostKeys.allocationSize(value)
+        }
+    }
+
+    override fun write(value: HostKeys?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeHostKeys.write(value, buf)
         }
     }
 }
@@ -6279,7 +7496,8 @@ public object FfiConverterMapStringULong: FfiConverterRustBuffer<Map<kotlin.Stri
     
 
         /**
-         * The edrlink key id of a raw public key (base64url of the first 16 bytes of its SHA-256).
+         * The edrlink key id of a raw public key (32 bytes Ed25519 or 65 bytes
+         * uncompressed P-256; base64url of the first 16 bytes of its SHA-256).
          */
     @Throws(EdrlinkException::class) fun `keyId`(`publicKey`: kotlin.ByteArray): kotlin.String {
             return FfiConverterString.lift(
@@ -6294,7 +7512,8 @@ public object FfiConverterMapStringULong: FfiConverterRustBuffer<Map<kotlin.Stri
     
 
         /**
-         * Verifies an envelope with the raw 32-byte public key and returns its
+         * Verifies an envelope with the signer's raw public key (32 bytes Ed25519,
+         * or 65 bytes uncompressed P-256 `04 ‖ x ‖ y` for a host key) and returns its
          * payload. Errors, in this order: `malformed`, `wrong_type` (payloadType is
          * not `expected_payload_type`), `unknown_key` (keyid is not the key's),
          * `bad_signature`.
