@@ -152,7 +152,10 @@ vector_file!(key_vectors, "keys.json", 11);
 vector_file!(token_vectors, "tokens.json", 39);
 vector_file!(envelope_vectors, "envelopes.json", 27);
 vector_file!(eicar_vectors, "eicar.json", 3);
-vector_file!(error_code_vectors, "errors.json", 36);
+vector_file!(error_code_vectors, "errors.json", 37);
+// P-256 installation keys: envelopes with DER signatures and an EC key in a
+// service keyset (JWK and JWS kinds have no JS API of their own).
+vector_file!(p256_vectors, "p256.json", 7);
 // Service-role, down-level HMAC and RFC 3339 kinds have no JS API: skipped, but parsed.
 vector_file!(message_vectors, "messages.json", 0);
 vector_file!(downlevel_vectors, "downlevel.json", 0);
