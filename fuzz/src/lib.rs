@@ -55,7 +55,7 @@ pub fn credential() -> Credential {
         policy: Default::default(),
         issued_at: NOW - 60,
         expires_at: NOW + 86_400,
-        auth: CredentialAuth::Key(SigningKey::from_seed(&[2; 32]).expect("fixed seed")),
+        auth: CredentialAuth::Key(SigningKey::from_seed(&[2; 32]).expect("fixed seed").into()),
     }
 }
 
