@@ -572,20 +572,32 @@ pub unsafe extern "C" fn edrlink_client_new_json(
         };
         check_out(out_client, "out_client")?;
         // SAFETY: caller contract.
-        let text = unsafe { arg_str(options_json, "options_json") }?;
-        // Parse once to split off the native/transport options; the core
-        // parses (and judges) the rest.
-        let mut v: serde_json::Value = edrlink_core::encoding::parse_json(text.as_bytes(), 1 << 20, "options")?;
-        let native = match v.as_object_mut() {
-            Some(obj) => NativeOptions::take_from(obj)?,
-            None => NativeOptions::default(),
-        };
-        let cfg = ClientConfig::from_json(&v.to_string())?;
+        let (cfg, native) = unsafe { options_from_json(options_json) }?;
         let c = build_client(cfg, native, host)?;
         // SAFETY: checked non-NULL.
         unsafe { *out_client = c };
         Ok(())
     })
+}
+
+/// The options of `edrlink_client_new_json` and `_new_with_host`: parsed
+/// once to split off the native/transport options; the core parses (and
+/// judges) the rest.
+///
+/// # Safety
+/// `options_json` NULL or NUL-terminated.
+unsafe fn options_from_json(
+    options_json: *const c_char,
+) -> FfiResult<(ClientConfig, NativeOptions)> {
+    // SAFETY: caller contract.
+    let text = unsafe { arg_str(options_json, "options_json") }?;
+    let mut v: serde_json::Value =
+        edrlink_core::encoding::parse_json(text.as_bytes(), 1 << 20, "options")?;
+    let native = match v.as_object_mut() {
+        Some(obj) => NativeOptions::take_from(obj)?,
+        None => NativeOptions::default(),
+    };
+    Ok((ClientConfig::from_json(&v.to_string())?, native))
 }
 
 /// Creates a client whose credential and device key stay with the host:
@@ -638,13 +650,7 @@ pub unsafe extern "C" fn edrlink_client_new_with_host(
         let keys = keys.transpose()?.map(|k| Arc::new(k) as Arc<dyn HostKeys>);
         check_out(out_client, "out_client")?;
         // SAFETY: caller contract.
-        let text = unsafe { arg_str(options_json, "options_json") }?;
-        let mut v: serde_json::Value = edrlink_core::encoding::parse_json(text.as_bytes(), 1 << 20, "options")?;
-        let native = match v.as_object_mut() {
-            Some(obj) => NativeOptions::take_from(obj)?,
-            None => NativeOptions::default(),
-        };
-        let cfg = ClientConfig::from_json(&v.to_string())?;
+        let (cfg, native) = unsafe { options_from_json(options_json) }?;
         let c = build_client_with_host(cfg, native, host, store, keys)?;
         // SAFETY: checked non-NULL.
         unsafe { *out_client = c };
