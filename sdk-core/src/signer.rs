@@ -51,6 +51,23 @@ impl HostKey {
         }
         Ok(HostKey { handle, public_key })
     }
+
+    /// What a binding received from the host's `create_key`: a handle and
+    /// the public key's bytes (32 bytes Ed25519, or the 65-byte uncompressed
+    /// P-256 point). Anything unusable is the host signer's failure,
+    /// `signer_failed`, in the core's words.
+    pub fn from_host(handle: impl Into<String>, public_key: &[u8]) -> Result<Self> {
+        let public_key = VerifyingKey::from_bytes(public_key).map_err(|e| {
+            Error::new(
+                ErrorCode::SignerFailed,
+                format!(
+                    "the host's create_key returned an unusable public key: {}",
+                    e.message()
+                ),
+            )
+        })?;
+        HostKey::new(handle, public_key)
+    }
 }
 
 /// What a host that keeps device keys implements (C callbacks, a uniffi
@@ -345,6 +362,21 @@ mod tests {
         let padded = [0x30, 0x07, 0x02, 0x02, 0x00, 0x01, 0x02, 0x01, 0x01];
         assert!(ecdsa_p256_to_raw(&padded).is_err());
         assert!(ecdsa_p256_to_raw(&[0x30, 0x80]).is_err());
+    }
+
+    #[test]
+    fn host_keys_from_a_binding_are_checked() {
+        let pk = SigningKey::from_seed(&[1; 32]).unwrap().verifying_key();
+        assert_eq!(
+            HostKey::from_host("k", pk.as_bytes()).unwrap(),
+            HostKey::new("k", pk).unwrap()
+        );
+        for bad in [&[5u8; 65][..], &[4u8; 64], &[1, 2, 3], &[]] {
+            assert_eq!(
+                HostKey::from_host("k", bad).unwrap_err().code(),
+                ErrorCode::SignerFailed
+            );
+        }
     }
 
     #[test]

@@ -30,7 +30,7 @@ use edrlink_core::diag::{LogLevel, LogRecord};
 use edrlink_core::error::{Error as CoreError, ErrorCode};
 use edrlink_core::handshake::FlowState;
 use edrlink_core::http::{HttpRequest, HttpResponse};
-use edrlink_core::keys::{SystemRandom, VerifyingKey};
+use edrlink_core::keys::SystemRandom;
 use edrlink_core::signer::{HostKey, InstallationKey};
 use edrlink_core::telemetry::Event;
 use js_sys::{Function, Object, Promise, Reflect, Uint8Array};
@@ -653,13 +653,7 @@ async fn ask_keys(
                 .ok()
                 .and_then(|b| bytes_of(&b))
                 .ok_or_else(|| signer_failed("keys.createKey() gave no publicKey bytes".into()))?;
-            let public = VerifyingKey::from_bytes(&public).map_err(|_| {
-                signer_failed(format!(
-                    "keys.createKey() gave a {}-byte public key: expected 32 (Ed25519) or a 65-byte uncompressed P-256 point",
-                    public.len()
-                ))
-            })?;
-            Ok(HostAnswer::Key(HostKey::new(handle, public)?))
+            Ok(HostAnswer::Key(HostKey::from_host(handle, &public)?))
         }
         HostRequestKind::Sign { .. } => bytes_of(&v)
             .map(HostAnswer::Signature)

@@ -16,7 +16,6 @@
 use crate::edrlink_result::*;
 use crate::FfiError;
 use edrlink_core::agent::CredentialStore;
-use edrlink_core::keys::VerifyingKey;
 use edrlink_core::signer::{HostKey, HostKeys};
 use edrlink_core::{Error as CoreError, ErrorCode};
 use std::ffi::{c_char, c_int, c_void};
@@ -468,15 +467,8 @@ impl HostKeys for CHostKeys {
                 let handle = std::str::from_utf8(&handle[..handle_len])
                     .map_err(|_| signer_failed("host create_key returned a handle that is not UTF-8".into()))?
                     .to_owned();
-                // The core judges the key (length, point on the curve).
-                let public_key = VerifyingKey::from_bytes(&public[..public_len]).map_err(|e| {
-                    signer_failed(format!(
-                        "host create_key returned an unusable public key: {}",
-                        e.message()
-                    ))
-                })?;
-                // The core judges the handle (length, control characters).
-                HostKey::new(handle, public_key)
+                // The core judges the key and the handle.
+                HostKey::from_host(handle, &public[..public_len])
             })
     }
 

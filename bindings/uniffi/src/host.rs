@@ -13,7 +13,6 @@
 
 use crate::bytes::Bytes;
 use edrlink_core::agent::CredentialStore as CoreStore;
-use edrlink_core::keys::VerifyingKey;
 use edrlink_core::signer::{HostKey as CoreHostKey, HostKeys as CoreHostKeys};
 use edrlink_core::{Error, ErrorCode};
 use std::sync::Arc;
@@ -167,9 +166,7 @@ impl CoreHostKeys for KeysAdapter {
             .map_err(|e| signer_failed("create_key", reason(e)))?;
         // The core judges the public key (length, point on the curve) and the
         // handle; a bad one is the host signer's failure, in the core's words.
-        let public_key = VerifyingKey::from_bytes(&k.public_key)
-            .map_err(|e| signer_failed("create_key", e.message()))?;
-        CoreHostKey::new(k.handle, public_key)
+        CoreHostKey::from_host(k.handle, &k.public_key)
     }
 
     fn sign(&self, handle: &str, message: &[u8]) -> edrlink_core::Result<Vec<u8>> {

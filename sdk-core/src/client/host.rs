@@ -291,73 +291,52 @@ impl PartnerClient {
 
     /// Signs `s` with software keys inline, or parks it for the host.
     /// `Ok(Some)` is the finished request; `Ok(None)` means the host was asked.
-    pub(super) fn sign_request(&mut self, mut s: Signing) -> Result<Option<HttpRequest>> {
-        loop {
-            let sig = match self.key_of(s.who, &s.op)? {
-                InstallationKey::Software(k) => k.sign(&s.step.message()),
-                InstallationKey::Host(h) => {
-                    let (handle, public) = (h.handle.clone(), h.public_key);
-                    let message = s.step.message().into_owned();
-                    self.ask_host(
-                        HostRequestKind::Sign { handle, message },
-                        Some(Waiting::Signature {
-                            signing: Box::new(s),
-                            public,
-                        }),
-                    );
-                    return Ok(None);
-                }
-            };
-            match advance(s.step, &sig)? {
-                Signed::Body(body) => {
-                    return self
-                        .request(
-                            s.op,
-                            s.path,
-                            s.content_type,
-                            body,
-                            vec![],
-                            s.base.as_deref(),
-                        )
-                        .map(Some)
-                }
-                Signed::Next(step, who) => {
-                    s.step = *step;
-                    s.who = who;
-                }
+    pub(super) fn sign_request(&mut self, s: Signing) -> Result<Option<HttpRequest>> {
+        let sig = match self.key_of(s.who, &s.op)? {
+            InstallationKey::Software(k) => k.sign(&s.step.message()),
+            InstallationKey::Host(h) => {
+                let (handle, public) = (h.handle.clone(), h.public_key);
+                let message = s.step.message().into_owned();
+                self.ask_host(
+                    HostRequestKind::Sign { handle, message },
+                    Some(Waiting::Signature {
+                        signing: Box::new(s),
+                        public,
+                    }),
+                );
+                return Ok(None);
+            }
+        };
+        self.apply_signature(s, &sig)
+    }
+
+    /// Puts `sig` into `s`: the finished request, or the next step signed
+    /// (the rotation's outer JWS after the new key's proof).
+    fn apply_signature(&mut self, mut s: Signing, sig: &[u8]) -> Result<Option<HttpRequest>> {
+        match advance(s.step, sig)? {
+            Signed::Body(body) => self
+                .request(
+                    s.op,
+                    s.path,
+                    s.content_type,
+                    body,
+                    vec![],
+                    s.base.as_deref(),
+                )
+                .map(Some),
+            Signed::Next(step, who) => {
+                s.step = *step;
+                s.who = who;
+                self.sign_request(s)
             }
         }
     }
 
-    /// A host signature arrived for `signing`: the next step, or the request
-    /// (kept for the next [`poll_request`](Self::poll_request)).
+    /// A host signature arrived for `signing`: the request is kept for the
+    /// next [`poll_request`](Self::poll_request), or the next step is asked.
     fn continue_signing(&mut self, signing: Signing, sig: &[u8]) -> Result<()> {
-        let Signing {
-            op,
-            path,
-            content_type,
-            base,
-            step,
-            ..
-        } = signing;
-        match advance(step, sig)? {
-            Signed::Body(body) => {
-                let req = self.request(op, path, content_type, body, vec![], base.as_deref())?;
-                self.ready = Some(req);
-            }
-            Signed::Next(step, who) => {
-                let next = Signing {
-                    op,
-                    path,
-                    content_type,
-                    base,
-                    step: *step,
-                    who,
-                };
-                if let Some(req) = self.sign_request(next)? {
-                    self.ready = Some(req);
-                }
-            }
+        if let Some(req) = self.apply_signature(signing, sig)? {
+            self.ready = Some(req);
         }
         Ok(())
     }
