@@ -398,7 +398,7 @@ win_tests() {
   local p="$1" d="$WORK/win"; rm -rf "$d"; mkdir -p "$d"
   local cc=x86_64-w64-mingw32-gcc
   # the suite's stateless part, linked against the DLL through the import library
-  $cc -std=c11 -O1 -include scripts/dist/win_compat.h -I"$p/include" -Itests/c scripts/dist/stateless_main.c tests/c/test_stateless.c tests/c/minijson.c \
+  $cc -std=c11 -O1 -include tests/c/cross/win_compat.h -I"$p/include" -Itests/c tests/c/cross/stateless_main.c tests/c/test_stateless.c tests/c/minijson.c \
     -L"$p/lib" -ledrlink -static-libgcc -o "$d/stateless.exe" >>"$LOGS/$t.log" 2>&1 || { echo "stateless suite did not build"; return 1; }
   # the MinGW consumer: the example agent, against the DLL and against the static library
   $cc -std=c11 -O1 -include winsock2.h -I"$p/include" examples/c/partner_agent.c -L"$p/lib" -ledrlink -lws2_32 \
@@ -409,7 +409,7 @@ win_tests() {
   cp "$p/bin/edrlink.dll" "$d/"
   # Wine 8.0 lacks bcryptprimitives.dll (ProcessPrng, which Rust's std uses on Windows 10+):
   # a test-only stand-in forwarding to BCryptGenRandom goes next to the test executables.
-  $cc -shared -O1 scripts/dist/wine_bcryptprimitives.c -lbcrypt -o "$d/bcryptprimitives.dll" >>"$LOGS/$t.log" 2>&1 ||
+  $cc -shared -O1 tests/c/cross/wine_bcryptprimitives.c -lbcrypt -o "$d/bcryptprimitives.dll" >>"$LOGS/$t.log" 2>&1 ||
     { echo "wine stand-in did not build"; return 1; }
   [ -d "$WINEPREFIX" ] || "$WINE" wineboot -i >>"$LOGS/$t.log" 2>&1 || true
   (cd "$d" && EDRLINK_TEST_VECTORS="$WORK/vectors.tsv" EDRLINK_CARGO_VERSION="$VERSION" timeout 600 "$WINE" ./stateless.exe \
@@ -454,8 +454,8 @@ for t in x86_64-apple-darwin aarch64-apple-darwin aarch64-apple-ios aarch64-linu
         why="no dylib: linking one needs the macOS SDK's frameworks (dist/logs/$t.dylib-attempt.log); "; build_lib $t static zig || { result $t "FAILED: build (dist/logs/$t.build.log)"; continue; }; fi ;;
     *apple-ios)
       # cargo-zigbuild takes no iOS target; a static library needs only ring's C compiled, which
-      # zig's clang does (scripts/dist/zig-cc-ios.sh). SDKROOT keeps cc-rs from asking xcrun.
-      CC_aarch64_apple_ios="$ROOT/scripts/dist/zig-cc-ios.sh" AR_aarch64_apple_ios=llvm-ar SDKROOT="$WORK" \
+      # zig's clang does (scripts/zig-cc-ios.sh). SDKROOT keeps cc-rs from asking xcrun.
+      CC_aarch64_apple_ios="$ROOT/scripts/zig-cc-ios.sh" AR_aarch64_apple_ios=llvm-ar SDKROOT="$WORK" \
         build_lib $t static || { result $t "FAILED: build (dist/logs/$t.build.log)"; continue; }
       why="static library (the iOS form; apps link it into their binary); " ;;
     *android) build_lib $t static || { result $t "FAILED: build (dist/logs/$t.build.log)"; continue; }

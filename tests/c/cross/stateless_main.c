@@ -4,8 +4,8 @@
  * client part's test harness uses (Windows under wine). The client part runs there as the
  * example partner agent against the reference service instead. */
 #include <stdio.h>
-#include "../../tests/c/harness.h"
-#include "../../tests/c/suite.h"
+#include "../harness.h"
+#include "../suite.h"
 
 int t_passed, t_failed;
 const char *t_section = "";
