@@ -4,9 +4,8 @@
 use crate::encoding::UnixSeconds;
 use crate::error::Result;
 use crate::service::{
-    Alert, Installation, Integration, ServiceStore, Session, TokenRecord, Workspace,
+    Alert, BatchRecord, Installation, Integration, ServiceStore, Session, TokenRecord, Workspace,
 };
-use crate::telemetry::Batch;
 use std::collections::{HashMap, HashSet};
 
 /// In-memory state. Fields are public so tests can arrange and inspect.
@@ -25,7 +24,7 @@ pub struct MemoryStore {
     /// Sessions by id.
     pub sessions: HashMap<String, Session>,
     /// Stored batches by (installation, batch id).
-    pub batches: HashMap<(String, String), Batch>,
+    pub batches: HashMap<(String, String), BatchRecord>,
     /// Alerts in arrival order.
     pub alerts: Vec<(String, Alert)>,
     /// Workspaces by id.
@@ -41,13 +40,18 @@ pub struct MemoryStore {
 impl MemoryStore {
     /// Events stored for an installation, in sequence order.
     pub fn events_of(&self, installation_id: &str) -> Vec<crate::telemetry::Event> {
-        let mut bs: Vec<&Batch> = self
+        let mut bs: Vec<&BatchRecord> = self
             .batches
             .values()
             .filter(|b| b.installation_id == installation_id)
             .collect();
         bs.sort_by_key(|b| b.seq);
-        bs.into_iter().flat_map(|b| b.events.clone()).collect()
+        bs.into_iter()
+            .flat_map(|b| {
+                b.events()
+                    .expect("stored events are the JSON the service made")
+            })
+            .collect()
     }
 }
 
@@ -188,16 +192,14 @@ impl ServiceStore for MemoryStore {
     fn store_batch(
         &mut self,
         inst: &Installation,
-        batch: &Batch,
-        _events_json: &[u8],
-        alerts: &[Alert],
+        batch: &BatchRecord,
         _now: UnixSeconds,
     ) -> Result<()> {
         self.installations.insert(inst.id.clone(), inst.clone());
         self.batches
             .insert((inst.id.clone(), batch.batch_id.clone()), batch.clone());
         self.alerts
-            .extend(alerts.iter().map(|a| (inst.id.clone(), a.clone())));
+            .extend(batch.alerts.iter().map(|a| (inst.id.clone(), a.clone())));
         Ok(())
     }
     fn workspace(&mut self, id: &str) -> Result<Option<Workspace>> {

@@ -292,18 +292,15 @@ pub trait ServiceStore {
     fn drop_sessions(&mut self, installation_id: &str) -> Result<()>;
     /// The sequence a batch id was stored with, if it was.
     fn batch_seq(&mut self, installation_id: &str, batch_id: &str) -> Result<Option<u64>>;
-    /// Durably stores a batch, its alerts and the installation's ingest
-    /// state (`last_seq`, `missing_seq`, `last_seen`, `sensor_running`: the
-    /// only fields an accepted batch changes). `events_json` is the batch's
-    /// events serialized as a JSON array, made before the writer (outside it
-    /// on the pipelined route) so a store that keeps JSON need not
-    /// serialize again.
+    /// Durably stores a batch (its events as JSON), its alerts and the
+    /// installation's ingest state (`last_seq`, `missing_seq`, `last_seen`,
+    /// `sensor_running`: the only fields an accepted batch changes). The
+    /// record is made before the writer (outside it on the pipelined route),
+    /// so a store only writes.
     fn store_batch(
         &mut self,
         inst: &Installation,
-        batch: &Batch,
-        events_json: &[u8],
-        alerts: &[Alert],
+        batch: &BatchRecord,
         now: UnixSeconds,
     ) -> Result<()>;
     /// A down-level workspace.
@@ -383,9 +380,58 @@ pub struct IngestAck {
     pub gap: u64,
 }
 
-/// A batch's events as the JSON array the service stores.
-fn events_json(batch: &Batch) -> Result<Vec<u8>> {
-    serde_json::to_vec(&batch.events).map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))
+/// What the service keeps of a verified batch: its header fields, what its
+/// events decide (alerts, the sensor state of its last heartbeat) and the
+/// events as the JSON array it stores. Made where the batch is verified
+/// (outside the writer on the pipelined route), so the parsed events — a
+/// hundred small allocations each — are built and freed in parallel and
+/// never reach the single writer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchRecord {
+    /// Installation id the batch names.
+    pub installation_id: String,
+    /// Unique batch id (deduplication key).
+    pub batch_id: String,
+    /// Flow session id (absent for down-level ingest).
+    pub session_id: Option<String>,
+    /// Sequence number.
+    pub seq: u64,
+    /// Number of events.
+    pub event_count: u64,
+    /// The events as a JSON array (what a store that keeps JSON stores).
+    pub events_json: Vec<u8>,
+    /// Alerts the batch raises ([`alerts_for`]).
+    pub alerts: Vec<Alert>,
+    /// Whether the sensor runs, by the batch's last heartbeat (`None`: no heartbeat).
+    pub sensor_running: Option<bool>,
+}
+
+impl BatchRecord {
+    /// Summarizes a validated batch, consuming it.
+    pub fn of(batch: Batch) -> Result<Self> {
+        let events_json = serde_json::to_vec(&batch.events)
+            .map_err(|e| Error::new(ErrorCode::Internal, e.to_string()))?;
+        let sensor_running = batch.events.iter().rev().find_map(|e| match e {
+            Event::Heartbeat(h) => Some(h.sensor == SensorState::Running),
+            _ => None,
+        });
+        let alerts = alerts_for(&batch.events);
+        Ok(BatchRecord {
+            event_count: batch.events.len() as u64,
+            installation_id: batch.installation_id,
+            batch_id: batch.batch_id,
+            session_id: batch.session_id,
+            seq: batch.seq,
+            events_json,
+            alerts,
+            sensor_running,
+        })
+    }
+
+    /// The stored events, parsed back (for stores and tests that read them).
+    pub fn events(&self) -> Result<Vec<Event>> {
+        parse_json(&self.events_json, telemetry::MAX_DECOMPRESSED, "events")
+    }
 }
 
 /// An ingest request past its stateless checks: the envelope parsed, its
@@ -396,10 +442,7 @@ fn events_json(batch: &Batch) -> Result<Vec<u8>> {
 pub struct PreparedIngest {
     installation_id: String,
     key: VerifyingKey,
-    batch: Batch,
-    /// The events as stored, serialized here (in parallel) rather than in
-    /// the single writer.
-    events_json: Vec<u8>,
+    record: BatchRecord,
 }
 
 impl PreparedIngest {
@@ -408,9 +451,9 @@ impl PreparedIngest {
         &self.installation_id
     }
 
-    /// The verified batch.
-    pub fn batch(&self) -> &Batch {
-        &self.batch
+    /// What is kept of the verified batch.
+    pub fn record(&self) -> &BatchRecord {
+        &self.record
     }
 }
 
@@ -967,12 +1010,10 @@ impl ServiceRole {
                 "batch names another installation",
             ));
         }
-        let events_json = events_json(&batch)?;
         Ok(PreparedIngest {
             installation_id: inst.id,
             key,
-            batch,
-            events_json,
+            record: BatchRecord::of(batch)?,
         })
     }
 
@@ -1042,8 +1083,7 @@ impl ServiceRole {
         let PreparedIngest {
             installation_id,
             key,
-            batch,
-            events_json,
+            record,
         } = prepared;
         let mut inst = store
             .installation(&installation_id)?
@@ -1058,7 +1098,7 @@ impl ServiceRole {
         if state != FlowState::Open {
             return Err(Self::flow_error(state, reason).into());
         }
-        let sid = batch
+        let sid = record
             .session_id
             .as_deref()
             .ok_or_else(|| Error::new(ErrorCode::SessionExpired, "batch carries no session"))?;
@@ -1072,18 +1112,17 @@ impl ServiceRole {
                 .into())
             }
         }
-        self.accept_batch(store, &mut inst, batch, &events_json, now)
+        self.accept_batch(store, &mut inst, record, now)
     }
 
     fn accept_batch<S: ServiceStore>(
         &self,
         store: &mut S,
         inst: &mut Installation,
-        batch: Batch,
-        events_json: &[u8],
+        batch: BatchRecord,
         now: UnixSeconds,
     ) -> Handled {
-        if batch.events.len() as u64 > u64::from(self.cfg.policy.max_batch_events) {
+        if batch.event_count > u64::from(self.cfg.policy.max_batch_events) {
             return Err(Error::new(
                 ErrorCode::BatchTooLarge,
                 format!("more than {} events", self.cfg.policy.max_batch_events),
@@ -1125,20 +1164,17 @@ impl ServiceRole {
         inst.missing_seq = inst.missing_seq.saturating_add(gap);
         inst.last_seq = batch.seq;
         inst.last_seen = Some(now);
-        for e in &batch.events {
-            if let Event::Heartbeat(h) = e {
-                inst.sensor_running = h.sensor == SensorState::Running;
-            }
+        if let Some(running) = batch.sensor_running {
+            inst.sensor_running = running;
         }
-        let alerts = alerts_for(&batch.events);
-        store.store_batch(inst, &batch, events_json, &alerts, now)?;
+        store.store_batch(inst, &batch, now)?;
         Ok(HttpResponse::json(
             200,
             &IngestAck {
                 status: "accepted".into(),
                 batch_id: batch.batch_id,
                 seq: batch.seq,
-                events: batch.events.len() as u64,
+                events: batch.event_count,
                 gap,
             },
         ))
@@ -1420,8 +1456,7 @@ impl ServiceRole {
         if let Some(exp) = now.checked_add(CREDENTIAL_LIFETIME) {
             inst.credential_exp = exp;
         }
-        let events = events_json(&batch)?;
-        self.accept_batch(store, &mut inst, batch, &events, now)
+        self.accept_batch(store, &mut inst, BatchRecord::of(batch)?, now)
     }
 }
 

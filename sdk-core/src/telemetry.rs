@@ -7,6 +7,8 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::keys::{Signer, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
+mod event_de;
+
 /// Payload type of a JSON batch.
 pub const BATCH_TYPE: &str = "application/vnd.edrlink.batch.v1+json";
 /// Payload type of a gzip-compressed JSON batch.
@@ -109,8 +111,9 @@ pub struct FileSample {
 /// Largest file sample, decoded (3 MiB: base64 and the batch stay inside the 5 MiB envelope cap).
 pub const MAX_SAMPLE_BYTES: usize = 3 * 1024 * 1024;
 
-/// One telemetry event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One telemetry event. Serialized with its `type` tag first; read by
+/// [`event_de`] (the derived reader would buffer every event).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     /// A detection.

@@ -12,9 +12,9 @@ use edrlink_core::error::{Error, ErrorCode, Result};
 use edrlink_core::keys::VerifyingKey;
 use edrlink_core::redeem::DeviceFacts;
 use edrlink_core::service::{
-    Alert, Installation, Integration, ServiceStore, Session, TokenRecord, Workspace,
+    Alert, BatchRecord, Installation, Integration, ServiceStore, Session, TokenRecord, Workspace,
 };
-use edrlink_core::telemetry::{Batch, Severity};
+use edrlink_core::telemetry::Severity;
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use std::path::Path;
 use zeroize::Zeroizing;
@@ -603,9 +603,7 @@ impl ServiceStore for SqliteStore<'_> {
     fn store_batch(
         &mut self,
         inst: &Installation,
-        batch: &Batch,
-        events: &[u8],
-        alerts: &[Alert],
+        batch: &BatchRecord,
         now: UnixSeconds,
     ) -> Result<()> {
         // Only the ingest state changes with a batch: a narrow UPDATE of
@@ -634,9 +632,9 @@ impl ServiceStore for SqliteStore<'_> {
         }
         self.tx
             .prepare_cached("INSERT INTO batches (installation_id, batch_id, tenant_id, seq, event_count, received_at, events_json) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
-            .and_then(|mut s| s.execute(params![inst.id, batch.batch_id, inst.tenant_id, batch.seq as i64, batch.events.len() as i64, now, events]))
+            .and_then(|mut s| s.execute(params![inst.id, batch.batch_id, inst.tenant_id, batch.seq as i64, batch.event_count as i64, now, batch.events_json]))
             .map_err(storage)?;
-        for a in alerts {
+        for a in &batch.alerts {
             self.tx
                 .prepare_cached(
                     "INSERT INTO alerts (tenant_id, installation_id, title, severity, threat_name, file_path, sha256, url, test, time, created_at)
