@@ -38,11 +38,22 @@ WASM_OPT="$ROOT/tools/node_modules/.bin/wasm-opt"
 # Rust's default wasm32 features only (NOT --all-features: Node rejects e.g. stringref).
 OPT_FEATURES=(--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext
               --enable-mutable-globals --enable-multivalue --enable-reference-types)
+# The glue's JSDoc blocks repeat the documentation the .d.ts carries (and editors read
+# there); in the .js a browser only downloads them: about 2 KB gzip per module.
+strip_docs() { # <glue .js>
+  node -e '
+    const fs = require("fs");
+    const f = process.argv[1];
+    const s = fs.readFileSync(f, "utf8");
+    fs.writeFileSync(f, s.replace(/^[ \t]*\/\*\*\n(?:[ \t]*\*(?!\/).*\n)*[ \t]*\*\/\n/gm, ""));
+  ' "$1"
+}
 bindgen() { # <wasm> <out-name> <dir prefix>
   local target out
   for target in web nodejs; do
     out="$HERE/pkg/$3${target/nodejs/node}"
     wasm-bindgen --target "$target" --out-dir "$out" --out-name "$2" "$1"
+    if [ "$OPT" = 1 ]; then strip_docs "$out/$2.js"; fi
     if [ "$OPT" = 1 ]; then
       if [ -x "$WASM_OPT" ]; then
         # --converge: -Oz until nothing shrinks; the producers/target_features sections
