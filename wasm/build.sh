@@ -11,7 +11,8 @@
 #   other args  passed to cargo build (e.g. --features gzip)
 # See docs/BUILDING.md: scripts/wasm-build.sh uses the rustup wasm32 target when
 # installed, else Debian rustc-web with -Zbuild-std. Release builds use the `wasm-release`
-# profile (opt z, lto, panic abort, 1 CGU, not stripped) and npm binaryen's wasm-opt -Oz.
+# profile (opt z, lto, panic abort, 1 CGU, not stripped), std rebuilt with
+# panic=immediate-abort where possible (step 2) and npm binaryen's wasm-opt -Oz.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/.." && pwd)"
@@ -37,14 +38,28 @@ WASM_OPT="$ROOT/tools/node_modules/.bin/wasm-opt"
 # Rust's default wasm32 features only (NOT --all-features: Node rejects e.g. stringref).
 OPT_FEATURES=(--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext
               --enable-mutable-globals --enable-multivalue --enable-reference-types)
+# The glue's JSDoc blocks repeat the documentation the .d.ts carries (and editors read
+# there); in the .js a browser only downloads them: about 2 KB gzip per module.
+strip_docs() { # <glue .js>
+  node -e '
+    const fs = require("fs");
+    const f = process.argv[1];
+    const s = fs.readFileSync(f, "utf8");
+    fs.writeFileSync(f, s.replace(/^[ \t]*\/\*\*\n(?:[ \t]*\*(?!\/).*\n)*[ \t]*\*\/\n/gm, ""));
+  ' "$1"
+}
 bindgen() { # <wasm> <out-name> <dir prefix>
   local target out
   for target in web nodejs; do
     out="$HERE/pkg/$3${target/nodejs/node}"
     wasm-bindgen --target "$target" --out-dir "$out" --out-name "$2" "$1"
+    if [ "$OPT" = 1 ]; then strip_docs "$out/$2.js"; fi
     if [ "$OPT" = 1 ]; then
       if [ -x "$WASM_OPT" ]; then
-        "$WASM_OPT" -Oz "${OPT_FEATURES[@]}" "$out/$2_bg.wasm" -o "$out/$2_bg.wasm"
+        # --converge: -Oz until nothing shrinks; the producers/target_features sections
+        # are build metadata no runtime reads.
+        "$WASM_OPT" -Oz --converge --strip-producers --strip-target-features "${OPT_FEATURES[@]}" \
+          "$out/$2_bg.wasm" -o "$out/$2_bg.wasm"
       else
         echo "build.sh: $WASM_OPT missing (scripts/install-deps.sh); skipping wasm-opt" >&2
       fi
@@ -54,14 +69,40 @@ bindgen() { # <wasm> <out-name> <dir prefix>
   echo '{"type":"commonjs"}' > "$HERE/pkg/$3node/package.json"
 }
 
-# 2. cargo build for wasm32-unknown-unknown (rustup target or build-std fallback), for the
-# full client and for the `lite` module (same crate without its `client` feature). Both
-# land on the same path, so each is bound before the next build.
+# 2. cargo build for wasm32-unknown-unknown, for the full client and for the `lite` module
+# (same crate without its `client` feature; profile `wasm-lite`: ring size-optimised too,
+# as the lite module's goal is size, while the full client keeps ring at opt-level 3 for
+# signing speed). Release builds go to target/wasm-pkg and, where Debian's rustc-web with
+# its std source is installed (scripts/install-deps.sh), rebuild std with
+# panic=immediate-abort: a panic (a bug: hostile input gets typed errors) traps at once
+# instead of formatting a message nobody sees, which takes core::fmt's panic machinery out
+# of the modules (-10 KB gzip lite, -15 KB full). Elsewhere (or EDRLINK_WASM_STD=prebuilt)
+# the rustup target is used: same API and behaviour, larger modules.
+# See docs/PERFORMANCE.md, "WebAssembly".
+small_std() {
+  [ "$OPT" = 1 ] && [ "${EDRLINK_WASM_STD:-auto}" != prebuilt ] \
+    && [ -x /usr/bin/cargo ] && [ -x /usr/bin/rustc ] && [ -d /usr/lib/rustlib/src/rust/library ] \
+    && RUSTC_BOOTSTRAP=1 /usr/bin/rustc -Zunstable-options -Cpanic=immediate-abort \
+         --print cfg --target wasm32-unknown-unknown >/dev/null 2>&1
+}
+wasm_build() {  # <release profile> [cargo args...] -> path of the .wasm
+  local profile=(--profile "$1"); shift
+  local vars=(WASM_TARGET_DIR="$ROOT/target/wasm-pkg")
+  if [ "$OPT" != 1 ]; then profile=("${PROFILE[@]}"); vars=(WASM_TARGET_DIR="$ROOT/target/wasm"); fi
+  if small_std; then
+    # legacy mangling: rustc-web defaults to v0, whose long closure names wasm-bindgen
+    # would carry into the glue and the export section.
+    vars+=(WASM_BUILD_MODE=build-std
+          RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort -Csymbol-mangling-version=legacy")
+  fi
+  env "${vars[@]}" "$ROOT/scripts/wasm-build.sh" edrlink-wasm "${profile[@]}" "$@" | tail -n1
+}
 rm -rf "$HERE/pkg"
-WASM="$("$ROOT/scripts/wasm-build.sh" edrlink-wasm "${PROFILE[@]}" "${EXTRA[@]}" | tail -n1)"
+small_std && echo "build.sh: std rebuilt with panic=immediate-abort (Debian rustc-web)" >&2
+WASM="$(wasm_build wasm-release "${EXTRA[@]}")"
 [ -f "$WASM" ] || { echo "build.sh: no .wasm produced" >&2; exit 1; }
 bindgen "$WASM" edrlink_wasm ""
-WASM="$("$ROOT/scripts/wasm-build.sh" edrlink-wasm "${PROFILE[@]}" --no-default-features | tail -n1)"
+WASM="$(wasm_build wasm-lite --no-default-features)"
 [ -f "$WASM" ] || { echo "build.sh: no lite .wasm produced" >&2; exit 1; }
 bindgen "$WASM" edrlink_lite lite-
 

@@ -12,6 +12,7 @@
 use crate::encoding::b64_dsse_decode;
 use crate::error::{Error, ErrorCode, Result};
 use crate::keys::{ecdsa_p256_raw_to_der, KeyAlgorithm, Signer, VerifyingKey};
+use crate::strict_json::{self, put};
 use base64::engine::general_purpose::{STANDARD, URL_SAFE};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -204,22 +205,68 @@ pub fn seal(payload_type: &str, payload: &[u8], key: &dyn Signer) -> Result<Vec<
 
 /// The envelope as parsed, borrowing the (long) base64 text from the input
 /// instead of copying it into owned strings (a JSON escape makes it owned).
-#[derive(Deserialize)]
+/// Read by [`EnvelopeRef::from_json`]; serde's derive is kept for the tests
+/// that prove that reader accepts what serde_json accepts.
+#[cfg_attr(test, derive(Deserialize))]
 struct EnvelopeRef<'a> {
-    #[serde(borrow)]
+    #[cfg_attr(test, serde(borrow))]
     payload: Cow<'a, str>,
-    #[serde(rename = "payloadType", borrow)]
+    #[cfg_attr(test, serde(rename = "payloadType", borrow))]
     payload_type: Cow<'a, str>,
-    #[serde(borrow)]
+    #[cfg_attr(test, serde(borrow))]
     signatures: Vec<SignatureRef<'a>>,
 }
 
-#[derive(Deserialize)]
+#[cfg_attr(test, derive(Deserialize))]
 struct SignatureRef<'a> {
-    #[serde(default, borrow)]
+    #[cfg_attr(test, serde(default, borrow))]
     keyid: Cow<'a, str>,
-    #[serde(borrow)]
+    #[cfg_attr(test, serde(borrow))]
     sig: Cow<'a, str>,
+}
+
+impl<'a> EnvelopeRef<'a> {
+    /// Parses an envelope as serde would for this struct (unknown members
+    /// skipped, `keyid` optional), with the core's strict reader.
+    fn from_json(json: &'a [u8]) -> Result<EnvelopeRef<'a>> {
+        strict_json::parse(json, |r| {
+            let (mut payload, mut payload_type, mut signatures) = (None, None, None);
+            r.object(false, |r, k| {
+                match k {
+                    "payload" => put(&mut payload, r.str_cow()?)?,
+                    "payloadType" => put(&mut payload_type, r.str_cow()?)?,
+                    "signatures" => {
+                        let mut list = Vec::new();
+                        r.array(|r| {
+                            let (mut keyid, mut sig) = (None, None);
+                            r.object(false, |r, k| {
+                                match k {
+                                    "keyid" => put(&mut keyid, r.str_cow()?)?,
+                                    "sig" => put(&mut sig, r.str_cow()?)?,
+                                    _ => return Ok(false),
+                                }
+                                Ok(true)
+                            })?;
+                            list.push(SignatureRef {
+                                keyid: keyid.unwrap_or_default(),
+                                sig: sig.ok_or(())?,
+                            });
+                            Ok(())
+                        })?;
+                        put(&mut signatures, list)?
+                    }
+                    _ => return Ok(false),
+                }
+                Ok(true)
+            })?;
+            Ok(EnvelopeRef {
+                payload: payload.ok_or(())?,
+                payload_type: payload_type.ok_or(())?,
+                signatures: signatures.ok_or(())?,
+            })
+        })
+        .map_err(|()| Error::malformed("envelope: not a DSSE envelope object"))
+    }
 }
 
 /// Structure checks shared by [`parse`] and [`open`]: the profile (one
@@ -271,9 +318,7 @@ fn with_envelope<T>(json: &[u8], f: impl Fn(EnvelopeRef<'_>) -> Result<T>) -> Re
             done => return done,
         }
     }
-    let env: EnvelopeRef<'_> =
-        serde_json::from_slice(json).map_err(|e| Error::malformed(format!("envelope: {e}")))?;
-    f(env)
+    f(EnvelopeRef::from_json(json)?)
 }
 
 /// The four strings of an envelope written exactly as [`seal`] writes it, or
@@ -694,5 +739,38 @@ mod tests {
             ErrorCode::UnknownKey
         );
         assert_eq!(parse(b"{}").unwrap_err().code(), ErrorCode::Malformed);
+    }
+
+    /// The envelope reader accepts what serde_json accepts for [`EnvelopeRef`]
+    /// (valid envelopes in other spellings and thousands of mutations).
+    #[test]
+    fn envelope_reader_matches_serde() {
+        type Fields = (String, String, Vec<(String, String)>);
+        fn fields(e: EnvelopeRef<'_>) -> Fields {
+            let sigs = e.signatures.iter();
+            let sigs = sigs.map(|s| (s.keyid.to_string(), s.sig.to_string()));
+            (
+                e.payload.into_owned(),
+                e.payload_type.into_owned(),
+                sigs.collect(),
+            )
+        }
+        let k = SigningKey::from_seed(&[9u8; 32]).unwrap();
+        let sealed = seal("application/x", b"hello", &k).unwrap();
+        let docs: &[&[u8]] = &[
+            &sealed,
+            br#" {"signatures":[{"sig":"AA==","x":1},{"keyid":"k","sig":"A\/"}],"payloadType":"t\u0041","payload":"","zz":null} "#,
+        ];
+        let (ok, bad) = crate::strict_json::tests::differential(
+            docs,
+            &["signatures"],
+            |d| EnvelopeRef::from_json(d).ok().map(fields),
+            |d| {
+                serde_json::from_slice::<EnvelopeRef<'_>>(d)
+                    .ok()
+                    .map(fields)
+            },
+        );
+        assert!(ok > 300 && bad > 3000, "{ok} accepted, {bad} refused");
     }
 }

@@ -11,6 +11,7 @@
 
 use crate::encoding::{b64url, b64url_decode, sha256, UnixSeconds};
 use crate::error::{Error, ErrorCode, Result};
+use crate::strict_json::{self, put};
 use core::mem::ManuallyDrop;
 use ring::signature::{
     Ed25519KeyPair, KeyPair, UnparsedPublicKey, ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_FIXED,
@@ -403,6 +404,34 @@ pub struct Jwk {
 }
 
 impl Jwk {
+    /// Reads a JWK as serde would (unknown members skipped), without serde_json.
+    pub(crate) fn read(r: &mut strict_json::Reader<'_>) -> strict_json::Res<Jwk> {
+        let (mut kty, mut crv, mut x) = (None, None, None);
+        let (mut y, mut kid, mut alg, mut not_after) = (None, None, None, None);
+        r.object(false, |r, k| {
+            match k {
+                "kty" => put(&mut kty, r.string()?)?,
+                "crv" => put(&mut crv, r.string()?)?,
+                "x" => put(&mut x, r.string()?)?,
+                "y" => put(&mut y, r.opt_string()?)?,
+                "kid" => put(&mut kid, r.opt_string()?)?,
+                "alg" => put(&mut alg, r.opt_string()?)?,
+                "not_after" => put(&mut not_after, r.opt_i64()?)?,
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        Ok(Jwk {
+            kty: kty.ok_or(())?,
+            crv: crv.ok_or(())?,
+            x: x.ok_or(())?,
+            y: y.flatten(),
+            kid: kid.flatten(),
+            alg: alg.flatten(),
+            not_after: not_after.flatten(),
+        })
+    }
+
     /// Validates and converts to a [`VerifyingKey`] (Ed25519 or P-256).
     pub fn to_key(&self) -> Result<VerifyingKey> {
         let key = match (self.kty.as_str(), self.crv.as_str(), &self.y) {
@@ -594,12 +623,46 @@ impl Keyset {
     }
 
     /// Parses a keyset from JSON.
+    ///
+    /// The JSON is read by the core's own strict reader of this shape (the
+    /// documents serde would accept for [`Keyset`], unknown members skipped),
+    /// which keeps serde_json out of modules that only verify tokens.
     pub fn from_json(json: &str) -> Result<Self> {
-        let set: Keyset = crate::encoding::parse_json(json.as_bytes(), 64 * 1024, "keyset")?;
+        const MAX: usize = 64 * 1024;
+        if json.len() > MAX {
+            return Err(Error::new(
+                ErrorCode::TooLarge,
+                "keyset exceeds 65536 bytes",
+            ));
+        }
+        let set = Self::read_json(json.as_bytes())?;
         for k in &set.keys {
             k.to_service_key()?;
         }
         Ok(set)
+    }
+
+    /// The strict parse alone (no key checks).
+    pub(crate) fn read_json(json: &[u8]) -> Result<Self> {
+        strict_json::parse(json, |r| {
+            let mut keys = None;
+            r.object(false, |r, k| {
+                if k != "keys" {
+                    return Ok(false);
+                }
+                let mut list = Vec::new();
+                r.array(|r| {
+                    list.push(Jwk::read(r)?);
+                    Ok(())
+                })?;
+                put(&mut keys, list)?;
+                Ok(true)
+            })?;
+            Ok(Keyset {
+                keys: keys.ok_or(())?,
+            })
+        })
+        .map_err(|()| Error::malformed("keyset: not a JWKS object ({\"keys\": [JWK, ...]})"))
     }
 
     /// Serializes to JSON.

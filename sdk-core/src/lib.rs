@@ -45,6 +45,7 @@
 //! | [`spool`] | — | the outbox's bookkeeping: bounds, drops, the in-flight batch (always built) |
 //! | [`memory_store`] | — | in-memory outbox and credential storage (tests, wasm hosts) |
 //! | `spool_file` | `spool-file` | the durable on-disk segment log behind the outbox |
+//! | `strict_json` (private) | — | the reader of the fixed shapes checked offline (JWS header, token claims, keyset, envelope), without serde_json |
 //! | `agent` | `agent` (adds `spool-file`) | a blocking driver: threads, files and clocks around the client |
 //! | `transport` | `transport` (adds `agent`) | the built-in HTTPS transport (ureq + rustls) |
 //! | `tls_probe` (private) | `transport` | after a certificate error, names the certificate the server presented (spots TLS-inspecting proxies) |
@@ -85,6 +86,7 @@ pub mod signer;
 pub mod spool;
 #[cfg(feature = "spool-file")]
 pub mod spool_file;
+mod strict_json;
 pub mod telemetry;
 pub mod token;
 

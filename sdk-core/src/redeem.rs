@@ -270,7 +270,7 @@ impl PendingRedeem {
         let u = jws::parse(response, RESPONSE_TYP)?;
         let claims: ResponseClaims = u.claims()?;
         let tok = jws::parse(&self.token, token::TYP)?;
-        let tok_claims: token::AccessTokenClaims = tok.claims()?;
+        let tok_claims = token::AccessTokenClaims::from_json(&tok.payload)?;
         let (signer, base) = match pinned {
             Some(keys) => (u.verify_with_keyset(keys, now)?, keys.clone()),
             None => {

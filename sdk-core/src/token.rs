@@ -9,6 +9,7 @@ use crate::encoding::UnixSeconds;
 use crate::error::{Error, ErrorCode, Result};
 use crate::jws;
 use crate::keys::{random_id, Keyset, RandomSource, SigningKey};
+use crate::strict_json::{self, put};
 use serde::{Deserialize, Serialize};
 
 /// JOSE `typ` of access tokens.
@@ -55,6 +56,62 @@ pub struct AccessTokenClaims {
     pub epoch: u64,
     /// How many endpoints may redeem this token.
     pub max_uses: u32,
+}
+
+impl AccessTokenClaims {
+    /// Parses claims as serde would for this struct (unknown members skipped),
+    /// with the core's strict reader instead of serde_json, so a module that
+    /// only inspects and verifies tokens carries no serde_json deserializer.
+    pub fn from_json(json: &[u8]) -> Result<AccessTokenClaims> {
+        let mut s: [Option<String>; 7] = Default::default();
+        let mut t: [Option<UnixSeconds>; 3] = [None; 3];
+        let (mut epoch, mut max_uses) = (None, None);
+        strict_json::parse(json, |r| {
+            r.object(false, |r, k| {
+                const STR: [&str; 7] = [
+                    "iss",
+                    "aud",
+                    "jti",
+                    "partner_id",
+                    "tenant_id",
+                    "region",
+                    "service_url",
+                ];
+                if let Some(i) = STR.iter().position(|n| *n == k) {
+                    put(&mut s[i], r.string()?)?;
+                } else if let Some(i) = ["iat", "nbf", "exp"].iter().position(|n| *n == k) {
+                    put(&mut t[i], r.i64()?)?;
+                } else if k == "epoch" {
+                    put(&mut epoch, r.u64()?)?;
+                } else if k == "max_uses" {
+                    put(&mut max_uses, r.u32()?)?;
+                } else {
+                    return Ok(false);
+                }
+                Ok(true)
+            })
+        })
+        .and_then(|()| {
+            let [iss, aud, jti, partner_id, tenant_id, region, service_url] =
+                s.map(|v| v.ok_or(()));
+            let [iat, nbf, exp] = t.map(|v| v.ok_or(()));
+            Ok(AccessTokenClaims {
+                iss: iss?,
+                aud: aud?,
+                jti: jti?,
+                iat: iat?,
+                nbf: nbf?,
+                exp: exp?,
+                partner_id: partner_id?,
+                tenant_id: tenant_id?,
+                region: region?,
+                service_url: service_url?,
+                epoch: epoch.ok_or(())?,
+                max_uses: max_uses.ok_or(())?,
+            })
+        })
+        .map_err(|()| Error::malformed("JWS payload: not valid access token claims"))
+    }
 }
 
 /// Validity of a token at a given time, for display.
@@ -148,7 +205,7 @@ pub fn inspect(token: &str) -> Result<TokenInfo> {
         .kid
         .clone()
         .ok_or_else(|| Error::malformed("token header lacks kid"))?;
-    let claims: AccessTokenClaims = u.claims()?;
+    let claims = AccessTokenClaims::from_json(&u.payload)?;
     check_shape(&claims)?;
     Ok(TokenInfo { kid, claims })
 }
@@ -194,7 +251,7 @@ pub fn verify(
     let skew = skew.clamp(0, MAX_SKEW);
     let u = jws::parse(token, TYP)?;
     u.verify_with_keyset(keys, now)?;
-    let claims: AccessTokenClaims = u.claims()?;
+    let claims = AccessTokenClaims::from_json(&u.payload)?;
     check_shape(&claims)?;
     if now.saturating_add(skew) < claims.nbf {
         return Err(Error::new(

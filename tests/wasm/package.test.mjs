@@ -218,6 +218,50 @@ test('lite: token vectors verify and inspect as in the full module', () => {
   assert.throws(() => lite.inspectToken('not a token'), (e) => e instanceof lite.EdrlinkError && e.code === 'malformed');
 });
 
+test('lite: key, token inspection and P-256 vectors (its own build of ring)', () => {
+  // The lite module is built apart from the full client (ring size-optimised, its own
+  // strict JSON reading in the core), so it is checked against the vectors directly.
+  const kinds = {};
+  const count = (k) => { kinds[k] = (kinds[k] || 0) + 1; };
+  const code = (f) => { try { f(); return null; } catch (e) { assert.ok(e instanceof lite.EdrlinkError); return e.code; } };
+  for (const c of vectors('keys')) {
+    const key = lite.SigningKey.fromSeed(hex(c.input.seed_hex));
+    if (c.kind === 'key_from_seed') {
+      assert.equal(Buffer.from(key.publicKey).toString('hex'), c.expect.public_key_hex, c.name);
+      assert.equal(key.keyId, c.expect.kid, c.name);
+    } else if (c.kind === 'ed25519_sign') {
+      const sig = key.sign(hex(c.input.message_hex));
+      assert.equal(Buffer.from(sig).toString('hex'), c.expect.signature_hex, c.name);
+      assert.ok(lite.verifySignature(key.publicKey, hex(c.input.message_hex), sig), c.name);
+    } else continue;
+    key.free();
+    count(c.kind);
+  }
+  for (const c of vectors('tokens')) {
+    if (c.kind !== 'token_inspect') continue;
+    if (c.expect.error) {
+      assert.equal(code(() => lite.inspectToken(c.input.token)), c.expect.error, c.name);
+    } else {
+      const r = lite.inspectToken(c.input.token);
+      assert.equal(r.kid, c.expect.kid, c.name);
+      assert.deepEqual(r.claims, c.expect.claims, c.name);
+    }
+    count(c.kind);
+  }
+  for (const c of vectors('p256')) {
+    const i = c.input;
+    if (c.kind === 'envelope_open') {
+      const open = () => lite.openEnvelope(new TextEncoder().encode(i.envelope), i.payload_type, hex(i.public_key_hex));
+      if (c.expect.error) assert.equal(code(open), c.expect.error, c.name);
+      else assert.deepEqual(open(), hex(c.expect.payload_hex), c.name);
+    } else if (c.kind === 'token_verify') {
+      assert.equal(code(() => lite.verifyToken(i.token, i.keyset_json, i.now, i.skew)), c.expect.error, c.name);
+    } else continue;
+    count(c.kind);
+  }
+  for (const k of ['key_from_seed', 'ed25519_sign', 'token_inspect', 'envelope_open', 'token_verify']) assert.ok(kinds[k] > 0, k);
+});
+
 test('lite: the web build loads from bytes and agrees with the node build', async () => {
   await liteWeb.init(readFileSync(new URL('pkg/lite-web/edrlink_lite_bg.wasm', pkgDir)));
   const k = liteWeb.SigningKey.fromSeed(new Uint8Array(32).fill(5));

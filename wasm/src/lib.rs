@@ -151,7 +151,10 @@ impl<T> IntoJs<T> for edrlink_core::Result<T> {
 /// Serializes to a plain object through JSON (maps as objects, `None` as `null`);
 /// smaller than a serde-to-JsValue serializer and the shapes are the wire JSON.
 pub(crate) fn to_js<T: Serialize + ?Sized>(v: &T) -> Result<JsValue, JsValue> {
-    let text = serde_json::to_string(v).map_err(|e| err(ErrorCode::Internal, e.to_string()))?;
+    // Cannot fail for the core's types (no maps with non-string keys); a static
+    // message keeps serde_json's error formatting out of the module.
+    let text = serde_json::to_string(v)
+        .map_err(|_| err(ErrorCode::Internal, "value does not serialize as JSON"))?;
     js_sys::JSON::parse(&text)
 }
 
@@ -179,7 +182,7 @@ pub(crate) fn json_text(v: &JsValue, what: &str) -> Result<String, JsValue> {
     if v.is_undefined() || v.is_null() {
         return Err(err(
             ErrorCode::InvalidArgument,
-            format!("{what} is required"),
+            [what, " is required"].concat(),
         ));
     }
     js_sys::JSON::stringify(v)
@@ -188,7 +191,7 @@ pub(crate) fn json_text(v: &JsValue, what: &str) -> Result<String, JsValue> {
         .ok_or_else(|| {
             err(
                 ErrorCode::InvalidArgument,
-                format!("{what} must be a JSON string or a plain object"),
+                [what, " must be a JSON string or a plain object"].concat(),
             )
         })
 }
