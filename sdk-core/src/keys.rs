@@ -13,10 +13,9 @@ use crate::encoding::{b64url, b64url_decode, sha256, UnixSeconds};
 use crate::error::{Error, ErrorCode, Result};
 use crate::strict_json::{self, put};
 use core::mem::ManuallyDrop;
-use ring::signature::{
-    Ed25519KeyPair, KeyPair, UnparsedPublicKey, ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_FIXED,
-    ED25519,
-};
+use ring::signature::{Ed25519KeyPair, KeyPair, UnparsedPublicKey, ED25519};
+#[cfg(feature = "p256")]
+use ring::signature::{ECDSA_P256_SHA256_ASN1, ECDSA_P256_SHA256_FIXED};
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -257,9 +256,7 @@ impl VerifyingKey {
     pub fn verify(&self, msg: &[u8], sig: &[u8]) -> Result<()> {
         let ok = match self {
             VerifyingKey::Ed25519(k) => UnparsedPublicKey::new(&ED25519, k).verify(msg, sig),
-            VerifyingKey::P256(k) => {
-                UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, k).verify(msg, sig)
-            }
+            VerifyingKey::P256(k) => p256_verify(P256Sig::Fixed, k, msg, sig)?,
         };
         ok.map_err(|_| Error::new(ErrorCode::BadSignature, "signature does not verify"))
     }
@@ -270,8 +267,7 @@ impl VerifyingKey {
     pub fn verify_dsse(&self, msg: &[u8], sig: &[u8]) -> Result<()> {
         match self {
             VerifyingKey::Ed25519(_) => self.verify(msg, sig),
-            VerifyingKey::P256(k) => UnparsedPublicKey::new(&ECDSA_P256_SHA256_ASN1, k)
-                .verify(msg, sig)
+            VerifyingKey::P256(k) => p256_verify(P256Sig::Der, k, msg, sig)?
                 .map_err(|_| Error::new(ErrorCode::BadSignature, "signature does not verify")),
         }
     }
@@ -303,6 +299,43 @@ impl core::fmt::Debug for VerifyingKey {
             self.key_id()
         )
     }
+}
+
+/// How a P-256 signature is encoded: JOSE `r‖s` or DER (X9.62).
+#[derive(Clone, Copy)]
+enum P256Sig {
+    Fixed,
+    Der,
+}
+
+/// One P-256 verification: `Ok(ring's answer)`, or `unsupported_algorithm`
+/// in a build without the `p256` feature (the wasm lite module), which then
+/// holds none of ring's P-256 code.
+#[cfg(feature = "p256")]
+fn p256_verify(
+    form: P256Sig,
+    key: &[u8; 65],
+    msg: &[u8],
+    sig: &[u8],
+) -> Result<core::result::Result<(), ring::error::Unspecified>> {
+    let alg = match form {
+        P256Sig::Fixed => &ECDSA_P256_SHA256_FIXED,
+        P256Sig::Der => &ECDSA_P256_SHA256_ASN1,
+    };
+    Ok(UnparsedPublicKey::new(alg, key).verify(msg, sig))
+}
+
+#[cfg(not(feature = "p256"))]
+fn p256_verify(
+    _: P256Sig,
+    _: &[u8; 65],
+    _: &[u8],
+    _: &[u8],
+) -> Result<core::result::Result<(), ring::error::Unspecified>> {
+    Err(Error::new(
+        ErrorCode::UnsupportedAlgorithm,
+        "this build does not verify P-256 signatures (the wasm lite module; the full client does)",
+    ))
 }
 
 /// The JOSE form (`r‖s`, 64 bytes) of an ECDSA P-256 signature given either

@@ -333,16 +333,21 @@ pub fn key_id_of(
 /// Checks a signature in the JOSE form: Ed25519 (64 bytes) with a 32-byte key,
 /// ECDSA P-256 over SHA-256 as raw `r‖s` (64 bytes, WebCrypto's form) with a
 /// 65-byte uncompressed point. Returns `false` when it does not verify; throws
-/// `malformed` when the public key is neither.
+/// `malformed` when the public key is neither, and `unsupported_algorithm` for a
+/// P-256 key in the lite module (which verifies Ed25519 only; the full client both).
 #[wasm_bindgen(js_name = verifySignature)]
 pub fn verify_signature(
     #[wasm_bindgen(js_name = "publicKey")] public_key: &[u8],
     message: &[u8],
     signature: &[u8],
 ) -> Result<bool, JsValue> {
-    Ok(verifying_key(public_key)?
-        .verify(message, signature)
-        .is_ok())
+    // `false` only for a signature that does not verify; a key this module
+    // cannot verify with (P-256 in the lite module) is an error, not a "no".
+    match verifying_key(public_key)?.verify(message, signature) {
+        Ok(()) => Ok(true),
+        Err(e) if e.code() == ErrorCode::BadSignature => Ok(false),
+        Err(e) => Err(js_error(&e)),
+    }
 }
 
 /// The DSSE pre-authentication encoding (the bytes an envelope signature covers):
