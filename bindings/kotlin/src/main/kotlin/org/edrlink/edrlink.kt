@@ -267,11 +267,49 @@ interface UniffiRustCallStatusErrorHandler<E> {
 // synchronize itself
 
 // Call a rust function that returns a Result<>.  Pass in the Error class companion that corresponds to the Err
+// Patched by bindings/uniffi/scripts/patch-kotlin.py (per-thread call statuses; see there).
 private inline fun <U, E: kotlin.Exception> uniffiRustCallWithError(errorHandler: UniffiRustCallStatusErrorHandler<E>, callback: (UniffiRustCallStatus) -> U): U {
-    var status = UniffiRustCallStatus()
-    val return_value = callback(status)
+    val stack = UniffiCallStatusStack.CURRENT.get()
+    val status = stack.acquire()
+    val return_value = try {
+        callback(status)
+    } finally {
+        stack.release(status)
+    }
     uniffiCheckCallStatus(errorHandler, status)
     return return_value
+}
+
+// Patched by bindings/uniffi/scripts/patch-kotlin.py.
+// The call statuses of one thread: slot i serves the call at nesting depth i
+// (a callback from Rust calling into Rust again goes one deeper). A status is
+// reused only while Rust left it at success, which is the state of a new one;
+// one that carries an error is dropped here and handed to the checker.
+internal class UniffiCallStatusStack {
+    private var slots = arrayOfNulls<UniffiRustCallStatus>(4)
+    private var depth = 0
+
+    fun acquire(): UniffiRustCallStatus {
+        val d = depth
+        if (d == slots.size) {
+            slots = slots.copyOf(d * 2)
+        }
+        val status = slots[d] ?: UniffiRustCallStatus().also { slots[d] = it }
+        depth = d + 1
+        return status
+    }
+
+    fun release(status: UniffiRustCallStatus) {
+        depth -= 1
+        if (!status.isSuccess()) {
+            slots[depth] = null
+        }
+    }
+
+    companion object {
+        @JvmField
+        val CURRENT: ThreadLocal<UniffiCallStatusStack> = ThreadLocal.withInitial { UniffiCallStatusStack() }
+    }
 }
 
 // Check UniffiRustCallStatus and throw an error if the call wasn't successful
