@@ -615,10 +615,7 @@ mod tests {
             env
         );
         assert_eq!(
-            signer
-                .seal_borrowed(b"\xff", b"hello")
-                .unwrap_err()
-                .code(),
+            signer.seal_borrowed(b"\xff", b"hello").unwrap_err().code(),
             ErrorCode::InvalidArgument
         );
         signer.wipe();
