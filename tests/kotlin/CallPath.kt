@@ -41,6 +41,42 @@ fun callPathTests(admin: Admin) {
         check(sealEnvelope(pt, payload, seed).contentEquals(expected))
     }
 
+    test("call path: seal (borrowed arguments underneath) = sealEnvelope = sealBorrowed, every size and type") {
+        EnvelopeSigner(seed).use { s ->
+            // 0 B to 2 MiB: the per-thread buffer grows, and above 1 MiB the generated path is taken
+            for (size in listOf(0, 1, 1024, 4095, 4096, 70_000, (1 shl 20) - pt.length, (1 shl 20) - pt.length + 1, 2 shl 20)) {
+                val p = ByteArray(size) { ((it * 7) % 253).toByte() }
+                val env = s.seal(pt, p)
+                check(env.contentEquals(sealEnvelope(pt, p, seed))) { "size $size" }
+                check(openEnvelope(env, pk, pt).contentEquals(p)) { "size $size: open" }
+                val a = java.nio.ByteBuffer.allocateDirect(pt.length).put(pt.toByteArray()).flip()
+                val b = java.nio.ByteBuffer.allocateDirect(maxOf(size, 1)).put(p).flip()
+                check(s.sealBorrowed(a, b).contentEquals(env)) { "size $size: sealBorrowed" }
+            }
+            // other payload types, then the same errors as the generated path
+            for (type in listOf("a/b", "application/x+json")) {
+                check(s.seal(type, payload).contentEquals(sealEnvelope(type, payload, seed)))
+            }
+            for (type in listOf("", "not a type", "text/\u00e9")) {
+                val e = expectErr("malformed") { s.seal(type, payload) }
+                val g = expectErr("malformed") { sealEnvelope(type, payload, seed) }
+                check(e.detail == g.detail) { "${e.detail} != ${g.detail}" }
+            }
+            // a lone surrogate fails in the generated UTF-8 encoder, as for every String argument
+            var thrown: Throwable? = null
+            try { s.seal("a/\ud800", payload) } catch (e: java.nio.charset.CharacterCodingException) { thrown = e }
+            check(thrown != null) { "no CharacterCodingException" }
+            // sealBorrowed itself: not UTF-8 is invalid_argument, a heap buffer is refused before Rust
+            val bad = java.nio.ByteBuffer.allocateDirect(2).put(byteArrayOf(0x61, 0xff.toByte())).flip()
+            expectErr("invalid_argument") { s.sealBorrowed(bad, java.nio.ByteBuffer.allocateDirect(0)) }
+            var refused = false
+            try { s.sealBorrowed(java.nio.ByteBuffer.wrap(pt.toByteArray()), java.nio.ByteBuffer.allocateDirect(0)) } catch (e: IllegalArgumentException) { refused = true }
+            check(refused) { "heap ByteBuffer accepted" }
+            s.wipe()
+            expectErr("invalid_state") { s.seal(pt, payload) }
+        }
+    }
+
     test("call path: Rust calls from inside a callback (nested on the calling thread) succeed and fail independently") {
         val t = Tenant(admin)
         val native = nativeTransport()

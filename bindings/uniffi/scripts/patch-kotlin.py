@@ -114,6 +114,75 @@ CALL_PATCHED = """\
 private inline fun <U> uniffiRustCall(callback: (Pointer) -> U): U {
 """
 
+SEAL_GENERATED = """\
+    uniffiRustCallWithError(EdrlinkException) { _status ->
+    UniffiLib.uniffi_edrlink_uniffi_fn_method_envelopesigner_seal(
+        it,
+        
+        FfiConverterString.lower(`payloadType`),
+        FfiConverterByteArray.lower(`payload`),_status)
+}
+"""
+
+SEAL_PATCHED = """\
+    uniffiRustCallWithError(EdrlinkException) { _status ->
+    """ + MARK + """ (EnvelopeSigner.seal through seal_borrowed).
+    UniffiBorrowedSealArgs.CURRENT.get().call(it, `payloadType`, `payload`, _status)
+}
+"""
+
+BORROWED_ANCHOR = """\
+// Check UniffiRustCallStatus and throw an error if the call wasn't successful
+"""
+
+BORROWED_PATCHED = MARK + """.
+// EnvelopeSigner.seal passes its arguments to the Rust `seal_borrowed` (same
+// construction, `&[u8]` arguments) out of one per-thread direct buffer, with
+// two reused ForeignBytes: one FFI round trip and no Rust argument buffers,
+// where the generated path allocates a RustBuffer per argument (a Rust call
+// and a JNA Structure each). The payload type is encoded by the generated
+// FfiConverterString.toUtf8 (same errors). Arguments above 1 MiB together
+// take the generated path (the copy dominates there, and the per-thread
+// buffer stays small). Rust does not call back into Kotlin during the call,
+// so the buffer cannot be reused while it is borrowed.
+internal class UniffiBorrowedSealArgs {
+    private var buffer: java.nio.ByteBuffer = java.nio.ByteBuffer.allocateDirect(4096)
+    private var base: Pointer = Native.getDirectBufferPointer(buffer)
+    private val first = ForeignBytes.ByValue()
+    private val second = ForeignBytes.ByValue()
+
+    fun call(handle: Long, payloadType: String, payload: ByteArray, status: Pointer): RustBuffer.ByValue {
+        val type = FfiConverterString.toUtf8(payloadType)
+        val n = type.remaining()
+        val total = n.toLong() + payload.size
+        if (total > LIMIT) {
+            return UniffiLib.uniffi_edrlink_uniffi_fn_method_envelopesigner_seal(
+                handle, FfiConverterString.lower(payloadType), FfiConverterByteArray.lower(payload), status)
+        }
+        if (total > buffer.capacity()) {
+            buffer = java.nio.ByteBuffer.allocateDirect(maxOf(total.toInt(), buffer.capacity() * 2).coerceAtMost(LIMIT))
+            base = Native.getDirectBufferPointer(buffer)
+        }
+        buffer.clear()
+        buffer.put(type)
+        buffer.put(payload)
+        first.len = n
+        first.data = base
+        second.len = payload.size
+        second.data = base.share(n.toLong())
+        return UniffiLib.uniffi_edrlink_uniffi_fn_method_envelopesigner_seal_borrowed(handle, first, second, status)
+    }
+
+    companion object {
+        const val LIMIT = 1 shl 20
+
+        @JvmField
+        val CURRENT: ThreadLocal<UniffiBorrowedSealArgs> = ThreadLocal.withInitial { UniffiBorrowedSealArgs() }
+    }
+}
+
+""" + BORROWED_ANCHOR
+
 # (generated text, patched text, expected occurrences; None: one or more)
 REPLACEMENTS = [
     (CALL_WITH_ERROR_GENERATED, CALL_WITH_ERROR_PATCHED, 1),
@@ -122,6 +191,8 @@ REPLACEMENTS = [
     # Pointer as is, where a Structure argument is written before and read
     # back after every call (measured ~10x the cost of the call itself).
     ("uniffi_out_err: UniffiRustCallStatus,", "uniffi_out_err: Pointer,", None),
+    (SEAL_GENERATED, SEAL_PATCHED, 1),
+    (BORROWED_ANCHOR, BORROWED_PATCHED, 1),
 ]
 
 

@@ -367,11 +367,11 @@ impl EnvelopeSigner {
     /// [`EnvelopeSigner::seal`] with both arguments borrowed from the caller's
     /// memory (`payload_type` as its UTF-8 bytes): uniffi passes a `&[u8]`
     /// argument as a pointer and length instead of copying it into a Rust
-    /// buffer first, which from Python saves two FFI round trips and two
-    /// copies per envelope (Python's `EnvelopeSigner.seal` calls this
-    /// underneath). Kotlin sees two direct `ByteBuffer`s, Swift two `Data`.
-    /// Same envelope bytes and errors as `seal`; a `payload_type` that is not
-    /// UTF-8 is `invalid_argument`.
+    /// buffer first, which saves two FFI round trips and two argument buffers
+    /// per envelope. Python's and Kotlin's `EnvelopeSigner.seal` call this
+    /// underneath; Kotlin callers may also pass two direct `ByteBuffer`s (not
+    /// generated for Swift). Same envelope bytes and errors as `seal`; a
+    /// `payload_type` that is not UTF-8 is `invalid_argument`.
     pub fn seal_borrowed(&self, payload_type: &[u8], payload: &[u8]) -> Result<Bytes> {
         let payload_type = core::str::from_utf8(payload_type).map_err(|_| {
             EdrlinkError::new(ErrorCode::InvalidArgument, "the payload type is not UTF-8")

@@ -322,6 +322,52 @@ internal class UniffiCallStatusStack {
     }
 }
 
+// Patched by bindings/uniffi/scripts/patch-kotlin.py.
+// EnvelopeSigner.seal passes its arguments to the Rust `seal_borrowed` (same
+// construction, `&[u8]` arguments) out of one per-thread direct buffer, with
+// two reused ForeignBytes: one FFI round trip and no Rust argument buffers,
+// where the generated path allocates a RustBuffer per argument (a Rust call
+// and a JNA Structure each). The payload type is encoded by the generated
+// FfiConverterString.toUtf8 (same errors). Arguments above 1 MiB together
+// take the generated path (the copy dominates there, and the per-thread
+// buffer stays small). Rust does not call back into Kotlin during the call,
+// so the buffer cannot be reused while it is borrowed.
+internal class UniffiBorrowedSealArgs {
+    private var buffer: java.nio.ByteBuffer = java.nio.ByteBuffer.allocateDirect(4096)
+    private var base: Pointer = Native.getDirectBufferPointer(buffer)
+    private val first = ForeignBytes.ByValue()
+    private val second = ForeignBytes.ByValue()
+
+    fun call(handle: Long, payloadType: String, payload: ByteArray, status: Pointer): RustBuffer.ByValue {
+        val type = FfiConverterString.toUtf8(payloadType)
+        val n = type.remaining()
+        val total = n.toLong() + payload.size
+        if (total > LIMIT) {
+            return UniffiLib.uniffi_edrlink_uniffi_fn_method_envelopesigner_seal(
+                handle, FfiConverterString.lower(payloadType), FfiConverterByteArray.lower(payload), status)
+        }
+        if (total > buffer.capacity()) {
+            buffer = java.nio.ByteBuffer.allocateDirect(maxOf(total.toInt(), buffer.capacity() * 2).coerceAtMost(LIMIT))
+            base = Native.getDirectBufferPointer(buffer)
+        }
+        buffer.clear()
+        buffer.put(type)
+        buffer.put(payload)
+        first.len = n
+        first.data = base
+        second.len = payload.size
+        second.data = base.share(n.toLong())
+        return UniffiLib.uniffi_edrlink_uniffi_fn_method_envelopesigner_seal_borrowed(handle, first, second, status)
+    }
+
+    companion object {
+        const val LIMIT = 1 shl 20
+
+        @JvmField
+        val CURRENT: ThreadLocal<UniffiBorrowedSealArgs> = ThreadLocal.withInitial { UniffiBorrowedSealArgs() }
+    }
+}
+
 // Check UniffiRustCallStatus and throw an error if the call wasn't successful
 private fun<E: kotlin.Exception> uniffiCheckCallStatus(errorHandler: UniffiRustCallStatusErrorHandler<E>, status: UniffiRustCallStatus) {
     if (status.isSuccess()) {
@@ -917,6 +963,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_edrlink_uniffi_checksum_method_envelopesigner_seal_batch(
     ): Int
+    external fun uniffi_edrlink_uniffi_checksum_method_envelopesigner_seal_borrowed(
+    ): Int
     external fun uniffi_edrlink_uniffi_checksum_method_envelopesigner_wipe(
     ): Int
     external fun uniffi_edrlink_uniffi_checksum_method_edrlinkclient_enroll(
@@ -1011,6 +1059,8 @@ internal object UniffiLib {
     external fun uniffi_edrlink_uniffi_fn_method_envelopesigner_seal(`ptr`: Long,`payloadType`: RustBuffer.ByValue,`payload`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
     external fun uniffi_edrlink_uniffi_fn_method_envelopesigner_seal_batch(`ptr`: Long,`payloadType`: RustBuffer.ByValue,`payloads`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
+    ): RustBuffer.ByValue
+    external fun uniffi_edrlink_uniffi_fn_method_envelopesigner_seal_borrowed(`ptr`: Long,`payloadType`: ForeignBytes.ByValue,`payload`: ForeignBytes.ByValue,uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
     external fun uniffi_edrlink_uniffi_fn_method_envelopesigner_wipe(`ptr`: Long,uniffi_out_err: Pointer, 
     ): Unit
@@ -1355,6 +1405,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_edrlink_uniffi_checksum_method_envelopesigner_seal_batch() and 0xFFFF) != 63981) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_edrlink_uniffi_checksum_method_envelopesigner_seal_borrowed() and 0xFFFF) != 47615) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_edrlink_uniffi_checksum_method_envelopesigner_wipe() and 0xFFFF) != 13888) {
@@ -2992,6 +3045,18 @@ public interface EnvelopeSignerInterface {
     fun `sealBatch`(`payloadType`: kotlin.String, `payloads`: List<kotlin.ByteArray>): List<kotlin.ByteArray>
     
     /**
+     * [`EnvelopeSigner::seal`] with both arguments borrowed from the caller's
+     * memory (`payload_type` as its UTF-8 bytes): uniffi passes a `&[u8]`
+     * argument as a pointer and length instead of copying it into a Rust
+     * buffer first, which saves two FFI round trips and two argument buffers
+     * per envelope. Python's and Kotlin's `EnvelopeSigner.seal` call this
+     * underneath; Kotlin callers may also pass two direct `ByteBuffer`s (not
+     * generated for Swift). Same envelope bytes and errors as `seal`; a
+     * `payload_type` that is not UTF-8 is `invalid_argument`.
+     */
+    fun `sealBorrowed`(`payloadType`: java.nio.ByteBuffer, `payload`: java.nio.ByteBuffer): kotlin.ByteArray
+    
+    /**
      * Wipes the key now (idempotent); later calls raise `invalid_state`.
      * (Kotlin's `close()` and Python's `close()` / `with` do this too.)
      */
@@ -3159,11 +3224,8 @@ open class EnvelopeSigner: Disposable, AutoCloseable, EnvelopeSignerInterface
             return FfiConverterByteArray.lift(
     callWithHandle {
     uniffiRustCallWithError(EdrlinkException) { _status ->
-    UniffiLib.uniffi_edrlink_uniffi_fn_method_envelopesigner_seal(
-        it,
-        
-        FfiConverterString.lower(`payloadType`),
-        FfiConverterByteArray.lower(`payload`),_status)
+    // Patched by bindings/uniffi/scripts/patch-kotlin.py (EnvelopeSigner.seal through seal_borrowed).
+    UniffiBorrowedSealArgs.CURRENT.get().call(it, `payloadType`, `payload`, _status)
 }
     }
     )
@@ -3187,6 +3249,32 @@ open class EnvelopeSigner: Disposable, AutoCloseable, EnvelopeSignerInterface
         
         FfiConverterString.lower(`payloadType`),
         FfiConverterSequenceByteArray.lower(`payloads`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * [`EnvelopeSigner::seal`] with both arguments borrowed from the caller's
+     * memory (`payload_type` as its UTF-8 bytes): uniffi passes a `&[u8]`
+     * argument as a pointer and length instead of copying it into a Rust
+     * buffer first, which saves two FFI round trips and two argument buffers
+     * per envelope. Python's and Kotlin's `EnvelopeSigner.seal` call this
+     * underneath; Kotlin callers may also pass two direct `ByteBuffer`s (not
+     * generated for Swift). Same envelope bytes and errors as `seal`; a
+     * `payload_type` that is not UTF-8 is `invalid_argument`.
+     */
+    @Throws(EdrlinkException::class)override fun `sealBorrowed`(`payloadType`: java.nio.ByteBuffer, `payload`: java.nio.ByteBuffer): kotlin.ByteArray {
+            return FfiConverterByteArray.lift(
+    callWithHandle {
+    uniffiRustCallWithError(EdrlinkException) { _status ->
+    UniffiLib.uniffi_edrlink_uniffi_fn_method_envelopesigner_seal_borrowed(
+        it,
+        
+        FfiConverterByRefBytes.lower(`payloadType`),
+        FfiConverterByRefBytes.lower(`payload`),_status)
 }
     }
     )
