@@ -25,7 +25,13 @@ touch this path, so the helper that creates the status is replaced:
 - a status Rust wrote an error into is dropped from the stack (the next call
   at that depth allocates a fresh one) and handed to the generated
   `uniffiCheckCallStatus` after reading it back, so every error, panic and
-  unknown code raises exactly as generated.
+  unknown code raises exactly as generated;
+- `EnvelopeSigner.seal(String, ByteArray)` calls the Rust `seal_borrowed`
+  (same construction, `&[u8]` arguments) with its arguments copied into a
+  per-thread direct buffer and two reused `ForeignBytes`: one Rust call and
+  one JNA `Structure` (the result) instead of three calls and three
+  (each `RustBuffer` argument is a `rustbuffer_alloc` call returning a new
+  by-value `Structure`). Above 1 MiB of arguments it takes the generated path.
 
 Every replacement is an exact text match that must occur the expected number
 of times: a different uniffi version fails loudly instead of being patched
@@ -101,7 +107,10 @@ internal class UniffiCallStatusStack {
 
     companion object {
         @JvmField
-        val CURRENT: ThreadLocal<UniffiCallStatusStack> = ThreadLocal.withInitial { UniffiCallStatusStack() }
+        // (not ThreadLocal.withInitial: that needs Android API 26, the bindings support 24)
+        val CURRENT: ThreadLocal<UniffiCallStatusStack> = object : ThreadLocal<UniffiCallStatusStack>() {
+            override fun initialValue() = UniffiCallStatusStack()
+        }
     }
 }
 """
@@ -177,7 +186,9 @@ internal class UniffiBorrowedSealArgs {
         const val LIMIT = 1 shl 20
 
         @JvmField
-        val CURRENT: ThreadLocal<UniffiBorrowedSealArgs> = ThreadLocal.withInitial { UniffiBorrowedSealArgs() }
+        val CURRENT: ThreadLocal<UniffiBorrowedSealArgs> = object : ThreadLocal<UniffiBorrowedSealArgs>() {
+            override fun initialValue() = UniffiBorrowedSealArgs()
+        }
     }
 }
 

@@ -20,10 +20,15 @@ error handling and only cut the Python work:
   ``memmove``;
 - ``bytes`` results: one copy out of the buffer, then the buffer is freed
   (also when the length prefix is inconsistent, which raises as before).
+- ``EnvelopeSigner.seal``: calls the Rust ``seal_borrowed`` (the same
+  construction with ``&[u8]`` arguments) so both arguments are passed as
+  pointers into the caller's ``bytes`` instead of Rust buffers (see
+  ``_install_seal``).
 
-Nothing here changes which Rust functions are called or what they receive.
-If the generated module does not have the expected shape (another uniffi
-version), nothing is replaced and the generated helpers are used as they are.
+Apart from ``seal`` (which calls ``seal_borrowed``), nothing here changes
+which Rust functions are called or what they receive. If the generated
+module does not have the expected shape (another uniffi version), nothing is
+replaced and the generated helpers are used as they are.
 """
 
 from __future__ import annotations

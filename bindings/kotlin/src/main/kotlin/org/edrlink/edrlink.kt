@@ -318,7 +318,10 @@ internal class UniffiCallStatusStack {
 
     companion object {
         @JvmField
-        val CURRENT: ThreadLocal<UniffiCallStatusStack> = ThreadLocal.withInitial { UniffiCallStatusStack() }
+        // (not ThreadLocal.withInitial: that needs Android API 26, the bindings support 24)
+        val CURRENT: ThreadLocal<UniffiCallStatusStack> = object : ThreadLocal<UniffiCallStatusStack>() {
+            override fun initialValue() = UniffiCallStatusStack()
+        }
     }
 }
 
@@ -364,7 +367,9 @@ internal class UniffiBorrowedSealArgs {
         const val LIMIT = 1 shl 20
 
         @JvmField
-        val CURRENT: ThreadLocal<UniffiBorrowedSealArgs> = ThreadLocal.withInitial { UniffiBorrowedSealArgs() }
+        val CURRENT: ThreadLocal<UniffiBorrowedSealArgs> = object : ThreadLocal<UniffiBorrowedSealArgs>() {
+            override fun initialValue() = UniffiBorrowedSealArgs()
+        }
     }
 }
 
