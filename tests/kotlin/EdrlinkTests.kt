@@ -290,6 +290,9 @@ fun main() {
         s.close()
     }
 
+    // --- the per-call path (reused call statuses, nesting)
+    callPathTests(admin)
+
     // --- host transport
     test("host transport (java.net.http): real exchange") {
         val t = Tenant(admin)

@@ -62,7 +62,7 @@ def main() -> None:
 
     figures: dict = {}
     batch = 64
-    print(f"edrlink {edrlink.__version__} (uniffi), Python envelope seal, best of 5; lean call glue: {edrlink.FASTCALL}")
+    print(f"edrlink {edrlink.__version__} (uniffi), Python envelope seal, best of 5; lean call glue: {edrlink.FASTCALL}, borrowed seal: {edrlink.BORROWED_SEAL}")
     print(f"{'size':>6} {'edrlink µs':>11} {'cryptography µs':>16} {'crypto/edrlink':>15} {'rust µs':>8} {'edrlink/rust':>13}")
     for size in (1024, 64 * 1024):
         payload = bytes((i * 31) % 251 for i in range(size))
@@ -84,19 +84,21 @@ def main() -> None:
     t = ns_per_call(edrlink.protocol_version)
     py = ns_per_call(lambda: None)
     print(f"trivial call edrlink.protocol_version(): {t:.0f} ns (a Python no-op lambda: {py:.0f} ns)")
-    figures.update(trivial_ns=t, noop_ns=py, fastcall=edrlink.FASTCALL)
+    figures.update(trivial_ns=t, noop_ns=py, fastcall=edrlink.FASTCALL, borrowed_seal=edrlink.BORROWED_SEAL)
     if not args.no_compare and edrlink.FASTCALL:
-        # The same figures with uniffi's generated per-call helpers, in a child
-        # process of this run (edrlink/_fastcall.py is what differs).
+        # The same figures in child processes of this run: with uniffi's
+        # generated per-call helpers (edrlink/_fastcall.py not installed), and
+        # with the lean helpers but the generated seal (seal_borrowed unused).
         import os
         import subprocess
         import sys
 
-        env = dict(os.environ, EDRLINK_GENERATED_CALLS="1")
-        out = subprocess.run([sys.executable, __file__, "--no-compare"], env=env, capture_output=True, text=True, check=True).stdout
-        gen = json.loads(out.split("BENCH_JSON ", 1)[1])
-        figures["generated"] = {"seal_1k_ns": gen["seal_1k"]["edrlink_ns"], "trivial_ns": gen["trivial_ns"]}
-        print(f"with uniffi's generated call helpers: seal 1 KiB {gen['seal_1k']['edrlink_ns'] / 1000:.1f} µs, trivial call {gen['trivial_ns']:.0f} ns")
+        for mode, key, label in (("1", "generated", "uniffi's generated call helpers"), ("seal", "generated_seal", "lean helpers, generated seal (no borrowed arguments)")):
+            env = dict(os.environ, EDRLINK_GENERATED_CALLS=mode)
+            out = subprocess.run([sys.executable, __file__, "--no-compare"], env=env, capture_output=True, text=True, check=True).stdout
+            gen = json.loads(out.split("BENCH_JSON ", 1)[1])
+            figures[key] = {"seal_1k_ns": gen["seal_1k"]["edrlink_ns"], "trivial_ns": gen["trivial_ns"]}
+            print(f"with {label}: seal 1 KiB {gen['seal_1k']['edrlink_ns'] / 1000:.1f} µs, trivial call {gen['trivial_ns']:.0f} ns")
     # One machine-readable line for scripts/bench.sh.
     print("BENCH_JSON " + json.dumps(figures))
     signer.wipe()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Generates the committed Kotlin and Swift bindings from the compiled
-# edrlink-uniffi library with the workspace's pinned uniffi-bindgen, or with
+# edrlink-uniffi library with the workspace's pinned uniffi-bindgen (Kotlin
+# then patched by patch-kotlin.py: a leaner per-call path), or with
 # --check verifies that the committed copies equal a fresh generation (drift
 # fails). Either way the platform examples that cannot be compiled here
 # (bindings/kotlin/examples, bindings/swift/Examples) are checked against the
@@ -32,6 +33,12 @@ rm -rf "$OUT"; mkdir -p "$OUT/kotlin" "$OUT/swift"
 # uniffi.toml is read from the crate root (bindings/uniffi/uniffi.toml) in --library mode.
 "$BINDGEN" generate --no-format --library "$LIB" --language kotlin --out-dir "$OUT/kotlin" >/dev/null
 "$BINDGEN" generate --no-format --library "$LIB" --language swift --out-dir "$OUT/swift" >/dev/null
+# The Kotlin call path gets per-thread call statuses (see patch-kotlin.py): the
+# committed file is this generation plus that deterministic patch. The file as
+# generated stays in $OUT/kotlin-unpatched (tests/kotlin/bench.sh compares both).
+mkdir -p "$OUT/kotlin-unpatched/org/edrlink"
+cp "$OUT/kotlin/org/edrlink/edrlink.kt" "$OUT/kotlin-unpatched/org/edrlink/edrlink.kt"
+python3 bindings/uniffi/scripts/patch-kotlin.py "$OUT/kotlin/org/edrlink/edrlink.kt"
 
 # generated path -> committed path
 PAIRS=(

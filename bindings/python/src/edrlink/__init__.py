@@ -32,12 +32,16 @@ import logging as _logging
 import os as _os
 from typing import Optional
 
-from ._fastcall import install as _install_fastcall
+from . import _fastcall
 from ._native import edrlink as _generated  # the module uniffi generated (maturin's layout)
 
-# Leaner per-call glue (see _fastcall.py); EDRLINK_GENERATED_CALLS=1 keeps the
-# generated helpers as they are (for comparison in tests/python/bench.py).
-FASTCALL: bool = _os.environ.get("EDRLINK_GENERATED_CALLS") != "1" and _install_fastcall(_generated)
+# Leaner per-call glue (see _fastcall.py). For same-run comparisons in
+# tests/python/bench.py: EDRLINK_GENERATED_CALLS=1 keeps every generated helper
+# as it is, EDRLINK_GENERATED_CALLS=seal only the generated EnvelopeSigner.seal.
+_GENERATED = _os.environ.get("EDRLINK_GENERATED_CALLS")
+FASTCALL: bool = _GENERATED != "1" and _fastcall.install(_generated, seal=_GENERATED != "seal")
+#: Whether EnvelopeSigner.seal passes its arguments borrowed (zero-copy) to Rust.
+BORROWED_SEAL: bool = _fastcall.BORROWED_SEAL
 
 from ._native import *  # noqa: F401,F403,E402  (the generated API)
 from ._native import (  # noqa: E402

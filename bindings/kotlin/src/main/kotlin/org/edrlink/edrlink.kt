@@ -267,11 +267,110 @@ interface UniffiRustCallStatusErrorHandler<E> {
 // synchronize itself
 
 // Call a rust function that returns a Result<>.  Pass in the Error class companion that corresponds to the Err
-private inline fun <U, E: kotlin.Exception> uniffiRustCallWithError(errorHandler: UniffiRustCallStatusErrorHandler<E>, callback: (UniffiRustCallStatus) -> U): U {
-    var status = UniffiRustCallStatus()
-    val return_value = callback(status)
-    uniffiCheckCallStatus(errorHandler, status)
+// Patched by bindings/uniffi/scripts/patch-kotlin.py (per-thread call statuses; see there).
+private inline fun <U, E: kotlin.Exception> uniffiRustCallWithError(errorHandler: UniffiRustCallStatusErrorHandler<E>, callback: (Pointer) -> U): U {
+    val stack = UniffiCallStatusStack.CURRENT.get()
+    val status = stack.acquire()
+    val pointer = status.pointer
+    val return_value = try {
+        callback(pointer)
+    } finally {
+        stack.release(status)
+    }
+    // Rust writes the status only when the call did not succeed.
+    if (pointer.getByte(0) != UNIFFI_CALL_SUCCESS) {
+        status.read()
+        uniffiCheckCallStatus(errorHandler, status)
+    }
     return return_value
+}
+
+// Patched by bindings/uniffi/scripts/patch-kotlin.py.
+// The call statuses of one thread: slot i serves the call at nesting depth i
+// (a callback from Rust calling into Rust again goes one deeper). The Rust
+// functions take the status as a plain pointer (no JNA Structure conversion
+// per call). A status is reused only while Rust left it at success, which is
+// the state of a new one; one that carries an error is dropped from its slot
+// and handed to the generated checker.
+internal class UniffiCallStatusStack {
+    private var slots = arrayOfNulls<UniffiRustCallStatus>(4)
+    private var depth = 0
+
+    fun acquire(): UniffiRustCallStatus {
+        val d = depth
+        if (d == slots.size) {
+            slots = slots.copyOf(d * 2)
+        }
+        val status = slots[d] ?: UniffiRustCallStatus().also {
+            it.write()
+            slots[d] = it
+        }
+        depth = d + 1
+        return status
+    }
+
+    fun release(status: UniffiRustCallStatus) {
+        depth -= 1
+        if (status.pointer.getByte(0) != UNIFFI_CALL_SUCCESS) {
+            slots[depth] = null
+        }
+    }
+
+    companion object {
+        @JvmField
+        // (not ThreadLocal.withInitial: that needs Android API 26, the bindings support 24)
+        val CURRENT: ThreadLocal<UniffiCallStatusStack> = object : ThreadLocal<UniffiCallStatusStack>() {
+            override fun initialValue() = UniffiCallStatusStack()
+        }
+    }
+}
+
+// Patched by bindings/uniffi/scripts/patch-kotlin.py.
+// EnvelopeSigner.seal passes its arguments to the Rust `seal_borrowed` (same
+// construction, `&[u8]` arguments) out of one per-thread direct buffer, with
+// two reused ForeignBytes: one FFI round trip and no Rust argument buffers,
+// where the generated path allocates a RustBuffer per argument (a Rust call
+// and a JNA Structure each). The payload type is encoded by the generated
+// FfiConverterString.toUtf8 (same errors). Arguments above 1 MiB together
+// take the generated path (the copy dominates there, and the per-thread
+// buffer stays small). Rust does not call back into Kotlin during the call,
+// so the buffer cannot be reused while it is borrowed.
+internal class UniffiBorrowedSealArgs {
+    private var buffer: java.nio.ByteBuffer = java.nio.ByteBuffer.allocateDirect(4096)
+    private var base: Pointer = Native.getDirectBufferPointer(buffer)
+    private val first = ForeignBytes.ByValue()
+    private val second = ForeignBytes.ByValue()
+
+    fun call(handle: Long, payloadType: String, payload: ByteArray, status: Pointer): RustBuffer.ByValue {
+        val type = FfiConverterString.toUtf8(payloadType)
+        val n = type.remaining()
+        val total = n.toLong() + payload.size
+        if (total > LIMIT) {
+            return UniffiLib.uniffi_edrlink_uniffi_fn_method_envelopesigner_seal(
+                handle, FfiConverterString.lower(payloadType), FfiConverterByteArray.lower(payload), status)
+        }
+        if (total > buffer.capacity()) {
+            buffer = java.nio.ByteBuffer.allocateDirect(maxOf(total.toInt(), buffer.capacity() * 2).coerceAtMost(LIMIT))
+            base = Native.getDirectBufferPointer(buffer)
+        }
+        buffer.clear()
+        buffer.put(type)
+        buffer.put(payload)
+        first.len = n
+        first.data = base
+        second.len = payload.size
+        second.data = base.share(n.toLong())
+        return UniffiLib.uniffi_edrlink_uniffi_fn_method_envelopesigner_seal_borrowed(handle, first, second, status)
+    }
+
+    companion object {
+        const val LIMIT = 1 shl 20
+
+        @JvmField
+        val CURRENT: ThreadLocal<UniffiBorrowedSealArgs> = object : ThreadLocal<UniffiBorrowedSealArgs>() {
+            override fun initialValue() = UniffiBorrowedSealArgs()
+        }
+    }
 }
 
 // Check UniffiRustCallStatus and throw an error if the call wasn't successful
@@ -307,7 +406,7 @@ object UniffiNullRustCallStatusErrorHandler: UniffiRustCallStatusErrorHandler<In
 }
 
 // Call a rust function that returns a plain value
-private inline fun <U> uniffiRustCall(callback: (UniffiRustCallStatus) -> U): U {
+private inline fun <U> uniffiRustCall(callback: (Pointer) -> U): U {
     return uniffiRustCallWithError(UniffiNullRustCallStatusErrorHandler, callback)
 }
 
@@ -869,6 +968,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_edrlink_uniffi_checksum_method_envelopesigner_seal_batch(
     ): Int
+    external fun uniffi_edrlink_uniffi_checksum_method_envelopesigner_seal_borrowed(
+    ): Int
     external fun uniffi_edrlink_uniffi_checksum_method_envelopesigner_wipe(
     ): Int
     external fun uniffi_edrlink_uniffi_checksum_method_edrlinkclient_enroll(
@@ -948,165 +1049,167 @@ internal object UniffiLib {
     }
 
     internal fun ensureInitialized() = Unit
-    external fun uniffi_edrlink_uniffi_fn_clone_envelopesigner(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_clone_envelopesigner(`handle`: Long,uniffi_out_err: Pointer, 
     ): Long
-    external fun uniffi_edrlink_uniffi_fn_free_envelopesigner(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_free_envelopesigner(`handle`: Long,uniffi_out_err: Pointer, 
     ): Unit
-    external fun uniffi_edrlink_uniffi_fn_constructor_envelopesigner_generate(uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_constructor_envelopesigner_generate(uniffi_out_err: Pointer, 
     ): Long
-    external fun uniffi_edrlink_uniffi_fn_constructor_envelopesigner_new(`seed`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_constructor_envelopesigner_new(`seed`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): Long
-    external fun uniffi_edrlink_uniffi_fn_method_envelopesigner_key_id(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_method_envelopesigner_key_id(`ptr`: Long,uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun uniffi_edrlink_uniffi_fn_method_envelopesigner_public_key(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_method_envelopesigner_public_key(`ptr`: Long,uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun uniffi_edrlink_uniffi_fn_method_envelopesigner_seal(`ptr`: Long,`payloadType`: RustBuffer.ByValue,`payload`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_method_envelopesigner_seal(`ptr`: Long,`payloadType`: RustBuffer.ByValue,`payload`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun uniffi_edrlink_uniffi_fn_method_envelopesigner_seal_batch(`ptr`: Long,`payloadType`: RustBuffer.ByValue,`payloads`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_method_envelopesigner_seal_batch(`ptr`: Long,`payloadType`: RustBuffer.ByValue,`payloads`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun uniffi_edrlink_uniffi_fn_method_envelopesigner_wipe(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_method_envelopesigner_seal_borrowed(`ptr`: Long,`payloadType`: ForeignBytes.ByValue,`payload`: ForeignBytes.ByValue,uniffi_out_err: Pointer, 
+    ): RustBuffer.ByValue
+    external fun uniffi_edrlink_uniffi_fn_method_envelopesigner_wipe(`ptr`: Long,uniffi_out_err: Pointer, 
     ): Unit
-    external fun uniffi_edrlink_uniffi_fn_clone_edrlinkclient(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_clone_edrlinkclient(`handle`: Long,uniffi_out_err: Pointer, 
     ): Long
-    external fun uniffi_edrlink_uniffi_fn_free_edrlinkclient(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_free_edrlinkclient(`handle`: Long,uniffi_out_err: Pointer, 
     ): Unit
-    external fun uniffi_edrlink_uniffi_fn_constructor_edrlinkclient_new(`options`: RustBuffer.ByValue,`transport`: RustBuffer.ByValue,`transportOptions`: RustBuffer.ByValue,`credentialStore`: RustBuffer.ByValue,`hostKeys`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_constructor_edrlinkclient_new(`options`: RustBuffer.ByValue,`transport`: RustBuffer.ByValue,`transportOptions`: RustBuffer.ByValue,`credentialStore`: RustBuffer.ByValue,`hostKeys`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): Long
-    external fun uniffi_edrlink_uniffi_fn_method_edrlinkclient_enroll(`ptr`: Long,`token`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_method_edrlinkclient_enroll(`ptr`: Long,`token`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun uniffi_edrlink_uniffi_fn_method_edrlinkclient_enroll_with_package(`ptr`: Long,`packageJson`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_method_edrlinkclient_enroll_with_package(`ptr`: Long,`packageJson`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun uniffi_edrlink_uniffi_fn_method_edrlinkclient_flush(`ptr`: Long,`timeoutSecs`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_method_edrlinkclient_flush(`ptr`: Long,`timeoutSecs`: Long,uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun uniffi_edrlink_uniffi_fn_method_edrlinkclient_handshake(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_method_edrlinkclient_handshake(`ptr`: Long,uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun uniffi_edrlink_uniffi_fn_method_edrlinkclient_health(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_method_edrlinkclient_health(`ptr`: Long,uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun uniffi_edrlink_uniffi_fn_method_edrlinkclient_is_shut_down(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_method_edrlinkclient_is_shut_down(`ptr`: Long,uniffi_out_err: Pointer, 
     ): Byte
-    external fun uniffi_edrlink_uniffi_fn_method_edrlinkclient_offboard(`ptr`: Long,`package`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_method_edrlinkclient_offboard(`ptr`: Long,`package`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): Unit
-    external fun uniffi_edrlink_uniffi_fn_method_edrlinkclient_rotate(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_method_edrlinkclient_rotate(`ptr`: Long,uniffi_out_err: Pointer, 
     ): Unit
-    external fun uniffi_edrlink_uniffi_fn_method_edrlinkclient_send_test_detection(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_method_edrlinkclient_send_test_detection(`ptr`: Long,uniffi_out_err: Pointer, 
     ): Unit
-    external fun uniffi_edrlink_uniffi_fn_method_edrlinkclient_set_event_sink(`ptr`: Long,`sink`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_method_edrlinkclient_set_event_sink(`ptr`: Long,`sink`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): Unit
-    external fun uniffi_edrlink_uniffi_fn_method_edrlinkclient_set_log_sink(`ptr`: Long,`sink`: RustBuffer.ByValue,`minLevel`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_method_edrlinkclient_set_log_sink(`ptr`: Long,`sink`: RustBuffer.ByValue,`minLevel`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): Unit
-    external fun uniffi_edrlink_uniffi_fn_method_edrlinkclient_shutdown(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_method_edrlinkclient_shutdown(`ptr`: Long,uniffi_out_err: Pointer, 
     ): Unit
-    external fun uniffi_edrlink_uniffi_fn_method_edrlinkclient_submit_detection(`ptr`: Long,`detection`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_method_edrlinkclient_submit_detection(`ptr`: Long,`detection`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): Unit
-    external fun uniffi_edrlink_uniffi_fn_method_edrlinkclient_submit_json(`ptr`: Long,`json`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_method_edrlinkclient_submit_json(`ptr`: Long,`json`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): Unit
-    external fun uniffi_edrlink_uniffi_fn_clone_transport(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_clone_transport(`handle`: Long,uniffi_out_err: Pointer, 
     ): Long
-    external fun uniffi_edrlink_uniffi_fn_free_transport(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_free_transport(`handle`: Long,uniffi_out_err: Pointer, 
     ): Unit
     external fun uniffi_edrlink_uniffi_fn_init_callback_vtable_transport(`vtable`: UniffiVTableCallbackInterfaceTransport,
     ): Unit
-    external fun uniffi_edrlink_uniffi_fn_method_transport_send(`ptr`: Long,`request`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_method_transport_send(`ptr`: Long,`request`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun uniffi_edrlink_uniffi_fn_clone_eventsink(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_clone_eventsink(`handle`: Long,uniffi_out_err: Pointer, 
     ): Long
-    external fun uniffi_edrlink_uniffi_fn_free_eventsink(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_free_eventsink(`handle`: Long,uniffi_out_err: Pointer, 
     ): Unit
     external fun uniffi_edrlink_uniffi_fn_init_callback_vtable_eventsink(`vtable`: UniffiVTableCallbackInterfaceEventSink,
     ): Unit
-    external fun uniffi_edrlink_uniffi_fn_method_eventsink_on_event(`ptr`: Long,`event`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_method_eventsink_on_event(`ptr`: Long,`event`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): Unit
-    external fun uniffi_edrlink_uniffi_fn_clone_logsink(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_clone_logsink(`handle`: Long,uniffi_out_err: Pointer, 
     ): Long
-    external fun uniffi_edrlink_uniffi_fn_free_logsink(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_free_logsink(`handle`: Long,uniffi_out_err: Pointer, 
     ): Unit
     external fun uniffi_edrlink_uniffi_fn_init_callback_vtable_logsink(`vtable`: UniffiVTableCallbackInterfaceLogSink,
     ): Unit
-    external fun uniffi_edrlink_uniffi_fn_method_logsink_log(`ptr`: Long,`level`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_method_logsink_log(`ptr`: Long,`level`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): Unit
-    external fun uniffi_edrlink_uniffi_fn_clone_credentialstore(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_clone_credentialstore(`handle`: Long,uniffi_out_err: Pointer, 
     ): Long
-    external fun uniffi_edrlink_uniffi_fn_free_credentialstore(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_free_credentialstore(`handle`: Long,uniffi_out_err: Pointer, 
     ): Unit
     external fun uniffi_edrlink_uniffi_fn_init_callback_vtable_credentialstore(`vtable`: UniffiVTableCallbackInterfaceCredentialStore,
     ): Unit
-    external fun uniffi_edrlink_uniffi_fn_method_credentialstore_load(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_method_credentialstore_load(`ptr`: Long,uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun uniffi_edrlink_uniffi_fn_method_credentialstore_save(`ptr`: Long,`json`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_method_credentialstore_save(`ptr`: Long,`json`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): Unit
-    external fun uniffi_edrlink_uniffi_fn_method_credentialstore_delete(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_method_credentialstore_delete(`ptr`: Long,uniffi_out_err: Pointer, 
     ): Unit
-    external fun uniffi_edrlink_uniffi_fn_clone_hostkeys(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_clone_hostkeys(`handle`: Long,uniffi_out_err: Pointer, 
     ): Long
-    external fun uniffi_edrlink_uniffi_fn_free_hostkeys(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_free_hostkeys(`handle`: Long,uniffi_out_err: Pointer, 
     ): Unit
     external fun uniffi_edrlink_uniffi_fn_init_callback_vtable_hostkeys(`vtable`: UniffiVTableCallbackInterfaceHostKeys,
     ): Unit
-    external fun uniffi_edrlink_uniffi_fn_method_hostkeys_create_key(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_method_hostkeys_create_key(`ptr`: Long,uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun uniffi_edrlink_uniffi_fn_method_hostkeys_sign(`ptr`: Long,`handle`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_method_hostkeys_sign(`ptr`: Long,`handle`: RustBuffer.ByValue,`message`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun uniffi_edrlink_uniffi_fn_method_hostkeys_delete_key(`ptr`: Long,`handle`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_method_hostkeys_delete_key(`ptr`: Long,`handle`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): Unit
-    external fun uniffi_edrlink_uniffi_fn_func_eicar_bytes(uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_func_eicar_bytes(uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun uniffi_edrlink_uniffi_fn_func_eicar_sha256(uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_func_eicar_sha256(uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun uniffi_edrlink_uniffi_fn_func_eicar_test_event_json(`filePath`: RustBuffer.ByValue,`now`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_func_eicar_test_event_json(`filePath`: RustBuffer.ByValue,`now`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun uniffi_edrlink_uniffi_fn_func_error_code_info(`name`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_func_error_code_info(`name`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun uniffi_edrlink_uniffi_fn_func_error_codes(uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_func_error_codes(uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun uniffi_edrlink_uniffi_fn_func_inspect_envelope(`envelope`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_func_inspect_envelope(`envelope`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun uniffi_edrlink_uniffi_fn_func_inspect_onboarding_package(`packageJson`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_func_inspect_onboarding_package(`packageJson`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun uniffi_edrlink_uniffi_fn_func_inspect_token(`token`: RustBuffer.ByValue,`now`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_func_inspect_token(`token`: RustBuffer.ByValue,`now`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun uniffi_edrlink_uniffi_fn_func_key_id(`publicKey`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_func_key_id(`publicKey`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun uniffi_edrlink_uniffi_fn_func_open_envelope(`envelope`: RustBuffer.ByValue,`publicKey`: RustBuffer.ByValue,`expectedPayloadType`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_func_open_envelope(`envelope`: RustBuffer.ByValue,`publicKey`: RustBuffer.ByValue,`expectedPayloadType`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun uniffi_edrlink_uniffi_fn_func_pae(`payloadType`: RustBuffer.ByValue,`payload`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_func_pae(`payloadType`: RustBuffer.ByValue,`payload`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun uniffi_edrlink_uniffi_fn_func_protocol_version(uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_func_protocol_version(uniffi_out_err: Pointer, 
     ): Int
-    external fun uniffi_edrlink_uniffi_fn_func_public_key_from_seed(`seed`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_func_public_key_from_seed(`seed`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun uniffi_edrlink_uniffi_fn_func_rfc3339_time(`now`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_func_rfc3339_time(`now`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun uniffi_edrlink_uniffi_fn_func_seal_envelope(`payloadType`: RustBuffer.ByValue,`payload`: RustBuffer.ByValue,`privateKeySeed`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_func_seal_envelope(`payloadType`: RustBuffer.ByValue,`payload`: RustBuffer.ByValue,`privateKeySeed`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun uniffi_edrlink_uniffi_fn_func_shared_key_authorization(`workspaceId`: RustBuffer.ByValue,`key`: RustBuffer.ByValue,`method`: RustBuffer.ByValue,`path`: RustBuffer.ByValue,`contentType`: RustBuffer.ByValue,`date`: RustBuffer.ByValue,`body`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_func_shared_key_authorization(`workspaceId`: RustBuffer.ByValue,`key`: RustBuffer.ByValue,`method`: RustBuffer.ByValue,`path`: RustBuffer.ByValue,`contentType`: RustBuffer.ByValue,`date`: RustBuffer.ByValue,`body`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun uniffi_edrlink_uniffi_fn_func_shared_key_date_header(uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_func_shared_key_date_header(uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun uniffi_edrlink_uniffi_fn_func_shared_key_string_to_sign(`method`: RustBuffer.ByValue,`path`: RustBuffer.ByValue,`contentType`: RustBuffer.ByValue,`date`: RustBuffer.ByValue,`body`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_func_shared_key_string_to_sign(`method`: RustBuffer.ByValue,`path`: RustBuffer.ByValue,`contentType`: RustBuffer.ByValue,`date`: RustBuffer.ByValue,`body`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun uniffi_edrlink_uniffi_fn_func_shared_key_verify(`authorization`: RustBuffer.ByValue,`key`: RustBuffer.ByValue,`method`: RustBuffer.ByValue,`path`: RustBuffer.ByValue,`contentType`: RustBuffer.ByValue,`date`: RustBuffer.ByValue,`body`: RustBuffer.ByValue,`now`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_func_shared_key_verify(`authorization`: RustBuffer.ByValue,`key`: RustBuffer.ByValue,`method`: RustBuffer.ByValue,`path`: RustBuffer.ByValue,`contentType`: RustBuffer.ByValue,`date`: RustBuffer.ByValue,`body`: RustBuffer.ByValue,`now`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): Unit
-    external fun uniffi_edrlink_uniffi_fn_func_validate_event_json(`json`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_func_validate_event_json(`json`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun uniffi_edrlink_uniffi_fn_func_verify_envelope(`envelope`: RustBuffer.ByValue,`publicKey`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_func_verify_envelope(`envelope`: RustBuffer.ByValue,`publicKey`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun uniffi_edrlink_uniffi_fn_func_verify_token(`token`: RustBuffer.ByValue,`keysetJson`: RustBuffer.ByValue,`now`: RustBuffer.ByValue,`skew`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_func_verify_token(`token`: RustBuffer.ByValue,`keysetJson`: RustBuffer.ByValue,`now`: RustBuffer.ByValue,`skew`: Long,uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun uniffi_edrlink_uniffi_fn_func_version(uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_func_version(uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun uniffi_edrlink_uniffi_fn_func_client_options_from_json(`json`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_func_client_options_from_json(`json`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun uniffi_edrlink_uniffi_fn_func_native_transport(`options`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_func_native_transport(`options`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): Long
-    external fun uniffi_edrlink_uniffi_fn_func_client_event_to_json(`event`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_edrlink_uniffi_fn_func_client_event_to_json(`event`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun ffi_edrlink_uniffi_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun ffi_edrlink_uniffi_rustbuffer_alloc(`size`: Long,uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun ffi_edrlink_uniffi_rustbuffer_from_bytes(`bytes`: ForeignBytes.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun ffi_edrlink_uniffi_rustbuffer_from_bytes(`bytes`: ForeignBytes.ByValue,uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
-    external fun ffi_edrlink_uniffi_rustbuffer_free(`buf`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun ffi_edrlink_uniffi_rustbuffer_free(`buf`: RustBuffer.ByValue,uniffi_out_err: Pointer, 
     ): Unit
-    external fun ffi_edrlink_uniffi_rustbuffer_reserve(`buf`: RustBuffer.ByValue,`additional`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun ffi_edrlink_uniffi_rustbuffer_reserve(`buf`: RustBuffer.ByValue,`additional`: Long,uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
     external fun ffi_edrlink_uniffi_rust_future_poll_u8(`handle`: Long,`callback`: UniffiRustFutureContinuationCallback,`callbackData`: Long,
     ): Unit
@@ -1114,7 +1217,7 @@ internal object UniffiLib {
     ): Unit
     external fun ffi_edrlink_uniffi_rust_future_free_u8(`handle`: Long,
     ): Unit
-    external fun ffi_edrlink_uniffi_rust_future_complete_u8(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun ffi_edrlink_uniffi_rust_future_complete_u8(`handle`: Long,uniffi_out_err: Pointer, 
     ): Int
     external fun ffi_edrlink_uniffi_rust_future_poll_i8(`handle`: Long,`callback`: UniffiRustFutureContinuationCallback,`callbackData`: Long,
     ): Unit
@@ -1122,7 +1225,7 @@ internal object UniffiLib {
     ): Unit
     external fun ffi_edrlink_uniffi_rust_future_free_i8(`handle`: Long,
     ): Unit
-    external fun ffi_edrlink_uniffi_rust_future_complete_i8(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun ffi_edrlink_uniffi_rust_future_complete_i8(`handle`: Long,uniffi_out_err: Pointer, 
     ): Byte
     external fun ffi_edrlink_uniffi_rust_future_poll_u16(`handle`: Long,`callback`: UniffiRustFutureContinuationCallback,`callbackData`: Long,
     ): Unit
@@ -1130,7 +1233,7 @@ internal object UniffiLib {
     ): Unit
     external fun ffi_edrlink_uniffi_rust_future_free_u16(`handle`: Long,
     ): Unit
-    external fun ffi_edrlink_uniffi_rust_future_complete_u16(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun ffi_edrlink_uniffi_rust_future_complete_u16(`handle`: Long,uniffi_out_err: Pointer, 
     ): Int
     external fun ffi_edrlink_uniffi_rust_future_poll_i16(`handle`: Long,`callback`: UniffiRustFutureContinuationCallback,`callbackData`: Long,
     ): Unit
@@ -1138,7 +1241,7 @@ internal object UniffiLib {
     ): Unit
     external fun ffi_edrlink_uniffi_rust_future_free_i16(`handle`: Long,
     ): Unit
-    external fun ffi_edrlink_uniffi_rust_future_complete_i16(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun ffi_edrlink_uniffi_rust_future_complete_i16(`handle`: Long,uniffi_out_err: Pointer, 
     ): Short
     external fun ffi_edrlink_uniffi_rust_future_poll_u32(`handle`: Long,`callback`: UniffiRustFutureContinuationCallback,`callbackData`: Long,
     ): Unit
@@ -1146,7 +1249,7 @@ internal object UniffiLib {
     ): Unit
     external fun ffi_edrlink_uniffi_rust_future_free_u32(`handle`: Long,
     ): Unit
-    external fun ffi_edrlink_uniffi_rust_future_complete_u32(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun ffi_edrlink_uniffi_rust_future_complete_u32(`handle`: Long,uniffi_out_err: Pointer, 
     ): Int
     external fun ffi_edrlink_uniffi_rust_future_poll_i32(`handle`: Long,`callback`: UniffiRustFutureContinuationCallback,`callbackData`: Long,
     ): Unit
@@ -1154,7 +1257,7 @@ internal object UniffiLib {
     ): Unit
     external fun ffi_edrlink_uniffi_rust_future_free_i32(`handle`: Long,
     ): Unit
-    external fun ffi_edrlink_uniffi_rust_future_complete_i32(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun ffi_edrlink_uniffi_rust_future_complete_i32(`handle`: Long,uniffi_out_err: Pointer, 
     ): Int
     external fun ffi_edrlink_uniffi_rust_future_poll_u64(`handle`: Long,`callback`: UniffiRustFutureContinuationCallback,`callbackData`: Long,
     ): Unit
@@ -1162,7 +1265,7 @@ internal object UniffiLib {
     ): Unit
     external fun ffi_edrlink_uniffi_rust_future_free_u64(`handle`: Long,
     ): Unit
-    external fun ffi_edrlink_uniffi_rust_future_complete_u64(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun ffi_edrlink_uniffi_rust_future_complete_u64(`handle`: Long,uniffi_out_err: Pointer, 
     ): Long
     external fun ffi_edrlink_uniffi_rust_future_poll_i64(`handle`: Long,`callback`: UniffiRustFutureContinuationCallback,`callbackData`: Long,
     ): Unit
@@ -1170,7 +1273,7 @@ internal object UniffiLib {
     ): Unit
     external fun ffi_edrlink_uniffi_rust_future_free_i64(`handle`: Long,
     ): Unit
-    external fun ffi_edrlink_uniffi_rust_future_complete_i64(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun ffi_edrlink_uniffi_rust_future_complete_i64(`handle`: Long,uniffi_out_err: Pointer, 
     ): Long
     external fun ffi_edrlink_uniffi_rust_future_poll_f32(`handle`: Long,`callback`: UniffiRustFutureContinuationCallback,`callbackData`: Long,
     ): Unit
@@ -1178,7 +1281,7 @@ internal object UniffiLib {
     ): Unit
     external fun ffi_edrlink_uniffi_rust_future_free_f32(`handle`: Long,
     ): Unit
-    external fun ffi_edrlink_uniffi_rust_future_complete_f32(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun ffi_edrlink_uniffi_rust_future_complete_f32(`handle`: Long,uniffi_out_err: Pointer, 
     ): Float
     external fun ffi_edrlink_uniffi_rust_future_poll_f64(`handle`: Long,`callback`: UniffiRustFutureContinuationCallback,`callbackData`: Long,
     ): Unit
@@ -1186,7 +1289,7 @@ internal object UniffiLib {
     ): Unit
     external fun ffi_edrlink_uniffi_rust_future_free_f64(`handle`: Long,
     ): Unit
-    external fun ffi_edrlink_uniffi_rust_future_complete_f64(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun ffi_edrlink_uniffi_rust_future_complete_f64(`handle`: Long,uniffi_out_err: Pointer, 
     ): Double
     external fun ffi_edrlink_uniffi_rust_future_poll_rust_buffer(`handle`: Long,`callback`: UniffiRustFutureContinuationCallback,`callbackData`: Long,
     ): Unit
@@ -1194,7 +1297,7 @@ internal object UniffiLib {
     ): Unit
     external fun ffi_edrlink_uniffi_rust_future_free_rust_buffer(`handle`: Long,
     ): Unit
-    external fun ffi_edrlink_uniffi_rust_future_complete_rust_buffer(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun ffi_edrlink_uniffi_rust_future_complete_rust_buffer(`handle`: Long,uniffi_out_err: Pointer, 
     ): RustBuffer.ByValue
     external fun ffi_edrlink_uniffi_rust_future_poll_void(`handle`: Long,`callback`: UniffiRustFutureContinuationCallback,`callbackData`: Long,
     ): Unit
@@ -1202,7 +1305,7 @@ internal object UniffiLib {
     ): Unit
     external fun ffi_edrlink_uniffi_rust_future_free_void(`handle`: Long,
     ): Unit
-    external fun ffi_edrlink_uniffi_rust_future_complete_void(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    external fun ffi_edrlink_uniffi_rust_future_complete_void(`handle`: Long,uniffi_out_err: Pointer, 
     ): Unit
 
         
@@ -1307,6 +1410,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_edrlink_uniffi_checksum_method_envelopesigner_seal_batch() and 0xFFFF) != 63981) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_edrlink_uniffi_checksum_method_envelopesigner_seal_borrowed() and 0xFFFF) != 47615) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_edrlink_uniffi_checksum_method_envelopesigner_wipe() and 0xFFFF) != 13888) {
@@ -2944,6 +3050,18 @@ public interface EnvelopeSignerInterface {
     fun `sealBatch`(`payloadType`: kotlin.String, `payloads`: List<kotlin.ByteArray>): List<kotlin.ByteArray>
     
     /**
+     * [`EnvelopeSigner::seal`] with both arguments borrowed from the caller's
+     * memory (`payload_type` as its UTF-8 bytes): uniffi passes a `&[u8]`
+     * argument as a pointer and length instead of copying it into a Rust
+     * buffer first, which saves two FFI round trips and two argument buffers
+     * per envelope. Python's and Kotlin's `EnvelopeSigner.seal` call this
+     * underneath; Kotlin callers may also pass two direct `ByteBuffer`s (not
+     * generated for Swift). Same envelope bytes and errors as `seal`; a
+     * `payload_type` that is not UTF-8 is `invalid_argument`.
+     */
+    fun `sealBorrowed`(`payloadType`: java.nio.ByteBuffer, `payload`: java.nio.ByteBuffer): kotlin.ByteArray
+    
+    /**
      * Wipes the key now (idempotent); later calls raise `invalid_state`.
      * (Kotlin's `close()` and Python's `close()` / `with` do this too.)
      */
@@ -3111,11 +3229,8 @@ open class EnvelopeSigner: Disposable, AutoCloseable, EnvelopeSignerInterface
             return FfiConverterByteArray.lift(
     callWithHandle {
     uniffiRustCallWithError(EdrlinkException) { _status ->
-    UniffiLib.uniffi_edrlink_uniffi_fn_method_envelopesigner_seal(
-        it,
-        
-        FfiConverterString.lower(`payloadType`),
-        FfiConverterByteArray.lower(`payload`),_status)
+    // Patched by bindings/uniffi/scripts/patch-kotlin.py (EnvelopeSigner.seal through seal_borrowed).
+    UniffiBorrowedSealArgs.CURRENT.get().call(it, `payloadType`, `payload`, _status)
 }
     }
     )
@@ -3139,6 +3254,32 @@ open class EnvelopeSigner: Disposable, AutoCloseable, EnvelopeSignerInterface
         
         FfiConverterString.lower(`payloadType`),
         FfiConverterSequenceByteArray.lower(`payloads`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * [`EnvelopeSigner::seal`] with both arguments borrowed from the caller's
+     * memory (`payload_type` as its UTF-8 bytes): uniffi passes a `&[u8]`
+     * argument as a pointer and length instead of copying it into a Rust
+     * buffer first, which saves two FFI round trips and two argument buffers
+     * per envelope. Python's and Kotlin's `EnvelopeSigner.seal` call this
+     * underneath; Kotlin callers may also pass two direct `ByteBuffer`s (not
+     * generated for Swift). Same envelope bytes and errors as `seal`; a
+     * `payload_type` that is not UTF-8 is `invalid_argument`.
+     */
+    @Throws(EdrlinkException::class)override fun `sealBorrowed`(`payloadType`: java.nio.ByteBuffer, `payload`: java.nio.ByteBuffer): kotlin.ByteArray {
+            return FfiConverterByteArray.lift(
+    callWithHandle {
+    uniffiRustCallWithError(EdrlinkException) { _status ->
+    UniffiLib.uniffi_edrlink_uniffi_fn_method_envelopesigner_seal_borrowed(
+        it,
+        
+        FfiConverterByRefBytes.lower(`payloadType`),
+        FfiConverterByRefBytes.lower(`payload`),_status)
 }
     }
     )
