@@ -13,13 +13,13 @@
 //! | module | feature | job |
 //! |---|---|---|
 //! | [`encoding`] | — | base64 flavours, RFC 3339 times, capped JSON parsing (PROTOCOL §2) |
-//! | [`keys`] | — | Ed25519 keys, key ids, JWKs and keysets, the randomness seam (§3) |
+//! | [`keys`] | — (`p256` verifies P-256) | Ed25519 and P-256 keys, key ids, JWKs and keysets, the randomness seam (§3) |
 //! | [`jws`] | — | the strict compact-JWS profile every interactive message uses (§4) |
 //! | [`fresh`] | — | freshness window and nonce shape (§5) |
 //! | [`token`] | — | access tokens (JWT, EdDSA): issue, inspect, verify (§6) |
 //! | [`redeem`] | — | token → installation credential, proof of possession (§7) |
 //! | [`handshake`] | — | signed hello → signed flow decision (open/blocked/revoked) (§8) |
-//! | [`telemetry`] + [`dsse`] | — (`gzip` compresses) | typed events, batches, DSSE envelopes (§9) |
+//! | [`telemetry`] + [`dsse`] | — (`gzip` compresses) | typed events (read by `telemetry/event_de.rs` without serde's tagged-enum buffering), batches, DSSE envelopes (§9) |
 //! | [`downlevel`] | — | onboarding packages, HMAC `SharedKey` signing (§10) |
 //! | [`offboard`] | — | opt-out message, offboarding package (30 days) (§11) |
 //! | [`rotate`] | — | credential rotation, acquire-then-replace (§12) |
