@@ -112,7 +112,7 @@ pub struct FileSample {
 pub const MAX_SAMPLE_BYTES: usize = 3 * 1024 * 1024;
 
 /// One telemetry event. Serialized with its `type` tag first; read by
-/// [`event_de`] (the derived reader would buffer every event).
+/// `telemetry/event_de.rs` (the derived reader would buffer every event).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
