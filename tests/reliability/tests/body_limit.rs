@@ -169,10 +169,15 @@ fn batch_over_a_proxy_body_limit_is_split_and_delivered() {
     // Each half (~1.1 MiB) fits under 1.5 MiB.
     const LIMIT: usize = 1536 * 1024;
     let ingests = deliver_through_limit(LIMIT);
+    // The proxy closes without reading the body, as nginx does: a client still
+    // writing may get a reset instead of the 413 (TCP drops the unread answer),
+    // which is a transport error it retries. So the whole batch may be refused
+    // more than once; once the 413 is read, it is split and never sent whole again.
     let refused = ingests.iter().filter(|(_, r)| *r).count();
-    assert_eq!(
-        refused, 1,
-        "the oversized batch was refused once: {ingests:?}"
+    assert!(refused >= 1, "the oversized batch was refused: {ingests:?}");
+    assert!(
+        ingests[..refused].iter().all(|(_, r)| *r) && ingests[refused..].iter().all(|(_, r)| !*r),
+        "refusals come first, then only split halves: {ingests:?}"
     );
     assert!(
         ingests[0].1 && ingests[0].0 > LIMIT,
