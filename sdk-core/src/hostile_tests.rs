@@ -9,9 +9,10 @@ use crate::memory_store::MemoryStore;
 use crate::service::{RateLimit, ServiceConfig, ServiceRole};
 use crate::*;
 
-struct XorShift(u64);
+/// A deterministic test PRNG (xorshift64), shared by the core's mutation tests.
+pub(crate) struct XorShift(pub(crate) u64);
 impl XorShift {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -19,6 +20,10 @@ impl XorShift {
     }
     fn bytes(&mut self, n: usize) -> Vec<u8> {
         (0..n).map(|_| self.next() as u8).collect()
+    }
+    /// A number below `n` (0 when `n` is 0).
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
     }
 }
 

@@ -417,20 +417,8 @@ pub(crate) fn parse<'a, T>(bytes: &'a [u8], f: impl FnOnce(&mut Reader<'a>) -> R
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::hostile_tests::XorShift;
     use serde_json::Value;
-
-    struct XorShift(u64);
-    impl XorShift {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n.max(1) as u64) as usize
-        }
-    }
 
     /// Values spliced in: every JSON type, integer edges and string escapes.
     const VALUES: &[&str] = &[
